@@ -1,0 +1,3 @@
+from hashgrid.cli.main import app
+
+app(prog_name="hashgrid")

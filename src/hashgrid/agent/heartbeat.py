@@ -1,0 +1,39 @@
+"""Heartbeats: the control plane's only evidence that this node is alive."""
+
+import asyncio
+
+import httpx
+import structlog
+
+from hashgrid.agent import fingerprint
+from hashgrid.agent.control_plane import ControlPlane
+from hashgrid.common.backoff import Backoff
+
+log = structlog.get_logger("hashgrid.agent.heartbeat")
+
+# Send the full fingerprint every this many beats; the server writes it only when it changed.
+FINGERPRINT_EVERY = 15
+
+
+async def beat_forever(control_plane: ControlPlane, interval_s: float) -> None:
+    """Beat every `interval_s` (the server may change it); back off while it is away."""
+    backoff = Backoff(base=interval_s, cap=max(30.0, interval_s))
+    beats = 0
+    away = False
+    while True:
+        report = fingerprint.collect() if beats % FINGERPRINT_EVERY == 0 else None
+        try:
+            ack = await control_plane.heartbeat(report)
+        except (httpx.HTTPError, OSError) as e:
+            if not away:
+                log.warning("control plane unreachable; engines keep serving", error=str(e))
+            away = True
+            await asyncio.sleep(backoff.next_delay())
+            continue
+        if away:
+            log.info("control plane reachable again")
+        away = False
+        backoff.reset()
+        beats += 1
+        interval_s = ack.heartbeat_interval_s
+        await asyncio.sleep(interval_s)

@@ -1,0 +1,120 @@
+"""`hashgrid agent`: join a site, then run what the control plane assigns until told to stop."""
+
+import asyncio
+import signal
+from contextlib import suppress
+
+import httpx
+import structlog
+
+from hashgrid.agent import fingerprint, registration
+from hashgrid.agent.control_plane import ControlPlane, Rejected
+from hashgrid.agent.heartbeat import beat_forever
+from hashgrid.agent.reporter import Reporter
+from hashgrid.agent.settings import AgentSettings
+from hashgrid.agent.supervisor import EngineConfig, Supervisor
+from hashgrid.common.backoff import Backoff
+from hashgrid.common.logging import configure_logging
+from hashgrid.common.net import outbound_address
+
+log = structlog.get_logger("hashgrid.agent")
+
+LONG_POLL_S = 25.0
+
+
+class CredentialRefused(Exception):
+    """The control plane no longer accepts this node's credential."""
+
+
+def run(settings: AgentSettings) -> None:
+    configure_logging(settings.log_level)
+    asyncio.run(serve(settings))
+
+
+async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set or SIGINT/SIGTERM arrives; leave no engine behind."""
+    stop = stop or _stop_on_signals()
+    control_plane = ControlPlane(settings.server_url)
+    try:
+        identity = await _identity(control_plane, settings, stop)
+        if identity is None:
+            return
+        control_plane.use_credential(identity.credential)
+        log.info("joined", node=identity.node_name, node_id=identity.node_id, site=identity.site)
+        reporter = Reporter(control_plane)
+        supervisor = Supervisor(
+            EngineConfig(
+                bind_host=settings.engine_host,
+                advertise_host=settings.advertise_address or outbound_address(settings.server_url),
+                log_dir=settings.log_dir,
+                ready_timeout_s=settings.engine_ready_timeout_s,
+            ),
+            reporter,
+        )
+        loops: list[asyncio.Task[None]] = [
+            asyncio.create_task(beat_forever(control_plane, 2.0), name="heartbeat"),
+            asyncio.create_task(_follow_assignments(control_plane, supervisor), name="assignments"),
+            asyncio.create_task(reporter.run(), name="reporter"),
+        ]
+        stopped: asyncio.Task[object] = asyncio.create_task(stop.wait())
+        _done, _ = await asyncio.wait([stopped, *loops], return_when=asyncio.FIRST_COMPLETED)
+        for task in loops[:2]:
+            task.cancel()
+        await supervisor.stop_all()
+        await reporter.flush(within_s=3.0)
+        loops[2].cancel()
+        stopped.cancel()
+        with suppress(asyncio.CancelledError):
+            await stopped
+        for loop_task in loops:
+            with suppress(asyncio.CancelledError):
+                await loop_task  # re-raises a loop's own failure, e.g. CredentialRefused
+    finally:
+        await control_plane.close()
+        log.info("agent stopped")
+
+
+async def _identity(
+    control_plane: ControlPlane, settings: AgentSettings, stop: asyncio.Event
+) -> registration.Identity | None:
+    """The stored identity, or a new one from the join token; retries while the server is away."""
+    identity = registration.load(settings)
+    if identity is not None:
+        return identity
+    backoff = Backoff()
+    while not stop.is_set():
+        try:
+            return await registration.join(control_plane, settings, fingerprint.collect())
+        except (httpx.HTTPError, OSError) as e:
+            delay = backoff.next_delay()
+            log.warning("control plane unreachable; retrying join", error=str(e), retry_s=delay)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+    return None
+
+
+async def _follow_assignments(control_plane: ControlPlane, supervisor: Supervisor) -> None:
+    """Long-poll assignments and apply each one; engines keep running while the server is away."""
+    revision = 0
+    backoff = Backoff()
+    while True:
+        try:
+            answer = await control_plane.assignments(revision, LONG_POLL_S)
+        except Rejected as e:
+            if e.status == 401:
+                raise CredentialRefused(str(e)) from e
+            raise
+        except (httpx.HTTPError, OSError):
+            await asyncio.sleep(backoff.next_delay())
+            continue
+        backoff.reset()
+        revision = answer.revision
+        await supervisor.sync(answer.assignments)
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

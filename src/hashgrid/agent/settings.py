@@ -1,0 +1,32 @@
+"""The agent's settings, read from `HASHGRID_AGENT_*` environment variables and the CLI."""
+
+import socket
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hashgrid.common.paths import default_home
+
+
+class AgentSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HASHGRID_AGENT_", extra="ignore")
+
+    server_url: str
+    join_token: str | None = None  # needed once; afterwards the stored credential is used
+    home: Path = Field(default_factory=lambda: default_home() / "agent")
+    name: str = Field(default_factory=socket.gethostname)
+    # Where engines listen, and the address gateways use to reach them (default: the address
+    # this host uses to reach the server).
+    engine_host: str = "0.0.0.0"
+    advertise_address: str | None = None
+    engine_ready_timeout_s: float = 600.0
+    log_level: str = "info"
+
+    @property
+    def credential_path(self) -> Path:
+        return self.home / "credential.json"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"

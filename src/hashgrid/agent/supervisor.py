@@ -1,0 +1,154 @@
+"""Runs exactly the replicas the control plane assigns: starts the missing, stops the extra,
+and reports what becomes of each."""
+
+import asyncio
+import time
+from collections import deque
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import structlog
+
+from hashgrid.agent.engines import ENGINES
+from hashgrid.agent.reporter import Reporter
+from hashgrid.common.net import free_port
+from hashgrid.common.processes import die_with_parent, stop_async
+from hashgrid.contracts.agent import Assignment, ReplicaReport
+from hashgrid.contracts.states import ReplicaStatus
+
+log = structlog.get_logger("hashgrid.agent.supervisor")
+
+LOG_TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    bind_host: str  # where engines listen
+    advertise_host: str  # how gateways reach them
+    log_dir: Path
+    ready_timeout_s: float
+
+
+class Supervisor:
+    def __init__(self, config: EngineConfig, reporter: Reporter) -> None:
+        self._config = config
+        self._reporter = reporter
+        self._running: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def replica_ids(self) -> set[str]:
+        return set(self._running)
+
+    async def sync(self, assignments: list[Assignment]) -> None:
+        """Make the running set equal the assigned set; level-triggered, safe to repeat."""
+        wanted = {a.replica_id: a for a in assignments}
+        for replica_id in set(self._running) - set(wanted):
+            await self._stop(replica_id)
+        for replica_id, assignment in wanted.items():
+            task = self._running.get(replica_id)
+            if task is None:
+                self._running[replica_id] = asyncio.create_task(
+                    self._run(assignment), name=f"replica-{replica_id}"
+                )
+
+    async def stop_all(self) -> None:
+        await asyncio.gather(*(self._stop(r) for r in list(self._running)))
+
+    async def _stop(self, replica_id: str) -> None:
+        task = self._running.pop(replica_id, None)
+        if task is not None:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self, assignment: Assignment) -> None:
+        """One replica's life: launch, wait for health, watch; stop when cancelled."""
+        replica_id = assignment.replica_id
+        engine = ENGINES.get(assignment.engine)
+        if engine is None:
+            self._report(
+                replica_id, ReplicaStatus.FAILED, reason=f"unknown engine {assignment.engine!r}"
+            )
+            return
+        if not await asyncio.to_thread(Path(assignment.model.source).is_file):
+            reason = f"model file not found on this node: {assignment.model.source}"
+            self._report(replica_id, ReplicaStatus.FAILED, reason=reason)
+            return
+        port = free_port(self._config.bind_host)
+        log_path = self._config.log_dir / f"{replica_id}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._report(replica_id, ReplicaStatus.STARTING)
+        command = engine.command(assignment.model, self._config.bind_host, port)
+        with log_path.open("ab") as log_file:
+            proc = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent(),
+            )
+        log.info("engine started", replica=replica_id, engine=engine.name, port=port, pid=proc.pid)
+        try:
+            probe_url = f"http://127.0.0.1:{port}{engine.health_path}"
+            if not await _wait_healthy(proc, probe_url, self._config.ready_timeout_s):
+                await stop_async(proc)
+                why = (
+                    f"engine exited with code {proc.returncode}"
+                    if proc.returncode not in (None, -15)
+                    else f"engine not healthy within {self._config.ready_timeout_s:.0f}s"
+                )
+                self._report(replica_id, ReplicaStatus.FAILED, reason=_with_tail(why, log_path))
+                return
+            endpoint = f"http://{self._config.advertise_host}:{port}"
+            self._report(replica_id, ReplicaStatus.READY, endpoint=endpoint)
+            log.info("engine ready", replica=replica_id, endpoint=endpoint)
+            code = await proc.wait()
+            log.warning("engine exited", replica=replica_id, code=code)
+            self._report(
+                replica_id,
+                ReplicaStatus.FAILED,
+                reason=_with_tail(f"engine exited with code {code}", log_path),
+            )
+        except asyncio.CancelledError:
+            await stop_async(proc)
+            self._report(replica_id, ReplicaStatus.STOPPED)
+            log.info("engine stopped", replica=replica_id)
+            raise
+
+    def _report(
+        self,
+        replica_id: str,
+        status: ReplicaStatus,
+        *,
+        endpoint: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        self._reporter.report(
+            replica_id, ReplicaReport(status=status, endpoint=endpoint, reason=reason)
+        )
+
+
+async def _wait_healthy(proc: asyncio.subprocess.Process, url: str, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=2.0) as http:
+        while time.monotonic() < deadline and proc.returncode is None:
+            try:
+                if (await http.get(url)).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+            with suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 0.25)
+    return False
+
+
+def _with_tail(reason: str, log_path: Path) -> str:
+    try:
+        with log_path.open(errors="replace") as f:
+            tail = "".join(deque(f, maxlen=LOG_TAIL_LINES)).strip()
+    except OSError:
+        return reason
+    return f"{reason}; last log lines:\n{tail}" if tail else reason

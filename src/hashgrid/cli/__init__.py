@@ -1,0 +1,1 @@
+"""The `hashgrid` command line."""

@@ -1,0 +1,171 @@
+"""`hashgrid models ...` and `hashgrid deploy`."""
+
+from pathlib import Path
+
+import typer
+
+from hashgrid.cli.connection import client
+from hashgrid.cli.output import JsonOption, api_failure, console, emit_json, fail, table
+from hashgrid.client import ApiError, HashgridClient
+from hashgrid.server.catalog.schemas import ModelOut
+from hashgrid.server.deployments.schemas import DeploymentOut
+
+models_app = typer.Typer(help="The model catalog, and the tiny test model.", no_args_is_help=True)
+
+
+@models_app.command("make-tiny")
+def make_tiny(path: Path, seed: int = typer.Option(0, help="Seed of the random weights.")) -> None:
+    """Write a tiny random-weight llama GGUF model to PATH (for tests and demos)."""
+    from hashgrid.models.tiny import make_tiny_gguf
+
+    written = make_tiny_gguf(path, seed=seed)
+    console.print(f"wrote {written} ({written.stat().st_size:,} bytes)")
+
+
+@models_app.command("add")
+def add(
+    ctx: typer.Context,
+    name: str,
+    path: Path = typer.Option(..., "--path", help="The GGUF file, at the same path on the nodes."),
+    context_length: int = typer.Option(2048, help="Context length to serve with."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Add a GGUF model to the catalog."""
+    with client(ctx) as c:
+        try:
+            model = add_file(c, name, path, context_length)
+        except ApiError as e:
+            raise api_failure(e) from e
+    emit_json(model) if as_json else console.print(f"added model [bold]{model.name}[/bold]")
+
+
+@models_app.command("list")
+def list_models(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+    """List the catalog."""
+    with client(ctx) as c:
+        models = c.list_models()
+    if as_json:
+        return emit_json(models)
+    rows = [(m.name, m.engine, f"{m.size_bytes:,}", m.context_length, m.source) for m in models]
+    table("models", ["name", "engine", "bytes", "context", "source"], rows)
+
+
+def add_file(c: HashgridClient, name: str, path: Path, context_length: int = 2048) -> ModelOut:
+    path = path.expanduser().resolve()
+    if not path.is_file():
+        raise fail(f"no such file: {path}")
+    return c.add_model(name, str(path), path.stat().st_size, context_length)
+
+
+def deploy(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="A catalog model, or a .gguf file to add and deploy."),
+    name: str | None = typer.Option(None, help="The name clients use; default: the model's."),
+    replicas: int = typer.Option(1, min=0, help="How many replicas to run."),
+    regions: str = typer.Option("", help="Comma-separated allowed regions; default: any."),
+    tier: str = typer.Option("flex", help="firm (never curtailed) or flex (cheaper)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Deploy a model: replicas are placed on nodes and served through the gateways."""
+    with client(ctx) as c:
+        try:
+            model_name = resolve_model(c, model)
+            deployment = c.deploy(
+                model_name,
+                name=name,
+                replicas=replicas,
+                regions=[r for r in regions.split(",") if r],
+                tier=tier,
+            )
+        except ApiError as e:
+            raise api_failure(e) from e
+    if as_json:
+        return emit_json(deployment)
+    console.print(f"deployed [bold]{deployment.name}[/bold] ({deployment.replicas} replica(s))")
+
+
+def resolve_model(c: HashgridClient, model: str) -> str:
+    """A catalog name for `model`, adding it first when it is a path to a .gguf file."""
+    path = Path(model).expanduser()
+    if not model.endswith(".gguf"):
+        return model
+    try:
+        return c.get_model(path.stem).name
+    except ApiError as e:
+        if e.status != 404:
+            raise
+    return add_file(c, path.stem, path).name
+
+
+deployments_app = typer.Typer(help="Deployments and their replicas.", no_args_is_help=True)
+
+
+@deployments_app.command("list")
+def list_deployments(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+    """List deployments with their ready replicas."""
+    with client(ctx) as c:
+        deployments = c.list_deployments()
+    if as_json:
+        return emit_json(deployments)
+    rows = [
+        (
+            d.name,
+            d.model,
+            f"{d.ready_replicas}/{d.replicas}",
+            d.tier,
+            ",".join(d.regions) or "any",
+            d.condition or "",
+        )
+        for d in deployments
+    ]
+    table("deployments", ["name", "model", "ready", "tier", "regions", "condition"], rows)
+
+
+@deployments_app.command("show")
+def show(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> None:
+    """One deployment, with each replica's status and reason."""
+    with client(ctx) as c:
+        try:
+            d = c.get_deployment(name)
+        except ApiError as e:
+            raise api_failure(e) from e
+    if as_json:
+        return emit_json(d)
+    print_deployment(d)
+
+
+def print_deployment(d: DeploymentOut) -> None:
+    console.print(
+        f"[bold]{d.name}[/bold]  model {d.model}  ready {d.ready_replicas}/{d.replicas}  "
+        f"tier {d.tier}  regions {','.join(d.regions) or 'any'}"
+    )
+    if d.condition:
+        console.print(f"condition: {d.condition}")
+    rows = [(r.id, r.node_id, r.status, r.endpoint, r.reason) for r in d.replica_list]
+    table("replicas", ["replica", "node", "status", "endpoint", "reason"], rows)
+
+
+@deployments_app.command("delete")
+def delete(ctx: typer.Context, name: str) -> None:
+    """Delete a deployment; its replicas are stopped."""
+    with client(ctx) as c:
+        try:
+            c.delete_deployment(name)
+        except ApiError as e:
+            raise api_failure(e) from e
+    console.print(f"deleted {name}")
+
+
+def scale(
+    ctx: typer.Context,
+    name: str,
+    replicas: int = typer.Argument(..., min=0),
+    as_json: bool = JsonOption,
+) -> None:
+    """Set a deployment's replica count."""
+    with client(ctx) as c:
+        try:
+            d = c.scale(name, replicas)
+        except ApiError as e:
+            raise api_failure(e) from e
+    emit_json(d) if as_json else console.print(f"{d.name}: {d.replicas} replica(s)")

@@ -1,0 +1,110 @@
+"""`hashgrid orgs ...`, `hashgrid sites ...`, `hashgrid nodes ...`."""
+
+import typer
+
+from hashgrid.cli.connection import client
+from hashgrid.cli.output import JsonOption, api_failure, console, emit_json, gib, table
+from hashgrid.client import ApiError
+
+orgs_app = typer.Typer(help="Organizations: operators and customers.", no_args_is_help=True)
+sites_app = typer.Typer(help="Sites and join tokens.", no_args_is_help=True)
+nodes_app = typer.Typer(help="Nodes running the agent.", no_args_is_help=True)
+
+
+@orgs_app.command("create")
+def create_org(
+    ctx: typer.Context,
+    name: str,
+    kind: str = typer.Option(..., help="operator or customer"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Create an organization."""
+    with client(ctx) as c:
+        try:
+            org = c.create_organization(name, kind)
+        except ApiError as e:
+            raise api_failure(e) from e
+    emit_json(org) if as_json else console.print(f"created {org.kind} [bold]{org.name}[/bold]")
+
+
+@orgs_app.command("list")
+def list_orgs(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+    """List organizations."""
+    with client(ctx) as c:
+        orgs = c.list_organizations()
+    if as_json:
+        return emit_json(orgs)
+    table("organizations", ["name", "kind", "id"], [(o.name, o.kind, o.id) for o in orgs])
+
+
+@sites_app.command("create")
+def create_site(
+    ctx: typer.Context,
+    name: str,
+    region: str = typer.Option(..., help="Region name, e.g. us-south."),
+    country: str = typer.Option(..., help="ISO country code, e.g. US."),
+    power_mw: float = typer.Option(..., help="Contracted power budget in MW."),
+    operator: str | None = typer.Option(None, help="Operator organization; default: platform."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Create a site."""
+    with client(ctx) as c:
+        try:
+            site = c.create_site(name, region, country.upper(), power_mw, operator)
+        except ApiError as e:
+            raise api_failure(e) from e
+    emit_json(site) if as_json else console.print(f"created site [bold]{site.name}[/bold]")
+
+
+@sites_app.command("list")
+def list_sites(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+    """List sites."""
+    with client(ctx) as c:
+        sites = c.list_sites()
+    if as_json:
+        return emit_json(sites)
+    rows = [(s.name, s.region, s.country, s.power_mw) for s in sites]
+    table("sites", ["name", "region", "country", "MW"], rows)
+
+
+@sites_app.command("join-token")
+def join_token(
+    ctx: typer.Context,
+    site: str,
+    ttl: int = typer.Option(86400, help="Seconds until the token expires."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Make a one-time token for a node to join SITE."""
+    with client(ctx) as c:
+        try:
+            token = c.create_join_token(site, ttl)
+        except ApiError as e:
+            raise api_failure(e) from e
+    if as_json:
+        return emit_json(token)
+    console.print(
+        f"join token for {token.site} (one use, expires {token.expires_at:%Y-%m-%d %H:%M} UTC):"
+    )
+    typer.echo(token.token)
+
+
+@nodes_app.command("list")
+def list_nodes(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+    """List nodes with their status and capacity."""
+    with client(ctx) as c:
+        nodes = c.list_nodes()
+    if as_json:
+        return emit_json(nodes)
+    rows = [
+        (
+            n.name,
+            n.site,
+            n.status,
+            len(n.fingerprint.gpus) or "-",
+            n.fingerprint.cpu_count,
+            gib(n.capacity_bytes),
+            n.id,
+        )
+        for n in nodes
+    ]
+    table("nodes", ["name", "site", "status", "gpus", "cpus", "capacity", "id"], rows)

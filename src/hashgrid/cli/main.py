@@ -1,0 +1,44 @@
+"""The `hashgrid` command: processes, `up`, and the control plane's resources."""
+
+from pathlib import Path
+
+import typer
+
+from hashgrid.cli import access, catalog, fleet, processes, up
+
+app = typer.Typer(
+    name="hashgrid",
+    help="hashgrid: one OpenAI-compatible inference network over bitcoin-mining sites.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def root(
+    server: str | None = typer.Option(
+        None, "--server", envvar="HASHGRID_SERVER", help="Control plane URL (default: up.json)."
+    ),
+    token: str | None = typer.Option(
+        None, "--token", envvar="HASHGRID_TOKEN", help="Admin token (default: up.json)."
+    ),
+    home: Path | None = typer.Option(
+        None, "--home", envvar="HASHGRID_HOME", help="State directory (default ~/.hashgrid)."
+    ),
+) -> None:
+    """Options here apply to every command that calls the control plane."""
+
+
+app.command("up")(up.up)
+app.command("server")(processes.server)
+app.command("gateway")(processes.gateway)
+app.command("agent")(processes.agent)
+app.command("deploy")(catalog.deploy)
+app.command("scale")(catalog.scale)
+app.command("usage")(access.usage)
+app.add_typer(fleet.orgs_app, name="orgs")
+app.add_typer(fleet.sites_app, name="sites")
+app.add_typer(fleet.nodes_app, name="nodes")
+app.add_typer(catalog.models_app, name="models")
+app.add_typer(catalog.deployments_app, name="deployments")
+app.add_typer(access.keys_app, name="keys")

@@ -1,0 +1,49 @@
+"""Printing results: a rich table for people, JSON with `--json` for scripts."""
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from hashgrid.client import ApiError
+
+console = Console()
+errors = Console(stderr=True)
+
+JsonOption = typer.Option(False, "--json", help="Print JSON for scripts.")
+
+
+def emit_json(data: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
+    if isinstance(data, BaseModel):
+        value: Any = data.model_dump(mode="json")
+    elif isinstance(data, dict):
+        value = data
+    else:
+        value = [d.model_dump(mode="json") for d in data]
+    typer.echo(json.dumps(value, indent=2))
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    t = Table(title=title, title_justify="left")
+    for c in columns:
+        t.add_column(c)
+    for row in rows:
+        t.add_row(*("" if v is None else str(v) for v in row))
+    console.print(t)
+
+
+def fail(message: str) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {message}")
+    return typer.Exit(1)
+
+
+def api_failure(e: ApiError) -> typer.Exit:
+    return fail(f"{e.detail} ({e.status} {e.title})")
+
+
+def gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB"

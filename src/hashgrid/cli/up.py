@@ -1,0 +1,271 @@
+"""`hashgrid up`: control plane, gateway and one local agent on this machine, serving a model.
+
+The three run as separate processes, as they would across machines; `up` starts them in order,
+wires them together through the REST API, waits for a ready replica, and stops them in reverse
+order on Ctrl-C. Run again with the same home, it reuses everything it made the first time.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import httpx
+import typer
+from rich.panel import Panel
+from rich.status import Status
+
+from hashgrid.cli.catalog import add_file
+from hashgrid.cli.output import console, fail
+from hashgrid.cli.upfile import UpFile
+from hashgrid.client import ApiError, HashgridClient
+from hashgrid.common.paths import default_home
+from hashgrid.common.processes import die_with_parent, stop_process
+from hashgrid.common.secrets import new_secret
+
+SITE = "local"
+CUSTOMER = "default"
+READY_TIMEOUT_S = 600.0
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived."""
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@dataclass
+class Stack:
+    home: Path
+    children: list[Child] = field(default_factory=list)
+
+    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Child:
+        log_path = self.home / "logs" / f"{name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "hashgrid", *args],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "HASHGRID_HOME": str(self.home), **(env or {})},
+                # Own session: Ctrl-C reaches `up` only, which stops children in order.
+                start_new_session=True,
+                preexec_fn=die_with_parent(),
+            )
+        child = Child(name, proc, log_path)
+        self.children.append(child)
+        return child
+
+    def check(self) -> None:
+        """Fail loudly if any child died."""
+        for child in self.children:
+            code = child.proc.poll()
+            if code is not None:
+                raise fail(
+                    f"{child.name} exited with code {code}; last lines of {child.log_path}:\n"
+                    f"{child.tail()}"
+                )
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            stop_process(child.proc, timeout=15)
+        self.children.clear()
+
+
+def up(
+    ctx: typer.Context,
+    home: Path | None = typer.Option(None, help="State directory [env: HASHGRID_HOME]."),
+    gateway_port: int = typer.Option(7080, help="Port of the OpenAI-compatible gateway."),
+    server_port: int = typer.Option(7081, help="Port of the control plane."),
+    model: Path | None = typer.Option(
+        None, help="A GGUF model to serve (default: a tiny generated test model)."
+    ),
+) -> None:
+    """Run a whole hashgrid on this machine and serve a model; Ctrl-C stops it."""
+    home = (home or ctx.find_root().params.get("home") or default_home()).expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    previous = UpFile.load(home)
+    server_url = f"http://127.0.0.1:{server_port}"
+    admin_token = previous.admin_token if previous else new_secret("hg_admin_")
+    stack = Stack(home)
+    restore = _raise_on_signals()
+    started = time.monotonic()
+    try:
+        with Status("starting the control plane", console=console) as status:
+            model_path = (model or _tiny_model(home)).expanduser().resolve()
+            stack.start(
+                "server",
+                ["server", "--port", str(server_port)],
+                {"HASHGRID_BOOTSTRAP_ADMIN_TOKEN": admin_token},
+            )
+            client = HashgridClient(server_url, admin_token)
+            _wait(stack, "control plane", client.healthy)
+
+            status.update("registering the site, the model and a key")
+            deployment = _ensure_deployment(client, model_path, previous)
+            key_id, api_key = _ensure_key(client, previous)
+            gateway_token = (
+                previous.gateway_token
+                if previous and previous.gateway_token
+                else client.create_token("up-gateway", "gateway").token
+            )
+
+            status.update("starting the agent")
+            agent_args = [
+                "agent",
+                "--server",
+                server_url,
+                "--name",
+                "local-node",
+                "--advertise-address",
+                "127.0.0.1",
+                "--engine-host",
+                "127.0.0.1",
+            ]
+            if not (home / "agent" / "credential.json").is_file():
+                agent_args += ["--join-token", client.create_join_token(SITE).token]
+            stack.start("agent", agent_args)
+
+            status.update("starting the gateway")
+            stack.start(
+                "gateway",
+                ["gateway", "--server", server_url, "--port", str(gateway_port)],
+                {"HASHGRID_GATEWAY_TOKEN": gateway_token},
+            )
+
+            status.update(f"loading {deployment} on the engine")
+            _wait(stack, "a ready replica", lambda: _gateway_ready(gateway_port, deployment))
+
+        up_file = UpFile(
+            gateway_url=f"http://127.0.0.1:{gateway_port}/v1",
+            api_key=api_key,
+            server_url=server_url,
+            admin_token=admin_token,
+            api_key_id=key_id,
+            gateway_token=gateway_token,
+            deployment=deployment,
+        )
+        up_file.save(home)
+        _print_ready(up_file, home, time.monotonic() - started)
+        while True:
+            stack.check()
+            time.sleep(0.5)
+    except Interrupted:
+        console.print("stopping...")
+    except ApiError as e:
+        raise fail(f"control plane refused a call: {e}") from e
+    finally:
+        with Status("stopping gateway, agent and control plane", console=console):
+            stack.stop()
+        restore()
+
+
+def _tiny_model(home: Path) -> Path:
+    from hashgrid.models.tiny import TINY_MODEL_NAME, make_tiny_gguf
+
+    path = home / "models" / f"{TINY_MODEL_NAME}.gguf"
+    return path if path.is_file() else make_tiny_gguf(path)
+
+
+def _ensure_deployment(client: HashgridClient, model_path: Path, previous: UpFile | None) -> str:
+    """Site, customer, catalog entry and deployment for `model_path`; its deployment name."""
+    if SITE not in {s.name for s in client.list_sites()}:
+        client.create_site(SITE, region="local", country="ZZ", power_mw=0.0)
+    if CUSTOMER not in {o.name for o in client.list_organizations()}:
+        client.create_organization(CUSTOMER, "customer")
+    name = model_path.stem
+    catalog = {m.name: m for m in client.list_models()}
+    if name not in catalog:
+        add_file(client, name, model_path)
+    elif catalog[name].source != str(model_path):
+        raise fail(f"the catalog has another file as {name!r}: {catalog[name].source}")
+    deployments = {d.name for d in client.list_deployments()}
+    stale = previous.deployment if previous else ""
+    if stale and stale != name and stale in deployments:
+        client.delete_deployment(stale)  # `up` serves one model at a time
+    if name not in deployments:
+        client.deploy(name)
+    return name
+
+
+def _ensure_key(client: HashgridClient, previous: UpFile | None) -> tuple[str, str]:
+    if previous and previous.api_key_id:
+        live = {k.id for k in client.list_keys() if k.revoked_at is None}
+        if previous.api_key_id in live:
+            return previous.api_key_id, previous.api_key
+    key = client.create_key(CUSTOMER, "up")
+    return key.id, key.key
+
+
+def _gateway_ready(port: int, deployment: str) -> bool:
+    try:
+        r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2.0)
+    except httpx.HTTPError:
+        return False
+    return r.status_code == 200 and r.json().get("ready_replicas", {}).get(deployment, 0) > 0
+
+
+def _wait(stack: Stack, what: str, ready: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not ready():
+        stack.check()
+        if time.monotonic() > deadline:
+            raise fail(f"gave up waiting for {what} after {READY_TIMEOUT_S:.0f}s")
+        time.sleep(0.2)
+
+
+def _print_ready(up_file: UpFile, home: Path, took_s: float) -> None:
+    console.print(
+        Panel.fit(
+            f"[bold green]hashgrid is up[/bold green] in {took_s:.1f}s, serving "
+            f"[bold]{up_file.deployment}[/bold]\n\n"
+            f"OpenAI base URL  {up_file.gateway_url}\n"
+            f"API key          {up_file.api_key}\n"
+            f"control plane    {up_file.server_url}\n"
+            f"for scripts      {home / 'up.json'}",
+            title="hashgrid up",
+        )
+    )
+    body = (
+        f'{{"model": "{up_file.deployment}", "messages": [{{"role": "user", "content": "Hello"}}]}}'
+    )
+    console.print("Try it:", highlight=False)
+    console.print(
+        f"curl {up_file.gateway_url}/chat/completions "
+        f'-H "Authorization: Bearer {up_file.api_key}" '
+        f"-H 'Content-Type: application/json' -d '{body}'",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
+    console.print("Ctrl-C stops everything.")
+
+
+def _raise_on_signals() -> Callable[[], None]:
+    def handler(signum: int, _: FrameType | None) -> None:
+        raise Interrupted(signal.Signals(signum).name)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+    return restore

@@ -1,0 +1,173 @@
+"""`HashgridClient`: one method per REST call, returning the API's own schemas."""
+
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from hashgrid.server.access.schemas import TokenCreated
+from hashgrid.server.catalog.schemas import ModelOut
+from hashgrid.server.deployments.schemas import DeploymentOut
+from hashgrid.server.keys.schemas import KeyCreated, KeyOut
+from hashgrid.server.nodes.schemas import NodeOut
+from hashgrid.server.organizations.schemas import OrganizationOut
+from hashgrid.server.sites.schemas import JoinTokenCreated, SiteOut
+from hashgrid.server.usage.schemas import UsageOut
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class ApiError(Exception):
+    """The API answered with an error (its problem details)."""
+
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(f"{status} {title}: {detail}")
+        self.status = status
+        self.title = title
+        self.detail = detail
+
+
+class HashgridClient:
+    def __init__(self, server_url: str, token: str | None, timeout: float = 30.0) -> None:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=server_url.rstrip("/"), headers=headers, timeout=timeout)
+
+    def __enter__(self) -> "HashgridClient":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, json: Any = None, **params: Any) -> Any:
+        r = self._http.request(method, path, json=json, params=params or None)
+        if r.status_code >= 400:
+            try:
+                body = r.json()
+                raise ApiError(r.status_code, body.get("title", ""), body.get("detail", r.text))
+            except ValueError:
+                raise ApiError(r.status_code, r.reason_phrase, r.text) from None
+        return r.json() if r.content else None
+
+    def _one(self, model: type[T], method: str, path: str, json: Any = None) -> T:
+        return model.model_validate(self._call(method, path, json))
+
+    def _many(self, model: type[T], path: str, **params: Any) -> list[T]:
+        return TypeAdapter(list[model]).validate_python(self._call("GET", path, **params))  # type: ignore[valid-type]
+
+    def healthy(self) -> bool:
+        try:
+            return self._http.get("/healthz", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    # organizations
+    def create_organization(self, name: str, kind: str) -> OrganizationOut:
+        body = {"name": name, "kind": kind}
+        return self._one(OrganizationOut, "POST", "/api/v1/organizations", body)
+
+    def get_organization(self, name: str) -> OrganizationOut:
+        return self._one(OrganizationOut, "GET", f"/api/v1/organizations/{name}")
+
+    def list_organizations(self) -> list[OrganizationOut]:
+        return self._many(OrganizationOut, "/api/v1/organizations")
+
+    # access tokens
+    def create_token(self, name: str, role: str) -> TokenCreated:
+        return self._one(TokenCreated, "POST", "/api/v1/tokens", {"name": name, "role": role})
+
+    # sites
+    def create_site(
+        self, name: str, region: str, country: str, power_mw: float, operator: str | None = None
+    ) -> SiteOut:
+        body = {
+            "name": name,
+            "region": region,
+            "country": country,
+            "power_mw": power_mw,
+            "operator": operator,
+        }
+        return self._one(SiteOut, "POST", "/api/v1/sites", body)
+
+    def get_site(self, name: str) -> SiteOut:
+        return self._one(SiteOut, "GET", f"/api/v1/sites/{name}")
+
+    def list_sites(self) -> list[SiteOut]:
+        return self._many(SiteOut, "/api/v1/sites")
+
+    def create_join_token(self, site: str, ttl_s: int = 86400) -> JoinTokenCreated:
+        path = f"/api/v1/sites/{site}/join-tokens"
+        return self._one(JoinTokenCreated, "POST", path, {"ttl_s": ttl_s})
+
+    # nodes
+    def list_nodes(self) -> list[NodeOut]:
+        return self._many(NodeOut, "/api/v1/nodes")
+
+    def get_node(self, node: str) -> NodeOut:
+        return self._one(NodeOut, "GET", f"/api/v1/nodes/{node}")
+
+    # catalog
+    def add_model(
+        self, name: str, source: str, size_bytes: int, context_length: int = 2048
+    ) -> ModelOut:
+        body = {
+            "name": name,
+            "source": source,
+            "size_bytes": size_bytes,
+            "context_length": context_length,
+        }
+        return self._one(ModelOut, "POST", "/api/v1/models", body)
+
+    def get_model(self, name: str) -> ModelOut:
+        return self._one(ModelOut, "GET", f"/api/v1/models/{name}")
+
+    def list_models(self) -> list[ModelOut]:
+        return self._many(ModelOut, "/api/v1/models")
+
+    # deployments
+    def deploy(
+        self,
+        model: str,
+        name: str | None = None,
+        replicas: int = 1,
+        regions: list[str] | None = None,
+        tier: str = "flex",
+    ) -> DeploymentOut:
+        body = {
+            "model": model,
+            "name": name,
+            "replicas": replicas,
+            "regions": regions or [],
+            "tier": tier,
+        }
+        return self._one(DeploymentOut, "POST", "/api/v1/deployments", body)
+
+    def get_deployment(self, name: str) -> DeploymentOut:
+        return self._one(DeploymentOut, "GET", f"/api/v1/deployments/{name}")
+
+    def list_deployments(self) -> list[DeploymentOut]:
+        return self._many(DeploymentOut, "/api/v1/deployments")
+
+    def scale(self, name: str, replicas: int) -> DeploymentOut:
+        path = f"/api/v1/deployments/{name}"
+        return self._one(DeploymentOut, "PATCH", path, {"replicas": replicas})
+
+    def delete_deployment(self, name: str) -> None:
+        self._call("DELETE", f"/api/v1/deployments/{name}")
+
+    # keys
+    def create_key(self, customer: str, name: str = "default") -> KeyCreated:
+        body = {"customer": customer, "name": name}
+        return self._one(KeyCreated, "POST", "/api/v1/keys", body)
+
+    def list_keys(self) -> list[KeyOut]:
+        return self._many(KeyOut, "/api/v1/keys")
+
+    def revoke_key(self, key_id: str) -> None:
+        self._call("DELETE", f"/api/v1/keys/{key_id}")
+
+    # usage
+    def usage(self, limit: int = 100) -> list[UsageOut]:
+        return self._many(UsageOut, "/api/v1/usage", limit=limit)

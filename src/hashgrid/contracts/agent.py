@@ -1,0 +1,94 @@
+"""The agent protocol, version 1: everything an agent and the control plane say to each other.
+
+The agent only ever dials out (it works behind NAT):
+1. `POST /api/v1/agent/join` trades a one-time site join token for a node credential.
+2. `POST /api/v1/agent/heartbeat` every `heartbeat_interval_s` keeps the node alive.
+3. `GET /api/v1/agent/assignments?after=REV&wait=S` long-polls the replicas it should run;
+   it answers at once when the node's assignments are newer than REV.
+4. `PUT /api/v1/agent/replicas/{id}/state` reports what became of each replica.
+Every call after join carries `Authorization: Bearer <node credential>` and the
+`PROTOCOL_HEADER`.
+"""
+
+from pydantic import BaseModel, Field
+
+from hashgrid.contracts.states import ReplicaStatus
+
+PROTOCOL_VERSION = 1
+PROTOCOL_HEADER = "x-hashgrid-agent-protocol"
+
+
+class GpuInfo(BaseModel):
+    index: int
+    uuid: str
+    name: str
+    memory_total_bytes: int
+    memory_free_bytes: int
+
+
+class Fingerprint(BaseModel):
+    """What a node is: reported at join and refreshed with each heartbeat."""
+
+    hostname: str
+    os: str
+    arch: str
+    cpu_model: str
+    cpu_count: int
+    memory_total_bytes: int
+    memory_available_bytes: int
+    gpus: list[GpuInfo] = Field(default_factory=list)
+    gpu_driver: str | None = None
+    gpu_error: str | None = None  # why no GPU was found, when NVML could not answer
+
+
+class JoinRequest(BaseModel):
+    protocol_version: int = PROTOCOL_VERSION
+    join_token: str
+    name: str
+    fingerprint: Fingerprint
+
+
+class JoinResponse(BaseModel):
+    protocol_version: int = PROTOCOL_VERSION
+    node_id: str
+    node_name: str
+    site: str
+    credential: str
+    heartbeat_interval_s: float
+
+
+class Heartbeat(BaseModel):
+    fingerprint: Fingerprint | None = None
+
+
+class HeartbeatAck(BaseModel):
+    node_id: str
+    heartbeat_interval_s: float
+    assignments_revision: int
+
+
+class ModelSpec(BaseModel):
+    """Where an engine finds a model's weights, and how to serve it."""
+
+    name: str
+    source: str  # a local path on the node, for now
+    format: str = "gguf"
+    context_length: int = 2048
+
+
+class Assignment(BaseModel):
+    replica_id: str
+    deployment: str
+    engine: str
+    model: ModelSpec
+
+
+class Assignments(BaseModel):
+    revision: int
+    assignments: list[Assignment]
+
+
+class ReplicaReport(BaseModel):
+    status: ReplicaStatus
+    endpoint: str | None = None  # base URL of the engine's OpenAI API, e.g. http://10.0.0.5:40123
+    reason: str | None = None

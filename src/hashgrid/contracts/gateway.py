@@ -1,0 +1,64 @@
+"""What the control plane tells gateways, and what gateways send back.
+
+`GET /api/v1/gateway/view?after=REV&wait=S` long-polls the `GatewayView`; it answers at once when
+the view is newer than REV. `POST /api/v1/gateway/usage` takes a `UsageBatch`; records are
+idempotent by `request_id`, so a gateway may resend a batch after any failure.
+"""
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+
+class RouteReplica(BaseModel):
+    replica_id: str
+    endpoint: str
+    node_id: str
+    site: str
+    region: str
+
+
+class RoutedModel(BaseModel):
+    """A model that has a deployment, with the replicas ready to serve it (maybe none)."""
+
+    name: str
+    deployment: str
+    replicas: list[RouteReplica]
+
+
+class KeyEntry(BaseModel):
+    key_id: str
+    key_hash: str
+    customer_id: str
+
+
+class GatewayView(BaseModel):
+    revision: int
+    models: list[RoutedModel]
+    keys: list[KeyEntry]
+
+
+class UsageRecord(BaseModel):
+    request_id: str
+    key_id: str
+    customer_id: str
+    model: str
+    endpoint: str  # the API route, e.g. /v1/chat/completions
+    replica_id: str | None
+    node_id: str | None
+    site: str | None
+    status_code: int
+    prompt_tokens: int
+    completion_tokens: int
+    ttft_ms: float | None
+    duration_ms: float
+    started_at: datetime
+
+
+class UsageBatch(BaseModel):
+    records: list[UsageRecord]
+
+
+class UsageAck(BaseModel):
+    accepted: int  # records newly stored
+    duplicates: int  # records already stored under the same request id

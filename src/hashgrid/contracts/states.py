@@ -1,0 +1,55 @@
+"""Statuses and the transitions allowed between them: the one place they are written down.
+
+See docs/states.md for the same tables with the reasons behind each edge.
+"""
+
+from enum import StrEnum
+
+
+class NodeStatus(StrEnum):
+    READY = "ready"  # beating within its TTL
+    LOST = "lost"  # missed its TTL; its replicas are lost with it
+
+
+class ReplicaStatus(StrEnum):
+    SCHEDULED = "scheduled"  # placed on a node; the agent has not acted yet
+    STARTING = "starting"  # engine process launched, not yet healthy
+    READY = "ready"  # healthy; routable
+    STOPPING = "stopping"  # unassigned; the agent is stopping the engine
+    STOPPED = "stopped"  # stopped on purpose
+    FAILED = "failed"  # engine failed to start or died; `reason` says why
+    LOST = "lost"  # its node was lost
+
+
+ACTIVE_REPLICA = frozenset({ReplicaStatus.SCHEDULED, ReplicaStatus.STARTING, ReplicaStatus.READY})
+TERMINAL_REPLICA = frozenset({ReplicaStatus.STOPPED, ReplicaStatus.FAILED, ReplicaStatus.LOST})
+
+REPLICA_TRANSITIONS: dict[ReplicaStatus, frozenset[ReplicaStatus]] = {
+    # SCHEDULED -> STOPPED: removed before its agent acted, so there is nothing to stop.
+    ReplicaStatus.SCHEDULED: frozenset(
+        {ReplicaStatus.STARTING, ReplicaStatus.READY, ReplicaStatus.FAILED}
+        | {ReplicaStatus.STOPPING, ReplicaStatus.STOPPED, ReplicaStatus.LOST}
+    ),
+    ReplicaStatus.STARTING: frozenset(
+        {ReplicaStatus.READY, ReplicaStatus.FAILED, ReplicaStatus.STOPPING, ReplicaStatus.LOST}
+    ),
+    ReplicaStatus.READY: frozenset(
+        {ReplicaStatus.FAILED, ReplicaStatus.STOPPING, ReplicaStatus.LOST}
+    ),
+    ReplicaStatus.STOPPING: frozenset(
+        {ReplicaStatus.STOPPED, ReplicaStatus.FAILED, ReplicaStatus.LOST}
+    ),
+    ReplicaStatus.STOPPED: frozenset(),
+    ReplicaStatus.FAILED: frozenset(),
+    ReplicaStatus.LOST: frozenset(),
+}
+
+NODE_TRANSITIONS: dict[NodeStatus, frozenset[NodeStatus]] = {
+    NodeStatus.READY: frozenset({NodeStatus.LOST}),
+    NodeStatus.LOST: frozenset({NodeStatus.READY}),
+}
+
+
+def replica_can_move(current: ReplicaStatus, new: ReplicaStatus) -> bool:
+    """True when a replica may go from `current` to `new` (staying put is always allowed)."""
+    return new == current or new in REPLICA_TRANSITIONS[current]

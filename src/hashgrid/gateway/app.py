@@ -1,0 +1,122 @@
+"""The gateway's Starlette application: `/v1` for customers, `/healthz` for load balancers.
+
+Plain Starlette routes, not FastAPI: bodies are parsed once with orjson and passed on, with no
+model validation of whole bodies on the hot path.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+import aiohttp
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from hashgrid.gateway.auth import authenticate
+from hashgrid.gateway.errors import OpenAIError
+from hashgrid.gateway.metering import UsageShipper, UsageSpool
+from hashgrid.gateway.proxy import Proxy
+from hashgrid.gateway.settings import GatewaySettings
+from hashgrid.gateway.view import ViewWatcher
+
+FIRST_VIEW_WAIT_S = 10.0
+
+
+def create_app(settings: GatewaySettings) -> Starlette:
+    holder: dict[str, Proxy | ViewWatcher] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+            spool = UsageSpool(settings.spool_path)
+            watcher = ViewWatcher(session, settings.server_url, settings.token)
+            shipper = UsageShipper(
+                spool,
+                session,
+                settings.server_url,
+                settings.token,
+                settings.usage_batch_size,
+                settings.usage_flush_s,
+            )
+            holder["watcher"] = watcher
+            holder["proxy"] = Proxy(
+                session, watcher, spool, settings.max_attempts, settings.eject_s
+            )
+            tasks = [
+                asyncio.create_task(watcher.run(), name="view"),
+                asyncio.create_task(shipper.run(), name="usage"),
+            ]
+            with suppress(TimeoutError):
+                await asyncio.wait_for(watcher.synced.wait(), FIRST_VIEW_WAIT_S)
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with suppress(asyncio.CancelledError):
+                        await task
+                with suppress(aiohttp.ClientError, TimeoutError):
+                    # A last try at shipping; what stays is sent on the next start.
+                    await asyncio.wait_for(shipper.ship_once(), 2.0)
+                spool.close()
+
+    def proxy() -> Proxy:
+        p = holder["proxy"]
+        assert isinstance(p, Proxy)
+        return p
+
+    def watcher() -> ViewWatcher:
+        w = holder["watcher"]
+        assert isinstance(w, ViewWatcher)
+        return w
+
+    async def chat_completions(request: Request) -> Response:
+        return await proxy().handle(request, "/v1/chat/completions")
+
+    async def completions(request: Request) -> Response:
+        return await proxy().handle(request, "/v1/completions")
+
+    async def models(request: Request) -> Response:
+        view = watcher().view
+        request_id = request.headers.get("x-request-id", "")
+        try:
+            authenticate(request.headers.get("authorization"), view)
+        except OpenAIError as e:
+            return e.response(request_id)
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "hashgrid"}
+            for name in sorted(view.models)
+        ]
+        return Response(
+            orjson.dumps({"object": "list", "data": data}),
+            media_type="application/json",
+            headers={"x-request-id": request_id} if request_id else None,
+        )
+
+    async def healthz(_: Request) -> Response:
+        """200 once the first view arrived, with each model's routable replica count."""
+        w = watcher()
+        synced = w.synced.is_set()
+        body = {
+            "status": "ok" if synced else "waiting for the control plane",
+            "revision": w.view.revision,
+            "ready_replicas": {name: len(m.replicas) for name, m in w.view.models.items()},
+        }
+        return Response(
+            orjson.dumps(body), status_code=200 if synced else 503, media_type="application/json"
+        )
+
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/completions", completions, methods=["POST"]),
+            Route("/v1/models", models, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )

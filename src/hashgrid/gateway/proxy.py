@@ -1,0 +1,345 @@
+"""Forwarding one OpenAI request to a replica: choose, connect (retrying elsewhere before the
+first byte), pass the answer through, meter it."""
+
+import contextlib
+import itertools
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import orjson
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from hashgrid.contracts.gateway import KeyEntry, RoutedModel, RouteReplica, UsageRecord
+from hashgrid.gateway.auth import authenticate
+from hashgrid.gateway.errors import (
+    BadRequest,
+    ModelNotFound,
+    NoReplica,
+    OpenAIError,
+    UpstreamFailed,
+)
+from hashgrid.gateway.metering import UsageSpool
+from hashgrid.gateway.sse import EventSplitter, event_json
+from hashgrid.gateway.view import ViewWatcher
+from hashgrid.routing import ReplicaLoad, choose_replica
+
+log = structlog.get_logger("hashgrid.gateway")
+
+# Answers that mean "this replica cannot take it now", worth another replica before any byte.
+RETRYABLE_STATUS = frozenset({502, 503, 504})
+JSON_HEADERS = {"content-type": "application/json"}
+CONNECT_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=600.0)
+
+
+@dataclass
+class Exchange:
+    """One client request, as metered."""
+
+    request_id: str
+    endpoint: str
+    started: float = field(default_factory=time.perf_counter)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    key: KeyEntry | None = None
+    model: str = ""
+    replica: RouteReplica | None = None
+    status: int = 200
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_ms: float | None = None
+
+    def first_byte(self) -> None:
+        if self.ttft_ms is None:
+            self.ttft_ms = (time.perf_counter() - self.started) * 1000
+
+    def take_usage(self, usage: object) -> bool:
+        if not isinstance(usage, dict):
+            return False
+        self.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        self.completion_tokens = int(usage.get("completion_tokens") or 0)
+        return True
+
+
+class Proxy:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        watcher: ViewWatcher,
+        spool: UsageSpool,
+        max_attempts: int,
+        eject_s: float,
+    ) -> None:
+        self._session = session
+        self._watcher = watcher
+        self._spool = spool
+        self._max_attempts = max_attempts
+        self._eject_s = eject_s
+        self._in_flight: Counter[str] = Counter()
+        self._ejected_until: dict[str, float] = {}
+        self._turn = itertools.count()
+
+    async def handle(self, request: Request, endpoint: str) -> Response:
+        x = Exchange(
+            request_id=request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex}",
+            endpoint=endpoint,
+        )
+        try:
+            x.key = authenticate(request.headers.get("authorization"), self._watcher.view)
+            body = _parse_body(await request.body())
+            x.model = _model_of(body)
+            REQUIRED[endpoint](body)
+            routed = self._watcher.view.models.get(x.model)
+            if routed is None:
+                raise ModelNotFound(
+                    f"The model `{x.model}` does not exist or you do not have access to it.",
+                    param="model",
+                )
+            stream = body.get("stream") is True
+            options = body.get("stream_options")
+            wants_usage = isinstance(options, dict) and options.get("include_usage") is True
+            if stream:
+                # Always ask the engine for usage: it is how every streamed token is metered.
+                body["stream_options"] = {**(options or {}), "include_usage": True}
+            upstream = await self._open(routed, endpoint, orjson.dumps(body), x)
+        except OpenAIError as e:
+            x.status = e.status
+            self._finish(x)
+            return e.response(x.request_id)
+        if upstream.status >= 400:
+            return await self._upstream_error(upstream, x)
+        headers = {"x-request-id": x.request_id}
+        if stream:
+            return StreamingResponse(
+                self._relay(upstream, x, strip_usage=not wants_usage),
+                status_code=upstream.status,
+                media_type="text/event-stream",
+                headers={**headers, "cache-control": "no-cache"},
+            )
+        try:
+            data = await upstream.read()
+        except aiohttp.ClientError as e:
+            x.status = 502
+            self._finish(x)
+            return UpstreamFailed(f"The replica failed mid-response: {e}").response(x.request_id)
+        finally:
+            self._release(upstream, x)
+        x.first_byte()
+        with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
+            x.take_usage(orjson.loads(data).get("usage"))
+        self._finish(x)
+        return Response(
+            data, status_code=upstream.status, media_type="application/json", headers=headers
+        )
+
+    async def _open(
+        self, routed: RoutedModel, endpoint: str, payload: bytes, x: Exchange
+    ) -> aiohttp.ClientResponse:
+        """Connect to a replica, trying others while none has sent a byte."""
+        replicas = {r.replica_id: r for r in routed.replicas}
+        tried: set[str] = set()
+        now = time.monotonic()
+        ejected = {r for r, until in self._ejected_until.items() if until > now}
+        last_error = ""
+        for _ in range(self._max_attempts):
+            loads = [ReplicaLoad(r, self._in_flight[r]) for r in replicas]
+            choice = choose_replica(loads, avoid=tried | ejected, turn=next(self._turn))
+            if choice is None and ejected - tried:
+                # Every healthy replica was tried: an ejected one is better than none.
+                choice = choose_replica(loads, avoid=tried, turn=next(self._turn))
+            if choice is None:
+                break
+            replica = replicas[choice.replica_id]
+            tried.add(replica.replica_id)
+            self._in_flight[replica.replica_id] += 1
+            try:
+                upstream = await self._session.post(
+                    replica.endpoint + endpoint,
+                    data=payload,
+                    # No x-request-id: llama-cpp-python's server refuses ids that are not UUIDs.
+                    headers=JSON_HEADERS,
+                    timeout=CONNECT_TIMEOUT,
+                )
+            except (aiohttp.ClientError, TimeoutError) as e:
+                self._in_flight[replica.replica_id] -= 1
+                self._eject(replica.replica_id)
+                last_error = f"{type(e).__name__}: {e}"
+                log.warning(
+                    "replica unreachable; trying another",
+                    replica=replica.replica_id,
+                    error=last_error,
+                )
+                continue
+            if upstream.status in RETRYABLE_STATUS:
+                self._in_flight[replica.replica_id] -= 1
+                upstream.release()
+                last_error = f"replica answered {upstream.status}"
+                continue
+            x.replica = replica
+            return upstream
+        if not routed.replicas:
+            raise NoReplica(
+                f"The model `{routed.name}` has no ready replica right now. Retry later."
+            )
+        raise NoReplica(f"No replica of `{routed.name}` could take the request ({last_error}).")
+
+    async def _relay(
+        self, upstream: aiohttp.ClientResponse, x: Exchange, *, strip_usage: bool
+    ) -> AsyncIterator[bytes]:
+        splitter = EventSplitter()
+        complete = False
+        try:
+            async for data in upstream.content.iter_any():
+                x.first_byte()
+                out = []
+                for event in splitter.feed(data):
+                    if b'"usage"' in event:
+                        chunk = event_json(event)
+                        if chunk is not None and x.take_usage(chunk.get("usage")):
+                            if strip_usage and not chunk.get("choices"):
+                                continue
+                            if strip_usage:
+                                chunk.pop("usage", None)
+                                event = b"data: " + orjson.dumps(chunk) + b"\n\n"
+                    out.append(event)
+                if out:
+                    yield b"".join(out)
+            rest = splitter.rest()
+            if rest:
+                yield rest
+            complete = True
+        except aiohttp.ClientError as e:
+            x.status = 502
+            error = UpstreamFailed(f"The replica failed mid-stream: {e}")
+            yield b"data: " + orjson.dumps(error.body()) + b"\n\n"
+        finally:
+            if not complete and x.status < 400:
+                x.status = 499  # the client went away; closing upstream cancels the generation
+            self._release(upstream, x, abort=not complete)
+            self._finish(x)
+
+    async def _upstream_error(self, upstream: aiohttp.ClientResponse, x: Exchange) -> Response:
+        """An engine's refusal, passed on in OpenAI's shape whatever shape the engine used."""
+        try:
+            data = await upstream.read()
+        finally:
+            self._release(upstream, x)
+        x.status = upstream.status
+        self._finish(x)
+        try:
+            parsed: Any = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+            return Response(
+                data,
+                status_code=upstream.status,
+                media_type="application/json",
+                headers={"x-request-id": x.request_id},
+            )
+        message = _engine_message(parsed, data)
+        error: OpenAIError = (
+            BadRequest(message) if upstream.status in (400, 422) else UpstreamFailed(message)
+        )
+        error.status = 400 if upstream.status == 422 else upstream.status
+        return error.response(x.request_id)
+
+    def _eject(self, replica_id: str) -> None:
+        self._ejected_until[replica_id] = time.monotonic() + self._eject_s
+
+    def _release(self, upstream: aiohttp.ClientResponse, x: Exchange, abort: bool = False) -> None:
+        if abort:
+            upstream.close()
+        else:
+            upstream.release()
+        if x.replica is not None:
+            self._in_flight[x.replica.replica_id] -= 1
+
+    def _finish(self, x: Exchange) -> None:
+        duration_ms = (time.perf_counter() - x.started) * 1000
+        replica = x.replica
+        log.info(
+            "request",
+            request_id=x.request_id,
+            model=x.model,
+            replica=replica.replica_id if replica else None,
+            status=x.status,
+            ttft_ms=round(x.ttft_ms, 2) if x.ttft_ms is not None else None,
+            duration_ms=round(duration_ms, 2),
+            prompt_tokens=x.prompt_tokens,
+            completion_tokens=x.completion_tokens,
+        )
+        if x.key is None:
+            return  # unauthenticated: nobody to bill
+        self._spool.append(
+            UsageRecord(
+                request_id=x.request_id,
+                key_id=x.key.key_id,
+                customer_id=x.key.customer_id,
+                model=x.model,
+                endpoint=x.endpoint,
+                replica_id=replica.replica_id if replica else None,
+                node_id=replica.node_id if replica else None,
+                site=replica.site if replica else None,
+                status_code=x.status,
+                prompt_tokens=x.prompt_tokens,
+                completion_tokens=x.completion_tokens,
+                ttft_ms=x.ttft_ms,
+                duration_ms=duration_ms,
+                started_at=x.started_at,
+            )
+        )
+
+
+def _parse_body(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise BadRequest(f"The request body is not valid JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return body
+
+
+def _model_of(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("You must provide a model parameter.", param="model")
+    return model
+
+
+def _check_chat(body: dict[str, Any]) -> None:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("`messages` must be a non-empty array of messages.", param="messages")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise BadRequest(
+                f"`messages[{i}]` must be an object with a string `role`.", param=f"messages[{i}]"
+            )
+
+
+def _check_completion(body: dict[str, Any]) -> None:
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str | list):
+        raise BadRequest("`prompt` must be a string or an array.", param="prompt")
+
+
+# The least each endpoint needs to be worth sending on; the engine checks the rest.
+REQUIRED = {"/v1/chat/completions": _check_chat, "/v1/completions": _check_completion}
+
+
+def _engine_message(parsed: Any, data: bytes) -> str:
+    if isinstance(parsed, dict) and "detail" in parsed:
+        detail = parsed["detail"]
+        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+            where = ".".join(str(p) for p in detail[0].get("loc", [])[1:])
+            return f"{where}: {detail[0].get('msg', '')}" if where else str(detail[0].get("msg"))
+        return str(detail)
+    return data.decode(errors="replace")[:500] or "The replica refused the request."

@@ -1,0 +1,28 @@
+"""The gateway's settings, read from `HASHGRID_GATEWAY_*` environment variables and the CLI."""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hashgrid.common.paths import default_home
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HASHGRID_GATEWAY_", extra="ignore")
+
+    server_url: str
+    token: str  # a gateway (or admin) token for the control plane
+    host: str = "127.0.0.1"
+    port: int = 7080
+    home: Path = Field(default_factory=lambda: default_home() / "gateway")
+    # Attempts on distinct replicas before a request fails; only before the first byte.
+    max_attempts: int = 3
+    eject_s: float = 10.0  # how long a replica that refused a connection gets no traffic
+    usage_batch_size: int = 500
+    usage_flush_s: float = 1.0
+    log_level: str = "info"
+
+    @property
+    def spool_path(self) -> Path:
+        return self.home / "usage-spool.db"

@@ -1,0 +1,74 @@
+"""The gateway's copy of the control plane's view: models, their ready replicas, live keys.
+
+It is replaced whole on each answer of the long poll, and kept as it is while the server is
+away, so the gateway goes on serving from its last view.
+"""
+
+import asyncio
+from dataclasses import dataclass, field
+
+import aiohttp
+import structlog
+
+from hashgrid.common.backoff import Backoff
+from hashgrid.contracts.gateway import GatewayView, KeyEntry, RoutedModel
+
+log = structlog.get_logger("hashgrid.gateway.view")
+
+LONG_POLL_S = 25.0
+
+
+@dataclass
+class View:
+    revision: int = 0
+    models: dict[str, RoutedModel] = field(default_factory=dict)
+    keys: dict[str, KeyEntry] = field(default_factory=dict)  # by key hash
+
+    @classmethod
+    def of(cls, view: GatewayView) -> "View":
+        return cls(
+            revision=view.revision,
+            models={m.name: m for m in view.models},
+            keys={k.key_hash: k for k in view.keys},
+        )
+
+
+class ViewWatcher:
+    def __init__(self, session: aiohttp.ClientSession, server_url: str, token: str) -> None:
+        self._session = session
+        self._url = server_url.rstrip("/") + "/api/v1/gateway/view"
+        self._headers = {"authorization": f"Bearer {token}"}
+        self.view = View()
+        self.synced = asyncio.Event()  # set once the first view has arrived
+
+    async def fetch(self, wait_s: float) -> None:
+        """One long poll; replaces the view when the server has a newer one."""
+        params = {"after": str(self.view.revision), "wait": str(wait_s)}
+        timeout = aiohttp.ClientTimeout(total=wait_s + 10.0)
+        async with self._session.get(
+            self._url, params=params, headers=self._headers, timeout=timeout
+        ) as r:
+            r.raise_for_status()
+            answer = GatewayView.model_validate_json(await r.read())
+        if answer.revision != self.view.revision or not self.synced.is_set():
+            self.view = View.of(answer)
+            self.synced.set()
+
+    async def run(self) -> None:
+        backoff = Backoff()
+        away = False
+        while True:
+            try:
+                await self.fetch(LONG_POLL_S)
+            except (aiohttp.ClientError, TimeoutError, ValueError) as e:
+                if not away:
+                    log.warning(
+                        "control plane unreachable; serving from the last view", error=str(e)
+                    )
+                away = True
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            if away:
+                log.info("control plane reachable again", revision=self.view.revision)
+            away = False
+            backoff.reset()

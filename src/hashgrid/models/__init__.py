@@ -1,0 +1,1 @@
+"""ML model files: making, reading and checking GGUF weights."""

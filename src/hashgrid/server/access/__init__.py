@@ -1,0 +1,1 @@
+"""Control-plane credentials: the admin token and gateway tokens."""

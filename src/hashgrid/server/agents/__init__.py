@@ -1,0 +1,1 @@
+"""The agent protocol endpoints (see hashgrid.contracts.agent)."""

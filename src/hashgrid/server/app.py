@@ -1,0 +1,101 @@
+"""The control plane's FastAPI application."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+from fastapi import FastAPI
+
+import hashgrid
+from hashgrid.server.access.router import router as access_router
+from hashgrid.server.agents.router import router as agents_router
+from hashgrid.server.bootstrap import bootstrap
+from hashgrid.server.catalog.router import router as catalog_router
+from hashgrid.server.changes import Changes
+from hashgrid.server.db.engine import make_engine, make_sessionmaker
+from hashgrid.server.db.migrate import upgrade
+from hashgrid.server.deployments.router import router as deployments_router
+from hashgrid.server.errors import install_error_handlers
+from hashgrid.server.feed.router import router as feed_router
+from hashgrid.server.keys.router import router as keys_router
+from hashgrid.server.nodes.liveness import Liveness
+from hashgrid.server.nodes.router import router as nodes_router
+from hashgrid.server.organizations.router import router as organizations_router
+from hashgrid.server.reconcile.liveness import LivenessReconciler
+from hashgrid.server.reconcile.placement import PlacementReconciler
+from hashgrid.server.reconcile.runner import start_all
+from hashgrid.server.settings import ServerSettings
+from hashgrid.server.sites.router import router as sites_router
+from hashgrid.server.state import ServerState
+from hashgrid.server.usage.router import router as usage_router
+
+ROUTERS = (
+    organizations_router,
+    access_router,
+    sites_router,
+    nodes_router,
+    catalog_router,
+    deployments_router,
+    keys_router,
+    usage_router,
+    agents_router,
+    feed_router,
+)
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    """A control plane for `settings` (default: read from the environment)."""
+    settings = settings or ServerSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.resolved_database_url())
+        await upgrade(engine)
+        sessions = make_sessionmaker(engine)
+        await bootstrap(sessions, settings)
+        state = ServerState(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            changes=Changes(),
+            liveness=Liveness(settings.node_ttl_s),
+        )
+        app.state.hashgrid = state
+        tasks = start_all(
+            [
+                (
+                    PlacementReconciler(sessions, state.changes, settings.replica_retry_after_s),
+                    settings.reconcile_interval_s,
+                ),
+                (
+                    LivenessReconciler(sessions, state.changes, state.liveness),
+                    min(1.0, settings.node_ttl_s / 4),
+                ),
+            ],
+            state.changes,
+        )
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with suppress(BaseException):
+                    await task
+            await engine.dispose()
+
+    app = FastAPI(
+        title="hashgrid control plane",
+        version=hashgrid.__version__,
+        description="Sites, nodes, models, deployments, keys and usage; the agent protocol; "
+        "the gateway feed. Errors are problem details (RFC 9457).",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

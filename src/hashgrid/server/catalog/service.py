@@ -1,0 +1,30 @@
+"""The model catalog."""
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hashgrid.server.catalog.schemas import ModelCreate
+from hashgrid.server.catalog.tables import CatalogModel
+from hashgrid.server.errors import Conflict, NotFound
+
+
+async def create(session: AsyncSession, body: ModelCreate) -> CatalogModel:
+    if await session.scalar(select(CatalogModel).where(CatalogModel.name == body.name)):
+        raise Conflict(f"model {body.name!r} is in the catalog already")
+    model = CatalogModel(**body.model_dump())
+    session.add(model)
+    await session.commit()
+    return model
+
+
+async def get(session: AsyncSession, name: str) -> CatalogModel:
+    model = await session.scalar(select(CatalogModel).where(CatalogModel.name == name))
+    if model is None:
+        raise NotFound(f"no model {name!r} in the catalog")
+    return model
+
+
+async def list_all(session: AsyncSession) -> Sequence[CatalogModel]:
+    return (await session.scalars(select(CatalogModel).order_by(CatalogModel.name))).all()

@@ -1,0 +1,1 @@
+"""Database access: the async engine, the declarative base, and Alembic migrations."""

@@ -1,0 +1,25 @@
+"""Every table, imported in one place so metadata (and Alembic) see the whole schema."""
+
+from hashgrid.server.access.tables import AccessToken
+from hashgrid.server.catalog.tables import CatalogModel
+from hashgrid.server.db.base import Base
+from hashgrid.server.deployments.tables import Deployment, Replica
+from hashgrid.server.keys.tables import ApiKey
+from hashgrid.server.nodes.tables import Node
+from hashgrid.server.organizations.tables import Organization
+from hashgrid.server.sites.tables import JoinToken, Site
+from hashgrid.server.usage.tables import UsageRecordRow
+
+__all__ = [
+    "AccessToken",
+    "ApiKey",
+    "Base",
+    "CatalogModel",
+    "Deployment",
+    "JoinToken",
+    "Node",
+    "Organization",
+    "Replica",
+    "Site",
+    "UsageRecordRow",
+]

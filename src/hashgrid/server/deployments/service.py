@@ -1,0 +1,112 @@
+"""Deployments: what should run. Replicas: what runs, as the placement reconciler decided."""
+
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hashgrid.contracts.states import ACTIVE_REPLICA, ReplicaStatus, replica_can_move
+from hashgrid.server.catalog import service as catalog
+from hashgrid.server.catalog.tables import CatalogModel
+from hashgrid.server.db.base import utcnow
+from hashgrid.server.deployments.schemas import DeploymentCreate, DeploymentOut, ReplicaOut, Tier
+from hashgrid.server.deployments.tables import Deployment, Replica
+from hashgrid.server.errors import Conflict, NotFound
+
+# Engine runtime beyond the weights (buffers, a small KV cache); KV sizing from the model's
+# dimensions replaces this in the scheduler work (issue 5).
+RUNTIME_OVERHEAD_BYTES = 128 * 2**20
+
+
+def replica_memory_bytes(model: CatalogModel) -> int:
+    return model.size_bytes + RUNTIME_OVERHEAD_BYTES
+
+
+async def create(session: AsyncSession, body: DeploymentCreate) -> Deployment:
+    model = await catalog.get(session, body.model)
+    name = body.name or model.name
+    if await session.scalar(select(Deployment).where(Deployment.name == name)):
+        raise Conflict(f"deployment {name!r} exists")
+    deployment = Deployment(
+        name=name,
+        model_id=model.id,
+        replicas=body.replicas,
+        regions=sorted(set(body.regions)),
+        tier=body.tier,
+    )
+    session.add(deployment)
+    await session.commit()
+    return deployment
+
+
+async def get(session: AsyncSession, name: str) -> Deployment:
+    deployment = await session.scalar(select(Deployment).where(Deployment.name == name))
+    if deployment is None:
+        raise NotFound(f"no deployment {name!r}")
+    return deployment
+
+
+async def list_all(session: AsyncSession) -> Sequence[Deployment]:
+    return (await session.scalars(select(Deployment).order_by(Deployment.name))).all()
+
+
+async def scale(session: AsyncSession, deployment: Deployment, replicas: int) -> None:
+    deployment.replicas = replicas
+    await session.commit()
+
+
+async def delete(session: AsyncSession, deployment: Deployment) -> None:
+    """Remove a deployment; its agents stop its replicas on their next poll."""
+    await session.execute(
+        update(Replica)
+        .where(Replica.deployment_id == deployment.id, Replica.status.in_(ACTIVE_REPLICA))
+        .values(status=ReplicaStatus.STOPPING, reason="deployment deleted", updated_at=utcnow())
+    )
+    await session.delete(deployment)
+    await session.commit()
+
+
+async def replicas_of(session: AsyncSession, deployment_id: str) -> Sequence[Replica]:
+    return (
+        await session.scalars(
+            select(Replica)
+            .where(Replica.deployment_id == deployment_id)
+            .order_by(Replica.created_at, Replica.id)
+        )
+    ).all()
+
+
+async def report(
+    session: AsyncSession,
+    replica: Replica,
+    status: ReplicaStatus,
+    endpoint: str | None,
+    reason: str | None,
+) -> None:
+    """Apply an agent's report on `replica`, if the transition is allowed."""
+    current = ReplicaStatus(replica.status)
+    if not replica_can_move(current, status):
+        raise Conflict(f"replica {replica.id} is {current}; it cannot become {status}")
+    replica.status = status
+    replica.endpoint = endpoint or replica.endpoint
+    replica.reason = reason
+    replica.updated_at = utcnow()
+    await session.commit()
+
+
+async def to_out(session: AsyncSession, deployment: Deployment) -> DeploymentOut:
+    model = await session.get(CatalogModel, deployment.model_id)
+    assert model is not None
+    replicas = [r for r in await replicas_of(session, deployment.id) if r.status in ACTIVE_REPLICA]
+    return DeploymentOut(
+        id=deployment.id,
+        name=deployment.name,
+        model=model.name,
+        replicas=deployment.replicas,
+        ready_replicas=sum(r.status == ReplicaStatus.READY for r in replicas),
+        regions=deployment.regions,
+        tier=Tier(deployment.tier),
+        condition=deployment.condition,
+        created_at=deployment.created_at,
+        replica_list=[ReplicaOut.model_validate(r) for r in replicas],
+    )

@@ -1,0 +1,36 @@
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hashgrid.contracts.states import ReplicaStatus
+from hashgrid.server.db.base import Base, UTCDateTime, new_id, utcnow
+
+
+class Deployment(Base):
+    __tablename__ = "deployments"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("catalog_models.id"), index=True)
+    replicas: Mapped[int] = mapped_column(Integer)
+    regions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    tier: Mapped[str] = mapped_column(String(8))
+    # Why replicas are missing, as the placement reconciler last saw it; None when all placed.
+    condition: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Replica(Base):
+    __tablename__ = "replicas"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    # No FK: a replica outlives its deployment until its agent has stopped it.
+    deployment_id: Mapped[str] = mapped_column(String(32), index=True)
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=ReplicaStatus.SCHEDULED, index=True)
+    memory_bytes: Mapped[int] = mapped_column(BigInteger)
+    endpoint: Mapped[str | None] = mapped_column(String(500), default=None)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,1 @@
+"""The feed gateways watch: routing table and keys (see hashgrid.contracts.gateway)."""

@@ -1,0 +1,31 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from hashgrid.contracts.gateway import GatewayView, UsageAck, UsageBatch
+from hashgrid.server.auth import GatewayCaller
+from hashgrid.server.feed import service
+from hashgrid.server.state import Session, State
+from hashgrid.server.usage import service as usage
+
+router = APIRouter(prefix="/api/v1/gateway", tags=["gateway feed"])
+
+
+@router.get("/view")
+async def gateway_view(
+    session: Session,
+    state: State,
+    _: GatewayCaller,
+    after: Annotated[int, Query(description="Answer once the revision exceeds this")] = 0,
+    wait: Annotated[float, Query(ge=0, description="Seconds to hold the poll open")] = 0,
+) -> GatewayView:
+    """The routing table and key list, answered when newer than `after` (a long poll)."""
+    await session.close()  # hold no database connection while the poll waits
+    revision = await state.changes.wait_newer(after, min(wait, state.settings.long_poll_max_s))
+    return await service.view(session, revision)
+
+
+@router.post("/usage")
+async def post_usage(body: UsageBatch, session: Session, _: GatewayCaller) -> UsageAck:
+    """Store usage records; a record whose request id is stored already is skipped."""
+    return await usage.store(session, body.records)

@@ -1,0 +1,1 @@
+"""Customer API keys: stored hashed, shown once."""

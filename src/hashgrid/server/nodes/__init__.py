@@ -1,0 +1,1 @@
+"""Nodes: machines running the agent, and their liveness."""

@@ -1,0 +1,24 @@
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hashgrid.contracts.states import NodeStatus
+from hashgrid.server.db.base import Base, UTCDateTime, new_id, utcnow
+
+
+class Node(Base):
+    __tablename__ = "nodes"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=NodeStatus.READY)
+    credential_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    fingerprint: Mapped[dict[str, Any]] = mapped_column(JSON)
+    capacity_bytes: Mapped[int] = mapped_column(BigInteger)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Written when the status changes, not on every beat: liveness itself lives in memory.
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,1 @@
+"""Organizations: operators run sites, customers send requests."""

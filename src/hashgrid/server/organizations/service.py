@@ -1,0 +1,43 @@
+"""Creating and finding organizations."""
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hashgrid.server.errors import Conflict, Invalid, NotFound
+from hashgrid.server.organizations.tables import Organization, OrgKind
+
+PLATFORM_OPERATOR = "platform"
+
+
+async def create(session: AsyncSession, name: str, kind: OrgKind) -> Organization:
+    if await session.scalar(select(Organization).where(Organization.name == name)):
+        raise Conflict(f"organization {name!r} exists")
+    org = Organization(name=name, kind=kind)
+    session.add(org)
+    await session.commit()
+    return org
+
+
+async def ensure(session: AsyncSession, name: str, kind: OrgKind) -> Organization:
+    """The organization called `name`, created if missing."""
+    org = await session.scalar(select(Organization).where(Organization.name == name))
+    if org is None:
+        org = Organization(name=name, kind=kind)
+        session.add(org)
+        await session.commit()
+    return org
+
+
+async def get(session: AsyncSession, name: str, kind: OrgKind | None = None) -> Organization:
+    org = await session.scalar(select(Organization).where(Organization.name == name))
+    if org is None:
+        raise NotFound(f"no organization {name!r}")
+    if kind is not None and org.kind != kind:
+        raise Invalid(f"organization {name!r} is a {org.kind}, not a {kind}")
+    return org
+
+
+async def list_all(session: AsyncSession) -> Sequence[Organization]:
+    return (await session.scalars(select(Organization).order_by(Organization.name))).all()

@@ -1,0 +1,1 @@
+"""Reconcilers: level-triggered loops that move the world toward the database."""

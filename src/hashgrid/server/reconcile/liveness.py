@@ -1,0 +1,37 @@
+"""Liveness: a node that stops beating is lost once its TTL passes, and its replicas with it."""
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hashgrid.contracts.states import NodeStatus
+from hashgrid.server.changes import Changes
+from hashgrid.server.nodes import service as nodes
+from hashgrid.server.nodes.liveness import Liveness
+from hashgrid.server.nodes.tables import Node
+
+log = structlog.get_logger("hashgrid.server.liveness")
+
+
+class LivenessReconciler:
+    name = "liveness"
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], changes: Changes, liveness: Liveness
+    ) -> None:
+        self._sessions = sessions
+        self._changes = changes
+        self._liveness = liveness
+
+    async def reconcile(self) -> None:
+        async with self._sessions() as session:
+            ready = (
+                await session.scalars(select(Node).where(Node.status == NodeStatus.READY))
+            ).all()
+            expired = set(self._liveness.expired(n.id for n in ready))
+            lost = [n for n in ready if n.id in expired]
+            for node in lost:
+                await nodes.set_status(session, node, NodeStatus.LOST)
+                log.warning("node lost", node=node.name, ttl_s=self._liveness.ttl_s)
+        if lost:
+            await self._changes.bump()

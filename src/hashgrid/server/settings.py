@@ -1,0 +1,34 @@
+"""The control plane's settings, read from `HASHGRID_*` environment variables."""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hashgrid.common.paths import default_home
+
+
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HASHGRID_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home)
+    database_url: str | None = None  # default: SQLite at <home>/server/hashgrid.db
+    host: str = "127.0.0.1"
+    port: int = 7081
+    # Used only when no admin token exists yet; otherwise a fresh one is made and printed.
+    bootstrap_admin_token: str | None = None
+    heartbeat_interval_s: float = 2.0
+    node_ttl_s: float = 10.0
+    reconcile_interval_s: float = 2.0
+    replica_retry_after_s: float = 30.0
+    long_poll_max_s: float = 30.0
+    log_level: str = "info"
+
+    @property
+    def server_dir(self) -> Path:
+        return self.home / "server"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.server_dir / 'hashgrid.db'}"

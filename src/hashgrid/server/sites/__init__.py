@@ -1,0 +1,1 @@
+"""Sites and their one-time join tokens."""

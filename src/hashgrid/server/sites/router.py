@@ -1,0 +1,34 @@
+from fastapi import APIRouter, status
+
+from hashgrid.server.auth import Admin
+from hashgrid.server.sites import service
+from hashgrid.server.sites.schemas import JoinTokenCreate, JoinTokenCreated, SiteCreate, SiteOut
+from hashgrid.server.state import Session
+
+router = APIRouter(prefix="/api/v1/sites", tags=["sites"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_site(body: SiteCreate, session: Session, _: Admin) -> SiteOut:
+    """Create a site: a place with a power budget where GPU nodes join."""
+    return SiteOut.model_validate(await service.create(session, body))
+
+
+@router.get("")
+async def list_sites(session: Session, _: Admin) -> list[SiteOut]:
+    return [SiteOut.model_validate(s) for s in await service.list_all(session)]
+
+
+@router.get("/{name}")
+async def get_site(name: str, session: Session, _: Admin) -> SiteOut:
+    return SiteOut.model_validate(await service.get(session, name))
+
+
+@router.post("/{name}/join-tokens", status_code=status.HTTP_201_CREATED)
+async def create_join_token(
+    name: str, session: Session, _: Admin, body: JoinTokenCreate | None = None
+) -> JoinTokenCreated:
+    """A one-time token an agent trades for a node credential at this site. Shown once."""
+    site = await service.get(session, name)
+    row, secret = await service.create_join_token(session, site, (body or JoinTokenCreate()).ttl_s)
+    return JoinTokenCreated(site=site.name, token=secret, expires_at=row.expires_at)

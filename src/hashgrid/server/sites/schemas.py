@@ -1,0 +1,36 @@
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from hashgrid.server.schemas_common import Name, Out
+
+Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+Region = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class SiteCreate(BaseModel):
+    name: Name
+    region: Region
+    country: Country = Field(description="ISO 3166-1 alpha-2 code, e.g. US")
+    power_mw: float = Field(ge=0, description="Contracted power budget in megawatts")
+    operator: Name | None = Field(None, description="Operator organization; default: platform")
+
+
+class SiteOut(Out):
+    id: str
+    name: str
+    region: str
+    country: str
+    power_mw: float
+    created_at: datetime
+
+
+class JoinTokenCreate(BaseModel):
+    ttl_s: int = Field(86400, ge=60, le=30 * 86400, description="Seconds until it expires")
+
+
+class JoinTokenCreated(BaseModel):
+    site: str
+    token: str  # one-time; shown once
+    expires_at: datetime

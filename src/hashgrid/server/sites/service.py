@@ -1,0 +1,80 @@
+"""Sites and their one-time join tokens."""
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hashgrid.common.secrets import hash_secret, new_secret
+from hashgrid.server.db.base import utcnow
+from hashgrid.server.errors import Conflict, NotFound, Unauthorized
+from hashgrid.server.organizations import service as organizations
+from hashgrid.server.organizations.tables import OrgKind
+from hashgrid.server.sites.schemas import SiteCreate
+from hashgrid.server.sites.tables import JoinToken, Site
+
+JOIN_TOKEN_PREFIX = "hg_join_"
+
+
+async def create(session: AsyncSession, body: SiteCreate) -> Site:
+    if await session.scalar(select(Site).where(Site.name == body.name)):
+        raise Conflict(f"site {body.name!r} exists")
+    operator = await organizations.get(
+        session, body.operator or organizations.PLATFORM_OPERATOR, OrgKind.OPERATOR
+    )
+    site = Site(
+        name=body.name,
+        operator_id=operator.id,
+        region=body.region,
+        country=body.country,
+        power_mw=body.power_mw,
+    )
+    session.add(site)
+    await session.commit()
+    return site
+
+
+async def get(session: AsyncSession, name: str) -> Site:
+    site = await session.scalar(select(Site).where(Site.name == name))
+    if site is None:
+        raise NotFound(f"no site {name!r}")
+    return site
+
+
+async def list_all(session: AsyncSession) -> Sequence[Site]:
+    return (await session.scalars(select(Site).order_by(Site.name))).all()
+
+
+async def create_join_token(session: AsyncSession, site: Site, ttl_s: int) -> tuple[JoinToken, str]:
+    secret = new_secret(JOIN_TOKEN_PREFIX)
+    row = JoinToken(
+        site_id=site.id,
+        token_hash=hash_secret(secret),
+        expires_at=utcnow() + timedelta(seconds=ttl_s),
+    )
+    session.add(row)
+    await session.commit()
+    return row, secret
+
+
+async def consume_join_token(session: AsyncSession, secret: str, node_id: str) -> Site:
+    """Spend a join token on `node_id` (in the caller's transaction); the token's site.
+
+    The update is conditional on the token being unused, so two agents racing with one token
+    cannot both join.
+    """
+    now = utcnow()
+    row = await session.scalar(select(JoinToken).where(JoinToken.token_hash == hash_secret(secret)))
+    if row is None or row.used_at is not None or row.expires_at <= now:
+        raise Unauthorized("join token unknown, used or expired")
+    spent = await session.execute(
+        update(JoinToken)
+        .where(JoinToken.id == row.id, JoinToken.used_at.is_(None))
+        .values(used_at=now, used_by_node_id=node_id)
+    )
+    if spent.rowcount != 1:  # type: ignore[attr-defined]
+        raise Unauthorized("join token unknown, used or expired")
+    site = await session.get(Site, row.site_id)
+    assert site is not None
+    return site

@@ -1,0 +1,36 @@
+"""What one control-plane process holds while it runs, handed to routes through dependencies."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from hashgrid.server.changes import Changes
+from hashgrid.server.nodes.liveness import Liveness
+from hashgrid.server.settings import ServerSettings
+
+
+@dataclass
+class ServerState:
+    settings: ServerSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    changes: Changes
+    liveness: Liveness
+
+
+def get_state(request: Request) -> ServerState:
+    state = request.app.state.hashgrid
+    assert isinstance(state, ServerState)
+    return state
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with get_state(request).sessions() as session:
+        yield session
+
+
+State = Annotated[ServerState, Depends(get_state)]
+Session = Annotated[AsyncSession, Depends(get_session)]

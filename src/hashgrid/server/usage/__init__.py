@@ -1,0 +1,1 @@
+"""Usage records: one per gateway request, stored once per request id."""

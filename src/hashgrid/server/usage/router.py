@@ -1,0 +1,18 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from hashgrid.server.auth import Admin
+from hashgrid.server.state import Session
+from hashgrid.server.usage import service
+from hashgrid.server.usage.schemas import UsageOut
+
+router = APIRouter(prefix="/api/v1/usage", tags=["usage"])
+
+
+@router.get("")
+async def list_usage(
+    session: Session, _: Admin, limit: Annotated[int, Query(ge=1, le=10_000)] = 100
+) -> list[UsageOut]:
+    """The newest usage records, one per gateway request."""
+    return [UsageOut.model_validate(r) for r in await service.recent(session, limit)]

@@ -1,0 +1,27 @@
+from datetime import datetime
+
+from sqlalchemy import Float, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hashgrid.server.db.base import Base, UTCDateTime, utcnow
+
+
+class UsageRecordRow(Base):
+    __tablename__ = "usage_records"
+
+    # The gateway's request id: storing a record twice is impossible by construction.
+    request_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), index=True)
+    customer_id: Mapped[str] = mapped_column(String(32), index=True)
+    model: Mapped[str] = mapped_column(String(200))
+    endpoint: Mapped[str] = mapped_column(String(64))
+    replica_id: Mapped[str | None] = mapped_column(String(32))
+    node_id: Mapped[str | None] = mapped_column(String(32))
+    site: Mapped[str | None] = mapped_column(String(100))
+    status_code: Mapped[int] = mapped_column(Integer)
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    ttft_ms: Mapped[float | None] = mapped_column(Float)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
