@@ -46,5 +46,5 @@ async def assignments_of(session: AsyncSession, node_id: str) -> list[Assignment
                 context_length=model.context_length,
             ),
         )
-        for replica, deployment, model in rows.tuples()
+        for replica, deployment, model in rows
     ]

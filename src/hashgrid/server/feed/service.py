@@ -23,7 +23,7 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
         .order_by(Replica.id)
     )
     by_deployment: dict[str, list[RouteReplica]] = defaultdict(list)
-    for replica, node, site in ready.tuples():
+    for replica, node, site in ready:
         assert replica.endpoint is not None
         by_deployment[replica.deployment_id].append(
             RouteReplica(

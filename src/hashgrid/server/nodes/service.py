@@ -91,7 +91,7 @@ async def list_all(session: AsyncSession) -> Sequence[tuple[Node, Site]]:
     rows = await session.execute(
         select(Node, Site).join(Site, Node.site_id == Site.id).order_by(Node.name)
     )
-    return [(n, s) for n, s in rows.tuples()]
+    return [(n, s) for n, s in rows]
 
 
 async def get(session: AsyncSession, id_or_name: str) -> tuple[Node, Site]:
@@ -104,7 +104,8 @@ async def get(session: AsyncSession, id_or_name: str) -> tuple[Node, Site]:
     ).first()
     if row is None:
         raise NotFound(f"no node {id_or_name!r}")
-    return row.tuple()
+    node, site = row
+    return node, site
 
 
 def to_out(node: Node, site: Site) -> NodeOut:

@@ -40,7 +40,7 @@ class PlacementReconciler:
                 CatalogModel, Deployment.model_id == CatalogModel.id
             )
         )
-        memory = {d.id: replica_memory_bytes(m) for d, m in deployments.tuples()}
+        memory = {d.id: replica_memory_bytes(m) for d, m in deployments}
         deployment_views = tuple(
             DeploymentView(d.id, memory[d.id], d.replicas, frozenset(d.regions))
             for d in (await session.scalars(select(Deployment))).all()
@@ -57,7 +57,7 @@ class PlacementReconciler:
         snapshot = Snapshot(
             nodes=tuple(
                 NodeView(n.id, s.name, s.region, n.capacity_bytes, n.status == NodeStatus.READY)
-                for n, s in nodes.tuples()
+                for n, s in nodes
             ),
             deployments=deployment_views,
             replicas=tuple(
@@ -70,7 +70,7 @@ class PlacementReconciler:
                 )
                 for r in active
             ),
-            cooling=frozenset((d, n) for d, n in failed_lately.tuples()),
+            cooling=frozenset((d, n) for d, n in failed_lately),
         )
         return snapshot, memory
 

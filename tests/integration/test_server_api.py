@@ -1,0 +1,179 @@
+"""The control plane's REST API over real HTTP, on SQLite and on PostgreSQL."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from hashgrid.client import ApiError
+from hashgrid.common.secrets import hash_secret
+from hashgrid.server.db.engine import make_engine
+from support.live import ADMIN_TOKEN, LiveServer, server_settings
+
+PROBLEM = "application/problem+json"
+
+
+def _rows(database_url: str, query: str) -> list[tuple[object, ...]]:
+    async def run() -> list[tuple[object, ...]]:
+        engine = make_engine(database_url)
+        try:
+            async with engine.connect() as conn:
+                return [tuple(r) for r in (await conn.execute(text(query))).all()]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def test_every_call_needs_the_admin_token(server: LiveServer) -> None:
+    with server.http(token=None) as anonymous:
+        r = anonymous.get("/api/v1/sites")
+    assert r.status_code == 401
+    assert r.headers["content-type"] == PROBLEM
+    assert r.json()["status"] == 401
+    with server.http(token="hg_admin_wrong") as wrong:
+        assert wrong.get("/api/v1/sites").status_code == 401
+
+
+def test_site_lifecycle_and_errors_as_problem_details(server: LiveServer) -> None:
+    with server.client() as c:
+        site = c.create_site("tx-west", "us-south", "US", 25.0)
+        assert (site.region, site.country, site.power_mw) == ("us-south", "US", 25.0)
+        assert [s.name for s in c.list_sites()] == ["tx-west"]
+        with pytest.raises(ApiError) as taken:
+            c.create_site("tx-west", "us-south", "US", 1.0)
+        assert taken.value.status == 409
+        with pytest.raises(ApiError) as missing:
+            c.get_site("nowhere")
+        assert missing.value.status == 404
+    with server.http() as http:
+        bad = http.post(
+            "/api/v1/sites", json={"name": "x", "region": "r", "country": "usa", "power_mw": -1}
+        )
+        assert bad.status_code == 422
+        assert bad.headers["content-type"] == PROBLEM
+        fields = {tuple(e["loc"]) for e in bad.json()["errors"]}
+        assert fields == {("body", "country"), ("body", "power_mw")}
+        malformed = http.post(
+            "/api/v1/sites", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert malformed.status_code == 422
+        assert malformed.headers["content-type"] == PROBLEM
+    with server.client() as c:
+        assert [s.name for s in c.list_sites()] == ["tx-west"]  # bad input changed nothing
+
+
+def test_api_keys_are_shown_once_and_stored_hashed(server: LiveServer, database_url: str) -> None:
+    with server.client() as c:
+        c.create_organization("acme", "customer")
+        created = c.create_key("acme", "prod")
+        assert created.key.startswith("sk-hg-")
+        listed = c.list_keys()
+        assert [k.id for k in listed] == [created.id]
+        assert "key" not in listed[0].model_dump()
+        with pytest.raises(ApiError) as not_customer:
+            c.create_key("platform")  # the platform is an operator, not a customer
+        assert not_customer.value.status == 400
+    stored = _rows(database_url, "SELECT key_hash, prefix FROM api_keys")
+    assert stored == [(hash_secret(created.key), created.key[:10])]
+    assert created.key not in repr(stored)
+
+
+def test_catalog_and_deployments(server: LiveServer, tiny_model: Path) -> None:
+    with server.client() as c:
+        model = c.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
+        assert model.engine == "llamacpp"
+        deployment = c.deploy("tiny", replicas=2, regions=["us", "us", "me"], tier="firm")
+        assert (deployment.name, deployment.replicas, deployment.regions) == (
+            "tiny",
+            2,
+            ["me", "us"],
+        )
+        assert deployment.ready_replicas == 0
+        with pytest.raises(ApiError) as unknown:
+            c.deploy("no-such-model")
+        assert unknown.value.status == 404
+        assert c.scale("tiny", 0).replicas == 0
+        c.delete_deployment("tiny")
+        assert c.list_deployments() == []
+
+
+def test_deployment_without_nodes_says_why_it_is_pending(
+    server: LiveServer, tiny_model: Path
+) -> None:
+    from support.live import wait_until
+
+    with server.client() as c:
+        c.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
+        c.deploy("tiny")
+        d = wait_until(lambda: c.get_deployment("tiny").condition, 10, "a condition")
+    assert d == "1 replica(s) pending: no ready node"
+
+
+def test_openapi_documents_every_resource(server: LiveServer) -> None:
+    with server.http(token=None) as http:
+        paths = http.get("/openapi.json").json()["paths"]
+    for resource in (
+        "organizations", "sites", "nodes", "models", "deployments", "keys", "usage", "tokens",
+        "agent/join", "agent/heartbeat", "agent/assignments", "gateway/view", "gateway/usage",
+    ):  # fmt: skip
+        assert f"/api/v1/{resource}" in paths, resource
+
+
+def test_admin_token_is_made_on_first_start_only(tmp_path: Path) -> None:
+    """Without a bootstrap token the first start makes one, writes it, and later starts keep it."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+    settings = server_settings(tmp_path / "home", url, bootstrap_admin_token=None)
+    for _ in range(2):
+        live = LiveServer(settings)
+        live.start()
+        live.stop()
+    token_file = tmp_path / "home" / "server" / "admin-token"
+    token = token_file.read_text().strip()
+    assert token.startswith("hg_admin_")
+    assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+    assert _rows(url, "SELECT count(*) FROM access_tokens WHERE role = 'admin'") == [(1,)]
+    live = LiveServer(settings)
+    live.start()
+    try:
+        with live.client(token) as c:
+            assert c.list_sites() == []
+        with live.client(ADMIN_TOKEN) as c, pytest.raises(ApiError):
+            c.list_sites()
+    finally:
+        live.stop()
+
+
+def test_migrations_bring_an_empty_database_to_head(server: LiveServer, database_url: str) -> None:
+    assert _rows(database_url, "SELECT version_num FROM alembic_version") == [("0001",)]
+
+
+@pytest.mark.parametrize("resend", [1, 3])
+def test_usage_records_are_stored_once_per_request_id(
+    server: LiveServer, database_url: str, resend: int
+) -> None:
+    record = {
+        "request_id": "req-1", "key_id": "k", "customer_id": "c", "model": "m",
+        "endpoint": "/v1/chat/completions", "replica_id": None, "node_id": None, "site": None,
+        "status_code": 200, "prompt_tokens": 5, "completion_tokens": 7, "ttft_ms": 1.5,
+        "duration_ms": 9.0, "started_at": "2026-11-21T00:00:00Z",
+    }  # fmt: skip
+    with server.http() as http:
+        acks = [
+            http.post(
+                "/api/v1/gateway/usage",
+                json={"records": [record, {**record, "request_id": "req-2"}]},
+            ).json()
+            for _ in range(resend)
+        ]
+    assert acks[0] == {"accepted": 2, "duplicates": 0}
+    assert all(a == {"accepted": 0, "duplicates": 2} for a in acks[1:])
+    assert _rows(
+        database_url, "SELECT request_id, completion_tokens FROM usage_records ORDER BY 1"
+    ) == [
+        ("req-1", 7),
+        ("req-2", 7),
+    ]
+    with server.client() as c:
+        assert {u.request_id for u in c.usage()} == {"req-1", "req-2"}

@@ -1,0 +1,125 @@
+"""Real processes for tests: uvicorn servers on free ports, agents as subprocesses."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from hashgrid.client import HashgridClient
+from hashgrid.common.net import free_port
+from hashgrid.gateway.app import create_app as create_gateway
+from hashgrid.gateway.settings import GatewaySettings
+from hashgrid.server.app import create_app as create_server
+from hashgrid.server.settings import ServerSettings
+
+ADMIN_TOKEN = "hg_admin_test-token-for-tests-only"
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+class ThreadedServer:
+    """An ASGI app served by uvicorn on a free loopback port, in a background thread."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        wait_until(lambda: self._server.started, 30, "uvicorn to start")
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=15)
+
+
+def server_settings(home: Path, database_url: str, **overrides: Any) -> ServerSettings:
+    """Settings with short intervals, so liveness and placement act within a test's patience."""
+    values: dict[str, Any] = {
+        "home": home,
+        "database_url": database_url,
+        "bootstrap_admin_token": ADMIN_TOKEN,
+        "heartbeat_interval_s": 0.5,
+        "node_ttl_s": 2.0,
+        "reconcile_interval_s": 0.5,
+        "replica_retry_after_s": 5.0,
+        "long_poll_max_s": 5.0,
+        **overrides,
+    }
+    return ServerSettings(**values)
+
+
+class LiveServer(ThreadedServer):
+    def __init__(self, settings: ServerSettings) -> None:
+        super().__init__(create_server(settings))
+        self.settings = settings
+
+    def client(self, token: str | None = ADMIN_TOKEN) -> HashgridClient:
+        return HashgridClient(self.url, token)
+
+    def http(self, token: str | None = ADMIN_TOKEN) -> httpx.Client:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+class LiveGateway(ThreadedServer):
+    def __init__(self, server_url: str, token: str, home: Path) -> None:
+        settings = GatewaySettings(server_url=server_url, token=token, home=home, usage_flush_s=0.2)
+        super().__init__(create_gateway(settings))
+        self.settings = settings
+
+    def ready_replicas(self, model: str) -> int:
+        body = httpx.get(f"{self.url}/healthz", timeout=5).json()
+        return int(body.get("ready_replicas", {}).get(model, 0))
+
+
+class AgentProcess:
+    """`hashgrid agent` as a real subprocess, the way a node runs it."""
+
+    def __init__(self, server_url: str, home: Path, join_token: str | None, name: str) -> None:
+        self.home = home
+        self.log_path = home / "agent-process.log"
+        home.mkdir(parents=True, exist_ok=True)
+        args = [
+            sys.executable, "-m", "hashgrid", "agent", "--server", server_url, "--home", str(home),
+            "--name", name, "--advertise-address", "127.0.0.1", "--engine-host", "127.0.0.1",
+        ]  # fmt: skip
+        if join_token:
+            args += ["--join-token", join_token]
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"}
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def terminate(self, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
