@@ -8,6 +8,7 @@ import structlog
 from hashgrid.agent import fingerprint
 from hashgrid.agent.control_plane import ControlPlane
 from hashgrid.common.backoff import Backoff
+from hashgrid.common.waiting import sleep_unless
 
 log = structlog.get_logger("hashgrid.agent.heartbeat")
 
@@ -15,12 +16,12 @@ log = structlog.get_logger("hashgrid.agent.heartbeat")
 FINGERPRINT_EVERY = 15
 
 
-async def beat_forever(control_plane: ControlPlane, interval_s: float) -> None:
-    """Beat every `interval_s` (the server may change it); back off while it is away."""
+async def beat_until(stop: asyncio.Event, control_plane: ControlPlane, interval_s: float) -> None:
+    """Beat every `interval_s` (the server may change it) until `stop`; back off while away."""
     backoff = Backoff(base=interval_s, cap=max(30.0, interval_s))
     beats = 0
     away = False
-    while True:
+    while not stop.is_set():
         report = fingerprint.collect() if beats % FINGERPRINT_EVERY == 0 else None
         try:
             ack = await control_plane.heartbeat(report)
@@ -28,7 +29,7 @@ async def beat_forever(control_plane: ControlPlane, interval_s: float) -> None:
             if not away:
                 log.warning("control plane unreachable; engines keep serving", error=str(e))
             away = True
-            await asyncio.sleep(backoff.next_delay())
+            await sleep_unless(stop, backoff.next_delay())
             continue
         if away:
             log.info("control plane reachable again")
@@ -36,4 +37,4 @@ async def beat_forever(control_plane: ControlPlane, interval_s: float) -> None:
         backoff.reset()
         beats += 1
         interval_s = ack.heartbeat_interval_s
-        await asyncio.sleep(interval_s)
+        await sleep_unless(stop, interval_s)

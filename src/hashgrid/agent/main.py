@@ -2,20 +2,20 @@
 
 import asyncio
 import signal
-from contextlib import suppress
 
 import httpx
 import structlog
 
 from hashgrid.agent import fingerprint, registration
 from hashgrid.agent.control_plane import ControlPlane, Rejected
-from hashgrid.agent.heartbeat import beat_forever
+from hashgrid.agent.heartbeat import beat_until
 from hashgrid.agent.reporter import Reporter
 from hashgrid.agent.settings import AgentSettings
 from hashgrid.agent.supervisor import EngineConfig, Supervisor
 from hashgrid.common.backoff import Backoff
 from hashgrid.common.logging import configure_logging
 from hashgrid.common.net import outbound_address
+from hashgrid.common.waiting import sleep_unless
 
 log = structlog.get_logger("hashgrid.agent")
 
@@ -51,24 +51,26 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
             ),
             reporter,
         )
-        loops: list[asyncio.Task[None]] = [
-            asyncio.create_task(beat_forever(control_plane, 2.0), name="heartbeat"),
-            asyncio.create_task(_follow_assignments(control_plane, supervisor), name="assignments"),
+        loops = [
+            asyncio.create_task(beat_until(stop, control_plane, 2.0), name="heartbeat"),
+            asyncio.create_task(
+                _follow_assignments(stop, control_plane, supervisor), name="assignments"
+            ),
             asyncio.create_task(reporter.run(), name="reporter"),
         ]
-        stopped: asyncio.Task[object] = asyncio.create_task(stop.wait())
-        _done, _ = await asyncio.wait([stopped, *loops], return_when=asyncio.FIRST_COMPLETED)
-        for task in loops[:2]:
-            task.cancel()
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait([stopped, *loops], return_when=asyncio.FIRST_COMPLETED)
+        # Loops end by themselves once `stop` is set; none is cancelled mid-call, because a
+        # cancellation inside an httpx call was seen to be lost and to hang the shutdown.
+        stop.set()
         await supervisor.stop_all()
         await reporter.flush(within_s=3.0)
-        loops[2].cancel()
-        stopped.cancel()
-        with suppress(asyncio.CancelledError):
-            await stopped
-        for loop_task in loops:
-            with suppress(asyncio.CancelledError):
-                await loop_task  # re-raises a loop's own failure, e.g. CredentialRefused
+        reporter.close()
+        await control_plane.close()  # aborts a long poll in flight
+        await asyncio.wait(loops, timeout=5.0)
+        for task in loops:
+            if task.done() and (failure := task.exception()) is not None:
+                raise failure  # a loop's own failure, e.g. CredentialRefused
     finally:
         await control_plane.close()
         log.info("agent stopped")
@@ -88,28 +90,31 @@ async def _identity(
         except (httpx.HTTPError, OSError) as e:
             delay = backoff.next_delay()
             log.warning("control plane unreachable; retrying join", error=str(e), retry_s=delay)
-            with suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+            await sleep_unless(stop, delay)
     return None
 
 
-async def _follow_assignments(control_plane: ControlPlane, supervisor: Supervisor) -> None:
+async def _follow_assignments(
+    stop: asyncio.Event, control_plane: ControlPlane, supervisor: Supervisor
+) -> None:
     """Long-poll assignments and apply each one; engines keep running while the server is away."""
     revision = 0
     backoff = Backoff()
-    while True:
+    while not stop.is_set():
         try:
             answer = await control_plane.assignments(revision, LONG_POLL_S)
         except Rejected as e:
             if e.status == 401:
                 raise CredentialRefused(str(e)) from e
             raise
-        except (httpx.HTTPError, OSError):
-            await asyncio.sleep(backoff.next_delay())
+        except (httpx.HTTPError, OSError, RuntimeError):
+            # RuntimeError: the client was closed under the poll, which is how shutdown ends it.
+            await sleep_unless(stop, backoff.next_delay())
             continue
         backoff.reset()
         revision = answer.revision
-        await supervisor.sync(answer.assignments)
+        if not stop.is_set():
+            await supervisor.sync(answer.assignments)
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -117,4 +122,5 @@ def _stop_on_signals() -> asyncio.Event:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+
     return stop

@@ -8,6 +8,7 @@ import structlog
 
 from hashgrid.agent.control_plane import ControlPlane, Rejected
 from hashgrid.common.backoff import Backoff
+from hashgrid.common.waiting import sleep_unless
 from hashgrid.contracts.agent import ReplicaReport
 
 log = structlog.get_logger("hashgrid.agent.reporter")
@@ -20,6 +21,7 @@ class Reporter:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._closed = asyncio.Event()
 
     def report(self, replica_id: str, report: ReplicaReport) -> None:
         """Queue `report`; it replaces any unsent report for the same replica."""
@@ -28,30 +30,39 @@ class Reporter:
         self._wake.set()
 
     async def run(self) -> None:
+        """Send queued reports until `close` is called."""
         backoff = Backoff()
-        while True:
+        while not self._closed.is_set():
             await self._wake.wait()
             self._wake.clear()
-            for replica_id, report in list(self._pending.items()):
-                try:
-                    await self._control_plane.report(replica_id, report)
-                except Rejected as e:
-                    log.warning(
-                        "report refused", replica=replica_id, status=report.status, why=str(e)
-                    )
-                except (httpx.HTTPError, OSError) as e:
-                    delay = backoff.next_delay()
-                    log.warning(
-                        "control plane unreachable; will resend", error=str(e), retry_s=delay
-                    )
-                    await asyncio.sleep(delay)
-                    self._wake.set()
-                    break
+            if await self._send_pending():
                 backoff.reset()
-                if self._pending.get(replica_id) is report:
-                    del self._pending[replica_id]
+            else:
+                self._wake.set()
+                await sleep_unless(self._closed, backoff.next_delay())
             if not self._pending:
                 self._idle.set()
+
+    async def _send_pending(self) -> bool:
+        """Try each queued report once; False when the control plane could not be reached."""
+        for replica_id, report in list(self._pending.items()):
+            if self._closed.is_set():
+                return True
+            try:
+                await self._control_plane.report(replica_id, report)
+            except Rejected as e:
+                log.warning("report refused", replica=replica_id, status=report.status, why=str(e))
+            except (httpx.HTTPError, OSError) as e:
+                log.warning("control plane unreachable; will resend", error=str(e))
+                return False
+            if self._pending.get(replica_id) is report:
+                del self._pending[replica_id]
+        return True
+
+    def close(self) -> None:
+        """Make `run` return after the call in flight, if any."""
+        self._closed.set()
+        self._wake.set()
 
     async def flush(self, within_s: float) -> None:
         """Wait up to `within_s` for every queued report to be sent."""

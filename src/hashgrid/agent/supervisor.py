@@ -8,10 +8,10 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import structlog
 
 from hashgrid.agent.engines import ENGINES
+from hashgrid.agent.probe import http_ok
 from hashgrid.agent.reporter import Reporter
 from hashgrid.common.net import free_port
 from hashgrid.common.processes import die_with_parent, stop_async
@@ -36,6 +36,7 @@ class Supervisor:
         self._config = config
         self._reporter = reporter
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
 
     @property
     def replica_ids(self) -> set[str]:
@@ -43,6 +44,8 @@ class Supervisor:
 
     async def sync(self, assignments: list[Assignment]) -> None:
         """Make the running set equal the assigned set; level-triggered, safe to repeat."""
+        if self._stopping:
+            return
         wanted = {a.replica_id: a for a in assignments}
         for replica_id in set(self._running) - set(wanted):
             await self._stop(replica_id)
@@ -54,6 +57,8 @@ class Supervisor:
                 )
 
     async def stop_all(self) -> None:
+        """Stop every engine, and start none from now on."""
+        self._stopping = True
         await asyncio.gather(*(self._stop(r) for r in list(self._running)))
 
     async def _stop(self, replica_id: str) -> None:
@@ -92,8 +97,9 @@ class Supervisor:
             )
         log.info("engine started", replica=replica_id, engine=engine.name, port=port, pid=proc.pid)
         try:
-            probe_url = f"http://127.0.0.1:{port}{engine.health_path}"
-            if not await _wait_healthy(proc, probe_url, self._config.ready_timeout_s):
+            if not await _wait_healthy(
+                proc, port, engine.health_path, self._config.ready_timeout_s
+            ):
                 await stop_async(proc)
                 why = (
                     f"engine exited with code {proc.returncode}"
@@ -126,22 +132,22 @@ class Supervisor:
         endpoint: str | None = None,
         reason: str | None = None,
     ) -> None:
+        if status == ReplicaStatus.FAILED:
+            log.warning("replica failed", replica=replica_id, reason=reason)
         self._reporter.report(
             replica_id, ReplicaReport(status=status, endpoint=endpoint, reason=reason)
         )
 
 
-async def _wait_healthy(proc: asyncio.subprocess.Process, url: str, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient(timeout=2.0) as http:
-        while time.monotonic() < deadline and proc.returncode is None:
-            try:
-                if (await http.get(url)).status_code == 200:
-                    return True
-            except httpx.HTTPError:
-                pass
-            with suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), 0.25)
+async def _wait_healthy(
+    proc: asyncio.subprocess.Process, port: int, path: str, within_s: float
+) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline and proc.returncode is None:
+        if await http_ok("127.0.0.1", port, path):
+            return True
+        with suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), 0.25)
     return False
 
 

@@ -143,6 +143,12 @@ def print_deployment(d: DeploymentOut) -> None:
         console.print(f"condition: {d.condition}")
     rows = [(r.id, r.node_id, r.status, r.endpoint, r.reason) for r in d.replica_list]
     table("replicas", ["replica", "node", "status", "endpoint", "reason"], rows)
+    for failure in d.recent_failures:
+        console.print(
+            f"[red]failed[/red] {failure.id} on node {failure.node_id} at "
+            f"{failure.updated_at:%H:%M:%S}: {failure.reason}",
+            highlight=False,
+        )
 
 
 @deployments_app.command("delete")

@@ -14,7 +14,8 @@ class Backoff:
     rng: random.Random = field(default_factory=random.Random)
 
     def next_delay(self) -> float:
-        ceiling = min(self.cap, self.base * (2**self.attempts))
+        # The exponent stops growing long before a float would overflow (2**1024).
+        ceiling = min(self.cap, self.base * 2.0 ** min(self.attempts, 64))
         self.attempts += 1
         return self.rng.uniform(self.base / 2, ceiling)
 

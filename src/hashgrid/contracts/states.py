@@ -30,11 +30,13 @@ REPLICA_TRANSITIONS: dict[ReplicaStatus, frozenset[ReplicaStatus]] = {
         {ReplicaStatus.STARTING, ReplicaStatus.READY, ReplicaStatus.FAILED}
         | {ReplicaStatus.STOPPING, ReplicaStatus.STOPPED, ReplicaStatus.LOST}
     ),
+    # STARTING/READY -> STOPPED: the agent stopped it on its own, shutting down.
     ReplicaStatus.STARTING: frozenset(
-        {ReplicaStatus.READY, ReplicaStatus.FAILED, ReplicaStatus.STOPPING, ReplicaStatus.LOST}
+        {ReplicaStatus.READY, ReplicaStatus.FAILED, ReplicaStatus.STOPPING}
+        | {ReplicaStatus.STOPPED, ReplicaStatus.LOST}
     ),
     ReplicaStatus.READY: frozenset(
-        {ReplicaStatus.FAILED, ReplicaStatus.STOPPING, ReplicaStatus.LOST}
+        {ReplicaStatus.FAILED, ReplicaStatus.STOPPING, ReplicaStatus.STOPPED, ReplicaStatus.LOST}
     ),
     ReplicaStatus.STOPPING: frozenset(
         {ReplicaStatus.STOPPED, ReplicaStatus.FAILED, ReplicaStatus.LOST}

@@ -93,15 +93,19 @@ def plan(snapshot: Snapshot) -> Plan:
             used[r.node_id] += r.memory_bytes
             by_deployment[r.deployment_id].append(r)
 
-    for d in sorted(deployments.values(), key=lambda d: d.id):
+    # Every removal before any placement, so memory freed anywhere is usable in this same pass.
+    ordered = sorted(deployments.values(), key=lambda d: d.id)
+    for d in ordered:
         current = by_deployment[d.id]
         if len(current) > d.replicas:
-            # Keep ready replicas; among equals, remove the newest (largest id) first.
+            # Keep ready replicas; among equals, remove by id, so the choice is deterministic.
             surplus = sorted(current, key=lambda r: (r.ready, r.id))[: len(current) - d.replicas]
             for r in surplus:
                 used[r.node_id] -= r.memory_bytes
                 result.removes.append(Remove(r.id, "scaled down"))
-            continue
+            by_deployment[d.id] = [r for r in current if r not in surplus]
+    for d in ordered:
+        current = by_deployment[d.id]
         per_site = Counter(nodes[r.node_id].site for r in current)
         per_node = Counter(r.node_id for r in current)
         missing = d.replicas - len(current)

@@ -46,4 +46,5 @@ class DeploymentOut(BaseModel):
     tier: Tier
     condition: str | None
     created_at: datetime
-    replica_list: list[ReplicaOut]
+    replica_list: list[ReplicaOut]  # active replicas
+    recent_failures: list[ReplicaOut]  # the newest failed replicas, with the reason of each

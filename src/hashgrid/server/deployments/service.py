@@ -16,6 +16,7 @@ from hashgrid.server.errors import Conflict, NotFound
 # Engine runtime beyond the weights (buffers, a small KV cache); KV sizing from the model's
 # dimensions replaces this in the scheduler work (issue 5).
 RUNTIME_OVERHEAD_BYTES = 128 * 2**20
+RECENT_FAILURES = 3
 
 
 def replica_memory_bytes(model: CatalogModel) -> int:
@@ -97,7 +98,13 @@ async def report(
 async def to_out(session: AsyncSession, deployment: Deployment) -> DeploymentOut:
     model = await session.get(CatalogModel, deployment.model_id)
     assert model is not None
-    replicas = [r for r in await replicas_of(session, deployment.id) if r.status in ACTIVE_REPLICA]
+    every = await replicas_of(session, deployment.id)
+    replicas = [r for r in every if r.status in ACTIVE_REPLICA]
+    failures = sorted(
+        (r for r in every if r.status == ReplicaStatus.FAILED),
+        key=lambda r: r.updated_at,
+        reverse=True,
+    )[:RECENT_FAILURES]
     return DeploymentOut(
         id=deployment.id,
         name=deployment.name,
@@ -109,4 +116,5 @@ async def to_out(session: AsyncSession, deployment: Deployment) -> DeploymentOut
         condition=deployment.condition,
         created_at=deployment.created_at,
         replica_list=[ReplicaOut.model_validate(r) for r in replicas],
+        recent_failures=[ReplicaOut.model_validate(r) for r in failures],
     )

@@ -1,0 +1,134 @@
+"""The llama.cpp engine's command line, and the stream-usage helpers of its server wrapper."""
+
+import sys
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from hashgrid.agent.engines import ENGINES
+from hashgrid.agent.engines.llamacpp import LlamaCpp
+from hashgrid.agent.engines.llamacpp_server import _ending_with_usage, _with_stream_usage
+from hashgrid.contracts.agent import ModelSpec
+
+SPEC = ModelSpec(name="tiny-chat", source="/models/with space/tiny.gguf", context_length=4096)
+
+
+def value_after(argv: list[str], flag: str) -> str:
+    assert argv.count(flag) == 1, f"{flag} should appear once in {argv}"
+    return argv[argv.index(flag) + 1]
+
+
+def test_command_runs_the_server_module_with_the_current_python() -> None:
+    argv = LlamaCpp().command(SPEC, "127.0.0.1", 40123)
+    assert argv[:3] == [sys.executable, "-m", "hashgrid.agent.engines.llamacpp_server"]
+
+
+def test_command_passes_each_option_as_its_own_argv_item() -> None:
+    argv = LlamaCpp().command(SPEC, "10.0.0.5", 40123)
+    assert all(isinstance(a, str) for a in argv)
+    assert value_after(argv, "--model") == "/models/with space/tiny.gguf"
+    assert value_after(argv, "--model_alias") == "tiny-chat"
+    assert value_after(argv, "--host") == "10.0.0.5"
+    assert value_after(argv, "--port") == "40123"
+    assert value_after(argv, "--n_ctx") == "4096"
+
+
+def test_command_uses_the_default_context_length() -> None:
+    argv = LlamaCpp().command(ModelSpec(name="m", source="/m.gguf"), "127.0.0.1", 1)
+    assert value_after(argv, "--n_ctx") == "2048"
+
+
+def test_engines_maps_llamacpp_to_the_llamacpp_runtime() -> None:
+    engine = ENGINES["llamacpp"]
+    assert isinstance(engine, LlamaCpp)
+    assert engine.name == "llamacpp"
+    assert engine.health_path == "/v1/models"
+
+
+# --- stream usage --------------------------------------------------------------------------
+
+CHUNKS = [
+    {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 111, "model": "m0"},
+    {"id": "chatcmpl-2", "object": "chat.completion.chunk", "created": 222, "model": "tiny"},
+]
+
+
+def test_ending_with_usage_appends_exactly_one_usage_chunk() -> None:
+    llama = SimpleNamespace(_hashgrid_usage=[12, 5])
+    out = list(_ending_with_usage(llama, iter(CHUNKS), "chat.completion.chunk"))
+    assert out[:-1] == CHUNKS
+    assert out[-1] == {
+        "id": "chatcmpl-2",
+        "object": "chat.completion.chunk",
+        "created": 222,
+        "model": "tiny",
+        "choices": [],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17},
+    }
+
+
+def test_ending_with_usage_uses_the_given_object_name() -> None:
+    llama = SimpleNamespace(_hashgrid_usage=[1, 2])
+    out = list(_ending_with_usage(llama, iter(CHUNKS), "text_completion"))
+    assert out[-1]["object"] == "text_completion"
+
+
+def test_ending_with_usage_reads_the_count_after_the_stream_ends() -> None:
+    """The count grows while tokens stream, so the final chunk reports the finished count."""
+    llama = SimpleNamespace(_hashgrid_usage=[3, 0])
+
+    def streaming() -> Iterator[dict[str, Any]]:
+        for chunk in CHUNKS:
+            llama._hashgrid_usage[1] += 1
+            yield chunk
+
+    out = list(_ending_with_usage(llama, streaming(), "chat.completion.chunk"))
+    assert out[-1]["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+
+
+def test_ending_with_usage_of_an_empty_stream_still_ends_with_usage() -> None:
+    llama = SimpleNamespace(_hashgrid_usage=[4, 0])
+    out = list(_ending_with_usage(llama, iter([]), "chat.completion.chunk"))
+    assert len(out) == 1
+    assert out[0]["choices"] == []
+    assert out[0]["usage"]["prompt_tokens"] == 4
+
+
+def test_ending_with_usage_without_a_count_reports_zeros() -> None:
+    out = list(_ending_with_usage(object(), iter(CHUNKS), "chat.completion.chunk"))
+    assert out[-1]["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+
+
+class FakeLlama:
+    def __init__(self) -> None:
+        self._hashgrid_usage = [7, 3]
+        self.seen: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def create(self, *args: Any, **kwargs: Any) -> Any:
+        self.seen.append((args, kwargs))
+        if kwargs.get("stream"):
+            return iter(CHUNKS)
+        return {"id": "cmpl-1", "usage": {"prompt_tokens": 7, "completion_tokens": 3}}
+
+
+@pytest.mark.parametrize("stream", [None, False])
+def test_with_stream_usage_leaves_non_streamed_results_untouched(stream: bool | None) -> None:
+    wrapped = _with_stream_usage(FakeLlama.create, "chat.completion.chunk")
+    llama = FakeLlama()
+    kwargs = {} if stream is None else {"stream": stream}
+    result = wrapped(llama, "prompt", **kwargs)
+    assert result == {"id": "cmpl-1", "usage": {"prompt_tokens": 7, "completion_tokens": 3}}
+    assert llama.seen == [(("prompt",), kwargs)]
+
+
+def test_with_stream_usage_ends_streamed_results_with_usage() -> None:
+    wrapped = _with_stream_usage(FakeLlama.create, "chat.completion.chunk")
+    out = list(wrapped(FakeLlama(), messages=[], stream=True))
+    assert out[:-1] == CHUNKS
+    assert out[-1]["usage"] == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+
+
+def test_with_stream_usage_keeps_the_wrapped_name() -> None:
+    assert _with_stream_usage(FakeLlama.create, "x").__name__ == "create"

@@ -1,0 +1,84 @@
+"""The status tables: which replica and node transitions are allowed."""
+
+import itertools
+
+import pytest
+
+from hashgrid.contracts.states import (
+    ACTIVE_REPLICA,
+    NODE_TRANSITIONS,
+    REPLICA_TRANSITIONS,
+    TERMINAL_REPLICA,
+    NodeStatus,
+    ReplicaStatus,
+    replica_can_move,
+)
+
+
+def test_every_replica_status_appears_in_the_transition_table() -> None:
+    assert set(REPLICA_TRANSITIONS) == set(ReplicaStatus)
+    for targets in REPLICA_TRANSITIONS.values():
+        assert targets <= set(ReplicaStatus)
+
+
+def test_every_node_status_appears_in_the_transition_table() -> None:
+    assert set(NODE_TRANSITIONS) == set(NodeStatus)
+
+
+def test_active_and_terminal_replica_statuses_do_not_overlap() -> None:
+    assert not ACTIVE_REPLICA & TERMINAL_REPLICA
+    assert ReplicaStatus.STOPPING not in ACTIVE_REPLICA | TERMINAL_REPLICA
+
+
+@pytest.mark.parametrize("terminal", sorted(TERMINAL_REPLICA))
+def test_terminal_replica_status_has_no_way_out(terminal: ReplicaStatus) -> None:
+    assert REPLICA_TRANSITIONS[terminal] == frozenset()
+    for other in ReplicaStatus:
+        assert replica_can_move(terminal, other) == (other == terminal)
+
+
+@pytest.mark.parametrize("status", list(ReplicaStatus))
+def test_every_replica_status_may_stay_put(status: ReplicaStatus) -> None:
+    assert replica_can_move(status, status)
+
+
+@pytest.mark.parametrize("earlier", [ReplicaStatus.SCHEDULED, ReplicaStatus.STARTING])
+def test_ready_cannot_go_back(earlier: ReplicaStatus) -> None:
+    assert not replica_can_move(ReplicaStatus.READY, earlier)
+
+
+def test_stopping_cannot_become_active_again() -> None:
+    for active in ACTIVE_REPLICA:
+        assert not replica_can_move(ReplicaStatus.STOPPING, active)
+
+
+def test_every_non_terminal_status_can_fail_or_be_lost() -> None:
+    for status in set(ReplicaStatus) - TERMINAL_REPLICA:
+        assert replica_can_move(status, ReplicaStatus.LOST)
+        assert replica_can_move(status, ReplicaStatus.FAILED)
+
+
+def test_the_normal_life_of_a_replica_is_allowed() -> None:
+    path = [
+        ReplicaStatus.SCHEDULED,
+        ReplicaStatus.STARTING,
+        ReplicaStatus.READY,
+        ReplicaStatus.STOPPING,
+        ReplicaStatus.STOPPED,
+    ]
+    assert all(replica_can_move(a, b) for a, b in itertools.pairwise(path))
+
+
+def test_scheduled_replica_may_stop_directly() -> None:
+    assert replica_can_move(ReplicaStatus.SCHEDULED, ReplicaStatus.STOPPED)
+
+
+def test_node_goes_ready_to_lost_and_back() -> None:
+    assert NodeStatus.LOST in NODE_TRANSITIONS[NodeStatus.READY]
+    assert NodeStatus.READY in NODE_TRANSITIONS[NodeStatus.LOST]
+
+
+def test_status_values_are_their_wire_strings() -> None:
+    assert ReplicaStatus.READY == "ready"
+    assert NodeStatus.LOST == "lost"
+    assert ReplicaStatus("stopping") is ReplicaStatus.STOPPING
