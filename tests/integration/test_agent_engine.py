@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from hashgrid.client import HashgridClient
+
 from support.live import AgentProcess, LiveGateway, LiveServer, wait_until
 
 

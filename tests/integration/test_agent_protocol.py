@@ -9,6 +9,7 @@ import pytest
 
 from hashgrid.agent.fingerprint import collect
 from hashgrid.contracts.agent import PROTOCOL_HEADER
+
 from support.live import LiveServer, wait_until
 
 PROBLEM = "application/problem+json"

@@ -9,6 +9,7 @@ from sqlalchemy import text
 from hashgrid.client import ApiError
 from hashgrid.common.secrets import hash_secret
 from hashgrid.server.db.engine import make_engine
+
 from support.live import ADMIN_TOKEN, LiveServer, server_settings
 
 PROBLEM = "application/problem+json"

@@ -73,21 +73,6 @@ def test_a_beat_after_expiry_revives_the_node() -> None:
     assert live.expired(["n1"]) == []
 
 
-def test_forget_drops_the_node_so_its_ttl_starts_again() -> None:
-    clock = FakeClock()
-    live = Liveness(ttl_s=10, clock=clock)
-    live.beat("n1")
-    clock.now += 11
-    live.forget("n1")
-    assert live.expired(["n1"]) == []  # seen afresh
-    clock.now += 11
-    assert live.expired(["n1"]) == ["n1"]
-
-
-def test_forget_of_an_unknown_node_is_harmless() -> None:
-    Liveness(ttl_s=1, clock=FakeClock()).forget("nobody")
-
-
 # --- Changes -------------------------------------------------------------------------------
 
 

@@ -1,7 +1,8 @@
 """Joining a site once, and keeping the node credential so a restart needs no new token."""
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 from hashgrid.agent.control_plane import ControlPlane
 from hashgrid.agent.settings import AgentSettings
@@ -53,5 +54,16 @@ async def join(
     return identity
 
 
-def forget(settings: AgentSettings) -> None:
-    settings.credential_path.unlink(missing_ok=True)
+def move(credential_path: Path, server_url: str) -> bool:
+    """Point a stored identity at `server_url`, for the same control plane at a new address.
+
+    Only a caller that knows both addresses reach one control plane may do this (`hashgrid up`
+    re-run on other ports); otherwise the credential would be sent to a stranger.
+    Returns whether an identity was stored.
+    """
+    try:
+        identity = Identity(**json.loads(credential_path.read_text()))
+    except (OSError, ValueError):
+        return False
+    write_private(credential_path, json.dumps(asdict(replace(identity, server_url=server_url))))
+    return True

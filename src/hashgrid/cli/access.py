@@ -3,8 +3,7 @@
 import typer
 
 from hashgrid.cli.connection import client
-from hashgrid.cli.output import JsonOption, api_failure, console, emit_json, table
-from hashgrid.client import ApiError
+from hashgrid.cli.output import JsonOption, console, emit_json, table
 
 keys_app = typer.Typer(help="Customer API keys.", no_args_is_help=True)
 
@@ -18,10 +17,7 @@ def create_key(
 ) -> None:
     """Create an API key. It is shown once."""
     with client(ctx) as c:
-        try:
-            key = c.create_key(customer, name)
-        except ApiError as e:
-            raise api_failure(e) from e
+        key = c.create_key(customer, name)
     if as_json:
         return emit_json(key)
     console.print(f"API key for {customer} (shown once; store it now):")
@@ -43,10 +39,7 @@ def list_keys(ctx: typer.Context, as_json: bool = JsonOption) -> None:
 def revoke_key(ctx: typer.Context, key_id: str) -> None:
     """Revoke an API key."""
     with client(ctx) as c:
-        try:
-            c.revoke_key(key_id)
-        except ApiError as e:
-            raise api_failure(e) from e
+        c.revoke_key(key_id)
     console.print(f"revoked {key_id}")
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from hashgrid.cli.connection import client
-from hashgrid.cli.output import JsonOption, api_failure, console, emit_json, fail, table
+from hashgrid.cli.output import JsonOption, console, emit_json, fail, table
 from hashgrid.client import ApiError, HashgridClient
 from hashgrid.server.catalog.schemas import ModelOut
 from hashgrid.server.deployments.schemas import DeploymentOut
@@ -32,10 +32,7 @@ def add(
 ) -> None:
     """Add a GGUF model to the catalog."""
     with client(ctx) as c:
-        try:
-            model = add_file(c, name, path, context_length)
-        except ApiError as e:
-            raise api_failure(e) from e
+        model = add_file(c, name, path, context_length)
     emit_json(model) if as_json else console.print(f"added model [bold]{model.name}[/bold]")
 
 
@@ -68,17 +65,14 @@ def deploy(
 ) -> None:
     """Deploy a model: replicas are placed on nodes and served through the gateways."""
     with client(ctx) as c:
-        try:
-            model_name = resolve_model(c, model)
-            deployment = c.deploy(
-                model_name,
-                name=name,
-                replicas=replicas,
-                regions=[r for r in regions.split(",") if r],
-                tier=tier,
-            )
-        except ApiError as e:
-            raise api_failure(e) from e
+        model_name = resolve_model(c, model)
+        deployment = c.deploy(
+            model_name,
+            name=name,
+            replicas=replicas,
+            regions=[r for r in regions.split(",") if r],
+            tier=tier,
+        )
     if as_json:
         return emit_json(deployment)
     console.print(f"deployed [bold]{deployment.name}[/bold] ({deployment.replicas} replica(s))")
@@ -125,10 +119,7 @@ def list_deployments(ctx: typer.Context, as_json: bool = JsonOption) -> None:
 def show(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> None:
     """One deployment, with each replica's status and reason."""
     with client(ctx) as c:
-        try:
-            d = c.get_deployment(name)
-        except ApiError as e:
-            raise api_failure(e) from e
+        d = c.get_deployment(name)
     if as_json:
         return emit_json(d)
     print_deployment(d)
@@ -155,10 +146,7 @@ def print_deployment(d: DeploymentOut) -> None:
 def delete(ctx: typer.Context, name: str) -> None:
     """Delete a deployment; its replicas are stopped."""
     with client(ctx) as c:
-        try:
-            c.delete_deployment(name)
-        except ApiError as e:
-            raise api_failure(e) from e
+        c.delete_deployment(name)
     console.print(f"deleted {name}")
 
 
@@ -170,8 +158,5 @@ def scale(
 ) -> None:
     """Set a deployment's replica count."""
     with client(ctx) as c:
-        try:
-            d = c.scale(name, replicas)
-        except ApiError as e:
-            raise api_failure(e) from e
+        d = c.scale(name, replicas)
     emit_json(d) if as_json else console.print(f"{d.name}: {d.replicas} replica(s)")

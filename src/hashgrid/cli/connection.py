@@ -1,18 +1,24 @@
 """Which control plane the CLI talks to, and as whom."""
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
-from hashgrid.cli.output import fail
+from hashgrid.cli.output import api_failure, fail
 from hashgrid.cli.upfile import UpFile
-from hashgrid.client import HashgridClient
+from hashgrid.client import ApiError, HashgridClient
 from hashgrid.common.paths import default_home
 
 
-def client(ctx: typer.Context) -> HashgridClient:
-    """A client from --server/--token, HASHGRID_SERVER/HASHGRID_TOKEN, or <home>/up.json."""
+@contextmanager
+def client(ctx: typer.Context) -> Iterator[HashgridClient]:
+    """A client from --server/--token, HASHGRID_SERVER/HASHGRID_TOKEN, or <home>/up.json.
+
+    An error answer from the API ends the command with its message, never a traceback.
+    """
     options = ctx.find_root().params
     server = options.get("server") or os.environ.get("HASHGRID_SERVER")
     token = options.get("token") or os.environ.get("HASHGRID_TOKEN")
@@ -27,4 +33,8 @@ def client(ctx: typer.Context) -> HashgridClient:
             "no control plane: pass --server and --token, set HASHGRID_SERVER and "
             f"HASHGRID_TOKEN, or run `hashgrid up` (which writes {home / 'up.json'})"
         )
-    return HashgridClient(server, token)
+    with HashgridClient(server, token) as c:
+        try:
+            yield c
+        except ApiError as e:
+            raise api_failure(e) from e

@@ -3,8 +3,7 @@
 import typer
 
 from hashgrid.cli.connection import client
-from hashgrid.cli.output import JsonOption, api_failure, console, emit_json, gib, table
-from hashgrid.client import ApiError
+from hashgrid.cli.output import JsonOption, console, emit_json, gib, table
 
 orgs_app = typer.Typer(help="Organizations: operators and customers.", no_args_is_help=True)
 sites_app = typer.Typer(help="Sites and join tokens.", no_args_is_help=True)
@@ -20,10 +19,7 @@ def create_org(
 ) -> None:
     """Create an organization."""
     with client(ctx) as c:
-        try:
-            org = c.create_organization(name, kind)
-        except ApiError as e:
-            raise api_failure(e) from e
+        org = c.create_organization(name, kind)
     emit_json(org) if as_json else console.print(f"created {org.kind} [bold]{org.name}[/bold]")
 
 
@@ -49,10 +45,7 @@ def create_site(
 ) -> None:
     """Create a site."""
     with client(ctx) as c:
-        try:
-            site = c.create_site(name, region, country.upper(), power_mw, operator)
-        except ApiError as e:
-            raise api_failure(e) from e
+        site = c.create_site(name, region, country.upper(), power_mw, operator)
     emit_json(site) if as_json else console.print(f"created site [bold]{site.name}[/bold]")
 
 
@@ -76,10 +69,7 @@ def join_token(
 ) -> None:
     """Make a one-time token for a node to join SITE."""
     with client(ctx) as c:
-        try:
-            token = c.create_join_token(site, ttl)
-        except ApiError as e:
-            raise api_failure(e) from e
+        token = c.create_join_token(site, ttl)
     if as_json:
         return emit_json(token)
     console.print(

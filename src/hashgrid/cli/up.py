@@ -20,6 +20,7 @@ import typer
 from rich.panel import Panel
 from rich.status import Status
 
+from hashgrid.agent import registration
 from hashgrid.cli.catalog import add_file
 from hashgrid.cli.output import console, fail
 from hashgrid.cli.upfile import UpFile
@@ -139,7 +140,8 @@ def up(
                 "--engine-host",
                 "127.0.0.1",
             ]
-            if not (home / "agent" / "credential.json").is_file():
+            # The agent keeps its credential from the first run, even if the ports changed.
+            if not registration.move(home / "agent" / "credential.json", server_url):
                 agent_args += ["--join-token", client.create_join_token(SITE).token]
             stack.start("agent", agent_args)
 

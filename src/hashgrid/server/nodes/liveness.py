@@ -29,6 +29,3 @@ class Liveness:
             if now - last > self.ttl_s:
                 out.append(node_id)
         return out
-
-    def forget(self, node_id: str) -> None:
-        self._last_beat.pop(node_id, None)

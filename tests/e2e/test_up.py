@@ -1,0 +1,204 @@
+"""`hashgrid up` as a user runs it, called with the official `openai` client."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import openai
+import psutil
+import pytest
+
+from hashgrid.common.net import free_port
+
+from support.live import wait_until
+
+MESSAGES = [{"role": "user", "content": "hello world"}]
+
+
+@dataclass
+class Up:
+    proc: subprocess.Popen[str]
+    home: Path
+    log: Path
+
+    def config(self) -> dict[str, str]:
+        return dict(json.loads((self.home / "up.json").read_text()))
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+def start_up(home: Path, *extra: str) -> Up:
+    log = home.parent / f"{home.name}-up-{time.monotonic_ns()}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "hashgrid", "up", "--home", str(home),
+                "--gateway-port", str(free_port()), "--server-port", str(free_port()), *extra,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+        )  # fmt: skip
+    up = Up(proc, home, log)
+    wait_until(
+        lambda: "hashgrid is up" in up.output() or proc.poll() is not None, 300, "hashgrid up"
+    )
+    assert proc.poll() is None, up.output()
+    return up
+
+
+def stop_up(up: Up) -> int:
+    up.proc.send_signal(signal.SIGINT)
+    return up.proc.wait(60)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("up") / "home"
+
+
+@pytest.fixture(scope="module")
+def up(home: Path) -> Iterator[Up]:
+    running = start_up(home)
+    try:
+        yield running
+    finally:
+        if running.proc.poll() is None:
+            running.proc.kill()
+
+
+def test_up_prints_the_url_and_key_and_writes_up_json(up: Up) -> None:
+    config = up.config()
+    assert set(config) >= {"gateway_url", "api_key", "server_url", "admin_token"}
+    assert config["gateway_url"].endswith("/v1")
+    assert config["api_key"] in up.output()
+    assert config["gateway_url"] in up.output()
+    assert oct((up.home / "up.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_chat_completion_with_the_openai_client(up: Up) -> None:
+    config = up.config()
+    client = openai.OpenAI(base_url=config["gateway_url"], api_key=config["api_key"])
+    assert [m.id for m in client.models.list()] == ["tiny-llama"]
+    answer = client.chat.completions.create(
+        model="tiny-llama", messages=MESSAGES, max_tokens=8, temperature=0
+    )
+    text = answer.choices[0].message.content
+    assert text
+    assert text.strip()
+    assert answer.choices[0].finish_reason == "length"
+    assert answer.usage is not None
+    assert answer.usage.completion_tokens == 8
+    assert answer.usage.prompt_tokens > len(MESSAGES[0]["content"].split())
+
+    stream = client.chat.completions.create(
+        model="tiny-llama",
+        messages=MESSAGES,
+        max_tokens=8,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    pieces, usage = [], None
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            pieces.append(chunk.choices[0].delta.content)
+        if chunk.usage is not None:
+            usage = chunk.usage
+    assert "".join(pieces) == text, "greedy decoding streams the same text it returns whole"
+    assert usage is not None
+    assert (usage.prompt_tokens, usage.completion_tokens) == (
+        answer.usage.prompt_tokens,
+        answer.usage.completion_tokens,
+    )
+
+
+def test_text_completion_with_the_openai_client(up: Up) -> None:
+    config = up.config()
+    client = openai.OpenAI(base_url=config["gateway_url"], api_key=config["api_key"])
+    answer = client.completions.create(
+        model="tiny-llama", prompt="hello world", max_tokens=4, temperature=0
+    )
+    assert answer.choices[0].text
+    assert answer.usage is not None
+    assert answer.usage.completion_tokens == 4
+    streamed = client.completions.create(
+        model="tiny-llama", prompt="hello world", max_tokens=4, temperature=0, stream=True
+    )
+    assert "".join(c.choices[0].text for c in streamed if c.choices) == answer.choices[0].text
+
+
+def test_errors_reach_the_openai_client_in_its_shape(up: Up) -> None:
+    config = up.config()
+    client = openai.OpenAI(base_url=config["gateway_url"], api_key=config["api_key"], max_retries=0)
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.chat.completions.create(model="nope", messages=MESSAGES)
+    assert missing.value.code == "model_not_found"
+    bad_key = openai.OpenAI(base_url=config["gateway_url"], api_key="sk-hg-nope", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        bad_key.models.list()
+
+
+def test_the_cli_finds_the_stack_through_up_json(up: Up) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HASHGRID_")}
+    listed = subprocess.run(
+        [sys.executable, "-m", "hashgrid", "--home", str(up.home), "nodes", "list", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    nodes = json.loads(listed.stdout)
+    assert [(n["site"], n["status"]) for n in nodes] == [("local", "ready")]
+
+
+def test_ctrl_c_stops_everything_and_a_rerun_reuses_the_home(up: Up, home: Path) -> None:
+    family = psutil.Process(up.proc.pid).children(recursive=True)
+    commands = [" ".join(p.cmdline()) for p in family]
+    assert any("hashgrid server" in c for c in commands)
+    assert any("hashgrid gateway" in c for c in commands)
+    assert any("hashgrid agent" in c for c in commands)
+    assert any("llamacpp_server" in c for c in commands)
+    first = up.config()
+
+    assert stop_up(up) == 0, up.output()
+    _gone, alive = psutil.wait_procs(family, timeout=30)
+    assert alive == [], f"left running: {[p.cmdline() for p in alive]}"
+
+    again = start_up(home)
+    try:
+        second = again.config()
+        assert second["api_key"] == first["api_key"]
+        assert second["admin_token"] == first["admin_token"]
+        client = openai.OpenAI(base_url=second["gateway_url"], api_key=first["api_key"])
+        answer = client.chat.completions.create(model="tiny-llama", messages=MESSAGES, max_tokens=2)
+        assert answer.usage is not None
+        assert answer.usage.completion_tokens == 2
+        listed = subprocess.run(
+            [sys.executable, "-m", "hashgrid", "--home", str(home), "nodes", "list", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert len(json.loads(listed.stdout)) == 1, "the agent rejoined as the same node"
+    finally:
+        assert stop_up(again) == 0, again.output()
+
+
+def test_sigkill_of_up_leaves_no_process_behind(tmp_path: Path) -> None:
+    """If `up` itself is killed, its children go with it (they die with their parent)."""
+    running = start_up(tmp_path / "home")
+    family = psutil.Process(running.proc.pid).children(recursive=True)
+    running.proc.kill()
+    running.proc.wait(10)
+    _, alive = psutil.wait_procs(family, timeout=30)
+    assert alive == [], f"left running: {[p.cmdline() for p in alive]}"

@@ -1,0 +1,191 @@
+"""The `hashgrid` command as a user runs it: a real subprocess against a live control plane."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.live import ADMIN_TOKEN, LiveServer
+
+# One backend is enough here: the API itself is tested on each in test_server_api.py.
+sqlite = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+# Connection settings a test must control itself, never inherited from the caller's shell.
+_CONNECTION_VARS = ("HASHGRID_SERVER", "HASHGRID_TOKEN", "HASHGRID_HOME")
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _CONNECTION_VARS}
+    return {**env, "NO_COLOR": "1", "COLUMNS": "200", **extra}
+
+
+def server_env(server: LiveServer, token: str = ADMIN_TOKEN) -> dict[str, str]:
+    return base_env(HASHGRID_SERVER=server.url, HASHGRID_TOKEN=token)
+
+
+def hashgrid(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hashgrid", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def ok(*args: str, env: dict[str, str]) -> str:
+    """Run a command that must succeed; its stdout."""
+    result = hashgrid(*args, env=env)
+    assert result.returncode == 0, (args, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.stdout
+
+
+def ok_json(*args: str, env: dict[str, str]) -> Any:
+    return json.loads(ok(*args, "--json", env=env))
+
+
+def failed(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a command that must fail cleanly: non-zero exit, a message, no traceback."""
+    result = hashgrid(*args, env=env)
+    assert result.returncode != 0, (args, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    assert result.stderr.strip(), "expected an error message on stderr"
+    return result
+
+
+@sqlite
+def test_sites_create_list_join_token_and_duplicate_error(server: LiveServer) -> None:
+    """sites create/list round-trip, a join token in both forms, a readable duplicate error."""
+    env = server_env(server)
+    assert ok_json("nodes", "list", env=env) == []
+
+    site = ok_json(
+        "sites", "create", "tx-west", "--region", "us-south", "--country", "US",
+        "--power-mw", "25", env=env,
+    )  # fmt: skip
+    assert (site["name"], site["region"], site["country"]) == ("tx-west", "us-south", "US")
+    assert site["power_mw"] == 25
+
+    sites = ok_json("sites", "list", env=env)
+    assert [s["name"] for s in sites] == ["tx-west"]
+
+    duplicate = failed(
+        "sites", "create", "tx-west", "--region", "us-south", "--country", "US",
+        "--power-mw", "25", env=env,
+    )  # fmt: skip
+    assert "exist" in duplicate.stderr.lower(), duplicate.stderr
+
+    token = ok_json("sites", "join-token", "tx-west", env=env)
+    assert token["site"] == "tx-west"
+    assert token["token"].startswith("hg_join_")
+
+    plain = ok("sites", "join-token", "tx-west", env=env)
+    lines = [line.strip() for line in plain.splitlines()]
+    assert any(line.startswith("hg_join_") and " " not in line for line in lines), plain
+
+
+@sqlite
+def test_orgs_and_keys_create_list_revoke_without_leaking_the_secret(server: LiveServer) -> None:
+    """keys create shows the secret once; keys list never does; revoke sets revoked_at."""
+    env = server_env(server)
+    org = ok_json("orgs", "create", "acme", "--kind", "customer", env=env)
+    assert (org["name"], org["kind"]) == ("acme", "customer")
+
+    created = ok_json("keys", "create", "--customer", "acme", env=env)
+    secret = created["key"]
+    assert secret.startswith("sk-hg-")
+
+    listing = ok("keys", "list", "--json", env=env)
+    assert secret not in listing
+    keys = json.loads(listing)
+    (key,) = [k for k in keys if k["id"] == created["id"]]
+    assert key["prefix"] == created["prefix"]
+    assert secret.startswith(key["prefix"])
+    assert key["revoked_at"] is None
+    assert all("key" not in k for k in keys)
+
+    ok("keys", "revoke", created["id"], env=env)
+    (revoked,) = [k for k in ok_json("keys", "list", env=env) if k["id"] == created["id"]]
+    assert revoked["revoked_at"] is not None
+
+
+@sqlite
+def test_make_tiny_deploy_show_scale_and_delete(
+    server: LiveServer, tiny_model: Path, tmp_path: Path
+) -> None:
+    """make-tiny writes a small GGUF; deploy by path and by name; show, scale, delete."""
+    made = tmp_path / "made" / "tiny.gguf"
+    ok("models", "make-tiny", str(made), env=base_env())
+    assert made.is_file()
+    assert 0 < made.stat().st_size < 1_000_000
+
+    env = server_env(server)
+    deployed = ok_json("deploy", str(tiny_model), env=env)
+    stem = tiny_model.stem
+    assert (deployed["name"], deployed["model"], deployed["replicas"]) == (stem, stem, 1)
+    models = ok_json("models", "list", env=env)
+    assert [m["name"] for m in models] == [stem]
+    assert models[0]["source"] == str(tiny_model.resolve())
+    assert stem in [d["name"] for d in ok_json("deployments", "list", env=env)]
+
+    other = ok_json("deploy", stem, "--name", "other", "--replicas", "0", env=env)
+    assert (other["name"], other["model"], other["replicas"]) == ("other", stem, 0)
+    assert {d["name"] for d in ok_json("deployments", "list", env=env)} == {stem, "other"}
+
+    shown = ok_json("deployments", "show", stem, env=env)
+    assert shown["name"] == stem
+    assert isinstance(shown["replica_list"], list)
+    assert isinstance(shown["recent_failures"], list)
+
+    scaled = ok_json("scale", "other", "2", env=env)
+    assert scaled["replicas"] == 2
+
+    ok("deployments", "delete", "other", env=env)
+    assert [d["name"] for d in ok_json("deployments", "list", env=env)] == [stem]
+
+
+@sqlite
+def test_connection_comes_from_up_json_and_is_explained_when_missing(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """Without env or --server the CLI points at `hashgrid up`; with <home>/up.json it works."""
+    empty = tmp_path / "empty-home"
+    empty.mkdir()
+    missing = failed("--home", str(empty), "sites", "list", "--json", env=base_env())
+    assert "hashgrid up" in missing.stderr, missing.stderr
+
+    home = tmp_path / "up-home"
+    home.mkdir()
+    up = {
+        "gateway_url": "http://127.0.0.1:1/v1",
+        "api_key": "sk-hg-unused",
+        "server_url": server.url,
+        "admin_token": ADMIN_TOKEN,
+    }
+    (home / "up.json").write_text(json.dumps(up))
+    assert ok_json("--home", str(home), "sites", "list", env=base_env()) == []
+
+
+@sqlite
+def test_wrong_token_is_a_readable_401_not_a_traceback(server: LiveServer) -> None:
+    """A bad admin token exits non-zero with a 401 message, for writes and for lists."""
+    env = server_env(server, token="hg_admin_wrong")
+    create = failed("orgs", "create", "acme", "--kind", "customer", "--json", env=env)
+    assert "401" in create.stderr, create.stderr
+    listing = failed("sites", "list", "--json", env=env)
+    assert "401" in listing.stderr, listing.stderr
+
+
+def test_help_lists_the_main_commands() -> None:
+    """`hashgrid --help` names the process commands and the resource groups."""
+    text = ok("--help", env=base_env())
+    for command in (
+        "up", "server", "gateway", "agent", "deploy", "sites", "nodes", "deployments", "keys",
+        "models",
+    ):  # fmt: skip
+        assert f" {command} " in text, (command, text)
