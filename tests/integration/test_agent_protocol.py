@@ -96,6 +96,10 @@ def test_join_heartbeat_assignment_and_replica_reports(
         deployment = admin.get_deployment("tiny")
         assert deployment.ready_replicas == 1
         assert deployment.replica_list[0].endpoint == "http://127.0.0.1:9"
+        with server.http() as http:
+            listed = http.get("/api/v1/replicas", params={"deployment": "tiny"}).json()
+            assert [(r["id"], r["status"]) for r in listed] == [(replica, "ready")]
+            assert http.get("/api/v1/replicas", params={"status": "failed"}).json() == []
         back = node.put(state, json={"status": "starting"})
         assert back.status_code == 409  # ready cannot go back to starting
         assert back.headers["content-type"] == PROBLEM

@@ -116,7 +116,8 @@ def test_openapi_documents_every_resource(server: LiveServer) -> None:
     with server.http(token=None) as http:
         paths = http.get("/openapi.json").json()["paths"]
     for resource in (
-        "organizations", "sites", "nodes", "models", "deployments", "keys", "usage", "tokens",
+        "organizations", "sites", "nodes", "models", "deployments", "replicas", "keys", "usage",
+        "tokens",
         "agent/join", "agent/heartbeat", "agent/assignments", "gateway/view", "gateway/usage",
     ):  # fmt: skip
         assert f"/api/v1/{resource}" in paths, resource

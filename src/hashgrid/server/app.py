@@ -13,6 +13,7 @@ from hashgrid.server.catalog.router import router as catalog_router
 from hashgrid.server.changes import Changes
 from hashgrid.server.db.engine import make_engine, make_sessionmaker
 from hashgrid.server.db.migrate import upgrade
+from hashgrid.server.deployments.router import replicas_router
 from hashgrid.server.deployments.router import router as deployments_router
 from hashgrid.server.errors import install_error_handlers
 from hashgrid.server.feed.router import router as feed_router
@@ -35,6 +36,7 @@ ROUTERS = (
     nodes_router,
     catalog_router,
     deployments_router,
+    replicas_router,
     keys_router,
     usage_router,
     agents_router,

@@ -1,11 +1,34 @@
-from fastapi import APIRouter, status
+from typing import Annotated
 
+from fastapi import APIRouter, Query, status
+
+from hashgrid.contracts.states import ReplicaStatus
 from hashgrid.server.auth import Admin
 from hashgrid.server.deployments import service
-from hashgrid.server.deployments.schemas import DeploymentCreate, DeploymentOut, DeploymentScale
+from hashgrid.server.deployments.schemas import (
+    DeploymentCreate,
+    DeploymentOut,
+    DeploymentScale,
+    ReplicaOut,
+)
 from hashgrid.server.state import Session, State
 
 router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
+replicas_router = APIRouter(prefix="/api/v1/replicas", tags=["deployments"])
+
+
+@replicas_router.get("")
+async def list_replicas(
+    session: Session,
+    _: Admin,
+    deployment: Annotated[str | None, Query(description="Deployment name")] = None,
+    node: Annotated[str | None, Query(description="Node id")] = None,
+    status: Annotated[ReplicaStatus | None, Query()] = None,
+) -> list[ReplicaOut]:
+    """Replicas, newest first, in every status (stopped and failed ones too)."""
+    deployment_id = (await service.get(session, deployment)).id if deployment else None
+    rows = await service.list_replicas(session, deployment_id, node, status)
+    return [ReplicaOut.model_validate(r) for r in rows]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

@@ -77,6 +77,23 @@ async def replicas_of(session: AsyncSession, deployment_id: str) -> Sequence[Rep
     ).all()
 
 
+async def list_replicas(
+    session: AsyncSession,
+    deployment_id: str | None,
+    node_id: str | None,
+    status: ReplicaStatus | None,
+    limit: int = 1000,
+) -> Sequence[Replica]:
+    query = select(Replica).order_by(Replica.created_at.desc(), Replica.id).limit(limit)
+    if deployment_id is not None:
+        query = query.where(Replica.deployment_id == deployment_id)
+    if node_id is not None:
+        query = query.where(Replica.node_id == node_id)
+    if status is not None:
+        query = query.where(Replica.status == status)
+    return (await session.scalars(query)).all()
+
+
 async def report(
     session: AsyncSession,
     replica: Replica,

@@ -1,0 +1,196 @@
+"""The README's commands, run as written (placeholders filled in), so the README stays true."""
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from support.live import wait_until
+
+README = Path(__file__).parents[2] / "README.md"
+
+
+def code_block(marker: str) -> str:
+    """The fenced block that follows `<!-- marker -->`, or the one under a `## marker` heading."""
+    text = README.read_text()
+    anchor = (
+        text.index(f"<!-- {marker} -->") if f"<!-- {marker} -->" in text else text.index(marker)
+    )
+    match = re.compile(r"```\w*\n(.*?)```", re.S).search(text, anchor)
+    assert match is not None, marker
+    return match.group(1)
+
+
+def setup_commands() -> list[str]:
+    block = code_block("## Set up")
+    return [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def user_home(tmp_path: Path) -> dict[str, str]:
+    """The environment of a user whose home directory is empty."""
+    home = tmp_path / "user"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HASHGRID_")}
+    return {**env, "HOME": str(home), "NO_COLOR": "1"}
+
+
+@pytest.fixture
+def up_running(user_home: dict[str, str]) -> Iterator[dict[str, str]]:
+    install, up = setup_commands()
+    assert install.startswith("pip install")
+    assert up == "hashgrid up"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hashgrid", *up.split()[1:]],
+        env=user_home,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    up_json = Path(user_home["HOME"]) / ".hashgrid" / "up.json"
+    try:
+        wait_until(lambda: up_json.exists() or proc.poll() is not None, 300, "hashgrid up")
+        assert proc.poll() is None, proc.communicate()[0]
+        yield user_home
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+
+
+def test_readme_quick_start_returns_a_completion(up_running: dict[str, str]) -> None:
+    curl = subprocess.run(
+        ["bash", "-c", code_block("quick-start")],
+        env=up_running,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert curl.returncode == 0, curl.stderr
+    answer = json.loads(curl.stdout)
+    assert answer["choices"][0]["message"]["content"]
+    assert answer["usage"]["completion_tokens"] == 8
+
+    python = subprocess.run(
+        [sys.executable, "-c", code_block("quick-start-python")],
+        env=up_running,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert python.returncode == 0, python.stderr
+    assert "completion_tokens=8" in python.stdout
+
+
+def _postgres(statement: str) -> None:
+    import asyncpg
+
+    from conftest import POSTGRES_ADMIN_URL
+
+    async def run() -> None:
+        conn = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def test_readme_real_fleet_commands_work(
+    user_home: dict[str, str], tiny_model: Path, tmp_path: Path
+) -> None:
+    """Each line of "A real fleet", with its placeholders filled in, succeeds."""
+    database = f"hg_readme_{uuid.uuid4().hex[:10]}"
+    _postgres(f'CREATE DATABASE "{database}"')
+    model = tmp_path / "llama-3-8b-q4.gguf"
+    model.write_bytes(tiny_model.read_bytes())
+    env = dict(user_home)
+    background: list[subprocess.Popen[str]] = []
+    tokens: dict[str, str] = {}
+
+    def fill(line: str) -> str:
+        line = line.split("  #")[0].strip()
+        line = line.replace("USER@HOST/hashgrid", f"postgres@127.0.0.1:5432/{database}")
+        line = line.replace("CONTROL-PLANE", "127.0.0.1")
+        line = line.replace("/models/llama-3-8b-q4.gguf", str(model))
+        for placeholder, value in tokens.items():
+            line = line.replace(placeholder, value)
+        return line
+
+    try:
+        for raw in code_block("## A real fleet").splitlines():
+            line = fill(raw)
+            if not line:
+                continue
+            words = line.split()
+            if words[0] == "export":
+                env.update(w.split("=", 1) for w in words[1:])
+                continue
+            assert words[0] == "hashgrid", line
+            args = [sys.executable, "-m", "hashgrid", *words[1:]]
+            if words[1] in ("server", "agent", "gateway"):
+                log = tmp_path / f"{words[1]}.log"
+                with log.open("w") as out:
+                    proc = subprocess.Popen(
+                        args, env=env, stdout=out, stderr=subprocess.STDOUT, text=True
+                    )
+                background.append(proc)
+                if words[1] == "server":
+                    printed = wait_until(
+                        lambda log=log: re.search(r"hg_admin_\S+", log.read_text()), 60, "token"
+                    )
+                    tokens["hg_admin_..."] = printed.group(0)
+                if words[1] == "agent":
+                    wait_until(lambda env=env: _nodes_ready(env), 60, "the node to join")
+                if words[1] == "gateway":
+                    wait_until(_gateway_routes, 120, "a ready replica behind the gateway")
+                continue
+            done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, f"{line}\n{done.stderr}"
+            if words[1:3] == ["sites", "join-token"]:
+                tokens["hg_join_..."] = done.stdout.strip().splitlines()[-1]
+            if words[1:3] == ["keys", "create"]:
+                tokens["sk-hg-..."] = done.stdout.strip().splitlines()[-1]
+        key = tokens["sk-hg-..."]
+        body = {"model": "llama-3-8b-q4", "messages": [{"role": "user", "content": "hi"}]}
+        r = httpx.post(
+            "http://127.0.0.1:7080/v1/chat/completions",
+            json={**body, "max_tokens": 3},
+            headers={"authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["usage"]["completion_tokens"] == 3
+    finally:
+        for proc in reversed(background):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+        _postgres(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def _nodes_ready(env: dict[str, str]) -> bool:
+    listed = subprocess.run(
+        [sys.executable, "-m", "hashgrid", "nodes", "list", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return listed.returncode == 0 and any(n["status"] == "ready" for n in json.loads(listed.stdout))
+
+
+def _gateway_routes() -> bool:
+    try:
+        health = httpx.get("http://127.0.0.1:7080/healthz", timeout=2).json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    return bool(health.get("ready_replicas", {}).get("llama-3-8b-q4"))
