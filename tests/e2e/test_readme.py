@@ -1,19 +1,18 @@
 """The README's commands, run as written (placeholders filled in), so the README stays true."""
 
-import asyncio
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from support import postgres
 from support.live import wait_until
 
 README = Path(__file__).parents[2] / "README.md"
@@ -90,30 +89,18 @@ def test_readme_quick_start_returns_a_completion(up_running: dict[str, str]) -> 
     assert "completion_tokens=8" in python.stdout
 
 
-def _postgres(statement: str) -> None:
-    import asyncpg
-
-    from conftest import POSTGRES_ADMIN_URL
-
-    async def run() -> None:
-        conn = await asyncpg.connect(POSTGRES_ADMIN_URL)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-
-
 def test_readme_real_fleet_commands_work(
     user_home: dict[str, str], tiny_model: Path, tmp_path: Path
 ) -> None:
     """Each line of "A real fleet", with its placeholders filled in, succeeds."""
-    database = f"hg_readme_{uuid.uuid4().hex[:10]}"
-    _postgres(f'CREATE DATABASE "{database}"')
     model = tmp_path / "llama-3-8b-q4.gguf"
     model.write_bytes(tiny_model.read_bytes())
-    env = dict(user_home)
+    with postgres.fresh_database("hg_readme") as database:
+        _run_fleet_block(database, dict(user_home), model, tmp_path)
+
+
+def _run_fleet_block(database: str, env: dict[str, str], model: Path, tmp_path: Path) -> None:
+    """Run the README block line by line: services in the background, the rest to completion."""
     background: list[subprocess.Popen[str]] = []
     tokens: dict[str, str] = {}
 
@@ -174,7 +161,6 @@ def test_readme_real_fleet_commands_work(
         for proc in reversed(background):
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
-        _postgres(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def _nodes_ready(env: dict[str, str]) -> bool:
