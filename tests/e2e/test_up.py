@@ -202,3 +202,32 @@ def test_sigkill_of_up_leaves_no_process_behind(tmp_path: Path) -> None:
     running.proc.wait(10)
     _, alive = psutil.wait_procs(family, timeout=30)
     assert alive == [], f"left running: {[p.cmdline() for p in alive]}"
+
+
+def test_up_serves_a_users_model_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """`hashgrid up --model FILE.gguf` serves that file under its name; SIGTERM stops it all."""
+    model = tmp_path / "my-model.gguf"
+    made = subprocess.run(
+        [sys.executable, "-m", "hashgrid", "models", "make-tiny", str(model), "--seed", "7"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    running = start_up(tmp_path / "home", "--model", str(model))
+    try:
+        config = running.config()
+        assert config["deployment"] == "my-model"
+        client = openai.OpenAI(base_url=config["gateway_url"], api_key=config["api_key"])
+        assert [m.id for m in client.models.list()] == ["my-model"]
+        answer = client.chat.completions.create(
+            model="my-model", messages=MESSAGES, max_tokens=3, temperature=0
+        )
+        assert answer.usage is not None
+        assert answer.usage.completion_tokens == 3
+        family = psutil.Process(running.proc.pid).children(recursive=True)
+    finally:
+        running.proc.send_signal(signal.SIGTERM)
+        assert running.proc.wait(60) == 0, running.output()
+    _, alive = psutil.wait_procs(family, timeout=30)
+    assert alive == [], f"left running: {[p.cmdline() for p in alive]}"

@@ -61,7 +61,7 @@ def server_settings(home: Path, database_url: str, **overrides: Any) -> ServerSe
         "database_url": database_url,
         "bootstrap_admin_token": ADMIN_TOKEN,
         "heartbeat_interval_s": 0.5,
-        "node_ttl_s": 2.0,
+        "node_ttl_s": 3.0,
         "reconcile_interval_s": 0.5,
         "replica_retry_after_s": 5.0,
         "long_poll_max_s": 5.0,

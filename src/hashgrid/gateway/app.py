@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from hashgrid.common.waiting import cancel_all
 from hashgrid.gateway.auth import authenticate
 from hashgrid.gateway.errors import OpenAIError
 from hashgrid.gateway.metering import UsageShipper, UsageSpool
@@ -55,11 +56,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             try:
                 yield
             finally:
-                for task in tasks:
-                    task.cancel()
-                for task in tasks:
-                    with suppress(asyncio.CancelledError):
-                        await task
+                await cancel_all(tasks)
                 with suppress(aiohttp.ClientError, TimeoutError):
                     # A last try at shipping; what stays is sent on the next start.
                     await asyncio.wait_for(shipper.ship_once(), 2.0)

@@ -1,11 +1,12 @@
 """The control plane's FastAPI application."""
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 import hashgrid
+from hashgrid.common.waiting import cancel_all
 from hashgrid.server.access.router import router as access_router
 from hashgrid.server.agents.router import router as agents_router
 from hashgrid.server.bootstrap import bootstrap
@@ -78,11 +79,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with suppress(BaseException):
-                    await task
+            await cancel_all(tasks)
             await engine.dispose()
 
     app = FastAPI(
