@@ -10,9 +10,15 @@ import pytest
 from hashgrid.agent.engines import ENGINES
 from hashgrid.agent.engines.llamacpp import LlamaCpp
 from hashgrid.agent.engines.llamacpp_server import _ending_with_usage, _with_stream_usage
-from hashgrid.contracts.agent import ModelSpec
+from hashgrid.contracts.agent import Assignment, ModelSpec
 
 SPEC = ModelSpec(name="tiny-chat", source="/models/with space/tiny.gguf", context_length=4096)
+
+
+def assignment(spec: ModelSpec = SPEC, gpus: list[int] | None = None) -> Assignment:
+    return Assignment(
+        replica_id="r1", deployment="d", engine="llamacpp", model=spec, gpus=gpus or []
+    )
 
 
 def value_after(argv: list[str], flag: str) -> str:
@@ -20,24 +26,37 @@ def value_after(argv: list[str], flag: str) -> str:
     return argv[argv.index(flag) + 1]
 
 
-def test_command_runs_the_server_module_with_the_current_python() -> None:
-    argv = LlamaCpp().command(SPEC, "127.0.0.1", 40123)
+def test_launch_runs_the_server_module_with_the_current_python() -> None:
+    argv = LlamaCpp().launch(assignment(), SPEC.source, "127.0.0.1", 40123).argv
     assert argv[:3] == [sys.executable, "-m", "hashgrid.agent.engines.llamacpp_server"]
 
 
-def test_command_passes_each_option_as_its_own_argv_item() -> None:
-    argv = LlamaCpp().command(SPEC, "10.0.0.5", 40123)
+def test_launch_passes_each_option_as_its_own_argv_item() -> None:
+    argv = LlamaCpp().launch(assignment(), "/cache/tiny.gguf", "10.0.0.5", 40123).argv
     assert all(isinstance(a, str) for a in argv)
-    assert value_after(argv, "--model") == "/models/with space/tiny.gguf"
+    assert value_after(argv, "--model") == "/cache/tiny.gguf"  # the local path, not the source
     assert value_after(argv, "--model_alias") == "tiny-chat"
     assert value_after(argv, "--host") == "10.0.0.5"
     assert value_after(argv, "--port") == "40123"
     assert value_after(argv, "--n_ctx") == "4096"
 
 
-def test_command_uses_the_default_context_length() -> None:
-    argv = LlamaCpp().command(ModelSpec(name="m", source="/m.gguf"), "127.0.0.1", 1)
+def test_launch_uses_the_default_context_length() -> None:
+    spec = ModelSpec(name="m", source="/m.gguf")
+    argv = LlamaCpp().launch(assignment(spec), "/m.gguf", "127.0.0.1", 1).argv
     assert value_after(argv, "--n_ctx") == "2048"
+
+
+def test_a_cpu_replica_sees_no_gpu() -> None:
+    launch = LlamaCpp().launch(assignment(), SPEC.source, "127.0.0.1", 1)
+    assert launch.env == {"CUDA_VISIBLE_DEVICES": ""}
+    assert "--n_gpu_layers" not in launch.argv
+
+
+def test_a_gpu_replica_sees_only_its_gpus_and_offloads_every_layer() -> None:
+    launch = LlamaCpp().launch(assignment(gpus=[2, 3]), SPEC.source, "127.0.0.1", 1)
+    assert launch.env == {"CUDA_VISIBLE_DEVICES": "2,3"}
+    assert value_after(launch.argv, "--n_gpu_layers") == "-1"
 
 
 def test_engines_maps_llamacpp_to_the_llamacpp_runtime() -> None:
@@ -45,6 +64,8 @@ def test_engines_maps_llamacpp_to_the_llamacpp_runtime() -> None:
     assert isinstance(engine, LlamaCpp)
     assert engine.name == "llamacpp"
     assert engine.health_path == "/v1/models"
+    assert engine.metrics_path is None
+    assert engine.available()  # llama-cpp-python is a dependency
 
 
 # --- stream usage --------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 and reports what becomes of each."""
 
 import asyncio
+import os
 import time
 from collections import deque
 from contextlib import suppress
@@ -85,10 +86,11 @@ class Supervisor:
         log_path = self._config.log_dir / f"{replica_id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._report(replica_id, ReplicaStatus.STARTING)
-        command = engine.command(assignment.model, self._config.bind_host, port)
+        launch = engine.launch(assignment, assignment.model.source, self._config.bind_host, port)
         with log_path.open("ab") as log_file:
             proc = await asyncio.create_subprocess_exec(
-                *command,
+                *launch.argv,
+                env={**os.environ, **launch.env},
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=asyncio.subprocess.STDOUT,

@@ -70,10 +70,15 @@ class HeartbeatAck(BaseModel):
 class ModelSpec(BaseModel):
     """Where an engine finds a model's weights, and how to serve it."""
 
-    name: str
-    source: str  # a local path on the node, for now
+    name: str  # what clients put in `model`
+    source: str  # a path on the node (URLs and hub ids come with the model store)
     format: str = "gguf"
     context_length: int = 2048
+    tensor_parallel_size: int = 1
+    quantization: str | None = None  # e.g. awq, gptq, fp8 (vLLM, SGLang)
+    gpu_memory_fraction: float = 0.9  # of each assigned GPU the engine may take
+    size_bytes: int | None = None
+    sha256: str | None = None
 
 
 class Assignment(BaseModel):
@@ -81,6 +86,7 @@ class Assignment(BaseModel):
     deployment: str
     engine: str
     model: ModelSpec
+    gpus: list[int] = Field(default_factory=list)  # NVML indices; empty: CPU
 
 
 class Assignments(BaseModel):

@@ -1,8 +1,8 @@
 """Inference engines the agent can run, by the name a catalog model gives."""
 
-from hashgrid.agent.engines.base import EngineRuntime
+from hashgrid.agent.engines.base import EngineRuntime, Launch
 from hashgrid.agent.engines.llamacpp import LlamaCpp
 
 ENGINES: dict[str, EngineRuntime] = {e.name: e for e in (LlamaCpp(),)}
 
-__all__ = ["ENGINES", "EngineRuntime"]
+__all__ = ["ENGINES", "EngineRuntime", "Launch"]

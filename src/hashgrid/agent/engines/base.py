@@ -1,15 +1,30 @@
-"""The seam every engine fits: how to launch it and how to tell it is healthy."""
+"""The seam every engine fits: whether it is installed, how to launch it, how to probe it."""
 
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from hashgrid.contracts.agent import ModelSpec
+from hashgrid.contracts.agent import Assignment
+
+
+@dataclass(frozen=True)
+class Launch:
+    """A command line and the environment it adds to the agent's own."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
 
 
 class EngineRuntime(Protocol):
     name: str
-    # GET this path answers 200 once the engine can serve requests.
+    # GET this path answers 2xx once the engine can serve requests.
     health_path: str
+    # Prometheus text with the engine's own load figures, where the engine has them.
+    metrics_path: str | None
 
-    def command(self, model: ModelSpec, host: str, port: int) -> list[str]:
-        """The command line that serves `model` on `host:port` with an OpenAI-compatible API."""
+    def available(self) -> bool:
+        """Whether this engine is installed on this node."""
+        ...
+
+    def launch(self, assignment: Assignment, model_path: str, host: str, port: int) -> Launch:
+        """How to serve `assignment` from the weights at `model_path` on `host:port`."""
         ...

@@ -1,23 +1,30 @@
 """llama.cpp through llama-cpp-python's OpenAI-compatible server (CPU or consumer GPU), launched
 by `llamacpp_server` so that its streams end with usage like every other engine's."""
 
+import importlib.util
 import sys
 
-from hashgrid.contracts.agent import ModelSpec
+from hashgrid.agent.engines.base import Launch
+from hashgrid.contracts.agent import Assignment
 
 
 class LlamaCpp:
     name = "llamacpp"
     # llama-cpp-python's server (0.3.x) has no /health; /v1/models answers once the model loaded.
     health_path = "/v1/models"
+    metrics_path: str | None = None  # no /metrics either: its load is what gateways observe
 
-    def command(self, model: ModelSpec, host: str, port: int) -> list[str]:
-        return [
+    def available(self) -> bool:
+        return importlib.util.find_spec("llama_cpp") is not None
+
+    def launch(self, assignment: Assignment, model_path: str, host: str, port: int) -> Launch:
+        model = assignment.model
+        argv = [
             sys.executable,
             "-m",
             "hashgrid.agent.engines.llamacpp_server",
             "--model",
-            model.source,
+            model_path,
             "--model_alias",
             model.name,
             "--host",
@@ -27,3 +34,8 @@ class LlamaCpp:
             "--n_ctx",
             str(model.context_length),
         ]
+        if not assignment.gpus:
+            return Launch(argv, {"CUDA_VISIBLE_DEVICES": ""})
+        # Offload every layer to the assigned GPUs.
+        argv += ["--n_gpu_layers", "-1"]
+        return Launch(argv, {"CUDA_VISIBLE_DEVICES": ",".join(map(str, assignment.gpus))})
