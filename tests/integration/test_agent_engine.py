@@ -1,7 +1,10 @@
 """A real `hashgrid agent` process running real llama.cpp engines for a real control plane."""
 
+import functools
 import signal
+import threading
 from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -137,3 +140,24 @@ def test_restarted_agent_rejoins_without_a_token(
         assert nodes[0].status == "ready"
     finally:
         assert again.terminate() == 0, again.log()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_agent_downloads_a_model_from_a_url_and_serves_it(
+    server: LiveServer, admin: HashgridClient, tiny_model: Path, tmp_path: Path
+) -> None:
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tiny_model.parent))
+    files = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{files.server_address[1]}/{tiny_model.name}"
+    agent = _start_agent(server, admin, tmp_path / "agent")
+    try:
+        admin.add_model("remote", url, tiny_model.stat().st_size)
+        admin.deploy("remote")
+        endpoint = _ready_endpoint(admin, "remote")
+        assert _serves(endpoint)
+        held = list((tmp_path / "agent" / "store" / "models").rglob("*.gguf"))
+        assert [p.read_bytes() == tiny_model.read_bytes() for p in held] == [True]
+    finally:
+        files.shutdown()
+        assert agent.terminate() == 0, agent.log()

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from hashgrid.agent.fingerprint import collect
-from hashgrid.contracts.agent import PROTOCOL_HEADER
+from hashgrid.contracts.agent import PROTOCOL_HEADER, GpuInfo
 
 from support.live import LiveServer, wait_until
 
@@ -136,3 +136,31 @@ def test_a_node_that_stops_beating_is_lost_and_comes_back_when_it_beats(
         assert lost
         node.post("/api/v1/agent/heartbeat", json={})
         assert admin.list_nodes()[0].status == "ready"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_moving_readings_in_a_heartbeat_do_not_rewrite_the_node(server: LiveServer) -> None:
+    """Temperature, power and free memory change every beat; only real changes are stored."""
+    joined = _join(server, _join_token(server)).json()
+    fingerprint = collect()
+    fingerprint.gpus = [
+        GpuInfo(index=0, uuid="GPU-1", name="H100", memory_total_bytes=80 * 2**30,
+                memory_free_bytes=70 * 2**30, temperature_c=40, power_draw_w=100.0),
+    ]  # fmt: skip
+    with _node_http(server, joined["credential"]) as node, server.client() as admin:
+        node.post("/api/v1/agent/heartbeat", json={"fingerprint": fingerprint.model_dump()})
+        first = admin.get_node(joined["node_id"])
+        assert first.capacity_bytes == 80 * 2**30
+        warmer = fingerprint.model_copy(deep=True)
+        warmer.gpus[0].temperature_c = 71
+        warmer.gpus[0].memory_free_bytes = 1
+        warmer.memory_available_bytes += 1
+        node.post("/api/v1/agent/heartbeat", json={"fingerprint": warmer.model_dump()})
+        assert admin.get_node(joined["node_id"]).fingerprint.gpus[0].temperature_c == 40
+        broken = warmer.model_copy(deep=True)
+        broken.gpus[0].quarantined = True
+        broken.gpus[0].quarantine_reason = "XID 79 (GPU has fallen off the bus)"
+        node.post("/api/v1/agent/heartbeat", json={"fingerprint": broken.model_dump()})
+        stored = admin.get_node(joined["node_id"])
+        assert stored.fingerprint.gpus[0].quarantined
+        assert stored.capacity_bytes == 0  # a quarantined GPU takes no replica

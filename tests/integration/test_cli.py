@@ -189,3 +189,16 @@ def test_help_lists_the_main_commands() -> None:
         "models",
     ):  # fmt: skip
         assert f" {command} " in text, (command, text)
+
+
+@sqlite
+def test_models_add_takes_a_download_source_with_its_size(server: LiveServer) -> None:
+    """A model nodes download (URL or hf://) is added with its size; one source is required."""
+    env = server_env(server)
+    model = ok_json(
+        "models", "add", "remote", "--source", "hf://org/repo/model.gguf@v1",
+        "--size", "123456", env=env,
+    )  # fmt: skip
+    assert (model["source"], model["size_bytes"]) == ("hf://org/repo/model.gguf@v1", 123456)
+    assert "--size" in failed("models", "add", "x", "--source", "https://h/m.gguf", env=env).stderr
+    assert "exactly one" in failed("models", "add", "y", env=env).stderr

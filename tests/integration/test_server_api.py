@@ -4,11 +4,16 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from hashgrid.client import ApiError
 from hashgrid.common.secrets import hash_secret
 from hashgrid.server.db.engine import make_engine
+from hashgrid.server.db.migrate import alembic_config
+from hashgrid.server.db.tables import Base
 
 from support.live import ADMIN_TOKEN, LiveServer, server_settings
 
@@ -147,8 +152,23 @@ def test_admin_token_is_made_on_first_start_only(tmp_path: Path) -> None:
         live.stop()
 
 
-def test_migrations_bring_an_empty_database_to_head(server: LiveServer, database_url: str) -> None:
-    assert _rows(database_url, "SELECT version_num FROM alembic_version") == [("0001",)]
+def test_migrations_build_exactly_the_schema_the_tables_declare(
+    server: LiveServer, database_url: str
+) -> None:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert _rows(database_url, "SELECT version_num FROM alembic_version") == [(head,)]
+
+    async def differences() -> list[object]:
+        engine = make_engine(database_url)
+        try:
+            async with engine.connect() as conn:
+                return await conn.run_sync(
+                    lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+                )
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(differences()) == []
 
 
 @pytest.mark.parametrize("resend", [1, 3])

@@ -71,8 +71,8 @@ def server_settings(home: Path, database_url: str, **overrides: Any) -> ServerSe
 
 
 class LiveServer(ThreadedServer):
-    def __init__(self, settings: ServerSettings) -> None:
-        super().__init__(create_server(settings))
+    def __init__(self, settings: ServerSettings, port: int | None = None) -> None:
+        super().__init__(create_server(settings), port)
         self.settings = settings
 
     def client(self, token: str | None = ADMIN_TOKEN) -> HashgridClient:

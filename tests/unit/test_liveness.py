@@ -21,6 +21,7 @@ def test_node_never_seen_starts_its_ttl_now() -> None:
     clock.now += 10
     assert live.expired(["n1"]) == []  # exactly at the TTL is still alive
     clock.now += 0.5
+    live.heard()
     assert live.expired(["n1"]) == ["n1"]
 
 
@@ -29,6 +30,7 @@ def test_a_node_first_seen_late_is_not_expired_for_the_servers_absence() -> None
     live = Liveness(ttl_s=10, clock=clock)
     assert live.expired(["old"]) == []
     clock.now += 1000
+    live.heard()
     assert live.expired(["old", "new"]) == ["old"]
 
 
@@ -50,6 +52,8 @@ def test_node_expires_after_the_ttl_since_its_last_beat() -> None:
     clock.now += 6
     live.beat("n2")
     clock.now += 6
+    assert live.expired(["n1", "n2"]) == []  # nothing heard since n1's deadline passed
+    live.heard()
     assert live.expired(["n1", "n2"]) == ["n1"]
 
 
@@ -59,6 +63,7 @@ def test_expired_reports_only_the_nodes_asked_about() -> None:
     live.beat("a")
     live.beat("b")
     clock.now += 5
+    live.heard()  # other traffic: the server is not the one cut off
     assert live.expired(["b"]) == ["b"]
     assert live.expired([]) == []
 
@@ -68,6 +73,7 @@ def test_a_beat_after_expiry_revives_the_node() -> None:
     live = Liveness(ttl_s=10, clock=clock)
     live.beat("n1")
     clock.now += 11
+    live.heard()
     assert live.expired(["n1"]) == ["n1"]
     live.beat("n1")
     assert live.expired(["n1"]) == []
@@ -135,3 +141,36 @@ async def test_a_waiter_with_a_newer_revision_keeps_waiting_past_a_bump() -> Non
     assert not waiter.done()
     last = await changes.bump()
     assert await asyncio.wait_for(waiter, timeout=5) == last
+
+
+def test_no_node_expires_while_the_server_hears_nothing() -> None:
+    """Silence from everyone (the server shutting down or cut off) marks no node lost; a node
+    is lost only once the server heard something after that node's deadline."""
+    clock = FakeClock()
+    live = Liveness(ttl_s=10, clock=clock)
+    live.beat("n1")
+    live.beat("n2")
+    clock.now += 11
+    assert live.expired(["n1", "n2"]) == []
+    live.beat("n2")  # the server hears again: n1's silence is now evidence
+    assert live.expired(["n1", "n2"]) == ["n1"]
+
+
+def test_any_request_counts_as_hearing() -> None:
+    clock = FakeClock()
+    live = Liveness(ttl_s=10, clock=clock)
+    live.beat("n1")
+    clock.now += 11
+    live.heard()
+    assert live.expired(["n1"]) == ["n1"]
+
+
+def test_a_request_heard_before_the_deadline_is_no_evidence() -> None:
+    """A long poll that arrived just before shutdown must not let the server judge nodes."""
+    clock = FakeClock()
+    live = Liveness(ttl_s=10, clock=clock)
+    live.beat("n1")
+    clock.now += 9.9
+    live.heard()
+    clock.now += 100
+    assert live.expired(["n1"]) == []

@@ -28,8 +28,9 @@ def node(
     region: str = "eu",
     capacity: int = 10 * GIB,
     schedulable: bool = True,
+    cordoned: bool = False,
 ) -> NodeView:
-    return NodeView(id, site, region, capacity, schedulable)
+    return NodeView(id, site, region, capacity, schedulable, cordoned)
 
 
 def dep(id: str = "d", memory: int = GIB, replicas: int = 1, regions: tuple[str, ...] = ()):
@@ -282,7 +283,11 @@ DEP_IDS = ("d1", "d2", "d3")
 
 
 NODE_PARTS = st.tuples(
-    st.sampled_from(SITES), st.sampled_from(REGIONS), st.integers(0, 6), st.booleans()
+    st.sampled_from(SITES),
+    st.sampled_from(REGIONS),
+    st.integers(0, 6),
+    st.booleans(),
+    st.booleans(),
 )
 DEPLOYMENT_PARTS = st.tuples(
     st.integers(1, 3), st.integers(0, 4), st.sets(st.sampled_from((*REGIONS, "ap")), max_size=2)
@@ -294,8 +299,8 @@ REPLICA_PARTS = st.tuples(
 
 def _build(nodes, deployments, replicas, cooling) -> Snapshot:
     node_views = tuple(
-        NodeView(NODE_IDS[i], site, region, units * GIB, ok)
-        for i, (site, region, units, ok) in enumerate(nodes)
+        NodeView(NODE_IDS[i], site, region, units * GIB, ok, cordoned)
+        for i, (site, region, units, ok, cordoned) in enumerate(nodes)
     )
     deployment_views = tuple(
         DeploymentView(DEP_IDS[i], units * GIB, count, frozenset(regions))
@@ -355,6 +360,7 @@ def test_property_places_only_where_allowed(s: Snapshot) -> None:
     for x in plan(s).places:
         n, d = nodes[x.node_id], deployments[x.deployment_id]
         assert n.schedulable
+        assert not n.cordoned
         assert not d.regions or n.region in d.regions
         assert (d.id, n.id) not in s.cooling
 
@@ -413,3 +419,27 @@ def test_applying_a_plan_with_a_scale_down_then_replanning_yields_an_empty_plan(
     s = snap(nodes, deployments, replicas)
     p = plan(s)
     assert plan(apply(s, p)).empty
+
+
+# --- cordon and drain ----------------------------------------------------------------------
+
+
+def test_a_cordoned_node_keeps_its_replicas_but_takes_no_new_ones() -> None:
+    nodes = [node("a", cordoned=True), node("b")]
+    p = plan(snap(nodes, [dep(replicas=2)], [rep("r1", "d", "a")]))
+    assert p.removes == []
+    assert p.places == [Place("d", "b")]
+
+
+def test_a_deployment_waits_when_every_ready_node_is_cordoned() -> None:
+    p = plan(snap([node("a", cordoned=True)], [dep()]))
+    assert p.places == []
+    assert p.unplaced == [Unplaced("d", 1, "every ready node is cordoned")]
+
+
+def test_a_draining_node_loses_its_replicas_to_other_nodes() -> None:
+    """Draining marks a node unschedulable: its replicas are removed and placed elsewhere."""
+    nodes = [node("a", schedulable=False, cordoned=True), node("b")]
+    p = plan(snap(nodes, [dep()], [rep("r1", "d", "a")]))
+    assert p.removes == [Remove("r1", "node not schedulable")]
+    assert p.places == [Place("d", "b")]

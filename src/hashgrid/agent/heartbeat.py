@@ -1,14 +1,15 @@
 """Heartbeats: the control plane's only evidence that this node is alive."""
 
 import asyncio
+from collections.abc import Callable
 
 import httpx
 import structlog
 
-from hashgrid.agent import fingerprint
 from hashgrid.agent.control_plane import ControlPlane
 from hashgrid.common.backoff import Backoff
 from hashgrid.common.waiting import sleep_unless
+from hashgrid.contracts.agent import Fingerprint
 
 log = structlog.get_logger("hashgrid.agent.heartbeat")
 
@@ -16,13 +17,19 @@ log = structlog.get_logger("hashgrid.agent.heartbeat")
 FINGERPRINT_EVERY = 15
 
 
-async def beat_until(stop: asyncio.Event, control_plane: ControlPlane, interval_s: float) -> None:
-    """Beat every `interval_s` (the server may change it) until `stop`; back off while away."""
+async def beat_until(
+    stop: asyncio.Event,
+    control_plane: ControlPlane,
+    interval_s: float,
+    collect: Callable[[], Fingerprint],
+) -> None:
+    """Beat every `interval_s` (the server may change it) until `stop`; back off while away.
+    Every few beats carry a fresh fingerprint from `collect`."""
     backoff = Backoff(base=interval_s, cap=max(30.0, interval_s))
     beats = 0
     away = False
     while not stop.is_set():
-        report = fingerprint.collect() if beats % FINGERPRINT_EVERY == 0 else None
+        report = collect() if beats % FINGERPRINT_EVERY == 0 else None
         try:
             ack = await control_plane.heartbeat(report)
         except (httpx.HTTPError, OSError) as e:

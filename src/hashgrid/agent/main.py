@@ -2,20 +2,24 @@
 
 import asyncio
 import signal
+from collections.abc import Callable
 
 import httpx
 import structlog
 
-from hashgrid.agent import fingerprint, registration
+from hashgrid.agent import registration
 from hashgrid.agent.control_plane import ControlPlane, Rejected
+from hashgrid.agent.fingerprint import GpuWatch
 from hashgrid.agent.heartbeat import beat_until
 from hashgrid.agent.reporter import Reporter
 from hashgrid.agent.settings import AgentSettings
+from hashgrid.agent.store import ModelStore
 from hashgrid.agent.supervisor import EngineConfig, Supervisor
 from hashgrid.common.backoff import Backoff
 from hashgrid.common.logging import configure_logging
 from hashgrid.common.net import outbound_address
 from hashgrid.common.waiting import sleep_unless
+from hashgrid.contracts.agent import Fingerprint
 
 log = structlog.get_logger("hashgrid.agent")
 
@@ -35,8 +39,11 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
     """Run until `stop` is set or SIGINT/SIGTERM arrives; leave no engine behind."""
     stop = stop or _stop_on_signals()
     control_plane = ControlPlane(settings.server_url)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    # Held open for the agent's life, so GPU errors (XIDs) between reports are not missed.
+    gpus = GpuWatch(disk_path=settings.home)
     try:
-        identity = await _identity(control_plane, settings, stop)
+        identity = await _identity(control_plane, settings, stop, gpus.collect)
         if identity is None:
             return
         control_plane.use_credential(identity.credential)
@@ -48,11 +55,18 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
                 advertise_host=settings.advertise_address or outbound_address(settings.server_url),
                 log_dir=settings.log_dir,
                 ready_timeout_s=settings.engine_ready_timeout_s,
+                store=ModelStore(
+                    settings.store_dir,
+                    int(settings.model_cache_gib * 2**30),
+                    hf_endpoint=settings.hf_endpoint,
+                ),
             ),
             reporter,
         )
         loops = [
-            asyncio.create_task(beat_until(stop, control_plane, 2.0), name="heartbeat"),
+            asyncio.create_task(
+                beat_until(stop, control_plane, 2.0, gpus.collect), name="heartbeat"
+            ),
             asyncio.create_task(
                 _follow_assignments(stop, control_plane, supervisor), name="assignments"
             ),
@@ -73,11 +87,15 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
                 raise failure  # a loop's own failure, e.g. CredentialRefused
     finally:
         await control_plane.close()
+        gpus.close()
         log.info("agent stopped")
 
 
 async def _identity(
-    control_plane: ControlPlane, settings: AgentSettings, stop: asyncio.Event
+    control_plane: ControlPlane,
+    settings: AgentSettings,
+    stop: asyncio.Event,
+    collect: Callable[[], Fingerprint],
 ) -> registration.Identity | None:
     """The stored identity, or a new one from the join token; retries while the server is away."""
     identity = registration.load(settings)
@@ -86,7 +104,7 @@ async def _identity(
     backoff = Backoff()
     while not stop.is_set():
         try:
-            return await registration.join(control_plane, settings, fingerprint.collect())
+            return await registration.join(control_plane, settings, collect())
         except (httpx.HTTPError, OSError) as e:
             delay = backoff.next_delay()
             log.warning("control plane unreachable; retrying join", error=str(e), retry_s=delay)
@@ -114,7 +132,7 @@ async def _follow_assignments(
         backoff.reset()
         revision = answer.revision
         if not stop.is_set():
-            await supervisor.sync(answer.assignments)
+            await supervisor.sync(answer.assignments, answer.stop_grace_s)
 
 
 def _stop_on_signals() -> asyncio.Event:

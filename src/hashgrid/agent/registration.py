@@ -1,6 +1,7 @@
 """Joining a site once, and keeping the node credential so a restart needs no new token."""
 
 import json
+import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -52,6 +53,35 @@ async def join(
     )
     write_private(settings.credential_path, json.dumps(asdict(identity)))
     return identity
+
+
+async def rotate(
+    control_plane: ControlPlane, settings: AgentSettings, identity: Identity
+) -> Identity:
+    """Trade the node credential for a new one, store it, then use it; the new identity.
+
+    The server stops taking the old credential as it answers, so the new one is stored at once
+    and durably (a temporary file renamed over the old one, then synced): a crash in between
+    leaves either credential file whole, never a torn one. Losing the answer itself (a crash
+    before the write) leaves the node with no working credential: it must join again.
+    """
+    rotated = await control_plane.rotate()
+    new = replace(
+        identity, credential=rotated.credential, node_name=rotated.node_name, site=rotated.site
+    )
+    _store(settings.credential_path, new)
+    control_plane.use_credential(new.credential)
+    return new
+
+
+def _store(path: Path, identity: Identity) -> None:
+    write_private(path, json.dumps(asdict(identity)))  # atomic: written aside, then renamed
+    for synced in (path, path.parent):  # the file's bytes, then the rename
+        fd = os.open(synced, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def move(credential_path: Path, server_url: str) -> bool:

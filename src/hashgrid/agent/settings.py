@@ -21,6 +21,8 @@ class AgentSettings(BaseSettings):
     engine_host: str = "0.0.0.0"
     advertise_address: str | None = None
     engine_ready_timeout_s: float = 600.0
+    model_cache_gib: float = 200.0  # downloaded models kept on this node, least recent evicted
+    hf_endpoint: str = "https://huggingface.co"
     log_level: str = "info"
 
     @property
@@ -30,3 +32,7 @@ class AgentSettings(BaseSettings):
     @property
     def log_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.home / "store"

@@ -14,6 +14,7 @@ import structlog
 from hashgrid.agent.engines import ENGINES
 from hashgrid.agent.probe import http_ok
 from hashgrid.agent.reporter import Reporter
+from hashgrid.agent.store import ModelStore, StoreError
 from hashgrid.common.net import free_port
 from hashgrid.common.processes import die_with_parent, stop_async
 from hashgrid.contracts.agent import Assignment, ReplicaReport
@@ -30,6 +31,7 @@ class EngineConfig:
     advertise_host: str  # how gateways reach them
     log_dir: Path
     ready_timeout_s: float
+    store: ModelStore
 
 
 class Supervisor:
@@ -38,15 +40,20 @@ class Supervisor:
         self._reporter = reporter
         self._running: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
+        self._stop_grace_s = 30.0  # set by the control plane with each assignment answer
 
     @property
     def replica_ids(self) -> set[str]:
         return set(self._running)
 
-    async def sync(self, assignments: list[Assignment]) -> None:
-        """Make the running set equal the assigned set; level-triggered, safe to repeat."""
+    async def sync(self, assignments: list[Assignment], stop_grace_s: float = 30.0) -> None:
+        """Make the running set equal the assigned set; level-triggered, safe to repeat.
+
+        An engine no longer assigned gets SIGTERM and `stop_grace_s` to finish what it serves.
+        """
         if self._stopping:
             return
+        self._stop_grace_s = stop_grace_s
         wanted = {a.replica_id: a for a in assignments}
         for replica_id in set(self._running) - set(wanted):
             await self._stop(replica_id)
@@ -78,15 +85,24 @@ class Supervisor:
                 replica_id, ReplicaStatus.FAILED, reason=f"unknown engine {assignment.engine!r}"
             )
             return
-        if not await asyncio.to_thread(Path(assignment.model.source).is_file):
-            reason = f"model file not found on this node: {assignment.model.source}"
-            self._report(replica_id, ReplicaStatus.FAILED, reason=reason)
+        spec = assignment.model
+        self._report(replica_id, ReplicaStatus.STARTING, reason=f"fetching {spec.source}")
+        try:
+            model_path = await self._config.store.fetch(
+                spec.source, size_bytes=spec.size_bytes, sha256=spec.sha256
+            )
+        except (StoreError, ValueError) as e:
+            self._report(replica_id, ReplicaStatus.FAILED, reason=f"model not available: {e}")
             return
         port = free_port(self._config.bind_host)
         log_path = self._config.log_dir / f"{replica_id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._report(replica_id, ReplicaStatus.STARTING)
-        launch = engine.launch(assignment, assignment.model.source, self._config.bind_host, port)
+        try:
+            launch = engine.launch(assignment, str(model_path), self._config.bind_host, port)
+        except ValueError as e:  # the spec does not fit this engine (e.g. GPUs vs tensor parallel)
+            self._report(replica_id, ReplicaStatus.FAILED, reason=str(e))
+            return
         with log_path.open("ab") as log_file:
             proc = await asyncio.create_subprocess_exec(
                 *launch.argv,
@@ -110,6 +126,7 @@ class Supervisor:
                 )
                 self._report(replica_id, ReplicaStatus.FAILED, reason=_with_tail(why, log_path))
                 return
+            self._config.store.touch(spec.source)  # in use: last to be evicted
             endpoint = f"http://{self._config.advertise_host}:{port}"
             self._report(replica_id, ReplicaStatus.READY, endpoint=endpoint)
             log.info("engine ready", replica=replica_id, endpoint=endpoint)
@@ -121,7 +138,7 @@ class Supervisor:
                 reason=_with_tail(f"engine exited with code {code}", log_path),
             )
         except asyncio.CancelledError:
-            await stop_async(proc)
+            await stop_async(proc, self._stop_grace_s)
             self._report(replica_id, ReplicaStatus.STOPPED)
             log.info("engine stopped", replica=replica_id)
             raise

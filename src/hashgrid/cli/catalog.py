@@ -26,13 +26,24 @@ def make_tiny(path: Path, seed: int = typer.Option(0, help="Seed of the random w
 def add(
     ctx: typer.Context,
     name: str,
-    path: Path = typer.Option(..., "--path", help="The GGUF file, at the same path on the nodes."),
+    path: Path | None = typer.Option(None, "--path", help="A GGUF file, at this path on nodes."),
+    source: str | None = typer.Option(
+        None, help="Or where nodes download it: an http(s) URL or hf://OWNER/REPO/FILE[@REV]."
+    ),
+    size: int | None = typer.Option(None, help="Bytes of a --source model (for placement)."),
     context_length: int = typer.Option(2048, help="Context length to serve with."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Add a GGUF model to the catalog."""
+    """Add a GGUF model to the catalog, from a local file or a download source."""
+    if (path is None) == (source is None):
+        raise fail("give exactly one of --path and --source")
     with client(ctx) as c:
-        model = add_file(c, name, path, context_length)
+        if path is not None:
+            model = add_file(c, name, path, context_length)
+        elif size is None:
+            raise fail("--source needs --size (bytes), so placement knows what fits")
+        else:
+            model = c.add_model(name, str(source), size, context_length)
     emit_json(model) if as_json else console.print(f"added model [bold]{model.name}[/bold]")
 
 

@@ -4,6 +4,7 @@ import typer
 
 from hashgrid.cli.connection import client
 from hashgrid.cli.output import JsonOption, console, emit_json, gib, table
+from hashgrid.server.nodes.schemas import NodeOut
 
 orgs_app = typer.Typer(help="Organizations: operators and customers.", no_args_is_help=True)
 sites_app = typer.Typer(help="Sites and join tokens.", no_args_is_help=True)
@@ -89,7 +90,7 @@ def list_nodes(ctx: typer.Context, as_json: bool = JsonOption) -> None:
         (
             n.name,
             n.site,
-            n.status,
+            _node_state(n),
             len(n.fingerprint.gpus) or "-",
             n.fingerprint.cpu_count,
             gib(n.capacity_bytes),
@@ -98,3 +99,38 @@ def list_nodes(ctx: typer.Context, as_json: bool = JsonOption) -> None:
         for n in nodes
     ]
     table("nodes", ["name", "site", "status", "gpus", "cpus", "capacity", "id"], rows)
+
+
+def _node_state(n: NodeOut) -> str:
+    if n.drain_deadline is not None:
+        return f"{n.status}, draining by {n.drain_deadline:%H:%M:%S} UTC"
+    return f"{n.status}, cordoned" if n.cordoned else str(n.status)
+
+
+@nodes_app.command("cordon")
+def cordon(ctx: typer.Context, node: str, as_json: bool = JsonOption) -> None:
+    """Place no new replicas on NODE (id or name); its replicas keep serving."""
+    with client(ctx) as c:
+        n = c.cordon(node)
+    emit_json(n) if as_json else console.print(f"{n.name}: {_node_state(n)}")
+
+
+@nodes_app.command("uncordon")
+def uncordon(ctx: typer.Context, node: str, as_json: bool = JsonOption) -> None:
+    """Let NODE take replicas again (this also ends a drain)."""
+    with client(ctx) as c:
+        n = c.uncordon(node)
+    emit_json(n) if as_json else console.print(f"{n.name}: {_node_state(n)}")
+
+
+@nodes_app.command("drain")
+def drain(
+    ctx: typer.Context,
+    node: str,
+    deadline: float = typer.Option(60.0, help="Seconds engines get to finish in-flight requests."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Route no new requests to NODE, move its replicas elsewhere, then stop its engines."""
+    with client(ctx) as c:
+        n = c.drain(node, deadline)
+    emit_json(n) if as_json else console.print(f"{n.name}: {_node_state(n)}")

@@ -108,6 +108,16 @@ class HashgridClient:
     def get_node(self, node: str) -> NodeOut:
         return self._one(NodeOut, "GET", f"/api/v1/nodes/{node}")
 
+    def cordon(self, node: str) -> NodeOut:
+        return self._one(NodeOut, "POST", f"/api/v1/nodes/{node}/cordon")
+
+    def uncordon(self, node: str) -> NodeOut:
+        return self._one(NodeOut, "POST", f"/api/v1/nodes/{node}/uncordon")
+
+    def drain(self, node: str, deadline_s: float = 60.0) -> NodeOut:
+        path = f"/api/v1/nodes/{node}/drain"
+        return self._one(NodeOut, "POST", path, {"deadline_s": deadline_s})
+
     # catalog
     def add_model(
         self, name: str, source: str, size_bytes: int, context_length: int = 2048

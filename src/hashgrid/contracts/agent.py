@@ -19,11 +19,22 @@ PROTOCOL_HEADER = "x-hashgrid-agent-protocol"
 
 
 class GpuInfo(BaseModel):
+    """One GPU as NVML sees it. Fields after the memory figures came later: older agents omit
+    them, and None means NVML could not say (the GPU or driver does not support the query)."""
+
     index: int
     uuid: str
     name: str
     memory_total_bytes: int
     memory_free_bytes: int
+    power_draw_w: float | None = None
+    power_limit_w: float | None = None
+    temperature_c: int | None = None
+    ecc_uncorrected: int | None = None  # volatile totals, since the last driver load or reset
+    ecc_corrected: int | None = None
+    xids: list[int] = Field(default_factory=list)  # distinct critical XIDs since agent start
+    quarantined: bool = False  # no replica may use it: uncorrected ECC, critical XID, unreadable
+    quarantine_reason: str | None = None
 
 
 class Fingerprint(BaseModel):
@@ -39,6 +50,9 @@ class Fingerprint(BaseModel):
     gpus: list[GpuInfo] = Field(default_factory=list)
     gpu_driver: str | None = None
     gpu_error: str | None = None  # why no GPU was found, when NVML could not answer
+    cuda_driver: str | None = None  # CUDA version the driver supports, e.g. "12.4"
+    disk_total_bytes: int | None = None  # the filesystem holding the agent's home
+    disk_free_bytes: int | None = None
 
 
 class JoinRequest(BaseModel):
@@ -92,6 +106,8 @@ class Assignment(BaseModel):
 class Assignments(BaseModel):
     revision: int
     assignments: list[Assignment]
+    # How long an engine whose replica is no longer assigned may finish in-flight requests.
+    stop_grace_s: float = 30.0
 
 
 class ReplicaReport(BaseModel):

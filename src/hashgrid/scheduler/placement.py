@@ -16,7 +16,8 @@ class NodeView:
     site: str
     region: str
     capacity_bytes: int
-    schedulable: bool = True
+    schedulable: bool = True  # False (lost, draining): its replicas must go elsewhere
+    cordoned: bool = False  # True: keeps its replicas, takes no new ones
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ def plan(snapshot: Snapshot) -> Plan:
 def _fits(d: DeploymentView, n: NodeView, snapshot: Snapshot, used: Counter[str]) -> bool:
     return (
         n.schedulable
+        and not n.cordoned
         and (not d.regions or n.region in d.regions)
         and (d.id, n.id) not in snapshot.cooling
         and n.capacity_bytes - used[n.id] >= d.memory_bytes
@@ -147,9 +149,12 @@ def _best_node(
 
 
 def _why_unplaced(d: DeploymentView, snapshot: Snapshot) -> str:
-    schedulable = [n for n in snapshot.nodes if n.schedulable]
-    if not schedulable:
+    ready = [n for n in snapshot.nodes if n.schedulable]
+    if not ready:
         return "no ready node"
+    schedulable = [n for n in ready if not n.cordoned]
+    if not schedulable:
+        return "every ready node is cordoned"
     in_region = [n for n in schedulable if not d.regions or n.region in d.regions]
     if not in_region:
         return f"no ready node in regions {', '.join(sorted(d.regions))}"

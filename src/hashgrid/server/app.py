@@ -19,7 +19,8 @@ from hashgrid.server.deployments.router import router as deployments_router
 from hashgrid.server.errors import install_error_handlers
 from hashgrid.server.feed.router import router as feed_router
 from hashgrid.server.keys.router import router as keys_router
-from hashgrid.server.nodes.liveness import Liveness
+from hashgrid.server.metrics import ServerMetrics
+from hashgrid.server.nodes.liveness import HearingMiddleware, Liveness
 from hashgrid.server.nodes.router import router as nodes_router
 from hashgrid.server.organizations.router import router as organizations_router
 from hashgrid.server.reconcile.liveness import LivenessReconciler
@@ -48,10 +49,13 @@ ROUTERS = (
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
     """A control plane for `settings` (default: read from the environment)."""
     settings = settings or ServerSettings()
+    liveness = Liveness(settings.node_ttl_s)
+    metrics = ServerMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.resolved_database_url())
+        metrics.count_writes(engine)
         await upgrade(engine)
         sessions = make_sessionmaker(engine)
         await bootstrap(sessions, settings)
@@ -60,7 +64,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             engine=engine,
             sessions=sessions,
             changes=Changes(),
-            liveness=Liveness(settings.node_ttl_s),
+            liveness=liveness,
         )
         app.state.hashgrid = state
         tasks = start_all(
@@ -90,8 +94,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(HearingMiddleware, liveness=liveness)
     for router in ROUTERS:
         app.include_router(router)
+    metrics.install(app)  # GET /metrics, no auth (see its docstring)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

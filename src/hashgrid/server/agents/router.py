@@ -1,6 +1,7 @@
+import time
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 
 from hashgrid.contracts.agent import (
     PROTOCOL_VERSION,
@@ -11,14 +12,16 @@ from hashgrid.contracts.agent import (
     JoinResponse,
     ReplicaReport,
 )
-from hashgrid.contracts.states import NodeStatus
 from hashgrid.server.agents import service
-from hashgrid.server.auth import CallingNode
+from hashgrid.server.auth import CallingNode, node_credentials
 from hashgrid.server.deployments import service as deployments
 from hashgrid.server.deployments.tables import Replica
 from hashgrid.server.errors import Invalid, NotFound
-from hashgrid.server.nodes import service as nodes
-from hashgrid.server.state import Session, State
+from hashgrid.server.metrics import server_metrics
+from hashgrid.server.nodes import scheduling
+from hashgrid.server.nodes.scheduling import DEFAULT_STOP_GRACE_S
+from hashgrid.server.nodes.tables import Node
+from hashgrid.server.state import ServerState, Session, get_state
 
 
 def _check_protocol(version: int | None) -> None:
@@ -27,30 +30,55 @@ def _check_protocol(version: int | None) -> None:
 
 
 ProtocolHeader = Annotated[int | None, Header(alias="x-hashgrid-agent-protocol")]
+
+
+# Dependencies here are coroutines: FastAPI runs a plain-function dependency in its thread pool,
+# a hop that costs far more than the dependency itself on the agents' hot paths.
+
+
+async def _now() -> float:
+    return time.perf_counter()
+
+
+async def _state(request: Request) -> ServerState:
+    return get_state(request)
+
+
+# Listed first among a route's parameters, it is resolved before the credential check.
+Started = Annotated[float, Depends(_now)]
+State = Annotated[ServerState, Depends(_state)]
 router = APIRouter(prefix="/api/v1/agent", tags=["agent protocol"])
 
 
 @router.post("/join")
-async def join(body: JoinRequest, session: Session, state: State) -> JoinResponse:
+async def join(body: JoinRequest, session: Session, state: State, request: Request) -> JoinResponse:
     """Trade a one-time site join token for a node credential."""
     _check_protocol(body.protocol_version)
-    response = await service.join(session, body, state.settings.heartbeat_interval_s)
+    known = service.known_nodes(request)
+    response = await service.join(session, body, state.settings.heartbeat_interval_s, known)
     state.liveness.beat(response.node_id)
-    await state.changes.bump()
+    known.bumped(await state.changes.bump())
     return response
 
 
 @router.post("/heartbeat")
 async def heartbeat(
-    body: Heartbeat, node: CallingNode, session: Session, state: State, protocol: ProtocolHeader
+    started: Started,
+    body: Heartbeat,
+    node: CallingNode,
+    state: State,
+    request: Request,
+    protocol: ProtocolHeader,
 ) -> HeartbeatAck:
-    """Keep the node alive; a lost node that beats again is ready again."""
+    """Keep the node alive; a lost node that beats again is ready again.
+
+    Runs no SQL unless the node's status or stored fingerprint changes.
+    """
     _check_protocol(protocol)
-    state.liveness.beat(node.id)
-    if body.fingerprint is not None:
-        await nodes.update_fingerprint(session, node, body.fingerprint)
-    if await nodes.set_status(session, node, NodeStatus.READY):
-        await state.changes.bump()
+    await service.heartbeat(state, service.known_nodes(request), node, body.fingerprint)
+    metrics = server_metrics(request)
+    metrics.heartbeats.inc()
+    metrics.heartbeat_seconds.observe(time.perf_counter() - started)
     return HeartbeatAck(
         node_id=node.id,
         heartbeat_interval_s=state.settings.heartbeat_interval_s,
@@ -58,23 +86,49 @@ async def heartbeat(
     )
 
 
+@router.post("/rotate")
+async def rotate(
+    node: CallingNode, session: Session, state: State, request: Request, protocol: ProtocolHeader
+) -> JoinResponse:
+    """Trade this node's credential for a new one: the old one stops working at once.
+
+    Answers with the node's identity, as join does. Store the new credential before using it:
+    the old one cannot rotate again.
+    """
+    _check_protocol(protocol)
+    response = await service.rotate(session, node, state.settings.heartbeat_interval_s)
+    node_credentials(request).forget(node.id)  # after the commit: no read can refill it
+    return response
+
+
 @router.get("/assignments")
 async def assignments(
     node: CallingNode,
     session: Session,
     state: State,
+    request: Request,
     protocol: ProtocolHeader,
     after: Annotated[int, Query(description="Answer once the revision exceeds this")] = 0,
     wait: Annotated[float, Query(ge=0, description="Seconds to hold the poll open")] = 0,
 ) -> Assignments:
-    """The replicas this node should run, answered when newer than `after` (a long poll)."""
+    """The replicas this node should run, answered when newer than `after` (a long poll).
+
+    Changes that leave this node's replicas as they were in the answer at `after` do not end
+    the poll (see `service.AssignmentWaits`).
+    """
     _check_protocol(protocol)
     node_id = node.id
     await session.close()  # hold no database connection while the poll waits
-    revision = await state.changes.wait_newer(after, min(wait, state.settings.long_poll_max_s))
-    return Assignments(
-        revision=revision, assignments=await service.assignments_of(session, node_id)
+    waits = service.assignment_waits(request)
+    revision = await waits.wait(node_id, after, min(wait, state.settings.long_poll_max_s))
+    current = await session.get(Node, node_id)
+    answer = Assignments(
+        revision=revision,
+        assignments=await service.assignments_of(session, node_id),
+        stop_grace_s=scheduling.stop_grace_s(current) if current else DEFAULT_STOP_GRACE_S,
     )
+    waits.told(node_id, revision, answer.assignments)
+    return answer
 
 
 @router.put("/replicas/{replica_id}/state")

@@ -19,6 +19,7 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
         .join(Node, Replica.node_id == Node.id)
         .join(Site, Node.site_id == Site.id)
         .where(Replica.status == ReplicaStatus.READY, Node.status == NodeStatus.READY)
+        .where(Node.drain_deadline.is_(None))  # a draining node takes no new requests
         .where(Replica.endpoint.is_not(None))
         .order_by(Replica.id)
     )

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from hashgrid.contracts.agent import Fingerprint
 from hashgrid.contracts.states import NodeStatus
@@ -15,3 +15,9 @@ class NodeOut(BaseModel):
     fingerprint: Fingerprint
     joined_at: datetime
     status_changed_at: datetime
+    cordoned: bool = False  # takes no new replicas
+    drain_deadline: datetime | None = None  # draining: replicas stop by then
+
+
+class DrainRequest(BaseModel):
+    deadline_s: float = Field(60.0, gt=0, le=86400, description="Seconds engines get to finish")

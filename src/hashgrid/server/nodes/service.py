@@ -1,6 +1,7 @@
 """Registering nodes and moving them between ready and lost."""
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,10 +20,13 @@ NODE_CREDENTIAL_PREFIX = "hg_node_"
 
 
 def capacity_of(fingerprint: Fingerprint) -> int:
-    """Memory replicas may use: all accelerator memory, or RAM on a CPU-only node."""
-    if fingerprint.gpus:
-        return sum(g.memory_total_bytes for g in fingerprint.gpus)
-    return fingerprint.memory_total_bytes
+    """Memory replicas may use: the VRAM of GPUs not quarantined, or RAM on a node with no GPU.
+
+    A node whose every GPU is quarantined offers nothing; it does not fall back to RAM.
+    """
+    if not fingerprint.gpus:
+        return fingerprint.memory_total_bytes
+    return sum(g.memory_total_bytes for g in fingerprint.gpus if not g.quarantined)
 
 
 async def _free_name(session: AsyncSession, wanted: str) -> str:
@@ -77,12 +81,26 @@ async def set_status(session: AsyncSession, node: Node, status: NodeStatus) -> b
     return True
 
 
+# Readings that move all the time; storing each change would write on every report.
+VOLATILE_NODE_FIELDS = frozenset({"memory_available_bytes", "disk_free_bytes"})
+VOLATILE_GPU_FIELDS = frozenset({"memory_free_bytes", "power_draw_w", "temperature_c"})
+
+
+def _stable(fingerprint: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in fingerprint.items() if k not in VOLATILE_NODE_FIELDS}
+    out["gpus"] = [
+        {k: v for k, v in gpu.items() if k not in VOLATILE_GPU_FIELDS}
+        for gpu in fingerprint.get("gpus", [])
+    ]
+    return out
+
+
 async def update_fingerprint(session: AsyncSession, node: Node, fingerprint: Fingerprint) -> None:
-    """Store a changed fingerprint (memory free figures excluded, or every beat would write)."""
-    stable = fingerprint.model_dump(mode="json", exclude={"memory_available_bytes"})
-    stored = {k: v for k, v in node.fingerprint.items() if k != "memory_available_bytes"}
-    if stable != stored:
-        node.fingerprint = fingerprint.model_dump(mode="json")
+    """Store the fingerprint when something other than a moving reading changed (a GPU
+    quarantined, a driver upgraded, memory added)."""
+    reported = fingerprint.model_dump(mode="json")
+    if _stable(reported) != _stable(node.fingerprint):
+        node.fingerprint = reported
         node.capacity_bytes = capacity_of(fingerprint)
         await session.commit()
 
@@ -118,4 +136,33 @@ def to_out(node: Node, site: Site) -> NodeOut:
         fingerprint=Fingerprint.model_validate(node.fingerprint),
         joined_at=node.joined_at,
         status_changed_at=node.status_changed_at,
+        cordoned=node.cordoned,
+        drain_deadline=node.drain_deadline,
     )
+
+
+async def revoke(session: AsyncSession, node: Node) -> None:
+    """Make `node`'s credential worthless and mark it lost with its replicas.
+
+    The stored hash becomes that of a fresh secret nobody holds, so the old credential matches
+    nothing. The caller must then drop the node from its credential cache.
+    """
+    node.credential_hash = hash_secret(new_secret(NODE_CREDENTIAL_PREFIX))
+    if not await set_status(session, node, NodeStatus.LOST):
+        await session.commit()
+
+
+async def rotate_credential(session: AsyncSession, node_id: str, old_hash: str) -> str | None:
+    """A new credential for the node whose credential hashes to `old_hash`, which stops working.
+
+    None when `old_hash` is no longer the node's (revoked, or rotated by a concurrent call).
+    """
+    secret = new_secret(NODE_CREDENTIAL_PREFIX)
+    rotated = await session.scalar(
+        update(Node)
+        .where(Node.id == node_id, Node.credential_hash == old_hash)
+        .values(credential_hash=hash_secret(secret))
+        .returning(Node.id)
+    )
+    await session.commit()
+    return secret if rotated is not None else None

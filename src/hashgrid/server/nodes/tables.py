@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hashgrid.contracts.states import NodeStatus
@@ -22,3 +22,7 @@ class Node(Base):
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Written when the status changes, not on every beat: liveness itself lives in memory.
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Cordoned: no new replicas here. Draining (a deadline is set): cordoned, and its replicas
+    # leave the gateways' view at once and stop by the deadline.
+    cordoned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    drain_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

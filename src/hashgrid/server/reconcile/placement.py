@@ -56,7 +56,14 @@ class PlacementReconciler:
         )
         snapshot = Snapshot(
             nodes=tuple(
-                NodeView(n.id, s.name, s.region, n.capacity_bytes, n.status == NodeStatus.READY)
+                NodeView(
+                    n.id,
+                    s.name,
+                    s.region,
+                    n.capacity_bytes,
+                    schedulable=n.status == NodeStatus.READY and n.drain_deadline is None,
+                    cordoned=n.cordoned,
+                )
                 for n, s in nodes
             ),
             deployments=deployment_views,

@@ -1,0 +1,113 @@
+"""The control plane's /metrics, and the database writes a heartbeat costs, on each backend."""
+
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from hashgrid.agent.fingerprint import collect
+from hashgrid.contracts.agent import PROTOCOL_HEADER
+
+from support.live import LiveServer, wait_until
+
+HEARTBEAT = "/api/v1/agent/heartbeat"
+
+
+def _metrics(server: LiveServer) -> dict[str, float]:
+    """Every sample, keyed by its name and labels: `name{label="value"}` or `name`."""
+    r = httpx.get(f"{server.url}/metrics", timeout=10)  # no credential: none is needed
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/plain")
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(r.text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return out
+
+
+def _writes(server: LiveServer) -> float:
+    return sum(v for k, v in _metrics(server).items() if k.startswith("hashgrid_db_writes_total"))
+
+
+def _joined_node(server: LiveServer) -> tuple[dict[str, Any], httpx.Client]:
+    with server.client() as c:
+        c.create_site("tx-west", "us-south", "US", 10.0)
+        token = c.create_join_token("tx-west").token
+    body = {"join_token": token, "name": "rig-1", "fingerprint": collect().model_dump(mode="json")}
+    with server.http(token=None) as http:
+        joined: dict[str, Any] = http.post("/api/v1/agent/join", json=body).json()
+    node = server.http(token=joined["credential"])
+    node.headers[PROTOCOL_HEADER] = "1"
+    return joined, node
+
+
+def test_metrics_expose_writes_heartbeats_and_nodes(server: LiveServer) -> None:
+    before = _metrics(server)
+    for name in ("insert", "update", "delete"):
+        assert f'hashgrid_db_writes_total{{statement="{name}"}}' in before
+    assert before["hashgrid_heartbeats_total"] == 0
+    assert before["hashgrid_heartbeat_seconds_count"] == 0
+    assert before['hashgrid_nodes{status="ready"}'] == 0
+    assert before['hashgrid_db_writes_total{statement="insert"}'] > 0  # bootstrap's admin token
+
+    _, node = _joined_node(server)
+    with node:
+        for _ in range(3):
+            assert node.post(HEARTBEAT, json={}).status_code == 200
+    after = _metrics(server)
+    assert after["hashgrid_heartbeats_total"] == 3
+    assert after["hashgrid_heartbeat_seconds_count"] == 3
+    assert after['hashgrid_heartbeat_seconds_bucket{le="+Inf"}'] == 3
+    assert after["hashgrid_heartbeat_seconds_sum"] > 0
+    assert after['hashgrid_nodes{status="ready"}'] == 1
+    assert after['hashgrid_nodes{status="lost"}'] == 0
+    assert _writes(server) > sum(
+        v for k, v in before.items() if k.startswith("hashgrid_db_writes_total")
+    )  # the join wrote
+
+
+def test_a_heartbeat_that_changes_nothing_writes_nothing(server: LiveServer) -> None:
+    joined, node = _joined_node(server)
+    fingerprint = collect().model_dump(mode="json")
+    with node:
+        assert node.post(HEARTBEAT, json={"fingerprint": fingerprint}).status_code == 200
+        writes = _writes(server)
+        beats = _metrics(server)["hashgrid_heartbeats_total"]
+        for i in range(20):
+            body = {"fingerprint": fingerprint} if i % 5 == 0 else {}
+            assert node.post(HEARTBEAT, json=body).status_code == 200
+        assert _writes(server) == writes
+        assert _metrics(server)["hashgrid_heartbeats_total"] == beats + 20
+
+        # A fingerprint that changed is stored: one write, and none for the same one again.
+        fingerprint["cpu_count"] += 1
+        assert node.post(HEARTBEAT, json={"fingerprint": fingerprint}).status_code == 200
+        changed = _writes(server)
+        assert changed > writes
+        assert node.post(HEARTBEAT, json={"fingerprint": fingerprint}).status_code == 200
+        assert _writes(server) == changed
+    with server.client() as admin:
+        assert admin.get_node(joined["node_id"]).fingerprint.cpu_count == fingerprint["cpu_count"]
+
+
+def test_a_status_change_writes(server: LiveServer) -> None:
+    joined, node = _joined_node(server)
+    with node, server.client() as admin:
+        assert node.post(HEARTBEAT, json={}).status_code == 200
+        writes = _writes(server)
+        # It stops beating: the liveness reconciler marks it lost after the TTL, and writes.
+        wait_until(lambda: admin.get_node(joined["node_id"]).status == "lost", 10, "node lost")
+        lost = _writes(server)
+        assert lost > writes
+        assert _metrics(server)['hashgrid_nodes{status="lost"}'] == 1
+        # Its next beat brings it back: a write, and the in-memory view follows.
+        assert node.post(HEARTBEAT, json={}).status_code == 200
+        back = _writes(server)
+        assert back > lost
+        assert admin.get_node(joined["node_id"]).status == "ready"
+        after = _metrics(server)
+        assert after['hashgrid_nodes{status="ready"}'] == 1
+        assert after['hashgrid_nodes{status="lost"}'] == 0
+        assert node.post(HEARTBEAT, json={}).status_code == 200
+        assert _writes(server) == back
