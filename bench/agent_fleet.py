@@ -130,10 +130,12 @@ class Agent:
                         joined = orjson.loads(await r.read())
                         self.headers["authorization"] = f"Bearer {joined['credential']}"
                         return
-                    raise RuntimeError(f"join answered {r.status}: {await r.text()}")
+                    if r.status < 500:
+                        raise RuntimeError(f"join answered {r.status}: {await r.text()}")
+                    self.stats.error(f"join: HTTP {r.status}")  # rolled back: the token is unspent
             except (aiohttp.ClientError, TimeoutError) as e:
                 self.stats.error(f"join: {type(e).__name__}")
-                await asyncio.sleep(0.5 * (attempt + 1))
+            await asyncio.sleep(0.5 * (attempt + 1))
         raise RuntimeError(f"{self.name} could not join")
 
     async def beat_forever(self, interval_s: float) -> None:
@@ -464,7 +466,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=5.0, help="heartbeat interval, s")
     parser.add_argument("--ttl", type=float, default=15.0, help="the server's node TTL, s")
     parser.add_argument("--settle", type=float, default=10.0, help="wait after joins, s")
-    parser.add_argument("--join-concurrency", type=int, default=20)
+    parser.add_argument("--join-concurrency", type=int, default=4)
     parser.add_argument("--beat-connections", type=int, default=500)
     parser.add_argument("--keep-home", help="server home to use and keep (default: a temp dir)")
     parser.add_argument("--timeline", action="store_true", help="print per-second figures")
