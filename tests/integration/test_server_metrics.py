@@ -1,5 +1,8 @@
-"""The control plane's /metrics, and the database writes a heartbeat costs, on each backend."""
+"""The control plane's /metrics, what a heartbeat writes, and what wakes a held long poll."""
 
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +14,7 @@ from hashgrid.contracts.agent import PROTOCOL_HEADER
 from support.live import LiveServer, wait_until
 
 HEARTBEAT = "/api/v1/agent/heartbeat"
+ASSIGNMENTS = "/api/v1/agent/assignments"
 
 
 def _metrics(server: LiveServer) -> dict[str, float]:
@@ -111,3 +115,49 @@ def test_a_status_change_writes(server: LiveServer) -> None:
         assert after['hashgrid_nodes{status="lost"}'] == 0
         assert node.post(HEARTBEAT, json={}).status_code == 200
         assert _writes(server) == back
+
+
+def test_a_held_poll_sleeps_through_changes_that_are_not_its_nodes(
+    server: LiveServer, tiny_model: Path
+) -> None:
+    joined, node = _joined_node(server)
+    with node, server.client() as admin:
+        first = node.get(ASSIGNMENTS, params={"after": 0}).json()
+        answers: list[tuple[float, dict[str, Any]]] = []
+
+        def poll() -> None:
+            started = time.monotonic()
+            params = {"after": first["revision"], "wait": 2}
+            got = node.get(ASSIGNMENTS, params=params).json()
+            answers.append((time.monotonic() - started, got))
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        time.sleep(0.3)
+        admin.create_site("elsewhere", "eu-north", "SE", 1.0)
+        other = admin.create_join_token("elsewhere").token  # a change, but none of this node's
+        body = {
+            "join_token": other,
+            "name": "rig-2",
+            "fingerprint": collect().model_dump(mode="json"),
+        }
+        with server.http(token=None) as http:
+            assert http.post("/api/v1/agent/join", json=body).status_code == 200
+        poller.join(10)
+        held, answer = answers[0]
+        assert held >= 1.9, "a change on another node ended this node's poll"
+        assert answer["assignments"] == []
+        assert answer["revision"] > first["revision"]
+
+        # Its own replica ends the poll at once.
+        poller = threading.Thread(target=poll)
+        first = answer
+        poller.start()
+        time.sleep(0.3)
+        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
+        admin.deploy("tiny", regions=["us-south"])
+        poller.join(10)
+        held, answer = answers[1]
+        assert held < 1.9
+        assert len(answer["assignments"]) == 1
+        assert joined["node_id"] == admin.get_deployment("tiny").replica_list[0].node_id

@@ -120,14 +120,19 @@ async def assignments(
     node_id = node.id
     await session.close()  # hold no database connection while the poll waits
     waits = service.assignment_waits(request)
-    revision = await waits.wait(node_id, after, min(wait, state.settings.long_poll_max_s))
+    within_s = min(wait, state.settings.long_poll_max_s)
+    revision, unchanged = await waits.wait(node_id, after, within_s)
+    if unchanged is not None:  # nothing of this node's changed: its last answer, no query
+        again = unchanged.model_copy(update={"revision": revision})
+        waits.told(node_id, again)
+        return again
     current = await session.get(Node, node_id)
     answer = Assignments(
         revision=revision,
         assignments=await service.assignments_of(session, node_id),
         stop_grace_s=scheduling.stop_grace_s(current) if current else DEFAULT_STOP_GRACE_S,
     )
-    waits.told(node_id, revision, answer.assignments)
+    waits.told(node_id, answer)
     return answer
 
 

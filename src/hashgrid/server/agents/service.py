@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.contracts.agent import (
     Assignment,
+    Assignments,
     Fingerprint,
     JoinRequest,
     JoinResponse,
@@ -109,32 +110,34 @@ class AssignmentWaits:
     of every node once per revision (one query) and wakes only the polls whose node's replicas
     differ from those of its last answer (the revision the agent passes back as `after`). A
     poll whose `after` is not its node's last answer (the first poll, or one after a server
-    restart) answers on any change, as before.
+    restart) answers on any change, as before. A poll whose wait ends with its node's replicas
+    as they were gets its last answer again under the new revision, with no query.
     """
 
     def __init__(self, state: ServerState) -> None:
         self._state = state
-        self._told: dict[str, tuple[int, frozenset[str]]] = {}
+        self._told: dict[str, tuple[frozenset[str], Assignments]] = {}
         self._active: tuple[int, dict[str, frozenset[str]]] | None = None
         self._reading = asyncio.Lock()
         self._held: dict[asyncio.Future[int], tuple[str, frozenset[str]]] = {}
         self._watcher: asyncio.Task[None] | None = None
 
-    async def wait(self, node_id: str, after: int, within_s: float) -> int:
+    async def wait(
+        self, node_id: str, after: int, within_s: float
+    ) -> tuple[int, Assignments | None]:
         """Wait until `node_id`'s assignments may differ from its answer at `after`, or
-        `within_s` passes; return the revision to answer with."""
+        `within_s` passes. The revision to answer with, and the answer at `after` when it
+        still holds (None: read the assignments)."""
         changes = self._state.changes
         told = self._told.get(node_id)
-        if told is None or told[0] != after:
-            return await changes.wait_newer(after, within_s)
-        replicas = told[1]
+        if told is None or told[1].revision != after:
+            return await changes.wait_newer(after, within_s), None
+        replicas, answer = told
         deadline = time.monotonic() + within_s
         while True:  # changes since `after` that the watcher may have seen before this poll came
             revision = changes.revision
-            if revision > after:
-                active = await self._active_replicas(revision)
-                if active.get(node_id, frozenset()) != replicas:
-                    return revision
+            if revision > after and await self._differ(node_id, replicas, revision):
+                return revision, None
             if changes.revision == revision:
                 break  # no await from here on: the watcher hears of every change after this one
         woken: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -142,11 +145,20 @@ class AssignmentWaits:
         if self._watcher is None:
             self._watcher = asyncio.create_task(self._watch(revision), name="assignment-waits")
         try:
-            return await asyncio.wait_for(woken, max(0.0, deadline - time.monotonic()))
+            return await asyncio.wait_for(woken, max(0.0, deadline - time.monotonic())), None
         except TimeoutError:
-            return changes.revision
+            pass
         finally:
             self._held.pop(woken, None)
+        # The wait is over. Changes the watcher has not looked at yet are looked at here.
+        now = changes.revision
+        if now != revision and await self._differ(node_id, replicas, now):
+            return now, None
+        return now, answer
+
+    async def _differ(self, node_id: str, replicas: frozenset[str], revision: int) -> bool:
+        active = await self._active_replicas(revision)
+        return active.get(node_id, frozenset()) != replicas
 
     async def _watch(self, seen: int) -> None:
         """While polls are held: on each change, wake those whose node's replicas changed."""
@@ -169,9 +181,9 @@ class AssignmentWaits:
         finally:
             self._watcher = None
 
-    def told(self, node_id: str, revision: int, assignments: list[Assignment]) -> None:
+    def told(self, node_id: str, answer: Assignments) -> None:
         """What a poll of `node_id` was just answered."""
-        self._told[node_id] = (revision, frozenset(a.replica_id for a in assignments))
+        self._told[node_id] = (frozenset(a.replica_id for a in answer.assignments), answer)
 
     async def _active_replicas(self, revision: int) -> dict[str, frozenset[str]]:
         """Each node's active replica ids, as of `revision` or later."""

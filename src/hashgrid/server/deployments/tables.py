@@ -30,6 +30,8 @@ class Replica(Base):
     node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default=ReplicaStatus.SCHEDULED, index=True)
     memory_bytes: Mapped[int] = mapped_column(BigInteger)
+    # NVML indices of the GPUs the replica runs on; None or empty: CPU.
+    gpus: Mapped[list[int] | None] = mapped_column(JSON, default=None)
     endpoint: Mapped[str | None] = mapped_column(String(500), default=None)
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
