@@ -25,13 +25,13 @@ class LivenessReconciler:
 
     async def reconcile(self) -> None:
         async with self._sessions() as session:
-            ready = (
-                await session.scalars(select(Node).where(Node.status == NodeStatus.READY))
-            ).all()
-            expired = set(self._liveness.expired(n.id for n in ready))
-            lost = [n for n in ready if n.id in expired]
-            for node in lost:
-                await nodes.set_status(session, node, NodeStatus.LOST)
-                log.warning("node lost", node=node.name, ttl_s=self._liveness.ttl_s)
+            # Ids only: at thousands of nodes, loading whole rows (fingerprints and all) every
+            # pass held the event loop long enough to show in every heartbeat's latency.
+            ready = await session.scalars(select(Node.id).where(Node.status == NodeStatus.READY))
+            lost = self._liveness.expired(ready.all())
+            for node_id in lost:
+                node = await session.get(Node, node_id)
+                if node is not None and await nodes.set_status(session, node, NodeStatus.LOST):
+                    log.warning("node lost", node=node.name, ttl_s=self._liveness.ttl_s)
         if lost:
             await self._changes.bump()
