@@ -6,32 +6,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from hashgrid.agent.fingerprint import collect
 from hashgrid.contracts.agent import PROTOCOL_HEADER
 
 from support.live import LiveServer, wait_until
+from support.metrics import db_writes as _writes
+from support.metrics import server_metrics as _metrics
 
 HEARTBEAT = "/api/v1/agent/heartbeat"
 ASSIGNMENTS = "/api/v1/agent/assignments"
-
-
-def _metrics(server: LiveServer) -> dict[str, float]:
-    """Every sample, keyed by its name and labels: `name{label="value"}` or `name`."""
-    r = httpx.get(f"{server.url}/metrics", timeout=10)  # no credential: none is needed
-    assert r.status_code == 200, r.text
-    assert r.headers["content-type"].startswith("text/plain")
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(r.text):
-        for sample in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return out
-
-
-def _writes(server: LiveServer) -> float:
-    return sum(v for k, v in _metrics(server).items() if k.startswith("hashgrid_db_writes_total"))
 
 
 def _joined_node(server: LiveServer) -> tuple[dict[str, Any], httpx.Client]:

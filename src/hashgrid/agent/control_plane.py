@@ -48,8 +48,8 @@ class ControlPlane:
         r = await self._http.post("/api/v1/agent/join", json=body.model_dump(mode="json"))
         return JoinResponse.model_validate(_checked(r))
 
-    async def heartbeat(self, fingerprint: Fingerprint | None) -> HeartbeatAck:
-        body = Heartbeat(fingerprint=fingerprint)
+    async def heartbeat(self, body: Heartbeat | None = None) -> HeartbeatAck:
+        body = body or Heartbeat()
         r = await self._send("POST", "/api/v1/agent/heartbeat", json=body.model_dump(mode="json"))
         return HeartbeatAck.model_validate(_checked(r))
 

@@ -11,6 +11,8 @@ from hashgrid.agent import registration
 from hashgrid.agent.control_plane import ControlPlane, Rejected
 from hashgrid.agent.fingerprint import GpuWatch
 from hashgrid.agent.heartbeat import beat_until
+from hashgrid.agent.holdings import HoldingsReport, holdings_of
+from hashgrid.agent.loads import LoadScraper
 from hashgrid.agent.reporter import Reporter
 from hashgrid.agent.settings import AgentSettings
 from hashgrid.agent.store import ModelStore
@@ -19,7 +21,7 @@ from hashgrid.common.backoff import Backoff
 from hashgrid.common.logging import configure_logging
 from hashgrid.common.net import outbound_address
 from hashgrid.common.waiting import sleep_unless
-from hashgrid.contracts.agent import Fingerprint
+from hashgrid.contracts.agent import Fingerprint, ReplicaLoad
 
 log = structlog.get_logger("hashgrid.agent")
 
@@ -49,24 +51,36 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
         control_plane.use_credential(identity.credential)
         log.info("joined", node=identity.node_name, node_id=identity.node_id, site=identity.site)
         reporter = Reporter(control_plane)
+        store = ModelStore(
+            settings.store_dir,
+            int(settings.model_cache_gib * 2**30),
+            hf_endpoint=settings.hf_endpoint,
+        )
         supervisor = Supervisor(
             EngineConfig(
                 bind_host=settings.engine_host,
                 advertise_host=settings.advertise_address or outbound_address(settings.server_url),
                 log_dir=settings.log_dir,
                 ready_timeout_s=settings.engine_ready_timeout_s,
-                store=ModelStore(
-                    settings.store_dir,
-                    int(settings.model_cache_gib * 2**30),
-                    hf_endpoint=settings.hf_endpoint,
-                ),
+                store=store,
             ),
             reporter,
         )
+        scraper = LoadScraper()  # on loopback, as the supervisor probes health
+
+        async def loads() -> list[ReplicaLoad]:
+            return await scraper.loads(supervisor.serving())
+
+        heartbeat = beat_until(
+            stop,
+            control_plane,
+            2.0,
+            gpus.collect,
+            loads=loads,
+            holdings=HoldingsReport(lambda: holdings_of(store)),
+        )
         loops = [
-            asyncio.create_task(
-                beat_until(stop, control_plane, 2.0, gpus.collect), name="heartbeat"
-            ),
+            asyncio.create_task(heartbeat, name="heartbeat"),
             asyncio.create_task(
                 _follow_assignments(stop, control_plane, supervisor), name="assignments"
             ),
@@ -82,6 +96,7 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
         reporter.close()
         await control_plane.close()  # aborts a long poll in flight
         await asyncio.wait(loops, timeout=5.0)
+        await scraper.close()  # after the heartbeat loop: it scrapes until it ends
         for task in loops:
             if task.done() and (failure := task.exception()) is not None:
                 raise failure  # a loop's own failure, e.g. CredentialRefused

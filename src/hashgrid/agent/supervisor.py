@@ -12,6 +12,7 @@ from pathlib import Path
 import structlog
 
 from hashgrid.agent.engines import ENGINES
+from hashgrid.agent.loads import ServingEngine
 from hashgrid.agent.probe import http_ok
 from hashgrid.agent.reporter import Reporter
 from hashgrid.agent.store import ModelStore, StoreError
@@ -39,12 +40,17 @@ class Supervisor:
         self._config = config
         self._reporter = reporter
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._serving: dict[str, ServingEngine] = {}  # ready engines, until they stop or exit
         self._stopping = False
         self._stop_grace_s = 30.0  # set by the control plane with each assignment answer
 
     @property
     def replica_ids(self) -> set[str]:
         return set(self._running)
+
+    def serving(self) -> list[ServingEngine]:
+        """The engines ready and serving now: replica id, engine name, local port."""
+        return list(self._serving.values())
 
     async def sync(self, assignments: list[Assignment], stop_grace_s: float = 30.0) -> None:
         """Make the running set equal the assigned set; level-triggered, safe to repeat.
@@ -129,8 +135,10 @@ class Supervisor:
             self._config.store.touch(spec.source)  # in use: last to be evicted
             endpoint = f"http://{self._config.advertise_host}:{port}"
             self._report(replica_id, ReplicaStatus.READY, endpoint=endpoint)
+            self._serving[replica_id] = ServingEngine(replica_id, engine.name, port)
             log.info("engine ready", replica=replica_id, endpoint=endpoint)
             code = await proc.wait()
+            self._serving.pop(replica_id, None)
             log.warning("engine exited", replica=replica_id, code=code)
             self._report(
                 replica_id,
@@ -138,6 +146,7 @@ class Supervisor:
                 reason=_with_tail(f"engine exited with code {code}", log_path),
             )
         except asyncio.CancelledError:
+            self._serving.pop(replica_id, None)
             await stop_async(proc, self._stop_grace_s)
             self._report(replica_id, ReplicaStatus.STOPPED)
             log.info("engine stopped", replica=replica_id)

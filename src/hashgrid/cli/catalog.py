@@ -8,7 +8,7 @@ from hashgrid.cli.connection import client
 from hashgrid.cli.output import JsonOption, console, emit_json, fail, table
 from hashgrid.client import ApiError, HashgridClient
 from hashgrid.server.catalog.schemas import ModelOut
-from hashgrid.server.deployments.schemas import DeploymentOut
+from hashgrid.server.deployments.schemas import DeploymentOut, ReplicaLoadOut
 
 models_app = typer.Typer(help="The model catalog, and the tiny test model.", no_args_is_help=True)
 
@@ -143,14 +143,31 @@ def print_deployment(d: DeploymentOut) -> None:
     )
     if d.condition:
         console.print(f"condition: {d.condition}")
-    rows = [(r.id, r.node_id, r.status, r.endpoint, r.reason) for r in d.replica_list]
-    table("replicas", ["replica", "node", "status", "endpoint", "reason"], rows)
+    rows = [
+        (r.id, r.node_id, r.status, r.endpoint, _load_text(r.load), r.reason)
+        for r in d.replica_list
+    ]
+    table("replicas", ["replica", "node", "status", "endpoint", "load", "reason"], rows)
     for failure in d.recent_failures:
         console.print(
             f"[red]failed[/red] {failure.id} on node {failure.node_id} at "
             f"{failure.updated_at:%H:%M:%S}: {failure.reason}",
             highlight=False,
         )
+
+
+def _load_text(load: ReplicaLoadOut | None) -> str:
+    """`3 running, 1 waiting, KV 42%`; empty when the engine reported no figures."""
+    if load is None:
+        return ""
+    parts = []
+    if load.running is not None:
+        parts.append(f"{load.running} running")
+    if load.waiting is not None:
+        parts.append(f"{load.waiting} waiting")
+    if load.kv_cache_usage is not None:
+        parts.append(f"KV {load.kv_cache_usage:.0%}")
+    return ", ".join(parts)
 
 
 @deployments_app.command("delete")

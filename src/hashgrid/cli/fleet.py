@@ -81,7 +81,7 @@ def join_token(
 
 @nodes_app.command("list")
 def list_nodes(ctx: typer.Context, as_json: bool = JsonOption) -> None:
-    """List nodes with their status and capacity."""
+    """List nodes with their status, capacity and the models their stores hold."""
     with client(ctx) as c:
         nodes = c.list_nodes()
     if as_json:
@@ -94,11 +94,13 @@ def list_nodes(ctx: typer.Context, as_json: bool = JsonOption) -> None:
             len(n.fingerprint.gpus) or "-",
             n.fingerprint.cpu_count,
             gib(n.capacity_bytes),
+            "-" if n.holdings is None else len(n.holdings),
             n.id,
         )
         for n in nodes
     ]
-    table("nodes", ["name", "site", "status", "gpus", "cpus", "capacity", "id"], rows)
+    columns = ["name", "site", "status", "gpus", "cpus", "capacity", "models held", "id"]
+    table("nodes", columns, rows)
 
 
 def _node_state(n: NodeOut) -> str:

@@ -2,13 +2,16 @@
 
 The agent only ever dials out (it works behind NAT):
 1. `POST /api/v1/agent/join` trades a one-time site join token for a node credential.
-2. `POST /api/v1/agent/heartbeat` every `heartbeat_interval_s` keeps the node alive.
+2. `POST /api/v1/agent/heartbeat` every `heartbeat_interval_s` keeps the node alive, and
+   carries the load of each ready engine and, when they changed, the models the node holds.
 3. `GET /api/v1/agent/assignments?after=REV&wait=S` long-polls the replicas it should run;
    it answers at once when the node's assignments are newer than REV.
 4. `PUT /api/v1/agent/replicas/{id}/state` reports what became of each replica.
 Every call after join carries `Authorization: Bearer <node credential>` and the
 `PROTOCOL_HEADER`.
 """
+
+from datetime import datetime
 
 from pydantic import BaseModel, Field
 
@@ -71,8 +74,42 @@ class JoinResponse(BaseModel):
     heartbeat_interval_s: float
 
 
+# The most replica loads and holdings one heartbeat may carry; far above what a node runs or
+# stores, and a bound on what the server keeps in memory per node.
+MAX_REPORTED = 1024
+
+
+class ReplicaLoad(BaseModel):
+    """One ready replica's engine load, as its agent read it from the engine.
+
+    A figure is None when the engine did not say: llama.cpp has no metrics (its load is what
+    the gateways observe), and a scrape that failed or timed out tells nothing.
+    """
+
+    replica_id: str = Field(max_length=64)
+    running: int | None = None  # requests being decoded or prefilled now
+    waiting: int | None = None  # requests queued for a slot
+    kv_cache_usage: float | None = None  # fraction of the KV cache in use, 1 = full
+
+
+class Holding(BaseModel):
+    """One model file the node's model store holds."""
+
+    source: str
+    size_bytes: int
+    sha256: str
+    last_used: datetime
+
+
 class Heartbeat(BaseModel):
+    """Added fields have defaults, so beats from older agents still validate."""
+
     fingerprint: Fingerprint | None = None
+    # Every ready replica this node serves, with the load its engine reported.
+    replicas: list[ReplicaLoad] = Field(default_factory=list, max_length=MAX_REPORTED)
+    # What the model store holds: sent when it changed since the last acknowledged beat and
+    # with each fingerprint; None means "as last sent".
+    holdings: list[Holding] | None = Field(default=None, max_length=MAX_REPORTED)
 
 
 class HeartbeatAck(BaseModel):

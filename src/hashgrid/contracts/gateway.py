@@ -1,8 +1,11 @@
 """What the control plane tells gateways, and what gateways send back.
 
 `GET /api/v1/gateway/view?after=REV&wait=S` long-polls the `GatewayView`; it answers at once when
-the view is newer than REV. `POST /api/v1/gateway/usage` takes a `UsageBatch`; records are
-idempotent by `request_id`, so a gateway may resend a batch after any failure.
+the view is newer than REV, and after S seconds in any case. Every answer carries the engine load
+each replica's agent last reported (while fresh), so a gateway that polls every few seconds sees
+loads that recent although the revision does not move for them. `POST /api/v1/gateway/usage`
+takes a `UsageBatch`; records are idempotent by `request_id`, so a gateway may resend a batch
+after any failure.
 """
 
 from datetime import datetime
@@ -16,6 +19,11 @@ class RouteReplica(BaseModel):
     node_id: str
     site: str
     region: str
+    # The engine's own load as its agent last reported it; None when unknown (llama.cpp reports
+    # none, a scrape failed, or the report is stale).
+    running: int | None = None
+    waiting: int | None = None
+    kv_cache_usage: float | None = None
 
 
 class RoutedModel(BaseModel):

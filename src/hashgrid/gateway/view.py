@@ -1,7 +1,10 @@
 """The gateway's copy of the control plane's view: models, their ready replicas, live keys.
 
 It is replaced whole on each answer of the long poll, and kept as it is while the server is
-away, so the gateway goes on serving from its last view.
+away, so the gateway goes on serving from its last view. A poll waits at most `LONG_POLL_S`:
+the server answers at once when the view changed, and otherwise when the wait ends, with the
+engine loads the agents reported last (loads do not move the revision; see
+`server/feed/service.py`). So loads here are at most a few seconds older than the agents' beats.
 """
 
 import asyncio
@@ -15,7 +18,9 @@ from hashgrid.contracts.gateway import GatewayView, KeyEntry, RoutedModel
 
 log = structlog.get_logger("hashgrid.gateway.view")
 
-LONG_POLL_S = 25.0
+# How long one poll waits for a change: also how often fresh engine loads arrive. Answers
+# with no change cost the server no query.
+LONG_POLL_S = 5.0
 
 
 @dataclass
@@ -42,7 +47,7 @@ class ViewWatcher:
         self.synced = asyncio.Event()  # set once the first view has arrived
 
     async def fetch(self, wait_s: float) -> None:
-        """One long poll; replaces the view when the server has a newer one."""
+        """One long poll; replaces the view with the answer (newer, or with newer loads)."""
         params = {"after": str(self.view.revision), "wait": str(wait_s)}
         timeout = aiohttp.ClientTimeout(total=wait_s + 10.0)
         async with self._session.get(
@@ -50,9 +55,8 @@ class ViewWatcher:
         ) as r:
             r.raise_for_status()
             answer = GatewayView.model_validate_json(await r.read())
-        if answer.revision != self.view.revision or not self.synced.is_set():
-            self.view = View.of(answer)
-            self.synced.set()
+        self.view = View.of(answer)
+        self.synced.set()
 
     async def run(self) -> None:
         backoff = Backoff()

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hashgrid.contracts.states import NodeStatus
 from hashgrid.server.agents.service import known_nodes
+from hashgrid.server.deployments.loads import ReplicaLoads, replica_loads
 
 WRITE_STATEMENTS = ("insert", "update", "delete")
 HEARTBEAT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -46,6 +47,32 @@ class ServerMetrics:
             registry=self.registry,
         )
         self.nodes = Gauge("hashgrid_nodes", "Nodes by status.", ["status"], registry=self.registry)
+        # Engine loads as nodes last reported them, for each fresh report; labelled with the
+        # reporting node and the replica it named (as reported: not checked against placement).
+        self.replica_requests = Gauge(
+            "hashgrid_replica_requests",
+            "Requests an engine reported, by state (running, waiting).",
+            ["node", "replica", "state"],
+            registry=self.registry,
+        )
+        self.replica_kv_cache_usage = Gauge(
+            "hashgrid_replica_kv_cache_usage",
+            "Fraction of its KV cache an engine reported in use.",
+            ["node", "replica"],
+            registry=self.registry,
+        )
+
+    def set_loads(self, loads: ReplicaLoads) -> None:
+        """Replace the load gauges with the fresh reports in `loads`."""
+        self.replica_requests.clear()
+        self.replica_kv_cache_usage.clear()
+        for node, replica, load in loads.fresh():
+            if load.running is not None:
+                self.replica_requests.labels(node, replica, "running").set(load.running)
+            if load.waiting is not None:
+                self.replica_requests.labels(node, replica, "waiting").set(load.waiting)
+            if load.kv_cache_usage is not None:
+                self.replica_kv_cache_usage.labels(node, replica).set(load.kv_cache_usage)
 
     def count_writes(self, engine: AsyncEngine) -> None:
         """Count every write statement `engine` sends (a hook on its sync engine)."""
@@ -81,7 +108,8 @@ router = APIRouter(tags=["metrics"])
 
 @router.get("/metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics: database writes, heartbeats and their handling time, nodes by status.
+    """Prometheus metrics: database writes, heartbeats and their handling time, nodes by status,
+    and the engine loads nodes reported (by node and replica id).
 
     No authentication, as with most exporters: the figures are counts and timings, with no
     names, addresses or secrets. Where even those should stay private, keep the control plane's
@@ -93,4 +121,5 @@ async def metrics(request: Request) -> Response:
     counts = known.counts()
     for status in NodeStatus:
         own.nodes.labels(status.value).set(counts.get(status.value, 0))
+    own.set_loads(replica_loads(request))
     return Response(generate_latest(own.registry), media_type=CONTENT_TYPE_LATEST)

@@ -97,7 +97,10 @@ def load_from_metrics(engine_name: str, text: str) -> EngineLoad:
     names = _ENGINE_METRICS.get(engine_name)
     if names is None or not isinstance(text, str):
         return IDLE
-    samples = parse_samples(text)
+    return _load(names, parse_samples(text))
+
+
+def _load(names: _Names, samples: list[Sample]) -> EngineLoad:
     kv_cache_usage: float | None = None
     for name in names.kv_cache_usage:
         values = _values(samples, name)
@@ -109,3 +112,17 @@ def load_from_metrics(engine_name: str, text: str) -> EngineLoad:
         waiting=_count(samples, names.waiting),
         kv_cache_usage=kv_cache_usage,
     )
+
+
+def read_load(engine_name: str, text: str) -> EngineLoad | None:
+    """Like `load_from_metrics`, but None when `text` has none of `engine_name`'s load figures:
+    a page that is not this engine's metrics (an error page, a proxy's answer, garbage) tells
+    nothing, and must not read as an idle engine."""
+    names = _ENGINE_METRICS.get(engine_name)
+    if names is None or not isinstance(text, str):
+        return None
+    samples = parse_samples(text)
+    wanted = {names.running, names.waiting, *names.kv_cache_usage}
+    if not any(s.name in wanted for s in samples):
+        return None
+    return _load(names, samples)

@@ -15,6 +15,7 @@ from hashgrid.contracts.agent import (
 from hashgrid.server.agents import service
 from hashgrid.server.auth import CallingNode, node_credentials
 from hashgrid.server.deployments import service as deployments
+from hashgrid.server.deployments.loads import replica_loads
 from hashgrid.server.deployments.tables import Replica
 from hashgrid.server.errors import Invalid, NotFound
 from hashgrid.server.metrics import server_metrics
@@ -70,12 +71,15 @@ async def heartbeat(
     request: Request,
     protocol: ProtocolHeader,
 ) -> HeartbeatAck:
-    """Keep the node alive; a lost node that beats again is ready again.
+    """Keep the node alive; a lost node that beats again is ready again. Note the engine loads
+    the beat carries, in memory (a load for a replica that is not this node's is never read).
 
-    Runs no SQL unless the node's status or stored fingerprint changes.
+    Runs no SQL unless the node's status, stored fingerprint or holdings change.
     """
     _check_protocol(protocol)
-    await service.heartbeat(state, service.known_nodes(request), node, body.fingerprint)
+    known = service.known_nodes(request)
+    await service.heartbeat(state, known, node, body.fingerprint, body.holdings)
+    replica_loads(request).record(node.id, body.replicas)
     metrics = server_metrics(request)
     metrics.heartbeats.inc()
     metrics.heartbeat_seconds.observe(time.perf_counter() - started)

@@ -13,6 +13,7 @@ from hashgrid.contracts.agent import (
     Assignment,
     Assignments,
     Fingerprint,
+    Holding,
     JoinRequest,
     JoinResponse,
     ModelSpec,
@@ -43,14 +44,15 @@ class KnownNodes:
     read: whoever changes a node's status commits and then bumps the revision (the liveness
     reconciler, a revocation, a heartbeat bringing a node back), so an entry is never trusted
     past the bump that follows a change. A change this process makes itself is noted here at
-    once and needs no read (`bumped`). Fingerprints are noted on first use; only heartbeats
-    write them.
+    once and needs no read (`bumped`). Fingerprints and holdings are noted on first use; only
+    heartbeats write them.
     """
 
     def __init__(self, state: ServerState) -> None:
         self._state = state
         self._status: dict[str, str] = {}
         self._fingerprint: dict[str, dict[str, Any]] = {}
+        self._holdings: dict[str, list[dict[str, Any]]] = {}
         self._revision: int | None = None
         self._reading = asyncio.Lock()
 
@@ -80,10 +82,21 @@ class KnownNodes:
     def fingerprint_unchanged(self, node_id: str, stable: dict[str, Any]) -> bool:
         return self._fingerprint.get(node_id) == stable
 
-    def note(self, node_id: str, status: str, stored_fingerprint: dict[str, Any]) -> None:
+    def holdings_unchanged(self, node_id: str, holdings: list[dict[str, Any]]) -> bool:
+        return self._holdings.get(node_id) == holdings
+
+    def note(
+        self,
+        node_id: str,
+        status: str,
+        stored_fingerprint: dict[str, Any],
+        stored_holdings: list[dict[str, Any]] | None = None,
+    ) -> None:
         """What this process just committed (or read) for `node_id`."""
         self._status[node_id] = status
         self._fingerprint[node_id] = _stable(stored_fingerprint)
+        if stored_holdings is not None:
+            self._holdings[node_id] = stored_holdings
 
     def bumped(self, revision: int) -> None:
         """This process bumped the revision to `revision` for a change it has noted.
@@ -255,15 +268,22 @@ async def assignments_of(session: AsyncSession, node_id: str) -> list[Assignment
 
 
 async def heartbeat(
-    state: ServerState, known: KnownNodes, node: NodePrincipal, fingerprint: Fingerprint | None
+    state: ServerState,
+    known: KnownNodes,
+    node: NodePrincipal,
+    fingerprint: Fingerprint | None,
+    holdings: list[Holding] | None = None,
 ) -> None:
-    """Record a beat. The database hears of it only when the node's status or stored
-    fingerprint changes; a ready node with nothing new costs no query."""
+    """Record a beat. The database hears of it only when the node's status, stored fingerprint
+    or stored holdings change; a ready node with nothing new costs no query."""
     state.liveness.beat(node.id)
     await known.refresh()
     stable = _stable(fingerprint.model_dump(mode="json")) if fingerprint is not None else None
-    if known.status(node.id) == NodeStatus.READY and (
-        stable is None or known.fingerprint_unchanged(node.id, stable)
+    held = [h.model_dump(mode="json") for h in holdings] if holdings is not None else None
+    if (
+        known.status(node.id) == NodeStatus.READY
+        and (stable is None or known.fingerprint_unchanged(node.id, stable))
+        and (held is None or known.holdings_unchanged(node.id, held))
     ):
         return
     async with state.sessions() as session:
@@ -272,8 +292,10 @@ async def heartbeat(
             raise Unauthorized("unknown node credential")  # revoked while this beat was on its way
         if fingerprint is not None:
             await nodes.update_fingerprint(session, row, fingerprint)
+        if held is not None:
+            await nodes.update_holdings(session, row, held)
         changed = await nodes.set_status(session, row, NodeStatus.READY)
-        known.note(row.id, row.status, row.fingerprint)
+        known.note(row.id, row.status, row.fingerprint, row.holdings)
     if changed:
         known.bumped(await state.changes.bump())
 

@@ -1,10 +1,11 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
 from hashgrid.contracts.states import ReplicaStatus
 from hashgrid.server.auth import Admin
 from hashgrid.server.deployments import service
+from hashgrid.server.deployments.loads import replica_loads
 from hashgrid.server.deployments.schemas import (
     DeploymentCreate,
     DeploymentOut,
@@ -20,15 +21,18 @@ replicas_router = APIRouter(prefix="/api/v1/replicas", tags=["deployments"])
 @replicas_router.get("")
 async def list_replicas(
     session: Session,
+    request: Request,
     _: Admin,
     deployment: Annotated[str | None, Query(description="Deployment name")] = None,
     node: Annotated[str | None, Query(description="Node id")] = None,
     status: Annotated[ReplicaStatus | None, Query()] = None,
 ) -> list[ReplicaOut]:
-    """Replicas, newest first, in every status (stopped and failed ones too)."""
+    """Replicas, newest first, in every status (stopped and failed ones too), each with the
+    engine load its node last reported (`load`, null when none is fresh)."""
     deployment_id = (await service.get(session, deployment)).id if deployment else None
     rows = await service.list_replicas(session, deployment_id, node, status)
-    return [ReplicaOut.model_validate(r) for r in rows]
+    loads = replica_loads(request)
+    return [service.replica_out(r, loads) for r in rows]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -42,23 +46,26 @@ async def create_deployment(
 
 
 @router.get("")
-async def list_deployments(session: Session, _: Admin) -> list[DeploymentOut]:
-    return [await service.to_out(session, d) for d in await service.list_all(session)]
+async def list_deployments(session: Session, request: Request, _: Admin) -> list[DeploymentOut]:
+    loads = replica_loads(request)
+    return [await service.to_out(session, d, loads) for d in await service.list_all(session)]
 
 
 @router.get("/{name:path}")
-async def get_deployment(name: str, session: Session, _: Admin) -> DeploymentOut:
-    return await service.to_out(session, await service.get(session, name))
+async def get_deployment(name: str, session: Session, request: Request, _: Admin) -> DeploymentOut:
+    """A deployment with its active replicas, each with its engine load where reported."""
+    deployment = await service.get(session, name)
+    return await service.to_out(session, deployment, replica_loads(request))
 
 
 @router.patch("/{name:path}")
 async def scale_deployment(
-    name: str, body: DeploymentScale, session: Session, state: State, _: Admin
+    name: str, body: DeploymentScale, session: Session, state: State, request: Request, _: Admin
 ) -> DeploymentOut:
     deployment = await service.get(session, name)
     await service.scale(session, deployment, body.replicas)
     await state.changes.bump()
-    return await service.to_out(session, deployment)
+    return await service.to_out(session, deployment, replica_loads(request))
 
 
 @router.delete("/{name:path}", status_code=status.HTTP_204_NO_CONTENT)

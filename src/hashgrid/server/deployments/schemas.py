@@ -27,6 +27,15 @@ class DeploymentScale(BaseModel):
     replicas: int = Field(ge=0, le=10_000)
 
 
+class ReplicaLoadOut(BaseModel):
+    """A replica's engine load as its node last reported it (with each heartbeat)."""
+
+    running: int | None = Field(description="Requests being served; null: the engine does not say")
+    waiting: int | None = Field(description="Requests queued for a slot")
+    kv_cache_usage: float | None = Field(description="Fraction of the KV cache in use, 1 = full")
+    reported_at: datetime
+
+
 class ReplicaOut(Out):
     id: str
     node_id: str
@@ -34,6 +43,8 @@ class ReplicaOut(Out):
     endpoint: str | None
     reason: str | None
     updated_at: datetime
+    # null when the node reported none within the last three heartbeats
+    load: ReplicaLoadOut | None = None
 
 
 class DeploymentOut(BaseModel):

@@ -9,6 +9,7 @@ from hashgrid.contracts.states import ACTIVE_REPLICA, ReplicaStatus, replica_can
 from hashgrid.server.catalog import service as catalog
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.db.base import utcnow
+from hashgrid.server.deployments.loads import ReplicaLoads
 from hashgrid.server.deployments.schemas import DeploymentCreate, DeploymentOut, ReplicaOut, Tier
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.errors import Conflict, NotFound
@@ -112,7 +113,17 @@ async def report(
     await session.commit()
 
 
-async def to_out(session: AsyncSession, deployment: Deployment) -> DeploymentOut:
+def replica_out(replica: Replica, loads: ReplicaLoads | None = None) -> ReplicaOut:
+    """A replica, with the load its node last reported for it when `loads` has one."""
+    out = ReplicaOut.model_validate(replica)
+    if loads is not None:
+        out.load = loads.get(replica.node_id, replica.id)
+    return out
+
+
+async def to_out(
+    session: AsyncSession, deployment: Deployment, loads: ReplicaLoads | None = None
+) -> DeploymentOut:
     model = await session.get(CatalogModel, deployment.model_id)
     assert model is not None
     every = await replicas_of(session, deployment.id)
@@ -132,6 +143,6 @@ async def to_out(session: AsyncSession, deployment: Deployment) -> DeploymentOut
         tier=Tier(deployment.tier),
         condition=deployment.condition,
         created_at=deployment.created_at,
-        replica_list=[ReplicaOut.model_validate(r) for r in replicas],
+        replica_list=[replica_out(r, loads) for r in replicas],
         recent_failures=[ReplicaOut.model_validate(r) for r in failures],
     )

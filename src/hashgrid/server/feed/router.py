@@ -1,9 +1,10 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from hashgrid.contracts.gateway import GatewayView, UsageAck, UsageBatch
 from hashgrid.server.auth import GatewayCaller
+from hashgrid.server.deployments.loads import replica_loads
 from hashgrid.server.feed import service
 from hashgrid.server.state import Session, State
 from hashgrid.server.usage import service as usage
@@ -15,14 +16,16 @@ router = APIRouter(prefix="/api/v1/gateway", tags=["gateway feed"])
 async def gateway_view(
     session: Session,
     state: State,
+    request: Request,
     _: GatewayCaller,
     after: Annotated[int, Query(description="Answer once the revision exceeds this")] = 0,
     wait: Annotated[float, Query(ge=0, description="Seconds to hold the poll open")] = 0,
 ) -> GatewayView:
-    """The routing table and key list, answered when newer than `after` (a long poll)."""
+    """The routing table and key list, answered when newer than `after` (a long poll), and
+    when `wait` ends in any case, with each replica's engine load as last reported."""
     await session.close()  # hold no database connection while the poll waits
     revision = await state.changes.wait_newer(after, min(wait, state.settings.long_poll_max_s))
-    return await service.view(session, revision)
+    return await service.views(request).view(session, revision, replica_loads(request))
 
 
 @router.post("/usage")

@@ -1,16 +1,77 @@
-"""The gateway view: every deployed model with its ready replicas, and the live API keys."""
+"""The gateway view: every deployed model with its ready replicas, and the live API keys.
 
+Engine loads reach gateways with every answer, not through the revision: a load changes with
+every heartbeat, and bumping the revision for it would wake every held poll (gateways' and
+agents') every beat. Gateways poll with a short wait instead (`gateway/view.py`), and an answer
+at a revision already read is the view read then, with the latest loads laid over it: no SQL.
+"""
+
+import asyncio
 from collections import defaultdict
 
+from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.contracts.gateway import GatewayView, KeyEntry, RoutedModel, RouteReplica
 from hashgrid.contracts.states import NodeStatus, ReplicaStatus
+from hashgrid.server.auth import per_state
+from hashgrid.server.deployments.loads import ReplicaLoads
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.keys.tables import ApiKey
 from hashgrid.server.nodes.tables import Node
 from hashgrid.server.sites.tables import Site
+from hashgrid.server.state import ServerState
+
+
+class Views:
+    """The view as read from the database at the latest revision, kept for the next answers.
+
+    Whoever changes what the view shows commits and then bumps the revision, so a view read
+    once the revision was R holds every change up to R; until the revision moves, later answers
+    reuse it.
+    """
+
+    def __init__(self, state: ServerState) -> None:
+        self._state = state
+        self._read: GatewayView | None = None
+        self._reading = asyncio.Lock()
+
+    async def view(self, session: AsyncSession, revision: int, loads: ReplicaLoads) -> GatewayView:
+        """The view at `revision` (or later), with the loads nodes reported last."""
+        read = self._read
+        if read is None or read.revision < revision:
+            async with self._reading:
+                read = self._read
+                if read is None or read.revision < revision:
+                    read = await view(session, self._state.changes.revision)
+                    self._read = read
+        return with_loads(read, loads)
+
+
+def views(request: Request) -> Views:
+    """This process's cached gateway view."""
+    return per_state(request, "hashgrid_gateway_views", Views)
+
+
+def with_loads(view: GatewayView, loads: ReplicaLoads) -> GatewayView:
+    """`view` with each replica's engine load, where its node reported one that is fresh."""
+    models = []
+    for model in view.models:
+        replicas = []
+        for r in model.replicas:
+            load = loads.get(r.node_id, r.replica_id)
+            if load is not None:
+                r = r.model_copy(
+                    update={
+                        "running": load.running,
+                        "waiting": load.waiting,
+                        "kv_cache_usage": load.kv_cache_usage,
+                    }
+                )
+            replicas.append(r)
+        models.append(model.model_copy(update={"replicas": replicas}))
+    return view.model_copy(update={"models": models})
 
 
 async def view(session: AsyncSession, revision: int) -> GatewayView:

@@ -2,7 +2,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from hashgrid.contracts.agent import Fingerprint
+from hashgrid.contracts.agent import Fingerprint, Holding
 from hashgrid.contracts.states import NodeStatus
 
 
@@ -17,6 +17,8 @@ class NodeOut(BaseModel):
     status_changed_at: datetime
     cordoned: bool = False  # takes no new replicas
     drain_deadline: datetime | None = None  # draining: replicas stop by then
+    # The models its store holds, most recently used first; null until its agent reported them.
+    holdings: list[Holding] | None = None
 
 
 class DrainRequest(BaseModel):

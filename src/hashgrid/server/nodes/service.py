@@ -7,7 +7,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.common.secrets import hash_secret, new_secret
-from hashgrid.contracts.agent import Fingerprint
+from hashgrid.contracts.agent import Fingerprint, Holding
 from hashgrid.contracts.states import ACTIVE_REPLICA, NodeStatus, ReplicaStatus
 from hashgrid.server.db.base import new_id, utcnow
 from hashgrid.server.deployments.tables import Replica
@@ -105,6 +105,15 @@ async def update_fingerprint(session: AsyncSession, node: Node, fingerprint: Fin
         await session.commit()
 
 
+async def update_holdings(
+    session: AsyncSession, node: Node, holdings: list[dict[str, Any]]
+) -> None:
+    """Store what the node's model store holds (`Holding`s as JSON) when it changed."""
+    if node.holdings != holdings:
+        node.holdings = holdings
+        await session.commit()
+
+
 async def list_all(session: AsyncSession) -> Sequence[tuple[Node, Site]]:
     rows = await session.execute(
         select(Node, Site).join(Site, Node.site_id == Site.id).order_by(Node.name)
@@ -138,6 +147,9 @@ def to_out(node: Node, site: Site) -> NodeOut:
         status_changed_at=node.status_changed_at,
         cordoned=node.cordoned,
         drain_deadline=node.drain_deadline,
+        holdings=(
+            None if node.holdings is None else [Holding.model_validate(h) for h in node.holdings]
+        ),
     )
 
 

@@ -27,7 +27,9 @@ class Node(Base):
     cordoned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     drain_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # What the node's model store holds, as its agent last reported it: a list of
-    # {"source", "size_bytes", "sha256"}; the scheduler prefers nodes that hold a model.
+    # `contracts.agent.Holding` as JSON ({"source", "size_bytes", "sha256", "last_used"}), most
+    # recently used first; written only when it changes. The scheduler prefers nodes that hold
+    # a model.
     holdings: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
     # The short benchmark and hardware check the agent runs after joining, and the capacity
     # class the server derives from it (None until the agent has reported one).
