@@ -2,7 +2,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from hashgrid.contracts.agent import Fingerprint
+from hashgrid.contracts.agent import Fingerprint, Verification
 from hashgrid.contracts.states import NodeStatus
 
 
@@ -17,6 +17,9 @@ class NodeOut(BaseModel):
     status_changed_at: datetime
     cordoned: bool = False  # takes no new replicas
     drain_deadline: datetime | None = None  # draining: replicas stop by then
+    # Derived by the server from the benchmark the agent ran at join (None until it reported).
+    capacity_class: str | None = None
+    verification: Verification | None = None
 
 
 class DrainRequest(BaseModel):
