@@ -6,7 +6,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,14 @@ class LiveGateway(ThreadedServer):
 class AgentProcess:
     """`hashgrid agent` as a real subprocess, the way a node runs it."""
 
-    def __init__(self, server_url: str, home: Path, join_token: str | None, name: str) -> None:
+    def __init__(
+        self,
+        server_url: str,
+        home: Path,
+        join_token: str | None,
+        name: str,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.home = home
         self.log_path = home / "agent-process.log"
         home.mkdir(parents=True, exist_ok=True)
@@ -107,6 +114,7 @@ class AgentProcess:
         ]  # fmt: skip
         if join_token:
             args += ["--join-token", join_token]
+        args += extra_args
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"}

@@ -14,6 +14,8 @@ from hashgrid.contracts.agent import (
     JoinRequest,
     JoinResponse,
     ReplicaReport,
+    Verification,
+    VerificationReport,
 )
 
 
@@ -69,6 +71,13 @@ class ControlPlane:
             json=report.model_dump(mode="json"),
         )
         _checked(r)
+
+    async def verify(self, report: VerificationReport) -> Verification:
+        """Report the benchmark run at join; the control plane's verdict on it."""
+        r = await self._send(
+            "POST", "/api/v1/agent/verification", json=report.model_dump(mode="json")
+        )
+        return Verification.model_validate(_checked(r))
 
     async def rotate(self) -> JoinResponse:
         """A new credential for this node; the server stops taking the old one as it answers.

@@ -2,12 +2,14 @@
 
 import asyncio
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from contextlib import suppress
+from typing import Any, TypeVar
 
 import httpx
 import structlog
 
-from hashgrid.agent import registration
+from hashgrid.agent import registration, verification
 from hashgrid.agent.control_plane import ControlPlane, Rejected
 from hashgrid.agent.fingerprint import GpuWatch
 from hashgrid.agent.heartbeat import beat_until
@@ -21,11 +23,13 @@ from hashgrid.common.backoff import Backoff
 from hashgrid.common.logging import configure_logging
 from hashgrid.common.net import outbound_address
 from hashgrid.common.waiting import sleep_unless
-from hashgrid.contracts.agent import Fingerprint, ReplicaLoad
+from hashgrid.contracts.agent import Fingerprint, ReplicaLoad, Verification
 
 log = structlog.get_logger("hashgrid.agent")
 
 LONG_POLL_S = 25.0
+
+T = TypeVar("T")
 
 
 class CredentialRefused(Exception):
@@ -79,8 +83,11 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
             loads=loads,
             holdings=HoldingsReport(lambda: holdings_of(store)),
         )
+        beating = asyncio.create_task(heartbeat, name="heartbeat")
+        # Verified before any engine starts, so the benchmark has the machine to itself.
+        verifying = await _verify(stop, control_plane, settings, identity, gpus.collect())
         loops = [
-            asyncio.create_task(heartbeat, name="heartbeat"),
+            beating,
             asyncio.create_task(
                 _follow_assignments(stop, control_plane, supervisor), name="assignments"
             ),
@@ -95,7 +102,7 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
         await reporter.flush(within_s=3.0)
         reporter.close()
         await control_plane.close()  # aborts a long poll in flight
-        await asyncio.wait(loops, timeout=5.0)
+        await asyncio.wait([*loops, *verifying], timeout=5.0)
         await scraper.close()  # after the heartbeat loop: it scrapes until it ends
         for task in loops:
             if task.done() and (failure := task.exception()) is not None:
@@ -124,6 +131,46 @@ async def _identity(
             delay = backoff.next_delay()
             log.warning("control plane unreachable; retrying join", error=str(e), retry_s=delay)
             await sleep_unless(stop, delay)
+    return None
+
+
+async def _verify(
+    stop: asyncio.Event,
+    control_plane: ControlPlane,
+    settings: AgentSettings,
+    identity: registration.Identity,
+    fingerprint: Fingerprint,
+) -> list[asyncio.Task[Verification | None]]:
+    """Benchmark the node if it needs verifying; the task that reports the result, if any.
+
+    The benchmark is awaited (bounded by `verify_timeout_s`, cut short by `stop`); the report
+    goes on in the background, so a control plane that is away delays no engine.
+    """
+    if not verification.needed(settings, identity.node_id, fingerprint):
+        return []
+    log.info("verifying: benchmarking the reference model")
+    report = await _unless_stopped(stop, verification.measure(settings, fingerprint))
+    if report is None:
+        return []
+    if report.error:
+        log.warning("benchmark failed; reporting the error", error=report.error)
+    deliver = verification.deliver(
+        stop, control_plane, settings, identity.node_id, fingerprint, report
+    )
+    return [asyncio.create_task(deliver, name="verification")]
+
+
+async def _unless_stopped(stop: asyncio.Event, work: Coroutine[Any, Any, T]) -> T | None:
+    """Run `work` to its end, or cancel it once `stop` is set (then None)."""
+    task = asyncio.create_task(work)
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait([task, stopped], return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
     return None
 
 

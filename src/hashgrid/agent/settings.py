@@ -24,6 +24,10 @@ class AgentSettings(BaseSettings):
     model_cache_gib: float = 200.0  # downloaded models kept on this node, least recent evicted
     hf_endpoint: str = "https://huggingface.co"
     log_level: str = "info"
+    # Benchmark the reference model at start even if this node was verified before.
+    verify: bool = False
+    # Bound on the whole benchmark (it takes about a second; starting CUDA can take longer).
+    verify_timeout_s: float = 60.0
 
     @property
     def credential_path(self) -> Path:
@@ -36,3 +40,11 @@ class AgentSettings(BaseSettings):
     @property
     def store_dir(self) -> Path:
         return self.home / "store"
+
+    @property
+    def verification_path(self) -> Path:
+        return self.home / "verification.json"
+
+    @property
+    def reference_dir(self) -> Path:
+        return self.home / "reference"

@@ -95,12 +95,66 @@ def list_nodes(ctx: typer.Context, as_json: bool = JsonOption) -> None:
             n.fingerprint.cpu_count,
             gib(n.capacity_bytes),
             "-" if n.holdings is None else len(n.holdings),
+            n.capacity_class or "-",
             n.id,
         )
         for n in nodes
     ]
-    columns = ["name", "site", "status", "gpus", "cpus", "capacity", "models held", "id"]
+    columns = ["name", "site", "status", "gpus", "cpus", "capacity", "models held", "class", "id"]
     table("nodes", columns, rows)
+
+
+@nodes_app.command("show")
+def show_node(ctx: typer.Context, node: str, as_json: bool = JsonOption) -> None:
+    """One node (id or name): its hardware, and the benchmark and check it passed at join."""
+    with client(ctx) as c:
+        n = c.get_node(node)
+    if as_json:
+        return emit_json(n)
+    fp = n.fingerprint
+    console.print(
+        f"[bold]{n.name}[/bold]  site {n.site}  {_node_state(n)}  "
+        f"class {n.capacity_class or '-'}  capacity {gib(n.capacity_bytes)}  id {n.id}",
+        highlight=False,
+    )
+    console.print(
+        f"{fp.cpu_count} CPUs ({fp.cpu_model}), {gib(fp.memory_total_bytes)} RAM, "
+        f"{fp.os} {fp.arch}, joined {n.joined_at:%Y-%m-%d %H:%M} UTC",
+        highlight=False,
+        markup=False,
+    )
+    if fp.gpus:
+        rows = [
+            (g.index, g.name, gib(g.memory_total_bytes), g.uuid, g.quarantine_reason or "")
+            for g in fp.gpus
+        ]
+        table("gpus", ["index", "name", "memory", "uuid", "quarantined"], rows)
+    elif fp.gpu_error:
+        console.print(f"no GPU: {fp.gpu_error}", highlight=False, markup=False)
+    _print_verification(n)
+
+
+def _print_verification(n: NodeOut) -> None:
+    v = n.verification
+    if v is None:
+        console.print("not verified yet: its agent has not reported a benchmark")
+        return
+    console.print(f"verified {v.verified_at:%Y-%m-%d %H:%M:%S} UTC", highlight=False)
+    if b := v.benchmark:
+        where = "GPU" if b.gpu_offload else "CPU"
+        console.print(
+            f"  benchmark: {b.model} on the {where} ({b.engine}), {b.seconds:.2f} s in all\n"
+            f"  prompt:     {b.prompt_tokens} tokens at {b.prompt_tokens_per_s:,.0f} tokens/s\n"
+            f"  generation: {b.generated_tokens} tokens at "
+            f"{b.generation_tokens_per_s:,.0f} tokens/s",
+            highlight=False,
+        )
+    if v.problems:
+        console.print("problems:")
+        for problem in v.problems:
+            console.print(f"  - {problem}", highlight=False, markup=False)
+    else:
+        console.print("no problems found")
 
 
 def _node_state(n: NodeOut) -> str:

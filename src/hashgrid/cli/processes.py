@@ -66,6 +66,9 @@ def agent(
     engine_host: str | None = typer.Option(
         None, help="Address engines listen on (default 0.0.0.0)."
     ),
+    verify: bool = typer.Option(
+        False, "--verify", help="Benchmark and report this node again, even if verified before."
+    ),
 ) -> None:
     """Run the node agent: join a site and serve what the control plane assigns."""
     from hashgrid.agent.main import run
@@ -80,6 +83,7 @@ def agent(
             home=home,
             advertise_address=advertise_address,
             engine_host=engine_host,
+            verify=verify or None,  # unset: HASHGRID_AGENT_VERIFY may still ask
         ),
     )
     try:

@@ -7,13 +7,16 @@ The agent only ever dials out (it works behind NAT):
 3. `GET /api/v1/agent/assignments?after=REV&wait=S` long-polls the replicas it should run;
    it answers at once when the node's assignments are newer than REV.
 4. `PUT /api/v1/agent/replicas/{id}/state` reports what became of each replica.
+5. `POST /api/v1/agent/verification` reports the short benchmark the agent runs after joining;
+   the control plane judges it against the node's fingerprint and answers with the verdict.
 Every call after join carries `Authorization: Bearer <node credential>` and the
 `PROTOCOL_HEADER`.
 """
 
 from datetime import datetime
+from typing import Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from hashgrid.contracts.states import ReplicaStatus
 
@@ -151,3 +154,42 @@ class ReplicaReport(BaseModel):
     status: ReplicaStatus
     endpoint: str | None = None  # base URL of the engine's OpenAI API, e.g. http://10.0.0.5:40123
     reason: str | None = None
+
+
+class Benchmark(BaseModel):
+    """A short real run of the reference model on the node: its prompt and generation speed.
+
+    The agent generates a fixed number of tokens from a fixed prompt, greedily, so every node
+    does the same work; the speeds are the best of a few rounds.
+    """
+
+    model: str = Field(max_length=100)  # the reference model, e.g. "tiny-llama"
+    engine: str = Field(max_length=100)  # e.g. "llama-cpp-python 0.3.36"
+    gpu_offload: bool  # the model's layers ran on a GPU
+    prompt_tokens: int = Field(gt=0)
+    generated_tokens: int = Field(gt=0)
+    prompt_tokens_per_s: float = Field(gt=0, allow_inf_nan=False)
+    generation_tokens_per_s: float = Field(gt=0, allow_inf_nan=False)
+    seconds: float = Field(ge=0, allow_inf_nan=False)  # the whole run, loading included
+
+
+class VerificationReport(BaseModel):
+    """What the agent measured: a benchmark, or why it could not run one (never both)."""
+
+    benchmark: Benchmark | None = None
+    error: str | None = Field(None, min_length=1, max_length=2000)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Self:
+        if (self.benchmark is None) == (self.error is None):
+            raise ValueError("give either a benchmark or an error")
+        return self
+
+
+class Verification(VerificationReport):
+    """The control plane's verdict on a report, judged against the node's stored fingerprint;
+    the class is the server's own, never one an agent sent."""
+
+    capacity_class: str
+    problems: list[str] = Field(default_factory=list)
+    verified_at: datetime

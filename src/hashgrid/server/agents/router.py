@@ -11,6 +11,8 @@ from hashgrid.contracts.agent import (
     JoinRequest,
     JoinResponse,
     ReplicaReport,
+    Verification,
+    VerificationReport,
 )
 from hashgrid.server.agents import service
 from hashgrid.server.auth import CallingNode, node_credentials
@@ -156,3 +158,23 @@ async def report_replica(
         raise NotFound(f"node has no replica {replica_id!r}")
     await deployments.report(session, replica, body.status, body.endpoint, body.reason)
     await state.changes.bump()
+
+
+@router.post("/verification")
+async def report_verification(
+    body: VerificationReport,
+    node: CallingNode,
+    session: Session,
+    state: State,
+    protocol: ProtocolHeader,
+) -> Verification:
+    """Report the benchmark this node ran at join (or why it could not); the control plane's
+    verdict, its capacity class derived from the node's stored fingerprint and the benchmark.
+
+    The revision moves only when the class changes: the figures alone concern no watcher.
+    """
+    _check_protocol(protocol)
+    verdict, class_changed = await service.verify(session, node, body)
+    if class_changed:
+        await state.changes.bump()
+    return verdict

@@ -17,6 +17,8 @@ from hashgrid.contracts.agent import (
     JoinRequest,
     JoinResponse,
     ModelSpec,
+    Verification,
+    VerificationReport,
 )
 from hashgrid.contracts.states import ACTIVE_REPLICA, NodeStatus
 from hashgrid.server.auth import NodePrincipal, per_state
@@ -313,3 +315,13 @@ async def rotate(session: AsyncSession, node: NodePrincipal, heartbeat_s: float)
         credential=credential,
         heartbeat_interval_s=heartbeat_s,
     )
+
+
+async def verify(
+    session: AsyncSession, node: NodePrincipal, report: VerificationReport
+) -> tuple[Verification, bool]:
+    """Store the verdict on the calling node's benchmark; it and whether its class changed."""
+    row = await session.get(Node, node.id)
+    if row is None or row.credential_hash != node.credential_hash:
+        raise Unauthorized("unknown node credential")  # revoked while this report was on its way
+    return await nodes.record_verification(session, row, report)

@@ -2,7 +2,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from hashgrid.contracts.agent import Fingerprint, Holding
+from hashgrid.contracts.agent import Fingerprint, Holding, Verification
 from hashgrid.contracts.states import NodeStatus
 
 
@@ -19,6 +19,9 @@ class NodeOut(BaseModel):
     drain_deadline: datetime | None = None  # draining: replicas stop by then
     # The models its store holds, most recently used first; null until its agent reported them.
     holdings: list[Holding] | None = None
+    # Derived by the server from the benchmark the agent ran at join (None until it reported).
+    capacity_class: str | None = None
+    verification: Verification | None = None
 
 
 class DrainRequest(BaseModel):

@@ -1,4 +1,4 @@
-"""Registering nodes and moving them between ready and lost."""
+"""Registering nodes, moving them between ready and lost, and recording their verification."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -6,8 +6,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hashgrid.capacity.verdict import judge
 from hashgrid.common.secrets import hash_secret, new_secret
-from hashgrid.contracts.agent import Fingerprint, Holding
+from hashgrid.contracts.agent import Fingerprint, Holding, Verification, VerificationReport
 from hashgrid.contracts.states import ACTIVE_REPLICA, NodeStatus, ReplicaStatus
 from hashgrid.server.db.base import new_id, utcnow
 from hashgrid.server.deployments.tables import Replica
@@ -102,6 +103,7 @@ async def update_fingerprint(session: AsyncSession, node: Node, fingerprint: Fin
     if _stable(reported) != _stable(node.fingerprint):
         node.fingerprint = reported
         node.capacity_bytes = capacity_of(fingerprint)
+        _judge_again(node, fingerprint)
         await session.commit()
 
 
@@ -112,6 +114,42 @@ async def update_holdings(
     if node.holdings != holdings:
         node.holdings = holdings
         await session.commit()
+
+
+async def record_verification(
+    session: AsyncSession, node: Node, report: VerificationReport
+) -> tuple[Verification, bool]:
+    """Judge `report` against the node's stored fingerprint and store the verdict and class.
+
+    The class is derived here, from what the server holds, never taken from the agent.
+    Returns the verdict and whether the node's capacity class changed.
+    """
+    verdict = judge(Fingerprint.model_validate(node.fingerprint), report)
+    verification = Verification(
+        benchmark=report.benchmark,
+        error=report.error,
+        capacity_class=verdict.capacity_class,
+        problems=verdict.problems,
+        verified_at=utcnow(),
+    )
+    changed = node.capacity_class != verdict.capacity_class
+    node.verification = verification.model_dump(mode="json")
+    node.capacity_class = verdict.capacity_class
+    await session.commit()
+    return verification, changed
+
+
+def _judge_again(node: Node, fingerprint: Fingerprint) -> None:
+    """Re-derive a verified node's class and problems from its new fingerprint (a GPU
+    quarantined since, say), with the benchmark it last reported."""
+    if node.verification is None:
+        return
+    stored = Verification.model_validate(node.verification)
+    verdict = judge(fingerprint, stored)
+    node.verification = stored.model_copy(
+        update={"capacity_class": verdict.capacity_class, "problems": verdict.problems}
+    ).model_dump(mode="json")
+    node.capacity_class = verdict.capacity_class
 
 
 async def list_all(session: AsyncSession) -> Sequence[tuple[Node, Site]]:
@@ -149,6 +187,10 @@ def to_out(node: Node, site: Site) -> NodeOut:
         drain_deadline=node.drain_deadline,
         holdings=(
             None if node.holdings is None else [Holding.model_validate(h) for h in node.holdings]
+        ),
+        capacity_class=node.capacity_class,
+        verification=(
+            Verification.model_validate(node.verification) if node.verification else None
         ),
     )
 
