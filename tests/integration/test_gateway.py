@@ -1,17 +1,25 @@
 """The gateway in front of a real control plane, a real agent and a real llama.cpp engine."""
 
+import asyncio
 import json
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
 
+from hashgrid.agent.fingerprint import collect
 from hashgrid.client import HashgridClient
+from hashgrid.contracts.agent import PROTOCOL_HEADER
 
-from support.live import AgentProcess, LiveGateway, LiveServer, wait_until
+from support.live import AgentProcess, LiveGateway, LiveServer, ThreadedServer, wait_until
 
 
 @dataclass
@@ -113,26 +121,118 @@ def test_request_ids_are_echoed_or_made(stack: Stack) -> None:
     assert stack.post("/v1/chat/completions", {"model": "gpt-9"}).headers["x-request-id"]
 
 
-def test_stream_passes_events_through_as_they_come(stack: Stack) -> None:
-    """Events reach the client one by one (not as one buffered body), ending with [DONE]."""
-    body = {**CHAT, "stream": True, "max_tokens": 12}
-    arrivals: list[bytes] = []
-    with httpx.stream(
-        "POST",
-        f"{stack.gateway.url}/v1/chat/completions",
-        json=body,
-        headers={"authorization": f"Bearer {stack.key}"},
-        timeout=30,
-    ) as r:
-        assert r.status_code == 200
-        assert r.headers["content-type"].startswith("text/event-stream")
-        arrivals = list(r.iter_raw())
-    text = b"".join(arrivals)
-    events = [e for e in text.split(b"\n\n") if e.strip()]
-    assert events[-1].strip() == b"data: [DONE]"
-    chunks = [json.loads(e[len(b"data: ") :]) for e in events[:-1]]
-    assert all("usage" not in c for c in chunks), "usage is stripped when not asked for"
-    assert len(arrivals) > 1, "the stream arrived in one piece: it was buffered"
+class HeldStream:
+    """An engine endpoint that streams one chat event, then holds the rest until released.
+
+    The gateway's pass-through is what is under test, so the upstream's pace must be set by
+    the test rather than by how fast llama.cpp happens to run on a busy machine.
+    """
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+        self.was_released = False
+        self.server = ThreadedServer(
+            Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
+        )
+
+    async def _chat(self, request: Request) -> StreamingResponse:
+        await request.body()
+
+        def event(content: str) -> bytes:
+            chunk = {
+                "id": "chatcmpl-held",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": "held",
+                "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}],
+            }
+            return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+        async def events() -> AsyncIterator[bytes]:
+            yield event("first")
+            for _ in range(2000):  # up to 20 s, so a buffering gateway fails instead of hanging
+                if self.released.is_set():
+                    self.was_released = True
+                    break
+                await asyncio.sleep(0.01)
+            yield event("second")
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+
+def _serve_from(stack: Stack, endpoint: str, model: Path) -> Callable[[], None]:
+    """A node in its own region whose one replica of `held` is `endpoint`; returns its stop."""
+    admin = stack.admin
+    admin.create_site("held-site", "eu-north", "SE", 1.0)
+    admin.add_model("held", str(model), model.stat().st_size)
+    admin.deploy("held", regions=["eu-north"])
+    body = {
+        "join_token": admin.create_join_token("held-site").token,
+        "name": "held-node",
+        "fingerprint": collect().model_dump(mode="json"),
+    }
+    with stack.server.http(token=None) as http:
+        credential = http.post("/api/v1/agent/join", json=body).json()["credential"]
+    node = stack.server.http(token=credential)
+    node.headers[PROTOCOL_HEADER] = "1"
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(0.5):
+            node.post("/api/v1/agent/heartbeat", json={})
+
+    beating = threading.Thread(target=beat, daemon=True)
+    beating.start()
+
+    def assigned() -> list[dict[str, object]]:
+        got = node.get("/api/v1/agent/assignments", params={"after": 0}).json()
+        return list(got["assignments"])
+
+    replica = wait_until(assigned, 30, "the held replica to be placed")[0]["replica_id"]
+    ready = {"status": "ready", "endpoint": endpoint}
+    assert node.put(f"/api/v1/agent/replicas/{replica}/state", json=ready).status_code == 200
+
+    def close() -> None:
+        stop.set()
+        beating.join()
+        admin.delete_deployment("held")
+        node.close()
+
+    return close
+
+
+def test_stream_passes_events_through_as_they_come(stack: Stack, tiny_model: Path) -> None:
+    """The client reads the first event while the engine still holds back the rest: a
+    gateway that buffered the stream would hand over nothing until the engine gave up."""
+    upstream = HeldStream()
+    upstream.server.start()
+    close = _serve_from(stack, upstream.server.url, tiny_model)
+    try:
+        wait_until(lambda: stack.gateway.ready_replicas("held") == 1, 30, "a routable replica")
+        body = {"model": "held", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        with httpx.stream(
+            "POST",
+            f"{stack.gateway.url}/v1/chat/completions",
+            json=body,
+            headers={"authorization": f"Bearer {stack.key}"},
+            timeout=30,
+        ) as r:
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/event-stream")
+            lines = r.iter_lines()
+            first = next(line for line in lines if line.startswith("data: "))
+            upstream.released.set()
+            rest = [line for line in lines if line.startswith("data: ")]
+        assert json.loads(first[len("data: ") :])["choices"][0]["delta"]["content"] == "first"
+        assert upstream.was_released, "the first event reached the client only after the last"
+        assert rest[-1] == "data: [DONE]"
+        chunks = [json.loads(line[len("data: ") :]) for line in rest[:-1]]
+        assert [c["choices"][0]["delta"]["content"] for c in chunks] == ["second"]
+        assert all("usage" not in c for c in chunks), "usage is stripped when not asked for"
+    finally:
+        close()
+        upstream.server.stop()
 
 
 def test_every_request_leaves_one_usage_record_with_exact_tokens(stack: Stack) -> None:
