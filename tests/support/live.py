@@ -97,7 +97,14 @@ class LiveGateway(ThreadedServer):
 class AgentProcess:
     """`hashgrid agent` as a real subprocess, the way a node runs it."""
 
-    def __init__(self, server_url: str, home: Path, join_token: str | None, name: str) -> None:
+    def __init__(
+        self,
+        server_url: str,
+        home: Path,
+        join_token: str | None,
+        name: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.home = home
         self.log_path = home / "agent-process.log"
         home.mkdir(parents=True, exist_ok=True)
@@ -109,7 +116,10 @@ class AgentProcess:
             args += ["--join-token", join_token]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"}
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "NO_COLOR": "1", **(env or {})},
             )
 
     def log(self) -> str:
