@@ -8,6 +8,7 @@ import pytest
 from hashgrid.models.tiny import make_tiny_gguf
 
 from support import postgres
+from support.engines import kill_engines_under
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +25,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     with postgres.fresh_database() as name:
         yield postgres.sqlalchemy_url(name)
+
+
+@pytest.fixture(autouse=True)
+def no_engine_left_behind(tmp_path: Path) -> Iterator[None]:
+    """Engines outlive an agent that is killed (for the next one to adopt): whatever engines a
+    test's agents left are killed when it ends."""
+    yield
+    kill_engines_under(tmp_path)

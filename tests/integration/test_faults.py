@@ -1,10 +1,20 @@
-"""Faults: the control plane goes away and comes back while agents, engines and gateways run."""
+"""Faults: the control plane goes away and comes back while agents, engines and gateways run;
+an agent dies and a new one takes over its engines; an engine dies and its agent restarts it."""
 
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import httpx
 import psutil
+import pytest
 
+from hashgrid.client import HashgridClient
+from hashgrid.server.deployments.schemas import ReplicaOut
+
+from support.engines import engines_of, engines_on_port
 from support.live import AgentProcess, LiveGateway, LiveServer, server_settings, wait_until
 
 CHAT = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
@@ -75,3 +85,255 @@ def test_engines_and_gateway_keep_serving_while_the_control_plane_is_away(
     finally:
         gateway.stop()
         agent.terminate()
+
+
+# --- the agent dies, the engine does not -----------------------------------------------------
+
+
+class Traffic:
+    """Chat completions sent one after another to an engine, from a thread, until stopped."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.answers: list[int | str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=30) as http:
+            while not self._stop.is_set():
+                try:
+                    r = http.post(f"{self.endpoint}/v1/chat/completions", json=CHAT)
+                    self.answers.append(r.status_code)
+                except httpx.HTTPError as e:
+                    self.answers.append(repr(e))
+
+    def stop(self) -> list[int | str]:
+        self._stop.set()
+        self._thread.join(60)
+        return self.answers
+
+
+def _port(endpoint: str) -> int:
+    return int(endpoint.rsplit(":", 1)[1])
+
+
+def _the_replica(admin: HashgridClient) -> ReplicaOut:
+    [replica] = admin.get_deployment("tiny").replica_list
+    return replica
+
+
+def _ready_replica(admin: HashgridClient) -> ReplicaOut:
+    def ready() -> ReplicaOut | None:
+        replicas = admin.get_deployment("tiny").replica_list
+        return next((r for r in replicas if r.status == "ready"), None)
+
+    return cast(ReplicaOut, wait_until(ready, 60, "a ready replica"))
+
+
+def _gone(proc: psutil.Process) -> bool:
+    """Exited: an orphan's zombie lingers here, where the init process reaps none."""
+    try:
+        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _clean_up(admin: HashgridClient, *agents: AgentProcess | None) -> None:
+    for agent in agents:
+        if agent is not None and agent.proc.poll() is None:
+            agent.terminate()
+    admin.close()
+
+
+def _deploy_tiny(server: LiveServer, tiny_model: Path) -> HashgridClient:
+    admin = server.client()
+    admin.create_site("local", "us-south", "US", 1.0)
+    admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
+    admin.deploy("tiny")
+    return admin
+
+
+@pytest.fixture
+def patient_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A control plane whose node TTL outlasts an agent's restart, as in production."""
+    db = f"sqlite+aiosqlite:///{tmp_path / 'db'}"
+    live = LiveServer(server_settings(tmp_path / "server", db, node_ttl_s=30.0))
+    live.start()
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+def test_killed_agent_is_restarted_and_adopts_its_engine_which_serves_throughout(
+    patient_server: LiveServer, tiny_model: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "agent"
+    admin = _deploy_tiny(patient_server, tiny_model)
+    first = AgentProcess(patient_server.url, home, admin.create_join_token("local").token, "n")
+    second: AgentProcess | None = None
+    try:
+        before = _ready_replica(admin)
+        assert before.endpoint is not None
+        [engine] = engines_on_port(_port(before.endpoint))
+        traffic = Traffic(before.endpoint)
+
+        first.kill()
+        assert engine.is_running()
+        second = AgentProcess(patient_server.url, home, None, "n")
+        wait_until(
+            lambda: _the_replica(admin).updated_at > before.updated_at,
+            60,
+            "the new agent to report the adopted engine",
+        )
+        wait_until(lambda: len(traffic.answers) > 3, 30, "requests after the restart")
+        answers = traffic.stop()
+
+        assert set(answers) == {200}, f"the engine stopped serving: {answers}"
+        after = _the_replica(admin)
+        assert (after.id, after.status, after.endpoint) == (before.id, "ready", before.endpoint)
+        assert [p.pid for p in engines_on_port(_port(before.endpoint))] == [engine.pid]
+        assert [p.pid for p in engines_of(home)] == [engine.pid]
+        assert second.log().count("engine adopted") == 1
+        assert (home / "engines" / f"{before.id}.json").exists()
+
+        assert second.terminate() == 0, second.log()
+        assert _gone(engine)
+        assert not (home / "engines" / f"{before.id}.json").exists()
+    finally:
+        _clean_up(admin, first, second)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_restarted_agent_stops_the_engine_of_a_replica_moved_while_it_was_down(
+    server: LiveServer, tiny_model: Path, tmp_path: Path
+) -> None:
+    """The node was lost while its agent was down: the engine it left is stopped, not adopted."""
+    home = tmp_path / "agent"
+    admin = _deploy_tiny(server, tiny_model)
+    first = AgentProcess(server.url, home, admin.create_join_token("local").token, "n")
+    second: AgentProcess | None = None
+    try:
+        before = _ready_replica(admin)
+        assert before.endpoint is not None
+        [engine] = engines_of(home)
+        first.kill()
+        wait_until(lambda: admin.list_nodes()[0].status == "lost", 30, "the node to be lost")
+        assert engine.is_running()  # left for an agent to adopt or stop
+
+        second = AgentProcess(server.url, home, None, "n")
+        wait_until(lambda: _ready_replica(admin).id != before.id, 90, "a new replica")
+        assert _ready_replica(admin).endpoint != before.endpoint
+        wait_until(lambda: _gone(engine), 30, "the engine left behind to stop")
+        assert engines_on_port(_port(before.endpoint)) == []
+        assert not (home / "engines" / f"{before.id}.json").exists()
+        assert len(engines_of(home)) == 1
+    finally:
+        _clean_up(admin, first, second)
+
+
+# --- the engine dies -----------------------------------------------------------------------
+
+# A first restart after 1.5 to 3 s, so that the control plane's `failed` is there to be seen;
+# the test server gives up on a failed replica after 5 s.
+SLOW_RESTART = {"HASHGRID_AGENT_ENGINE_RESTART_S": "3"}
+
+
+def _failure(admin: HashgridClient) -> ReplicaOut:
+    return cast(
+        ReplicaOut,
+        wait_until(lambda: admin.get_deployment("tiny").recent_failures, 60, "a failure")[0],
+    )
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_killed_engine_is_reported_with_its_log_and_restarted_in_place(
+    server: LiveServer, tiny_model: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "agent"
+    admin = _deploy_tiny(server, tiny_model)
+    token = admin.create_join_token("local").token
+    agent = AgentProcess(server.url, home, token, "n", env=SLOW_RESTART)
+    try:
+        before = _ready_replica(admin)
+        [engine] = engines_of(home)
+        engine.send_signal(signal.SIGKILL)
+
+        failure = _failure(admin)
+        assert (failure.id, failure.node_id) == (before.id, before.node_id)
+        assert failure.reason is not None
+        assert failure.reason.startswith("restart 1 in ")
+        assert "engine exited with code -9; last log lines:\n" in failure.reason
+        again = _ready_replica(admin)
+        assert (again.id, again.node_id) == (before.id, before.node_id)
+        [restarted] = engines_of(home)
+        assert restarted.pid != engine.pid
+        assert again.endpoint is not None
+        assert httpx.post(f"{again.endpoint}/v1/chat/completions", json=CHAT, timeout=30).is_success
+    finally:
+        _clean_up(admin, agent)
+
+
+def test_engine_that_died_while_its_agent_was_down_is_reported_and_restarted(
+    patient_server: LiveServer, tiny_model: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "agent"
+    server = patient_server
+    admin = _deploy_tiny(server, tiny_model)
+    first = AgentProcess(server.url, home, admin.create_join_token("local").token, "n")
+    second: AgentProcess | None = None
+    try:
+        before = _ready_replica(admin)
+        [engine] = engines_of(home)
+        first.kill()
+        engine.send_signal(signal.SIGKILL)
+        wait_until(lambda: _gone(engine), 10, "the engine to die")
+
+        second = AgentProcess(server.url, home, None, "n", env=SLOW_RESTART)
+        failure = _failure(admin)
+        assert failure.id == before.id
+        assert failure.reason is not None
+        assert "restart 1 in " in failure.reason
+        assert "engine exited while no agent watched it" in failure.reason
+        assert _ready_replica(admin).id == before.id
+        assert len(engines_of(home)) == 1
+        assert "engine adopted" not in second.log()
+    finally:
+        _clean_up(admin, first, second)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_replica_its_agent_cannot_bring_back_is_moved_with_the_failure_as_reason(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """Still failed after `replica_retry_after_s` (5 s here; the agent waits 6 to 12 s before
+    its first restart): placement gives up on it there and places a new replica."""
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF but not really a model")
+    home = tmp_path / "agent"
+    admin = server.client()
+    admin.create_site("local", "us-south", "US", 1.0)
+    admin.add_model("broken", str(broken), broken.stat().st_size)
+    admin.deploy("broken")
+    token = admin.create_join_token("local").token
+    agent = AgentProcess(
+        server.url, home, token, "n", env={"HASHGRID_AGENT_ENGINE_RESTART_S": "12"}
+    )
+    try:
+        with server.http() as http:
+
+            def stopped() -> list[dict[str, str]]:
+                answer = http.get("/api/v1/replicas", params={"status": "stopped"})
+                return list(answer.json())
+
+            [moved] = wait_until(stopped, 60, "the failed replica to be moved")
+        assert moved["reason"].startswith("kept failing on its node; last failure: restart 1 in ")
+        assert "last log lines" in moved["reason"]
+        replacement = wait_until(
+            lambda: admin.get_deployment("broken").replica_list, 30, "a new replica"
+        )[0]
+        assert replacement.id != moved["id"]
+    finally:
+        _clean_up(admin, agent)

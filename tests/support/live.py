@@ -104,6 +104,7 @@ class AgentProcess:
         join_token: str | None,
         name: str,
         extra_args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.home = home
         self.log_path = home / "agent-process.log"
@@ -117,7 +118,10 @@ class AgentProcess:
         args += extra_args
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"}
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "NO_COLOR": "1", **(env or {})},
             )
 
     def log(self) -> str:

@@ -63,7 +63,7 @@ def test_engines_maps_llamacpp_to_the_llamacpp_runtime() -> None:
     engine = ENGINES["llamacpp"]
     assert isinstance(engine, LlamaCpp)
     assert engine.name == "llamacpp"
-    assert engine.health_path == "/v1/models"
+    assert engine.health_path == "/openapi.json"  # answers while a generation runs
     assert engine.metrics_path is None
     assert engine.available()  # llama-cpp-python is a dependency
 

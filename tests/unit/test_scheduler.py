@@ -199,6 +199,27 @@ def test_removes_replicas_on_unschedulable_or_unknown_nodes_and_replaces_them() 
     assert placed_nodes(p) == ["up", "up"]
 
 
+def test_a_failed_replica_its_agent_restarts_keeps_its_place() -> None:
+    """A failed replica counts as placed while its agent restarts it: no second one appears."""
+    p = plan(snap([node("a"), node("b")], [dep()], [rep("r1", "d", "a")], cooling=[("d", "a")]))
+    assert p.empty
+
+
+def test_a_replica_failed_too_long_moves_to_another_node() -> None:
+    failing = ReplicaView("r1", "d", "a", GIB, failed_too_long=True)
+    p = plan(snap([node("a", capacity=20 * GIB), node("b")], [dep()], [failing]))
+    assert p.removes == [Remove("r1", "kept failing on its node")]
+    assert p.places == [Place("d", "b")]  # not back on "a", though it has more room
+
+
+def test_a_replica_failed_too_long_is_not_replaced_on_its_node_in_that_pass() -> None:
+    failing = ReplicaView("r1", "d", "a", GIB, failed_too_long=True)
+    p = plan(snap([node("a")], [dep()], [failing]))
+    assert p.removes == [Remove("r1", "kept failing on its node")]
+    assert p.places == []
+    assert "failed lately" in p.unplaced[0].reason
+
+
 def test_keeps_replicas_that_already_fit() -> None:
     p = plan(snap([node("a"), node("b")], [dep(replicas=1)], [rep("r1", "d", "a")]))
     assert p.empty

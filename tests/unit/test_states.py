@@ -52,10 +52,27 @@ def test_stopping_cannot_become_active_again() -> None:
         assert not replica_can_move(ReplicaStatus.STOPPING, active)
 
 
-def test_every_non_terminal_status_can_fail_or_be_lost() -> None:
+def test_every_non_terminal_status_can_be_lost_and_every_active_one_can_fail() -> None:
     for status in set(ReplicaStatus) - TERMINAL_REPLICA:
         assert replica_can_move(status, ReplicaStatus.LOST)
+    for status in ACTIVE_REPLICA:
         assert replica_can_move(status, ReplicaStatus.FAILED)
+
+
+def test_a_failed_replica_is_restarted_in_place_or_moved() -> None:
+    """Its agent restarts it (failed -> starting -> ready) until placement moves it (stopping)."""
+    restart = [ReplicaStatus.READY, ReplicaStatus.FAILED, ReplicaStatus.STARTING]
+    assert all(
+        replica_can_move(a, b) for a, b in itertools.pairwise([*restart, ReplicaStatus.READY])
+    )
+    assert replica_can_move(ReplicaStatus.FAILED, ReplicaStatus.READY)  # starting superseded
+    assert replica_can_move(ReplicaStatus.FAILED, ReplicaStatus.STOPPING)
+    assert ReplicaStatus.FAILED in ACTIVE_REPLICA
+
+
+def test_a_stopping_replica_does_not_fail() -> None:
+    """Failing would make it active (restarted) again; its engine's end is a stop."""
+    assert not replica_can_move(ReplicaStatus.STOPPING, ReplicaStatus.FAILED)
 
 
 def test_the_normal_life_of_a_replica_is_allowed() -> None:

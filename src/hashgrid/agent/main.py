@@ -15,10 +15,11 @@ from hashgrid.agent.fingerprint import GpuWatch
 from hashgrid.agent.heartbeat import beat_until
 from hashgrid.agent.holdings import HoldingsReport, holdings_of
 from hashgrid.agent.loads import LoadScraper
+from hashgrid.agent.replica import EngineConfig
 from hashgrid.agent.reporter import Reporter
 from hashgrid.agent.settings import AgentSettings
 from hashgrid.agent.store import ModelStore
-from hashgrid.agent.supervisor import EngineConfig, Supervisor
+from hashgrid.agent.supervisor import Supervisor
 from hashgrid.common.backoff import Backoff
 from hashgrid.common.logging import configure_logging
 from hashgrid.common.net import outbound_address
@@ -42,7 +43,11 @@ def run(settings: AgentSettings) -> None:
 
 
 async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> None:
-    """Run until `stop` is set or SIGINT/SIGTERM arrives; leave no engine behind."""
+    """Run until `stop` is set or SIGINT/SIGTERM arrives; leave no engine behind.
+
+    An agent that dies otherwise (SIGKILL, a crash) leaves its engines serving, for the next
+    agent on this home to adopt.
+    """
     stop = stop or _stop_on_signals()
     control_plane = ControlPlane(settings.server_url)
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -65,8 +70,10 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
                 bind_host=settings.engine_host,
                 advertise_host=settings.advertise_address or outbound_address(settings.server_url),
                 log_dir=settings.log_dir,
+                records_dir=settings.engines_dir,
                 ready_timeout_s=settings.engine_ready_timeout_s,
                 store=store,
+                restart_first_s=settings.engine_restart_s,
             ),
             reporter,
         )
@@ -88,11 +95,16 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
         verifying = await _verify(stop, control_plane, settings, identity, gpus.collect())
         loops = [
             beating,
-            asyncio.create_task(
-                _follow_assignments(stop, control_plane, supervisor), name="assignments"
-            ),
             asyncio.create_task(reporter.run(), name="reporter"),
         ]
+        # Engines an agent before this one left running are adopted or stopped before the
+        # first assignments answer, which says which of them are still wanted.
+        await supervisor.recover()
+        loops.append(
+            asyncio.create_task(
+                _follow_assignments(stop, control_plane, supervisor), name="assignments"
+            )
+        )
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait([stopped, *loops], return_when=asyncio.FIRST_COMPLETED)
         # Loops end by themselves once `stop` is set; none is cancelled mid-call, because a

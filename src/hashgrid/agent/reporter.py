@@ -1,5 +1,6 @@
 """Replica reports that survive a control plane that is away: the latest per replica, resent
-until it is taken or refused."""
+until it is taken or refused. A failure is never replaced unsent: the control plane hears of
+every crash (with its log lines) even when the restart's reports follow before it is back."""
 
 import asyncio
 
@@ -10,6 +11,7 @@ from hashgrid.agent.control_plane import ControlPlane, Rejected
 from hashgrid.common.backoff import Backoff
 from hashgrid.common.waiting import sleep_unless
 from hashgrid.contracts.agent import ReplicaReport
+from hashgrid.contracts.states import ReplicaStatus
 
 log = structlog.get_logger("hashgrid.agent.reporter")
 
@@ -17,15 +19,18 @@ log = structlog.get_logger("hashgrid.agent.reporter")
 class Reporter:
     def __init__(self, control_plane: ControlPlane) -> None:
         self._control_plane = control_plane
-        self._pending: dict[str, ReplicaReport] = {}
+        # Per replica, in order: an unsent failure, if any, then the latest report.
+        self._pending: dict[str, list[ReplicaReport]] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = asyncio.Event()
 
     def report(self, replica_id: str, report: ReplicaReport) -> None:
-        """Queue `report`; it replaces any unsent report for the same replica."""
-        self._pending[replica_id] = report
+        """Queue `report`; it replaces the unsent reports for the same replica but a failure."""
+        queued = self._pending.get(replica_id, [])
+        failure = queued[:1] if queued and queued[0].status == ReplicaStatus.FAILED else []
+        self._pending[replica_id] = [*failure, report]
         self._idle.clear()
         self._wake.set()
 
@@ -44,20 +49,32 @@ class Reporter:
                 self._idle.set()
 
     async def _send_pending(self) -> bool:
-        """Try each queued report once; False when the control plane could not be reached."""
-        for replica_id, report in list(self._pending.items()):
-            if self._closed.is_set():
-                return True
-            try:
-                await self._control_plane.report(replica_id, report)
-            except Rejected as e:
-                log.warning("report refused", replica=replica_id, status=report.status, why=str(e))
-            except (httpx.HTTPError, OSError) as e:
-                log.warning("control plane unreachable; will resend", error=str(e))
-                return False
-            if self._pending.get(replica_id) is report:
-                del self._pending[replica_id]
+        """Send the queued reports, each replica's in order; False when the control plane could
+        not be reached (what is left stays queued)."""
+        for replica_id in list(self._pending):
+            while queued := self._pending.get(replica_id):
+                if self._closed.is_set():
+                    return True
+                report = queued[0]
+                try:
+                    await self._control_plane.report(replica_id, report)
+                except Rejected as e:
+                    log.warning(
+                        "report refused", replica=replica_id, status=report.status, why=str(e)
+                    )
+                except (httpx.HTTPError, OSError) as e:
+                    log.warning("control plane unreachable; will resend", error=str(e))
+                    return False
+                self._taken(replica_id, report)
         return True
+
+    def _taken(self, replica_id: str, report: ReplicaReport) -> None:
+        """Unqueue `report` unless a newer report replaced it while it was on its way."""
+        queued = self._pending.get(replica_id, [])
+        if queued and queued[0] is report:
+            del queued[0]
+            if not queued:
+                del self._pending[replica_id]
 
     def close(self) -> None:
         """Make `run` return after the call in flight, if any."""

@@ -21,6 +21,9 @@ class AgentSettings(BaseSettings):
     engine_host: str = "0.0.0.0"
     advertise_address: str | None = None
     engine_ready_timeout_s: float = 600.0
+    # A failed engine is restarted after about this long, then twice as long each time, up to
+    # a minute (reset once it has served for five minutes).
+    engine_restart_s: float = 1.0
     model_cache_gib: float = 200.0  # downloaded models kept on this node, least recent evicted
     hf_endpoint: str = "https://huggingface.co"
     log_level: str = "info"
@@ -48,3 +51,8 @@ class AgentSettings(BaseSettings):
     @property
     def reference_dir(self) -> Path:
         return self.home / "reference"
+
+    @property
+    def engines_dir(self) -> Path:
+        """A record per running engine, so an agent started after a crash can adopt them."""
+        return self.home / "engines"

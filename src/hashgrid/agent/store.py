@@ -26,6 +26,7 @@ import aiohttp
 import structlog
 
 from hashgrid.common.backoff import Backoff
+from hashgrid.common.paths import write_atomic
 
 log = structlog.get_logger("hashgrid.agent.store")
 
@@ -382,7 +383,7 @@ class ModelStore:
             "version": INDEX_VERSION,
             "models": {k: asdict(e) for k, e in self._index.items()},
         }
-        _write_atomic(self._index_path, json.dumps(data, indent=1, sort_keys=True))
+        write_atomic(self._index_path, json.dumps(data, indent=1, sort_keys=True))
 
 
 class _Part:
@@ -495,13 +496,3 @@ def _filename(path: str) -> str:
     """The last segment of a URL path, or `model` where that is no usable file name."""
     name = path.rsplit("/", 1)[-1]
     return name if name not in ("", ".", "..") and "\x00" not in name else "model"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and a rename, so readers see the old or the new, never half."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -17,3 +17,14 @@ def write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a synced temporary file and a rename, so readers see the old or the new file,
+    never half of one, even after a crash."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

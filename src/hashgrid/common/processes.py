@@ -1,4 +1,4 @@
-"""Child processes that never outlive their parent."""
+"""Child processes that never outlive their parent, and stopping a process with its group."""
 
 import asyncio
 import contextlib
@@ -27,16 +27,17 @@ def die_with_parent() -> Callable[[], None] | None:
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
     """SIGTERM a child's process group, SIGKILL it after `timeout`; return the exit code."""
     if proc.poll() is None:
-        _signal_group(proc.pid, signal.SIGTERM)
+        signal_group(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            _signal_group(proc.pid, signal.SIGKILL)
+            signal_group(proc.pid, signal.SIGKILL)
             proc.wait()
     return proc.returncode
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
+def signal_group(pid: int, sig: signal.Signals) -> None:
+    """Send `sig` to the process group `pid` leads, or to `pid` alone if it leads none."""
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
@@ -47,11 +48,11 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 async def stop_async(proc: asyncio.subprocess.Process, grace_s: float = 10.0) -> int:
     """The asyncio twin of `stop_process`."""
     if proc.returncode is None:
-        _signal_group(proc.pid, signal.SIGTERM)
+        signal_group(proc.pid, signal.SIGTERM)
         try:
             await asyncio.wait_for(proc.wait(), grace_s)
         except TimeoutError:
-            _signal_group(proc.pid, signal.SIGKILL)
+            signal_group(proc.pid, signal.SIGKILL)
             await proc.wait()
     assert proc.returncode is not None
     return proc.returncode

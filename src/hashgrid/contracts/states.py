@@ -17,12 +17,15 @@ class ReplicaStatus(StrEnum):
     READY = "ready"  # healthy; routable
     STOPPING = "stopping"  # unassigned; the agent is stopping the engine
     STOPPED = "stopped"  # stopped on purpose
-    FAILED = "failed"  # engine failed to start or died; `reason` says why
+    FAILED = "failed"  # engine failed to start or died; its agent restarts it; `reason` says why
     LOST = "lost"  # its node was lost
 
 
-ACTIVE_REPLICA = frozenset({ReplicaStatus.SCHEDULED, ReplicaStatus.STARTING, ReplicaStatus.READY})
-TERMINAL_REPLICA = frozenset({ReplicaStatus.STOPPED, ReplicaStatus.FAILED, ReplicaStatus.LOST})
+# Assigned to its node: the agent runs it (a failed one, it restarts in place).
+ACTIVE_REPLICA = frozenset(
+    {ReplicaStatus.SCHEDULED, ReplicaStatus.STARTING, ReplicaStatus.READY, ReplicaStatus.FAILED}
+)
+TERMINAL_REPLICA = frozenset({ReplicaStatus.STOPPED, ReplicaStatus.LOST})
 
 REPLICA_TRANSITIONS: dict[ReplicaStatus, frozenset[ReplicaStatus]] = {
     # SCHEDULED -> STOPPED: removed before its agent acted, so there is nothing to stop.
@@ -38,11 +41,17 @@ REPLICA_TRANSITIONS: dict[ReplicaStatus, frozenset[ReplicaStatus]] = {
     ReplicaStatus.READY: frozenset(
         {ReplicaStatus.FAILED, ReplicaStatus.STOPPING, ReplicaStatus.STOPPED, ReplicaStatus.LOST}
     ),
-    ReplicaStatus.STOPPING: frozenset(
-        {ReplicaStatus.STOPPED, ReplicaStatus.FAILED, ReplicaStatus.LOST}
+    # FAILED -> STARTING/READY: the agent restarted the engine in place (READY when the
+    # starting report was superseded before it was sent). FAILED -> STOPPING: placement gave up
+    # on it after `replica_retry_after_s` and places it elsewhere.
+    ReplicaStatus.FAILED: frozenset(
+        {ReplicaStatus.STARTING, ReplicaStatus.READY, ReplicaStatus.STOPPING}
+        | {ReplicaStatus.STOPPED, ReplicaStatus.LOST}
     ),
+    # No STOPPING -> FAILED: a replica on its way out is not restarted, so its engine's end is
+    # reported as STOPPED.
+    ReplicaStatus.STOPPING: frozenset({ReplicaStatus.STOPPED, ReplicaStatus.LOST}),
     ReplicaStatus.STOPPED: frozenset(),
-    ReplicaStatus.FAILED: frozenset(),
     ReplicaStatus.LOST: frozenset(),
 }
 

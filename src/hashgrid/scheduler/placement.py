@@ -35,6 +35,8 @@ class ReplicaView:
     node_id: str
     memory_bytes: int
     ready: bool = False
+    # Failed and not brought back by its agent within the retry window: it moves elsewhere.
+    failed_too_long: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class Snapshot:
     nodes: tuple[NodeView, ...]
     deployments: tuple[DeploymentView, ...]
     replicas: tuple[ReplicaView, ...]  # active replicas only
-    # (deployment id, node id) pairs where a replica failed lately: don't retry there yet.
+    # (deployment id, node id) pairs where a replica is failing: place no other one there.
     cooling: frozenset[tuple[str, str]] = frozenset()
 
 
@@ -83,6 +85,7 @@ def plan(snapshot: Snapshot) -> Plan:
     deployments = {d.id: d for d in snapshot.deployments}
     used: Counter[str] = Counter()
     by_deployment: dict[str, list[ReplicaView]] = {d: [] for d in deployments}
+    cooling = set(snapshot.cooling)
 
     for r in sorted(snapshot.replicas, key=lambda r: r.id):
         node = nodes.get(r.node_id)
@@ -90,6 +93,9 @@ def plan(snapshot: Snapshot) -> Plan:
             result.removes.append(Remove(r.id, "deployment deleted"))
         elif node is None or not node.schedulable:
             result.removes.append(Remove(r.id, "node not schedulable"))
+        elif r.failed_too_long:
+            result.removes.append(Remove(r.id, "kept failing on its node"))
+            cooling.add((r.deployment_id, r.node_id))
         else:
             used[r.node_id] += r.memory_bytes
             by_deployment[r.deployment_id].append(r)
@@ -111,9 +117,10 @@ def plan(snapshot: Snapshot) -> Plan:
         per_node = Counter(r.node_id for r in current)
         missing = d.replicas - len(current)
         for placed in range(missing):
-            node = _best_node(d, snapshot, used, per_site, per_node)
+            node = _best_node(d, snapshot.nodes, cooling, used, per_site, per_node)
             if node is None:
-                result.unplaced.append(Unplaced(d.id, missing - placed, _why_unplaced(d, snapshot)))
+                why = _why_unplaced(d, snapshot.nodes, cooling)
+                result.unplaced.append(Unplaced(d.id, missing - placed, why))
                 break
             used[node.id] += d.memory_bytes
             per_site[node.site] += 1
@@ -122,24 +129,27 @@ def plan(snapshot: Snapshot) -> Plan:
     return result
 
 
-def _fits(d: DeploymentView, n: NodeView, snapshot: Snapshot, used: Counter[str]) -> bool:
+def _fits(
+    d: DeploymentView, n: NodeView, cooling: set[tuple[str, str]], used: Counter[str]
+) -> bool:
     return (
         n.schedulable
         and not n.cordoned
         and (not d.regions or n.region in d.regions)
-        and (d.id, n.id) not in snapshot.cooling
+        and (d.id, n.id) not in cooling
         and n.capacity_bytes - used[n.id] >= d.memory_bytes
     )
 
 
 def _best_node(
     d: DeploymentView,
-    snapshot: Snapshot,
+    nodes: tuple[NodeView, ...],
+    cooling: set[tuple[str, str]],
     used: Counter[str],
     per_site: Counter[str],
     per_node: Counter[str],
 ) -> NodeView | None:
-    candidates = [n for n in snapshot.nodes if _fits(d, n, snapshot, used)]
+    candidates = [n for n in nodes if _fits(d, n, cooling, used)]
     if not candidates:
         return None
     return min(
@@ -148,8 +158,10 @@ def _best_node(
     )
 
 
-def _why_unplaced(d: DeploymentView, snapshot: Snapshot) -> str:
-    ready = [n for n in snapshot.nodes if n.schedulable]
+def _why_unplaced(
+    d: DeploymentView, nodes: tuple[NodeView, ...], cooling: set[tuple[str, str]]
+) -> str:
+    ready = [n for n in nodes if n.schedulable]
     if not ready:
         return "no ready node"
     schedulable = [n for n in ready if not n.cordoned]
@@ -158,7 +170,7 @@ def _why_unplaced(d: DeploymentView, snapshot: Snapshot) -> str:
     in_region = [n for n in schedulable if not d.regions or n.region in d.regions]
     if not in_region:
         return f"no ready node in regions {', '.join(sorted(d.regions))}"
-    settled = [n for n in in_region if (d.id, n.id) not in snapshot.cooling]
+    settled = [n for n in in_region if (d.id, n.id) not in cooling]
     if not settled:
         return "replicas failed lately on every eligible node; waiting before retrying"
     need_mib = d.memory_bytes // 2**20

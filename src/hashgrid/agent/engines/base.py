@@ -16,7 +16,8 @@ class Launch:
 
 class EngineRuntime(Protocol):
     name: str
-    # GET this path answers 2xx once the engine can serve requests.
+    # GET this path answers 2xx once the engine can serve requests, and keeps answering while
+    # it serves (the agent probes it every few seconds): it must not wait behind requests.
     health_path: str
     # Prometheus text with the engine's own load figures, where the engine has them.
     metrics_path: str | None

@@ -10,8 +10,11 @@ from hashgrid.contracts.agent import Assignment
 
 class LlamaCpp:
     name = "llamacpp"
-    # llama-cpp-python's server (0.3.x) has no /health; /v1/models answers once the model loaded.
-    health_path = "/v1/models"
+    # llama-cpp-python's server (0.3.x) has no /health. It listens only once the model is loaded,
+    # so any answer means ready; /openapi.json answers without taking the model's lock, which
+    # /v1/models takes: a probe there waits behind a generation and, as a new request, cuts a
+    # running stream short (the server's `interrupt_requests`).
+    health_path = "/openapi.json"
     metrics_path: str | None = None  # no /metrics either: its load is what gateways observe
 
     def available(self) -> bool:
@@ -33,6 +36,10 @@ class LlamaCpp:
             str(port),
             "--n_ctx",
             str(model.context_length),
+            # By default a new request interrupts the one generating: one customer's request
+            # would cut another's stream short. Requests wait their turn instead.
+            "--interrupt_requests",
+            "false",
         ]
         if not assignment.gpus:
             return Launch(argv, {"CUDA_VISIBLE_DEVICES": ""})

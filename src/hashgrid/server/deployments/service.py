@@ -18,6 +18,8 @@ from hashgrid.server.errors import Conflict, NotFound
 # dimensions replaces this in the scheduler work (issue 5).
 RUNTIME_OVERHEAD_BYTES = 128 * 2**20
 RECENT_FAILURES = 3
+# Statuses whose reason says why the replica was stopped.
+STOP_REASONED = frozenset({ReplicaStatus.STOPPING, ReplicaStatus.STOPPED})
 
 
 def replica_memory_bytes(model: CatalogModel) -> int:
@@ -106,9 +108,11 @@ async def report(
     current = ReplicaStatus(replica.status)
     if not replica_can_move(current, status):
         raise Conflict(f"replica {replica.id} is {current}; it cannot become {status}")
+    # An agent reports a stop without a reason: the one it was stopped for stays.
+    keeps_reason = status == ReplicaStatus.STOPPED and current in STOP_REASONED
     replica.status = status
     replica.endpoint = endpoint or replica.endpoint
-    replica.reason = reason
+    replica.reason = reason if reason is not None or not keeps_reason else replica.reason
     replica.updated_at = utcnow()
     await session.commit()
 

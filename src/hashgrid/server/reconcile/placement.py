@@ -48,12 +48,10 @@ class PlacementReconciler:
         active = (
             await session.scalars(select(Replica).where(Replica.status.in_(ACTIVE_REPLICA)))
         ).all()
-        failed_lately = await session.execute(
-            select(Replica.deployment_id, Replica.node_id).where(
-                Replica.status == ReplicaStatus.FAILED,
-                Replica.updated_at > utcnow() - self._retry_after,
-            )
-        )
+        # A failed replica stays where it is while its agent restarts it; one still failed
+        # after the retry window is given up on there (its agent's backoff outgrew the window).
+        given_up_before = utcnow() - self._retry_after
+        failed = [r for r in active if r.status == ReplicaStatus.FAILED]
         snapshot = Snapshot(
             nodes=tuple(
                 NodeView(
@@ -74,10 +72,12 @@ class PlacementReconciler:
                     r.node_id,
                     r.memory_bytes,
                     r.status == ReplicaStatus.READY,
+                    failed_too_long=r.status == ReplicaStatus.FAILED
+                    and r.updated_at <= given_up_before,
                 )
                 for r in active
             ),
-            cooling=frozenset((d, n) for d, n in failed_lately),
+            cooling=frozenset((r.deployment_id, r.node_id) for r in failed),
         )
         return snapshot, memory
 
@@ -96,13 +96,18 @@ class PlacementReconciler:
             replica = await session.get(Replica, remove.replica_id)
             if replica is None:
                 continue
+            # The failure that made placement move a replica stays readable after the move.
+            replica.reason = (
+                f"{remove.reason}; last failure: {replica.reason}"
+                if replica.status == ReplicaStatus.FAILED and replica.reason
+                else remove.reason
+            )
             # A replica its agent never acted on has no engine to stop.
             replica.status = (
                 ReplicaStatus.STOPPED
                 if replica.status == ReplicaStatus.SCHEDULED
                 else ReplicaStatus.STOPPING
             )
-            replica.reason = remove.reason
             replica.updated_at = now
         conditions = {
             u.deployment_id: f"{u.count} replica(s) pending: {u.reason}" for u in decided.unplaced
