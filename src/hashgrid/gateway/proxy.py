@@ -199,7 +199,7 @@ class Proxy:
                 upstream.close()
             self.policy.failed(replica.replica_id)
             log.warning(
-                "replica failed before the first byte; trying another",
+                "replica failed before the first byte",
                 replica=replica.replica_id,
                 site=replica.site,
                 probe=choice.probe,

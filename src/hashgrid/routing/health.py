@@ -35,6 +35,10 @@ class PassiveHealth:
         self._max_s = max_s
         self._ejections: dict[str, _Ejection] = {}
 
+    def __bool__(self) -> bool:
+        """True while some replica is ejected or awaiting its probe."""
+        return bool(self._ejections)
+
     def available(self, replica_id: str, now: float) -> bool:
         """Healthy, or its cool-down is over and no probe is out."""
         e = self._ejections.get(replica_id)

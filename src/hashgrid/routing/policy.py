@@ -96,7 +96,10 @@ class DefaultPolicy:
         if not untried:
             return None
         now = self._clock()
-        usable = [c for c in untried if self.health.available(c.replica_id, now)]
+        if self.health:
+            usable = [c for c in untried if self.health.available(c.replica_id, now)]
+        else:
+            usable = untried
         # Every replica left is cooling down: trying one beats failing the request outright.
         pool = usable or untried
         site = rank_sites(pool, sites, request.client_country, self.latency, self.config.weights)[0]
