@@ -84,14 +84,19 @@ class LiveServer(ThreadedServer):
 
 
 class LiveGateway(ThreadedServer):
-    def __init__(self, server_url: str, token: str, home: Path) -> None:
-        settings = GatewaySettings(server_url=server_url, token=token, home=home, usage_flush_s=0.2)
+    def __init__(self, server_url: str, token: str, home: Path, **overrides: Any) -> None:
+        settings = GatewaySettings(
+            server_url=server_url, token=token, home=home, **{"usage_flush_s": 0.2, **overrides}
+        )
         super().__init__(create_gateway(settings))
         self.settings = settings
 
+    def health(self) -> dict[str, Any]:
+        body: dict[str, Any] = httpx.get(f"{self.url}/healthz", timeout=5).json()
+        return body
+
     def ready_replicas(self, model: str) -> int:
-        body = httpx.get(f"{self.url}/healthz", timeout=5).json()
-        return int(body.get("ready_replicas", {}).get(model, 0))
+        return int(self.health().get("ready_replicas", {}).get(model, 0))
 
 
 class AgentProcess:

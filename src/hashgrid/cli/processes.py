@@ -41,12 +41,23 @@ def gateway(
     host: str | None = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Port to listen on (default 7080)."),
     home: Path | None = typer.Option(None, help="Where the usage spool lives."),
+    rtt_table: Path | None = typer.Option(
+        None,
+        help="Country-to-country RTT CSV (RIPE Atlas layout) for routing to the nearest site "
+        "[env: HASHGRID_GATEWAY_RTT_TABLE]; default: estimates by continent.",
+    ),
+    country: str | None = typer.Option(
+        None,
+        help="Clients' country when neither key nor header says, e.g. US "
+        "[env: HASHGRID_GATEWAY_COUNTRY].",
+    ),
 ) -> None:
     """Run a gateway: the OpenAI-compatible /v1 API."""
     from hashgrid.gateway.main import run
     from hashgrid.gateway.settings import GatewaySettings
 
-    run(GatewaySettings(server_url=server, token=token, **_given(host=host, port=port, home=home)))
+    given = _given(host=host, port=port, home=home, rtt_table=rtt_table, country=country)
+    run(GatewaySettings(server_url=server, token=token, **given))
 
 
 def agent(

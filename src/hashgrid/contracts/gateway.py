@@ -12,6 +12,8 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from hashgrid.contracts.states import SitePowerState
+
 
 class RouteReplica(BaseModel):
     replica_id: str
@@ -26,6 +28,16 @@ class RouteReplica(BaseModel):
     kv_cache_usage: float | None = None
 
 
+class RouteSite(BaseModel):
+    """A site as routing needs it: where it is (latency from the client's country) and whether
+    its power state lets it take traffic."""
+
+    name: str
+    region: str
+    country: str  # ISO 3166-1 alpha-2
+    power_state: SitePowerState = SitePowerState.ACTIVE
+
+
 class RoutedModel(BaseModel):
     """A model that has a deployment, with the replicas ready to serve it (maybe none)."""
 
@@ -38,12 +50,17 @@ class KeyEntry(BaseModel):
     key_id: str
     key_hash: str
     customer_id: str
+    # Where the key's clients are (ISO 3166-1 alpha-2), for routing; None: unknown. A request's
+    # `x-hashgrid-client-country` header overrides it.
+    country: str | None = None
 
 
 class GatewayView(BaseModel):
     revision: int
     models: list[RoutedModel]
     keys: list[KeyEntry]
+    # Every site that holds a replica in `models` (older servers send none).
+    sites: list[RouteSite] = []
 
 
 class UsageRecord(BaseModel):

@@ -11,6 +11,15 @@ class NodeStatus(StrEnum):
     LOST = "lost"  # missed its TTL; its replicas are lost with it
 
 
+class SitePowerState(StrEnum):
+    """How a site's power is going, as routing sees it. Nothing sets anything but `active` yet:
+    the power planner (issue 6) will, and routing already avoids the other two."""
+
+    ACTIVE = "active"  # GPUs powered as planned: route here
+    CURTAILED = "curtailed"  # the grid or the plan took power back: route here only if nowhere else
+    DRAINING = "draining"  # GPU nodes going back to mining soon: route here only if nowhere else
+
+
 class ReplicaStatus(StrEnum):
     SCHEDULED = "scheduled"  # placed on a node; the agent has not acted yet
     STARTING = "starting"  # engine process launched, not yet healthy

@@ -21,13 +21,20 @@ from hashgrid.gateway.errors import OpenAIError
 from hashgrid.gateway.metering import UsageShipper, UsageSpool
 from hashgrid.gateway.proxy import Proxy
 from hashgrid.gateway.settings import GatewaySettings
+from hashgrid.gateway.steering import load_latency
 from hashgrid.gateway.view import ViewWatcher
+from hashgrid.routing import DefaultPolicy, PolicyConfig
 
 FIRST_VIEW_WAIT_S = 10.0
 
 
 def create_app(settings: GatewaySettings) -> Starlette:
     holder: dict[str, Proxy | ViewWatcher] = {}
+    # One policy for the gateway's life: it holds passive health across requests.
+    policy = DefaultPolicy(
+        load_latency(settings.rtt_table),
+        PolicyConfig(eject_s=settings.eject_s, eject_max_s=settings.eject_max_s),
+    )
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -45,7 +52,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             )
             holder["watcher"] = watcher
             holder["proxy"] = Proxy(
-                session, watcher, spool, settings.max_attempts, settings.eject_s
+                session, watcher, spool, settings.max_attempts, policy, settings.country
             )
             tasks = [
                 asyncio.create_task(watcher.run(), name="view"),
@@ -96,13 +103,15 @@ def create_app(settings: GatewaySettings) -> Starlette:
         )
 
     async def healthz(_: Request) -> Response:
-        """200 once the first view arrived, with each model's routable replica count."""
+        """200 once the first view arrived, with each model's routable replica count and the
+        replicas passive health keeps out (seconds of cool-down left)."""
         w = watcher()
         synced = w.synced.is_set()
         body = {
             "status": "ok" if synced else "waiting for the control plane",
             "revision": w.view.revision,
             "ready_replicas": {name: len(m.replicas) for name, m in w.view.models.items()},
+            "ejected": {rid: round(s, 1) for rid, s in policy.ejected().items()},
         }
         return Response(
             orjson.dumps(body), status_code=200 if synced else 503, media_type="application/json"

@@ -1,8 +1,8 @@
 """Forwarding one OpenAI request to a replica: choose, connect (retrying elsewhere before the
 first byte), pass the answer through, meter it."""
 
+import asyncio
 import contextlib
-import itertools
 import time
 import uuid
 from collections import Counter
@@ -28,8 +28,14 @@ from hashgrid.gateway.errors import (
 )
 from hashgrid.gateway.metering import UsageSpool
 from hashgrid.gateway.sse import EventSplitter, event_json
+from hashgrid.gateway.steering import (
+    CLIENT_COUNTRY_HEADER,
+    SITE_HEADER,
+    candidates,
+    client_country,
+)
 from hashgrid.gateway.view import ViewWatcher
-from hashgrid.routing import ReplicaLoad, choose_replica
+from hashgrid.routing import RouteRequest, RoutingPolicy, affinity_key, prompt_prefix
 
 log = structlog.get_logger("hashgrid.gateway")
 
@@ -74,16 +80,16 @@ class Proxy:
         watcher: ViewWatcher,
         spool: UsageSpool,
         max_attempts: int,
-        eject_s: float,
+        policy: RoutingPolicy,
+        country: str | None = None,
     ) -> None:
         self._session = session
         self._watcher = watcher
         self._spool = spool
         self._max_attempts = max_attempts
-        self._eject_s = eject_s
+        self.policy = policy
+        self._country = country  # clients' country when neither key nor header says
         self._in_flight: Counter[str] = Counter()
-        self._ejected_until: dict[str, float] = {}
-        self._turn = itertools.count()
 
     async def handle(self, request: Request, endpoint: str) -> Response:
         x = Exchange(
@@ -91,11 +97,15 @@ class Proxy:
             endpoint=endpoint,
         )
         try:
-            x.key = authenticate(request.headers.get("authorization"), self._watcher.view)
+            view = self._watcher.view
+            x.key = authenticate(request.headers.get("authorization"), view)
+            country = client_country(
+                request.headers.get(CLIENT_COUNTRY_HEADER), x.key, self._country
+            )
             body = _parse_body(await request.body())
             x.model = _model_of(body)
             REQUIRED[endpoint](body)
-            routed = self._watcher.view.models.get(x.model)
+            routed = view.models.get(x.model)
             if routed is None:
                 raise ModelNotFound(
                     f"The model `{x.model}` does not exist or you do not have access to it.",
@@ -107,14 +117,18 @@ class Proxy:
             if stream:
                 # Always ask the engine for usage: it is how every streamed token is metered.
                 body["stream_options"] = {**(options or {}), "include_usage": True}
-            upstream = await self._open(routed, endpoint, orjson.dumps(body), x)
+            route = RouteRequest(country, affinity_key(prompt_prefix(body)))
+            upstream, data = await self._open(
+                routed, endpoint, orjson.dumps(body), route, x, read=not stream
+            )
         except OpenAIError as e:
             x.status = e.status
             self._finish(x)
             return e.response(x.request_id)
         if upstream.status >= 400:
-            return await self._upstream_error(upstream, x)
-        headers = {"x-request-id": x.request_id}
+            return await self._upstream_error(upstream, x, data)
+        assert x.replica is not None
+        headers = {"x-request-id": x.request_id, SITE_HEADER: x.replica.site}
         if stream:
             return StreamingResponse(
                 self._relay(upstream, x, strip_usage=not wants_usage),
@@ -122,14 +136,7 @@ class Proxy:
                 media_type="text/event-stream",
                 headers={**headers, "cache-control": "no-cache"},
             )
-        try:
-            data = await upstream.read()
-        except aiohttp.ClientError as e:
-            x.status = 502
-            self._finish(x)
-            return UpstreamFailed(f"The replica failed mid-response: {e}").response(x.request_id)
-        finally:
-            self._release(upstream, x)
+        self._release(upstream, x)
         x.first_byte()
         with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
             x.take_usage(orjson.loads(data).get("usage"))
@@ -139,25 +146,32 @@ class Proxy:
         )
 
     async def _open(
-        self, routed: RoutedModel, endpoint: str, payload: bytes, x: Exchange
-    ) -> aiohttp.ClientResponse:
-        """Connect to a replica, trying others while none has sent a byte."""
+        self,
+        routed: RoutedModel,
+        endpoint: str,
+        payload: bytes,
+        route: RouteRequest,
+        x: Exchange,
+        *,
+        read: bool,
+    ) -> tuple[aiohttp.ClientResponse, bytes]:
+        """Connect to a replica the policy chooses, trying others while the client has no byte.
+
+        With `read` (a request not streamed) the body is read here too: the client gets nothing
+        until it is whole, so a replica that dies mid-answer is retried like one that refused.
+        """
         replicas = {r.replica_id: r for r in routed.replicas}
+        sites = self._watcher.view.sites
         tried: set[str] = set()
-        now = time.monotonic()
-        ejected = {r for r, until in self._ejected_until.items() if until > now}
         last_error = ""
         for _ in range(self._max_attempts):
-            loads = [ReplicaLoad(r, self._in_flight[r]) for r in replicas]
-            choice = choose_replica(loads, avoid=tried | ejected, turn=next(self._turn))
-            if choice is None and ejected - tried:
-                # Every healthy replica was tried: an ejected one is better than none.
-                choice = choose_replica(loads, avoid=tried, turn=next(self._turn))
+            choice = self.policy.choose(route, candidates(routed, self._in_flight), sites, tried)
             if choice is None:
                 break
             replica = replicas[choice.replica_id]
             tried.add(replica.replica_id)
             self._in_flight[replica.replica_id] += 1
+            upstream: aiohttp.ClientResponse | None = None
             try:
                 upstream = await self._session.post(
                     replica.endpoint + endpoint,
@@ -166,23 +180,31 @@ class Proxy:
                     headers=JSON_HEADERS,
                     timeout=CONNECT_TIMEOUT,
                 )
+                if upstream.status in RETRYABLE_STATUS:
+                    last_error = f"replica answered {upstream.status}"
+                else:
+                    data = await upstream.read() if read or upstream.status >= 400 else b""
+                    self.policy.succeeded(replica.replica_id)
+                    x.replica = replica
+                    return upstream, data
             except (aiohttp.ClientError, TimeoutError) as e:
-                self._in_flight[replica.replica_id] -= 1
-                self._eject(replica.replica_id)
                 last_error = f"{type(e).__name__}: {e}"
-                log.warning(
-                    "replica unreachable; trying another",
-                    replica=replica.replica_id,
-                    error=last_error,
-                )
-                continue
-            if upstream.status in RETRYABLE_STATUS:
+            except asyncio.CancelledError:  # the client went away: no verdict on the replica
                 self._in_flight[replica.replica_id] -= 1
-                upstream.release()
-                last_error = f"replica answered {upstream.status}"
-                continue
-            x.replica = replica
-            return upstream
+                if upstream is not None:
+                    upstream.close()
+                raise
+            self._in_flight[replica.replica_id] -= 1
+            if upstream is not None:
+                upstream.close()
+            self.policy.failed(replica.replica_id)
+            log.warning(
+                "replica failed before the first byte",
+                replica=replica.replica_id,
+                site=replica.site,
+                probe=choice.probe,
+                error=last_error,
+            )
         if not routed.replicas:
             raise NoReplica(
                 f"The model `{routed.name}` has no ready replica right now. Retry later."
@@ -224,34 +246,33 @@ class Proxy:
             self._release(upstream, x, abort=not complete)
             self._finish(x)
 
-    async def _upstream_error(self, upstream: aiohttp.ClientResponse, x: Exchange) -> Response:
+    async def _upstream_error(
+        self, upstream: aiohttp.ClientResponse, x: Exchange, data: bytes
+    ) -> Response:
         """An engine's refusal, passed on in OpenAI's shape whatever shape the engine used."""
-        try:
-            data = await upstream.read()
-        finally:
-            self._release(upstream, x)
+        self._release(upstream, x)
         x.status = upstream.status
         self._finish(x)
         try:
             parsed: Any = orjson.loads(data)
         except orjson.JSONDecodeError:
             parsed = None
+        site = {SITE_HEADER: x.replica.site} if x.replica else {}
         if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
             return Response(
                 data,
                 status_code=upstream.status,
                 media_type="application/json",
-                headers={"x-request-id": x.request_id},
+                headers={"x-request-id": x.request_id, **site},
             )
         message = _engine_message(parsed, data)
         error: OpenAIError = (
             BadRequest(message) if upstream.status in (400, 422) else UpstreamFailed(message)
         )
         error.status = 400 if upstream.status == 422 else upstream.status
-        return error.response(x.request_id)
-
-    def _eject(self, replica_id: str) -> None:
-        self._ejected_until[replica_id] = time.monotonic() + self._eject_s
+        response = error.response(x.request_id)
+        response.headers.update(site)
+        return response
 
     def _release(self, upstream: aiohttp.ClientResponse, x: Exchange, abort: bool = False) -> None:
         if abort:
@@ -269,6 +290,7 @@ class Proxy:
             request_id=x.request_id,
             model=x.model,
             replica=replica.replica_id if replica else None,
+            site=replica.site if replica else None,
             status=x.status,
             ttft_ms=round(x.ttft_ms, 2) if x.ttft_ms is not None else None,
             duration_ms=round(duration_ms, 2),

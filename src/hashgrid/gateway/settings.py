@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hashgrid.common.paths import default_home
+from hashgrid.routing import country_code
 
 
 class GatewaySettings(BaseSettings):
@@ -18,10 +19,29 @@ class GatewaySettings(BaseSettings):
     home: Path = Field(default_factory=lambda: default_home() / "gateway")
     # Attempts on distinct replicas before a request fails; only before the first byte.
     max_attempts: int = 3
-    eject_s: float = 10.0  # how long a replica that refused a connection gets no traffic
+    # A replica that fails before the first byte gets no traffic for eject_s, doubling per
+    # failure in a row up to eject_max_s, then one probe request (routing/health.py).
+    eject_s: float = 10.0
+    eject_max_s: float = 120.0
+    # Country-to-country RTT table, CSV in the RIPE Atlas layout (routing/latency.py); without
+    # one, routing estimates RTT from continents.
+    rtt_table: Path | None = None
+    # Where clients are when neither their key nor the x-hashgrid-client-country header says:
+    # usually the gateway's own country. None: routing by load alone for such clients.
+    country: str | None = None
     usage_batch_size: int = 500
     usage_flush_s: float = 1.0
     log_level: str = "info"
+
+    @field_validator("country")
+    @classmethod
+    def _iso_country(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        code = country_code(value)
+        if code is None:
+            raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
+        return code
 
     @property
     def spool_path(self) -> Path:

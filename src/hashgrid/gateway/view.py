@@ -15,6 +15,8 @@ import structlog
 
 from hashgrid.common.backoff import Backoff
 from hashgrid.contracts.gateway import GatewayView, KeyEntry, RoutedModel
+from hashgrid.gateway.steering import site_infos
+from hashgrid.routing import SiteInfo
 
 log = structlog.get_logger("hashgrid.gateway.view")
 
@@ -28,6 +30,7 @@ class View:
     revision: int = 0
     models: dict[str, RoutedModel] = field(default_factory=dict)
     keys: dict[str, KeyEntry] = field(default_factory=dict)  # by key hash
+    sites: dict[str, SiteInfo] = field(default_factory=dict)  # by name
 
     @classmethod
     def of(cls, view: GatewayView) -> "View":
@@ -35,6 +38,7 @@ class View:
             revision=view.revision,
             models={m.name: m for m in view.models},
             keys={k.key_hash: k for k in view.keys},
+            sites=site_infos(view.sites),
         )
 
 

@@ -1,7 +1,9 @@
-"""Choosing a replica inside the candidates for a model: the least loaded, taking turns on ties."""
+"""Choosing a replica among candidates: by load, with prefix affinity under a load bound."""
 
 from collections.abc import Sequence, Set
 from dataclasses import dataclass
+
+from hashgrid.routing.affinity import rendezvous_weight
 
 
 @dataclass(frozen=True)
@@ -22,3 +24,48 @@ def choose_replica(
         return None
     n = len(usable)
     return min(enumerate(usable), key=lambda ir: (ir[1].in_flight, (ir[0] - turn) % n))[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A ready replica as routing sees it: its site and its load."""
+
+    replica_id: str
+    site: str
+    in_flight: int = 0  # requests the caller sent it that have not finished
+    running: int | None = None  # the engine's own figures, None when unknown or stale
+    waiting: int | None = None
+
+    @property
+    def load(self) -> int:
+        """Requests on the replica: the larger of what the caller counts and what the engine
+        reported. Not their sum: the engine's figure already holds the caller's requests of a
+        few seconds ago, and holds other gateways' too, which the caller cannot count."""
+        return max(self.in_flight, (self.running or 0) + (self.waiting or 0))
+
+
+def load_bound(candidates: Sequence[Candidate], epsilon: float) -> float:
+    """The most load a replica may carry and still take one more request: (1 + eps) times the
+    mean, plus one. The `+ 1` lets a prefix stack a request or two on its replica when all are
+    nearly idle; the least loaded replica is always within the bound."""
+    total = sum(c.load for c in candidates)
+    return (1 + epsilon) * total / len(candidates) + 1
+
+
+def choose_bounded(candidates: Sequence[Candidate], key: bytes, epsilon: float) -> Candidate:
+    """Consistent hashing with bounded loads (Mirrokni, Thorup, Zadimoghaddam 2018) over
+    rendezvous order: the replica `key` weighs highest among those within `load_bound`.
+
+    So a prefix stays on its replica until that replica is (1+eps) times busier than the mean
+    (plus one), then spills to its next preferred replica, not to a random one.
+    """
+    bound = load_bound(candidates, epsilon)
+    within = [c for c in candidates if c.load <= bound]
+    return max(within, key=lambda c: (rendezvous_weight(key, c.replica_id), c.replica_id))
+
+
+def choose_least_loaded(candidates: Sequence[Candidate], turn: int) -> Candidate:
+    """The least loaded candidate; ties rotate by `turn` in replica id order."""
+    least = min(c.load for c in candidates)
+    tied = sorted((c for c in candidates if c.load == least), key=lambda c: c.replica_id)
+    return tied[turn % len(tied)]

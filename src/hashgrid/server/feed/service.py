@@ -13,7 +13,7 @@ from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hashgrid.contracts.gateway import GatewayView, KeyEntry, RoutedModel, RouteReplica
+from hashgrid.contracts.gateway import GatewayView, KeyEntry, RoutedModel, RouteReplica, RouteSite
 from hashgrid.contracts.states import NodeStatus, ReplicaStatus
 from hashgrid.server.auth import per_state
 from hashgrid.server.deployments.loads import ReplicaLoads
@@ -85,7 +85,11 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
         .order_by(Replica.id)
     )
     by_deployment: dict[str, list[RouteReplica]] = defaultdict(list)
+    sites: dict[str, RouteSite] = {}
     for replica, node, site in ready:
+        if site.name not in sites:
+            # Power state: every site is active until the power planner (issue 6) says otherwise.
+            sites[site.name] = RouteSite(name=site.name, region=site.region, country=site.country)
         assert replica.endpoint is not None
         by_deployment[replica.deployment_id].append(
             RouteReplica(
@@ -105,4 +109,5 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
             for d in deployments
         ],
         keys=[KeyEntry(key_id=k.id, key_hash=k.key_hash, customer_id=k.customer_id) for k in keys],
+        sites=sorted(sites.values(), key=lambda s: s.name),
     )
