@@ -166,7 +166,7 @@ def test_ctrl_c_stops_everything_and_a_rerun_reuses_the_home(up: Up, home: Path)
     commands = [" ".join(p.cmdline()) for p in family]
     assert any("hashgrid server" in c for c in commands)
     assert any("hashgrid gateway" in c for c in commands)
-    assert any("hashgrid agent" in c for c in commands)
+    assert any("-m hashgrid.agent" in c for c in commands)  # `hashgrid agent`, exec'd lean
     assert any("llamacpp_server" in c for c in commands)
     first = up.config()
 

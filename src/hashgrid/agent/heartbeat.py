@@ -4,10 +4,9 @@ load of every ready engine, and the store's holdings when they changed."""
 import asyncio
 from collections.abc import Awaitable, Callable
 
-import httpx
 import structlog
 
-from hashgrid.agent.control_plane import ControlPlane
+from hashgrid.agent.control_plane import ControlPlane, Unreachable
 from hashgrid.agent.holdings import HoldingsReport
 from hashgrid.common.backoff import Backoff
 from hashgrid.common.waiting import sleep_unless
@@ -43,7 +42,7 @@ async def beat_until(
         )
         try:
             ack = await control_plane.heartbeat(body)
-        except (httpx.HTTPError, OSError) as e:
+        except Unreachable as e:
             if not away:
                 log.warning("control plane unreachable; engines keep serving", error=str(e))
             away = True

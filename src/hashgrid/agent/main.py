@@ -6,11 +6,10 @@ from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from typing import Any, TypeVar
 
-import httpx
 import structlog
 
 from hashgrid.agent import registration, verification
-from hashgrid.agent.control_plane import ControlPlane, Rejected
+from hashgrid.agent.control_plane import ControlPlane, Rejected, Unreachable
 from hashgrid.agent.fingerprint import GpuWatch
 from hashgrid.agent.heartbeat import beat_until
 from hashgrid.agent.holdings import HoldingsReport, holdings_of
@@ -107,8 +106,8 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
         )
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait([stopped, *loops], return_when=asyncio.FIRST_COMPLETED)
-        # Loops end by themselves once `stop` is set; none is cancelled mid-call, because a
-        # cancellation inside an httpx call was seen to be lost and to hang the shutdown.
+        # Loops end by themselves once `stop` is set, at their next look at it; closing the
+        # control plane client below ends a long poll in flight.
         stop.set()
         await supervisor.stop_all()
         await reporter.flush(within_s=3.0)
@@ -139,7 +138,7 @@ async def _identity(
     while not stop.is_set():
         try:
             return await registration.join(control_plane, settings, collect())
-        except (httpx.HTTPError, OSError) as e:
+        except Unreachable as e:
             delay = backoff.next_delay()
             log.warning("control plane unreachable; retrying join", error=str(e), retry_s=delay)
             await sleep_unless(stop, delay)
@@ -199,8 +198,7 @@ async def _follow_assignments(
             if e.status == 401:
                 raise CredentialRefused(str(e)) from e
             raise
-        except (httpx.HTTPError, OSError, RuntimeError):
-            # RuntimeError: the client was closed under the poll, which is how shutdown ends it.
+        except Unreachable:
             await sleep_unless(stop, backoff.next_delay())
             continue
         backoff.reset()

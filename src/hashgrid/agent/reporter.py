@@ -4,10 +4,9 @@ every crash (with its log lines) even when the restart's reports follow before i
 
 import asyncio
 
-import httpx
 import structlog
 
-from hashgrid.agent.control_plane import ControlPlane, Rejected
+from hashgrid.agent.control_plane import ControlPlane, Rejected, Unreachable
 from hashgrid.common.backoff import Backoff
 from hashgrid.common.waiting import sleep_unless
 from hashgrid.contracts.agent import ReplicaReport
@@ -62,7 +61,7 @@ class Reporter:
                     log.warning(
                         "report refused", replica=replica_id, status=report.status, why=str(e)
                     )
-                except (httpx.HTTPError, OSError) as e:
+                except Unreachable as e:
                     log.warning("control plane unreachable; will resend", error=str(e))
                     return False
                 self._taken(replica_id, report)

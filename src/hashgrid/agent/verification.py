@@ -14,10 +14,9 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import structlog
 
-from hashgrid.agent.control_plane import ControlPlane, Rejected
+from hashgrid.agent.control_plane import ControlPlane, Rejected, Unreachable
 from hashgrid.agent.settings import AgentSettings
 from hashgrid.common.backoff import Backoff
 from hashgrid.common.paths import write_private
@@ -106,7 +105,7 @@ async def deliver(
         except Rejected as e:
             log.warning("verification refused", why=str(e))
             return None
-        except (httpx.HTTPError, OSError, RuntimeError):
+        except Unreachable:
             # RuntimeError: the client was closed under the call, which is how shutdown ends it.
             await sleep_unless(stop, backoff.next_delay())
             continue

@@ -3,12 +3,12 @@
 Each imports its process lazily, so the CLI stays quick and the three stay independent.
 """
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import typer
-
-from hashgrid.cli.output import fail
 
 
 def _given(**options: Any) -> dict[str, Any]:
@@ -82,22 +82,21 @@ def agent(
     ),
 ) -> None:
     """Run the node agent: join a site and serve what the control plane assigns."""
-    from hashgrid.agent.main import run
-    from hashgrid.agent.registration import NoCredential
     from hashgrid.agent.settings import AgentSettings
 
-    settings = AgentSettings(
-        server_url=server,
-        **_given(
-            join_token=join_token,
-            name=name,
-            home=home,
-            advertise_address=advertise_address,
-            engine_host=engine_host,
-            verify=verify or None,  # unset: HASHGRID_AGENT_VERIFY may still ask
-        ),
+    given = _given(
+        join_token=join_token,
+        name=name,
+        home=home,
+        advertise_address=advertise_address,
+        engine_host=engine_host,
+        verify=verify or None,  # unset: HASHGRID_AGENT_VERIFY may still ask
     )
-    try:
-        run(settings)
-    except NoCredential as e:
-        raise fail(str(e)) from e
+    AgentSettings(server_url=server, **given)  # a bad option fails here, with the CLI's message
+    # The agent runs for months on every node: it replaces this process (same pid) with
+    # `python -m hashgrid.agent`, which loads the agent alone, not the CLI and its libraries.
+    env = {
+        f"HASHGRID_AGENT_{k.upper()}": str(v) for k, v in {"server_url": server, **given}.items()
+    }
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "hashgrid.agent"], {**os.environ, **env})

@@ -14,8 +14,6 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from prometheus_client.parser import text_string_to_metric_families
-
 
 @dataclass(frozen=True)
 class Sample:
@@ -56,6 +54,10 @@ IDLE = EngineLoad(running=0, waiting=0, kv_cache_usage=None)
 
 
 def _parse(text: str) -> list[Sample]:
+    # Imported on first use: only vLLM and SGLang nodes scrape, and prometheus_client brings
+    # some 9 MB of modules that a llama.cpp node's agent would otherwise carry for nothing.
+    from prometheus_client.parser import text_string_to_metric_families
+
     return [
         Sample(s.name, s.labels, float(s.value))
         for family in text_string_to_metric_families(text)
