@@ -6,8 +6,8 @@ its weights and KV cache. vLLM and SGLang batch sequences and take, on every GPU
 fraction of the GPU's memory for weights, activations and KV cache; they are told that fraction
 is the replica's share, so replicas that share a GPU stay within what the scheduler gave each.
 (vLLM's `--gpu-memory-utilization` is a per-instance limit in its current releases, checked at
-start against the GPU's free memory; releases before 0.7 also counted other processes' memory,
-so there a replica beside another gets less KV cache than planned.)
+start against the GPU's free memory; older releases (late 2024 and before) also counted other
+processes' memory, so there a replica beside another gets less KV cache than planned.)
 """
 
 import math
