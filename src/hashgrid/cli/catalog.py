@@ -72,6 +72,15 @@ def deploy(
     replicas: int = typer.Option(1, min=0, help="How many replicas to run."),
     regions: str = typer.Option("", help="Comma-separated allowed regions; default: any."),
     tier: str = typer.Option("flex", help="firm (never curtailed) or flex (cheaper)."),
+    engine: str | None = typer.Option(
+        None, help="llamacpp (CPU or GPU), vllm or sglang (GPUs only); default: the model's."
+    ),
+    tensor_parallel_size: int = typer.Option(
+        1, "--tensor-parallel-size", "--tp", min=1, help="GPUs per replica, on one node."
+    ),
+    gpu_type: str | None = typer.Option(
+        None, help="Only GPUs whose name contains this, e.g. H100."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Deploy a model: replicas are placed on nodes and served through the gateways."""
@@ -83,6 +92,9 @@ def deploy(
             replicas=replicas,
             regions=[r for r in regions.split(",") if r],
             tier=tier,
+            engine=engine,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_type=gpu_type,
         )
     if as_json:
         return emit_json(deployment)
@@ -137,17 +149,28 @@ def show(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> None:
 
 
 def print_deployment(d: DeploymentOut) -> None:
+    gpu_type = f"  GPU type {d.gpu_type}" if d.gpu_type else ""
     console.print(
         f"[bold]{d.name}[/bold]  model {d.model}  ready {d.ready_replicas}/{d.replicas}  "
-        f"tier {d.tier}  regions {','.join(d.regions) or 'any'}"
+        f"tier {d.tier}  regions {','.join(d.regions) or 'any'}  engine {d.engine}  "
+        f"tensor parallel {d.tensor_parallel_size}{gpu_type}"
     )
     if d.condition:
         console.print(f"condition: {d.condition}")
     rows = [
-        (r.id, r.node_id, r.status, r.endpoint, _load_text(r.load), r.reason)
+        (
+            r.id,
+            r.node_id,
+            ",".join(map(str, r.gpus)) or "cpu",
+            r.status,
+            r.endpoint,
+            _load_text(r.load),
+            r.reason,
+        )
         for r in d.replica_list
     ]
-    table("replicas", ["replica", "node", "status", "endpoint", "load", "reason"], rows)
+    columns = ["replica", "node", "gpus", "status", "endpoint", "load", "reason"]
+    table("replicas", columns, rows)
     for failure in d.recent_failures:
         console.print(
             f"[red]failed[/red] {failure.id} on node {failure.node_id} at "

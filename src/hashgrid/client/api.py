@@ -144,6 +144,9 @@ class HashgridClient:
         replicas: int = 1,
         regions: list[str] | None = None,
         tier: str = "flex",
+        engine: str | None = None,
+        tensor_parallel_size: int = 1,
+        gpu_type: str | None = None,
     ) -> DeploymentOut:
         body = {
             "model": model,
@@ -151,6 +154,9 @@ class HashgridClient:
             "replicas": replicas,
             "regions": regions or [],
             "tier": tier,
+            "engine": engine,
+            "tensor_parallel_size": tensor_parallel_size,
+            "gpu_type": gpu_type,
         }
         return self._one(DeploymentOut, "POST", "/api/v1/deployments", body)
 

@@ -1,177 +1,360 @@
-"""Replica placement: which node runs each replica a deployment still needs, and which go.
+"""Replica placement: which node and GPUs run each replica a deployment still needs, which go.
 
-Fit is by memory: a node's accelerator memory, or its RAM on a CPU-only node. Among the nodes a
-replica fits, prefer a site that holds fewer replicas of the deployment (sites are failure
-domains), then a node that holds fewer, then the tightest fit (pack), then the node id, so the
-plan is deterministic for a given snapshot.
+One pass, deterministic for a given snapshot (whatever the order of its tuples):
+1. Every active replica is checked: its deployment, node, site power, GPUs (present, not
+   quarantined, as many as the tensor parallel size, of the wanted type) and regions. Those that
+   still hold are charged to their GPUs, ready ones first; one that would over-commit a GPU goes.
+   Nothing that holds moves: a satisfied snapshot yields an empty plan.
+2. Deployments with more replicas than wanted lose the surplus: not-ready ones first, then those
+   on the site, then the node, with most replicas of the deployment.
+3. Missing replicas are placed, firm deployments first, then the biggest (GPUs times memory per
+   GPU) first, which packs better. For each replica the best node is the least by: replicas of
+   the deployment already at its site (spread over sites: they are failure domains), whether it
+   runs a replica of it (spread over the site's nodes: a node fails alone too), whether it
+   holds the model (warm: no download), whether it is in use (pack: a node already running
+   replicas is filled before an empty one is opened, so whole nodes stay free for big models),
+   memory the fitting GPUs keep free (the tightest fit), the node's free memory, node id.
+
+Memory: a GPU's use is the sum of its replicas' shares (a replica's memory split evenly over
+its GPUs), never more than the GPU has, so small models share GPUs. A CPU node offers its RAM
+and runs replicas needing no GPU, one rank. Quarantined GPUs offer nothing; a node whose GPUs
+are all quarantined runs nothing (it does not fall back to RAM). New replicas go only to
+schedulable, uncordoned nodes of active sites, never to a (deployment, node) pair that failed
+lately.
 """
 
-from collections import Counter
-from dataclasses import dataclass, field
+import heapq
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 
+from hashgrid.scheduler.capacity import (
+    CPU_SLOT,
+    NodeState,
+    Pool,
+    best_fit,
+    build_pools,
+    node_rating,
+    take,
+)
+from hashgrid.scheduler.reasons import Reasons
+from hashgrid.scheduler.snapshot import (
+    DeploymentView,
+    Place,
+    Plan,
+    PowerState,
+    Remove,
+    ReplicaView,
+    SiteView,
+    Snapshot,
+    Tier,
+    Unplaced,
+)
 
-@dataclass(frozen=True)
-class NodeView:
-    id: str
-    site: str
-    region: str
-    capacity_bytes: int
-    schedulable: bool = True  # False (lost, draining): its replicas must go elsewhere
-    cordoned: bool = False  # True: keeps its replicas, takes no new ones
+STALE = -1  # in place of a rating: sorts before every rating at its level
 
-
-@dataclass(frozen=True)
-class DeploymentView:
-    id: str
-    memory_bytes: int
-    replicas: int
-    regions: frozenset[str] = frozenset()  # empty: anywhere
-
-
-@dataclass(frozen=True)
-class ReplicaView:
-    id: str
-    deployment_id: str
-    node_id: str
-    memory_bytes: int
-    ready: bool = False
-    # Failed and not brought back by its agent within the retry window: it moves elsewhere.
-    failed_too_long: bool = False
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    nodes: tuple[NodeView, ...]
-    deployments: tuple[DeploymentView, ...]
-    replicas: tuple[ReplicaView, ...]  # active replicas only
-    # (deployment id, node id) pairs where a replica is failing: place no other one there.
-    cooling: frozenset[tuple[str, str]] = frozenset()
-
-
-@dataclass(frozen=True)
-class Place:
-    deployment_id: str
-    node_id: str
-
-
-@dataclass(frozen=True)
-class Remove:
-    replica_id: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Unplaced:
-    deployment_id: str
-    count: int
-    reason: str
-
-
-@dataclass
-class Plan:
-    places: list[Place] = field(default_factory=list)
-    removes: list[Remove] = field(default_factory=list)
-    unplaced: list[Unplaced] = field(default_factory=list)
-
-    @property
-    def empty(self) -> bool:
-        return not (self.places or self.removes)
+# (regions, gpu type, may use CPU nodes, tensor parallel size): pools grouped by site.
+Signature = tuple[frozenset[str], str | None, bool, int]
+SitePools = list[tuple[int, tuple[Pool, ...]]]
+Rating = tuple[int, int, int, int]  # see NodeState.rating
 
 
 def plan(snapshot: Snapshot) -> Plan:
-    """Bring every deployment to its replica count, moving nothing that already fits."""
-    result = Plan()
-    nodes = {n.id: n for n in snapshot.nodes}
-    deployments = {d.id: d for d in snapshot.deployments}
-    used: Counter[str] = Counter()
-    by_deployment: dict[str, list[ReplicaView]] = {d: [] for d in deployments}
-    cooling = set(snapshot.cooling)
-
-    for r in sorted(snapshot.replicas, key=lambda r: r.id):
-        node = nodes.get(r.node_id)
-        if r.deployment_id not in deployments:
-            result.removes.append(Remove(r.id, "deployment deleted"))
-        elif node is None or not node.schedulable:
-            result.removes.append(Remove(r.id, "node not schedulable"))
-        elif r.failed_too_long:
-            result.removes.append(Remove(r.id, "kept failing on its node"))
-            cooling.add((r.deployment_id, r.node_id))
-        else:
-            used[r.node_id] += r.memory_bytes
-            by_deployment[r.deployment_id].append(r)
-
-    # Every removal before any placement, so memory freed anywhere is usable in this same pass.
-    ordered = sorted(deployments.values(), key=lambda d: d.id)
-    for d in ordered:
-        current = by_deployment[d.id]
-        if len(current) > d.replicas:
-            # Keep ready replicas; among equals, remove by id, so the choice is deterministic.
-            surplus = sorted(current, key=lambda r: (r.ready, r.id))[: len(current) - d.replicas]
-            for r in surplus:
-                used[r.node_id] -= r.memory_bytes
-                result.removes.append(Remove(r.id, "scaled down"))
-            by_deployment[d.id] = [r for r in current if r not in surplus]
-    for d in ordered:
-        current = by_deployment[d.id]
-        per_site = Counter(nodes[r.node_id].site for r in current)
-        per_node = Counter(r.node_id for r in current)
-        missing = d.replicas - len(current)
-        for placed in range(missing):
-            node = _best_node(d, snapshot.nodes, cooling, used, per_site, per_node)
-            if node is None:
-                why = _why_unplaced(d, snapshot.nodes, cooling)
-                result.unplaced.append(Unplaced(d.id, missing - placed, why))
-                break
-            used[node.id] += d.memory_bytes
-            per_site[node.site] += 1
-            per_node[node.id] += 1
-            result.places.append(Place(d.id, node.id))
-    return result
+    """Bring every deployment to its replica count, moving nothing that still fits."""
+    return _Planner(snapshot).run()
 
 
-def _fits(
-    d: DeploymentView, n: NodeView, cooling: set[tuple[str, str]], used: Counter[str]
-) -> bool:
-    return (
-        n.schedulable
-        and not n.cordoned
-        and (not d.regions or n.region in d.regions)
-        and (d.id, n.id) not in cooling
-        and n.capacity_bytes - used[n.id] >= d.memory_bytes
-    )
+class _Planner:
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.sites: list[SiteView] = sorted(snapshot.sites, key=lambda s: s.id)
+        site_index = {s.id: i for i, s in enumerate(self.sites)}
+        views = sorted(snapshot.nodes, key=lambda n: n.id)
+        self.nodes = [NodeState(i, n, site_index.get(n.site, -1)) for i, n in enumerate(views)]
+        self.by_id = {n.view.id: n for n in self.nodes}
+        self.deployments = {d.id: d for d in snapshot.deployments}
+        self.result = Plan()
+        self.pools: list[Pool] = []
+        self.signatures: dict[Signature, SitePools] = {}
+        self.version = [0] * len(self.sites)  # grows with every placement on the site
+        self.memo: dict[tuple[Signature, int], dict[int, tuple[int, Rating | None]]] = {}
 
+    def run(self) -> Plan:
+        kept = self._check_replicas()
+        kept = self._scale_down(kept)
+        self.pools = build_pools((n for n in self.nodes if self._takes_new(n)), self._ks())
+        self._place_missing(kept)
+        return self.result
 
-def _best_node(
-    d: DeploymentView,
-    nodes: tuple[NodeView, ...],
-    cooling: set[tuple[str, str]],
-    used: Counter[str],
-    per_site: Counter[str],
-    per_node: Counter[str],
-) -> NodeView | None:
-    candidates = [n for n in nodes if _fits(d, n, cooling, used)]
-    if not candidates:
+    # --- existing replicas -------------------------------------------------------------------
+
+    def _check_replicas(self) -> dict[str, list[ReplicaView]]:
+        kept: dict[str, list[ReplicaView]] = {d: [] for d in self.deployments}
+        for r in sorted(self.snapshot.replicas, key=lambda r: (not r.ready, r.id)):
+            reason = self._why_not_kept(r)
+            if reason is None:
+                node = self.by_id[r.node_id]
+                share = -(-r.memory_bytes // max(1, len(r.gpus)))
+                if not node.charge(r.gpus, share):
+                    reason = "does not fit beside the other replicas on its GPUs"
+            if reason is None:
+                kept[r.deployment_id].append(r)
+            else:
+                self.result.removes.append(Remove(r.id, reason))
+        return kept
+
+    def _why_not_kept(self, r: ReplicaView) -> str | None:
+        d = self.deployments.get(r.deployment_id)
+        if d is None:
+            return "deployment deleted"
+        node = self.by_id.get(r.node_id)
+        if node is None or node.site < 0 or not node.view.schedulable:
+            return "node not schedulable"
+        if r.failed_too_long:
+            return "kept failing on its node"
+        site = self.sites[node.site]
+        if site.power == PowerState.DRAINING:
+            return "site draining"
+        if site.power == PowerState.CURTAILED and d.tier == Tier.FLEX:
+            return "site curtailed"
+        if d.regions and site.region not in d.regions:
+            return "outside the deployment's regions"
+        if node.cpu:
+            if r.gpus:
+                return "assigned GPUs on a node without GPUs"
+            return None if d.cpu_ok else "needs GPUs"
+        gpus = node.gpus
+        if not r.gpus:
+            return "assigned no GPU on a GPU node"
+        if len(set(r.gpus)) != len(r.gpus) or len(r.gpus) != d.tensor_parallel_size:
+            return f"needs {d.tensor_parallel_size} distinct GPU(s), has {list(r.gpus)}"
+        for index in r.gpus:
+            gpu = gpus.get(index)
+            if gpu is None:
+                return f"GPU {index} is gone"
+            if gpu.quarantined:
+                return f"GPU {index} quarantined"
+            if not d.wants(gpu.name):
+                return f"GPU {index} ({gpu.name}) is not a {d.gpu_type}"
         return None
-    return min(
-        candidates,
-        key=lambda n: (per_site[n.site], per_node[n.id], n.capacity_bytes - used[n.id], n.id),
-    )
+
+    def _scale_down(self, kept: dict[str, list[ReplicaView]]) -> dict[str, list[ReplicaView]]:
+        """Drop each deployment's surplus, giving its memory back before any placement."""
+        for d_id in sorted(kept):
+            current = kept[d_id]
+            surplus = len(current) - self.deployments[d_id].replicas
+            if surplus <= 0:
+                continue
+            per_site = Counter(self.by_id[r.node_id].site for r in current)
+            per_node = Counter(r.node_id for r in current)
+            order = sorted(
+                current,
+                key=lambda r: (
+                    r.ready,
+                    -per_site[self.by_id[r.node_id].site],
+                    -per_node[r.node_id],
+                    r.id,
+                ),
+            )
+            for r in order[:surplus]:
+                self._release(r)
+                self.result.removes.append(Remove(r.id, "scaled down"))
+            gone = {r.id for r in order[:surplus]}
+            kept[d_id] = [r for r in current if r.id not in gone]
+        return kept
+
+    def _release(self, r: ReplicaView) -> None:
+        node = self.by_id[r.node_id]
+        share = -(-r.memory_bytes // max(1, len(r.gpus)))
+        for gpu in r.gpus or (CPU_SLOT,):
+            node.free[node.position[gpu]] += share
+
+    # --- new replicas ------------------------------------------------------------------------
+
+    def _takes_new(self, node: NodeState) -> bool:
+        view = node.view
+        return (
+            node.site >= 0
+            and view.schedulable
+            and not view.cordoned
+            and self.sites[node.site].power == PowerState.ACTIVE
+        )
+
+    def _ks(self) -> set[int]:
+        return {1} | {d.tensor_parallel_size for d in self.deployments.values()}
+
+    def _place_missing(self, kept: dict[str, list[ReplicaView]]) -> None:
+        # A node where a replica kept failing takes no other replica of it in this pass either.
+        given_up = {
+            (r.deployment_id, r.node_id) for r in self.snapshot.replicas if r.failed_too_long
+        }
+        failing = self.snapshot.cooling | given_up
+        cooling: dict[str, set[int]] = defaultdict(set)
+        for d_id, n_id in failing:
+            node = self.by_id.get(n_id)
+            if node is not None:
+                cooling[d_id].add(node.rank)
+        warm = self._warm_index()
+        reasons = Reasons(self.sites, self.nodes, failing)
+        order = sorted(
+            self.deployments.values(),
+            key=lambda d: (d.tier != Tier.FIRM, -d.tensor_parallel_size * d.gpu_memory_bytes, d.id),
+        )
+        for d in order:
+            missing = d.replicas - len(kept[d.id])
+            if missing <= 0:
+                continue
+            signature, site_pools = self._site_pools(d)
+            avoid = frozenset(cooling.get(d.id, ()))
+            ask = _Ask(
+                d,
+                d.gpu_memory_bytes,
+                site_pools,
+                Counter(self.by_id[r.node_id].site for r in kept[d.id]),
+                {self.by_id[r.node_id].rank for r in kept[d.id]},
+                avoid,
+                warm.get(d.source) if d.source is not None else None,
+                # Deployments come grouped by size: the next one often asks the same question.
+                None if avoid else self.memo.setdefault((signature, d.gpu_memory_bytes), {}),
+            )
+            placed = self._place(ask, missing)
+            if placed < missing:
+                why = reasons.why(d, [p for _, pools in site_pools for p in pools])
+                self.result.unplaced.append(Unplaced(d.id, missing - placed, why))
+
+    def _warm_index(self) -> dict[str, dict[int, list[NodeState]]]:
+        """Model source -> site -> nodes taking new replicas that hold it."""
+        warm: dict[str, dict[int, list[NodeState]]] = defaultdict(lambda: defaultdict(list))
+        for node in self.nodes:
+            if node.view.holds and node.pool is not None:
+                for source in node.view.holds:
+                    warm[source][node.site].append(node)
+        return warm
+
+    def _site_pools(self, d: DeploymentView) -> tuple[Signature, SitePools]:
+        """Pools that could run `d` memory aside, grouped by site (shared by like deployments)."""
+        signature = (d.regions, d.gpu_type, d.cpu_ok, d.tensor_parallel_size)
+        found = self.signatures.get(signature)
+        if found is None:
+            by_site: dict[int, list[Pool]] = defaultdict(list)
+            for pool in self.pools:
+                region = self.sites[pool.site].region
+                if (not d.regions or region in d.regions) and pool.serves(d):
+                    by_site[pool.site].append(pool)
+            found = self.signatures[signature] = [(s, tuple(p)) for s, p in sorted(by_site.items())]
+        return signature, found
+
+    def _place(self, ask: "_Ask", missing: int) -> int:
+        """Place up to `missing` replicas of `ask.d`; how many were placed."""
+        d = ask.d
+        heap = []
+        memo, version, levels, warm = ask.memo, self.version, ask.levels, ask.warm
+        for site, pools in ask.site_pools:
+            if memo is not None and not levels[site] and (warm is None or site not in warm):
+                known = memo.get(site)  # the common case, inline: the site is as last rated
+                if known is not None and known[0] == version[site]:
+                    if known[1] is not None:
+                        heap.append((0, 0, 1, *known[1], site, pools))
+                    continue
+            best = self._best_in_site(ask, site, pools)
+            if best is not None:
+                heap.append((levels[site], *best, site, pools))
+        heapq.heapify(heap)
+        placed = 0
+        while placed < missing and heap:
+            entry = heapq.heappop(heap)
+            level, flag, rank, site, pools = entry[0], entry[1], entry[-3], entry[-2], entry[-1]
+            if flag == STALE:  # the site changed since it was rated: rate it again
+                best = self._best_in_site(ask, site, pools)
+                if best is not None:
+                    heapq.heappush(heap, (level, *best, site, pools))
+                continue
+            node = self.nodes[rank]
+            slots = node.choose(d, ask.need, d.tensor_parallel_size)
+            assert slots is not None, "the index offered a node that does not fit"
+            take(node, slots, ask.need)
+            self.version[site] += 1
+            ask.levels[site] += 1
+            ask.holding.add(rank)
+            gpus = () if node.cpu else tuple(sorted(node.gpu_ids[i] for i in slots))
+            self.result.places.append(Place(d.id, node.view.id, gpus))
+            placed += 1
+            # Rated again only if reached: most deployments never come back to a site.
+            heapq.heappush(heap, (level + 1, STALE, 0, 0, 0, 0, -1, site, pools))
+        return placed
+
+    def _best_in_site(
+        self, ask: "_Ask", site: int, pools: tuple[Pool, ...]
+    ) -> tuple[int, int, int, int, int, int] | None:
+        """(1 if the node runs a replica of the deployment already, else 0; 0 if it holds the
+        model, else 1; *rating) of the best node of a site, or None when none fits."""
+        if ask.levels[site] == 0:
+            best = self._rate(ask, site, pools, ask.cooling, ask.memo)
+            return None if best is None else (0, *best)
+        # Spread over the site's nodes too: a node is a failure domain as well.
+        best = self._rate(ask, site, pools, ask.cooling | ask.holding, None)
+        if best is not None:
+            return (0, *best)
+        best = self._rate(ask, site, pools, ask.cooling, None)
+        return None if best is None else (1, *best)
+
+    def _rate(
+        self,
+        ask: "_Ask",
+        site: int,
+        pools: tuple[Pool, ...],
+        avoid: frozenset[int],
+        memo: dict[int, tuple[int, Rating | None]] | None,
+    ) -> tuple[int, int, int, int, int] | None:
+        """(0 if warm else 1, *rating) of the best node of a site not in `avoid`, or None."""
+        if ask.warm is not None and site in ask.warm:
+            best_warm = _best_of(ask.d, ask.need, ask.warm[site], pools, avoid)
+            if best_warm is not None:
+                return (0, *best_warm)
+        version = self.version[site]
+        known = memo.get(site) if memo is not None else None
+        if known is not None and known[0] == version:
+            best = known[1]
+        else:
+            best = None
+            for pool in pools:
+                if pool.max_memory >= ask.need:
+                    found = best_fit(pool, ask.d, ask.need, avoid)
+                    if found is not None and (best is None or found < best):
+                        best = found
+            if memo is not None:
+                memo[site] = (version, best)
+        return None if best is None else (1, *best)
 
 
-def _why_unplaced(
-    d: DeploymentView, nodes: tuple[NodeView, ...], cooling: set[tuple[str, str]]
-) -> str:
-    ready = [n for n in nodes if n.schedulable]
-    if not ready:
-        return "no ready node"
-    schedulable = [n for n in ready if not n.cordoned]
-    if not schedulable:
-        return "every ready node is cordoned"
-    in_region = [n for n in schedulable if not d.regions or n.region in d.regions]
-    if not in_region:
-        return f"no ready node in regions {', '.join(sorted(d.regions))}"
-    settled = [n for n in in_region if (d.id, n.id) not in cooling]
-    if not settled:
-        return "replicas failed lately on every eligible node; waiting before retrying"
-    need_mib = d.memory_bytes // 2**20
-    return f"no node with {need_mib} MiB free"
+@dataclass
+class _Ask:
+    """Placing the replicas of one deployment: what it needs and where it runs already."""
+
+    d: DeploymentView
+    need: int  # bytes on each GPU (or of RAM)
+    site_pools: SitePools
+    levels: Counter[int]  # its replicas per site
+    holding: set[int]  # ranks of nodes running one of its replicas
+    cooling: frozenset[int]  # ranks of nodes where one of its replicas failed lately
+    warm: dict[int, list[NodeState]] | None  # nodes holding its model, per site
+    # The best node of each site as found for deployments asking the same, and the site's
+    # version then; None when this deployment's answer differs (it has cooling nodes).
+    memo: dict[int, tuple[int, Rating | None]] | None
+
+
+def _best_of(
+    d: DeploymentView,
+    need: int,
+    nodes: Iterable[NodeState],
+    pools: tuple[Pool, ...],
+    cooling: frozenset[int],
+) -> tuple[int, int, int, int] | None:
+    best: Rating | None = None
+    for node in nodes:
+        if node.pool not in pools or node.rank in cooling:
+            continue
+        rating = node_rating(node, d, need)
+        if rating is not None and (best is None or rating < best):
+            best = rating
+    return best

@@ -23,6 +23,7 @@ from hashgrid.contracts.agent import (
 from hashgrid.contracts.states import ACTIVE_REPLICA, NodeStatus
 from hashgrid.server.auth import NodePrincipal, per_state
 from hashgrid.server.catalog.tables import CatalogModel
+from hashgrid.server.deployments.sizing import GPU_ONLY_ENGINES, engine_of, gpu_memory_fraction
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.errors import Unauthorized
 from hashgrid.server.nodes import service as nodes
@@ -245,28 +246,50 @@ async def join(
 
 
 async def assignments_of(session: AsyncSession, node_id: str) -> list[Assignment]:
-    rows = await session.execute(
-        select(Replica, Deployment, CatalogModel)
-        .join(Deployment, Replica.deployment_id == Deployment.id)
-        .join(CatalogModel, Deployment.model_id == CatalogModel.id)
-        .where(Replica.node_id == node_id, Replica.status.in_(ACTIVE_REPLICA))
-        .order_by(Replica.id)
-    )
-    return [
-        Assignment(
-            replica_id=replica.id,
-            deployment=deployment.name,
-            engine=model.engine,
-            model=ModelSpec(
-                name=deployment.name,
-                source=model.source,
-                format=model.format,
-                context_length=model.context_length,
-                size_bytes=model.size_bytes,
-            ),
+    rows = (
+        await session.execute(
+            select(Replica, Deployment, CatalogModel)
+            .join(Deployment, Replica.deployment_id == Deployment.id)
+            .join(CatalogModel, Deployment.model_id == CatalogModel.id)
+            .where(Replica.node_id == node_id, Replica.status.in_(ACTIVE_REPLICA))
+            .order_by(Replica.id)
         )
-        for replica, deployment, model in rows
-    ]
+    ).all()
+    gpu_memory: dict[int, int] | None = None
+    out = []
+    for replica, deployment, model in rows:
+        engine = engine_of(deployment, model)
+        gpus = list(replica.gpus or [])
+        spec = ModelSpec(
+            name=deployment.name,
+            source=model.source,
+            format=model.format,
+            context_length=model.context_length,
+            tensor_parallel_size=deployment.tensor_parallel_size,
+            size_bytes=model.size_bytes,
+        )
+        if gpus and engine in GPU_ONLY_ENGINES:
+            if gpu_memory is None:
+                gpu_memory = await _gpu_memory(session, node_id)
+            totals = [gpu_memory.get(g, 0) for g in gpus]
+            spec.gpu_memory_fraction = gpu_memory_fraction(replica.memory_bytes, totals)
+        out.append(
+            Assignment(
+                replica_id=replica.id,
+                deployment=deployment.name,
+                engine=engine,
+                model=spec,
+                gpus=gpus,
+            )
+        )
+    return out
+
+
+async def _gpu_memory(session: AsyncSession, node_id: str) -> dict[int, int]:
+    """Memory of each GPU of the node, by NVML index, from its stored fingerprint."""
+    node = await session.get(Node, node_id)
+    gpus = nodes.stored_gpus(node.fingerprint) if node is not None else []
+    return {g.index: g.memory_total_bytes for g in gpus}
 
 
 async def heartbeat(

@@ -10,6 +10,15 @@ ModelName = Annotated[
 ]
 
 
+class Architecture(BaseModel):
+    """The figures that size a model's KV cache (from its config.json or GGUF metadata)."""
+
+    layers: int = Field(ge=1, le=10_000, description="Transformer layers (num_hidden_layers)")
+    kv_heads: int = Field(ge=1, le=10_000, description="Key/value heads (num_key_value_heads)")
+    head_dim: int = Field(ge=1, le=100_000, description="Size of one attention head")
+    kv_bytes_per_element: int = Field(2, ge=1, le=8, description="2 for fp16/bf16, 1 for fp8")
+
+
 class ModelCreate(BaseModel):
     name: ModelName
     source: str = Field(min_length=1, description="Path of the weights on the nodes")
@@ -17,6 +26,9 @@ class ModelCreate(BaseModel):
     engine: Literal["llamacpp"] = "llamacpp"
     size_bytes: int = Field(gt=0, description="Size of the weights, for placement")
     context_length: int = Field(2048, ge=16, le=1_048_576)
+    architecture: Architecture | None = Field(
+        None, description="Sizes the KV cache for placement; without it, estimated from the size"
+    )
 
 
 class ModelOut(Out):
@@ -27,4 +39,5 @@ class ModelOut(Out):
     engine: str
     size_bytes: int
     context_length: int
+    architecture: Architecture | None = None
     created_at: datetime

@@ -13,7 +13,7 @@ from hashgrid.server.errors import Conflict, NotFound
 async def create(session: AsyncSession, body: ModelCreate) -> CatalogModel:
     if await session.scalar(select(CatalogModel).where(CatalogModel.name == body.name)):
         raise Conflict(f"model {body.name!r} is in the catalog already")
-    model = CatalogModel(**body.model_dump())
+    model = CatalogModel(**body.model_dump())  # the architecture, a dict, is stored as JSON
     session.add(model)
     await session.commit()
     return model

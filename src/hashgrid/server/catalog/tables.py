@@ -1,6 +1,7 @@
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String
+from sqlalchemy import JSON, BigInteger, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hashgrid.server.db.base import Base, UTCDateTime, new_id, utcnow
@@ -18,4 +19,7 @@ class CatalogModel(Base):
     engine: Mapped[str] = mapped_column(String(32))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     context_length: Mapped[int] = mapped_column(Integer)
+    # {"layers", "kv_heads", "head_dim", "kv_bytes_per_element"}: sizes the KV cache; None:
+    # estimated from the weights' size.
+    architecture: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,7 +1,8 @@
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from hashgrid.contracts.states import ReplicaStatus
 from hashgrid.server.catalog.schemas import ModelName
@@ -13,6 +14,9 @@ class Tier(StrEnum):
     FLEX = "flex"  # cheaper; may move or pause when the site's power goes elsewhere
 
 
+Engine = Literal["llamacpp", "vllm", "sglang"]
+
+
 class DeploymentCreate(BaseModel):
     model: ModelName = Field(description="A model in the catalog")
     name: ModelName | None = Field(
@@ -21,6 +25,19 @@ class DeploymentCreate(BaseModel):
     replicas: int = Field(1, ge=0, le=10_000)
     regions: list[str] = Field(default_factory=list, description="Allowed regions; empty: any")
     tier: Tier = Tier.FLEX
+    engine: Engine | None = Field(
+        None,
+        description="llamacpp (CPU or GPU), vllm or sglang (GPUs only); default: the model's",
+    )
+    tensor_parallel_size: int = Field(
+        1, ge=1, le=64, description="GPUs per replica, on one node (more than 1: GPUs only)"
+    )
+    gpu_type: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="Only GPUs whose name contains this (any case), e.g. H100",
+    )
 
 
 class DeploymentScale(BaseModel):
@@ -39,12 +56,18 @@ class ReplicaLoadOut(BaseModel):
 class ReplicaOut(Out):
     id: str
     node_id: str
+    gpus: list[int] = Field(default_factory=list, description="NVML indices; empty: on CPU")
     status: ReplicaStatus
     endpoint: str | None
     reason: str | None
     updated_at: datetime
     # null when the node reported none within the last three heartbeats
     load: ReplicaLoadOut | None = None
+
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _none_is_cpu(cls, value: object) -> object:
+        return [] if value is None else value
 
 
 class DeploymentOut(BaseModel):
@@ -55,6 +78,9 @@ class DeploymentOut(BaseModel):
     ready_replicas: int
     regions: list[str]
     tier: Tier
+    engine: str
+    tensor_parallel_size: int
+    gpu_type: str | None
     condition: str | None
     created_at: datetime
     replica_list: list[ReplicaOut]  # active replicas

@@ -11,19 +11,13 @@ from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.db.base import utcnow
 from hashgrid.server.deployments.loads import ReplicaLoads
 from hashgrid.server.deployments.schemas import DeploymentCreate, DeploymentOut, ReplicaOut, Tier
+from hashgrid.server.deployments.sizing import engine_of
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.errors import Conflict, NotFound
 
-# Engine runtime beyond the weights (buffers, a small KV cache); KV sizing from the model's
-# dimensions replaces this in the scheduler work (issue 5).
-RUNTIME_OVERHEAD_BYTES = 128 * 2**20
 RECENT_FAILURES = 3
 # Statuses whose reason says why the replica was stopped.
 STOP_REASONED = frozenset({ReplicaStatus.STOPPING, ReplicaStatus.STOPPED})
-
-
-def replica_memory_bytes(model: CatalogModel) -> int:
-    return model.size_bytes + RUNTIME_OVERHEAD_BYTES
 
 
 async def create(session: AsyncSession, body: DeploymentCreate) -> Deployment:
@@ -37,6 +31,9 @@ async def create(session: AsyncSession, body: DeploymentCreate) -> Deployment:
         replicas=body.replicas,
         regions=sorted(set(body.regions)),
         tier=body.tier,
+        engine=body.engine,
+        tensor_parallel_size=body.tensor_parallel_size,
+        gpu_type=body.gpu_type,
     )
     session.add(deployment)
     await session.commit()
@@ -145,6 +142,9 @@ async def to_out(
         ready_replicas=sum(r.status == ReplicaStatus.READY for r in replicas),
         regions=deployment.regions,
         tier=Tier(deployment.tier),
+        engine=engine_of(deployment, model),
+        tensor_parallel_size=deployment.tensor_parallel_size,
+        gpu_type=deployment.gpu_type,
         condition=deployment.condition,
         created_at=deployment.created_at,
         replica_list=[replica_out(r, loads) for r in replicas],

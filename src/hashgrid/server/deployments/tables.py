@@ -16,6 +16,9 @@ class Deployment(Base):
     replicas: Mapped[int] = mapped_column(Integer)
     regions: Mapped[list[str]] = mapped_column(JSON, default=list)
     tier: Mapped[str] = mapped_column(String(8))
+    engine: Mapped[str | None] = mapped_column(String(32), default=None)  # None: the model's
+    tensor_parallel_size: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    gpu_type: Mapped[str | None] = mapped_column(String(100), default=None)  # in the GPU name
     # Why replicas are missing, as the placement reconciler last saw it; None when all placed.
     condition: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

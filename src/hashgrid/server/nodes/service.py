@@ -3,12 +3,19 @@
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.capacity.verdict import judge
 from hashgrid.common.secrets import hash_secret, new_secret
-from hashgrid.contracts.agent import Fingerprint, Holding, Verification, VerificationReport
+from hashgrid.contracts.agent import (
+    Fingerprint,
+    GpuInfo,
+    Holding,
+    Verification,
+    VerificationReport,
+)
 from hashgrid.contracts.states import ACTIVE_REPLICA, NodeStatus, ReplicaStatus
 from hashgrid.server.db.base import new_id, utcnow
 from hashgrid.server.deployments.tables import Replica
@@ -28,6 +35,18 @@ def capacity_of(fingerprint: Fingerprint) -> int:
     if not fingerprint.gpus:
         return fingerprint.memory_total_bytes
     return sum(g.memory_total_bytes for g in fingerprint.gpus if not g.quarantined)
+
+
+def stored_gpus(fingerprint: Any) -> list[GpuInfo]:
+    """The GPUs of a stored fingerprint; an entry that does not parse is left out."""
+    raw = fingerprint.get("gpus") if isinstance(fingerprint, dict) else None
+    gpus = []
+    for entry in raw if isinstance(raw, list) else ():
+        try:
+            gpus.append(GpuInfo.model_validate(entry))
+        except ValidationError:
+            continue
+    return gpus
 
 
 async def _free_name(session: AsyncSession, wanted: str) -> str:

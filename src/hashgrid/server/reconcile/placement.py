@@ -1,17 +1,30 @@
 """Placement: snapshot the database, let the pure scheduler decide, write its plan."""
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hashgrid.contracts.states import ACTIVE_REPLICA, NodeStatus, ReplicaStatus
-from hashgrid.scheduler import DeploymentView, NodeView, Plan, ReplicaView, Snapshot, plan
+from hashgrid.scheduler import (
+    DeploymentView,
+    GpuView,
+    NodeView,
+    Plan,
+    PowerState,
+    ReplicaView,
+    SiteView,
+    Snapshot,
+    Tier,
+    plan,
+)
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.changes import Changes
 from hashgrid.server.db.base import utcnow
-from hashgrid.server.deployments.service import replica_memory_bytes
+from hashgrid.server.deployments.sizing import GPU_ONLY_ENGINES, engine_of, replica_memory
 from hashgrid.server.deployments.tables import Deployment, Replica
+from hashgrid.server.nodes.service import stored_gpus
 from hashgrid.server.nodes.tables import Node
 from hashgrid.server.sites.tables import Site
 
@@ -34,17 +47,16 @@ class PlacementReconciler:
                 await self._changes.bump()
 
     async def _snapshot(self, session: AsyncSession) -> tuple[Snapshot, dict[str, int]]:
-        nodes = await session.execute(select(Node, Site).join(Site, Node.site_id == Site.id))
-        deployments = await session.execute(
-            select(Deployment, CatalogModel).join(
-                CatalogModel, Deployment.model_id == CatalogModel.id
+        sites = (await session.scalars(select(Site))).all()
+        nodes = (await session.scalars(select(Node))).all()
+        deployments = (
+            await session.execute(
+                select(Deployment, CatalogModel).join(
+                    CatalogModel, Deployment.model_id == CatalogModel.id
+                )
             )
-        )
-        memory = {d.id: replica_memory_bytes(m) for d, m in deployments}
-        deployment_views = tuple(
-            DeploymentView(d.id, memory[d.id], d.replicas, frozenset(d.regions))
-            for d in (await session.scalars(select(Deployment))).all()
-        )
+        ).all()
+        memory = {d.id: replica_memory(d, m).total_bytes for d, m in deployments}
         active = (
             await session.scalars(select(Replica).where(Replica.status.in_(ACTIVE_REPLICA)))
         ).all()
@@ -53,24 +65,17 @@ class PlacementReconciler:
         given_up_before = utcnow() - self._retry_after
         failed = [r for r in active if r.status == ReplicaStatus.FAILED]
         snapshot = Snapshot(
-            nodes=tuple(
-                NodeView(
-                    n.id,
-                    s.name,
-                    s.region,
-                    n.capacity_bytes,
-                    schedulable=n.status == NodeStatus.READY and n.drain_deadline is None,
-                    cordoned=n.cordoned,
-                )
-                for n, s in nodes
-            ),
-            deployments=deployment_views,
+            # Sites have no power state of their own yet (the power planner, issue 6): all active.
+            sites=tuple(SiteView(s.id, s.region, PowerState.ACTIVE) for s in sites),
+            nodes=tuple(node_view(n) for n in nodes),
+            deployments=tuple(deployment_view(d, m, memory[d.id]) for d, m in deployments),
             replicas=tuple(
                 ReplicaView(
                     r.id,
                     r.deployment_id,
                     r.node_id,
                     r.memory_bytes,
+                    tuple(r.gpus or ()),
                     r.status == ReplicaStatus.READY,
                     failed_too_long=r.status == ReplicaStatus.FAILED
                     and r.updated_at <= given_up_before,
@@ -89,6 +94,7 @@ class PlacementReconciler:
                     deployment_id=place.deployment_id,
                     node_id=place.node_id,
                     memory_bytes=memory[place.deployment_id],
+                    gpus=list(place.gpus),
                     status=ReplicaStatus.SCHEDULED,
                 )
             )
@@ -120,3 +126,45 @@ class PlacementReconciler:
                 conditions_changed = True
         await session.commit()
         return not decided.empty or conditions_changed
+
+
+def node_view(node: Node) -> NodeView:
+    """A node as the scheduler sees it, from its stored fingerprint and holdings."""
+    fingerprint: Any = node.fingerprint if isinstance(node.fingerprint, dict) else {}
+    ram = fingerprint.get("memory_total_bytes")
+    return NodeView(
+        node.id,
+        node.site_id,
+        ram if isinstance(ram, int) else node.capacity_bytes,
+        tuple(
+            GpuView(g.index, g.name, g.memory_total_bytes, g.quarantined)
+            for g in stored_gpus(fingerprint)
+        ),
+        schedulable=node.status == NodeStatus.READY and node.drain_deadline is None,
+        cordoned=node.cordoned,
+        holds=holdings_of(node.holdings),
+    )
+
+
+def holdings_of(raw: Any) -> frozenset[str] | None:
+    """Model sources a node's store holds, as its agent reported them; None: never reported."""
+    if not isinstance(raw, list):
+        return None
+    return frozenset(
+        h["source"] for h in raw if isinstance(h, dict) and isinstance(h.get("source"), str)
+    )
+
+
+def deployment_view(deployment: Deployment, model: CatalogModel, memory: int) -> DeploymentView:
+    engine = engine_of(deployment, model)
+    return DeploymentView(
+        deployment.id,
+        deployment.replicas,
+        memory,
+        tensor_parallel_size=deployment.tensor_parallel_size,
+        gpu_only=engine in GPU_ONLY_ENGINES,
+        gpu_type=deployment.gpu_type,
+        regions=frozenset(deployment.regions),
+        tier=Tier.FLEX if deployment.tier == Tier.FLEX else Tier.FIRM,
+        source=model.source,
+    )
