@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from hashgrid.server.schemas_common import Out
 
@@ -17,6 +17,19 @@ class ModelCreate(BaseModel):
     engine: Literal["llamacpp"] = "llamacpp"
     size_bytes: int = Field(gt=0, description="Size of the weights, for placement")
     context_length: int = Field(2048, ge=16, le=1_048_576)
+    price_per_mtok_prompt: float = Field(
+        0.0, ge=0, le=1e6, allow_inf_nan=False, description="USD per million prompt tokens"
+    )
+    price_per_mtok_completion: float = Field(
+        0.0, ge=0, le=1e6, allow_inf_nan=False, description="USD per million completion tokens"
+    )
+
+
+class ModelPrices(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    price_per_mtok_prompt: float = Field(ge=0, le=1e6, allow_inf_nan=False)
+    price_per_mtok_completion: float = Field(ge=0, le=1e6, allow_inf_nan=False)
 
 
 class ModelOut(Out):
@@ -27,4 +40,6 @@ class ModelOut(Out):
     engine: str
     size_bytes: int
     context_length: int
+    price_per_mtok_prompt: float
+    price_per_mtok_completion: float
     created_at: datetime

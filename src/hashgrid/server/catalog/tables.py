@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, String
+from sqlalchemy import BigInteger, Float, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hashgrid.server.db.base import Base, UTCDateTime, new_id, utcnow
@@ -18,4 +18,7 @@ class CatalogModel(Base):
     engine: Mapped[str] = mapped_column(String(32))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     context_length: Mapped[int] = mapped_column(Integer)
+    # USD per million tokens: what usage costs, and what budgets count.
+    price_per_mtok_prompt: Mapped[float] = mapped_column(Float, default=0.0)
+    price_per_mtok_completion: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
