@@ -41,12 +41,19 @@ def gateway(
     host: str | None = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Port to listen on (default 7080)."),
     home: Path | None = typer.Option(None, help="Where the usage spool lives."),
+    redis: str | None = typer.Option(
+        None,
+        "--redis",
+        envvar="HASHGRID_GATEWAY_REDIS_URL",
+        help="Share rate limits with every gateway on this Redis (redis://host:6379/0).",
+    ),
 ) -> None:
     """Run a gateway: the OpenAI-compatible /v1 API."""
     from hashgrid.gateway.main import run
     from hashgrid.gateway.settings import GatewaySettings
 
-    run(GatewaySettings(server_url=server, token=token, **_given(host=host, port=port, home=home)))
+    given = _given(host=host, port=port, home=home, redis_url=redis)
+    run(GatewaySettings(server_url=server, token=token, **given))
 
 
 def agent(

@@ -26,6 +26,7 @@ from hashgrid.gateway.errors import (
     OpenAIError,
     UpstreamFailed,
 )
+from hashgrid.gateway.limits import Limiter, Ticket
 from hashgrid.gateway.metering import UsageSpool
 from hashgrid.gateway.sse import EventSplitter, event_json
 from hashgrid.gateway.view import ViewWatcher
@@ -54,6 +55,12 @@ class Exchange:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     ttft_ms: float | None = None
+    ticket: Ticket | None = None  # the request's rate limit charges, when its key has limits
+
+    @property
+    def limit_headers(self) -> dict[str, str]:
+        """The `x-ratelimit-*` headers every answer to a limited key carries."""
+        return self.ticket.headers if self.ticket is not None else {}
 
     def first_byte(self) -> None:
         if self.ttft_ms is None:
@@ -75,12 +82,14 @@ class Proxy:
         spool: UsageSpool,
         max_attempts: int,
         eject_s: float,
+        limiter: Limiter | None = None,
     ) -> None:
         self._session = session
         self._watcher = watcher
         self._spool = spool
         self._max_attempts = max_attempts
         self._eject_s = eject_s
+        self._limiter = limiter
         self._in_flight: Counter[str] = Counter()
         self._ejected_until: dict[str, float] = {}
         self._turn = itertools.count()
@@ -107,14 +116,16 @@ class Proxy:
             if stream:
                 # Always ask the engine for usage: it is how every streamed token is metered.
                 body["stream_options"] = {**(options or {}), "include_usage": True}
+            if self._limiter is not None:  # limits: decided here, settled in _finish
+                x.ticket = await self._limiter.admit(x.key, self._watcher.view, routed, body)
             upstream = await self._open(routed, endpoint, orjson.dumps(body), x)
         except OpenAIError as e:
             x.status = e.status
             self._finish(x)
-            return e.response(x.request_id)
+            return e.response(x.request_id, x.limit_headers)
         if upstream.status >= 400:
             return await self._upstream_error(upstream, x)
-        headers = {"x-request-id": x.request_id}
+        headers = {"x-request-id": x.request_id, **x.limit_headers}
         if stream:
             return StreamingResponse(
                 self._relay(upstream, x, strip_usage=not wants_usage),
@@ -127,7 +138,8 @@ class Proxy:
         except aiohttp.ClientError as e:
             x.status = 502
             self._finish(x)
-            return UpstreamFailed(f"The replica failed mid-response: {e}").response(x.request_id)
+            error = UpstreamFailed(f"The replica failed mid-response: {e}")
+            return error.response(x.request_id, x.limit_headers)
         finally:
             self._release(upstream, x)
         x.first_byte()
@@ -241,14 +253,14 @@ class Proxy:
                 data,
                 status_code=upstream.status,
                 media_type="application/json",
-                headers={"x-request-id": x.request_id},
+                headers={"x-request-id": x.request_id, **x.limit_headers},
             )
         message = _engine_message(parsed, data)
         error: OpenAIError = (
             BadRequest(message) if upstream.status in (400, 422) else UpstreamFailed(message)
         )
         error.status = 400 if upstream.status == 422 else upstream.status
-        return error.response(x.request_id)
+        return error.response(x.request_id, x.limit_headers)
 
     def _eject(self, replica_id: str) -> None:
         self._ejected_until[replica_id] = time.monotonic() + self._eject_s
@@ -263,6 +275,10 @@ class Proxy:
 
     def _finish(self, x: Exchange) -> None:
         duration_ms = (time.perf_counter() - x.started) * 1000
+        if x.ticket is not None and self._limiter is not None:
+            self._limiter.settle(
+                x.ticket, x.request_id, x.prompt_tokens, x.completion_tokens, x.status
+            )
         replica = x.replica
         log.info(
             "request",

@@ -21,6 +21,14 @@ class GatewaySettings(BaseSettings):
     eject_s: float = 10.0  # how long a replica that refused a connection gets no traffic
     usage_batch_size: int = 500
     usage_flush_s: float = 1.0
+    # Limits: in this process, or shared by every gateway on this Redis (redis://host:6379/0).
+    # Unreachable Redis: each gateway falls back to its own limits and retries after retry_s.
+    redis_url: str | None = None
+    redis_prefix: str = "hashgrid"  # the prefix of every Redis key the limits use
+    redis_timeout_s: float = 0.25
+    redis_retry_s: float = 2.0
+    # Completion tokens charged up front against tpm when a request sets no max_tokens.
+    default_completion_tokens: int = 256
     log_level: str = "info"
 
     @property

@@ -14,7 +14,13 @@ import aiohttp
 import structlog
 
 from hashgrid.common.backoff import Backoff
-from hashgrid.contracts.gateway import GatewayView, KeyEntry, RoutedModel
+from hashgrid.contracts.gateway import (
+    CustomerEntry,
+    GatewayView,
+    KeyEntry,
+    RoutedModel,
+    SpendReport,
+)
 
 log = structlog.get_logger("hashgrid.gateway.view")
 
@@ -28,6 +34,8 @@ class View:
     revision: int = 0
     models: dict[str, RoutedModel] = field(default_factory=dict)
     keys: dict[str, KeyEntry] = field(default_factory=dict)  # by key hash
+    customers: dict[str, CustomerEntry] = field(default_factory=dict)  # with limits, by id
+    spend: SpendReport = field(default_factory=SpendReport)
 
     @classmethod
     def of(cls, view: GatewayView) -> "View":
@@ -35,6 +43,8 @@ class View:
             revision=view.revision,
             models={m.name: m for m in view.models},
             keys={k.key_hash: k for k in view.keys},
+            customers={c.customer_id: c for c in view.customers},
+            spend=view.spend,
         )
 
 

@@ -1,0 +1,260 @@
+"""Buckets in Redis, shared by every gateway that names the same Redis and key prefix.
+
+A decision is one round trip: one Lua script (`TAKE`) reads the request's buckets and budget
+counters, decides exactly as `hashgrid.ratelimit.decide` does, and charges the buckets, all
+atomically, so two gateways can never both take the last unit. Corrections after the answer
+(tokens used less tokens charged, and spend) go through a second script (`SETTLE`), queued and
+sent in pipelined batches by `run()`, off the request's path.
+
+Time is the gateways' wall clock (ms) passed in, so the decision is the same function of the
+same inputs as in-process; gateways' clocks must agree to well within a second (NTP does).
+Keys share a hash tag per customer (`{c:ID}`), so one request's keys sit in one cluster slot.
+
+If Redis cannot be reached the gateway fails open to its own in-process buckets, logs a
+warning once, and tries Redis again after `retry_s`: limits then hold per gateway, not across
+gateways, until Redis is back. A gateway does not go down with its limiter.
+"""
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+import redis.asyncio as redis
+import structlog
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, RedisError
+
+from hashgrid.ratelimit import EPSILON_MS, PERIOD_MS, Budget, Charge, Clock, LocalBuckets, Verdict
+
+log = structlog.get_logger("hashgrid.gateway.limits")
+
+# KEYS: n buckets (TAT, ms), then m budget counters (USD).
+# ARGV: now_ms, period_ms, epsilon_ms, n, n x (limit, cost), m x (limit_usd, known_usd).
+# Returns: allowed, refused, exhausted, never, retry_ms, spent_usd, n x level (as strings).
+TAKE = """
+local now = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local eps = tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
+local levels = {}
+for i = 1, n do
+  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
+  levels[i] = (tat > now) and (tat - now) or 0
+end
+local out_levels = function()
+  local out = {}
+  for i = 1, n do out[i] = string.format('%.17g', levels[i]) end
+  return out
+end
+for j = 1, #KEYS - n do
+  local base = 4 + 2 * n + 2 * (j - 1)
+  local limit = tonumber(ARGV[base + 1])
+  local spent = math.max(tonumber(ARGV[base + 2]), tonumber(redis.call('GET', KEYS[n + j]) or '0'))
+  if spent >= limit then
+    local reply = {0, -1, j - 1, 1, '0', string.format('%.17g', spent)}
+    for _, l in ipairs(out_levels()) do reply[#reply + 1] = l end
+    return reply
+  end
+end
+local refused = -1
+local retry = 0
+local never = 0
+local after = {}
+for i = 1, n do
+  local limit = tonumber(ARGV[3 + 2 * i])
+  local cost = tonumber(ARGV[4 + 2 * i])
+  local need = cost * period / limit
+  local level = levels[i] + need
+  if level > period + eps then
+    if refused < 0 then refused = i - 1 end
+    retry = math.max(retry, level - period)
+    if need > period + eps then never = 1 end
+  end
+  after[i] = level
+end
+if refused < 0 then
+  for i = 1, n do
+    levels[i] = after[i]
+    redis.call('SET', KEYS[i], string.format('%.17g', now + after[i]),
+               'PX', math.ceil(after[i]) + 1000)
+  end
+end
+local reply = {(refused < 0) and 1 or 0, refused, -1, never, string.format('%.17g', retry), '0'}
+for _, l in ipairs(out_levels()) do reply[#reply + 1] = l end
+return reply
+"""
+
+# KEYS: n buckets, then m spend counters.
+# ARGV: now_ms, period_ms, n, n x (limit, delta), counter_ttl_s, m x usd.
+SETTLE = """
+local now = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+for i = 1, n do
+  local limit = tonumber(ARGV[2 + 2 * i])
+  local delta = tonumber(ARGV[3 + 2 * i])
+  local tat = math.max(tonumber(redis.call('GET', KEYS[i]) or '0'), now) + delta * period / limit
+  if tat > now then
+    redis.call('SET', KEYS[i], string.format('%.17g', tat), 'PX', math.ceil(tat - now) + 1000)
+  else
+    redis.call('DEL', KEYS[i])
+  end
+end
+local ttl = tonumber(ARGV[4 + 2 * n])
+for j = 1, #KEYS - n do
+  redis.call('INCRBYFLOAT', KEYS[n + j], ARGV[4 + 2 * n + j])
+  redis.call('EXPIRE', KEYS[n + j], ttl)
+end
+return 1
+"""
+
+COUNTER_TTL_S = 40 * 86400  # a month's spend counter outlives its month
+MAX_QUEUED = 100_000  # settlements kept while Redis is slow; older ones are dropped
+
+
+class RedisBuckets:
+    """Shared buckets; falls back to `local` while Redis is unreachable."""
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        clock: Clock,
+        local: LocalBuckets,
+        timeout_s: float = 0.25,
+        retry_s: float = 2.0,
+        period_ms: float = PERIOD_MS,
+    ) -> None:
+        self._redis = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 0),  # fail open at once; `retry_s` paces the next try
+        )
+        self._prefix = prefix + ":"
+        self._clock = clock
+        self._local = local
+        self._retry_s = retry_s
+        self._period_ms = period_ms
+        self._down_until = 0.0
+        self._down = False
+        self._shas: dict[str, str] = {}
+        self._queue: list[tuple[list[str], list[str | int | float]]] = []
+        self._queued = asyncio.Event()
+
+    async def take(
+        self, charges: Sequence[Charge], budgets: Sequence[Budget]
+    ) -> tuple[Verdict, "RedisBuckets | LocalBuckets"]:
+        """The verdict, and the buckets that gave it (where its settlement goes)."""
+        if self._down and time.monotonic() < self._down_until:
+            return self._local.take(charges, budgets), self._local
+        p = self._prefix
+        keys = [p + c.bucket for c in charges] + [p + b.counter for b in budgets]
+        args: list[str | int | float] = [self._clock(), self._period_ms, EPSILON_MS, len(charges)]
+        for c in charges:
+            args += (c.limit, c.cost)
+        for b in budgets:
+            args += (repr(b.limit_usd), repr(b.spent_usd))
+        try:
+            reply = await self._script("take", TAKE, keys, args)
+        except (RedisError, OSError, TimeoutError) as e:
+            self._went_down(e)
+            return self._local.take(charges, budgets), self._local
+        if self._down:
+            log.info("redis reachable again; limits are shared across gateways")
+            self._down = False
+        return _verdict(reply), self
+
+    def settle(
+        self, corrections: Sequence[tuple[Charge, int]], spends: Sequence[tuple[str, float]]
+    ) -> None:
+        """Queue the corrections and spend of a request this store decided."""
+        corrections = [(c, d) for c, d in corrections if d]
+        spends = [(counter, usd) for counter, usd in spends if usd > 0]
+        if not corrections and not spends:
+            return
+        p = self._prefix
+        keys = [p + c.bucket for c, _ in corrections] + [p + counter for counter, _ in spends]
+        args: list[str | int | float] = [self._clock(), self._period_ms, len(corrections)]
+        for c, delta in corrections:
+            args += (c.limit, delta)
+        args.append(COUNTER_TTL_S)
+        args += [repr(usd) for _, usd in spends]
+        if len(self._queue) >= MAX_QUEUED:
+            del self._queue[: MAX_QUEUED // 10]
+        self._queue.append((keys, args))
+        self._queued.set()
+
+    async def run(self) -> None:
+        """Send queued settlements, all that are waiting in one pipelined round trip."""
+        while True:
+            await self._queued.wait()
+            self._queued.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        batch, self._queue = self._queue, []
+        if not batch:
+            return
+        try:
+            sha = await self._sha("settle", SETTLE)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for keys, args in batch:
+                    pipe.evalsha(sha, len(keys), *keys, *args)
+                results = await pipe.execute(raise_on_error=False)
+            missed = [
+                b for b, r in zip(batch, results, strict=True) if isinstance(r, NoScriptError)
+            ]
+            if missed:
+                self._shas.pop("settle", None)  # Redis restarted: load it again and resend
+                self._queue[:0] = missed
+                self._queued.set()
+        except (RedisError, OSError, TimeoutError) as e:
+            log.warning("redis unreachable; token corrections and spend not shared", n=len(batch))
+            self._went_down(e)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def _sha(self, name: str, source: str) -> str:
+        sha = self._shas.get(name)
+        if sha is None:
+            sha = str(await self._redis.script_load(source))
+            self._shas[name] = sha
+        return sha
+
+    async def _script(
+        self, name: str, source: str, keys: list[str], args: list[str | int | float]
+    ) -> list[bytes | int]:
+        sha = await self._sha(name, source)
+        try:
+            reply = await self._redis.evalsha(sha, len(keys), *keys, *args)
+        except NoScriptError:
+            self._shas.pop(name, None)
+            sha = await self._sha(name, source)
+            reply = await self._redis.evalsha(sha, len(keys), *keys, *args)
+        return list(reply)
+
+    def _went_down(self, error: BaseException) -> None:
+        if not self._down:
+            log.warning(
+                "redis unreachable; failing open to this gateway's own limits",
+                error=f"{type(error).__name__}: {error}",
+                retry_s=self._retry_s,
+            )
+        self._down = True
+        self._down_until = time.monotonic() + self._retry_s
+
+
+def _verdict(reply: list[bytes | int]) -> Verdict:
+    allowed, refused, exhausted, never, retry, spent, *levels = reply
+    return Verdict(
+        allowed=bool(allowed),
+        levels=tuple(float(level) for level in levels),
+        refused=int(refused),
+        exhausted=int(exhausted),
+        retry_after_ms=float(retry),
+        never=bool(never),
+        spent_usd=float(spent),
+    )
