@@ -20,7 +20,7 @@ BudgetOption = typer.Option(
 def create_key(
     ctx: typer.Context,
     customer_name: str | None = typer.Argument(
-        None, metavar="[CUSTOMER]", help="The customer organization (or --customer)."
+        None, metavar="CUSTOMER", help="The customer organization (or --customer)."
     ),
     customer: str = typer.Option("default", help="The customer organization."),
     name: str = typer.Option("default", help="A label to tell keys apart."),
