@@ -76,7 +76,8 @@ def stack(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     agent = AgentProcess(server.url, home / "agent", admin.create_join_token("local").token, "n1")
     prefix = f"hg-test-{uuid.uuid4().hex[:12]}"
     token = admin.create_token("gw", "gateway").token
-    shared = {"redis_url": REDIS_URL, "redis_prefix": prefix}
+    # A long Redis timeout: on a loaded test machine a slow answer must not fail open.
+    shared = {"redis_url": REDIS_URL, "redis_prefix": prefix, "redis_timeout_s": 10.0}
     gateways = tuple(LiveGateway(server.url, token, home / f"gw-{i}", **shared) for i in range(2))
     for g in gateways:
         g.start()

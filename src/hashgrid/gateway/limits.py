@@ -269,16 +269,17 @@ def rate_headers(
     """OpenAI's `x-ratelimit-*` headers for the tightest requests and tokens buckets."""
     headers: dict[str, str] = {}
     for kind, start, end in (("requests", 0, n_requests), ("tokens", n_requests, len(charges))):
-        tightest: tuple[int, Charge, float] | None = None
-        for c, level in zip(charges[start:end], levels[start:end], strict=True):
-            left = remaining(c.limit, level)
-            if tightest is None or left < tightest[0]:
-                tightest = (left, c, level)
-        if tightest is not None:
-            left, c, level = tightest
-            headers[f"x-ratelimit-limit-{kind}"] = str(c.limit)
-            headers[f"x-ratelimit-remaining-{kind}"] = str(left)
-            headers[f"x-ratelimit-reset-{kind}"] = duration(level)
+        if start == end:
+            continue
+        best = start
+        left = remaining(charges[start].limit, levels[start])
+        for i in range(start + 1, end):
+            other = remaining(charges[i].limit, levels[i])
+            if other < left:
+                best, left = i, other
+        headers["x-ratelimit-limit-" + kind] = str(charges[best].limit)
+        headers["x-ratelimit-remaining-" + kind] = str(left)
+        headers["x-ratelimit-reset-" + kind] = duration(levels[best])
     return headers
 
 
@@ -333,6 +334,8 @@ def duration(ms: float) -> str:
     """A duration as OpenAI writes it in reset headers: `20ms`, `1.5s`, `6m0s`."""
     if ms < 1000:
         return f"{math.ceil(ms)}ms"
-    minutes, seconds = divmod(ms / 1000, 60)
-    text = f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
-    return f"{int(minutes)}m{text}" if minutes else text
+    seconds = round(ms / 1000, 3)
+    if seconds < 60:
+        return f"{seconds:g}s"
+    minutes, seconds = divmod(seconds, 60)
+    return f"{int(minutes)}m{round(seconds, 3):g}s"

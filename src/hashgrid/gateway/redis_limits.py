@@ -2,9 +2,11 @@
 
 A decision is one round trip: one Lua script (`TAKE`) reads the request's buckets and budget
 counters, decides exactly as `hashgrid.ratelimit.decide` does, and charges the buckets, all
-atomically, so two gateways can never both take the last unit. Corrections after the answer
-(tokens used less tokens charged, and spend) go through a second script (`SETTLE`), queued and
-sent in pipelined batches by `run()`, off the request's path.
+atomically, so two gateways can never both take the last unit. Decisions asked for in the same
+turn of the event loop share one pipelined round trip (a busy gateway pays one send and one
+receive per batch, not per request). Corrections after the answer (tokens used less tokens
+charged, and spend) go through a second script (`SETTLE`), queued and sent in pipelined batches
+by `run()`, off the request's path.
 
 Time is the gateways' wall clock (ms) passed in, so the decision is the same function of the
 same inputs as in-process; gateways' clocks must agree to well within a second (NTP does).
@@ -18,6 +20,7 @@ gateways, until Redis is back. A gateway does not go down with its limiter.
 import asyncio
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import redis.asyncio as redis
 import structlog
@@ -29,14 +32,15 @@ from hashgrid.ratelimit import EPSILON_MS, PERIOD_MS, Budget, Charge, Clock, Loc
 
 log = structlog.get_logger("hashgrid.gateway.limits")
 
+# Arguments travel as one space-separated string and the answer comes back as one: fewer
+# pieces to encode and parse in the client, which is most of a round trip's cost here.
 # KEYS: n buckets (TAT, ms), then m budget counters (USD).
-# ARGV: now_ms, period_ms, epsilon_ms, n, n x (limit, cost), m x (limit_usd, known_usd).
-# Returns: allowed, refused, exhausted, never, retry_ms, spent_usd, n x level (as strings).
+# ARGV[1]: now_ms period_ms epsilon_ms n, n x (limit cost), m x (limit_usd known_usd).
+# Returns: allowed refused exhausted never retry_ms spent_usd, n x level.
 TAKE = """
-local now = tonumber(ARGV[1])
-local period = tonumber(ARGV[2])
-local eps = tonumber(ARGV[3])
-local n = tonumber(ARGV[4])
+local a = {}
+for x in string.gmatch(ARGV[1], '%S+') do a[#a + 1] = tonumber(x) end
+local now, period, eps, n = a[1], a[2], a[3], a[4]
 local levels = {}
 for i = 1, n do
   local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
@@ -49,12 +53,12 @@ local out_levels = function()
 end
 for j = 1, #KEYS - n do
   local base = 4 + 2 * n + 2 * (j - 1)
-  local limit = tonumber(ARGV[base + 1])
-  local spent = math.max(tonumber(ARGV[base + 2]), tonumber(redis.call('GET', KEYS[n + j]) or '0'))
+  local limit = a[base + 1]
+  local spent = math.max(a[base + 2], tonumber(redis.call('GET', KEYS[n + j]) or '0'))
   if spent >= limit then
     local reply = {0, -1, j - 1, 1, '0', string.format('%.17g', spent)}
     for _, l in ipairs(out_levels()) do reply[#reply + 1] = l end
-    return reply
+    return table.concat(reply, ' ')
   end
 end
 local refused = -1
@@ -62,8 +66,8 @@ local retry = 0
 local never = 0
 local after = {}
 for i = 1, n do
-  local limit = tonumber(ARGV[3 + 2 * i])
-  local cost = tonumber(ARGV[4 + 2 * i])
+  local limit = a[3 + 2 * i]
+  local cost = a[4 + 2 * i]
   local need = cost * period / limit
   local level = levels[i] + need
   if level > period + eps then
@@ -82,18 +86,18 @@ if refused < 0 then
 end
 local reply = {(refused < 0) and 1 or 0, refused, -1, never, string.format('%.17g', retry), '0'}
 for _, l in ipairs(out_levels()) do reply[#reply + 1] = l end
-return reply
+return table.concat(reply, ' ')
 """
 
 # KEYS: n buckets, then m spend counters.
-# ARGV: now_ms, period_ms, n, n x (limit, delta), counter_ttl_s, m x usd.
+# ARGV[1]: now_ms period_ms n, n x (limit delta), counter_ttl_s, m x usd.
 SETTLE = """
-local now = tonumber(ARGV[1])
-local period = tonumber(ARGV[2])
-local n = tonumber(ARGV[3])
+local a = {}
+for x in string.gmatch(ARGV[1], '%S+') do a[#a + 1] = x end
+local now, period, n = tonumber(a[1]), tonumber(a[2]), tonumber(a[3])
 for i = 1, n do
-  local limit = tonumber(ARGV[2 + 2 * i])
-  local delta = tonumber(ARGV[3 + 2 * i])
+  local limit = tonumber(a[2 + 2 * i])
+  local delta = tonumber(a[3 + 2 * i])
   local tat = math.max(tonumber(redis.call('GET', KEYS[i]) or '0'), now) + delta * period / limit
   if tat > now then
     redis.call('SET', KEYS[i], string.format('%.17g', tat), 'PX', math.ceil(tat - now) + 1000)
@@ -101,14 +105,15 @@ for i = 1, n do
     redis.call('DEL', KEYS[i])
   end
 end
-local ttl = tonumber(ARGV[4 + 2 * n])
+local ttl = tonumber(a[4 + 2 * n])
 for j = 1, #KEYS - n do
-  redis.call('INCRBYFLOAT', KEYS[n + j], ARGV[4 + 2 * n + j])
+  redis.call('INCRBYFLOAT', KEYS[n + j], a[4 + 2 * n + j])
   redis.call('EXPIRE', KEYS[n + j], ttl)
 end
 return 1
 """
 
+Asked = tuple[list[str], str, "asyncio.Future[bytes]"]  # keys, arguments, where the answer goes
 COUNTER_TTL_S = 40 * 86400  # a month's spend counter outlives its month
 MAX_QUEUED = 100_000  # settlements kept while Redis is slow; older ones are dropped
 
@@ -122,7 +127,7 @@ class RedisBuckets:
         prefix: str,
         clock: Clock,
         local: LocalBuckets,
-        timeout_s: float = 0.25,
+        timeout_s: float = 1.0,
         retry_s: float = 2.0,
         period_ms: float = PERIOD_MS,
     ) -> None:
@@ -140,8 +145,10 @@ class RedisBuckets:
         self._down_until = 0.0
         self._down = False
         self._shas: dict[str, str] = {}
-        self._queue: list[tuple[list[str], list[str | int | float]]] = []
+        self._queue: list[tuple[list[str], str]] = []
         self._queued = asyncio.Event()
+        self._asked: list[Asked] = []
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def take(
         self, charges: Sequence[Charge], budgets: Sequence[Budget]
@@ -151,13 +158,13 @@ class RedisBuckets:
             return self._local.take(charges, budgets), self._local
         p = self._prefix
         keys = [p + c.bucket for c in charges] + [p + b.counter for b in budgets]
-        args: list[str | int | float] = [self._clock(), self._period_ms, EPSILON_MS, len(charges)]
+        args = [repr(self._clock()), repr(self._period_ms), repr(EPSILON_MS), str(len(charges))]
         for c in charges:
-            args += (c.limit, c.cost)
+            args += (str(c.limit), str(c.cost))
         for b in budgets:
             args += (repr(b.limit_usd), repr(b.spent_usd))
         try:
-            reply = await self._script("take", TAKE, keys, args)
+            reply = await self._ask(keys, " ".join(args))
         except (RedisError, OSError, TimeoutError) as e:
             self._went_down(e)
             return self._local.take(charges, budgets), self._local
@@ -176,14 +183,14 @@ class RedisBuckets:
             return
         p = self._prefix
         keys = [p + c.bucket for c, _ in corrections] + [p + counter for counter, _ in spends]
-        args: list[str | int | float] = [self._clock(), self._period_ms, len(corrections)]
+        args = [repr(self._clock()), repr(self._period_ms), str(len(corrections))]
         for c, delta in corrections:
-            args += (c.limit, delta)
-        args.append(COUNTER_TTL_S)
+            args += (str(c.limit), str(delta))
+        args.append(str(COUNTER_TTL_S))
         args += [repr(usd) for _, usd in spends]
         if len(self._queue) >= MAX_QUEUED:
             del self._queue[: MAX_QUEUED // 10]
-        self._queue.append((keys, args))
+        self._queue.append((keys, " ".join(args)))
         self._queued.set()
 
     async def run(self) -> None:
@@ -201,7 +208,7 @@ class RedisBuckets:
             sha = await self._sha("settle", SETTLE)
             async with self._redis.pipeline(transaction=False) as pipe:
                 for keys, args in batch:
-                    pipe.evalsha(sha, len(keys), *keys, *args)
+                    pipe.evalsha(sha, len(keys), *keys, args)
                 results = await pipe.execute(raise_on_error=False)
             missed = [
                 b for b, r in zip(batch, results, strict=True) if isinstance(r, NoScriptError)
@@ -224,17 +231,48 @@ class RedisBuckets:
             self._shas[name] = sha
         return sha
 
-    async def _script(
-        self, name: str, source: str, keys: list[str], args: list[str | int | float]
-    ) -> list[bytes | int]:
-        sha = await self._sha(name, source)
+    def _ask(self, keys: list[str], args: str) -> asyncio.Future[bytes]:
+        """The TAKE script's answer, sent with every other decision asked for this loop turn."""
+        answer = asyncio.get_running_loop().create_future()
+        self._asked.append((keys, args, answer))
+        if len(self._asked) == 1:
+            asyncio.get_running_loop().call_soon(self._send_asked)
+        return answer
+
+    def _send_asked(self) -> None:
+        batch, self._asked = self._asked, []
+        task = asyncio.create_task(self._send(batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[Asked]) -> None:
         try:
-            reply = await self._redis.evalsha(sha, len(keys), *keys, *args)
-        except NoScriptError:
-            self._shas.pop(name, None)
-            sha = await self._sha(name, source)
-            reply = await self._redis.evalsha(sha, len(keys), *keys, *args)
-        return list(reply)
+            results = await self._take_all(batch)
+            if any(isinstance(r, NoScriptError) for r in results):
+                self._shas.pop("take", None)  # Redis restarted: load it again, ask again
+                results = await self._take_all(batch)
+        except (RedisError, OSError, TimeoutError) as e:
+            results = [e] * len(batch)
+        for (_, _, answer), result in zip(batch, results, strict=True):
+            if answer.done():
+                continue  # the request went away meanwhile
+            if isinstance(result, BaseException):
+                answer.set_exception(result)
+            else:
+                answer.set_result(bytes(result))
+
+    async def _take_all(self, batch: list[Asked]) -> list[Any]:
+        sha = await self._sha("take", TAKE)
+        if len(batch) == 1:
+            keys, args, _ = batch[0]
+            try:
+                return [await self._redis.evalsha(sha, len(keys), *keys, args)]
+            except NoScriptError as e:
+                return [e]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for keys, args, _ in batch:
+                pipe.evalsha(sha, len(keys), *keys, args)
+            return list(await pipe.execute(raise_on_error=False))
 
     def _went_down(self, error: BaseException) -> None:
         if not self._down:
@@ -247,14 +285,14 @@ class RedisBuckets:
         self._down_until = time.monotonic() + self._retry_s
 
 
-def _verdict(reply: list[bytes | int]) -> Verdict:
-    allowed, refused, exhausted, never, retry, spent, *levels = reply
+def _verdict(reply: bytes) -> Verdict:
+    allowed, refused, exhausted, never, retry, spent, *levels = reply.split()
     return Verdict(
-        allowed=bool(allowed),
+        allowed=allowed == b"1",
         levels=tuple(float(level) for level in levels),
         refused=int(refused),
         exhausted=int(exhausted),
         retry_after_ms=float(retry),
-        never=bool(never),
+        never=never == b"1",
         spent_usd=float(spent),
     )

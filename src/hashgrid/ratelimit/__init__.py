@@ -44,7 +44,7 @@ class Budget:
     spent_usd: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Verdict:
     allowed: bool
     # Each charge's bucket level (ms) after the decision: raised when allowed, as it was if not.
@@ -73,7 +73,7 @@ def decide(
     period_ms: float = PERIOD_MS,
 ) -> Verdict:
     """Whether a request may take `charges` from buckets at `tats`, given `budgets`."""
-    levels = tuple(level_of(t, now_ms) for t in tats)
+    levels = tuple([t - now_ms if t > now_ms else 0.0 for t in tats])
     for j, b in enumerate(budgets):
         if b.spent_usd >= b.limit_usd:
             return Verdict(False, levels, exhausted=j, never=True, spent_usd=b.spent_usd)
@@ -102,8 +102,8 @@ def adjusted(tat_ms: float, now_ms: float, limit: int, delta: int, period_ms: fl
 
 def remaining(limit: int, level_ms: float, period_ms: float = PERIOD_MS) -> int:
     """Units that could be taken now from a bucket at `level_ms`."""
-    left = (period_ms - level_ms) * limit / period_ms
-    return max(0, math.floor(left + 1e-9))
+    left = (period_ms - level_ms) * limit / period_ms + 1e-9
+    return math.floor(left) if left > 0 else 0
 
 
 class LocalBuckets:
