@@ -3,11 +3,13 @@
     python bench/limiter_cost.py [--redis redis://127.0.0.1:6379/0] [--n 20000]
 
 Cases: a key without limits (no decision at all); a key with rpm, tpm and a budget and a
-customer with rpm (four buckets and a budget in one decision), in process and in Redis; Redis
-one request at a time (the latency a request sees: one round trip) and 64 at once (what a busy
-gateway pays per check). For reference, in the same run: a bare Redis PING, and the common
-fixed-window check (pipelined INCR + EXPIRE), each one round trip. Wall-clock figures on a
-shared machine: compare the lines of one run, not with figures from elsewhere.
+customer with rpm (four buckets and a budget in one decision), in process and in Redis. In
+Redis: the decision alone, one request at a time (what a request waits for: one round trip),
+then decision and settlement (the correction after the answer, batched off the request's
+path), one at a time and 64 at once (what a busy gateway pays per request). For reference, in
+the same run: a bare Redis PING, and the common fixed-window check (pipelined INCR + EXPIRE),
+each one round trip. Wall-clock figures on a shared machine: compare the lines of one run, not
+with figures from elsewhere.
 """
 
 import argparse
@@ -56,7 +58,12 @@ def view(limited: bool) -> tuple[View, KeyEntry]:
 
 
 async def per_check_us(
-    store: Store, limited: bool, n: int, concurrency: int = 1, rounds: int = 5
+    store: Store,
+    limited: bool,
+    n: int,
+    concurrency: int = 1,
+    rounds: int = 5,
+    settle: bool = True,
 ) -> float:
     """The median over `rounds` of µs per admit + settle, `concurrency` requests at a time."""
     limiter = Limiter(store, SpendLedger(wall_ms), 256)
@@ -64,7 +71,7 @@ async def per_check_us(
 
     async def one(i: int) -> None:
         ticket = await limiter.admit(key, v, MODEL, BODY)
-        if ticket is not None:
+        if ticket is not None and settle:
             limiter.settle(ticket, f"r{i}", 300, 200, 200)
 
     async def worker(count: int) -> None:
@@ -102,12 +109,14 @@ async def main(url: str, n: int) -> None:
     print(f"{'in process, key without limits':58} {await per_check_us(local, False, n):8.2f}")
     print(f"{'in process, 4 buckets + budget':58} {await per_check_us(local, True, n):8.2f}")
     prefix = f"hg-bench-{uuid.uuid4().hex[:8]}"
-    shared = RedisBuckets(url, prefix, wall_ms, LocalBuckets(wall_ms), timeout_s=2.0)
+    shared = RedisBuckets(url, prefix, LocalBuckets(wall_ms), timeout_s=2.0)
     flusher = asyncio.create_task(shared.run())
     client = redis.Redis.from_url(url)
     try:
+        label = "redis, 4 buckets + budget, decision only (request waits)"
+        print(f"{label:58} {await per_check_us(shared, True, n // 4, settle=False):8.2f}")
         for concurrency in (1, 64):
-            label = f"redis, 4 buckets + budget, {concurrency:>2} at once (Lua)"
+            label = f"redis, 4 buckets + budget, {concurrency:>2} at once (+ settle)"
             us = await per_check_us(shared, True, n // 4, concurrency)
             print(f"{label:58} {us:8.2f}")
         for concurrency in (1, 64):

@@ -79,7 +79,7 @@ async def prefix() -> AsyncIterator[str]:
 
 
 def redis_store(prefix: str, clock: Clock, url: str = REDIS_URL) -> RedisBuckets:
-    return RedisBuckets(url, prefix, clock, LocalBuckets(clock), timeout_s=1.0, retry_s=60.0)
+    return RedisBuckets(url, prefix, LocalBuckets(clock), clock, timeout_s=1.0, retry_s=60.0)
 
 
 @pytest.fixture(params=["local", "redis"])
@@ -234,3 +234,31 @@ def test_decide_is_the_same_for_any_order_of_budgets_and_charges() -> None:
     assert (verdict.allowed, verdict.refused) == (False, 0)
     assert verdict.retry_after_ms == pytest.approx(60_000)  # bucket b: a full minute
     assert verdict.levels == (60_000, 60_000, 59_000), "a refusal reports levels as they were"
+
+
+async def test_on_redis_time_decisions_follow_the_order_redis_runs_them(prefix: str) -> None:
+    """Without an injected clock the scripts read Redis's: exact remaining counts and waits,
+    whichever gateway asked and however long its pipeline waited."""
+    store = RedisBuckets(REDIS_URL, prefix, LocalBuckets(Clock()), timeout_s=1.0)
+    try:
+        verdicts = await asyncio.gather(*(store.take([RPM], []) for _ in range(4)))
+        allowed = [v for v, _ in verdicts if v.allowed]
+        assert sorted(remaining(3, v.levels[0]) for v in allowed) == [0, 1, 2]
+        (refused,) = [v for v, _ in verdicts if not v.allowed]
+        assert 19_000 < refused.retry_after_ms <= 20_000
+    finally:
+        await store.close()
+
+
+async def test_a_gateways_queued_corrections_land_before_its_next_decision(prefix: str) -> None:
+    clock = Clock()
+    store = redis_store(prefix, clock)
+    try:
+        charge = Charge("k:tpm", 1000, 900)
+        assert (await store.take([charge], []))[0].allowed
+        store.settle([(charge, -800)], [])  # queued; no flush
+        verdict, _ = await store.take([charge], [])
+        assert verdict.allowed, "the correction went ahead of the decision"
+        assert remaining(1000, verdict.levels[0]) == 0
+    finally:
+        await store.close()

@@ -62,10 +62,9 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 shared = RedisBuckets(
                     settings.redis_url,
                     settings.redis_prefix,
-                    wall_ms,
                     local,
-                    settings.redis_timeout_s,
-                    settings.redis_retry_s,
+                    timeout_s=settings.redis_timeout_s,
+                    retry_s=settings.redis_retry_s,
                 )
                 store = shared
             limiter = Limiter(store, ledger, settings.default_completion_tokens)

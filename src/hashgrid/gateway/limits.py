@@ -99,7 +99,8 @@ class Limiter:
         self._ledger = ledger
         self._default_completion = default_completion_tokens
         self._policies: dict[str, Policy | None] = {}
-        self._policies_of: tuple[View | None, str] = (None, "")
+        self._policies_view: View | None = None
+        self._policies_period = ""
 
     async def admit(
         self, key: KeyEntry, view: View, model: RoutedModel, body: dict[str, Any]
@@ -172,14 +173,15 @@ class Limiter:
 
     def _policy(self, key: KeyEntry, view: View) -> Policy | None:
         """The key's policy, built once per view (and month) and then looked up."""
-        if self._policies_of != (view, self._ledger.period):
+        period = self._ledger.period
+        if view is not self._policies_view or period != self._policies_period:
             self._policies = {}
-            self._policies_of = (view, self._ledger.period)
+            self._policies_view, self._policies_period = view, period
         try:
             return self._policies[key.key_id]
         except KeyError:
             customer = view.customers.get(key.customer_id)
-            policy = policy_of(key, customer.limits if customer else None, self._ledger.period)
+            policy = policy_of(key, customer.limits if customer else None, period)
             self._policies[key.key_id] = policy
             return policy
 

@@ -2,14 +2,17 @@
 
 A decision is one round trip: one Lua script (`TAKE`) reads the request's buckets and budget
 counters, decides exactly as `hashgrid.ratelimit.decide` does, and charges the buckets, all
-atomically, so two gateways can never both take the last unit. Decisions asked for in the same
-turn of the event loop share one pipelined round trip (a busy gateway pays one send and one
-receive per batch, not per request). Corrections after the answer (tokens used less tokens
-charged, and spend) go through a second script (`SETTLE`), queued and sent in pipelined batches
-by `run()`, off the request's path.
+atomically, so two gateways can never both take the last unit. A decision asked while none is
+on its way goes at once; decisions asked while one is share the next pipelined round trip (a
+busy gateway pays one send and one receive per batch, not per request). Corrections after the
+answer (tokens used less tokens charged, and spend) go through a second script (`SETTLE`),
+queued and sent in pipelined batches by `run()`, off the request's path.
 
-Time is the gateways' wall clock (ms) passed in, so the decision is the same function of the
-same inputs as in-process; gateways' clocks must agree to well within a second (NTP does).
+Time is Redis's own clock (`TIME` inside the scripts): every gateway's decisions are taken
+on one clock, in the order Redis runs them, whatever the gateways' clocks say and however long
+a decision waited for its pipeline. Tests pass a clock instead, so the same cases run through
+this store and the in-process one. A gateway's own corrections that are still queued go
+ahead of its next decision in the same round trip, so its next decision sees them.
 Keys share a hash tag per customer (`{c:ID}`), so one request's keys sit in one cluster slot.
 
 If Redis cannot be reached the gateway fails open to its own in-process buckets, logs a
@@ -35,12 +38,17 @@ log = structlog.get_logger("hashgrid.gateway.limits")
 # Arguments travel as one space-separated string and the answer comes back as one: fewer
 # pieces to encode and parse in the client, which is most of a round trip's cost here.
 # KEYS: n buckets (TAT, ms), then m budget counters (USD).
-# ARGV[1]: now_ms period_ms epsilon_ms n, n x (limit cost), m x (limit_usd known_usd).
+# ARGV[1]: now_ms (negative: Redis's clock) period_ms epsilon_ms n, n x (limit cost),
+#          m x (limit_usd known_usd).
 # Returns: allowed refused exhausted never retry_ms spent_usd, n x level.
 TAKE = """
 local a = {}
 for x in string.gmatch(ARGV[1], '%S+') do a[#a + 1] = tonumber(x) end
 local now, period, eps, n = a[1], a[2], a[3], a[4]
+if now < 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+end
 local levels = {}
 for i = 1, n do
   local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
@@ -90,11 +98,16 @@ return table.concat(reply, ' ')
 """
 
 # KEYS: n buckets, then m spend counters.
-# ARGV[1]: now_ms period_ms n, n x (limit delta), counter_ttl_s, m x usd.
+# ARGV[1]: now_ms (negative: Redis's clock) period_ms n, n x (limit delta), counter_ttl_s,
+#          m x usd.
 SETTLE = """
 local a = {}
 for x in string.gmatch(ARGV[1], '%S+') do a[#a + 1] = x end
 local now, period, n = tonumber(a[1]), tonumber(a[2]), tonumber(a[3])
+if now < 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+end
 for i = 1, n do
   local limit = tonumber(a[2 + 2 * i])
   local delta = tonumber(a[3 + 2 * i])
@@ -125,8 +138,8 @@ class RedisBuckets:
         self,
         url: str,
         prefix: str,
-        clock: Clock,
         local: LocalBuckets,
+        clock: Clock | None = None,
         timeout_s: float = 1.0,
         retry_s: float = 2.0,
         period_ms: float = PERIOD_MS,
@@ -149,6 +162,7 @@ class RedisBuckets:
         self._queued = asyncio.Event()
         self._asked: list[Asked] = []
         self._sending: set[asyncio.Task[None]] = set()
+        self._in_flight = 0  # round trips of TAKE on their way
 
     async def take(
         self, charges: Sequence[Charge], budgets: Sequence[Budget]
@@ -158,7 +172,7 @@ class RedisBuckets:
             return self._local.take(charges, budgets), self._local
         p = self._prefix
         keys = [p + c.bucket for c in charges] + [p + b.counter for b in budgets]
-        args = [repr(self._clock()), repr(self._period_ms), repr(EPSILON_MS), str(len(charges))]
+        args = [self._now(), repr(self._period_ms), repr(EPSILON_MS), str(len(charges))]
         for c in charges:
             args += (str(c.limit), str(c.cost))
         for b in budgets:
@@ -183,7 +197,7 @@ class RedisBuckets:
             return
         p = self._prefix
         keys = [p + c.bucket for c, _ in corrections] + [p + counter for counter, _ in spends]
-        args = [repr(self._clock()), repr(self._period_ms), str(len(corrections))]
+        args = [self._now(), repr(self._period_ms), str(len(corrections))]
         for c, delta in corrections:
             args += (str(c.limit), str(delta))
         args.append(str(COUNTER_TTL_S))
@@ -210,16 +224,21 @@ class RedisBuckets:
                 for keys, args in batch:
                     pipe.evalsha(sha, len(keys), *keys, args)
                 results = await pipe.execute(raise_on_error=False)
-            missed = [
-                b for b, r in zip(batch, results, strict=True) if isinstance(r, NoScriptError)
-            ]
-            if missed:
-                self._shas.pop("settle", None)  # Redis restarted: load it again and resend
-                self._queue[:0] = missed
-                self._queued.set()
+            self._settled(batch, results)
         except (RedisError, OSError, TimeoutError) as e:
             log.warning("redis unreachable; token corrections and spend not shared", n=len(batch))
             self._went_down(e)
+
+    def _now(self) -> str:
+        return repr(self._clock()) if self._clock is not None else "-1"
+
+    def _settled(self, batch: list[tuple[list[str], str]], results: list[Any]) -> None:
+        """Queue again the settlements that met a Redis without the script (restarted)."""
+        missed = [b for b, r in zip(batch, results, strict=True) if isinstance(r, NoScriptError)]
+        if missed:
+            self._shas.pop("settle", None)
+            self._queue[:0] = missed
+            self._queued.set()
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -231,29 +250,30 @@ class RedisBuckets:
             self._shas[name] = sha
         return sha
 
-    def _ask(self, keys: list[str], args: str) -> asyncio.Future[bytes]:
-        """The TAKE script's answer, sent with every other decision asked for this loop turn."""
-        answer = asyncio.get_running_loop().create_future()
+    async def _ask(self, keys: list[str], args: str) -> bytes:
+        """The TAKE script's answer. Alone, it goes at once; while others are on their way it
+        joins every decision asked this loop turn in one pipelined round trip."""
+        if self._in_flight == 0 and not self._asked:
+            (result,) = await self._round_trip([(keys, args)])
+            if isinstance(result, BaseException):
+                raise result
+            return bytes(result)
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[bytes] = loop.create_future()
         self._asked.append((keys, args, answer))
         if len(self._asked) == 1:
-            asyncio.get_running_loop().call_soon(self._send_asked)
-        return answer
+            loop.call_soon(self._send_asked)
+        return await answer
 
     def _send_asked(self) -> None:
-        batch, self._asked = self._asked, []
-        task = asyncio.create_task(self._send(batch))
+        asked, self._asked = self._asked, []
+        task = asyncio.create_task(self._send(asked))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def _send(self, batch: list[Asked]) -> None:
-        try:
-            results = await self._take_all(batch)
-            if any(isinstance(r, NoScriptError) for r in results):
-                self._shas.pop("take", None)  # Redis restarted: load it again, ask again
-                results = await self._take_all(batch)
-        except (RedisError, OSError, TimeoutError) as e:
-            results = [e] * len(batch)
-        for (_, _, answer), result in zip(batch, results, strict=True):
+    async def _send(self, asked: list[Asked]) -> None:
+        results = await self._round_trip([(keys, args) for keys, args, _ in asked])
+        for (_, _, answer), result in zip(asked, results, strict=True):
             if answer.done():
                 continue  # the request went away meanwhile
             if isinstance(result, BaseException):
@@ -261,18 +281,39 @@ class RedisBuckets:
             else:
                 answer.set_result(bytes(result))
 
-    async def _take_all(self, batch: list[Asked]) -> list[Any]:
+    async def _round_trip(self, batch: list[tuple[list[str], str]]) -> list[Any]:
+        """TAKE's answer (or error) for each request of `batch`, in one round trip."""
+        self._in_flight += 1
+        try:
+            results = await self._take_all(batch)
+            if any(isinstance(r, NoScriptError) for r in results):
+                self._shas.pop("take", None)  # Redis restarted: load it again, ask again
+                results = await self._take_all(batch)
+            return results
+        except (RedisError, OSError, TimeoutError) as e:
+            return [e] * len(batch)
+        finally:
+            self._in_flight -= 1
+
+    async def _take_all(self, batch: list[tuple[list[str], str]]) -> list[Any]:
+        """TAKE for each of `batch`, after this gateway's queued settlements, in one pipeline."""
         sha = await self._sha("take", TAKE)
-        if len(batch) == 1:
-            keys, args, _ = batch[0]
+        settling, self._queue = self._queue, []
+        if len(batch) == 1 and not settling:
+            keys, args = batch[0]
             try:
                 return [await self._redis.evalsha(sha, len(keys), *keys, args)]
             except NoScriptError as e:
                 return [e]
+        settle_sha = await self._sha("settle", SETTLE) if settling else ""
         async with self._redis.pipeline(transaction=False) as pipe:
-            for keys, args, _ in batch:
+            for keys, args in settling:
+                pipe.evalsha(settle_sha, len(keys), *keys, args)
+            for keys, args in batch:
                 pipe.evalsha(sha, len(keys), *keys, args)
-            return list(await pipe.execute(raise_on_error=False))
+            results = list(await pipe.execute(raise_on_error=False))
+        self._settled(settling, results[: len(settling)])
+        return results[len(settling) :]
 
     def _went_down(self, error: BaseException) -> None:
         if not self._down:
