@@ -23,7 +23,7 @@ PERIOD_MS = 60_000.0
 # Float slack: L takes of `period / L` may sum to a hair over `period`.
 EPSILON_MS = 1e-6
 
-Clock = Callable[[], float]  # milliseconds; the wall clock, so gateways can share buckets
+Clock = Callable[[], float]  # the time in milliseconds (the wall clock in the gateway)
 
 
 @dataclass(frozen=True, slots=True)
