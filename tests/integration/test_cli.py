@@ -115,6 +115,35 @@ def test_orgs_and_keys_create_list_revoke_without_leaking_the_secret(server: Liv
 
 
 @sqlite
+def test_keys_orgs_and_models_take_limits_budgets_and_prices(
+    server: LiveServer, tiny_model: Path
+) -> None:
+    """keys create CUSTOMER --rpm --tpm --budget; keys limits and orgs limits replace them;
+    models prices sets prices; a bad limit fails with a message and changes nothing."""
+    env = server_env(server)
+    ok("orgs", "create", "acme", "--kind", "customer", env=env)
+    key = ok_json("keys", "create", "acme", "--rpm", "60", "--tpm", "100000", "--budget", "50",
+                  env=env)  # fmt: skip
+    assert key["limits"] == {"rpm": 60, "tpm": 100000, "monthly_budget_usd": 50.0}
+    assert "60 rpm, 100000 tpm, $50/month" in ok("keys", "list", env=env)
+
+    lifted = ok_json("keys", "limits", key["id"], "--tpm", "500", env=env)
+    assert lifted["limits"] == {"rpm": None, "tpm": 500, "monthly_budget_usd": None}
+    bad = failed("keys", "limits", key["id"], "--rpm", "0", env=env)
+    assert "--rpm" in bad.stderr
+    (listed,) = ok_json("keys", "list", env=env)
+    assert listed["limits"]["tpm"] == 500
+
+    org = ok_json("orgs", "limits", "acme", "--rpm", "600", "--budget", "1000", env=env)
+    assert org["limits"] == {"rpm": 600, "tpm": None, "monthly_budget_usd": 1000.0}
+    assert "600 rpm, $1000/month" in ok("orgs", "list", env=env)
+
+    ok("models", "add", "tiny", "--path", str(tiny_model), env=env)
+    priced = ok_json("models", "prices", "tiny", "--prompt", "0.5", "--completion", "1.5", env=env)
+    assert (priced["price_per_mtok_prompt"], priced["price_per_mtok_completion"]) == (0.5, 1.5)
+
+
+@sqlite
 def test_make_tiny_deploy_show_scale_and_delete(
     server: LiveServer, tiny_model: Path, tmp_path: Path
 ) -> None:

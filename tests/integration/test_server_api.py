@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from hashgrid.client import ApiError
 from hashgrid.common.secrets import hash_secret
+from hashgrid.server.db.base import utcnow
 from hashgrid.server.db.engine import make_engine
 from hashgrid.server.db.migrate import alembic_config
 from hashgrid.server.db.tables import Base
@@ -189,8 +190,10 @@ def test_usage_records_are_stored_once_per_request_id(
             ).json()
             for _ in range(resend)
         ]
-    assert acks[0] == {"accepted": 2, "duplicates": 0}
-    assert all(a == {"accepted": 0, "duplicates": 2} for a in acks[1:])
+    counts = [(a["accepted"], a["duplicates"]) for a in acks]
+    assert counts == [(2, 0)] + [(0, 2)] * (resend - 1)
+    # A resend's spend is held by the figures that held the first send.
+    assert all(a["spend_seq"] == acks[0]["spend_seq"] for a in acks)
     assert _rows(
         database_url, "SELECT request_id, completion_tokens FROM usage_records ORDER BY 1"
     ) == [
@@ -199,3 +202,109 @@ def test_usage_records_are_stored_once_per_request_id(
     ]
     with server.client() as c:
         assert {u.request_id for u in c.usage()} == {"req-1", "req-2"}
+
+
+def test_limits_of_keys_and_customers_are_set_shown_and_put_in_the_gateway_view(
+    server: LiveServer,
+) -> None:
+    with server.client() as c:
+        c.create_organization("acme", "customer")
+        key = c.create_key("acme", "prod", rpm=60, tpm=100_000, monthly_budget_usd=50)
+        assert key.limits.model_dump() == {"rpm": 60, "tpm": 100_000, "monthly_budget_usd": 50.0}
+        assert c.set_key_limits(key.id, tpm=5000).limits.model_dump() == {
+            "rpm": None,
+            "tpm": 5000,
+            "monthly_budget_usd": None,
+        }
+        org = c.set_organization_limits("acme", rpm=600, monthly_budget_usd=0)
+        assert (org.limits.rpm, org.limits.tpm, org.limits.monthly_budget_usd) == (600, None, 0.0)
+        with pytest.raises(ApiError) as operator:
+            c.set_organization_limits("platform", rpm=1)
+        assert operator.value.status == 400
+    with server.http() as http:
+        view = http.get("/api/v1/gateway/view").json()
+    (entry,) = view["keys"]
+    assert entry["limits"] == {"rpm": None, "tpm": 5000, "monthly_budget_usd": None}
+    assert view["customers"] == [
+        {
+            "customer_id": org.id,
+            "limits": {"rpm": 600, "tpm": None, "monthly_budget_usd": 0.0},
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"rpm": 0},
+        {"tpm": -5},
+        {"monthly_budget_usd": -1},
+        {"monthly_budget_usd": "NaN"},
+        {"rpm": 1.5},
+        {"rpm": "lots"},
+        {"rmp": 60},  # a typo is refused, not ignored
+    ],
+)
+def test_bad_limits_are_refused_with_problem_details_and_change_nothing(
+    server: LiveServer, limits: dict[str, object]
+) -> None:
+    with server.client() as c:
+        c.create_organization("acme", "customer")
+        kept = c.create_key("acme", "kept", rpm=10)
+    with server.http() as http:
+        created = http.post("/api/v1/keys", json={"customer": "acme", "limits": limits})
+        updated = http.put(f"/api/v1/keys/{kept.id}/limits", json=limits)
+        org = http.put("/api/v1/organizations/acme/limits", json=limits)
+    (field,) = limits
+    for r in (created, updated, org):
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"] == PROBLEM
+        assert field in r.json()["errors"][0]["loc"]
+    with server.client() as c:
+        assert [(k.id, k.limits.rpm) for k in c.list_keys()] == [(kept.id, 10)]
+        assert c.get_organization("acme").limits.model_dump() == {
+            "rpm": None,
+            "tpm": None,
+            "monthly_budget_usd": None,
+        }
+
+
+def test_usage_is_costed_at_catalog_prices_and_spend_outlives_a_restart(
+    server: LiveServer, tiny_model: Path
+) -> None:
+    """Usage is stored with its cost at the deployment's model's prices; keys, customers and
+    the gateway view show this month's spend, also after the server restarts."""
+    with server.client() as c:
+        c.create_organization("acme", "customer")
+        assert c.add_model("tiny", str(tiny_model), 1000, price_per_mtok_prompt=2.0)
+        priced = c.set_model_prices("tiny", prompt=1.0, completion=3.0)
+        assert (priced.price_per_mtok_prompt, priced.price_per_mtok_completion) == (1.0, 3.0)
+        c.deploy("tiny")
+        key = c.create_key("acme", monthly_budget_usd=10)
+        c.set_organization_limits("acme", monthly_budget_usd=100)
+    record = {
+        "request_id": "req-1", "key_id": key.id, "customer_id": key.customer_id, "model": "tiny",
+        "endpoint": "/v1/chat/completions", "replica_id": None, "node_id": None, "site": None,
+        "status_code": 200, "prompt_tokens": 1_000_000, "completion_tokens": 500_000,
+        "ttft_ms": 1.5, "duration_ms": 9.0, "started_at": utcnow().isoformat(),
+    }  # fmt: skip
+    batch = [record, {**record, "request_id": "req-2", "model": "gone"}]
+    with server.http() as http:
+        ack = http.post("/api/v1/gateway/usage", json={"records": batch}).json()
+        view = http.get("/api/v1/gateway/view").json()
+    assert view["spend"]["seq"] >= ack["spend_seq"]
+    assert view["spend"]["keys"] == {key.id: 2.5}
+    assert view["spend"]["customers"] == {key.customer_id: 2.5}
+    with server.client() as c:
+        costs = {u.request_id: u.cost_usd for u in c.usage()}
+        assert costs == {"req-1": 2.5, "req-2": 0.0}  # no price for a model without deployment
+    server.stop()
+    again = LiveServer(server.settings, port=server.port)
+    again.start()
+    try:
+        with again.client() as c:
+            (listed,) = c.list_keys()
+            assert listed.month_spend_usd == 2.5
+            assert c.get_organization("acme").month_spend_usd == 2.5
+    finally:
+        again.stop()

@@ -85,9 +85,8 @@ class LiveServer(ThreadedServer):
 
 class LiveGateway(ThreadedServer):
     def __init__(self, server_url: str, token: str, home: Path, **overrides: Any) -> None:
-        settings = GatewaySettings(
-            server_url=server_url, token=token, home=home, **{"usage_flush_s": 0.2, **overrides}
-        )
+        values: dict[str, Any] = {"usage_flush_s": 0.2, **overrides}
+        settings = GatewaySettings(server_url=server_url, token=token, home=home, **values)
         super().__init__(create_gateway(settings))
         self.settings = settings
 

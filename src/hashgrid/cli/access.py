@@ -4,35 +4,90 @@ import typer
 
 from hashgrid.cli.connection import client
 from hashgrid.cli.output import JsonOption, console, emit_json, table
+from hashgrid.server.schemas_common import Limits
 
 keys_app = typer.Typer(help="Customer API keys.", no_args_is_help=True)
+
+
+RpmOption = typer.Option(None, "--rpm", min=1, help="Requests per minute (default: no limit).")
+TpmOption = typer.Option(None, "--tpm", min=1, help="Tokens per minute (default: no limit).")
+BudgetOption = typer.Option(
+    None, "--budget", min=0.0, help="USD per calendar month, UTC (default: no budget)."
+)
 
 
 @keys_app.command("create")
 def create_key(
     ctx: typer.Context,
+    customer_name: str | None = typer.Argument(
+        None, metavar="CUSTOMER", help="The customer organization (or --customer)."
+    ),
     customer: str = typer.Option("default", help="The customer organization."),
     name: str = typer.Option("default", help="A label to tell keys apart."),
+    rpm: int | None = RpmOption,
+    tpm: int | None = TpmOption,
+    budget: float | None = BudgetOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Create an API key. It is shown once."""
+    """Create an API key, with limits if given. It is shown once."""
+    customer = customer_name or customer
     with client(ctx) as c:
-        key = c.create_key(customer, name)
+        key = c.create_key(customer, name, rpm, tpm, budget)
     if as_json:
         return emit_json(key)
     console.print(f"API key for {customer} (shown once; store it now):")
     typer.echo(key.key)
 
 
+@keys_app.command("limits")
+def key_limits(
+    ctx: typer.Context,
+    key_id: str,
+    rpm: int | None = RpmOption,
+    tpm: int | None = TpmOption,
+    budget: float | None = BudgetOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Replace a key's limits; a limit not given is lifted."""
+    with client(ctx) as c:
+        key = c.set_key_limits(key_id, rpm, tpm, budget)
+    if as_json:
+        return emit_json(key)
+    console.print(f"limits of {key.id}: {describe(key.limits)}")
+
+
 @keys_app.command("list")
 def list_keys(ctx: typer.Context, as_json: bool = JsonOption) -> None:
-    """List API keys (never their secrets)."""
+    """List API keys (never their secrets), with limits and this month's spend."""
     with client(ctx) as c:
         keys = c.list_keys()
     if as_json:
         return emit_json(keys)
-    rows = [(k.id, k.name, k.prefix + "...", k.customer_id, k.revoked_at or "") for k in keys]
-    table("keys", ["id", "name", "key", "customer", "revoked"], rows)
+    rows = [
+        (
+            k.id,
+            k.name,
+            k.prefix + "...",
+            k.customer_id,
+            describe(k.limits),
+            f"${k.month_spend_usd:.4f}",
+            k.revoked_at or "",
+        )
+        for k in keys
+    ]
+    table("keys", ["id", "name", "key", "customer", "limits", "month", "revoked"], rows)
+
+
+def describe(limits: Limits) -> str:
+    """`60 rpm, 100000 tpm, $50/month`, or `none`."""
+    parts = []
+    if limits.rpm is not None:
+        parts.append(f"{limits.rpm} rpm")
+    if limits.tpm is not None:
+        parts.append(f"{limits.tpm} tpm")
+    if limits.monthly_budget_usd is not None:
+        parts.append(f"${limits.monthly_budget_usd:g}/month")
+    return ", ".join(parts) or "none"
 
 
 @keys_app.command("revoke")

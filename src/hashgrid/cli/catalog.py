@@ -32,6 +32,8 @@ def add(
     ),
     size: int | None = typer.Option(None, help="Bytes of a --source model (for placement)."),
     context_length: int = typer.Option(2048, help="Context length to serve with."),
+    price_prompt: float = typer.Option(0.0, min=0.0, help="USD per million prompt tokens."),
+    price_completion: float = typer.Option(0.0, min=0.0, help="USD per million completion tokens."),
     as_json: bool = JsonOption,
 ) -> None:
     """Add a GGUF model to the catalog, from a local file or a download source."""
@@ -44,7 +46,28 @@ def add(
             raise fail("--source needs --size (bytes), so placement knows what fits")
         else:
             model = c.add_model(name, str(source), size, context_length)
+        if price_prompt or price_completion:
+            model = c.set_model_prices(model.name, price_prompt, price_completion)
     emit_json(model) if as_json else console.print(f"added model [bold]{model.name}[/bold]")
+
+
+@models_app.command("prices")
+def prices(
+    ctx: typer.Context,
+    name: str,
+    prompt: float = typer.Option(..., min=0.0, help="USD per million prompt tokens."),
+    completion: float = typer.Option(..., min=0.0, help="USD per million completion tokens."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Set a model's prices, which usage and budgets count from now on."""
+    with client(ctx) as c:
+        model = c.set_model_prices(name, prompt, completion)
+    if as_json:
+        return emit_json(model)
+    console.print(
+        f"{model.name}: ${model.price_per_mtok_prompt:g} prompt, "
+        f"${model.price_per_mtok_completion:g} completion per million tokens"
+    )
 
 
 @models_app.command("list")

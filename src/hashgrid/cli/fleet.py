@@ -2,6 +2,7 @@
 
 import typer
 
+from hashgrid.cli.access import BudgetOption, RpmOption, TpmOption, describe
 from hashgrid.cli.connection import client
 from hashgrid.cli.output import JsonOption, console, emit_json, gib, table
 from hashgrid.server.nodes.schemas import NodeOut
@@ -26,12 +27,30 @@ def create_org(
 
 @orgs_app.command("list")
 def list_orgs(ctx: typer.Context, as_json: bool = JsonOption) -> None:
-    """List organizations."""
+    """List organizations, with customers' limits."""
     with client(ctx) as c:
         orgs = c.list_organizations()
     if as_json:
         return emit_json(orgs)
-    table("organizations", ["name", "kind", "id"], [(o.name, o.kind, o.id) for o in orgs])
+    rows = [(o.name, o.kind, o.id, describe(o.limits)) for o in orgs]
+    table("organizations", ["name", "kind", "id", "limits"], rows)
+
+
+@orgs_app.command("limits")
+def org_limits(
+    ctx: typer.Context,
+    name: str,
+    rpm: int | None = RpmOption,
+    tpm: int | None = TpmOption,
+    budget: float | None = BudgetOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Replace a customer's limits, over all its keys together; a limit not given is lifted."""
+    with client(ctx) as c:
+        org = c.set_organization_limits(name, rpm, tpm, budget)
+    if as_json:
+        return emit_json(org)
+    console.print(f"limits of {org.name}: {describe(org.limits)}")
 
 
 @sites_app.command("create")

@@ -51,12 +51,20 @@ def gateway(
         help="Clients' country when neither key nor header says, e.g. US "
         "[env: HASHGRID_GATEWAY_COUNTRY].",
     ),
+    redis: str | None = typer.Option(
+        None,
+        "--redis",
+        envvar="HASHGRID_GATEWAY_REDIS_URL",
+        help="Share rate limits with every gateway on this Redis (redis://host:6379/0).",
+    ),
 ) -> None:
     """Run a gateway: the OpenAI-compatible /v1 API."""
     from hashgrid.gateway.main import run
     from hashgrid.gateway.settings import GatewaySettings
 
-    given = _given(host=host, port=port, home=home, rtt_table=rtt_table, country=country)
+    given = _given(
+        host=host, port=port, home=home, rtt_table=rtt_table, country=country, redis_url=redis
+    )
     run(GatewaySettings(server_url=server, token=token, **given))
 
 

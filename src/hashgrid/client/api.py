@@ -74,6 +74,17 @@ class HashgridClient:
     def list_organizations(self) -> list[OrganizationOut]:
         return self._many(OrganizationOut, "/api/v1/organizations")
 
+    def set_organization_limits(
+        self,
+        name: str,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        monthly_budget_usd: float | None = None,
+    ) -> OrganizationOut:
+        """Replace a customer's limits (None: no limit of that kind)."""
+        body = _limits(rpm, tpm, monthly_budget_usd)
+        return self._one(OrganizationOut, "PUT", f"/api/v1/organizations/{name}/limits", body)
+
     # access tokens
     def create_token(self, name: str, role: str) -> TokenCreated:
         return self._one(TokenCreated, "POST", "/api/v1/tokens", {"name": name, "role": role})
@@ -120,15 +131,28 @@ class HashgridClient:
 
     # catalog
     def add_model(
-        self, name: str, source: str, size_bytes: int, context_length: int = 2048
+        self,
+        name: str,
+        source: str,
+        size_bytes: int,
+        context_length: int = 2048,
+        price_per_mtok_prompt: float = 0.0,
+        price_per_mtok_completion: float = 0.0,
     ) -> ModelOut:
         body = {
             "name": name,
             "source": source,
             "size_bytes": size_bytes,
             "context_length": context_length,
+            "price_per_mtok_prompt": price_per_mtok_prompt,
+            "price_per_mtok_completion": price_per_mtok_completion,
         }
         return self._one(ModelOut, "POST", "/api/v1/models", body)
+
+    def set_model_prices(self, name: str, prompt: float, completion: float) -> ModelOut:
+        """USD per million prompt and completion tokens."""
+        body = {"price_per_mtok_prompt": prompt, "price_per_mtok_completion": completion}
+        return self._one(ModelOut, "PUT", f"/api/v1/models/{name}/prices", body)
 
     def get_model(self, name: str) -> ModelOut:
         return self._one(ModelOut, "GET", f"/api/v1/models/{name}")
@@ -174,12 +198,31 @@ class HashgridClient:
         self._call("DELETE", f"/api/v1/deployments/{name}")
 
     # keys
-    def create_key(self, customer: str, name: str = "default") -> KeyCreated:
-        body = {"customer": customer, "name": name}
+    def create_key(
+        self,
+        customer: str,
+        name: str = "default",
+        rpm: int | None = None,
+        tpm: int | None = None,
+        monthly_budget_usd: float | None = None,
+    ) -> KeyCreated:
+        """A new key for `customer`, with limits where given (None: no limit of that kind)."""
+        body = {"customer": customer, "name": name, "limits": _limits(rpm, tpm, monthly_budget_usd)}
         return self._one(KeyCreated, "POST", "/api/v1/keys", body)
 
     def list_keys(self) -> list[KeyOut]:
         return self._many(KeyOut, "/api/v1/keys")
+
+    def set_key_limits(
+        self,
+        key_id: str,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        monthly_budget_usd: float | None = None,
+    ) -> KeyOut:
+        """Replace a key's limits (None: no limit of that kind)."""
+        body = _limits(rpm, tpm, monthly_budget_usd)
+        return self._one(KeyOut, "PUT", f"/api/v1/keys/{key_id}/limits", body)
 
     def revoke_key(self, key_id: str) -> None:
         self._call("DELETE", f"/api/v1/keys/{key_id}")
@@ -187,3 +230,7 @@ class HashgridClient:
     # usage
     def usage(self, limit: int = 100) -> list[UsageOut]:
         return self._many(UsageOut, "/api/v1/usage", limit=limit)
+
+
+def _limits(rpm: int | None, tpm: int | None, monthly_budget_usd: float | None) -> dict[str, Any]:
+    return {"rpm": rpm, "tpm": tpm, "monthly_budget_usd": monthly_budget_usd}

@@ -6,6 +6,12 @@ each replica's agent last reported (while fresh), so a gateway that polls every 
 loads that recent although the revision does not move for them. `POST /api/v1/gateway/usage`
 takes a `UsageBatch`; records are idempotent by `request_id`, so a gateway may resend a batch
 after any failure.
+
+Limits and budgets: each key carries its own `Limits`, and `customers` the limits of every
+customer that has some. `spend` is what the control plane has stored of this month's spend for
+every key and customer with a budget; its `seq` grows with each stored batch of usage, and each
+`UsageAck` says the `seq` that holds the batch, so a gateway knows when its own spend, not yet
+in `spend`, has arrived there (see `gateway/spend.py`).
 """
 
 from datetime import datetime
@@ -44,6 +50,17 @@ class RoutedModel(BaseModel):
     name: str
     deployment: str
     replicas: list[RouteReplica]
+    # USD per million tokens, from the catalog: what a gateway counts against budgets.
+    price_per_mtok_prompt: float = 0.0
+    price_per_mtok_completion: float = 0.0
+
+
+class Limits(BaseModel):
+    """A key's or a customer's limits; None: no limit of that kind."""
+
+    rpm: int | None = None  # requests per minute
+    tpm: int | None = None  # tokens (prompt + completion) per minute
+    monthly_budget_usd: float | None = None  # spend per calendar month (UTC)
 
 
 class KeyEntry(BaseModel):
@@ -53,6 +70,21 @@ class KeyEntry(BaseModel):
     # Where the key's clients are (ISO 3166-1 alpha-2), for routing; None: unknown. A request's
     # `x-hashgrid-client-country` header overrides it.
     country: str | None = None
+    limits: Limits = Limits()
+
+
+class CustomerEntry(BaseModel):
+    customer_id: str
+    limits: Limits
+
+
+class SpendReport(BaseModel):
+    """Stored spend this `period` (UTC month, `YYYY-MM`) of keys and customers with budgets."""
+
+    seq: int = 0
+    period: str = ""
+    keys: dict[str, float] = {}  # USD by key id; absent: nothing spent
+    customers: dict[str, float] = {}  # USD by customer id
 
 
 class GatewayView(BaseModel):
@@ -61,6 +93,8 @@ class GatewayView(BaseModel):
     keys: list[KeyEntry]
     # Every site that holds a replica in `models` (older servers send none).
     sites: list[RouteSite] = []
+    customers: list[CustomerEntry] = []  # those with limits; a customer not here has none
+    spend: SpendReport = SpendReport()
 
 
 class UsageRecord(BaseModel):
@@ -87,3 +121,4 @@ class UsageBatch(BaseModel):
 class UsageAck(BaseModel):
     accepted: int  # records newly stored
     duplicates: int  # records already stored under the same request id
+    spend_seq: int = 0  # the first `SpendReport.seq` whose figures hold this batch

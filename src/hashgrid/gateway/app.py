@@ -5,6 +5,7 @@ model validation of whole bodies on the hot path.
 """
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
@@ -18,14 +19,23 @@ from starlette.routing import Route
 from hashgrid.common.waiting import cancel_all
 from hashgrid.gateway.auth import authenticate
 from hashgrid.gateway.errors import OpenAIError
+from hashgrid.gateway.limits import InProcess, Limiter, Store
 from hashgrid.gateway.metering import UsageShipper, UsageSpool
 from hashgrid.gateway.proxy import Proxy
+from hashgrid.gateway.redis_limits import RedisBuckets
 from hashgrid.gateway.settings import GatewaySettings
+from hashgrid.gateway.spend import SpendLedger
 from hashgrid.gateway.steering import load_latency
 from hashgrid.gateway.view import ViewWatcher
+from hashgrid.ratelimit import LocalBuckets
 from hashgrid.routing import DefaultPolicy, PolicyConfig
 
 FIRST_VIEW_WAIT_S = 10.0
+
+
+def wall_ms() -> float:
+    """The wall clock in ms: gateways sharing buckets in Redis must read the same time."""
+    return time.time() * 1000
 
 
 def create_app(settings: GatewaySettings) -> Starlette:
@@ -42,6 +52,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
             spool = UsageSpool(settings.spool_path)
             watcher = ViewWatcher(session, settings.server_url, settings.token)
+            ledger = SpendLedger(wall_ms)
             shipper = UsageShipper(
                 spool,
                 session,
@@ -49,21 +60,47 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 settings.token,
                 settings.usage_batch_size,
                 settings.usage_flush_s,
+                on_shipped=ledger.shipped,
             )
+            local = LocalBuckets(wall_ms)
+            shared = None
+            store: Store = InProcess(local)
+            if settings.redis_url:
+                shared = RedisBuckets(
+                    settings.redis_url,
+                    settings.redis_prefix,
+                    local,
+                    timeout_s=settings.redis_timeout_s,
+                    retry_s=settings.redis_retry_s,
+                )
+                store = shared
+            limiter = Limiter(store, ledger, settings.default_completion_tokens)
             holder["watcher"] = watcher
             holder["proxy"] = Proxy(
-                session, watcher, spool, settings.max_attempts, policy, settings.country
+                session,
+                watcher,
+                spool,
+                settings.max_attempts,
+                policy,
+                settings.country,
+                limiter=limiter,
             )
             tasks = [
                 asyncio.create_task(watcher.run(), name="view"),
                 asyncio.create_task(shipper.run(), name="usage"),
             ]
+            if shared is not None:
+                tasks.append(asyncio.create_task(shared.run(), name="limits"))
             with suppress(TimeoutError):
                 await asyncio.wait_for(watcher.synced.wait(), FIRST_VIEW_WAIT_S)
             try:
                 yield
             finally:
                 await cancel_all(tasks)
+                if shared is not None:
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(shared.flush(), 1.0)  # the last corrections
+                    await shared.close()
                 with suppress(aiohttp.ClientError, TimeoutError):
                     # A last try at shipping; what stays is sent on the next start.
                     await asyncio.wait_for(shipper.ship_once(), 2.0)

@@ -4,8 +4,14 @@ OpenAIError
 ├── BadRequest          400 invalid_request_error
 ├── InvalidKey          401 invalid_request_error / invalid_api_key
 ├── ModelNotFound       404 invalid_request_error / model_not_found
+├── RateLimited         429 requests | tokens / rate_limit_exceeded (with retry-after)
+├── QuotaExceeded       429 insufficient_quota / insufficient_quota (x-should-retry: false)
 ├── NoReplica           503 service_unavailable / no_ready_replica
 └── UpstreamFailed      502 upstream_error / replica_failed
+
+429s are shaped as OpenAI's: `type` says which limit (`requests` or `tokens`), `code` is
+`rate_limit_exceeded`; a spent budget is `insufficient_quota`. Headers an error carries (rate
+limit headers, `retry-after`) go out with it.
 """
 
 import orjson
@@ -17,10 +23,13 @@ class OpenAIError(Exception):
     type = "server_error"
     code: str | None = None
 
-    def __init__(self, message: str, param: str | None = None) -> None:
+    def __init__(
+        self, message: str, param: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.headers = headers or {}
 
     def body(self) -> dict[str, object]:
         return {
@@ -32,8 +41,9 @@ class OpenAIError(Exception):
             }
         }
 
-    def response(self, request_id: str) -> Response:
-        headers = {"x-request-id": request_id}
+    def response(self, request_id: str, headers: dict[str, str] | None = None) -> Response:
+        """The error as an answer, with `headers` (rate limit headers) and its own."""
+        headers = {**(headers or {}), **self.headers, "x-request-id": request_id}
         if self.status == 401:
             headers["www-authenticate"] = "Bearer"
         return Response(
@@ -59,6 +69,21 @@ class ModelNotFound(OpenAIError):
     status = 404
     type = "invalid_request_error"
     code = "model_not_found"
+
+
+class RateLimited(OpenAIError):
+    status = 429
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, kind: str, headers: dict[str, str]) -> None:
+        super().__init__(message, headers=headers)
+        self.type = kind  # "requests" or "tokens", as OpenAI says which limit was reached
+
+
+class QuotaExceeded(OpenAIError):
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
 
 
 class NoReplica(OpenAIError):

@@ -4,6 +4,7 @@ after a crash or a lost answer is harmless: nothing is lost, nothing is counted 
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -60,6 +61,7 @@ class UsageShipper:
         token: str,
         batch_size: int,
         flush_s: float,
+        on_shipped: Callable[[list[str], int], None] | None = None,
     ) -> None:
         self._spool = spool
         self._session = session
@@ -67,6 +69,8 @@ class UsageShipper:
         self._headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
         self._batch_size = batch_size
         self._flush_s = flush_s
+        # Told the request ids of each stored batch and the ack's `spend_seq` (gateway/spend.py).
+        self._on_shipped = on_shipped
 
     async def ship_once(self) -> int:
         """Send one batch; return how many records left the spool."""
@@ -78,8 +82,11 @@ class UsageShipper:
             self._url, data=body, headers=self._headers, timeout=aiohttp.ClientTimeout(total=30)
         ) as r:
             r.raise_for_status()
-            UsageAck.model_validate_json(await r.read())
-        self._spool.remove([rid for rid, _ in batch])
+            ack = UsageAck.model_validate_json(await r.read())
+        request_ids = [rid for rid, _ in batch]
+        self._spool.remove(request_ids)
+        if self._on_shipped is not None:
+            self._on_shipped(request_ids, ack.spend_seq)
         return len(batch)
 
     async def run(self) -> None:

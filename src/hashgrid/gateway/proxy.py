@@ -26,6 +26,7 @@ from hashgrid.gateway.errors import (
     OpenAIError,
     UpstreamFailed,
 )
+from hashgrid.gateway.limits import Limiter, Ticket
 from hashgrid.gateway.metering import UsageSpool
 from hashgrid.gateway.sse import EventSplitter, event_json
 from hashgrid.gateway.steering import (
@@ -60,6 +61,12 @@ class Exchange:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     ttft_ms: float | None = None
+    ticket: Ticket | None = None  # the request's rate limit charges, when its key has limits
+
+    @property
+    def limit_headers(self) -> dict[str, str]:
+        """The `x-ratelimit-*` headers every answer to a limited key carries."""
+        return self.ticket.headers if self.ticket is not None else {}
 
     def first_byte(self) -> None:
         if self.ttft_ms is None:
@@ -82,6 +89,7 @@ class Proxy:
         max_attempts: int,
         policy: RoutingPolicy,
         country: str | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self._session = session
         self._watcher = watcher
@@ -89,6 +97,7 @@ class Proxy:
         self._max_attempts = max_attempts
         self.policy = policy
         self._country = country  # clients' country when neither key nor header says
+        self._limiter = limiter
         self._in_flight: Counter[str] = Counter()
 
     async def handle(self, request: Request, endpoint: str) -> Response:
@@ -117,6 +126,8 @@ class Proxy:
             if stream:
                 # Always ask the engine for usage: it is how every streamed token is metered.
                 body["stream_options"] = {**(options or {}), "include_usage": True}
+            if self._limiter is not None:  # limits: decided here, settled in _finish
+                x.ticket = await self._limiter.admit(x.key, self._watcher.view, routed, body)
             route = RouteRequest(country, affinity_key(prompt_prefix(body)))
             upstream, data = await self._open(
                 routed, endpoint, orjson.dumps(body), route, x, read=not stream
@@ -124,11 +135,11 @@ class Proxy:
         except OpenAIError as e:
             x.status = e.status
             self._finish(x)
-            return e.response(x.request_id)
+            return e.response(x.request_id, x.limit_headers)
         if upstream.status >= 400:
             return await self._upstream_error(upstream, x, data)
         assert x.replica is not None
-        headers = {"x-request-id": x.request_id, SITE_HEADER: x.replica.site}
+        headers = {"x-request-id": x.request_id, SITE_HEADER: x.replica.site, **x.limit_headers}
         if stream:
             return StreamingResponse(
                 self._relay(upstream, x, strip_usage=not wants_usage),
@@ -263,14 +274,14 @@ class Proxy:
                 data,
                 status_code=upstream.status,
                 media_type="application/json",
-                headers={"x-request-id": x.request_id, **site},
+                headers={"x-request-id": x.request_id, **site, **x.limit_headers},
             )
         message = _engine_message(parsed, data)
         error: OpenAIError = (
             BadRequest(message) if upstream.status in (400, 422) else UpstreamFailed(message)
         )
         error.status = 400 if upstream.status == 422 else upstream.status
-        response = error.response(x.request_id)
+        response = error.response(x.request_id, x.limit_headers)
         response.headers.update(site)
         return response
 
@@ -284,6 +295,10 @@ class Proxy:
 
     def _finish(self, x: Exchange) -> None:
         duration_ms = (time.perf_counter() - x.started) * 1000
+        if x.ticket is not None and self._limiter is not None:
+            self._limiter.settle(
+                x.ticket, x.request_id, x.prompt_tokens, x.completion_tokens, x.status
+            )
         replica = x.replica
         log.info(
             "request",

@@ -31,6 +31,16 @@ class GatewaySettings(BaseSettings):
     country: str | None = None
     usage_batch_size: int = 500
     usage_flush_s: float = 1.0
+    # Limits: in this process, or shared by every gateway on this Redis (redis://host:6379/0).
+    # Unreachable Redis: each gateway falls back to its own limits and retries after retry_s.
+    redis_url: str | None = None
+    redis_prefix: str = "hashgrid"  # the prefix of every Redis key the limits use
+    # A Redis answer slower than this fails open. Not much lower: an overloaded gateway's own
+    # event loop delays answers, and failing open then would lift limits when they matter.
+    redis_timeout_s: float = 1.0
+    redis_retry_s: float = 2.0
+    # Completion tokens charged up front against tpm when a request sets no max_tokens.
+    default_completion_tokens: int = 256
     log_level: str = "info"
 
     @field_validator("country")

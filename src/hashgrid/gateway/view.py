@@ -14,7 +14,13 @@ import aiohttp
 import structlog
 
 from hashgrid.common.backoff import Backoff
-from hashgrid.contracts.gateway import GatewayView, KeyEntry, RoutedModel
+from hashgrid.contracts.gateway import (
+    CustomerEntry,
+    GatewayView,
+    KeyEntry,
+    RoutedModel,
+    SpendReport,
+)
 from hashgrid.gateway.steering import site_infos
 from hashgrid.routing import SiteInfo
 
@@ -31,6 +37,8 @@ class View:
     models: dict[str, RoutedModel] = field(default_factory=dict)
     keys: dict[str, KeyEntry] = field(default_factory=dict)  # by key hash
     sites: dict[str, SiteInfo] = field(default_factory=dict)  # by name
+    customers: dict[str, CustomerEntry] = field(default_factory=dict)  # with limits, by id
+    spend: SpendReport = field(default_factory=SpendReport)
 
     @classmethod
     def of(cls, view: GatewayView) -> "View":
@@ -39,6 +47,8 @@ class View:
             models={m.name: m for m in view.models},
             keys={k.key_hash: k for k in view.keys},
             sites=site_infos(view.sites),
+            customers={c.customer_id: c for c in view.customers},
+            spend=view.spend,
         )
 
 

@@ -30,6 +30,7 @@ from hashgrid.server.settings import ServerSettings
 from hashgrid.server.sites.router import router as sites_router
 from hashgrid.server.state import ServerState
 from hashgrid.server.usage.router import router as usage_router
+from hashgrid.server.usage.spend import Spend
 
 ROUTERS = (
     organizations_router,
@@ -59,12 +60,16 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         await upgrade(engine)
         sessions = make_sessionmaker(engine)
         await bootstrap(sessions, settings)
+        spend = Spend()
+        async with sessions() as session:
+            await spend.load(session)
         state = ServerState(
             settings=settings,
             engine=engine,
             sessions=sessions,
             changes=Changes(),
             liveness=liveness,
+            spend=spend,
         )
         app.state.hashgrid = state
         tasks = start_all(

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from hashgrid.server.changes import Changes
 from hashgrid.server.nodes.liveness import Liveness
 from hashgrid.server.settings import ServerSettings
+from hashgrid.server.usage.spend import Spend
 
 
 @dataclass
@@ -19,6 +20,7 @@ class ServerState:
     sessions: async_sessionmaker[AsyncSession]
     changes: Changes
     liveness: Liveness
+    spend: Spend  # this month's spend per key and customer, from stored usage
 
 
 def get_state(request: Request) -> ServerState:

@@ -2,8 +2,8 @@ from fastapi import APIRouter, status
 
 from hashgrid.server.auth import Admin
 from hashgrid.server.catalog import service
-from hashgrid.server.catalog.schemas import ModelCreate, ModelOut
-from hashgrid.server.state import Session
+from hashgrid.server.catalog.schemas import ModelCreate, ModelOut, ModelPrices
+from hashgrid.server.state import Session, State
 
 router = APIRouter(prefix="/api/v1/models", tags=["catalog"])
 
@@ -17,6 +17,16 @@ async def add_model(body: ModelCreate, session: Session, _: Admin) -> ModelOut:
 @router.get("")
 async def list_models(session: Session, _: Admin) -> list[ModelOut]:
     return [ModelOut.model_validate(m) for m in await service.list_all(session)]
+
+
+@router.put("/{name:path}/prices")
+async def set_model_prices(
+    name: str, body: ModelPrices, session: Session, state: State, _: Admin
+) -> ModelOut:
+    """Set a model's prices (USD per million tokens), which budgets count from now on."""
+    model = await service.set_prices(session, name, body)
+    await state.changes.bump()  # gateways count unshipped spend at the new prices
+    return ModelOut.model_validate(model)
 
 
 @router.get("/{name:path}")

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hashgrid.server.catalog.schemas import ModelCreate
+from hashgrid.server.catalog.schemas import ModelCreate, ModelPrices
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.errors import Conflict, NotFound
 
@@ -28,3 +28,12 @@ async def get(session: AsyncSession, name: str) -> CatalogModel:
 
 async def list_all(session: AsyncSession) -> Sequence[CatalogModel]:
     return (await session.scalars(select(CatalogModel).order_by(CatalogModel.name))).all()
+
+
+async def set_prices(session: AsyncSession, name: str, prices: ModelPrices) -> CatalogModel:
+    """New prices count for usage stored from now on; stored usage keeps its cost."""
+    model = await get(session, name)
+    model.price_per_mtok_prompt = prices.price_per_mtok_prompt
+    model.price_per_mtok_completion = prices.price_per_mtok_completion
+    await session.commit()
+    return model

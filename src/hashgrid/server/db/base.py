@@ -4,9 +4,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import DateTime, Float, Integer, MetaData
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -48,3 +48,25 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class LimitColumns:
+    """A key's or an organization's limits (mixed into its table); None: no limit."""
+
+    rpm_limit: Mapped[int | None] = mapped_column(Integer, default=None)
+    tpm_limit: Mapped[int | None] = mapped_column(Integer, default=None)
+    monthly_budget_usd: Mapped[float | None] = mapped_column(Float, default=None)
+
+    @property
+    def limits(self) -> dict[str, float | None]:
+        """The limits in the API's and the gateway feed's shape (`rpm`, `tpm`, budget)."""
+        return {
+            "rpm": self.rpm_limit,
+            "tpm": self.tpm_limit,
+            "monthly_budget_usd": self.monthly_budget_usd,
+        }
+
+    def set_limits(self, rpm: int | None, tpm: int | None, budget_usd: float | None) -> None:
+        self.rpm_limit = rpm
+        self.tpm_limit = tpm
+        self.monthly_budget_usd = budget_usd

@@ -25,10 +25,14 @@ async def gateway_view(
     when `wait` ends in any case, with each replica's engine load as last reported."""
     await session.close()  # hold no database connection while the poll waits
     revision = await state.changes.wait_newer(after, min(wait, state.settings.long_poll_max_s))
-    return await service.views(request).view(session, revision, replica_loads(request))
+    views = service.views(request)
+    return await views.view(session, revision, replica_loads(request), state.spend)
 
 
 @router.post("/usage")
-async def post_usage(body: UsageBatch, session: Session, _: GatewayCaller) -> UsageAck:
-    """Store usage records; a record whose request id is stored already is skipped."""
-    return await usage.store(session, body.records)
+async def post_usage(
+    body: UsageBatch, session: Session, state: State, _: GatewayCaller
+) -> UsageAck:
+    """Store usage records; a record whose request id is stored already is skipped. The ack's
+    `spend_seq` is the first view `spend.seq` whose figures hold this batch."""
+    return await usage.store(session, body.records, state.spend)

@@ -1,9 +1,12 @@
-"""The gateway view: every deployed model with its ready replicas, and the live API keys.
+"""The gateway view: every deployed model with its ready replicas and prices, the live API keys
+with their limits, the limits of customers that have some, and the spend against budgets.
 
 Engine loads reach gateways with every answer, not through the revision: a load changes with
 every heartbeat, and bumping the revision for it would wake every held poll (gateways' and
 agents') every beat. Gateways poll with a short wait instead (`gateway/view.py`), and an answer
 at a revision already read is the view read then, with the latest loads laid over it: no SQL.
+Spend is laid over it the same way, from memory (`server/usage/spend.py`), for the keys and
+customers with a budget.
 """
 
 import asyncio
@@ -13,15 +16,26 @@ from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hashgrid.contracts.gateway import GatewayView, KeyEntry, RoutedModel, RouteReplica, RouteSite
+from hashgrid.contracts.gateway import (
+    CustomerEntry,
+    GatewayView,
+    KeyEntry,
+    Limits,
+    RoutedModel,
+    RouteReplica,
+    RouteSite,
+)
 from hashgrid.contracts.states import NodeStatus, ReplicaStatus
 from hashgrid.server.auth import per_state
+from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.deployments.loads import ReplicaLoads
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.keys.tables import ApiKey
 from hashgrid.server.nodes.tables import Node
+from hashgrid.server.organizations.tables import Organization
 from hashgrid.server.sites.tables import Site
 from hashgrid.server.state import ServerState
+from hashgrid.server.usage.spend import Spend
 
 
 class Views:
@@ -35,10 +49,14 @@ class Views:
     def __init__(self, state: ServerState) -> None:
         self._state = state
         self._read: GatewayView | None = None
+        self._budgeted: tuple[list[str], list[str]] = ([], [])  # key ids, customer ids
         self._reading = asyncio.Lock()
 
-    async def view(self, session: AsyncSession, revision: int, loads: ReplicaLoads) -> GatewayView:
-        """The view at `revision` (or later), with the loads nodes reported last."""
+    async def view(
+        self, session: AsyncSession, revision: int, loads: ReplicaLoads, spend: Spend
+    ) -> GatewayView:
+        """The view at `revision` (or later), with the loads nodes reported last and the spend
+        stored so far."""
         read = self._read
         if read is None or read.revision < revision:
             async with self._reading:
@@ -46,12 +64,23 @@ class Views:
                 if read is None or read.revision < revision:
                     read = await view(session, self._state.changes.revision)
                     self._read = read
-        return with_loads(read, loads)
+                    self._budgeted = budgeted(read)
+        answer = with_loads(read, loads)
+        answer.spend = spend.report(*self._budgeted)
+        return answer
 
 
 def views(request: Request) -> Views:
     """This process's cached gateway view."""
     return per_state(request, "hashgrid_gateway_views", Views)
+
+
+def budgeted(view: GatewayView) -> tuple[list[str], list[str]]:
+    """The ids of keys and of customers that have a budget: the spend gateways need."""
+    return (
+        [k.key_id for k in view.keys if k.limits.monthly_budget_usd is not None],
+        [c.customer_id for c in view.customers if c.limits.monthly_budget_usd is not None],
+    )
 
 
 def with_loads(view: GatewayView, loads: ReplicaLoads) -> GatewayView:
@@ -100,14 +129,44 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
                 region=site.region,
             )
         )
-    deployments = (await session.scalars(select(Deployment).order_by(Deployment.name))).all()
+    deployments = await session.execute(
+        select(Deployment, CatalogModel)
+        .join(CatalogModel, Deployment.model_id == CatalogModel.id)
+        .order_by(Deployment.name)
+    )
     keys = (await session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)))).all()
+    limited = (
+        await session.scalars(
+            select(Organization).where(
+                Organization.rpm_limit.is_not(None)
+                | Organization.tpm_limit.is_not(None)
+                | Organization.monthly_budget_usd.is_not(None)
+            )
+        )
+    ).all()
     return GatewayView(
         revision=revision,
         models=[
-            RoutedModel(name=d.name, deployment=d.id, replicas=by_deployment[d.id])
-            for d in deployments
+            RoutedModel(
+                name=d.name,
+                deployment=d.id,
+                replicas=by_deployment[d.id],
+                price_per_mtok_prompt=m.price_per_mtok_prompt,
+                price_per_mtok_completion=m.price_per_mtok_completion,
+            )
+            for d, m in deployments
         ],
-        keys=[KeyEntry(key_id=k.id, key_hash=k.key_hash, customer_id=k.customer_id) for k in keys],
+        keys=[
+            KeyEntry(
+                key_id=k.id,
+                key_hash=k.key_hash,
+                customer_id=k.customer_id,
+                limits=Limits.model_validate(k.limits),
+            )
+            for k in keys
+        ],
+        customers=[
+            CustomerEntry(customer_id=o.id, limits=Limits.model_validate(o.limits)) for o in limited
+        ],
         sites=sorted(sites.values(), key=lambda s: s.name),
     )

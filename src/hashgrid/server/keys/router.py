@@ -1,27 +1,49 @@
+"""Customer API keys: stored hashed, shown once, with optional limits and a budget."""
+
 from fastapi import APIRouter, status
 
 from hashgrid.server.auth import Admin
 from hashgrid.server.keys import service
 from hashgrid.server.keys.schemas import KeyCreate, KeyCreated, KeyOut
-from hashgrid.server.state import Session, State
+from hashgrid.server.keys.tables import ApiKey
+from hashgrid.server.schemas_common import Limits
+from hashgrid.server.state import ServerState, Session, State
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 
 
+def key_out(key: ApiKey, state: ServerState) -> KeyOut:
+    out = KeyOut.model_validate(key)
+    out.month_spend_usd = state.spend.of_key(key.id)
+    return out
+
+
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_key(body: KeyCreate, session: Session, state: State, _: Admin) -> KeyCreated:
-    """Create a customer API key. The secret is in this response only."""
-    key, secret = await service.create(session, body.customer, body.name)
+    """Create a customer API key, with limits if given. The secret is in this response only."""
+    key, secret = await service.create(session, body.customer, body.name, body.limits)
     await state.changes.bump()
-    return KeyCreated(**KeyOut.model_validate(key).model_dump(), key=secret)
+    return KeyCreated(**key_out(key, state).model_dump(), key=secret)
 
 
 @router.get("")
-async def list_keys(session: Session, _: Admin) -> list[KeyOut]:
-    return [KeyOut.model_validate(k) for k in await service.list_all(session)]
+async def list_keys(session: Session, state: State, _: Admin) -> list[KeyOut]:
+    """Every key (never its secret), with its limits and this month's spend."""
+    return [key_out(k, state) for k in await service.list_all(session)]
+
+
+@router.put("/{key_id}/limits")
+async def set_key_limits(
+    key_id: str, body: Limits, session: Session, state: State, _: Admin
+) -> KeyOut:
+    """Replace the key's limits; gateways apply them within a second or so."""
+    key = await service.set_limits(session, key_id, body)
+    await state.changes.bump()
+    return key_out(key, state)
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_key(key_id: str, session: Session, state: State, _: Admin) -> None:
+    """Revoke a key: gateways refuse it (401) as soon as their view updates, within seconds."""
     await service.revoke(session, key_id)
     await state.changes.bump()

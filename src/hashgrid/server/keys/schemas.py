@@ -1,13 +1,16 @@
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
-from hashgrid.server.schemas_common import Name, Out
+from hashgrid.server.schemas_common import Limits, Name, Out
 
 
 class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     customer: Name
     name: Name = "default"
+    limits: Limits = Limits()
 
 
 class KeyOut(Out):
@@ -17,6 +20,8 @@ class KeyOut(Out):
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    limits: Limits
+    month_spend_usd: float = 0.0  # this calendar month's stored usage (UTC), at its prices
 
 
 class KeyCreated(KeyOut):

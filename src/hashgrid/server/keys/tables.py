@@ -3,10 +3,10 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hashgrid.server.db.base import Base, UTCDateTime, new_id, utcnow
+from hashgrid.server.db.base import Base, LimitColumns, UTCDateTime, new_id, utcnow
 
 
-class ApiKey(Base):
+class ApiKey(LimitColumns, Base):
     __tablename__ = "api_keys"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

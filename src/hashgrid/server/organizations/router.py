@@ -3,24 +3,43 @@ from fastapi import APIRouter, status
 from hashgrid.server.auth import Admin
 from hashgrid.server.organizations import service
 from hashgrid.server.organizations.schemas import OrganizationCreate, OrganizationOut
-from hashgrid.server.state import Session
+from hashgrid.server.organizations.tables import Organization
+from hashgrid.server.schemas_common import Limits
+from hashgrid.server.state import ServerState, Session, State
 
 router = APIRouter(prefix="/api/v1/organizations", tags=["organizations"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_organization(
-    body: OrganizationCreate, session: Session, _: Admin
+    body: OrganizationCreate, session: Session, state: State, _: Admin
 ) -> OrganizationOut:
     """Create an operator (runs sites) or a customer (sends requests)."""
-    return OrganizationOut.model_validate(await service.create(session, body.name, body.kind))
+    return organization_out(await service.create(session, body.name, body.kind), state)
 
 
 @router.get("")
-async def list_organizations(session: Session, _: Admin) -> list[OrganizationOut]:
-    return [OrganizationOut.model_validate(o) for o in await service.list_all(session)]
+async def list_organizations(session: Session, state: State, _: Admin) -> list[OrganizationOut]:
+    return [organization_out(o, state) for o in await service.list_all(session)]
 
 
 @router.get("/{name}")
-async def get_organization(name: str, session: Session, _: Admin) -> OrganizationOut:
-    return OrganizationOut.model_validate(await service.get(session, name))
+async def get_organization(name: str, session: Session, state: State, _: Admin) -> OrganizationOut:
+    return organization_out(await service.get(session, name), state)
+
+
+@router.put("/{name}/limits")
+async def set_organization_limits(
+    name: str, body: Limits, session: Session, state: State, _: Admin
+) -> OrganizationOut:
+    """Replace a customer's limits, which hold over all its keys together (each key's own
+    limits hold too)."""
+    org = await service.set_limits(session, name, body)
+    await state.changes.bump()
+    return organization_out(org, state)
+
+
+def organization_out(org: Organization, state: ServerState) -> OrganizationOut:
+    out = OrganizationOut.model_validate(org)
+    out.month_spend_usd = state.spend.of_customer(org.id)
+    return out

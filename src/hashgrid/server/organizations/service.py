@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.server.errors import Conflict, Invalid, NotFound
 from hashgrid.server.organizations.tables import Organization, OrgKind
+from hashgrid.server.schemas_common import Limits
 
 PLATFORM_OPERATOR = "platform"
 
@@ -36,6 +37,14 @@ async def get(session: AsyncSession, name: str, kind: OrgKind | None = None) -> 
         raise NotFound(f"no organization {name!r}")
     if kind is not None and org.kind != kind:
         raise Invalid(f"organization {name!r} is a {org.kind}, not a {kind}")
+    return org
+
+
+async def set_limits(session: AsyncSession, name: str, limits: Limits) -> Organization:
+    """Replace a customer's limits, which hold over all its keys together."""
+    org = await get(session, name, OrgKind.CUSTOMER)
+    org.set_limits(limits.rpm, limits.tpm, limits.monthly_budget_usd)
+    await session.commit()
     return org
 
 

@@ -4,7 +4,7 @@ from enum import StrEnum
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hashgrid.server.db.base import Base, UTCDateTime, new_id, utcnow
+from hashgrid.server.db.base import Base, LimitColumns, UTCDateTime, new_id, utcnow
 
 
 class OrgKind(StrEnum):
@@ -12,7 +12,7 @@ class OrgKind(StrEnum):
     CUSTOMER = "customer"
 
 
-class Organization(Base):
+class Organization(LimitColumns, Base):
     __tablename__ = "organizations"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
