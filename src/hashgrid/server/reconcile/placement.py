@@ -38,13 +38,28 @@ class PlacementReconciler:
         self._sessions = sessions
         self._changes = changes
         self._retry_after = timedelta(seconds=retry_after_s)
+        # The revision of a pass that found nothing to do and nothing waiting on the clock.
+        self._settled_at: int | None = None
 
     async def reconcile(self) -> None:
+        """One pass; skipped when nothing changed since a pass that settled everything.
+
+        The plan depends on the database and, through the retry window of failed replicas, on
+        the clock. With no failed replica and nothing pending, the same revision gives the same
+        empty plan: at thousands of nodes, reading them all every few seconds for nothing held
+        the event loop long enough to show in every heartbeat's latency.
+        """
+        revision = self._changes.revision  # before reading: a change during the pass re-runs
+        if revision == self._settled_at:
+            return
         async with self._sessions() as session:
             snapshot, memory = await self._snapshot(session)
             decided = plan(snapshot)
-            if await self._apply(session, decided, memory):
-                await self._changes.bump()
+            changed = await self._apply(session, decided, memory)
+        if changed:
+            await self._changes.bump()
+        waits_on_clock = bool(snapshot.cooling or decided.unplaced)
+        self._settled_at = None if changed or waits_on_clock else revision
 
     async def _snapshot(self, session: AsyncSession) -> tuple[Snapshot, dict[str, int]]:
         sites = (await session.scalars(select(Site))).all()
