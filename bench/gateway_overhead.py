@@ -1,0 +1,567 @@
+"""What hashgrid's gateway adds in front of an engine, beside LiteLLM's proxy doing the same job.
+
+    python bench/gateway_overhead.py [--rounds 3] [--duration 5] [--stream] [--skip-litellm]
+
+Starts, each in its own process, on loopback:
+- a fixed-response OpenAI-compatible upstream (`bench/loopback.py upstream`): the engine, as
+  fast as an engine can be, so that what is measured is the proxy in front of it;
+- the Python ceiling (`bench/loopback.py ceiling`): a bare pass-through, Starlette on uvicorn
+  with httptools and uvloop, one aiohttp client session, orjson and nothing else;
+- hashgrid's gateway as it ships (`hashgrid gateway`), with its control plane (`hashgrid server`,
+  SQLite) holding an organisation, a key, a site, a model and a deployment whose one replica is
+  the upstream: a node joins through the agent protocol, reports the replica ready with the
+  upstream's URL and keeps beating for the whole run;
+- LiteLLM's proxy (one worker, master key, no database), installed on first use into
+  `.bench-venv/` so that it never becomes a dependency of hashgrid.
+
+Then, round after round with the order rotated, the load generator (`bench/loopback.py load`, a
+process of its own, far cheaper per request than any proxy it drives) keeps each target busy at
+1 connection (median and p99 latency; "added" is the median minus the upstream alone's in the
+same round) and at 32 (requests/s), each after a warm-up. Also read: each target's CPU time per
+request at 32 connections, which holds better than requests/s when other work shares the
+machine, and its resident memory at the end. Figures are medians over the rounds. With
+`--stream` the latency is the time to the first event of the stream.
+
+The machine is shared and small: compare the columns of one run, not figures from elsewhere.
+Goal (issue 4): 30x LiteLLM's requests/s at 32 connections.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loopback import CHAT, MODEL, Load
+
+BENCH = Path(__file__).resolve().parent
+LOOPBACK = BENCH / "loopback.py"
+VENV = BENCH.parent / ".bench-venv"
+LITELLM_REQUIREMENT = "litellm[proxy]"
+ADMIN_TOKEN = "hg_admin_bench-gateway-overhead"
+LITELLM_MASTER_KEY = "sk-bench-litellm-master"
+GOAL_RPS_RATIO = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ------------------------------------------------------------------------- the targets
+
+
+def wait_for(
+    predicate: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    proc: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log else ""
+            raise RuntimeError(f"{what}: the process exited with {proc.returncode}\n{tail}")
+        with contextlib.suppress(Exception):
+            if predicate():
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+def answers(url: str, path: str = "", status: int = 200) -> Callable[[], bool]:
+    import httpx
+
+    return lambda: httpx.get(url + path, timeout=2).status_code == status
+
+
+class Target:
+    """One thing the load generator drives: its URL, key and the processes whose cost is its."""
+
+    def __init__(self, name: str, url: str, key: str) -> None:
+        self.name = name
+        self.url = url
+        self.key = key
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.measured: list[subprocess.Popen[bytes]] = []  # the proxy itself: CPU and memory
+        self.control_plane: subprocess.Popen[bytes] | None = None  # hashgrid's, off the path
+        self.note = ""
+
+    def start(
+        self, args: list[str], log: Path, env: dict[str, str] | None = None, measured: bool = True
+    ) -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, env=env or dict(os.environ)
+            )
+        self.procs.append(proc)
+        if measured:
+            self.measured.append(proc)
+        return proc
+
+    def _tree(self, procs: list[subprocess.Popen[bytes]]) -> list[Any]:
+        import psutil
+
+        found = []
+        for proc in procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p = psutil.Process(proc.pid)
+                found += [p, *p.children(recursive=True)]
+        return found
+
+    def cpu_s(self) -> tuple[float, float]:
+        """CPU seconds so far: (the proxy's processes, its control plane's)."""
+        totals = []
+        for procs in (self.measured, [self.control_plane] if self.control_plane else []):
+            total = 0.0
+            for p in self._tree(procs):
+                with contextlib.suppress(Exception):
+                    t = p.cpu_times()
+                    total += t.user + t.system
+            totals.append(total)
+        return totals[0], totals[1]
+
+    def rss_mib(self) -> float:
+        total = 0
+        for p in self._tree(self.measured):
+            with contextlib.suppress(Exception):
+                total += p.memory_info().rss
+        return total / 2**20
+
+    def stop(self) -> None:
+        # SIGINT, not SIGTERM: uvicorn re-raises the signal it stopped on, and only an interrupt
+        # lets cProfile write its file on the way out.
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in reversed(self.procs):
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def start_upstream(tmp: Path) -> Target:
+    port = free_port()
+    target = Target("upstream alone", f"http://127.0.0.1:{port}/v1/chat/completions", "none")
+    log = tmp / "upstream.log"
+    proc = target.start([sys.executable, str(LOOPBACK), "upstream", "--port", str(port)], log)
+    wait_for(answers(f"http://127.0.0.1:{port}", "/v1/models"), 30, "the upstream", proc, log)
+    return target
+
+
+def start_ceiling(tmp: Path, upstream: str) -> Target:
+    port = free_port()
+    target = Target("Python ceiling", f"http://127.0.0.1:{port}/v1/chat/completions", "none")
+    log = tmp / "ceiling.log"
+    proc = target.start(
+        [sys.executable, str(LOOPBACK), "ceiling", "--port", str(port), "--upstream", upstream],
+        log,
+    )
+    ready = answers(f"http://127.0.0.1:{port}", "/v1/chat/completions", 405)  # GET: not allowed
+    wait_for(ready, 30, "the ceiling pass-through", proc, log)
+    return target
+
+
+class Node:
+    """A node speaking the agent protocol whose one replica is the upstream; it beats until
+    closed, the way an agent with a ready engine does."""
+
+    def __init__(self, server_url: str, join_token: str, endpoint: str) -> None:
+        import httpx
+
+        from hashgrid.agent.fingerprint import collect
+        from hashgrid.contracts.agent import PROTOCOL_HEADER
+
+        body = {
+            "join_token": join_token,
+            "name": "bench-node",
+            "fingerprint": collect().model_dump(mode="json"),
+        }
+        joined = httpx.post(f"{server_url}/api/v1/agent/join", json=body, timeout=30)
+        joined.raise_for_status()
+        credential = joined.json()["credential"]
+        self.interval_s = float(joined.json()["heartbeat_interval_s"])
+        self.http = httpx.Client(
+            base_url=server_url,
+            headers={"authorization": f"Bearer {credential}", PROTOCOL_HEADER: "1"},
+            timeout=30,
+        )
+        self.replica_id: str | None = None
+        self.stopping = threading.Event()
+        self.beating = threading.Thread(target=self._beat, daemon=True)
+        self.beating.start()
+
+        def assigned() -> bool:
+            got = self.http.get("/api/v1/agent/assignments", params={"after": 0}).json()
+            if got["assignments"]:
+                self.replica_id = got["assignments"][0]["replica_id"]
+            return self.replica_id is not None
+
+        wait_for(assigned, 60, "the replica to be placed on the bench node")
+        ready = {"status": "ready", "endpoint": endpoint}
+        self.http.put(
+            f"/api/v1/agent/replicas/{self.replica_id}/state", json=ready
+        ).raise_for_status()
+
+    def _beat(self) -> None:
+        while not self.stopping.wait(self.interval_s):
+            replicas = [{"replica_id": self.replica_id}] if self.replica_id else []
+            with contextlib.suppress(Exception):
+                self.http.post("/api/v1/agent/heartbeat", json={"replicas": replicas})
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.beating.join(10)
+        self.http.close()
+
+
+def start_hashgrid(tmp: Path, upstream_base: str, profile: Path | None) -> tuple[Target, Node]:
+    """A control plane with one customer, key, site, model and deployment; the node; the gateway."""
+    from hashgrid.client import HashgridClient
+
+    home = tmp / "hashgrid"
+    home.mkdir()
+    server_port, gateway_port = free_port(), free_port()
+    server_url = f"http://127.0.0.1:{server_port}"
+    target = Target("hashgrid", f"http://127.0.0.1:{gateway_port}/v1/chat/completions", "")
+    env = {
+        **os.environ,
+        "HASHGRID_HOME": str(home / "server"),
+        "NO_COLOR": "1",
+        "HASHGRID_BOOTSTRAP_ADMIN_TOKEN": ADMIN_TOKEN,
+        "HASHGRID_LOG_LEVEL": "warning",
+    }
+    log = home / "server.log"
+    command = [sys.executable, "-m", "hashgrid", "server", "--port", str(server_port)]
+    server = target.start(command, log, env, measured=False)
+    wait_for(answers(server_url, "/healthz"), 60, "hashgrid server", server, log)
+    with HashgridClient(server_url, ADMIN_TOKEN) as admin:
+        admin.create_organization("bench", "customer")
+        target.key = admin.create_key("bench").key
+        admin.create_site("bench-site", "us-south", "US", 1.0)
+        admin.add_model(MODEL, "/bench/fixed.gguf", 1_000_000)
+        admin.deploy(MODEL)
+        node = Node(server_url, admin.create_join_token("bench-site").token, upstream_base)
+        gateway_token = admin.create_token("bench-gateway", "gateway").token
+    log = home / "gateway.log"
+    profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
+    command = [
+        sys.executable, *profiler, "-m", "hashgrid", "gateway", "--server", server_url,
+        "--token", gateway_token, "--port", str(gateway_port), "--home", str(home / "gateway"),
+    ]  # fmt: skip
+    gateway = target.start(command, log, {**os.environ, "NO_COLOR": "1"})
+    target.control_plane = server
+
+    def routable() -> bool:
+        import httpx
+
+        body = httpx.get(f"http://127.0.0.1:{gateway_port}/healthz", timeout=2).json()
+        return int(body.get("ready_replicas", {}).get(MODEL, 0)) == 1
+
+    wait_for(routable, 60, "the gateway to route to the replica", gateway, log)
+    return target, node
+
+
+def litellm_binary() -> tuple[Path | None, str]:
+    """LiteLLM's CLI in the bench's own virtualenv, installing it on first use."""
+    binary = VENV / "bin" / "litellm"
+    if binary.exists():
+        return binary, ""
+    print(f"installing {LITELLM_REQUIREMENT} into {VENV} (first use only) ...", flush=True)
+    try:
+        if not (VENV / "bin" / "python").exists():
+            venv = [sys.executable, "-m", "venv", str(VENV)]
+            subprocess.run(venv, check=True, capture_output=True, text=True)
+        pip = [str(VENV / "bin" / "pip"), "install", "-q", LITELLM_REQUIREMENT]
+        subprocess.run(pip, check=True, capture_output=True, text=True, timeout=1800)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+        detail = getattr(e, "stderr", "") or ""
+        return None, f"installing {LITELLM_REQUIREMENT} failed: {e}\n{detail[-2000:]}"
+    if not binary.exists():
+        return None, f"{LITELLM_REQUIREMENT} installed no `litellm` command in {VENV}/bin"
+    return binary, ""
+
+
+def start_litellm(tmp: Path, upstream_base: str, stream: bool) -> Target:
+    binary, why = litellm_binary()
+    if binary is None:
+        raise RuntimeError(why)
+    port = free_port()
+    config = tmp / "litellm.yaml"
+    # JSON is YAML: one worker, a master key, no database, the upstream as an OpenAI model.
+    config.write_text(
+        json.dumps(
+            {
+                "model_list": [
+                    {
+                        "model_name": MODEL,
+                        "litellm_params": {
+                            "model": f"openai/{MODEL}",
+                            "api_base": f"{upstream_base}/v1",
+                            "api_key": "sk-upstream-needs-none",
+                        },
+                    }
+                ],
+                "general_settings": {"master_key": LITELLM_MASTER_KEY},
+                "litellm_settings": {"telemetry": False},
+            }
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PYTHONPATH")}
+    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # no fetch of the price list from GitHub
+    env["NO_COLOR"] = "1"
+    target = Target("LiteLLM", f"http://127.0.0.1:{port}/v1/chat/completions", LITELLM_MASTER_KEY)
+    log = tmp / "litellm.log"
+    command = [str(binary), "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
+               "--num_workers", "1"]  # fmt: skip
+    proc = target.start(command, log, env)
+    try:
+        live = answers(f"http://127.0.0.1:{port}", "/health/liveliness")
+        wait_for(live, 180, "LiteLLM's proxy", proc, log)
+        check_answers(target, stream)
+    except RuntimeError:
+        target.stop()
+        raise
+    return target
+
+
+def check_answers(target: Target, stream: bool) -> None:
+    """One request by hand: the target must answer the fixed completion before it is timed."""
+    import httpx
+
+    body = {**CHAT, "stream": True} if stream else CHAT
+    headers = {"authorization": f"Bearer {target.key}"}
+    r = httpx.post(target.url, json=body, headers=headers, timeout=60)
+    if r.status_code != 200 or "help" not in r.text:
+        raise RuntimeError(f"{target.name} answered {r.status_code}: {r.text[:500]}")
+
+
+# ------------------------------------------------------------------------- measuring
+
+
+def load(target: Target, connections: int, args: argparse.Namespace) -> tuple[Load, float, float]:
+    """One load run in its own process: what it measured, and the CPU seconds the target and its
+    control plane spent on it (read a second after the run, for work done after the answer)."""
+    command = [
+        sys.executable, str(LOOPBACK), "load", "--url", target.url, "--key", target.key,
+        "--connections", str(connections), "--warmup", str(args.warmup),
+        "--duration", str(args.duration),
+    ]  # fmt: skip
+    if args.stream:
+        command.append("--stream")
+    cpu_before, side_before = target.cpu_s()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=args.duration * 10 + 120)
+    time.sleep(1.0)
+    cpu_after, side_after = target.cpu_s()
+    if done.returncode != 0:
+        raise RuntimeError(f"the load generator failed:\n{done.stderr[-3000:]}")
+    got = Load(**json.loads(done.stdout.strip().splitlines()[-1]))
+    return got, cpu_after - cpu_before, side_after - side_before
+
+
+@dataclass
+class Figures:
+    rps1: list[float] = field(default_factory=list)
+    p50: list[float] = field(default_factory=list)
+    added: list[float] = field(default_factory=list)
+    p99: list[float] = field(default_factory=list)
+    rps32: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)
+    control_plane_cpu_us: list[float] = field(default_factory=list)
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def measure(targets: list[Target], args: argparse.Namespace) -> dict[str, Figures]:
+    figures = {t.name: Figures() for t in targets}
+    upstream = targets[0].name
+    for r in range(args.rounds):
+        order = targets[r % len(targets) :] + targets[: r % len(targets)]
+        p50s: dict[str, float] = {}
+        for target in order:
+            f = figures[target.name]
+            one, _, _ = load(target, 1, args)
+            many, cpu, side = load(target, args.connections, args)
+            latency = (
+                (one.first_p50_ms, one.first_p99_ms) if args.stream else (one.p50_ms, one.p99_ms)
+            )
+            p50s[target.name] = latency[0]
+            f.rps1.append(one.rps)
+            f.p50.append(latency[0])
+            f.p99.append(latency[1])
+            f.rps32.append(many.rps)
+            f.cpu_us.append(cpu / max(1, many.completed_all) * 1e6)
+            f.control_plane_cpu_us.append(side / max(1, many.completed_all) * 1e6)
+            f.errors += one.errors + many.errors
+            f.error_samples += one.error_samples + many.error_samples
+            print(
+                f"round {r + 1} {target.name:15s} 1 conn: {one.rps:7.0f} req/s, "
+                f"p50 {latency[0]:7.2f} ms, p99 {latency[1]:7.2f} ms | {args.connections} conns: "
+                f"{many.rps:7.0f} req/s, {cpu / max(1, many.completed_all) * 1e6:6.0f} us CPU/req"
+                + (f" | {one.errors + many.errors} errors" if one.errors + many.errors else ""),
+                flush=True,
+            )
+        for name, p50 in p50s.items():
+            figures[name].added.append(p50 - p50s[upstream])
+    return figures
+
+
+def report(
+    targets: list[Target], figures: dict[str, Figures], args: argparse.Namespace, skipped: str
+) -> bool | None:
+    what = "first event" if args.stream else "latency"
+    c = args.connections
+    print()
+    print(
+        f"medians over {args.rounds} rounds ({args.duration:g}s windows after {args.warmup:g}s "
+        f"warm-up; {'streamed' if args.stream else 'whole'} chat completions)"
+    )
+    header = (
+        f"{'':16s} {'req/s @1':>9s} {'added ms @1':>12s} {'p50 ms @1':>10s} "
+        f"{'p99 ms @1':>10s} {f'req/s @{c}':>10s} {'CPU us/req':>11s} {'RSS MiB':>8s}"
+    )
+    print(f"({what} at 1 connection; CPU per request at {c} connections)")
+    print(header)
+    for t in targets:
+        f = figures[t.name]
+        added = "-" if t is targets[0] else f"{med(f.added):.2f}"
+        print(
+            f"{t.name:16s} {med(f.rps1):9.0f} {added:>12s} {med(f.p50):10.2f} {med(f.p99):10.2f} "
+            f"{med(f.rps32):10.0f} {med(f.cpu_us):11.0f} {t.rss_mib():8.0f}"
+        )
+    for t in targets:
+        if figures[t.name].errors:
+            print(
+                f"{t.name}: {figures[t.name].errors} failed requests, e.g. "
+                f"{figures[t.name].error_samples[:3]}"
+            )
+        if t.note:
+            print(f"{t.name}: {t.note}")
+    hashgrid = figures.get("hashgrid")
+    ceiling = figures.get("Python ceiling")
+    if hashgrid and ceiling:
+        print(
+            f"hashgrid / Python ceiling: {med(hashgrid.rps32) / med(ceiling.rps32):.2f}x the "
+            f"req/s at {c} connections, {med(hashgrid.added) - med(ceiling.added):+.2f} ms "
+            "added at 1"
+        )
+    litellm = figures.get("LiteLLM")
+    if hashgrid is None:
+        return None
+    if litellm is None:
+        print(f"LiteLLM not measured: {skipped}")
+        print(f"goal ({GOAL_RPS_RATIO:g}x LiteLLM's req/s at {c} connections): not judged")
+        return None
+    rps_ratio = med(hashgrid.rps32) / med(litellm.rps32)
+    latency_ratio = med(litellm.added) / med(hashgrid.added)
+    print(
+        f"hashgrid / LiteLLM: {rps_ratio:.1f}x the req/s at {c} connections; "
+        f"LiteLLM adds {latency_ratio:.1f}x hashgrid's latency at 1 connection"
+    )
+    cpu_ratio = med(litellm.cpu_us) / med(hashgrid.cpu_us)
+    print(f"CPU per request: LiteLLM spends {cpu_ratio:.1f}x hashgrid's gateway")
+    met = rps_ratio >= GOAL_RPS_RATIO
+    print(
+        f"goal: {GOAL_RPS_RATIO:g}x LiteLLM's requests/s at {c} connections: "
+        f"{'met' if met else 'NOT met'} ({rps_ratio:.1f}x)"
+    )
+    return met
+
+
+def print_profile(path: Path) -> None:
+    """Where the gateway's own time went: its busiest functions, by time spent in them."""
+    import pstats
+
+    print(
+        f"\ngateway profile ({path}); cProfile slows the gateway, so its figures above are not "
+        "comparable with the others"
+    )
+    stats = pstats.Stats(str(path))
+    stats.sort_stats("tottime").print_stats(30)
+    stats.sort_stats("cumulative").print_stats(40)
+
+
+def compare(args: argparse.Namespace) -> bool | None:
+    targets: list[Target] = []
+    node: Node | None = None
+    skipped = "--skip-litellm" if args.skip_litellm else ""
+    with tempfile.TemporaryDirectory(prefix="hashgrid-gwbench-") as name:
+        tmp = Path(name)
+        try:
+            upstream = start_upstream(tmp)
+            targets.append(upstream)
+            base = upstream.url.removesuffix("/v1/chat/completions")
+            targets.append(start_ceiling(tmp, base))
+            hashgrid, node = start_hashgrid(tmp, base, args.profile_gateway)
+            targets.append(hashgrid)
+            for t in targets:
+                check_answers(t, args.stream)
+            if not args.skip_litellm:
+                try:
+                    targets.append(start_litellm(tmp, base, args.stream))
+                except RuntimeError as e:
+                    skipped = str(e)
+                    print(f"LiteLLM will not be measured: {e}", flush=True)
+            figures = measure(targets, args)
+            if hashgrid.control_plane is not None:
+                import psutil
+
+                rss = psutil.Process(hashgrid.control_plane.pid).memory_info().rss / 2**20
+                side = med(figures["hashgrid"].control_plane_cpu_us)
+                hashgrid.note = (
+                    f"CPU and RSS are the gateway's; its control plane (off the request path) "
+                    f"held {rss:.0f} MiB more and spent {side:.0f} us CPU per request more"
+                )
+            return report(targets, figures, args, skipped)
+        except BaseException:
+            for log in sorted(tmp.rglob("*.log")):
+                print(f"--- {log.name} (tail)\n{log.read_text(errors='replace')[-2000:]}")
+            raise
+        finally:
+            if node is not None:
+                node.close()
+            for t in reversed(targets):
+                t.stop()
+            if args.profile_gateway and args.profile_gateway.exists():
+                print_profile(args.profile_gateway)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=5.0, help="measured window, s")
+    parser.add_argument("--warmup", type=float, default=1.0, help="warm-up before each window, s")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--stream", action="store_true", help="streamed completions")
+    parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument(
+        "--profile-gateway",
+        type=Path,
+        metavar="FILE",
+        help="run hashgrid's gateway under cProfile, save to FILE and print it",
+    )
+    met = compare(parser.parse_args())
+    sys.exit(1 if met is False else 0)
+
+
+if __name__ == "__main__":
+    main()
