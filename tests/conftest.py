@@ -17,6 +17,13 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_gguf(tmp_path_factory.mktemp("models") / "tiny-llama.gguf")
 
 
+@pytest.fixture(scope="session")
+def tiny_embedding_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny GGUF as an embedding model: it pools token vectors by their mean."""
+    path = tmp_path_factory.mktemp("models") / "tiny-embed.gguf"
+    return make_tiny_gguf(path, embedding=True)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database on each backend: SQLite in a file, PostgreSQL as a new database."""

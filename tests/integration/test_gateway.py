@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -39,7 +40,9 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    tiny_model: Path, tiny_embedding_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     """One control plane, agent, engine and gateway for the whole module (engines are slow)."""
     from support.live import server_settings
 
@@ -53,6 +56,9 @@ def stack(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     admin.deploy("tiny")
     admin.add_model("idle", str(tiny_model), tiny_model.stat().st_size)
     admin.deploy("idle", replicas=0)
+    embed = tiny_embedding_model
+    admin.add_model("tiny-embed", str(embed), embed.stat().st_size, task="embed")
+    admin.deploy("tiny-embed")
     agent = AgentProcess(server.url, home / "agent", admin.create_join_token("local").token, "n1")
     gateway = LiveGateway(server.url, admin.create_token("gw", "gateway").token, home / "gateway")
     gateway.start()
@@ -66,7 +72,8 @@ def stack(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         server.stop()
 
 
-CHAT = {"model": "tiny", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 6}
+MESSAGES = [{"role": "user", "content": "hello"}]
+CHAT = {"model": "tiny", "messages": MESSAGES, "max_tokens": 6}
 
 
 def _error(r: httpx.Response) -> dict[str, object]:
@@ -109,7 +116,7 @@ def test_models_lists_every_deployment_to_a_valid_key(stack: Stack) -> None:
     r = httpx.get(
         f"{stack.gateway.url}/v1/models", headers={"authorization": f"Bearer {stack.key}"}
     )
-    assert [m["id"] for m in r.json()["data"]] == ["idle", "tiny"]
+    assert [m["id"] for m in r.json()["data"]] == ["idle", "tiny", "tiny-embed"]
     assert httpx.get(f"{stack.gateway.url}/v1/models").status_code == 401
 
 
@@ -264,3 +271,36 @@ def test_every_request_leaves_one_usage_record_with_exact_tokens(stack: Stack) -
         assert record.duration_ms >= record.ttft_ms
     assert found["usage-404"].status_code == 404
     assert found["usage-404"].completion_tokens == 0
+
+
+def test_embeddings_are_served_and_metered_through_the_openai_client(stack: Stack) -> None:
+    wait_until(lambda: stack.gateway.ready_replicas("tiny-embed") == 1, 60, "an embedding replica")
+    client = openai.OpenAI(base_url=f"{stack.gateway.url}/v1", api_key=stack.key, max_retries=0)
+    got = client.embeddings.with_raw_response.create(
+        model="tiny-embed", input=["hello there", "world"], extra_headers={"x-request-id": "emb-1"}
+    )
+    embeddings = got.parse()
+    assert [d.index for d in embeddings.data] == [0, 1]
+    assert all(
+        d.embedding and all(isinstance(v, float) for v in d.embedding) for d in embeddings.data
+    )
+    assert embeddings.usage.prompt_tokens > 0
+
+    with pytest.raises(openai.BadRequestError) as not_embed:
+        client.embeddings.create(model="tiny", input="hi")
+    assert not_embed.value.param == "model"
+    with pytest.raises(openai.BadRequestError) as not_chat:
+        client.chat.completions.create(
+            model="tiny-embed", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert not_chat.value.param == "model"
+    bad = stack.post("/v1/embeddings", {"model": "tiny-embed", "input": 42.5})
+    assert (bad.status_code, _error(bad)["param"]) == (400, "input")
+
+    def record() -> object:
+        found = [u for u in stack.admin.usage(limit=1000) if u.request_id == "emb-1"]
+        return found[0] if found else None
+
+    stored = wait_until(record, 15, "the embedding request's usage record")
+    assert (stored.prompt_tokens, stored.completion_tokens) == (embeddings.usage.prompt_tokens, 0)
+    assert stored.endpoint == "/v1/embeddings"

@@ -2,15 +2,17 @@
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from hashgrid.agent.fingerprint import collect
 from hashgrid.contracts.agent import PROTOCOL_HEADER
 
-from support.live import LiveServer, wait_until
+from support.live import LiveServer, server_settings, wait_until
 from support.metrics import db_writes as _writes
 from support.metrics import server_metrics as _metrics
 
@@ -101,9 +103,22 @@ def test_a_status_change_writes(server: LiveServer) -> None:
         assert _writes(server) == back
 
 
+@pytest.fixture
+def unjittered(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """A server that holds each poll for its whole wait, so a test can tell a wake-up from the
+    end of the wait."""
+    live = LiveServer(server_settings(tmp_path / "home", database_url, long_poll_jitter=0.0))
+    live.start()
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
 def test_a_held_poll_sleeps_through_changes_that_are_not_its_nodes(
-    server: LiveServer, tiny_model: Path
+    unjittered: LiveServer, tiny_model: Path
 ) -> None:
+    server = unjittered
     joined, node = _joined_node(server)
     with node, server.client() as admin:
         first = node.get(ASSIGNMENTS, params={"after": 0}).json()
@@ -129,7 +144,7 @@ def test_a_held_poll_sleeps_through_changes_that_are_not_its_nodes(
             assert http.post("/api/v1/agent/join", json=body).status_code == 200
         poller.join(10)
         held, answer = answers[0]
-        assert held >= 1.9, "a change on another node ended this node's poll"
+        assert held >= 1.9, "a change on another node ended this node's poll"  # made at 0.3 s
         assert answer["assignments"] == []
         assert answer["revision"] > first["revision"]
 
@@ -142,6 +157,6 @@ def test_a_held_poll_sleeps_through_changes_that_are_not_its_nodes(
         admin.deploy("tiny", regions=["us-south"])
         poller.join(10)
         held, answer = answers[1]
-        assert held < 1.9
+        assert held < 1.9  # the deployment came at 0.3 s
         assert len(answer["assignments"]) == 1
         assert joined["node_id"] == admin.get_deployment("tiny").replica_list[0].node_id

@@ -153,3 +153,16 @@ def test_with_stream_usage_ends_streamed_results_with_usage() -> None:
 
 def test_with_stream_usage_keeps_the_wrapped_name() -> None:
     assert _with_stream_usage(FakeLlama.create, "x").__name__ == "create"
+
+
+def test_an_embedding_model_turns_on_the_servers_embeddings() -> None:
+    """llama-cpp-python's ServerSettings: `embedding` (off by default)."""
+    embed = SPEC.model_copy(update={"task": "embed"})
+    argv = LlamaCpp().launch(assignment(embed), SPEC.source, "127.0.0.1", 1).argv
+    assert value_after(argv, "--embedding") == "true"
+    assert "--embedding" not in LlamaCpp().launch(assignment(), SPEC.source, "127.0.0.1", 1).argv
+
+
+def test_one_request_waits_for_another_instead_of_interrupting_it() -> None:
+    argv = LlamaCpp().launch(assignment(), SPEC.source, "127.0.0.1", 1).argv
+    assert value_after(argv, "--interrupt_requests") == "false"

@@ -181,3 +181,19 @@ def test_available_looks_the_package_up_by_its_module_name(
     monkeypatch.setattr("importlib.util.find_spec", find_spec)
     assert engine.available()
     assert asked == [engine.name]
+
+
+def test_an_embedding_model_runs_vllm_as_a_pooling_model() -> None:
+    """vLLM >= 0.10.1 (docs.vllm.ai "Pooling Models": --runner pooling, --convert embed)."""
+    embed = SPEC.model_copy(update={"task": "embed"})
+    argv = Vllm().launch(assignment(embed), "/m", "127.0.0.1", 1).argv
+    assert value_after(argv, "--runner") == "pooling"
+    assert value_after(argv, "--convert") == "embed"
+    assert "--runner" not in Vllm().launch(assignment(), "/m", "127.0.0.1", 1).argv
+
+
+def test_an_embedding_model_runs_sglang_with_is_embedding() -> None:
+    """SGLang's ServerArgs: --is-embedding."""
+    embed = SPEC.model_copy(update={"task": "embed"})
+    assert "--is-embedding" in Sglang().launch(assignment(embed), "/m", "127.0.0.1", 1).argv
+    assert "--is-embedding" not in Sglang().launch(assignment(), "/m", "127.0.0.1", 1).argv

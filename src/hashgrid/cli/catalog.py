@@ -31,7 +31,11 @@ def add(
         None, help="Or where nodes download it: an http(s) URL or hf://OWNER/REPO/FILE[@REV]."
     ),
     size: int | None = typer.Option(None, help="Bytes of a --source model (for placement)."),
+    sha256: str | None = typer.Option(
+        None, help="SHA-256 of a --source model: nodes check their download against it."
+    ),
     context_length: int = typer.Option(2048, help="Context length to serve with."),
+    task: str = typer.Option("generate", help="generate (chat, completions) or embed."),
     price_prompt: float = typer.Option(0.0, min=0.0, help="USD per million prompt tokens."),
     price_completion: float = typer.Option(0.0, min=0.0, help="USD per million completion tokens."),
     as_json: bool = JsonOption,
@@ -41,11 +45,11 @@ def add(
         raise fail("give exactly one of --path and --source")
     with client(ctx) as c:
         if path is not None:
-            model = add_file(c, name, path, context_length)
+            model = add_file(c, name, path, context_length, task)
         elif size is None:
             raise fail("--source needs --size (bytes), so placement knows what fits")
         else:
-            model = c.add_model(name, str(source), size, context_length)
+            model = c.add_model(name, str(source), size, context_length, task=task, sha256=sha256)
         if price_prompt or price_completion:
             model = c.set_model_prices(model.name, price_prompt, price_completion)
     emit_json(model) if as_json else console.print(f"added model [bold]{model.name}[/bold]")
@@ -81,11 +85,13 @@ def list_models(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     table("models", ["name", "engine", "bytes", "context", "source"], rows)
 
 
-def add_file(c: HashgridClient, name: str, path: Path, context_length: int = 2048) -> ModelOut:
+def add_file(
+    c: HashgridClient, name: str, path: Path, context_length: int = 2048, task: str = "generate"
+) -> ModelOut:
     path = path.expanduser().resolve()
     if not path.is_file():
         raise fail(f"no such file: {path}")
-    return c.add_model(name, str(path), path.stat().st_size, context_length)
+    return c.add_model(name, str(path), path.stat().st_size, context_length, task=task)
 
 
 def deploy(

@@ -138,6 +138,8 @@ class HashgridClient:
         context_length: int = 2048,
         price_per_mtok_prompt: float = 0.0,
         price_per_mtok_completion: float = 0.0,
+        task: str = "generate",
+        sha256: str | None = None,
     ) -> ModelOut:
         body = {
             "name": name,
@@ -146,6 +148,8 @@ class HashgridClient:
             "context_length": context_length,
             "price_per_mtok_prompt": price_per_mtok_prompt,
             "price_per_mtok_completion": price_per_mtok_completion,
+            "task": task,
+            "sha256": sha256,
         }
         return self._one(ModelOut, "POST", "/api/v1/models", body)
 

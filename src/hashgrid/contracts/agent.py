@@ -131,6 +131,7 @@ class ModelSpec(BaseModel):
     tensor_parallel_size: int = 1
     quantization: str | None = None  # e.g. awq, gptq, fp8 (vLLM, SGLang)
     gpu_memory_fraction: float = 0.9  # of each assigned GPU the engine may take
+    task: str = "generate"  # "generate" (chat, completions) or "embed" (embeddings)
     size_bytes: int | None = None
     sha256: str | None = None
 

@@ -50,6 +50,7 @@ class RoutedModel(BaseModel):
     name: str
     deployment: str
     replicas: list[RouteReplica]
+    task: str = "generate"  # "generate": chat and completions; "embed": embeddings
     # USD per million tokens, from the catalog: what a gateway counts against budgets.
     price_per_mtok_prompt: float = 0.0
     price_per_mtok_completion: float = 0.0

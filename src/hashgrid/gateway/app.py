@@ -122,6 +122,9 @@ def create_app(settings: GatewaySettings) -> Starlette:
     async def completions(request: Request) -> Response:
         return await proxy().handle(request, "/v1/completions")
 
+    async def embeddings(request: Request) -> Response:
+        return await proxy().handle(request, "/v1/embeddings")
+
     async def models(request: Request) -> Response:
         view = watcher().view
         request_id = request.headers.get("x-request-id", "")
@@ -158,6 +161,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/completions", completions, methods=["POST"]),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],

@@ -113,11 +113,18 @@ class Proxy:
             )
             body = _parse_body(await request.body())
             x.model = _model_of(body)
-            REQUIRED[endpoint](body)
+            task, check = REQUIRED[endpoint]
+            check(body)
             routed = view.models.get(x.model)
             if routed is None:
                 raise ModelNotFound(
                     f"The model `{x.model}` does not exist or you do not have access to it.",
+                    param="model",
+                )
+            if routed.task != task:
+                raise BadRequest(
+                    f"The model `{x.model}` does not support {endpoint}: it serves "
+                    + ("embeddings (/v1/embeddings)." if routed.task == "embed" else "text."),
                     param="model",
                 )
             stream = body.get("stream") is True
@@ -368,8 +375,22 @@ def _check_completion(body: dict[str, Any]) -> None:
         raise BadRequest("`prompt` must be a string or an array.", param="prompt")
 
 
-# The least each endpoint needs to be worth sending on; the engine checks the rest.
-REQUIRED = {"/v1/chat/completions": _check_chat, "/v1/completions": _check_completion}
+def _check_embedding(body: dict[str, Any]) -> None:
+    given = body.get("input")
+    texts = given if isinstance(given, list) else [given]
+    if not texts or not all(isinstance(t, str | int | list) for t in texts) or given == "":
+        raise BadRequest(
+            "`input` must be a non-empty string, an array of strings, or tokens.", param="input"
+        )
+
+
+# The task a model must serve for each endpoint, and the least a request needs to be worth
+# sending on (the engine checks the rest).
+REQUIRED = {
+    "/v1/chat/completions": ("generate", _check_chat),
+    "/v1/completions": ("generate", _check_completion),
+    "/v1/embeddings": ("embed", _check_embedding),
+}
 
 
 def _engine_message(parsed: Any, data: bytes) -> str:

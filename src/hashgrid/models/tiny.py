@@ -77,7 +77,7 @@ def _vocab() -> tuple[list[str], list[float], list[int], npt.NDArray[np.bool_]]:
     return tokens, scores, [int(t) for t in types], emit
 
 
-def make_tiny_gguf(path: Path, *, seed: int = 0) -> Path:
+def make_tiny_gguf(path: Path, *, seed: int = 0, embedding: bool = False) -> Path:
     """Write a tiny random-weight llama GGUF to `path` (parents created); return the path."""
     tokens, scores, types, emit = _vocab()
     rng = np.random.default_rng(seed)
@@ -136,6 +136,8 @@ def make_tiny_gguf(path: Path, *, seed: int = 0) -> Path:
     writer.add_add_bos_token(True)
     writer.add_add_eos_token(False)
     writer.add_chat_template(_CHAT_TEMPLATE)
+    if embedding:  # as embedding models say how to pool token vectors into one: mean
+        writer.add_pooling_type(gguf.PoolingType.MEAN)
     for name, tensor in tensors.items():
         writer.add_tensor(name, tensor)
     writer.write_header_to_file()

@@ -22,6 +22,9 @@ class ServerSettings(BaseSettings):
     reconcile_interval_s: float = 2.0
     replica_retry_after_s: float = 30.0
     long_poll_max_s: float = 30.0
+    # An agent's assignments poll is held for a random (1 - jitter) to 100% of its wait, so
+    # polls begun together do not all end together (see agents/router.py).
+    long_poll_jitter: float = Field(0.5, ge=0.0, le=0.9)
     log_level: str = "info"
 
     @property

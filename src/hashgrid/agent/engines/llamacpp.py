@@ -41,6 +41,8 @@ class LlamaCpp:
             "--interrupt_requests",
             "false",
         ]
+        if model.task == "embed":
+            argv += ["--embedding", "true"]
         if not assignment.gpus:
             return Launch(argv, {"CUDA_VISIBLE_DEVICES": ""})
         # Offload every layer to the assigned GPUs.

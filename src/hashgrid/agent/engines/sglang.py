@@ -48,4 +48,6 @@ class Sglang:
         ]
         if model.quantization:
             argv += ["--quantization", model.quantization]
+        if model.task == "embed":
+            argv.append("--is-embedding")
         return Launch(argv, {"CUDA_VISIBLE_DEVICES": devices})

@@ -68,4 +68,6 @@ class Vllm:
         ]
         if model.quantization:
             argv += ["--quantization", model.quantization]
+        if model.task == "embed":  # vLLM >= 0.10.1 (before: --task embed)
+            argv += ["--runner", "pooling", "--convert", "embed"]
         return Launch(argv, {"CUDA_VISIBLE_DEVICES": devices})

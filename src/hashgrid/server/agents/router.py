@@ -1,3 +1,4 @@
+import random
 import time
 from typing import Annotated
 
@@ -126,7 +127,12 @@ async def assignments(
     node_id = node.id
     await session.close()  # hold no database connection while the poll waits
     waits = service.assignment_waits(request)
-    within_s = min(wait, state.settings.long_poll_max_s)
+    # Held for a random 50-100% of the wait (by default), as Kubernetes randomizes watch
+    # timeouts: polls begun together (a fleet joining, a server restart) would otherwise all end
+    # together, a wave of thousands of answers and new polls every `wait` seconds that
+    # heartbeats queue behind. Spread, the waves flatten within a few rounds.
+    jitter = state.settings.long_poll_jitter
+    within_s = min(wait, state.settings.long_poll_max_s) * random.uniform(1.0 - jitter, 1.0)
     revision, unchanged = await waits.wait(node_id, after, within_s)
     if unchanged is not None:  # nothing of this node's changed: its last answer, no query
         again = unchanged.model_copy(update={"revision": revision})

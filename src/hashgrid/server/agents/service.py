@@ -266,7 +266,9 @@ async def assignments_of(session: AsyncSession, node_id: str) -> list[Assignment
             format=model.format,
             context_length=model.context_length,
             tensor_parallel_size=deployment.tensor_parallel_size,
+            task=model.task,
             size_bytes=model.size_bytes,
+            sha256=model.sha256,
         )
         if gpus and engine in GPU_ONLY_ENGINES:
             if gpu_memory is None:

@@ -9,6 +9,8 @@ ModelName = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
 ]
 
+Task = Literal["generate", "embed"]
+
 
 class Architecture(BaseModel):
     """The figures that size a model's KV cache (from its config.json or GGUF metadata)."""
@@ -26,6 +28,10 @@ class ModelCreate(BaseModel):
     engine: Literal["llamacpp"] = "llamacpp"
     size_bytes: int = Field(gt=0, description="Size of the weights, for placement")
     context_length: int = Field(2048, ge=16, le=1_048_576)
+    task: Task = Field("generate", description="generate: chat and completions; embed: embeddings")
+    sha256: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the weights, checked on download"
+    )
     architecture: Architecture | None = Field(
         None, description="Sizes the KV cache for placement; without it, estimated from the size"
     )
@@ -52,6 +58,8 @@ class ModelOut(Out):
     engine: str
     size_bytes: int
     context_length: int
+    task: Task = "generate"
+    sha256: str | None = None
     architecture: Architecture | None = None
     price_per_mtok_prompt: float
     price_per_mtok_completion: float

@@ -19,6 +19,10 @@ class CatalogModel(Base):
     engine: Mapped[str] = mapped_column(String(32))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     context_length: Mapped[int] = mapped_column(Integer)
+    # What its engines serve: "generate" (chat and completions) or "embed" (embeddings).
+    task: Mapped[str] = mapped_column(String(16), default="generate", server_default="generate")
+    # The weights' SHA-256: a node's model store checks downloads against it (None: size only).
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     # {"layers", "kv_heads", "head_dim", "kv_bytes_per_element"}: sizes the KV cache; None:
     # estimated from the weights' size.
     architecture: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)

@@ -151,6 +151,7 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
                 name=d.name,
                 deployment=d.id,
                 replicas=by_deployment[d.id],
+                task=m.task,
                 price_per_mtok_prompt=m.price_per_mtok_prompt,
                 price_per_mtok_completion=m.price_per_mtok_completion,
             )
