@@ -61,6 +61,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 settings.usage_batch_size,
                 settings.usage_flush_s,
                 on_shipped=ledger.shipped,
+                fsync_s=settings.usage_fsync_s,
             )
             local = LocalBuckets(wall_ms)
             shared = None
@@ -84,10 +85,12 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 policy,
                 settings.country,
                 limiter=limiter,
+                access_log=settings.access_log,
             )
             tasks = [
                 asyncio.create_task(watcher.run(), name="view"),
                 asyncio.create_task(shipper.run(), name="usage"),
+                asyncio.create_task(shipper.sync_forever(), name="usage-fsync"),
             ]
             if shared is not None:
                 tasks.append(asyncio.create_task(shared.run(), name="limits"))
@@ -104,6 +107,8 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 with suppress(aiohttp.ClientError, TimeoutError):
                     # A last try at shipping; what stays is sent on the next start.
                     await asyncio.wait_for(shipper.ship_once(), 2.0)
+                with suppress(OSError):
+                    await asyncio.to_thread(spool.sync)
                 spool.close()
 
     def proxy() -> Proxy:
