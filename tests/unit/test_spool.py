@@ -1,6 +1,7 @@
 """The gateway's local usage spool: append-only segments, read oldest first, acknowledged."""
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +11,13 @@ import orjson
 import pytest
 
 from hashgrid.contracts.gateway import KeyEntry, RouteReplica, UsageRecord
-from hashgrid.gateway.metering import SEGMENT_SUFFIX, Batch, SpoolBusy, UsageSpool
+from hashgrid.gateway.metering import (
+    SEGMENT_SUFFIX,
+    Batch,
+    SpoolBusy,
+    UsageSpool,
+    adopt_sqlite_spool,
+)
 from hashgrid.gateway.proxy import Exchange, usage_record
 
 
@@ -273,3 +280,19 @@ def test_sync_flushes_without_changing_what_is_pending(spool: UsageSpool) -> Non
     spool.sync()
     assert spool.pending() == 1
     assert isinstance(spool.read(1), Batch)
+
+
+def test_records_left_in_an_older_sqlite_spool_are_adopted_and_it_is_deleted(
+    spool: UsageSpool, tmp_path: Path
+) -> None:
+    db = tmp_path / "usage-spool.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TABLE spool (request_id TEXT PRIMARY KEY, record BLOB NOT NULL)")
+    for rid in ("old1", "old2"):
+        raw = orjson.dumps(record(rid), option=orjson.OPT_UTC_Z)
+        conn.execute("INSERT INTO spool VALUES (?, ?)", (rid, raw))
+    conn.close()
+    assert adopt_sqlite_spool(db, spool) == 2
+    assert not db.exists()
+    assert spool.read(10).request_ids == ["old1", "old2"]
+    assert adopt_sqlite_spool(db, spool) == 0

@@ -20,7 +20,7 @@ from hashgrid.common.waiting import cancel_all
 from hashgrid.gateway.auth import authenticate
 from hashgrid.gateway.errors import OpenAIError
 from hashgrid.gateway.limits import InProcess, Limiter, Store
-from hashgrid.gateway.metering import UsageShipper, UsageSpool
+from hashgrid.gateway.metering import UsageShipper, UsageSpool, adopt_sqlite_spool
 from hashgrid.gateway.proxy import Proxy
 from hashgrid.gateway.redis_limits import RedisBuckets
 from hashgrid.gateway.settings import GatewaySettings
@@ -51,6 +51,9 @@ def create_app(settings: GatewaySettings) -> Starlette:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
         async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
             spool = UsageSpool(settings.spool_path)
+            adopt_sqlite_spool(
+                settings.home / "usage-spool.db", spool
+            )  # a spool left by an older gateway
             watcher = ViewWatcher(session, settings.server_url, settings.token)
             ledger = SpendLedger(wall_ms)
             shipper = UsageShipper(

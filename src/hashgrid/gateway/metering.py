@@ -20,6 +20,7 @@ comes between the server's answer and that write, the batch is sent again (rare 
 import asyncio
 import fcntl
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -213,6 +214,25 @@ class UsageSpool:
                 for line in f:
                     count += _request_id(line) is not None
         return count
+
+
+def adopt_sqlite_spool(db: Path, spool: UsageSpool) -> int:
+    """Move the records of an older gateway's SQLite spool (`usage-spool.db`) into `spool` and
+    delete it; return how many. A crash midway copies some twice: the server stores them once."""
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT record FROM spool ORDER BY rowid").fetchall()
+    except sqlite3.OperationalError:
+        rows = []  # no spool table: nothing was ever written
+    finally:
+        conn.close()
+    for (raw,) in rows:
+        spool.append(orjson.loads(raw))
+    for suffix in ("", "-wal", "-shm"):
+        db.with_name(db.name + suffix).unlink(missing_ok=True)
+    return len(rows)
 
 
 def _request_id(line: bytes) -> str | None:
