@@ -1,7 +1,10 @@
 """Faults: the control plane goes away and comes back while agents, engines and gateways run;
 an agent dies and a new one takes over its engines; an engine dies and its agent restarts it."""
 
+import os
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +15,7 @@ import psutil
 import pytest
 
 from hashgrid.client import HashgridClient
+from hashgrid.common.net import free_port
 from hashgrid.server.deployments.schemas import ReplicaOut
 
 from support.engines import engines_of, engines_on_port
@@ -337,3 +341,128 @@ def test_a_replica_its_agent_cannot_bring_back_is_moved_with_the_failure_as_reas
         assert replacement.id != moved["id"]
     finally:
         _clean_up(admin, agent)
+
+
+# --- the gateway is killed with SIGKILL mid-load ---------------------------------------------
+
+
+class GatewayProcess:
+    """`hashgrid gateway` as a real subprocess, so that it can be killed without warning."""
+
+    def __init__(self, server_url: str, token: str, home: Path, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        home.mkdir(parents=True, exist_ok=True)
+        args = [
+            sys.executable, "-m", "hashgrid", "gateway", "--server", server_url,
+            "--token", token, "--port", str(port), "--home", str(home),
+        ]  # fmt: skip
+        # Small batches shipped often: some are acknowledged before the kill, some are not.
+        env = {
+            **os.environ,
+            "NO_COLOR": "1",
+            "HASHGRID_GATEWAY_USAGE_BATCH_SIZE": "4",
+            "HASHGRID_GATEWAY_USAGE_FLUSH_S": "0.3",
+        }
+        with (home / "gateway.log").open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    def ready(self) -> bool:
+        try:
+            body = httpx.get(f"{self.url}/healthz", timeout=2).json()
+        except httpx.HTTPError:
+            return False
+        return bool(body.get("ready_replicas", {}).get("tiny"))
+
+
+class Clients:
+    """Threads posting chat completions, each with its own request ids, until stopped; they
+    keep the ids of the requests whose answer arrived whole."""
+
+    def __init__(self, url: str, key: str, threads: int) -> None:
+        self.answered: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(url, key, t), daemon=True)
+            for t in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self, url: str, key: str, t: int) -> None:
+        n = 0
+        with httpx.Client(timeout=30) as http:
+            while not self._stop.is_set():
+                rid = f"kill-{t}-{n}"
+                n += 1
+                try:
+                    r = http.post(
+                        f"{url}/v1/chat/completions",
+                        json=CHAT,
+                        headers={"authorization": f"Bearer {key}", "x-request-id": rid},
+                    )
+                    r.read()
+                except httpx.HTTPError:
+                    continue
+                self.answered.append(rid)
+
+    def stop(self) -> list[str]:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(60)
+        return self.answered
+
+
+def test_gateway_killed_with_sigkill_under_load_loses_and_duplicates_no_usage(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """Every request a client saw answered has exactly one usage record at the control plane
+    once the killed gateway is restarted on the same spool."""
+    server = LiveServer(
+        server_settings(tmp_path / "server", f"sqlite+aiosqlite:///{tmp_path / 'db'}")
+    )
+    server.start()
+    admin = _deploy_tiny(server, tiny_model)
+    admin.create_organization("acme", "customer")
+    key = admin.create_key("acme").key
+    token = admin.create_token("gw", "gateway").token
+    agent = AgentProcess(
+        server.url, tmp_path / "agent", admin.create_join_token("local").token, "n"
+    )
+    port = free_port()
+    gateway = GatewayProcess(server.url, token, tmp_path / "gw", port)
+    restarted: GatewayProcess | None = None
+    try:
+        wait_until(gateway.ready, 60, "a routable replica at the gateway")
+        clients = Clients(gateway.url, key, threads=4)
+        wait_until(lambda: len(clients.answered) >= 40, 60, "answers before the kill")
+        gateway.proc.send_signal(signal.SIGKILL)
+        gateway.proc.wait(10)
+        answered = clients.stop()
+
+        restarted = GatewayProcess(server.url, token, tmp_path / "gw", port)
+        wait_until(restarted.ready, 60, "the restarted gateway")
+        after = [f"after-{i}" for i in range(3)]
+        for rid in after:
+            r = httpx.post(
+                f"{restarted.url}/v1/chat/completions",
+                json=CHAT,
+                headers={"authorization": f"Bearer {key}", "x-request-id": rid},
+                timeout=30,
+            )
+            assert r.status_code == 200, r.text
+        wanted = set(answered) | set(after)
+
+        def stored() -> list[str] | None:
+            ids = [u.request_id for u in admin.usage(limit=10_000)]
+            return ids if wanted <= set(ids) else None
+
+        ids = wait_until(stored, 30, "every answered request's usage at the control plane")
+        assert len(ids) == len(set(ids)), "one record per request id"
+        assert all(i.startswith(("kill-", "after-")) for i in ids)
+    finally:
+        for proc in (gateway, restarted):
+            if proc is not None and proc.proc.poll() is None:
+                proc.proc.terminate()
+                proc.proc.wait(20)
+        _clean_up(admin, agent)
+        server.stop()

@@ -20,7 +20,7 @@ from hashgrid.common.waiting import cancel_all
 from hashgrid.gateway.auth import authenticate
 from hashgrid.gateway.errors import OpenAIError
 from hashgrid.gateway.limits import InProcess, Limiter, Store
-from hashgrid.gateway.metering import UsageShipper, UsageSpool
+from hashgrid.gateway.metering import UsageShipper, UsageSpool, adopt_sqlite_spool
 from hashgrid.gateway.proxy import Proxy
 from hashgrid.gateway.redis_limits import RedisBuckets
 from hashgrid.gateway.settings import GatewaySettings
@@ -51,6 +51,9 @@ def create_app(settings: GatewaySettings) -> Starlette:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
         async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
             spool = UsageSpool(settings.spool_path)
+            adopt_sqlite_spool(
+                settings.home / "usage-spool.db", spool
+            )  # a spool left by an older gateway
             watcher = ViewWatcher(session, settings.server_url, settings.token)
             ledger = SpendLedger(wall_ms)
             shipper = UsageShipper(
@@ -61,6 +64,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 settings.usage_batch_size,
                 settings.usage_flush_s,
                 on_shipped=ledger.shipped,
+                fsync_s=settings.usage_fsync_s,
             )
             local = LocalBuckets(wall_ms)
             shared = None
@@ -84,10 +88,12 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 policy,
                 settings.country,
                 limiter=limiter,
+                access_log=settings.access_log,
             )
             tasks = [
                 asyncio.create_task(watcher.run(), name="view"),
                 asyncio.create_task(shipper.run(), name="usage"),
+                asyncio.create_task(shipper.sync_forever(), name="usage-fsync"),
             ]
             if shared is not None:
                 tasks.append(asyncio.create_task(shared.run(), name="limits"))
@@ -104,6 +110,8 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 with suppress(aiohttp.ClientError, TimeoutError):
                     # A last try at shipping; what stays is sent on the next start.
                     await asyncio.wait_for(shipper.ship_once(), 2.0)
+                with suppress(OSError):
+                    await asyncio.to_thread(spool.sync)
                 spool.close()
 
     def proxy() -> Proxy:

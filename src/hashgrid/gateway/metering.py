@@ -1,53 +1,268 @@
-"""Usage records: written first to a local SQLite spool (WAL), then sent to the control plane in
-batches and deleted once it has them. The server stores each request id once, so a batch resent
-after a crash or a lost answer is harmless: nothing is lost, nothing is counted twice."""
+"""Usage records: appended first to a local spool of segment files, then sent to the control
+plane in batches. The server stores each request id once, so a batch resent after a crash or a
+lost answer is harmless: nothing is lost, nothing is counted twice.
+
+The spool is a directory of append-only segments (`<n>.jsonl`, one JSON record per line) and an
+`acked` file saying how far the server has acknowledged (segment and byte offset). An append is
+one `os.write` to an `O_APPEND` file descriptor: a few microseconds on the event loop, and in the
+kernel's page cache when it returns, so a gateway killed with SIGKILL right after loses nothing.
+Power loss or a kernel crash is another matter: what was not yet written to the disk is lost,
+unless `fsync_s` (settings: `usage_fsync_s`, default 1 s, like Redis's `appendfsync everysec`)
+flushes the segments from a worker thread. Reading, acknowledging and deleting segments happen
+in the shipper, off the event loop.
+
+Each open starts a new segment, so that a line torn by a crash stays the last of its segment;
+the reader skips an incomplete last line of any segment no longer written. A segment the server
+has acknowledged to its end is deleted. The `acked` file is replaced atomically; if a crash
+comes between the server's answer and that write, the batch is sent again (rare and harmless).
+"""
 
 import asyncio
+import fcntl
+import os
 import sqlite3
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
 import structlog
 
 from hashgrid.common.backoff import Backoff
-from hashgrid.contracts.gateway import UsageAck, UsageRecord
+from hashgrid.contracts.gateway import UsageAck
 
 log = structlog.get_logger("hashgrid.gateway.metering")
 
+SEGMENT_SUFFIX = ".jsonl"
+ACKED = "acked"
+READ_CHUNK = 1 << 18
+OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+
+
+class SpoolBusy(RuntimeError):
+    """Another gateway process holds this spool directory."""
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """A place in the spool: a segment number and a byte offset in it."""
+
+    segment: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Records read from `start` up to `end`, oldest first, for one shipment."""
+
+    start: Position
+    end: Position
+    request_ids: list[str]
+    records: list[bytes]  # each one record's JSON, as appended
+
 
 class UsageSpool:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # autocommit: each record is on disk (in the WAL) before the response is finished.
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS spool (request_id TEXT PRIMARY KEY, record BLOB NOT NULL)"
-        )
+    def __init__(self, directory: Path, segment_bytes: int = 16 << 20) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self._dir = directory
+        self._segment_bytes = segment_bytes
+        # One process per spool: a second one would number and acknowledge segments too.
+        self._lock_fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise SpoolBusy(f"another gateway uses the usage spool in {directory}") from None
+        self._state = threading.Lock()  # the acknowledged position, between shipper threads
+        self._acked = self._read_acked()
+        for n in self._segments():
+            if n < self._acked.segment:  # acknowledged, but the crash came before the delete
+                self._path(n).unlink()
+        self._appended = self._count_unacked()  # appends since open, plus those found unacked
+        self._acked_count = 0
+        self._synced = self._acked.segment  # segments from here on may need an fsync
+        self._active = max([*self._segments(), self._acked.segment - 1]) + 1
+        self._fd = os.open(self._path(self._active), OPEN_FLAGS, 0o644)
+        self._size = 0
 
-    def append(self, record: UsageRecord) -> None:
-        self._db.execute(
-            "INSERT OR IGNORE INTO spool VALUES (?, ?)",
-            (record.request_id, orjson.dumps(record.model_dump(mode="json"))),
-        )
+    # ----------------------------------------------------------------- the event loop's side
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        """Write one usage record (a `contracts.gateway.UsageRecord`'s fields) to the spool."""
+        line = orjson.dumps(record, option=orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE)
+        if self._size >= self._segment_bytes:
+            self._rotate()
+        written = os.write(self._fd, line)
+        while written < len(line):  # a short write to a regular file: the disk is full
+            written += os.write(self._fd, line[written:])
+        self._size += len(line)
+        self._appended += 1
 
     def pending(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM spool").fetchone()[0])
-
-    def oldest(self, limit: int) -> list[tuple[str, bytes]]:
-        rows = self._db.execute(
-            "SELECT request_id, record FROM spool ORDER BY rowid LIMIT ?", (limit,)
-        ).fetchall()
-        return [(str(rid), bytes(rec)) for rid, rec in rows]
-
-    def remove(self, request_ids: list[str]) -> None:
-        self._db.executemany("DELETE FROM spool WHERE request_id = ?", [(r,) for r in request_ids])
+        """Records appended and not yet acknowledged by the server."""
+        return self._appended - self._acked_count
 
     def close(self) -> None:
-        self._db.close()
+        os.close(self._fd)
+        os.close(self._lock_fd)
+
+    def _rotate(self) -> None:
+        fd = os.open(self._path(self._active + 1), OPEN_FLAGS, 0o644)
+        os.close(self._fd)
+        self._fd, self._size = fd, 0
+        self._active += 1  # after the last write to the old segment: readers may now finish it
+
+    # -------------------------------------------------------- the shipper's side (a thread)
+
+    def read(self, limit: int) -> Batch:
+        """Up to `limit` whole records after the acknowledged position, oldest first."""
+        start = position = self._acked
+        request_ids: list[str] = []
+        records: list[bytes] = []
+        while True:
+            active = self._active  # read before the segment: one below it is complete
+            offset, rest = self._read_segment(position, limit, request_ids, records)
+            position = Position(position.segment, offset)
+            if len(records) >= limit or position.segment >= active:
+                return Batch(start, position, request_ids, records)
+            if rest:
+                log.warning("skipped a torn usage record", segment=position.segment)
+            position = Position(position.segment + 1, 0)
+
+    def _read_segment(
+        self, position: Position, limit: int, request_ids: list[str], records: list[bytes]
+    ) -> tuple[int, bool]:
+        """Add the segment's whole lines from `position` on; return the offset after the last
+        line taken and whether bytes are left after it."""
+        offset = position.offset
+        try:
+            f = self._path(position.segment).open("rb")
+        except FileNotFoundError:
+            return offset, False  # not created yet
+        with f:
+            f.seek(offset)
+            while len(records) < limit:
+                chunk = f.read(READ_CHUNK)
+                end = chunk.rfind(b"\n") + 1
+                if end == 0:
+                    return offset, bool(chunk)
+                for line in chunk[:end].splitlines(keepends=True):
+                    if len(records) >= limit:
+                        break
+                    offset += len(line)
+                    if (rid := _request_id(line)) is not None:
+                        request_ids.append(rid)
+                        records.append(line[:-1])
+                f.seek(offset)
+            return offset, bool(f.read(1))
+
+    def ack(self, batch: Batch) -> None:
+        """The server stored `batch`: move past it, deleting segments it finished."""
+        with self._state:
+            if batch.start != self._acked:
+                return  # already acknowledged (a resend after a lost answer, or at shutdown)
+            _write_atomically(self._dir / ACKED, b"%d %d\n" % (batch.end.segment, batch.end.offset))
+            for n in range(self._acked.segment, batch.end.segment):
+                self._path(n).unlink(missing_ok=True)
+            self._acked = batch.end
+            self._acked_count += len(batch.records)
+
+    def sync(self) -> None:
+        """Flush every segment written since the last call to the disk (for power loss)."""
+        active = self._active
+        for n in range(self._synced, active + 1):
+            try:
+                fd = os.open(self._path(n), os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(self._dir)
+        self._synced = active
+
+    # ---------------------------------------------------------------------------- opening
+
+    def _path(self, n: int) -> Path:
+        return self._dir / f"{n:012d}{SEGMENT_SUFFIX}"
+
+    def _segments(self) -> list[int]:
+        return sorted(
+            int(p.name.removesuffix(SEGMENT_SUFFIX))
+            for p in self._dir.iterdir()
+            if p.name.endswith(SEGMENT_SUFFIX) and p.name[: -len(SEGMENT_SUFFIX)].isdigit()
+        )
+
+    def _read_acked(self) -> Position:
+        try:
+            segment, offset = (self._dir / ACKED).read_bytes().split()
+            return Position(int(segment), int(offset))
+        except FileNotFoundError:
+            segments = self._segments()
+            return Position(segments[0] if segments else 0, 0)
+
+    def _count_unacked(self) -> int:
+        count = 0
+        for n in self._segments():
+            with self._path(n).open("rb") as f:
+                if n == self._acked.segment:
+                    f.seek(self._acked.offset)
+                for line in f:
+                    count += _request_id(line) is not None
+        return count
+
+
+def adopt_sqlite_spool(db: Path, spool: UsageSpool) -> int:
+    """Move the records of an older gateway's SQLite spool (`usage-spool.db`) into `spool` and
+    delete it; return how many. A crash midway copies some twice: the server stores them once."""
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT record FROM spool ORDER BY rowid").fetchall()
+    except sqlite3.OperationalError:
+        rows = []  # no spool table: nothing was ever written
+    finally:
+        conn.close()
+    for (raw,) in rows:
+        spool.append(orjson.loads(raw))
+    for suffix in ("", "-wal", "-shm"):
+        db.with_name(db.name + suffix).unlink(missing_ok=True)
+    return len(rows)
+
+
+def _request_id(line: bytes) -> str | None:
+    """The request id of one whole spooled line; None for a torn or unreadable one."""
+    if not line.endswith(b"\n"):
+        return None
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    rid = record.get("request_id") if isinstance(record, dict) else None
+    return rid if isinstance(rid, str) else None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class UsageShipper:
@@ -62,6 +277,7 @@ class UsageShipper:
         batch_size: int,
         flush_s: float,
         on_shipped: Callable[[list[str], int], None] | None = None,
+        fsync_s: float = 0.0,
     ) -> None:
         self._spool = spool
         self._session = session
@@ -69,25 +285,28 @@ class UsageShipper:
         self._headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
         self._batch_size = batch_size
         self._flush_s = flush_s
+        self._fsync_s = fsync_s
         # Told the request ids of each stored batch and the ack's `spend_seq` (gateway/spend.py).
         self._on_shipped = on_shipped
 
     async def ship_once(self) -> int:
         """Send one batch; return how many records left the spool."""
-        batch = self._spool.oldest(self._batch_size)
-        if not batch:
+        batch = await asyncio.to_thread(self._spool.read, self._batch_size)
+        if batch.start == batch.end:
             return 0
-        body = b'{"records":[' + b",".join(rec for _, rec in batch) + b"]}"
+        if not batch.records:  # only empty segments or a torn line: move past them
+            await asyncio.to_thread(self._spool.ack, batch)
+            return 0
+        body = b'{"records":[' + b",".join(batch.records) + b"]}"
         async with self._session.post(
             self._url, data=body, headers=self._headers, timeout=aiohttp.ClientTimeout(total=30)
         ) as r:
             r.raise_for_status()
             ack = UsageAck.model_validate_json(await r.read())
-        request_ids = [rid for rid, _ in batch]
-        self._spool.remove(request_ids)
+        await asyncio.to_thread(self._spool.ack, batch)
         if self._on_shipped is not None:
-            self._on_shipped(request_ids, ack.spend_seq)
-        return len(batch)
+            self._on_shipped(batch.request_ids, ack.spend_seq)
+        return len(batch.records)
 
     async def run(self) -> None:
         backoff = Backoff()
@@ -102,3 +321,14 @@ class UsageShipper:
             backoff.reset()
             if sent < self._batch_size:
                 await asyncio.sleep(self._flush_s)
+
+    async def sync_forever(self) -> None:
+        """Flush the spool to the disk every `fsync_s` (never when 0), off the event loop."""
+        if self._fsync_s <= 0:
+            return
+        while True:
+            await asyncio.sleep(self._fsync_s)
+            try:
+                await asyncio.to_thread(self._spool.sync)
+            except OSError as e:
+                log.warning("usage spool not synced to disk", error=str(e))

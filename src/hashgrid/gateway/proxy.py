@@ -17,7 +17,7 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from hashgrid.contracts.gateway import KeyEntry, RoutedModel, RouteReplica, UsageRecord
+from hashgrid.contracts.gateway import KeyEntry, RoutedModel, RouteReplica
 from hashgrid.gateway.auth import authenticate
 from hashgrid.gateway.errors import (
     BadRequest,
@@ -90,6 +90,7 @@ class Proxy:
         policy: RoutingPolicy,
         country: str | None = None,
         limiter: Limiter | None = None,
+        access_log: bool = True,
     ) -> None:
         self._session = session
         self._watcher = watcher
@@ -98,6 +99,7 @@ class Proxy:
         self.policy = policy
         self._country = country  # clients' country when neither key nor header says
         self._limiter = limiter
+        self._access_log = access_log
         self._in_flight: Counter[str] = Counter()
 
     async def handle(self, request: Request, endpoint: str) -> Response:
@@ -307,38 +309,43 @@ class Proxy:
                 x.ticket, x.request_id, x.prompt_tokens, x.completion_tokens, x.status
             )
         replica = x.replica
-        log.info(
-            "request",
-            request_id=x.request_id,
-            model=x.model,
-            replica=replica.replica_id if replica else None,
-            site=replica.site if replica else None,
-            status=x.status,
-            ttft_ms=round(x.ttft_ms, 2) if x.ttft_ms is not None else None,
-            duration_ms=round(duration_ms, 2),
-            prompt_tokens=x.prompt_tokens,
-            completion_tokens=x.completion_tokens,
-        )
-        if x.key is None:
-            return  # unauthenticated: nobody to bill
-        self._spool.append(
-            UsageRecord(
+        if self._access_log:
+            log.info(
+                "request",
                 request_id=x.request_id,
-                key_id=x.key.key_id,
-                customer_id=x.key.customer_id,
                 model=x.model,
-                endpoint=x.endpoint,
-                replica_id=replica.replica_id if replica else None,
-                node_id=replica.node_id if replica else None,
+                replica=replica.replica_id if replica else None,
                 site=replica.site if replica else None,
-                status_code=x.status,
+                status=x.status,
+                ttft_ms=round(x.ttft_ms, 2) if x.ttft_ms is not None else None,
+                duration_ms=round(duration_ms, 2),
                 prompt_tokens=x.prompt_tokens,
                 completion_tokens=x.completion_tokens,
-                ttft_ms=x.ttft_ms,
-                duration_ms=duration_ms,
-                started_at=x.started_at,
             )
-        )
+        if x.key is not None:  # unauthenticated: nobody to bill
+            self._spool.append(usage_record(x, x.key, duration_ms))
+
+
+def usage_record(x: Exchange, key: KeyEntry, duration_ms: float) -> dict[str, Any]:
+    """`x`'s `contracts.gateway.UsageRecord`, as a plain dict: no validation on the hot path
+    (the server validates each batch; a unit test holds the two to the same fields)."""
+    replica = x.replica
+    return {
+        "request_id": x.request_id,
+        "key_id": key.key_id,
+        "customer_id": key.customer_id,
+        "model": x.model,
+        "endpoint": x.endpoint,
+        "replica_id": replica.replica_id if replica else None,
+        "node_id": replica.node_id if replica else None,
+        "site": replica.site if replica else None,
+        "status_code": x.status,
+        "prompt_tokens": x.prompt_tokens,
+        "completion_tokens": x.completion_tokens,
+        "ttft_ms": x.ttft_ms,
+        "duration_ms": duration_ms,
+        "started_at": x.started_at,
+    }
 
 
 def _parse_body(raw: bytes) -> dict[str, Any]:

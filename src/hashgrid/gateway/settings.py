@@ -31,6 +31,9 @@ class GatewaySettings(BaseSettings):
     country: str | None = None
     usage_batch_size: int = 500
     usage_flush_s: float = 1.0
+    # How often the usage spool is flushed to the disk from a worker thread, against power loss
+    # (a killed process loses nothing either way: its appends are in the page cache). 0: never.
+    usage_fsync_s: float = 1.0
     # Limits: in this process, or shared by every gateway on this Redis (redis://host:6379/0).
     # Unreachable Redis: each gateway falls back to its own limits and retries after retry_s.
     redis_url: str | None = None
@@ -42,6 +45,9 @@ class GatewaySettings(BaseSettings):
     # Completion tokens charged up front against tpm when a request sets no max_tokens.
     default_completion_tokens: int = 256
     log_level: str = "info"
+    # One info line per request (model, replica, status, ttft, tokens), like an access log;
+    # false drops it (usage records still hold every request).
+    access_log: bool = True
 
     @field_validator("country")
     @classmethod
@@ -55,4 +61,4 @@ class GatewaySettings(BaseSettings):
 
     @property
     def spool_path(self) -> Path:
-        return self.home / "usage-spool.db"
+        return self.home / "usage-spool"
