@@ -128,6 +128,22 @@ def test_request_ids_are_echoed_or_made(stack: Stack) -> None:
     assert stack.post("/v1/chat/completions", {"model": "gpt-9"}).headers["x-request-id"]
 
 
+def test_a_client_repeating_its_request_id_is_billed_for_each_request(stack: Stack) -> None:
+    """The usage record's key is the gateway's own id; the client's is kept beside it."""
+    for _ in range(2):
+        r = stack.post("/v1/chat/completions", CHAT, **{"x-request-id": "same-id"})
+        assert (r.status_code, r.headers["x-request-id"]) == (200, "same-id")
+
+    def records() -> list[object] | None:
+        found = [u for u in stack.admin.usage(limit=1000) if u.client_request_id == "same-id"]
+        return found if len(found) >= 2 else None
+
+    found = wait_until(records, 15, "both requests' usage records")
+    assert len(found) == 2
+    assert len({u.request_id for u in found}) == 2  # type: ignore[attr-defined]
+    assert all(u.completion_tokens > 0 for u in found)  # type: ignore[attr-defined]
+
+
 class HeldStream:
     """An engine endpoint that streams one chat event, then holds the rest until released.
 
@@ -253,7 +269,7 @@ def test_every_request_leaves_one_usage_record_with_exact_tokens(stack: Stack) -
     stack.post("/v1/chat/completions", {**CHAT, "model": "gpt-9"}, **{"x-request-id": "usage-404"})
 
     def records() -> dict[str, object] | None:
-        found = {u.request_id: u for u in stack.admin.usage(limit=1000)}
+        found = {u.client_request_id: u for u in stack.admin.usage(limit=1000)}
         wanted = {"usage-ok", "usage-stream", "usage-404"}
         return found if wanted <= set(found) else None
 
@@ -298,7 +314,7 @@ def test_embeddings_are_served_and_metered_through_the_openai_client(stack: Stac
     assert (bad.status_code, _error(bad)["param"]) == (400, "input")
 
     def record() -> object:
-        found = [u for u in stack.admin.usage(limit=1000) if u.request_id == "emb-1"]
+        found = [u for u in stack.admin.usage(limit=1000) if u.client_request_id == "emb-1"]
         return found[0] if found else None
 
     stored = wait_until(record, 15, "the embedding request's usage record")

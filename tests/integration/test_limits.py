@@ -216,7 +216,7 @@ def test_a_budget_spent_by_one_request_refuses_the_next_at_both_gateways(stack: 
     wait_until(refused_at_the_other, 10, "the other gateway to refuse the spent key")
 
     def stored() -> Any:
-        found = [u for u in stack.admin.usage(limit=1000) if u.request_id == key[-12:]]
+        found = [u for u in stack.admin.usage(limit=1000) if u.client_request_id == key[-12:]]
         return found[0] if found else None
 
     record = wait_until(stored, 15, "the usage record at the control plane")
@@ -258,7 +258,7 @@ def test_gateways_serve_and_limit_from_their_cache_while_the_server_is_away(
     stack.server = LiveServer(stack.server.settings, port=stack.server.port)
     stack.server.start()
     wait_until(
-        lambda: set(ids) <= {u.request_id for u in stack.admin.usage(limit=1000)},
+        lambda: set(ids) <= {u.client_request_id for u in stack.admin.usage(limit=1000)},
         30,
         "the usage spooled while the server was away",
     )

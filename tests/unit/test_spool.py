@@ -24,6 +24,7 @@ from hashgrid.gateway.proxy import Exchange, usage_record
 def record(request_id: str, prompt_tokens: int = 5) -> dict[str, Any]:
     return {
         "request_id": request_id,
+        "client_request_id": None,
         "key_id": "k1",
         "customer_id": "c1",
         "model": "tiny",

@@ -116,7 +116,7 @@ def usage(
             r.prompt_tokens,
             r.completion_tokens,
             f"{r.duration_ms:.0f}",
-            r.request_id,
+            r.client_request_id or r.request_id,  # the id the client knows its request by
         )
         for r in records
     ]

@@ -99,7 +99,8 @@ class GatewayView(BaseModel):
 
 
 class UsageRecord(BaseModel):
-    request_id: str
+    request_id: str  # the gateway's own, unique per request: what makes a record idempotent
+    client_request_id: str | None = None  # the client's `x-request-id`, echoed back to it
     key_id: str
     customer_id: str
     model: str

@@ -52,6 +52,7 @@ class Exchange:
 
     request_id: str
     endpoint: str
+    client_request_id: str | None = None
     started: float = field(default_factory=time.perf_counter)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     key: KeyEntry | None = None
@@ -62,6 +63,11 @@ class Exchange:
     completion_tokens: int = 0
     ttft_ms: float | None = None
     ticket: Ticket | None = None  # the request's rate limit charges, when its key has limits
+
+    @property
+    def reply_id(self) -> str:
+        """The `x-request-id` answered: the client's own when it sent one, else the gateway's."""
+        return self.client_request_id or self.request_id
 
     @property
     def limit_headers(self) -> dict[str, str]:
@@ -103,9 +109,13 @@ class Proxy:
         self._in_flight: Counter[str] = Counter()
 
     async def handle(self, request: Request, endpoint: str) -> Response:
+        # The record's id is always the gateway's own: were it the client's, a client that
+        # repeats an `x-request-id` would be billed once for all its requests.
+        client_id = request.headers.get("x-request-id")
         x = Exchange(
-            request_id=request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex}",
+            request_id=f"req_{uuid.uuid4().hex}",
             endpoint=endpoint,
+            client_request_id=client_id[:200] if client_id else None,
         )
         try:
             view = self._watcher.view
@@ -144,11 +154,11 @@ class Proxy:
         except OpenAIError as e:
             x.status = e.status
             self._finish(x)
-            return e.response(x.request_id, x.limit_headers)
+            return e.response(x.reply_id, x.limit_headers)
         if upstream.status >= 400:
             return await self._upstream_error(upstream, x, data)
         assert x.replica is not None
-        headers = {"x-request-id": x.request_id, SITE_HEADER: x.replica.site, **x.limit_headers}
+        headers = {"x-request-id": x.reply_id, SITE_HEADER: x.replica.site, **x.limit_headers}
         if stream:
             return StreamingResponse(
                 self._relay(upstream, x, strip_usage=not wants_usage),
@@ -283,14 +293,14 @@ class Proxy:
                 data,
                 status_code=upstream.status,
                 media_type="application/json",
-                headers={"x-request-id": x.request_id, **site, **x.limit_headers},
+                headers={"x-request-id": x.reply_id, **site, **x.limit_headers},
             )
         message = _engine_message(parsed, data)
         error: OpenAIError = (
             BadRequest(message) if upstream.status in (400, 422) else UpstreamFailed(message)
         )
         error.status = 400 if upstream.status == 422 else upstream.status
-        response = error.response(x.request_id, x.limit_headers)
+        response = error.response(x.reply_id, x.limit_headers)
         response.headers.update(site)
         return response
 
@@ -332,6 +342,7 @@ def usage_record(x: Exchange, key: KeyEntry, duration_ms: float) -> dict[str, An
     replica = x.replica
     return {
         "request_id": x.request_id,
+        "client_request_id": x.client_request_id,
         "key_id": key.key_id,
         "customer_id": key.customer_id,
         "model": x.model,

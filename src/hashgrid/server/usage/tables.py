@@ -9,8 +9,11 @@ from hashgrid.server.db.base import Base, UTCDateTime, utcnow
 class UsageRecordRow(Base):
     __tablename__ = "usage_records"
 
-    # The gateway's request id: storing a record twice is impossible by construction.
+    # The gateway's request id, always its own: storing a record twice is impossible by
+    # construction, and a client repeating its own id is billed for each request.
     request_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # The `x-request-id` the client sent, if any: how a customer finds its records.
+    client_request_id: Mapped[str | None] = mapped_column(String(200), index=True, default=None)
     key_id: Mapped[str] = mapped_column(String(32), index=True)
     customer_id: Mapped[str] = mapped_column(String(32), index=True)
     model: Mapped[str] = mapped_column(String(200))
