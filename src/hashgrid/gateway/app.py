@@ -54,7 +54,9 @@ def create_app(settings: GatewaySettings) -> Starlette:
             adopt_sqlite_spool(
                 settings.home / "usage-spool.db", spool
             )  # a spool left by an older gateway
-            watcher = ViewWatcher(session, settings.server_url, settings.token)
+            watcher = ViewWatcher(
+                session, settings.server_url, settings.token, saved=settings.view_path
+            )
             ledger = SpendLedger(wall_ms)
             shipper = UsageShipper(
                 spool,

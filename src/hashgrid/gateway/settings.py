@@ -60,5 +60,10 @@ class GatewaySettings(BaseSettings):
         return code
 
     @property
+    def view_path(self) -> Path:
+        """The last view from the control plane, to serve from after a restart while it is away."""
+        return self.home / "view.json"
+
+    @property
     def spool_path(self) -> Path:
         return self.home / "usage-spool"

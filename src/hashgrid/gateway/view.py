@@ -9,11 +9,13 @@ engine loads the agents reported last (loads do not move the revision; see
 
 import asyncio
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 import structlog
 
 from hashgrid.common.backoff import Backoff
+from hashgrid.common.paths import write_private
 from hashgrid.contracts.gateway import (
     CustomerEntry,
     GatewayView,
@@ -53,12 +55,37 @@ class View:
 
 
 class ViewWatcher:
-    def __init__(self, session: aiohttp.ClientSession, server_url: str, token: str) -> None:
+    """Keeps `view` current. With `saved`, each new revision is also written there (0600: it
+    holds key digests), and a gateway that starts while the control plane is away serves from
+    the view it saved last: its keys, models and replicas as they were (passive health ejects
+    replicas that are gone; keys revoked meanwhile are refused once the server answers)."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, server_url: str, token: str, saved: Path | None = None
+    ) -> None:
         self._session = session
         self._url = server_url.rstrip("/") + "/api/v1/gateway/view"
         self._headers = {"authorization": f"Bearer {token}"}
+        self._saved = saved
+        self._saved_revision: int | None = None
         self.view = View()
-        self.synced = asyncio.Event()  # set once the first view has arrived
+        self.synced = asyncio.Event()  # set once a view has arrived, or was read from `saved`
+        self._load_saved()
+
+    def _load_saved(self) -> None:
+        if self._saved is None or not self._saved.exists():
+            return
+        try:
+            answer = GatewayView.model_validate_json(self._saved.read_bytes())
+        except (OSError, ValueError) as e:
+            log.warning("saved view unreadable; waiting for the control plane", error=str(e))
+            return
+        self.view = View.of(answer)
+        self._saved_revision = answer.revision
+        self.synced.set()
+        log.info(
+            "serving from the saved view until the control plane answers", revision=answer.revision
+        )
 
     async def fetch(self, wait_s: float) -> None:
         """One long poll; replaces the view with the answer (newer, or with newer loads)."""
@@ -68,9 +95,13 @@ class ViewWatcher:
             self._url, params=params, headers=self._headers, timeout=timeout
         ) as r:
             r.raise_for_status()
-            answer = GatewayView.model_validate_json(await r.read())
+            body = await r.read()
+            answer = GatewayView.model_validate_json(body)
         self.view = View.of(answer)
         self.synced.set()
+        if self._saved is not None and answer.revision != self._saved_revision:
+            await asyncio.to_thread(write_private, self._saved, body.decode())
+            self._saved_revision = answer.revision
 
     async def run(self) -> None:
         backoff = Backoff()
