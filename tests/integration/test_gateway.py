@@ -151,7 +151,8 @@ class HeldStream:
     the test rather than by how fast llama.cpp happens to run on a busy machine.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, dies: bool = False) -> None:
+        self.dies = dies  # released, it drops the connection instead of finishing
         self.released = threading.Event()
         self.was_released = False
         self.server = ThreadedServer(
@@ -178,21 +179,24 @@ class HeldStream:
                     self.was_released = True
                     break
                 await asyncio.sleep(0.01)
+            if self.dies:
+                raise ConnectionResetError("the engine died mid-stream")
             yield event("second")
             yield b"data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
 
-def _serve_from(stack: Stack, endpoint: str, model: Path) -> Callable[[], None]:
-    """A node in its own region whose one replica of `held` is `endpoint`; returns its stop."""
+def _serve_from(stack: Stack, endpoint: str, model: Path, name: str = "held") -> Callable[[], None]:
+    """A node in a region of its own whose one replica of model `name` is `endpoint`; returns
+    its stop."""
     admin = stack.admin
-    admin.create_site("held-site", "eu-north", "SE", 1.0)
-    admin.add_model("held", str(model), model.stat().st_size)
-    admin.deploy("held", regions=["eu-north"])
+    admin.create_site(f"{name}-site", f"{name}-region", "SE", 1.0)
+    admin.add_model(name, str(model), model.stat().st_size)
+    admin.deploy(name, regions=[f"{name}-region"])
     body = {
-        "join_token": admin.create_join_token("held-site").token,
-        "name": "held-node",
+        "join_token": admin.create_join_token(f"{name}-site").token,
+        "name": f"{name}-node",
         "fingerprint": collect().model_dump(mode="json"),
     }
     with stack.server.http(token=None) as http:
@@ -219,7 +223,7 @@ def _serve_from(stack: Stack, endpoint: str, model: Path) -> Callable[[], None]:
     def close() -> None:
         stop.set()
         beating.join()
-        admin.delete_deployment("held")
+        admin.delete_deployment(name)
         node.close()
 
     return close
@@ -253,6 +257,39 @@ def test_stream_passes_events_through_as_they_come(stack: Stack, tiny_model: Pat
         chunks = [json.loads(line[len("data: ") :]) for line in rest[:-1]]
         assert [c["choices"][0]["delta"]["content"] for c in chunks] == ["second"]
         assert all("usage" not in c for c in chunks), "usage is stripped when not asked for"
+    finally:
+        close()
+        upstream.server.stop()
+
+
+def test_an_engine_dying_mid_stream_ends_the_stream_with_an_openai_error(
+    stack: Stack, tiny_model: Path
+) -> None:
+    upstream = HeldStream(dies=True)
+    upstream.server.start()
+    close = _serve_from(stack, upstream.server.url, tiny_model, name="dying")
+    try:
+        wait_until(lambda: stack.gateway.ready_replicas("dying") == 1, 30, "a routable replica")
+        body = {"model": "dying", "messages": MESSAGES, "stream": True}
+        headers = {"authorization": f"Bearer {stack.key}", "x-request-id": "dies-1"}
+        url = f"{stack.gateway.url}/v1/chat/completions"
+        with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as r:
+            assert r.status_code == 200
+            lines = r.iter_lines()
+            first = next(line for line in lines if line.startswith("data: "))
+            upstream.released.set()
+            rest = [line for line in lines if line.startswith("data: ")]
+        assert json.loads(first[len("data: ") :])["choices"][0]["delta"]["content"] == "first"
+        assert len(rest) == 1, "the stream ends with one error event"
+        error = json.loads(rest[0][len("data: ") :])["error"]
+        assert set(error) == {"message", "type", "param", "code"}
+        assert "mid-stream" in error["message"]
+
+        def record() -> object:
+            found = [u for u in stack.admin.usage(limit=1000) if u.client_request_id == "dies-1"]
+            return found[0] if found else None
+
+        assert wait_until(record, 15, "the request's usage record").status_code == 502  # type: ignore[attr-defined]
     finally:
         close()
         upstream.server.stop()
