@@ -1,0 +1,112 @@
+"""Failover: a node dies under steady load and no client request fails (issue 5's end-to-end
+check). Three real agents with real llama.cpp engines, one control plane, one gateway, the
+`openai` client with its own retries off."""
+
+import threading
+import time
+from pathlib import Path
+
+import openai
+
+from support.engines import engines_of
+from support.live import AgentProcess, LiveGateway, LiveServer, server_settings, wait_until
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+class Load:
+    """Non-streaming chat completions, one after another from each of a few threads."""
+
+    def __init__(self, client: openai.OpenAI, threads: int = 3) -> None:
+        self._client = client
+        self._stop = threading.Event()
+        self.answered = 0
+        self.failures: list[str] = []
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._client.chat.completions.create(model="tiny", messages=MESSAGES, max_tokens=4)
+                self.answered += 1
+            except openai.OpenAIError as e:
+                self.failures.append(f"{type(e).__name__}: {e}")
+
+    def __enter__(self) -> "Load":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+
+
+def test_a_node_killed_under_load_fails_no_request_and_its_replica_serves_elsewhere(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    server = LiveServer(
+        server_settings(tmp_path / "server", f"sqlite+aiosqlite:///{tmp_path / 'db'}")
+    )
+    server.start()
+    admin = server.client()
+    agents: list[AgentProcess] = []
+    gateway: LiveGateway | None = None
+    try:
+        admin.create_site("local", "us-south", "US", 1.0)
+        admin.create_organization("acme", "customer")
+        key = admin.create_key("acme").key
+        for i in range(3):
+            token = admin.create_join_token("local").token
+            agents.append(AgentProcess(server.url, tmp_path / f"agent-{i}", token, f"n{i}"))
+        wait_until(lambda: len(admin.list_nodes()) == 3, 60, "three nodes")
+        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
+        admin.deploy("tiny", replicas=2)
+        gateway = LiveGateway(
+            server.url, admin.create_token("gw", "gateway").token, tmp_path / "gw"
+        )
+        gateway.start()
+        routed = gateway
+        wait_until(lambda: routed.ready_replicas("tiny") == 2, 90, "two routable replicas")
+        client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
+        names = {n.id: n.name for n in admin.list_nodes()}
+
+        with Load(client) as load:
+            wait_until(lambda: load.answered >= 20, 30, "steady load")
+            serving = {r.node_id for r in admin.get_deployment("tiny").replica_list}
+            victim_id = sorted(serving)[0]
+            victim = agents[int(names[victim_id][1:])]
+            engines = engines_of(victim.home)
+            assert engines, "the victim's engine"
+            killed = time.monotonic()
+            victim.kill()
+            for engine in engines:
+                engine.kill()  # the whole node is gone, its engine with it
+
+            def replaced() -> bool:
+                replicas = admin.get_deployment("tiny").replica_list
+                ready = [r for r in replicas if r.status == "ready" and r.node_id != victim_id]
+                return len(ready) == 2
+
+            wait_until(replaced, 30, "capacity back to two ready replicas")
+            back_s = time.monotonic() - killed
+            routed = gateway
+            wait_until(
+                lambda: routed.ready_replicas("tiny") == 2, 30, "the gateway routing to both"
+            )
+            answered_during = load.answered
+            wait_until(lambda: load.answered >= answered_during + 10, 30, "load after recovery")
+        print(
+            f"failover: capacity back to 2 ready replicas {back_s:.1f} s after SIGKILL "
+            f"(node TTL 3 s); {load.answered} requests answered, {len(load.failures)} failed"
+        )
+        assert load.failures == [], load.failures[:5]
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        for agent in agents:
+            if agent.proc.poll() is None:
+                agent.terminate()
+        admin.close()
+        server.stop()
