@@ -18,7 +18,9 @@ class ServerSettings(BaseSettings):
     # Used only when no admin token exists yet; otherwise a fresh one is made and printed.
     bootstrap_admin_token: str | None = None
     heartbeat_interval_s: float = 2.0
-    node_ttl_s: float = 10.0
+    # Silent this long, a node is lost and its replicas placed elsewhere: four missed beats,
+    # and lost within 9 s at most (the liveness pass runs every second), inside issue 5's 10 s.
+    node_ttl_s: float = 8.0
     reconcile_interval_s: float = 2.0
     replica_retry_after_s: float = 30.0
     long_poll_max_s: float = 30.0
