@@ -206,6 +206,8 @@ def print_deployment(d: DeploymentOut) -> None:
             f"{failure.updated_at:%H:%M:%S}: {failure.reason}",
             highlight=False,
         )
+    if d.events:
+        table("events", ["at", "event"], [(f"{e.at:%H:%M:%S}", e.message) for e in d.events])
 
 
 def _load_text(load: ReplicaLoadOut | None) -> str:

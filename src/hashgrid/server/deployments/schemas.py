@@ -2,7 +2,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hashgrid.contracts.states import ReplicaStatus
 from hashgrid.server.catalog.schemas import ModelName
@@ -70,6 +70,13 @@ class ReplicaOut(Out):
         return [] if value is None else value
 
 
+class EventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    message: str
+
+
 class DeploymentOut(BaseModel):
     id: str
     name: str
@@ -85,3 +92,4 @@ class DeploymentOut(BaseModel):
     created_at: datetime
     replica_list: list[ReplicaOut]  # active replicas
     recent_failures: list[ReplicaOut]  # the newest failed replicas, with the reason of each
+    events: list[EventOut] = []  # the newest first: placements, removals, ready, failed, waits

@@ -9,8 +9,15 @@ from hashgrid.contracts.states import ACTIVE_REPLICA, ReplicaStatus, replica_can
 from hashgrid.server.catalog import service as catalog
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.db.base import utcnow
+from hashgrid.server.deployments import events
 from hashgrid.server.deployments.loads import ReplicaLoads
-from hashgrid.server.deployments.schemas import DeploymentCreate, DeploymentOut, ReplicaOut, Tier
+from hashgrid.server.deployments.schemas import (
+    DeploymentCreate,
+    DeploymentOut,
+    EventOut,
+    ReplicaOut,
+    Tier,
+)
 from hashgrid.server.deployments.sizing import engine_of
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.errors import Conflict, NotFound
@@ -111,6 +118,13 @@ async def report(
     replica.endpoint = endpoint or replica.endpoint
     replica.reason = reason if reason is not None or not keeps_reason else replica.reason
     replica.updated_at = utcnow()
+    if status != current and status in (ReplicaStatus.READY, ReplicaStatus.FAILED):
+        because = f": {reason}" if status == ReplicaStatus.FAILED and reason else ""
+        events.record(
+            session,
+            replica.deployment_id,
+            f"replica {replica.id[:8]} {status} on node {replica.node_id[:8]}{because}",
+        )
     await session.commit()
 
 
@@ -149,4 +163,5 @@ async def to_out(
         created_at=deployment.created_at,
         replica_list=[replica_out(r, loads) for r in replicas],
         recent_failures=[ReplicaOut.model_validate(r) for r in failures],
+        events=[EventOut.model_validate(e) for e in await events.recent(session, deployment.id)],
     )

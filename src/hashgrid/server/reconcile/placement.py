@@ -1,5 +1,6 @@
 """Placement: snapshot the database, let the pure scheduler decide, write its plan."""
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -21,12 +22,15 @@ from hashgrid.scheduler import (
 )
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.changes import Changes
-from hashgrid.server.db.base import utcnow
+from hashgrid.server.db.base import new_id, utcnow
+from hashgrid.server.deployments import events
 from hashgrid.server.deployments.sizing import GPU_ONLY_ENGINES, engine_of, replica_memory
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.nodes.service import stored_gpus
 from hashgrid.server.nodes.tables import Node
 from hashgrid.server.sites.tables import Site
+
+AGE_OUT_EVERY_S = 3600.0
 
 
 class PlacementReconciler:
@@ -40,6 +44,7 @@ class PlacementReconciler:
         self._retry_after = timedelta(seconds=retry_after_s)
         # The revision of a pass that found nothing to do and nothing waiting on the clock.
         self._settled_at: int | None = None
+        self._aged_out_at = time.monotonic()  # when old deployment events were last deleted
 
     async def reconcile(self) -> None:
         """One pass; skipped when nothing changed since a pass that settled everything.
@@ -49,6 +54,11 @@ class PlacementReconciler:
         empty plan: at thousands of nodes, reading them all every few seconds for nothing held
         the event loop long enough to show in every heartbeat's latency.
         """
+        if time.monotonic() - self._aged_out_at > AGE_OUT_EVERY_S:
+            async with self._sessions() as session:
+                await events.age_out(session)
+                await session.commit()
+            self._aged_out_at = time.monotonic()
         revision = self._changes.revision  # before reading: a change during the pass re-runs
         if revision == self._settled_at:
             return
@@ -104,14 +114,20 @@ class PlacementReconciler:
     async def _apply(self, session: AsyncSession, decided: Plan, memory: dict[str, int]) -> bool:
         now = utcnow()
         for place in decided.places:
-            session.add(
-                Replica(
-                    deployment_id=place.deployment_id,
-                    node_id=place.node_id,
-                    memory_bytes=memory[place.deployment_id],
-                    gpus=list(place.gpus),
-                    status=ReplicaStatus.SCHEDULED,
-                )
+            placed = Replica(
+                id=new_id(),
+                deployment_id=place.deployment_id,
+                node_id=place.node_id,
+                memory_bytes=memory[place.deployment_id],
+                gpus=list(place.gpus),
+                status=ReplicaStatus.SCHEDULED,
+            )
+            session.add(placed)
+            on = f"GPUs {','.join(map(str, place.gpus))}" if place.gpus else "CPU"
+            events.record(
+                session,
+                place.deployment_id,
+                f"replica {placed.id[:8]} placed on node {place.node_id[:8]} ({on})",
             )
         for remove in decided.removes:
             replica = await session.get(Replica, remove.replica_id)
@@ -130,6 +146,9 @@ class PlacementReconciler:
                 else ReplicaStatus.STOPPING
             )
             replica.updated_at = now
+            events.record(
+                session, replica.deployment_id, f"replica {replica.id[:8]} removed: {remove.reason}"
+            )
         conditions = {
             u.deployment_id: f"{u.count} replica(s) pending: {u.reason}" for u in decided.unplaced
         }
@@ -137,6 +156,7 @@ class PlacementReconciler:
         for deployment in (await session.scalars(select(Deployment))).all():
             condition = conditions.get(deployment.id)
             if deployment.condition != condition:
+                events.record(session, deployment.id, condition or "every replica placed")
                 deployment.condition = condition
                 conditions_changed = True
         await session.commit()

@@ -1,0 +1,56 @@
+"""A deployment's events: why replicas wait, where they went, when they became ready or failed."""
+
+from pathlib import Path
+from typing import Any
+
+from hashgrid.agent.fingerprint import collect
+from hashgrid.client import HashgridClient
+from hashgrid.contracts.agent import PROTOCOL_HEADER
+
+from support.live import LiveServer, wait_until
+
+
+def _messages(admin: HashgridClient, deployment: str) -> list[str]:
+    return [e.message for e in admin.get_deployment(deployment).events]
+
+
+def test_events_tell_a_deployments_story(server: LiveServer, tiny_model: Path) -> None:
+    with server.client() as admin:
+        admin.create_site("tx", "us-south", "US", 1.0)
+        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
+        admin.deploy("tiny")
+        waiting = wait_until(lambda: _messages(admin, "tiny"), 20, "an event")
+        assert waiting == ["1 replica(s) pending: no ready node"]
+
+        body = {
+            "join_token": admin.create_join_token("tx").token,
+            "name": "rig",
+            "fingerprint": collect().model_dump(mode="json"),
+        }
+        with server.http(token=None) as http:
+            joined: dict[str, Any] = http.post("/api/v1/agent/join", json=body).json()
+        with server.http(token=joined["credential"]) as node:
+            node.headers[PROTOCOL_HEADER] = "1"
+
+            def assigned() -> list[dict[str, Any]]:
+                return list(node.get("/api/v1/agent/assignments").json()["assignments"])
+
+            replica = wait_until(assigned, 20, "the replica placed")[0]["replica_id"]
+            failed = {"status": "failed", "reason": "engine exited with code 1\nlast log lines"}
+            ready = {"status": "ready", "endpoint": "http://10.0.0.5:40000"}
+            for report in (failed, ready, ready):  # a repeated report is no new event
+                path = f"/api/v1/agent/replicas/{replica}/state"
+                assert node.put(path, json=report).status_code == 200
+
+        short, node_id = replica[:8], joined["node_id"][:8]
+        assert _messages(admin, "tiny") == [  # newest first
+            f"replica {short} ready on node {node_id}",
+            f"replica {short} failed on node {node_id}: engine exited with code 1",
+            "every replica placed",
+            f"replica {short} placed on node {node_id} (CPU)",
+            "1 replica(s) pending: no ready node",
+        ]
+
+        admin.scale("tiny", 0)
+        removed = f"replica {short} removed: scaled down"
+        wait_until(lambda: _messages(admin, "tiny")[0] == removed, 20, "the removal")
