@@ -151,8 +151,9 @@ class HeldStream:
     the test rather than by how fast llama.cpp happens to run on a busy machine.
     """
 
-    def __init__(self, dies: bool = False) -> None:
+    def __init__(self, dies: bool = False, stops_short: bool = False) -> None:
         self.dies = dies  # released, it drops the connection instead of finishing
+        self.stops_short = stops_short  # released, it ends the stream without `[DONE]`
         self.released = threading.Event()
         self.was_released = False
         self.server = ThreadedServer(
@@ -181,6 +182,8 @@ class HeldStream:
                 await asyncio.sleep(0.01)
             if self.dies:
                 raise ConnectionResetError("the engine died mid-stream")
+            if self.stops_short:
+                return
             yield event("second")
             yield b"data: [DONE]\n\n"
 
@@ -262,16 +265,22 @@ def test_stream_passes_events_through_as_they_come(stack: Stack, tiny_model: Pat
         upstream.server.stop()
 
 
-def test_an_engine_dying_mid_stream_ends_the_stream_with_an_openai_error(
-    stack: Stack, tiny_model: Path
+@pytest.mark.parametrize(
+    ("how", "said"),
+    [("dies", "mid-stream"), ("stops_short", "before it was complete")],
+    ids=["connection-dropped", "closed-without-done"],
+)
+def test_an_engine_failing_mid_stream_ends_the_stream_with_an_openai_error(
+    stack: Stack, tiny_model: Path, how: str, said: str
 ) -> None:
-    upstream = HeldStream(dies=True)
+    upstream = HeldStream(**{how: True})
     upstream.server.start()
-    close = _serve_from(stack, upstream.server.url, tiny_model, name="dying")
+    name = how.replace("_", "-")
+    close = _serve_from(stack, upstream.server.url, tiny_model, name=name)
     try:
-        wait_until(lambda: stack.gateway.ready_replicas("dying") == 1, 30, "a routable replica")
-        body = {"model": "dying", "messages": MESSAGES, "stream": True}
-        headers = {"authorization": f"Bearer {stack.key}", "x-request-id": "dies-1"}
+        wait_until(lambda: stack.gateway.ready_replicas(name) == 1, 30, "a routable replica")
+        body = {"model": name, "messages": MESSAGES, "stream": True}
+        headers = {"authorization": f"Bearer {stack.key}", "x-request-id": f"{name}-1"}
         url = f"{stack.gateway.url}/v1/chat/completions"
         with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as r:
             assert r.status_code == 200
@@ -283,13 +292,14 @@ def test_an_engine_dying_mid_stream_ends_the_stream_with_an_openai_error(
         assert len(rest) == 1, "the stream ends with one error event"
         error = json.loads(rest[0][len("data: ") :])["error"]
         assert set(error) == {"message", "type", "param", "code"}
-        assert "mid-stream" in error["message"]
+        assert said in error["message"]
 
         def record() -> object:
-            found = [u for u in stack.admin.usage(limit=1000) if u.client_request_id == "dies-1"]
+            found = [u for u in stack.admin.usage(limit=1000) if u.client_request_id == f"{name}-1"]
             return found[0] if found else None
 
-        assert wait_until(record, 15, "the request's usage record").status_code == 502  # type: ignore[attr-defined]
+        stored = wait_until(record, 15, "the request's usage record")
+        assert stored.status_code == 502  # type: ignore[attr-defined]
     finally:
         close()
         upstream.server.stop()

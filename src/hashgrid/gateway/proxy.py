@@ -246,6 +246,7 @@ class Proxy:
     ) -> AsyncIterator[bytes]:
         splitter = EventSplitter()
         complete = False
+        done = False  # the engine's `data: [DONE]`, which every OpenAI stream ends with
         try:
             async for data in upstream.content.iter_any():
                 x.first_byte()
@@ -261,11 +262,17 @@ class Proxy:
                                 event = b"data: " + orjson.dumps(chunk) + b"\n\n"
                     out.append(event)
                 if out:
+                    done = done or out[-1].startswith(b"data: [DONE]")
                     yield b"".join(out)
             rest = splitter.rest()
             if rest:
+                done = done or rest.startswith(b"data: [DONE]")
                 yield rest
             complete = True
+            if not done:  # the engine closed the stream cleanly but before it ended
+                x.status = 502
+                error = UpstreamFailed("The replica ended the stream before it was complete.")
+                yield b"data: " + orjson.dumps(error.body()) + b"\n\n"
         except aiohttp.ClientError as e:
             x.status = 502
             error = UpstreamFailed(f"The replica failed mid-stream: {e}")
