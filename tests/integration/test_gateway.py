@@ -7,13 +7,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from hashgrid.agent.fingerprint import collect
@@ -154,14 +155,33 @@ class HeldStream:
     def __init__(self, dies: bool = False, stops_short: bool = False) -> None:
         self.dies = dies  # released, it drops the connection instead of finishing
         self.stops_short = stops_short  # released, it ends the stream without `[DONE]`
+        self.received: list[dict[str, Any]] = []  # the request bodies, as the engine got them
         self.released = threading.Event()
         self.was_released = False
         self.server = ThreadedServer(
             Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
         )
 
-    async def _chat(self, request: Request) -> StreamingResponse:
-        await request.body()
+    async def _chat(self, request: Request) -> Response:
+        body = json.loads(await request.body())
+        self.received.append(body)
+        if not body.get("stream"):
+            return JSONResponse(
+                {
+                    "id": "chatcmpl-held",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": "held",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": "ok"},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+                }
+            )
 
         def event(content: str) -> bytes:
             chunk = {
@@ -300,6 +320,61 @@ def test_an_engine_failing_mid_stream_ends_the_stream_with_an_openai_error(
 
         stored = wait_until(record, 15, "the request's usage record")
         assert stored.status_code == 502  # type: ignore[attr-defined]
+    finally:
+        close()
+        upstream.server.stop()
+
+
+def test_fields_the_gateway_does_not_know_reach_the_engine_untouched(
+    stack: Stack, tiny_model: Path
+) -> None:
+    """Tools, response_format, logprobs, n, stop, seed and fields no version of the API has
+    yet go to the engine as the client sent them; a stream only gains include_usage."""
+    upstream = HeldStream()
+    upstream.released.set()
+    upstream.server.start()
+    close = _serve_from(stack, upstream.server.url, tiny_model, name="echo")
+    try:
+        wait_until(lambda: stack.gateway.ready_replicas("echo") == 1, 30, "a routable replica")
+        body: dict[str, Any] = {
+            "model": "echo",
+            "messages": [{"role": "user", "content": "weather?", "name": "ana"}],
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "weather",
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"city": {"type": "string"}},
+                        },
+                    },
+                }
+            ],
+            "tool_choice": "auto",
+            "response_format": {"type": "json_object"},
+            "logprobs": True,
+            "top_logprobs": 2,
+            "n": 2,
+            "stop": ["\n\n", "END"],
+            "seed": 7,
+            "temperature": 0.0,
+            "a_field_from_the_future": {"nested": [1, 2.5, None, "x"]},
+        }
+        assert stack.post("/v1/chat/completions", body).status_code == 200
+        assert upstream.received[-1] == body
+        stream = {**body, "stream": True, "stream_options": {"include_usage": False, "x": 1}}
+        with httpx.stream(
+            "POST",
+            f"{stack.gateway.url}/v1/chat/completions",
+            json=stream,
+            headers={"authorization": f"Bearer {stack.key}"},
+            timeout=30,
+        ) as r:
+            assert r.status_code == 200
+            r.read()
+        sent = upstream.received[-1]
+        assert sent == {**stream, "stream_options": {"include_usage": True, "x": 1}}
     finally:
         close()
         upstream.server.stop()
