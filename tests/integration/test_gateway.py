@@ -156,6 +156,7 @@ class HeldStream:
         self.dies = dies  # released, it drops the connection instead of finishing
         self.stops_short = stops_short  # released, it ends the stream without `[DONE]`
         self.received: list[dict[str, Any]] = []  # the request bodies, as the engine got them
+        self.cancelled = threading.Event()  # a held stream's generation was cancelled
         self.released = threading.Event()
         self.was_released = False
         self.server = ThreadedServer(
@@ -195,11 +196,15 @@ class HeldStream:
 
         async def events() -> AsyncIterator[bytes]:
             yield event("first")
-            for _ in range(2000):  # up to 20 s, so a buffering gateway fails instead of hanging
-                if self.released.is_set():
-                    self.was_released = True
-                    break
-                await asyncio.sleep(0.01)
+            try:
+                for _ in range(2000):  # up to 20 s: a buffering gateway fails, never hangs
+                    if self.released.is_set():
+                        self.was_released = True
+                        break
+                    await asyncio.sleep(0.01)
+            except asyncio.CancelledError:  # the gateway closed the connection
+                self.cancelled.set()
+                raise
             if self.dies:
                 raise ConnectionResetError("the engine died mid-stream")
             if self.stops_short:
@@ -375,6 +380,34 @@ def test_fields_the_gateway_does_not_know_reach_the_engine_untouched(
             r.read()
         sent = upstream.received[-1]
         assert sent == {**stream, "stream_options": {"include_usage": True, "x": 1}}
+    finally:
+        close()
+        upstream.server.stop()
+
+
+def test_a_client_that_goes_away_cancels_the_engines_generation(
+    stack: Stack, tiny_model: Path
+) -> None:
+    upstream = HeldStream()
+    upstream.server.start()
+    close = _serve_from(stack, upstream.server.url, tiny_model, name="gone")
+    try:
+        wait_until(lambda: stack.gateway.ready_replicas("gone") == 1, 30, "a routable replica")
+        body = {"model": "gone", "messages": MESSAGES, "stream": True}
+        headers = {"authorization": f"Bearer {stack.key}", "x-request-id": "gone-1"}
+        url = f"{stack.gateway.url}/v1/chat/completions"
+        with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as r:
+            next(line for line in r.iter_lines() if line.startswith("data: "))
+        # The client hung up holding the first event; the engine still holds the rest.
+        wait_until(upstream.cancelled.is_set, 15, "the engine's generation cancelled")
+        assert not upstream.was_released
+
+        def record() -> object:
+            found = [u for u in stack.admin.usage(limit=1000) if u.client_request_id == "gone-1"]
+            return found[0] if found else None
+
+        stored = wait_until(record, 15, "the request's usage record")
+        assert stored.status_code == 499  # type: ignore[attr-defined]
     finally:
         close()
         upstream.server.stop()
