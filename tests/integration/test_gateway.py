@@ -20,6 +20,7 @@ from starlette.routing import Route
 from hashgrid.agent.fingerprint import collect
 from hashgrid.client import HashgridClient
 from hashgrid.contracts.agent import PROTOCOL_HEADER
+from hashgrid.server.usage.schemas import UsageOut
 
 from support.live import AgentProcess, LiveGateway, LiveServer, ThreadedServer, wait_until
 
@@ -30,6 +31,17 @@ class Stack:
     gateway: LiveGateway
     admin: HashgridClient
     key: str
+
+    def usage_of(self, client_request_id: str, count: int = 1) -> list[UsageOut]:
+        """The usage records of requests sent with `client_request_id`, once `count` arrived."""
+
+        def arrived() -> list[UsageOut] | None:
+            records = self.admin.usage(limit=1000)
+            found = [u for u in records if u.client_request_id == client_request_id]
+            return found if len(found) >= count else None
+
+        found: list[UsageOut] = wait_until(arrived, 15, f"usage of {client_request_id}")
+        return found
 
     def post(self, path: str, body: object, **headers: str) -> httpx.Response:
         return httpx.post(
@@ -135,14 +147,10 @@ def test_a_client_repeating_its_request_id_is_billed_for_each_request(stack: Sta
         r = stack.post("/v1/chat/completions", CHAT, **{"x-request-id": "same-id"})
         assert (r.status_code, r.headers["x-request-id"]) == (200, "same-id")
 
-    def records() -> list[object] | None:
-        found = [u for u in stack.admin.usage(limit=1000) if u.client_request_id == "same-id"]
-        return found if len(found) >= 2 else None
-
-    found = wait_until(records, 15, "both requests' usage records")
+    found = stack.usage_of("same-id", count=2)
     assert len(found) == 2
-    assert len({u.request_id for u in found}) == 2  # type: ignore[attr-defined]
-    assert all(u.completion_tokens > 0 for u in found)  # type: ignore[attr-defined]
+    assert len({u.request_id for u in found}) == 2
+    assert all(u.completion_tokens > 0 for u in found)
 
 
 class HeldStream:
@@ -319,12 +327,7 @@ def test_an_engine_failing_mid_stream_ends_the_stream_with_an_openai_error(
         assert set(error) == {"message", "type", "param", "code"}
         assert said in error["message"]
 
-        def record() -> object:
-            found = [u for u in stack.admin.usage(limit=1000) if u.client_request_id == f"{name}-1"]
-            return found[0] if found else None
-
-        stored = wait_until(record, 15, "the request's usage record")
-        assert stored.status_code == 502  # type: ignore[attr-defined]
+        assert stack.usage_of(f"{name}-1")[0].status_code == 502
     finally:
         close()
         upstream.server.stop()
@@ -402,12 +405,7 @@ def test_a_client_that_goes_away_cancels_the_engines_generation(
         wait_until(upstream.cancelled.is_set, 15, "the engine's generation cancelled")
         assert not upstream.was_released
 
-        def record() -> object:
-            found = [u for u in stack.admin.usage(limit=1000) if u.client_request_id == "gone-1"]
-            return found[0] if found else None
-
-        stored = wait_until(record, 15, "the request's usage record")
-        assert stored.status_code == 499  # type: ignore[attr-defined]
+        assert stack.usage_of("gone-1")[0].status_code == 499
     finally:
         close()
         upstream.server.stop()
@@ -468,10 +466,6 @@ def test_embeddings_are_served_and_metered_through_the_openai_client(stack: Stac
     bad = stack.post("/v1/embeddings", {"model": "tiny-embed", "input": 42.5})
     assert (bad.status_code, _error(bad)["param"]) == (400, "input")
 
-    def record() -> object:
-        found = [u for u in stack.admin.usage(limit=1000) if u.client_request_id == "emb-1"]
-        return found[0] if found else None
-
-    stored = wait_until(record, 15, "the embedding request's usage record")
+    stored = stack.usage_of("emb-1")[0]
     assert (stored.prompt_tokens, stored.completion_tokens) == (embeddings.usage.prompt_tokens, 0)
     assert stored.endpoint == "/v1/embeddings"
