@@ -29,6 +29,7 @@ from hashgrid.server.errors import Unauthorized
 from hashgrid.server.nodes import service as nodes
 from hashgrid.server.nodes.tables import Node
 from hashgrid.server.sites import service as sites
+from hashgrid.server.sites.tables import Site
 from hashgrid.server.state import ServerState
 
 log = structlog.get_logger("hashgrid.server.agents")
@@ -236,13 +237,7 @@ async def join(
     await session.commit()
     if known is not None:
         known.note(node.id, node.status, node.fingerprint)
-    return JoinResponse(
-        node_id=node.id,
-        node_name=node.name,
-        site=site.name,
-        credential=credential,
-        heartbeat_interval_s=heartbeat_s,
-    )
+    return _identity(node, site, credential, heartbeat_s)
 
 
 async def assignments_of(session: AsyncSession, node_id: str) -> list[Assignment]:
@@ -333,9 +328,14 @@ async def rotate(session: AsyncSession, node: NodePrincipal, heartbeat_s: float)
     if credential is None:
         raise Unauthorized("unknown node credential")  # revoked or rotated meanwhile
     row, site = await nodes.get(session, node.id)
+    return _identity(row, site, credential, heartbeat_s)
+
+
+def _identity(node: Node, site: Site, credential: str, heartbeat_s: float) -> JoinResponse:
+    """What a node is told when it gets a credential, by joining or rotating."""
     return JoinResponse(
-        node_id=row.id,
-        node_name=row.name,
+        node_id=node.id,
+        node_name=node.name,
         site=site.name,
         credential=credential,
         heartbeat_interval_s=heartbeat_s,
