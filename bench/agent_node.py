@@ -26,7 +26,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -34,6 +36,7 @@ import psutil
 from hashgrid.client import HashgridClient
 from hashgrid.common.net import free_port
 from hashgrid.models.tiny import make_tiny_gguf
+from hashgrid.server.deployments.schemas import ReplicaOut
 from hashgrid.server.settings import ServerSettings
 
 ADMIN_TOKEN = "hg_admin_bench-agent-node"
@@ -51,17 +54,17 @@ def _start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[
         )
 
 
-def _wait(what: str, check: object, timeout_s: float = 120.0) -> object:
+def _wait(what: str, check: Callable[[], Any], timeout_s: float = 120.0) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        value = check()  # type: ignore[operator]
+        value = check()
         if value:
             return value
         time.sleep(0.05)
     raise SystemExit(f"timed out waiting for {what}")
 
 
-def _ready_replica(admin: HashgridClient, deployment: str, not_on: str | None = None) -> object:
+def _ready_replica(admin: HashgridClient, deployment: str, not_on: str | None = None) -> Any:
     replicas = admin.get_deployment(deployment).replica_list
     ready = [r for r in replicas if r.status == "ready" and r.node_id != not_on]
     return ready[0] if ready else None
@@ -144,15 +147,15 @@ def main() -> None:
             replica = _wait("a ready replica", lambda: _ready_replica(admin, "tiny"))
             nodes = {n.id: n.name for n in admin.list_nodes()}
 
-            serving = nodes[replica.node_id]  # type: ignore[attr-defined]
-            rss = _sample_rss(agents[serving].pid, args.sample, replica.endpoint)  # type: ignore[attr-defined]
+            serving = nodes[replica.node_id]
+            rss = _sample_rss(agents[serving].pid, args.sample, replica.endpoint)
             idle = psutil.Process(agents[next(n for n in agents if n != serving)].pid)
             idle_rss = idle.memory_info().rss / 1e6
 
             timings = []
             for run in range(args.runs):
                 replica = _wait("a ready replica", lambda: _ready_replica(admin, "tiny"))
-                dead = nodes[replica.node_id]  # type: ignore[attr-defined]
+                dead = nodes[replica.node_id]
                 lost, placed, ready = _time_node_death(admin, agents[dead], replica)
                 timings.append((lost, placed, ready))
                 print(
@@ -186,13 +189,14 @@ def main() -> None:
 
 
 def _time_node_death(
-    admin: HashgridClient, agent: subprocess.Popen[bytes], replica: object
+    admin: HashgridClient, agent: subprocess.Popen[bytes], replica: ReplicaOut
 ) -> tuple[float, float, float]:
     """Kill the node serving `replica`; seconds from the kill to it lost, to a replacement
     placed, and to that replacement ready."""
-    dead = replica.node_id  # type: ignore[attr-defined]
+    dead = replica.node_id
+    assert replica.endpoint is not None  # a ready replica has one
     killed = time.monotonic()
-    _kill_node(agent, replica.endpoint)  # type: ignore[attr-defined]
+    _kill_node(agent, replica.endpoint)
     _wait("the node lost", lambda: _node_status(admin, dead) == "lost")
     lost = time.monotonic() - killed
     _wait("a replacement", lambda: _placed_elsewhere(admin, dead))
