@@ -56,11 +56,6 @@ class Verdict:
     spent_usd: float = 0.0  # the exhausted budget's spend
 
 
-def interval_ms(limit: int, period_ms: float = PERIOD_MS) -> float:
-    """The time one unit of a `limit`-a-period bucket takes to drain."""
-    return period_ms / limit
-
-
 def level_of(tat_ms: float, now_ms: float) -> float:
     return tat_ms - now_ms if tat_ms > now_ms else 0.0
 
