@@ -172,7 +172,20 @@ def test_make_tiny_deploy_show_scale_and_delete(
     assert isinstance(shown["recent_failures"], list)
 
     scaled = ok_json("scale", "other", "2", env=env)
-    assert scaled["replicas"] == 2
+    assert (scaled["replicas"], scaled["min_replicas"], scaled["max_replicas"]) == (2, 2, 2)
+    bounded = ok_json("scale", "other", "--min", "0", "--max", "8", "--idle", "60", env=env)
+    assert (bounded["replicas"], bounded["min_replicas"], bounded["max_replicas"]) == (2, 0, 8)
+    assert bounded["idle_s"] == 60
+    shown_text = " ".join(ok("deployments", "show", "other", env=env).split())  # unwrapped
+    assert "autoscaled 0..8 (8 in flight per replica, zero after 60 s idle)" in shown_text
+
+    auto = ok_json(
+        "deploy", stem, "--name", "auto", "--min", "1", "--max", "8",
+        "--regions", "us,me", "--tier", "flex", "--ttft-target-ms", "500", env=env,
+    )  # fmt: skip
+    assert (auto["replicas"], auto["min_replicas"], auto["max_replicas"]) == (1, 1, 8)
+    assert (auto["regions"], auto["tier"], auto["ttft_target_ms"]) == (["me", "us"], "flex", 500)
+    ok("deployments", "delete", "auto", env=env)
 
     ok("deployments", "delete", "other", env=env)
     assert [d["name"] for d in ok_json("deployments", "list", env=env)] == [stem]

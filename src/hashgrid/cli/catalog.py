@@ -98,7 +98,22 @@ def deploy(
     ctx: typer.Context,
     model: str = typer.Argument(..., help="A catalog model, or a .gguf file to add and deploy."),
     name: str | None = typer.Option(None, help="The name clients use; default: the model's."),
-    replicas: int = typer.Option(1, min=0, help="How many replicas to run."),
+    replicas: int | None = typer.Option(
+        None, min=0, help="A fixed replica count (default 1), or where to start within min..max."
+    ),
+    min_replicas: int | None = typer.Option(
+        None, "--min", min=0, help="Autoscale from this many (0: scale to zero when idle)."
+    ),
+    max_replicas: int | None = typer.Option(None, "--max", min=0, help="Autoscale up to this."),
+    target_load: float | None = typer.Option(
+        None, help="Requests in flight or queued per replica before scaling out (default 8)."
+    ),
+    ttft_target_ms: float | None = typer.Option(
+        None, help="Scale out while time to first token p90 is above this."
+    ),
+    idle: float | None = typer.Option(
+        None, help="With --min 0: seconds without a request before scaling to zero (300)."
+    ),
     regions: str = typer.Option("", help="Comma-separated allowed regions; default: any."),
     tier: str = typer.Option("flex", help="firm (never curtailed) or flex (cheaper)."),
     engine: str | None = typer.Option(
@@ -124,10 +139,22 @@ def deploy(
             engine=engine,
             tensor_parallel_size=tensor_parallel_size,
             gpu_type=gpu_type,
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            target_load=target_load,
+            ttft_target_ms=ttft_target_ms,
+            idle_s=idle,
         )
     if as_json:
         return emit_json(deployment)
-    console.print(f"deployed [bold]{deployment.name}[/bold] ({deployment.replicas} replica(s))")
+    console.print(f"deployed [bold]{deployment.name}[/bold] ({size_text(deployment)})")
+
+
+def size_text(d: DeploymentOut) -> str:
+    """`2 replica(s)`, or `2 replica(s), autoscaled 0..8` for an autoscaled deployment."""
+    if d.min_replicas == d.max_replicas:
+        return f"{d.replicas} replica(s)"
+    return f"{d.replicas} replica(s), autoscaled {d.min_replicas}..{d.max_replicas}"
 
 
 def resolve_model(c: HashgridClient, model: str) -> str:
@@ -181,6 +208,7 @@ def print_deployment(d: DeploymentOut) -> None:
     gpu_type = f"  GPU type {d.gpu_type}" if d.gpu_type else ""
     console.print(
         f"[bold]{d.name}[/bold]  model {d.model}  ready {d.ready_replicas}/{d.replicas}  "
+        f"{_scaling_text(d)}"
         f"tier {d.tier}  regions {','.join(d.regions) or 'any'}  engine {d.engine}  "
         f"tensor parallel {d.tensor_parallel_size}{gpu_type}"
     )
@@ -210,6 +238,18 @@ def print_deployment(d: DeploymentOut) -> None:
         table("events", ["at", "event"], [(f"{e.at:%H:%M:%S}", e.message) for e in d.events])
 
 
+def _scaling_text(d: DeploymentOut) -> str:
+    """`autoscaled 0..8 (8 in flight per replica, TTFT p90 500 ms, zero after 300 s idle)  `"""
+    if d.min_replicas == d.max_replicas:
+        return ""
+    targets = [f"{d.target_load:g} in flight per replica"]
+    if d.ttft_target_ms is not None:
+        targets.append(f"TTFT p90 {d.ttft_target_ms:g} ms")
+    if d.min_replicas == 0:
+        targets.append(f"zero after {d.idle_s:g} s idle")
+    return f"autoscaled {d.min_replicas}..{d.max_replicas} ({', '.join(targets)})  "
+
+
 def _load_text(load: ReplicaLoadOut | None) -> str:
     """`3 running, 1 waiting, KV 42%`; empty when the engine reported no figures."""
     if load is None:
@@ -235,10 +275,24 @@ def delete(ctx: typer.Context, name: str) -> None:
 def scale(
     ctx: typer.Context,
     name: str,
-    replicas: int = typer.Argument(..., min=0),
+    replicas: int | None = typer.Argument(None, min=0, help="A fixed replica count."),
+    min_replicas: int | None = typer.Option(None, "--min", min=0, help="Autoscale from this."),
+    max_replicas: int | None = typer.Option(None, "--max", min=0, help="Autoscale up to this."),
+    target_load: float | None = typer.Option(None, help="Requests in flight per replica."),
+    ttft_target_ms: float | None = typer.Option(None, help="Time to first token p90 target."),
+    idle: float | None = typer.Option(None, help="With --min 0: idle seconds before zero."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Set a deployment's replica count."""
+    """Resize a deployment: a fixed count (`scale NAME 3`), or autoscaling bounds and targets
+    (`scale NAME --min 0 --max 8`)."""
     with client(ctx) as c:
-        d = c.scale(name, replicas)
-    emit_json(d) if as_json else console.print(f"{d.name}: {d.replicas} replica(s)")
+        d = c.scale(
+            name,
+            replicas,
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            target_load=target_load,
+            ttft_target_ms=ttft_target_ms,
+            idle_s=idle,
+        )
+    emit_json(d) if as_json else console.print(f"{d.name}: {size_text(d)}")

@@ -169,17 +169,25 @@ class HashgridClient:
         self,
         model: str,
         name: str | None = None,
-        replicas: int = 1,
+        replicas: int | None = None,
         regions: list[str] | None = None,
         tier: str = "flex",
         engine: str | None = None,
         tensor_parallel_size: int = 1,
         gpu_type: str | None = None,
+        min_replicas: int | None = None,
+        max_replicas: int | None = None,
+        **targets: float | None,
     ) -> DeploymentOut:
+        """Deploy `model`: `replicas` alone fixes the size (default 1); `min_replicas` and
+        `max_replicas` autoscale, with `targets` (target_load, ttft_target_ms, idle_s)."""
         body = {
             "model": model,
             "name": name,
             "replicas": replicas,
+            "min_replicas": min_replicas,
+            "max_replicas": max_replicas,
+            **{k: v for k, v in targets.items() if v is not None},
             "regions": regions or [],
             "tier": tier,
             "engine": engine,
@@ -194,9 +202,14 @@ class HashgridClient:
     def list_deployments(self) -> list[DeploymentOut]:
         return self._many(DeploymentOut, "/api/v1/deployments")
 
-    def scale(self, name: str, replicas: int) -> DeploymentOut:
-        path = f"/api/v1/deployments/{name}"
-        return self._one(DeploymentOut, "PATCH", path, {"replicas": replicas})
+    def scale(
+        self, name: str, replicas: int | None = None, **bounds: float | None
+    ) -> DeploymentOut:
+        """Resize `name`: `replicas` alone fixes the size; `bounds` (min_replicas,
+        max_replicas, target_load, ttft_target_ms, idle_s) autoscale it."""
+        body = {"replicas": replicas, **bounds}
+        given = {k: v for k, v in body.items() if v is not None}
+        return self._one(DeploymentOut, "PATCH", f"/api/v1/deployments/{name}", given)
 
     def delete_deployment(self, name: str) -> None:
         self._call("DELETE", f"/api/v1/deployments/{name}")

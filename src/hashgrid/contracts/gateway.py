@@ -5,7 +5,8 @@ the view is newer than REV, and after S seconds in any case. Every answer carrie
 each replica's agent last reported (while fresh), so a gateway that polls every few seconds sees
 loads that recent although the revision does not move for them. `POST /api/v1/gateway/usage`
 takes a `UsageBatch`; records are idempotent by `request_id`, so a gateway may resend a batch
-after any failure.
+after any failure. `POST /api/v1/gateway/demand` takes a `DemandReport` every second or so, and
+at once when a request starts waiting for a model with no ready replica: autoscaling's input.
 
 Limits and budgets: each key carries its own `Limits`, and `customers` the limits of every
 customer that has some. `spend` is what the control plane has stored of this month's spend for
@@ -51,6 +52,9 @@ class RoutedModel(BaseModel):
     deployment: str
     replicas: list[RouteReplica]
     task: str = "generate"  # "generate": chat and completions; "embed": embeddings
+    # 0: the deployment may never have a replica, so a request waits for none (see
+    # `gateway/proxy.py`: requests for a model with no ready replica wait for a while).
+    max_replicas: int = 1
     # USD per million tokens, from the catalog: what a gateway counts against budgets.
     price_per_mtok_prompt: float = 0.0
     price_per_mtok_completion: float = 0.0
@@ -114,6 +118,23 @@ class UsageRecord(BaseModel):
     ttft_ms: float | None
     duration_ms: float
     started_at: datetime
+
+
+class ModelDemand(BaseModel):
+    """One deployment's demand at one gateway: what autoscaling reads."""
+
+    deployment: str  # its id
+    in_flight: int = 0  # requests being answered now
+    held: int = 0  # requests waiting because the model has no ready replica
+    started: int = 0  # requests begun since the gateway's report before
+    ttft_p90_ms: float | None = None  # of the requests that had their first byte since then
+
+
+class DemandReport(BaseModel):
+    """What one gateway sees of demand now; each report replaces that gateway's one before."""
+
+    gateway: str  # the gateway process's own id, new at each start
+    models: list[ModelDemand]
 
 
 class UsageBatch(BaseModel):

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from hashgrid.common.waiting import cancel_all
 from hashgrid.gateway.auth import authenticate
+from hashgrid.gateway.demand import DemandMeter, DemandReporter
 from hashgrid.gateway.errors import OpenAIError
 from hashgrid.gateway.limits import InProcess, Limiter, Store
 from hashgrid.gateway.metering import UsageShipper, UsageSpool, adopt_sqlite_spool
@@ -81,6 +82,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 )
                 store = shared
             limiter = Limiter(store, ledger, settings.default_completion_tokens)
+            demand = DemandMeter()
             holder["watcher"] = watcher
             holder["proxy"] = Proxy(
                 session,
@@ -91,11 +93,17 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 settings.country,
                 limiter=limiter,
                 access_log=settings.access_log,
+                demand=demand,
+                cold_start_wait_s=settings.cold_start_wait_s,
+            )
+            reporter = DemandReporter(
+                demand, session, settings.server_url, settings.token, settings.demand_report_s
             )
             tasks = [
                 asyncio.create_task(watcher.run(), name="view"),
                 asyncio.create_task(shipper.run(), name="usage"),
                 asyncio.create_task(shipper.sync_forever(), name="usage-fsync"),
+                asyncio.create_task(reporter.run(), name="demand"),
             ]
             if shared is not None:
                 tasks.append(asyncio.create_task(shared.run(), name="limits"))

@@ -19,6 +19,7 @@ from starlette.responses import Response, StreamingResponse
 
 from hashgrid.contracts.gateway import KeyEntry, RoutedModel, RouteReplica
 from hashgrid.gateway.auth import authenticate
+from hashgrid.gateway.demand import DemandMeter
 from hashgrid.gateway.errors import (
     BadRequest,
     ModelNotFound,
@@ -63,6 +64,8 @@ class Exchange:
     completion_tokens: int = 0
     ttft_ms: float | None = None
     ticket: Ticket | None = None  # the request's rate limit charges, when its key has limits
+    deployment: str | None = None  # set once counted as demand on it
+    stream: bool = False
 
     @property
     def reply_id(self) -> str:
@@ -97,6 +100,8 @@ class Proxy:
         country: str | None = None,
         limiter: Limiter | None = None,
         access_log: bool = True,
+        demand: DemandMeter | None = None,
+        cold_start_wait_s: float = 120.0,
     ) -> None:
         self._session = session
         self._watcher = watcher
@@ -106,6 +111,8 @@ class Proxy:
         self._country = country  # clients' country when neither key nor header says
         self._limiter = limiter
         self._access_log = access_log
+        self._demand = demand or DemandMeter()
+        self._cold_start_wait_s = cold_start_wait_s
         self._in_flight: Counter[str] = Counter()
 
     async def handle(self, request: Request, endpoint: str) -> Response:
@@ -139,7 +146,7 @@ class Proxy:
                     + ("embeddings (/v1/embeddings)." if routed.task == "embed" else "text."),
                     param="model",
                 )
-            stream = body.get("stream") is True
+            stream = x.stream = body.get("stream") is True
             options = body.get("stream_options")
             wants_usage = isinstance(options, dict) and options.get("include_usage") is True
             if stream:
@@ -147,6 +154,10 @@ class Proxy:
                 body["stream_options"] = {**(options or {}), "include_usage": True}
             if self._limiter is not None:  # limits: decided here, settled in _finish
                 x.ticket = await self._limiter.admit(x.key, self._watcher.view, routed, body)
+            x.deployment = routed.deployment
+            self._demand.begin(routed.deployment)
+            if not routed.replicas and routed.max_replicas > 0:
+                routed = await self._first_replica(routed)
             route = RouteRequest(country, affinity_key(prompt_prefix(body)))
             upstream, data = await self._open(
                 routed, endpoint, orjson.dumps(body), route, x, read=not stream
@@ -155,6 +166,10 @@ class Proxy:
             x.status = e.status
             self._finish(x)
             return e.response(x.reply_id, x.limit_headers)
+        except asyncio.CancelledError:  # the gateway is stopping: the request is still metered
+            x.status = 499
+            self._finish(x)
+            raise
         if upstream.status >= 400:
             return await self._upstream_error(upstream, x, data)
         assert x.replica is not None
@@ -174,6 +189,30 @@ class Proxy:
         return Response(
             data, status_code=upstream.status, media_type="application/json", headers=headers
         )
+
+    async def _first_replica(self, routed: RoutedModel) -> RoutedModel:
+        """`routed` as soon as it has a ready replica: a deployment scaled to zero is woken by
+        the demand report this wait sends at once. Raises NoReplica after the wait's bound."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._cold_start_wait_s
+        with self._demand.holding(routed.deployment):
+            while True:
+                current = self._watcher.view.models.get(routed.name)
+                if current is None:
+                    raise ModelNotFound(
+                        f"The model `{routed.name}` does not exist or you do not have access "
+                        "to it.",
+                        param="model",
+                    )
+                if current.replicas:
+                    return current
+                left = deadline - loop.time()
+                if left <= 0 or current.max_replicas == 0:
+                    raise NoReplica(
+                        f"The model `{routed.name}` has no ready replica: none became ready "
+                        f"within {self._cold_start_wait_s:g} s. Retry later."
+                    )
+                await self._watcher.next_view(left)
 
     async def _open(
         self,
@@ -321,6 +360,8 @@ class Proxy:
 
     def _finish(self, x: Exchange) -> None:
         duration_ms = (time.perf_counter() - x.started) * 1000
+        if x.deployment is not None:  # only a stream's first byte says how soon tokens come
+            self._demand.end(x.deployment, x.ttft_ms if x.stream else None)
         if x.ticket is not None and self._limiter is not None:
             self._limiter.settle(
                 x.ticket, x.request_id, x.prompt_tokens, x.completion_tokens, x.status

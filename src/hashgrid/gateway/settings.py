@@ -17,6 +17,12 @@ class GatewaySettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 7080
     home: Path = Field(default_factory=lambda: default_home() / "gateway")
+    # A request for a model with no ready replica (scaled to zero, or all its replicas moving)
+    # waits this long for one, then gets a 503.
+    cold_start_wait_s: float = 120.0
+    # Requests in flight and held, per deployment, go to the control plane this often (and at
+    # once when a request starts waiting for a first replica): what autoscaling reads.
+    demand_report_s: float = 1.0
     # Attempts on distinct replicas before a request fails; only before the first byte.
     max_attempts: int = 3
     # A replica that fails before the first byte gets no traffic for eject_s, doubling per

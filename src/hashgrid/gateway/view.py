@@ -8,6 +8,7 @@ engine loads the agents reported last (loads do not move the revision; see
 """
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +71,7 @@ class ViewWatcher:
         self._saved_revision: int | None = None
         self.view = View()
         self.synced = asyncio.Event()  # set once a view has arrived, or was read from `saved`
+        self._arrived = asyncio.Event()  # set (and replaced) when a view arrives
         self._load_saved()
 
     def _load_saved(self) -> None:
@@ -99,9 +101,17 @@ class ViewWatcher:
             answer = GatewayView.model_validate_json(body)
         self.view = View.of(answer)
         self.synced.set()
+        arrived, self._arrived = self._arrived, asyncio.Event()
+        arrived.set()
         if self._saved is not None and answer.revision != self._saved_revision:
             await asyncio.to_thread(write_private, self._saved, body.decode())
             self._saved_revision = answer.revision
+
+    async def next_view(self, within_s: float) -> None:
+        """Return when the next answer arrives (with a change or fresh loads), or `within_s`
+        passes."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._arrived.wait(), within_s)
 
     async def run(self) -> None:
         backoff = Backoff()

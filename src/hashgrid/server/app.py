@@ -14,6 +14,8 @@ from hashgrid.server.catalog.router import router as catalog_router
 from hashgrid.server.changes import Changes
 from hashgrid.server.db.engine import make_engine, make_sessionmaker
 from hashgrid.server.db.migrate import upgrade
+from hashgrid.server.deployments.demand import GatewayDemand
+from hashgrid.server.deployments.loads import STALE_AFTER_BEATS, ReplicaLoads
 from hashgrid.server.deployments.router import replicas_router
 from hashgrid.server.deployments.router import router as deployments_router
 from hashgrid.server.errors import install_error_handlers
@@ -23,6 +25,7 @@ from hashgrid.server.metrics import ServerMetrics
 from hashgrid.server.nodes.liveness import HearingMiddleware, Liveness
 from hashgrid.server.nodes.router import router as nodes_router
 from hashgrid.server.organizations.router import router as organizations_router
+from hashgrid.server.reconcile.autoscale import AutoscaleReconciler
 from hashgrid.server.reconcile.liveness import LivenessReconciler
 from hashgrid.server.reconcile.placement import PlacementReconciler
 from hashgrid.server.reconcile.runner import start_all
@@ -70,6 +73,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             changes=Changes(),
             liveness=liveness,
             spend=spend,
+            loads=ReplicaLoads(STALE_AFTER_BEATS * settings.heartbeat_interval_s),
+            demand=GatewayDemand(),
         )
         app.state.hashgrid = state
         tasks = start_all(
@@ -82,6 +87,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                     LivenessReconciler(sessions, state.changes, state.liveness),
                     min(1.0, settings.node_ttl_s / 4),
                 ),
+                (AutoscaleReconciler(state), settings.autoscale_interval_s),
             ],
             state.changes,
         )

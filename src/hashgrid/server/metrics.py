@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hashgrid.contracts.states import NodeStatus
 from hashgrid.server.agents.service import known_nodes
-from hashgrid.server.deployments.loads import ReplicaLoads, replica_loads
+from hashgrid.server.deployments.loads import ReplicaLoads
+from hashgrid.server.state import get_state
 
 WRITE_STATEMENTS = ("insert", "update", "delete")
 HEARTBEAT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -121,5 +122,5 @@ async def metrics(request: Request) -> Response:
     counts = known.counts()
     for status in NodeStatus:
         own.nodes.labels(status.value).set(counts.get(status.value, 0))
-    own.set_loads(replica_loads(request))
+    own.set_loads(get_state(request).loads)
     return Response(generate_latest(own.registry), media_type=CONTENT_TYPE_LATEST)

@@ -23,6 +23,10 @@ class ServerSettings(BaseSettings):
     node_ttl_s: float = 8.0
     reconcile_interval_s: float = 2.0
     replica_retry_after_s: float = 30.0
+    # Autoscaling passes this often; a deployment scales down only to the most it needed over
+    # the last autoscale_down_delay_s (scheduler/autoscale.py).
+    autoscale_interval_s: float = 1.0
+    autoscale_down_delay_s: float = 60.0
     long_poll_max_s: float = 30.0
     # An agent's assignments poll is held for a random (1 - jitter) to 100% of its wait, so
     # polls begun together do not all end together (see agents/router.py).

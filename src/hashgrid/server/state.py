@@ -8,6 +8,8 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hashgrid.server.changes import Changes
+from hashgrid.server.deployments.demand import GatewayDemand
+from hashgrid.server.deployments.loads import ReplicaLoads
 from hashgrid.server.nodes.liveness import Liveness
 from hashgrid.server.settings import ServerSettings
 from hashgrid.server.usage.spend import Spend
@@ -21,6 +23,8 @@ class ServerState:
     changes: Changes
     liveness: Liveness
     spend: Spend  # this month's spend per key and customer, from stored usage
+    loads: ReplicaLoads  # engine loads, as the nodes' heartbeats last reported them
+    demand: GatewayDemand  # requests in flight and held, as the gateways last reported them
 
 
 def get_state(request: Request) -> ServerState:

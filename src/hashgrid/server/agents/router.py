@@ -18,7 +18,6 @@ from hashgrid.contracts.agent import (
 from hashgrid.server.agents import service
 from hashgrid.server.auth import CallingNode, node_credentials
 from hashgrid.server.deployments import service as deployments
-from hashgrid.server.deployments.loads import replica_loads
 from hashgrid.server.deployments.tables import Replica
 from hashgrid.server.errors import Invalid, NotFound
 from hashgrid.server.metrics import server_metrics
@@ -82,7 +81,7 @@ async def heartbeat(
     _check_protocol(protocol)
     known = service.known_nodes(request)
     await service.heartbeat(state, known, node, body.fingerprint, body.holdings)
-    replica_loads(request).record(node.id, body.replicas)
+    state.loads.record(node.id, body.replicas)
     metrics = server_metrics(request)
     metrics.heartbeats.inc()
     metrics.heartbeat_seconds.observe(time.perf_counter() - started)

@@ -18,12 +18,8 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
-from fastapi import Request
-
 from hashgrid.contracts.agent import ReplicaLoad
-from hashgrid.server.auth import per_state
 from hashgrid.server.deployments.schemas import ReplicaLoadOut
-from hashgrid.server.state import ServerState
 
 # A report is fresh for this many heartbeat intervals after it arrived.
 STALE_AFTER_BEATS = 3
@@ -68,12 +64,3 @@ def _out(load: ReplicaLoad, at: float) -> ReplicaLoadOut:
         kv_cache_usage=load.kv_cache_usage,
         reported_at=datetime.fromtimestamp(at, UTC),
     )
-
-
-def _make(state: ServerState) -> ReplicaLoads:
-    return ReplicaLoads(STALE_AFTER_BEATS * state.settings.heartbeat_interval_s)
-
-
-def replica_loads(request: Request) -> ReplicaLoads:
-    """This process's replica loads."""
-    return per_state(request, "hashgrid_replica_loads", _make)

@@ -1,11 +1,10 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 
 from hashgrid.contracts.states import ReplicaStatus
 from hashgrid.server.auth import Admin
 from hashgrid.server.deployments import service
-from hashgrid.server.deployments.loads import replica_loads
 from hashgrid.server.deployments.schemas import (
     DeploymentCreate,
     DeploymentOut,
@@ -21,7 +20,7 @@ replicas_router = APIRouter(prefix="/api/v1/replicas", tags=["deployments"])
 @replicas_router.get("")
 async def list_replicas(
     session: Session,
-    request: Request,
+    state: State,
     _: Admin,
     deployment: Annotated[str | None, Query(description="Deployment name")] = None,
     node: Annotated[str | None, Query(description="Node id")] = None,
@@ -31,7 +30,7 @@ async def list_replicas(
     engine load its node last reported (`load`, null when none is fresh)."""
     deployment_id = (await service.get(session, deployment)).id if deployment else None
     rows = await service.list_replicas(session, deployment_id, node, status)
-    loads = replica_loads(request)
+    loads = state.loads
     return [service.replica_out(r, loads) for r in rows]
 
 
@@ -46,26 +45,28 @@ async def create_deployment(
 
 
 @router.get("")
-async def list_deployments(session: Session, request: Request, _: Admin) -> list[DeploymentOut]:
-    loads = replica_loads(request)
+async def list_deployments(session: Session, state: State, _: Admin) -> list[DeploymentOut]:
+    loads = state.loads
     return [await service.to_out(session, d, loads) for d in await service.list_all(session)]
 
 
 @router.get("/{name:path}")
-async def get_deployment(name: str, session: Session, request: Request, _: Admin) -> DeploymentOut:
+async def get_deployment(name: str, session: Session, state: State, _: Admin) -> DeploymentOut:
     """A deployment with its active replicas, each with its engine load where reported."""
     deployment = await service.get(session, name)
-    return await service.to_out(session, deployment, replica_loads(request))
+    return await service.to_out(session, deployment, state.loads)
 
 
 @router.patch("/{name:path}")
 async def scale_deployment(
-    name: str, body: DeploymentScale, session: Session, state: State, request: Request, _: Admin
+    name: str, body: DeploymentScale, session: Session, state: State, _: Admin
 ) -> DeploymentOut:
+    """Resize: `replicas` alone fixes the size; `min_replicas`/`max_replicas` (and the targets)
+    let the autoscaler move it within them."""
     deployment = await service.get(session, name)
-    await service.scale(session, deployment, body.replicas)
+    await service.scale(session, deployment, body)
     await state.changes.bump()
-    return await service.to_out(session, deployment, replica_loads(request))
+    return await service.to_out(session, deployment, state.loads)
 
 
 @router.delete("/{name:path}", status_code=status.HTTP_204_NO_CONTENT)

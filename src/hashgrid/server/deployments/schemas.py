@@ -17,12 +17,35 @@ class Tier(StrEnum):
 Engine = Literal["llamacpp", "vllm", "sglang"]
 
 
-class DeploymentCreate(BaseModel):
+class Scaling(BaseModel):
+    """How a deployment's replica count moves: a fixed `replicas`, or `min_replicas` to
+    `max_replicas` by load (see `scheduler/autoscale.py`)."""
+
+    target_load: float = Field(
+        8.0, gt=0, le=10_000, description="Requests in flight or queued that one replica carries"
+    )
+    ttft_target_ms: float | None = Field(
+        None, gt=0, description="A p90 time to first token to stay under; null: none"
+    )
+    idle_s: float = Field(
+        300.0, ge=1, le=7 * 86_400, description="With min_replicas 0: idle this long, scale to zero"
+    )
+
+
+class DeploymentCreate(Scaling):
     model: ModelName = Field(description="A model in the catalog")
     name: ModelName | None = Field(
         None, description="What clients put in `model`; default: the model's name"
     )
-    replicas: int = Field(1, ge=0, le=10_000)
+    replicas: int | None = Field(
+        None,
+        ge=0,
+        le=10_000,
+        description="A fixed count; with min/max, the count to start at (default: min, at least "
+        "1 when max allows). Neither: 1",
+    )
+    min_replicas: int | None = Field(None, ge=0, le=10_000, description="Autoscaling floor")
+    max_replicas: int | None = Field(None, ge=0, le=10_000, description="Autoscaling ceiling")
     regions: list[str] = Field(default_factory=list, description="Allowed regions; empty: any")
     tier: Tier = Tier.FLEX
     engine: Engine | None = Field(
@@ -39,9 +62,47 @@ class DeploymentCreate(BaseModel):
         description="Only GPUs whose name contains this (any case), e.g. H100",
     )
 
+    def bounds(self) -> tuple[int, int, int]:
+        """(replicas to start at, min, max). Raises ValueError when they contradict."""
+        return resolve_bounds(self.replicas, self.min_replicas, self.max_replicas, None)
+
+
+def resolve_bounds(
+    replicas: int | None,
+    low: int | None,
+    high: int | None,
+    current: tuple[int, int, int] | None,
+) -> tuple[int, int, int]:
+    """(replicas, min, max) from what was asked, over `current` (replicas, min, max) if any.
+
+    `replicas` alone fixes the size; `min`/`max` set bounds (the other bound kept from
+    `current`, or equal to the one given), and the count is kept within them.
+    """
+    if low is None and high is None:
+        if replicas is None:
+            return current or (1, 1, 1)
+        return replicas, replicas, replicas
+    was_low, was_high = (current[1], current[2]) if current else (None, None)
+    low = low if low is not None else min(was_low if was_low is not None else 0, high or 0)
+    high = high if high is not None else max(was_high if was_high is not None else low, low)
+    if low > high:
+        raise ValueError(f"min_replicas ({low}) is above max_replicas ({high})")
+    if replicas is None:  # the count now, or a warm first replica, kept within the bounds
+        return min(high, max(low, current[0] if current else 1)), low, high
+    if not low <= replicas <= high:
+        raise ValueError(f"replicas ({replicas}) is outside {low}..{high}")
+    return replicas, low, high
+
 
 class DeploymentScale(BaseModel):
-    replicas: int = Field(ge=0, le=10_000)
+    """A change of size: `replicas` alone fixes it; min/max (and the targets) autoscale."""
+
+    replicas: int | None = Field(None, ge=0, le=10_000)
+    min_replicas: int | None = Field(None, ge=0, le=10_000)
+    max_replicas: int | None = Field(None, ge=0, le=10_000)
+    target_load: float | None = Field(None, gt=0, le=10_000)
+    ttft_target_ms: float | None = Field(None, gt=0)
+    idle_s: float | None = Field(None, ge=1, le=7 * 86_400)
 
 
 class ReplicaLoadOut(BaseModel):
@@ -81,8 +142,13 @@ class DeploymentOut(BaseModel):
     id: str
     name: str
     model: str
-    replicas: int
+    replicas: int  # wanted now
     ready_replicas: int
+    min_replicas: int
+    max_replicas: int
+    target_load: float
+    ttft_target_ms: float | None
+    idle_s: float
     regions: list[str]
     tier: Tier
     engine: str

@@ -14,13 +14,15 @@ from hashgrid.server.deployments.loads import ReplicaLoads
 from hashgrid.server.deployments.schemas import (
     DeploymentCreate,
     DeploymentOut,
+    DeploymentScale,
     EventOut,
     ReplicaOut,
     Tier,
+    resolve_bounds,
 )
 from hashgrid.server.deployments.sizing import engine_of
 from hashgrid.server.deployments.tables import Deployment, Replica
-from hashgrid.server.errors import Conflict, NotFound
+from hashgrid.server.errors import Conflict, Invalid, NotFound
 
 RECENT_FAILURES = 3
 # Statuses whose reason says why the replica was stopped.
@@ -32,10 +34,19 @@ async def create(session: AsyncSession, body: DeploymentCreate) -> Deployment:
     name = body.name or model.name
     if await session.scalar(select(Deployment).where(Deployment.name == name)):
         raise Conflict(f"deployment {name!r} exists")
+    try:
+        replicas, low, high = body.bounds()
+    except ValueError as e:
+        raise Invalid(str(e)) from None
     deployment = Deployment(
         name=name,
         model_id=model.id,
-        replicas=body.replicas,
+        replicas=replicas,
+        min_replicas=low,
+        max_replicas=high,
+        target_load=body.target_load,
+        ttft_target_ms=body.ttft_target_ms,
+        idle_s=body.idle_s,
         regions=sorted(set(body.regions)),
         tier=body.tier,
         engine=body.engine,
@@ -58,9 +69,30 @@ async def list_all(session: AsyncSession) -> Sequence[Deployment]:
     return (await session.scalars(select(Deployment).order_by(Deployment.name))).all()
 
 
-async def scale(session: AsyncSession, deployment: Deployment, replicas: int) -> None:
-    deployment.replicas = replicas
+async def scale(session: AsyncSession, deployment: Deployment, body: DeploymentScale) -> None:
+    """Resize: `replicas` alone fixes the size; bounds and targets hand it to the autoscaler."""
+    current = (deployment.replicas, deployment.min_replicas, deployment.max_replicas)
+    try:
+        replicas, low, high = resolve_bounds(
+            body.replicas, body.min_replicas, body.max_replicas, current
+        )
+    except ValueError as e:
+        raise Invalid(str(e)) from None
+    for field in body.model_fields_set & {"target_load", "ttft_target_ms", "idle_s"}:
+        value = getattr(body, field)
+        if value is None and field != "ttft_target_ms":
+            raise Invalid(f"{field} cannot be null")
+        setattr(deployment, field, value)
+    if (replicas, low, high) != current:
+        events.record(session, deployment.id, f"resized to {_size_text(replicas, low, high)}")
+    deployment.replicas, deployment.min_replicas, deployment.max_replicas = replicas, low, high
     await session.commit()
+
+
+def _size_text(replicas: int, low: int, high: int) -> str:
+    if low == high:
+        return f"{replicas} replica(s)"
+    return f"{replicas} replica(s), autoscaled within {low}..{high}"
 
 
 async def delete(session: AsyncSession, deployment: Deployment) -> None:
@@ -153,6 +185,11 @@ async def to_out(
         name=deployment.name,
         model=model.name,
         replicas=deployment.replicas,
+        min_replicas=deployment.min_replicas,
+        max_replicas=deployment.max_replicas,
+        target_load=deployment.target_load,
+        ttft_target_ms=deployment.ttft_target_ms,
+        idle_s=deployment.idle_s,
         ready_replicas=sum(r.status == ReplicaStatus.READY for r in replicas),
         regions=deployment.regions,
         tier=Tier(deployment.tier),

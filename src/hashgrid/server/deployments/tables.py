@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hashgrid.contracts.states import ReplicaStatus
@@ -13,7 +13,13 @@ class Deployment(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     model_id: Mapped[str] = mapped_column(ForeignKey("catalog_models.id"), index=True)
-    replicas: Mapped[int] = mapped_column(Integer)
+    replicas: Mapped[int] = mapped_column(Integer)  # wanted now: the autoscaler moves it
+    # Autoscaling bounds; equal: a fixed size. See scheduler/autoscale.py for the rest.
+    min_replicas: Mapped[int] = mapped_column(Integer)
+    max_replicas: Mapped[int] = mapped_column(Integer)
+    target_load: Mapped[float] = mapped_column(Float, default=8.0, server_default="8")
+    ttft_target_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    idle_s: Mapped[float] = mapped_column(Float, default=300.0, server_default="300")
     regions: Mapped[list[str]] = mapped_column(JSON, default=list)
     tier: Mapped[str] = mapped_column(String(8))
     engine: Mapped[str | None] = mapped_column(String(32), default=None)  # None: the model's

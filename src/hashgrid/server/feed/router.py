@@ -2,9 +2,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from hashgrid.contracts.gateway import GatewayView, UsageAck, UsageBatch
+from hashgrid.contracts.gateway import DemandReport, GatewayView, UsageAck, UsageBatch
 from hashgrid.server.auth import GatewayCaller
-from hashgrid.server.deployments.loads import replica_loads
 from hashgrid.server.feed import service
 from hashgrid.server.state import Session, State
 from hashgrid.server.usage import service as usage
@@ -26,7 +25,7 @@ async def gateway_view(
     await session.close()  # hold no database connection while the poll waits
     revision = await state.changes.wait_newer(after, min(wait, state.settings.long_poll_max_s))
     views = service.views(request)
-    return await views.view(session, revision, replica_loads(request), state.spend)
+    return await views.view(session, revision, state.loads, state.spend)
 
 
 @router.post("/usage")
@@ -36,3 +35,10 @@ async def post_usage(
     """Store usage records; a record whose request id is stored already is skipped. The ack's
     `spend_seq` is the first view `spend.seq` whose figures hold this batch."""
     return await usage.store(session, body.records, state.spend)
+
+
+@router.post("/demand", status_code=204)
+async def post_demand(body: DemandReport, state: State, _: GatewayCaller) -> None:
+    """A gateway's requests in flight and held per deployment: what the autoscaler reads.
+    Kept in memory; it replaces the gateway's report before."""
+    state.demand.record(body)

@@ -152,6 +152,7 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
                 deployment=d.id,
                 replicas=by_deployment[d.id],
                 task=m.task,
+                max_replicas=d.max_replicas,
                 price_per_mtok_prompt=m.price_per_mtok_prompt,
                 price_per_mtok_completion=m.price_per_mtok_completion,
             )
