@@ -91,9 +91,8 @@ class FakeLuxMiner:
         self._session: str | None = None
         self._session_used = 0.0
         self._mute = asyncio.Event()
+        self._stopping = asyncio.Event()  # ends the connections a muted miner holds
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.StreamWriter] = set()
-        self._handlers: set[asyncio.Task[None]] = set()
 
     # -- the state tests read ------------------------------------------------------------------
 
@@ -127,14 +126,9 @@ class FakeLuxMiner:
         self._server = await asyncio.start_server(self._serve, self.address, RPC_PORT)
 
     async def stop(self) -> None:
+        self._stopping.set()
         if self._server is not None:
             self._server.close()
-        for writer in self._connections:
-            writer.close()
-        for task in self._handlers:
-            task.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
-        if self._server is not None:
             await self._server.wait_closed()
 
     async def __aenter__(self) -> Self:
@@ -146,15 +140,11 @@ class FakeLuxMiner:
     # -- the wire --------------------------------------------------------------------------------
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        self._connections.add(writer)
         try:
             request = await _read_request(reader)
             if self._mute.is_set():
-                await asyncio.Event().wait()  # hold the connection open, say nothing
-            if request is None:
+                await self._stopping.wait()  # hold the connection open, say nothing
+            if request is None or self._stopping.is_set():
                 return
             # cgminer and LuxOS end each answer with a NUL byte, then close the connection.
             writer.write(json.dumps(self.answer(request)).encode() + b"\x00")
@@ -162,8 +152,6 @@ class FakeLuxMiner:
         except ConnectionError:
             pass
         finally:
-            self._connections.discard(writer)
-            self._handlers.discard(task)
             writer.close()
 
     def answer(self, request: Answer) -> Answer:

@@ -8,7 +8,7 @@ In pyasic 0.79, power limits are taken by Braiins OS, LuxOS (its highest profile
 the target), VNish, Whatsminer, Auradine, Avalon and Marathon firmware; stock Antminer, ePIC,
 Hiveon and Goldshell firmware can only sleep and resume; the rest can do neither.
 
-Import this module only on a site with miners: pyasic and what it imports hold about 65 MB.
+Import this module only on a site with miners: pyasic adds about 33 MB to an agent's memory.
 """
 
 import logging
