@@ -27,11 +27,15 @@ class Rules:
 
 def serve_flex(site: Site, demand: Demand, firm: Floats, rules: Rules) -> Floats:
     """Busy nodes serving flex work per interval: oldest work first, within free nodes and the
-    budget left after firm work and the committed offer; work past its wait is dropped."""
-    node_mw = site.gpus.busy_kw / 1e3
-    free_mw = site.budget_mw - rules.offered_mw - node_mw * firm
-    room = np.minimum(site.gpus.nodes - firm, free_mw / node_mw if node_mw > 0 else np.inf)
-    room = np.maximum(room, 0.0)
+    budget left after firm work, idle nodes kept on and the committed offer; work past its wait
+    is dropped."""
+    gpus = site.gpus
+    base_mw = site.gpu_mw(
+        np.full(len(firm), float(gpus.nodes)) if rules.nodes_always_on else firm, firm
+    )
+    node_mw = (gpus.busy_kw - (gpus.idle_kw if rules.nodes_always_on else 0.0)) / 1e3
+    free_mw = np.maximum(site.budget_mw - rules.offered_mw - base_mw, 0.0)
+    room = np.minimum(gpus.nodes - firm, free_mw / node_mw if node_mw > 0 else np.inf)
     waiting = np.zeros(demand.flex_wait + 1)  # by age in intervals, 0 = arrived now
     served = np.zeros(len(demand))
     for t in range(len(demand)):
@@ -52,7 +56,13 @@ def dispatch(site: Site, demand: Demand, rules: Rules) -> Dispatch:
     firm = site.servable_firm(demand.firm)
     flex = serve_flex(site, demand, firm, rules)
     busy = firm + flex
-    nodes_on = np.full(len(demand), float(site.gpus.nodes)) if rules.nodes_always_on else busy
+    nodes_on = busy
+    if rules.nodes_always_on and site.gpus.idle_kw > 0:  # as many on as the budget carries
+        extra = (site.gpus.busy_kw - site.gpus.idle_kw) / 1e3
+        carried = (site.budget_mw - busy * extra) / (site.gpus.idle_kw / 1e3)
+        nodes_on = np.clip(carried, busy, site.gpus.nodes)
+    elif rules.nodes_always_on:
+        nodes_on = np.full(len(demand), float(site.gpus.nodes))
     left = np.maximum(site.budget_mw - site.gpu_mw(nodes_on, busy), 0.0)
 
     caps = site.asic_mw

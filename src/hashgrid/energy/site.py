@@ -47,6 +47,10 @@ class GpuFleet:
     firm_usd_per_node_hour: float
     flex_usd_per_node_hour: float  # flex work is sold cheaper: it may wait or move
 
+    def __post_init__(self) -> None:
+        if self.nodes < 0 or not 0 <= self.idle_kw <= self.busy_kw:
+            raise ValueError("need nodes >= 0 and 0 <= idle_kw <= busy_kw")
+
     @property
     def busy_mw(self) -> float:
         return self.nodes * self.busy_kw / 1e3
