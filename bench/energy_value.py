@@ -170,10 +170,16 @@ def print_site(site: str, results: dict[str, tuple[Ledger, Dispatch]]) -> None:
         )
 
 
-def power_side(ledger: Ledger, market: Market) -> float:
-    """Margin of the miners and the grid offer alone: what price decisions change most."""
-    energy = ledger.mining_mw * market.rt * market.interval_h
-    return float(np.sum(ledger.mining_usd + ledger.ancillary_usd - energy))
+def sides(ledger: Ledger, market: Market) -> np.ndarray:
+    """Margin of the miners, of the grid offer and of inference, each net of its energy."""
+    dt = market.interval_h
+    return np.array(
+        [
+            np.sum(ledger.mining_usd - ledger.mining_mw * market.rt * dt),
+            np.sum(ledger.ancillary_usd),
+            np.sum(ledger.inference_usd - ledger.inference_mw * market.rt * dt),
+        ]
+    )
 
 
 def charts(out: Path, runs: dict[str, tuple[Market, dict[str, tuple[Ledger, Dispatch]]]]) -> None:
@@ -271,22 +277,27 @@ def main() -> None:
         print_site(name, res)
 
     print(
-        f"\n  {'site':<14}{'online/hindsight':>18}{'power side':>12}{'best baseline':>16}"
-        f"{'online - best $k':>18}"
+        f"\n  {'site':<14}{'online/hindsight':>17}{'mining+grid':>12}{'best baseline':>15}"
+        f"{'online - best $k':>17}{'= mining':>10}{'+ grid':>8}{'+ inference':>12}"
     )
     ratio_met, ties, behind = True, [], []
     for name, (market, res) in runs.items():
         online, hindsight = res["online"][0], res["hindsight"][0]
         best = max(BASELINES, key=lambda p: res[p][0].margin)
         ratio = online.margin / hindsight.margin
-        side = power_side(online, market) / power_side(hindsight, market)
+        mine = sides(online, market)
+        side = mine[:2].sum() / sides(hindsight, market)[:2].sum()
+        split = (mine - sides(res[best][0], market)) / 1e3
         lead = online.margin - res[best][0].margin
         ratio_met &= ratio >= 0.99
         if abs(lead) < 1.0:
             ties.append(name)  # within a dollar: the same decisions
         elif lead < 0:
             behind.append(name)
-        print(f"  {name:<14}{ratio:>18.2%}{side:>12.2%}{best:>16}{lead / 1e3:>18,.1f}")
+        print(
+            f"  {name:<14}{ratio:>17.2%}{side:>12.2%}{best:>15}{lead / 1e3:>17,.1f}"
+            f"{split[0]:>10,.1f}{split[1]:>8,.1f}{split[2]:>12,.1f}"
+        )
     print(f"\nhashgrid online >= 99% of hindsight margin: {'met' if ratio_met else 'NOT met'}")
     verdict = "met" if not ties and not behind else "NOT met"
     why = [f"behind on {', '.join(behind)}"] if behind else []
