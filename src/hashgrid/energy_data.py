@@ -1,0 +1,79 @@
+"""Reading price and hashprice files into the pure planner's `Market` (energy/ does no I/O).
+
+Layouts are those of the shared data sets: ERCOT's hourly day-ahead and real-time prices
+(`delivery_date`, `hour_ending`, `dam_<point>`, `rtm_<point>`), its system-wide ancillary
+prices (`regup`, `rrs`, `nspin`, `ecrs`, ... in $/MW-h) and the daily hashprice series (`date`,
+`hashprice_usd_per_ph_day`). Callers give the paths; nothing is copied.
+
+Days are numbered as days since 1970-01-01. An ERCOT delivery day (Central time) is paired with
+the hashprice of the UTC day of the same date: hours apart, and hashprice moves slowly.
+"""
+
+import csv
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from hashgrid.energy import Market, tariff
+from hashgrid.energy.prices import Days
+from hashgrid.energy.site import Floats
+
+ERCOT_PRICES = "ercot-hourly-prices-2024-2025/ercot_hourly_dam_rtm_2024_2025.csv"
+ERCOT_ANCILLARY = "ercot-hourly-prices-2024-2025/ercot_hourly_system_as_genmix_2024_2025.csv"
+HASHPRICE = "btc-hashprice-daily/btc_hashprice_daily.csv"
+
+
+def day_number(iso: str) -> int:
+    return date.fromisoformat(iso).toordinal() - date(1970, 1, 1).toordinal()
+
+
+def read_hashprice(path: Path) -> dict[int, float]:
+    """Hashprice (USD per PH/s per day, fees included) by day number."""
+    with path.open(newline="") as f:
+        return {
+            day_number(row["date"]): float(row["hashprice_usd_per_ph_day"])
+            for row in csv.DictReader(f)
+        }
+
+
+def read_ercot_market(data: Path, point: str, product: str = "ecrs") -> Market:
+    """Hourly market of one ERCOT settlement point (e.g. LZ_WEST), with `product` as the
+    ancillary price. Only days with all 24 hours and a hashprice are kept: partial days in
+    the file are gaps in its source, and a plan across them would invent hours."""
+    hashprice = read_hashprice(data / HASHPRICE)
+    with (data / ERCOT_ANCILLARY).open(newline="") as f:
+        ancillary = {
+            (row["delivery_date"], row["hour_ending"]): float(row[product] or 0.0)
+            for row in csv.DictReader(f)
+        }
+    with (data / ERCOT_PRICES).open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    hours = Counter(row["delivery_date"] for row in rows)
+    rows = [
+        row
+        for row in rows
+        if hours[row["delivery_date"]] == 24 and day_number(row["delivery_date"]) in hashprice
+    ]
+    rows.sort(key=lambda row: (row["delivery_date"], int(row["hour_ending"])))
+    day: Days = np.array([day_number(row["delivery_date"]) for row in rows], dtype=np.int64)
+    return Market(
+        interval_h=1.0,
+        day=day,
+        rt=np.array([float(row[f"rtm_{point}"]) for row in rows]),
+        dam=np.array([float(row[f"dam_{point}"]) for row in rows]),
+        hashprice=np.array([hashprice[d] for d in day]),
+        ancillary=np.array(
+            [ancillary.get((row["delivery_date"], row["hour_ending"]), 0.0) for row in rows]
+        ),
+    )
+
+
+def fixed_tariff_market(data: Path, usd_per_mwh: float, days: Days) -> Market:
+    """Hourly market of a site buying at one fixed price on `days`, with the hashprice file's
+    figures for those days."""
+    hashprice = read_hashprice(data / HASHPRICE)
+    day: Days = np.repeat(days, 24)
+    prices: Floats = np.full(len(day), usd_per_mwh)
+    return tariff(day, prices, np.array([hashprice[d] for d in day]))
