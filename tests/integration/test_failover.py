@@ -2,7 +2,6 @@
 check). Three real agents with real llama.cpp engines, one control plane, one gateway, the
 `openai` client with its own retries off."""
 
-import threading
 import time
 from pathlib import Path
 
@@ -10,37 +9,7 @@ import openai
 
 from support.engines import engines_of
 from support.live import AgentProcess, LiveGateway, LiveServer, server_settings, wait_until
-
-MESSAGES = [{"role": "user", "content": "hi"}]
-
-
-class Load:
-    """Non-streaming chat completions, one after another from each of a few threads."""
-
-    def __init__(self, client: openai.OpenAI, threads: int = 3) -> None:
-        self._client = client
-        self._stop = threading.Event()
-        self.answered = 0
-        self.failures: list[str] = []
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._client.chat.completions.create(model="tiny", messages=MESSAGES, max_tokens=4)
-                self.answered += 1
-            except openai.OpenAIError as e:
-                self.failures.append(f"{type(e).__name__}: {e}")
-
-    def __enter__(self) -> "Load":
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(30)
+from support.load import Load
 
 
 def test_a_node_killed_under_load_fails_no_request_and_its_replica_serves_elsewhere(

@@ -65,9 +65,10 @@ def dep(
     regions: Iterable[str] = (),
     tier: Tier = Tier.FIRM,
     source: str | None = None,
+    generation: int = 0,
 ) -> DeploymentView:
     return DeploymentView(
-        id, replicas, memory, tp, gpu_only, gpu_type, frozenset(regions), tier, source
+        id, replicas, memory, tp, gpu_only, gpu_type, frozenset(regions), tier, source, generation
     )
 
 
@@ -79,8 +80,9 @@ def rep(
     gpus: tuple[int, ...] = (),
     ready: bool = False,
     failed_too_long: bool = False,
+    generation: int = 0,
 ) -> ReplicaView:
-    return ReplicaView(id, deployment, node, memory, gpus, ready, failed_too_long)
+    return ReplicaView(id, deployment, node, memory, gpus, ready, failed_too_long, generation)
 
 
 def snap(
@@ -103,10 +105,20 @@ def snap(
 def apply(s: Snapshot, p: Plan) -> Snapshot:
     """The snapshot after the plan is carried out: placements become (not ready) replicas."""
     removed = {r.replica_id for r in p.removes}
-    memory = {d.id: d.memory_bytes for d in s.deployments}
+    by_id = {d.id: d for d in s.deployments}
     kept = [r for r in s.replicas if r.id not in removed]
+    taken = {r.id for r in kept}
+    fresh = (f"new{i}" for i in range(len(taken) + len(p.places) + 1))
+    ids = [i for i in fresh if i not in taken][: len(p.places)]
     added = [
-        ReplicaView(f"new{i}", x.deployment_id, x.node_id, memory[x.deployment_id], x.gpus)
-        for i, x in enumerate(p.places)
+        ReplicaView(
+            rid,
+            x.deployment_id,
+            x.node_id,
+            by_id[x.deployment_id].memory_bytes,
+            x.gpus,
+            generation=by_id[x.deployment_id].generation,
+        )
+        for rid, x in zip(ids, p.places, strict=True)
     ]
     return Snapshot(s.sites, s.nodes, s.deployments, (*kept, *added), s.cooling)

@@ -207,7 +207,8 @@ def show(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> None:
 def print_deployment(d: DeploymentOut) -> None:
     gpu_type = f"  GPU type {d.gpu_type}" if d.gpu_type else ""
     console.print(
-        f"[bold]{d.name}[/bold]  model {d.model}  ready {d.ready_replicas}/{d.replicas}  "
+        f"[bold]{d.name}[/bold]  model {d.model}  generation {d.generation}  "
+        f"ready {d.ready_replicas}/{d.replicas}  "
         f"{_scaling_text(d)}"
         f"tier {d.tier}  regions {','.join(d.regions) or 'any'}  engine {d.engine}  "
         f"tensor parallel {d.tensor_parallel_size}{gpu_type}"
@@ -218,6 +219,7 @@ def print_deployment(d: DeploymentOut) -> None:
         (
             r.id,
             r.node_id,
+            str(r.generation),
             ",".join(map(str, r.gpus)) or "cpu",
             r.status,
             r.endpoint,
@@ -226,7 +228,7 @@ def print_deployment(d: DeploymentOut) -> None:
         )
         for r in d.replica_list
     ]
-    columns = ["replica", "node", "gpus", "status", "endpoint", "load", "reason"]
+    columns = ["replica", "node", "gen", "gpus", "status", "endpoint", "load", "reason"]
     table("replicas", columns, rows)
     for failure in d.recent_failures:
         console.print(
@@ -262,6 +264,37 @@ def _load_text(load: ReplicaLoadOut | None) -> str:
     if load.kv_cache_usage is not None:
         parts.append(f"KV {load.kv_cache_usage:.0%}")
     return ", ".join(parts)
+
+
+@deployments_app.command("update")
+def update(
+    ctx: typer.Context,
+    name: str,
+    model: str | None = typer.Option(None, help="Another catalog model to roll out."),
+    engine: str | None = typer.Option(None, help="llamacpp, vllm or sglang."),
+    tensor_parallel_size: int | None = typer.Option(
+        None, "--tensor-parallel-size", "--tp", min=1, help="GPUs per replica."
+    ),
+    gpu_type: str | None = typer.Option(None, help="Only GPUs whose name contains this."),
+    regions: str | None = typer.Option(None, help="Comma-separated allowed regions."),
+    tier: str | None = typer.Option(None, help="firm or flex (applies at once)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Change what a deployment's replicas run: a new generation, rolled out one replica at a
+    time while the old ones keep serving (see `deployments show` for its progress)."""
+    with client(ctx) as c:
+        d = c.change_deployment(
+            name,
+            model=model,
+            engine=engine,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_type=gpu_type,
+            regions=None if regions is None else [r for r in regions.split(",") if r],
+            tier=tier,
+        )
+    if as_json:
+        return emit_json(d)
+    console.print(f"{d.name}: generation {d.generation}, {d.ready_replicas}/{d.replicas} ready")
 
 
 @deployments_app.command("delete")

@@ -207,8 +207,12 @@ class HashgridClient:
     ) -> DeploymentOut:
         """Resize `name`: `replicas` alone fixes the size; `bounds` (min_replicas,
         max_replicas, target_load, ttft_target_ms, idle_s) autoscale it."""
-        body = {"replicas": replicas, **bounds}
-        given = {k: v for k, v in body.items() if v is not None}
+        return self.change_deployment(name, replicas=replicas, **bounds)
+
+    def change_deployment(self, name: str, **fields: object) -> DeploymentOut:
+        """Change `name`'s fields given (not None): size, targets, or what replicas run
+        (model, engine, tensor_parallel_size, gpu_type, regions: rolled out), or tier."""
+        given = {k: v for k, v in fields.items() if v is not None}
         return self._one(DeploymentOut, "PATCH", f"/api/v1/deployments/{name}", given)
 
     def delete_deployment(self, name: str) -> None:

@@ -5,9 +5,16 @@ One pass, deterministic for a given snapshot (whatever the order of its tuples):
    quarantined, as many as the tensor parallel size, of the wanted type) and regions. Those that
    still hold are charged to their GPUs, ready ones first; one that would over-commit a GPU goes.
    Nothing that holds moves: a satisfied snapshot yields an empty plan.
-2. Deployments with more replicas than wanted lose the surplus: not-ready ones first, then those
+2. Rolling: replicas of an older generation of their deployment (its model, engine, GPUs or
+   regions changed since) are checked only for their node and site, and keep their memory.
+   They are replaced a few at a time, as a Kubernetes Deployment rolls (max unavailable 0): one
+   that is not ready goes at once; a ready one goes when the new generation's ready replicas
+   make up for it; new ones are placed while all together stay within `replicas + max_surge`.
+   When there is no room for even one new replica beside the old, one old replica goes first
+   (capacity dips by one while its successor starts where it was).
+3. Deployments with more replicas than wanted lose the surplus: not-ready ones first, then those
    on the site, then the node, with most replicas of the deployment.
-3. Missing replicas are placed, firm deployments first, then the biggest (GPUs times memory per
+4. Missing replicas are placed, firm deployments first, then the biggest (GPUs times memory per
    GPU) first, which packs better. For each replica the best node is the least by: replicas of
    the deployment already at its site (spread over sites: they are failure domains), whether it
    runs a replica of it (spread over the site's nodes: a node fails alone too), whether it
@@ -74,6 +81,8 @@ class _Planner:
         self.by_id = {n.view.id: n for n in self.nodes}
         self.deployments = {d.id: d for d in snapshot.deployments}
         self.result = Plan()
+        # Replicas of an older generation that stay while the new one rolls out (see _roll).
+        self.outdated: dict[str, list[ReplicaView]] = defaultdict(list)
         self.pools: list[Pool] = []
         self.signatures: dict[Signature, SitePools] = {}
         self.version = [0] * len(self.sites)  # grows with every placement on the site
@@ -81,6 +90,7 @@ class _Planner:
 
     def run(self) -> Plan:
         kept = self._check_replicas()
+        self._roll(kept)
         kept = self._scale_down(kept)
         self.pools = build_pools((n for n in self.nodes if self._takes_new(n)), self._ks())
         self._place_missing(kept)
@@ -89,22 +99,31 @@ class _Planner:
     # --- existing replicas -------------------------------------------------------------------
 
     def _check_replicas(self) -> dict[str, list[ReplicaView]]:
+        """Replicas of each deployment's current generation that stay; older ones that may
+        stay while they are replaced go to `self.outdated`."""
         kept: dict[str, list[ReplicaView]] = {d: [] for d in self.deployments}
         for r in sorted(self.snapshot.replicas, key=lambda r: (not r.ready, r.id)):
-            reason = self._why_not_kept(r)
+            d = self.deployments.get(r.deployment_id)
+            outdated = d is not None and r.generation != d.generation
+            reason = self._why_not_kept(r, d, check_spec=not outdated)
             if reason is None:
                 node = self.by_id[r.node_id]
                 share = -(-r.memory_bytes // max(1, len(r.gpus)))
                 if not node.charge(r.gpus, share):
                     reason = "does not fit beside the other replicas on its GPUs"
-            if reason is None:
-                kept[r.deployment_id].append(r)
-            else:
+            if reason is not None:
                 self.result.removes.append(Remove(r.id, reason))
+            elif outdated:
+                self.outdated[r.deployment_id].append(r)
+            else:
+                kept[r.deployment_id].append(r)
         return kept
 
-    def _why_not_kept(self, r: ReplicaView) -> str | None:
-        d = self.deployments.get(r.deployment_id)
+    def _why_not_kept(
+        self, r: ReplicaView, d: DeploymentView | None, *, check_spec: bool
+    ) -> str | None:
+        """Why `r` must go now, or None. Without `check_spec`, only its node and site count:
+        it runs an older generation, and goes by rolling."""
         if d is None:
             return "deployment deleted"
         node = self.by_id.get(r.node_id)
@@ -117,6 +136,8 @@ class _Planner:
             return "site draining"
         if site.power == PowerState.CURTAILED and d.tier == Tier.FLEX:
             return "site curtailed"
+        if not check_spec:
+            return None
         if d.regions and site.region not in d.regions:
             return "outside the deployment's regions"
         if node.cpu:
@@ -137,6 +158,26 @@ class _Planner:
             if not d.wants(gpu.name):
                 return f"GPU {index} ({gpu.name}) is not a {d.gpu_type}"
         return None
+
+    def _roll(self, kept: dict[str, list[ReplicaView]]) -> None:
+        """Retire older generations as the new one's ready replicas make up for them."""
+        for d_id in sorted(self.outdated):
+            d = self.deployments[d_id]
+            ready_new = sum(r.ready for r in kept[d_id])
+            old = sorted(self.outdated[d_id], key=lambda r: (r.ready, r.id))
+            spare = ready_new + sum(r.ready for r in old) - d.replicas
+            stay = []
+            for r in old:
+                if not r.ready or spare > 0:
+                    spare -= r.ready
+                    self._retire(r, f"replaced by generation {d.generation}")
+                else:
+                    stay.append(r)
+            self.outdated[d_id] = stay
+
+    def _retire(self, r: ReplicaView, reason: str) -> None:
+        self._release(r)
+        self.result.removes.append(Remove(r.id, reason))
 
     def _scale_down(self, kept: dict[str, list[ReplicaView]]) -> dict[str, list[ReplicaView]]:
         """Drop each deployment's surplus, giving its memory back before any placement."""
@@ -201,8 +242,13 @@ class _Planner:
             key=lambda d: (d.tier != Tier.FIRM, -d.tensor_parallel_size * d.gpu_memory_bytes, d.id),
         )
         for d in order:
-            missing = d.replicas - len(kept[d.id])
+            old = self.outdated.get(d.id, [])
+            # While rolling, old and new together stay within replicas + max_surge.
+            room = d.replicas + d.max_surge - len(kept[d.id]) - len(old) if old else d.replicas
+            missing = min(d.replicas - len(kept[d.id]), room)
             if missing <= 0:
+                if old and len(kept[d.id]) < d.replicas and self._all_ready(kept, d):
+                    self._replace_in_place(d, old)  # no surge allowed: one at a time
                 continue
             signature, site_pools = self._site_pools(d)
             avoid = frozenset(cooling.get(d.id, ()))
@@ -218,9 +264,37 @@ class _Planner:
                 None if avoid else self.memo.setdefault((signature, d.gpu_memory_bytes), {}),
             )
             placed = self._place(ask, missing)
+            if placed == 0 and old and self._all_ready(kept, d):
+                self._replace_in_place(d, old)  # no room beside the old generation
             if placed < missing:
                 why = reasons.why(d, [p for _, pools in site_pools for p in pools])
                 self.result.unplaced.append(Unplaced(d.id, missing - placed, why))
+
+    def _replace_in_place(self, d: DeploymentView, old: list[ReplicaView]) -> None:
+        """Retire the first old replica whose place the new generation fits into, making room
+        for the next pass. None fits (the new generation cannot run where the old one does):
+        the old ones stay, and the deployment says why it waits."""
+        for r in old:
+            node = self.by_id[r.node_id]
+            pool = node.pool  # set only on nodes that take new replicas
+            if pool is None or not pool.serves(d):
+                continue
+            if d.regions and self.sites[node.site].region not in d.regions:
+                continue
+            self._release(r)
+            if node.choose(d, d.gpu_memory_bytes, d.tensor_parallel_size) is not None:
+                pool.rekey(node)
+                self.result.removes.append(
+                    Remove(r.id, "replaced in place: no room for a new replica beside it")
+                )
+                old.remove(r)
+                return
+            node.charge(r.gpus, -(-r.memory_bytes // max(1, len(r.gpus))))
+
+    @staticmethod
+    def _all_ready(kept: dict[str, list[ReplicaView]], d: DeploymentView) -> bool:
+        """Whether every replica of `d`'s current generation is ready: none still starting."""
+        return all(r.ready for r in kept[d.id])
 
     def _warm_index(self) -> dict[str, dict[int, list[NodeState]]]:
         """Model source -> site -> nodes taking new replicas that hold it."""

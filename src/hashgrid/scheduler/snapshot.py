@@ -61,6 +61,10 @@ class DeploymentView:
     regions: frozenset[str] = frozenset()  # empty: anywhere
     tier: Tier = Tier.FIRM
     source: str | None = None  # where the weights come from: nodes holding it are preferred
+    # Grows with each change of what a replica runs (model, engine, GPUs, regions): replicas of
+    # an older generation are replaced by rolling (see placement.py).
+    generation: int = 0
+    max_surge: int = 1  # replicas beyond `replicas` while rolling
 
     @property
     def gpu_memory_bytes(self) -> int:
@@ -86,6 +90,7 @@ class ReplicaView:
     ready: bool = False
     # Failed and not brought back by its agent within the retry window: it moves elsewhere.
     failed_too_long: bool = False
+    generation: int = 0  # its deployment's generation when it was placed
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 import structlog
 from fastapi import Request
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.contracts.agent import (
@@ -245,7 +245,11 @@ async def assignments_of(session: AsyncSession, node_id: str) -> list[Assignment
         await session.execute(
             select(Replica, Deployment, CatalogModel)
             .join(Deployment, Replica.deployment_id == Deployment.id)
-            .join(CatalogModel, Deployment.model_id == CatalogModel.id)
+            # What the replica was placed with: a rolling change leaves running ones as they are.
+            .join(
+                CatalogModel,
+                func.coalesce(Replica.model_id, Deployment.model_id) == CatalogModel.id,
+            )
             .where(Replica.node_id == node_id, Replica.status.in_(ACTIVE_REPLICA))
             .order_by(Replica.id)
         )
@@ -253,14 +257,14 @@ async def assignments_of(session: AsyncSession, node_id: str) -> list[Assignment
     gpu_memory: dict[int, int] | None = None
     out = []
     for replica, deployment, model in rows:
-        engine = engine_of(deployment, model)
+        engine = replica.engine or engine_of(deployment, model)
         gpus = list(replica.gpus or [])
         spec = ModelSpec(
             name=deployment.name,
             source=model.source,
             format=model.format,
             context_length=model.context_length,
-            tensor_parallel_size=deployment.tensor_parallel_size,
+            tensor_parallel_size=len(gpus) or 1,  # as placed: one rank per GPU given
             task=model.task,
             size_bytes=model.size_bytes,
             sha256=model.sha256,

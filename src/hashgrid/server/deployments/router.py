@@ -6,9 +6,9 @@ from hashgrid.contracts.states import ReplicaStatus
 from hashgrid.server.auth import Admin
 from hashgrid.server.deployments import service
 from hashgrid.server.deployments.schemas import (
+    DeploymentChange,
     DeploymentCreate,
     DeploymentOut,
-    DeploymentScale,
     ReplicaOut,
 )
 from hashgrid.server.state import Session, State
@@ -58,13 +58,15 @@ async def get_deployment(name: str, session: Session, state: State, _: Admin) ->
 
 
 @router.patch("/{name:path}")
-async def scale_deployment(
-    name: str, body: DeploymentScale, session: Session, state: State, _: Admin
+async def change_deployment(
+    name: str, body: DeploymentChange, session: Session, state: State, _: Admin
 ) -> DeploymentOut:
-    """Resize: `replicas` alone fixes the size; `min_replicas`/`max_replicas` (and the targets)
-    let the autoscaler move it within them."""
+    """Change a deployment. Size: `replicas` alone fixes it; `min_replicas`/`max_replicas` (and
+    the targets) let the autoscaler move it. What replicas run (`model`, `engine`,
+    `tensor_parallel_size`, `gpu_type`, `regions`) starts a new generation, rolled out a
+    replica at a time while the old ones serve."""
     deployment = await service.get(session, name)
-    await service.scale(session, deployment, body)
+    await service.change(session, deployment, body)
     await state.changes.bump()
     return await service.to_out(session, deployment, state.loads)
 

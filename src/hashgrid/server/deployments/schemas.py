@@ -94,9 +94,20 @@ def resolve_bounds(
     return replicas, low, high
 
 
-class DeploymentScale(BaseModel):
-    """A change of size: `replicas` alone fixes it; min/max (and the targets) autoscale."""
+class DeploymentChange(BaseModel):
+    """A change of a deployment; fields left out stay as they are.
 
+    Size: `replicas` alone fixes it; min/max (and the targets) autoscale. What replicas run
+    (`model`, `engine`, `tensor_parallel_size`, `gpu_type`, `regions`) starts a new generation,
+    rolled out a replica at a time while the old ones keep serving. `tier` applies at once.
+    """
+
+    model: ModelName | None = Field(None, description="Another catalog model to roll out")
+    engine: Engine | None = None
+    tensor_parallel_size: int | None = Field(None, ge=1, le=64)
+    gpu_type: str | None = Field(None, min_length=1, max_length=100)
+    regions: list[str] | None = None
+    tier: Tier | None = None
     replicas: int | None = Field(None, ge=0, le=10_000)
     min_replicas: int | None = Field(None, ge=0, le=10_000)
     max_replicas: int | None = Field(None, ge=0, le=10_000)
@@ -117,6 +128,7 @@ class ReplicaLoadOut(BaseModel):
 class ReplicaOut(Out):
     id: str
     node_id: str
+    generation: int
     gpus: list[int] = Field(default_factory=list, description="NVML indices; empty: on CPU")
     status: ReplicaStatus
     endpoint: str | None
@@ -144,6 +156,7 @@ class DeploymentOut(BaseModel):
     model: str
     replicas: int  # wanted now
     ready_replicas: int
+    generation: int  # of what replicas run; replicas of older ones are being rolled over
     min_replicas: int
     max_replicas: int
     target_load: float

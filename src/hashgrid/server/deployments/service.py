@@ -12,9 +12,9 @@ from hashgrid.server.db.base import utcnow
 from hashgrid.server.deployments import events
 from hashgrid.server.deployments.loads import ReplicaLoads
 from hashgrid.server.deployments.schemas import (
+    DeploymentChange,
     DeploymentCreate,
     DeploymentOut,
-    DeploymentScale,
     EventOut,
     ReplicaOut,
     Tier,
@@ -69,8 +69,9 @@ async def list_all(session: AsyncSession) -> Sequence[Deployment]:
     return (await session.scalars(select(Deployment).order_by(Deployment.name))).all()
 
 
-async def scale(session: AsyncSession, deployment: Deployment, body: DeploymentScale) -> None:
-    """Resize: `replicas` alone fixes the size; bounds and targets hand it to the autoscaler."""
+async def change(session: AsyncSession, deployment: Deployment, body: DeploymentChange) -> None:
+    """Apply `body`: a new size or scaling targets at once; a change of what replicas run as a
+    new generation that placement rolls out. Raises Invalid (and changes nothing) on bad input."""
     current = (deployment.replicas, deployment.min_replicas, deployment.max_replicas)
     try:
         replicas, low, high = resolve_bounds(
@@ -78,15 +79,49 @@ async def scale(session: AsyncSession, deployment: Deployment, body: DeploymentS
         )
     except ValueError as e:
         raise Invalid(str(e)) from None
-    for field in body.model_fields_set & {"target_load", "ttft_target_ms", "idle_s"}:
-        value = getattr(body, field)
-        if value is None and field != "ttft_target_ms":
+    given = body.model_fields_set
+    for field in given & {"target_load", "idle_s", "tier", "replicas", "model"}:
+        if getattr(body, field) is None:
             raise Invalid(f"{field} cannot be null")
-        setattr(deployment, field, value)
+    rolled = await _spec_changes(session, deployment, body)
+    for field in given & {"target_load", "ttft_target_ms", "idle_s", "tier"}:
+        setattr(deployment, field, getattr(body, field))
     if (replicas, low, high) != current:
         events.record(session, deployment.id, f"resized to {_size_text(replicas, low, high)}")
     deployment.replicas, deployment.min_replicas, deployment.max_replicas = replicas, low, high
+    if rolled:
+        deployment.generation += 1
+        events.record(
+            session,
+            deployment.id,
+            f"rolling out generation {deployment.generation}: {'; '.join(rolled)}",
+        )
     await session.commit()
+
+
+async def _spec_changes(
+    session: AsyncSession, deployment: Deployment, body: DeploymentChange
+) -> list[str]:
+    """Set what replicas run from `body` on `deployment`; each change, in words."""
+    given = body.model_fields_set
+    changes = []
+    if body.model is not None:
+        model = await catalog.get(session, body.model)
+        if model.id != deployment.model_id:
+            old = await session.get(CatalogModel, deployment.model_id)
+            changes.append(f"model {old.name if old else '?'} -> {model.name}")
+            deployment.model_id = model.id
+    for field in ("engine", "tensor_parallel_size", "gpu_type"):
+        if field in given and getattr(body, field) != getattr(deployment, field):
+            if field == "tensor_parallel_size" and body.tensor_parallel_size is None:
+                raise Invalid("tensor_parallel_size cannot be null")
+            changes.append(f"{field} {getattr(deployment, field)} -> {getattr(body, field)}")
+            setattr(deployment, field, getattr(body, field))
+    if body.regions is not None and sorted(set(body.regions)) != deployment.regions:
+        regions = sorted(set(body.regions))
+        changes.append(f"regions {','.join(deployment.regions) or 'any'} -> {','.join(regions)}")
+        deployment.regions = regions
+    return changes
 
 
 def _size_text(replicas: int, low: int, high: int) -> str:
@@ -185,6 +220,7 @@ async def to_out(
         name=deployment.name,
         model=model.name,
         replicas=deployment.replicas,
+        generation=deployment.generation,
         min_replicas=deployment.min_replicas,
         max_replicas=deployment.max_replicas,
         target_load=deployment.target_load,

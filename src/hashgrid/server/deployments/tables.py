@@ -25,6 +25,9 @@ class Deployment(Base):
     engine: Mapped[str | None] = mapped_column(String(32), default=None)  # None: the model's
     tensor_parallel_size: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     gpu_type: Mapped[str | None] = mapped_column(String(100), default=None)  # in the GPU name
+    # Grows with each change of what replicas run (model, engine, GPUs, regions): replicas of
+    # an older one are rolled over to it (scheduler/placement.py).
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Why replicas are missing, as the placement reconciler last saw it; None when all placed.
     condition: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -39,6 +42,10 @@ class Replica(Base):
     node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default=ReplicaStatus.SCHEDULED, index=True)
     memory_bytes: Mapped[int] = mapped_column(BigInteger)
+    # What it runs, fixed when placed: a rolling change moves the deployment, not its replicas.
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    model_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    engine: Mapped[str | None] = mapped_column(String(32), default=None)
     # NVML indices of the GPUs the replica runs on; None or empty: CPU.
     gpus: Mapped[list[int] | None] = mapped_column(JSON, default=None)
     endpoint: Mapped[str | None] = mapped_column(String(500), default=None)

@@ -1,6 +1,7 @@
 """Placement: snapshot the database, let the pure scheduler decide, write its plan."""
 
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -63,15 +64,15 @@ class PlacementReconciler:
         if revision == self._settled_at:
             return
         async with self._sessions() as session:
-            snapshot, memory = await self._snapshot(session)
+            snapshot, specs = await self._snapshot(session)
             decided = plan(snapshot)
-            changed = await self._apply(session, decided, memory)
+            changed = await self._apply(session, decided, specs)
         if changed:
             await self._changes.bump()
         waits_on_clock = bool(snapshot.cooling or decided.unplaced)
         self._settled_at = None if changed or waits_on_clock else revision
 
-    async def _snapshot(self, session: AsyncSession) -> tuple[Snapshot, dict[str, int]]:
+    async def _snapshot(self, session: AsyncSession) -> tuple[Snapshot, dict[str, "_Spec"]]:
         sites = (await session.scalars(select(Site))).all()
         nodes = (await session.scalars(select(Node))).all()
         deployments = (
@@ -81,7 +82,10 @@ class PlacementReconciler:
                 )
             )
         ).all()
-        memory = {d.id: replica_memory(d, m).total_bytes for d, m in deployments}
+        specs = {
+            d.id: _Spec(replica_memory(d, m).total_bytes, d.generation, d.model_id, engine_of(d, m))
+            for d, m in deployments
+        }
         active = (
             await session.scalars(select(Replica).where(Replica.status.in_(ACTIVE_REPLICA)))
         ).all()
@@ -93,7 +97,9 @@ class PlacementReconciler:
             # Sites have no power state of their own yet (the power planner, issue 6): all active.
             sites=tuple(SiteView(s.id, s.region, PowerState.ACTIVE) for s in sites),
             nodes=tuple(node_view(n) for n in nodes),
-            deployments=tuple(deployment_view(d, m, memory[d.id]) for d, m in deployments),
+            deployments=tuple(
+                deployment_view(d, m, specs[d.id].memory_bytes) for d, m in deployments
+            ),
             replicas=tuple(
                 ReplicaView(
                     r.id,
@@ -104,23 +110,28 @@ class PlacementReconciler:
                     r.status == ReplicaStatus.READY,
                     failed_too_long=r.status == ReplicaStatus.FAILED
                     and r.updated_at <= given_up_before,
+                    generation=r.generation,
                 )
                 for r in active
             ),
             cooling=frozenset((r.deployment_id, r.node_id) for r in failed),
         )
-        return snapshot, memory
+        return snapshot, specs
 
-    async def _apply(self, session: AsyncSession, decided: Plan, memory: dict[str, int]) -> bool:
+    async def _apply(self, session: AsyncSession, decided: Plan, specs: dict[str, "_Spec"]) -> bool:
         now = utcnow()
         for place in decided.places:
+            spec = specs[place.deployment_id]
             placed = Replica(
                 id=new_id(),
                 deployment_id=place.deployment_id,
                 node_id=place.node_id,
-                memory_bytes=memory[place.deployment_id],
+                memory_bytes=spec.memory_bytes,
                 gpus=list(place.gpus),
                 status=ReplicaStatus.SCHEDULED,
+                generation=spec.generation,
+                model_id=spec.model_id,
+                engine=spec.engine,
             )
             session.add(placed)
             on = f"GPUs {','.join(map(str, place.gpus))}" if place.gpus else "CPU"
@@ -163,6 +174,16 @@ class PlacementReconciler:
         return not decided.empty or conditions_changed
 
 
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    """What a new replica of a deployment is placed with, as the deployment is now."""
+
+    memory_bytes: int
+    generation: int
+    model_id: str
+    engine: str
+
+
 def node_view(node: Node) -> NodeView:
     """A node as the scheduler sees it, from its stored fingerprint and holdings."""
     fingerprint: Any = node.fingerprint if isinstance(node.fingerprint, dict) else {}
@@ -202,4 +223,5 @@ def deployment_view(deployment: Deployment, model: CatalogModel, memory: int) ->
         regions=frozenset(deployment.regions),
         tier=Tier.FLEX if deployment.tier == Tier.FLEX else Tier.FIRM,
         source=model.source,
+        generation=deployment.generation,
     )
