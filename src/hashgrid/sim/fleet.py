@@ -52,8 +52,9 @@ class SiteResult:
 
     @property
     def dropped(self) -> float:
-        """Requests routed here and not served: flex work past its wait."""
-        return self.routed_firm + self.routed_flex - self.served
+        """Requests routed here and not served: flex work past its wait (never below 0, which
+        rounding in the planner's arithmetic could otherwise show)."""
+        return max(self.routed_firm + self.routed_flex - self.served, 0.0)
 
 
 @dataclass(frozen=True)
