@@ -109,14 +109,13 @@ class Fleet:
 
 def convert_asics(fleet: Fleet, site: str, mw: float) -> Fleet:
     """The fleet with `mw` of `site`'s ASICs replaced by as many GPU nodes as that power runs
-    busy (whole nodes, rounded down); the budget stays. 0 MW returns the same fleet."""
+    busy (whole nodes, rounded down); the budget stays. 0 MW changes nothing, so a what-if of
+    0 MW must reproduce its baseline exactly."""
     if mw < 0:
         raise ValueError("MW to convert must not be negative")
     names = [s.name for s in fleet.sites]
     if site not in names:
         raise ValueError(f"no site {site!r} (sites: {', '.join(names)})")
-    if mw == 0:
-        return fleet
     old = fleet.sites[names.index(site)]
     if mw > old.asics.mw + 1e-9:
         raise ValueError(f"{site} has {old.asics.mw:.2f} MW of ASICs, fewer than {mw:g}")
