@@ -3,7 +3,6 @@ difference between a baseline and a what-if run."""
 
 from hashgrid.sim.fleet import FleetResult, SiteResult
 
-MONEY = ("mining_usd", "inference_usd", "grid_usd", "energy_usd", "margin_usd")
 LEDGER = {
     "mining_usd": "mining_usd",
     "inference_usd": "inference_usd",
