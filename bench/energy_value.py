@@ -29,11 +29,8 @@ writes charts (PNG) to `--out` (a new temporary directory when not given).
 """
 
 import argparse
-import csv
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import matplotlib
@@ -59,11 +56,12 @@ from hashgrid.energy import (
     settle,
 )
 from hashgrid.energy_data import fixed_tariff_market, read_ercot_market
+from hashgrid.sim.demand import daily_shape, weekday_of
+from hashgrid.sim_data import asic_spec, node_type, trace_stats
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGET_MW = 10.0
 GPU_MW = 1.0
-HOST_KW, IDLE_KW = 1.5, 1.6
 FIRM_USD_PER_MTOK, FLEX_USD_PER_MTOK = 0.60, 0.30
 PEAK_FILL, FIRM_SHARE = 0.90, 0.65
 POLICIES = ("always mine", "threshold", "day-ahead rule", "serve-first", "online", "hindsight")
@@ -72,65 +70,26 @@ BASELINES = POLICIES[:4]
 Policy = Callable[[Site, Market, Demand], Dispatch]
 
 
-@dataclass(frozen=True)
-class Node:
-    tokens_s: float
-    busy_kw: float
-
-
 def s21(data: Path) -> AsicGroup:
-    with (data / "hardware-power-specs/asic_gpu_power_specs.csv").open(newline="") as f:
-        row = next(r for r in csv.DictReader(f) if r["model"] == "Antminer S21")
-    watts = float(row["nameplate_power_w"])
-    return AsicGroup(
-        "Antminer S21", int(BUDGET_MW * 1e6 // watts), float(row["nominal_hashrate_th_s"]), watts
-    )
-
-
-def h100_node(data: Path) -> Node:
-    """Two Llama-3.3-70B replicas on 4 H100s each, plus the host."""
-    with (data / "mlenergy-llm-energy/mlenergy_llm_configs.csv").open(newline="") as f:
-        row = next(
-            r
-            for r in csv.DictReader(f)
-            if r["model_id"] == "meta-llama/Llama-3.3-70B-Instruct"
-            and r["task"] == "lm-arena-chat"
-            and r["gpu_model"] == "H100"
-            and r["num_gpus"] == "4"
-            and r["max_num_seqs"] == "128"
-        )
-    tokens_s = 2 * float(row["output_throughput_tokens_per_sec"])
-    return Node(tokens_s, 2 * float(row["avg_power_watts"]) / 1e3 + HOST_KW)
-
-
-def trace_tokens_s(data: Path) -> float:
-    """Output tokens per second of the Azure conversation trace."""
-    with (data / "azure-llm-inference-2023/AzureLLMInferenceTrace_conv.csv").open(newline="") as f:
-        rows = list(csv.DictReader(f))
-
-    def at(row: dict[str, str]) -> datetime:
-        return datetime.fromisoformat(row["TIMESTAMP"][:26])
-
-    seconds = (at(rows[-1]) - at(rows[0])).total_seconds()
-    return sum(int(r["GeneratedTokens"]) for r in rows) / seconds
+    th_s, watts = asic_spec(data, "Antminer S21")
+    return AsicGroup("Antminer S21", int(BUDGET_MW * 1e6 // watts), th_s, watts)
 
 
 def demand(market: Market, nodes: int, wait: int) -> Demand:
     """Busy nodes per hour: PEAK_FILL of the nodes at the daily peak, shaped by hour of day and
     weekday (module docstring)."""
     hour = np.arange(len(market)) % 24  # hour starting, Central time
-    weekday = (market.day + 3) % 7  # day 0 (1970-01-01) was a Thursday; 5, 6 = weekend
-    shape = 0.55 + 0.45 * (1 + np.cos((hour - 14) / 24 * 2 * np.pi)) / 2
-    shape = shape * np.where(weekday >= 5, 0.7, 1.0)
-    busy = PEAK_FILL * nodes * shape
+    busy = PEAK_FILL * nodes * daily_shape(hour, weekday_of(market.day))
     return Demand(FIRM_SHARE * busy, (1 - FIRM_SHARE) * busy, flex_wait=wait)
 
 
 def site_for(name: str, data: Path, ancillary_mw: float) -> Site:
-    node = h100_node(data)
+    node = node_type(data)
     nodes = round(GPU_MW * 1e3 / node.busy_kw)
     usd = node.tokens_s * 3600 / 1e6
-    gpus = GpuFleet(nodes, node.busy_kw, IDLE_KW, usd * FIRM_USD_PER_MTOK, usd * FLEX_USD_PER_MTOK)
+    gpus = GpuFleet(
+        nodes, node.busy_kw, node.idle_kw, usd * FIRM_USD_PER_MTOK, usd * FLEX_USD_PER_MTOK
+    )
     return Site(name, BUDGET_MW, (s21(data),), gpus, ancillary_mw)
 
 
@@ -259,13 +218,13 @@ def main() -> None:
         dem = demand(market, site.gpus.nodes, args.flex_wait_h)
         runs[name] = (market, run_site(site, market, dem))
 
-    node = h100_node(args.data)
+    node = node_type(args.data)
     print(
         f"site: {BUDGET_MW:g} MW budget, {s21(args.data).count} S21s, "
         f"{round(GPU_MW * 1e3 / node.busy_kw)} H100 nodes of {node.busy_kw:.2f} kW busy "
         f"({node.tokens_s:,.0f} output tokens/s each); {len(days)} days"
     )
-    stream = trace_tokens_s(args.data)
+    stream = trace_stats(args.data).output_tokens_s
     streams = PEAK_FILL * round(GPU_MW * 1e3 / node.busy_kw) * node.tokens_s / stream
     print(
         f"demand at the daily peak: {streams:,.0f} streams like the Azure conversation trace "

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from hashgrid.cli import access, catalog, fleet, processes, up
+from hashgrid.cli import access, catalog, fleet, processes, sim, up
 
 app = typer.Typer(
     name="hashgrid",
@@ -36,6 +36,7 @@ app.command("agent")(processes.agent)
 app.command("deploy")(catalog.deploy)
 app.command("scale")(catalog.scale)
 app.command("usage")(access.usage)
+app.command("sim")(sim.sim)
 app.add_typer(fleet.orgs_app, name="orgs")
 app.add_typer(fleet.sites_app, name="sites")
 app.add_typer(fleet.nodes_app, name="nodes")
