@@ -3,6 +3,7 @@ the window, to zero when idle, and from zero when a request comes: the gateway h
 real llama.cpp replica is ready, and answers a clear 503 when none comes in time."""
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,9 @@ def test_scaled_to_zero_when_idle_and_woken_by_a_request_the_gateway_holds(fleet
     wait_until(lambda: admin.get_deployment("tiny").replica_list == [], 30, "the replica gone")
     wait_until(lambda: gateway.ready_replicas("tiny") == 0, 10, "the gateway seeing none")
 
+    asked = time.monotonic()
     answer = client.chat.completions.create(model="tiny", messages=MESSAGES, max_tokens=2)
+    print(f"scale from zero: answered {time.monotonic() - asked:.2f} s after the request")
     assert answer.choices[0].message.content is not None
     assert answer.usage is not None
     assert answer.usage.completion_tokens > 0

@@ -5,6 +5,7 @@ model validation of whole bodies on the hot path.
 """
 
 import asyncio
+import gc
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -109,6 +110,10 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 tasks.append(asyncio.create_task(shared.run(), name="limits"))
             with suppress(TimeoutError):
                 await asyncio.wait_for(watcher.synced.wait(), FIRST_VIEW_WAIT_S)
+            # What start-up made (modules, settings, the first view) lives as long as the
+            # process: out of the collector's sight, its full passes no longer walk it.
+            gc.collect()
+            gc.freeze()
             try:
                 yield
             finally:

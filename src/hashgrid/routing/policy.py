@@ -102,8 +102,15 @@ class DefaultPolicy:
             usable = untried
         # Every replica left is cooling down: trying one beats failing the request outright.
         pool = usable or untried
-        site = rank_sites(pool, sites, request.client_country, self.latency, self.config.weights)[0]
-        in_site = [c for c in pool if c.site == site]
+        first = pool[0].site
+        if all(c.site == first for c in pool):  # one site (the common case): nothing to rank
+            site, in_site = first, pool
+        else:
+            ranked = rank_sites(
+                pool, sites, request.client_country, self.latency, self.config.weights
+            )
+            site = ranked[0]
+            in_site = [c for c in pool if c.site == site]
         if request.affinity is not None:
             chosen = choose_bounded(in_site, request.affinity, self.config.epsilon)
         else:
