@@ -89,7 +89,10 @@ def test_engine_that_cannot_start_is_reported_failed_with_its_reason(
 def test_killed_agent_is_lost_and_the_gateway_answers_503(
     server: LiveServer, admin: HashgridClient, tiny_model: Path, tmp_path: Path
 ) -> None:
-    gateway = LiveGateway(server.url, admin.create_token("gw", "gateway").token, tmp_path / "gw")
+    # A request for a model with no ready replica waits this long for one to come back.
+    gateway = LiveGateway(
+        server.url, admin.create_token("gw", "gateway").token, tmp_path / "gw", cold_start_wait_s=1
+    )
     gateway.start()
     agent = _start_agent(server, admin, tmp_path / "agent")
     try:
@@ -116,6 +119,7 @@ def test_killed_agent_is_lost_and_the_gateway_answers_503(
         assert r.status_code == 503
         error = r.json()["error"]
         assert error["code"] == "no_ready_replica"
+        assert "none became ready within 1 s" in error["message"]
         assert set(error) == {"message", "type", "param", "code"}
         assert admin.get_deployment("tiny").ready_replicas == 0
     finally:

@@ -469,3 +469,76 @@ def test_embeddings_are_served_and_metered_through_the_openai_client(stack: Stac
     stored = stack.usage_of("emb-1")[0]
     assert (stored.prompt_tokens, stored.completion_tokens) == (embeddings.usage.prompt_tokens, 0)
     assert stored.endpoint == "/v1/embeddings"
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 12}},
+            "required": ["city"],
+        },
+    },
+}
+FORCE_WEATHER = {"type": "function", "function": {"name": "get_weather"}}
+
+
+def test_tool_calls_come_back_from_a_real_engine_whole_and_streamed(stack: Stack) -> None:
+    """llama.cpp constrains the forced call's arguments to the function's JSON schema, so even
+    the tiny random model makes a valid call: what is under test is that the OpenAI client gets
+    it through the gateway, whole and as streamed deltas, and that its tokens are metered."""
+    client = openai.OpenAI(base_url=f"{stack.gateway.url}/v1", api_key=stack.key, max_retries=0)
+    whole = client.chat.completions.create(
+        model="tiny",
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+        tools=[WEATHER],
+        tool_choice=FORCE_WEATHER,
+        max_tokens=40,
+        extra_headers={"x-request-id": "tools-whole"},
+    )
+    choice = whole.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.tool_calls is not None
+    [call] = choice.message.tool_calls
+    assert call.function.name == "get_weather"
+    assert isinstance(json.loads(call.function.arguments)["city"], str)
+
+    names, arguments, usage = set(), "", None
+    for chunk in client.chat.completions.create(
+        model="tiny",
+        messages=[{"role": "user", "content": "Weather in Nairobi?"}],
+        tools=[WEATHER],
+        tool_choice=FORCE_WEATHER,
+        max_tokens=40,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_headers={"x-request-id": "tools-stream"},
+    ):
+        usage = chunk.usage or usage
+        for c in chunk.choices:
+            for delta in c.delta.tool_calls or []:
+                if delta.function is not None:
+                    names.add(delta.function.name)
+                    arguments += delta.function.arguments or ""
+    assert names == {"get_weather"}
+    assert isinstance(json.loads(arguments)["city"], str)
+    assert usage is not None
+    assert usage.completion_tokens > 0
+    stored = stack.usage_of("tools-stream")[0]
+    assert stored.completion_tokens == usage.completion_tokens
+    assert stack.usage_of("tools-whole")[0].completion_tokens == whole.usage.completion_tokens
+
+
+def test_logprobs_come_back_from_a_real_engine(stack: Stack) -> None:
+    client = openai.OpenAI(base_url=f"{stack.gateway.url}/v1", api_key=stack.key, max_retries=0)
+    answer = client.chat.completions.create(
+        model="tiny", messages=MESSAGES, max_tokens=3, logprobs=True, top_logprobs=2, seed=7
+    )
+    logprobs = answer.choices[0].logprobs
+    assert logprobs is not None
+    assert logprobs.content is not None
+    assert len(logprobs.content) == answer.usage.completion_tokens
+    assert all(t.logprob <= 0 and len(t.top_logprobs) >= 2 for t in logprobs.content)
