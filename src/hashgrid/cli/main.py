@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from hashgrid.cli import access, catalog, fleet, processes, up
+from hashgrid.cli import access, catalog, fleet, power, processes, up
 
 app = typer.Typer(
     name="hashgrid",
@@ -38,6 +38,7 @@ app.command("scale")(catalog.scale)
 app.command("usage")(access.usage)
 app.add_typer(fleet.orgs_app, name="orgs")
 app.add_typer(fleet.sites_app, name="sites")
+app.add_typer(power.power_app, name="power")
 app.add_typer(fleet.nodes_app, name="nodes")
 app.add_typer(catalog.models_app, name="models")
 app.add_typer(catalog.deployments_app, name="deployments")
