@@ -3,6 +3,7 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.contracts.agent import (
     PROTOCOL_VERSION,
@@ -207,8 +208,7 @@ async def miner_orders(
     _check_protocol(protocol)
     await session.close()  # hold no database connection while the poll waits
     revision = await state.changes.wait_newer(after, min(wait, state.settings.long_poll_max_s))
-    site = await session.get(Site, (await session.get(Node, node.id) or _gone()).site_id)
-    assert site is not None  # a node's site is never deleted under it
+    site = await _site_of(session, node.id)
     reason, orders = await power.orders(session, site)
     return MinerOrders(revision=revision, site=site.name, reason=reason, orders=orders)
 
@@ -223,9 +223,12 @@ async def report_miners(
 ) -> None:
     """Report what became of each miner's order; operators see it with the site's power."""
     _check_protocol(protocol)
-    current = await session.get(Node, node.id) or _gone()
-    miner_reports(request).record(current.site_id, body)
+    miner_reports(request).record((await _site_of(session, node.id)).id, body)
 
 
-def _gone() -> Node:
-    raise NotFound("this node is gone")
+async def _site_of(session: AsyncSession, node_id: str) -> Site:
+    node = await session.get(Node, node_id)
+    site = None if node is None else await session.get(Site, node.site_id)
+    if site is None:
+        raise NotFound("this node is gone")
+    return site
