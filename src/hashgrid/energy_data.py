@@ -38,6 +38,19 @@ def read_hashprice(path: Path) -> dict[int, float]:
         }
 
 
+def read_ercot_hours(path: Path, point: str) -> dict[tuple[int, int], tuple[float, float]]:
+    """Day-ahead and real-time price (USD/MWh) of one settlement point by (day number, hour
+    ending 1-24), from a file in the layout of ERCOT_PRICES."""
+    with path.open(newline="") as f:
+        return {
+            (day_number(row["delivery_date"]), int(row["hour_ending"])): (
+                float(row[f"dam_{point}"]),
+                float(row[f"rtm_{point}"]),
+            )
+            for row in csv.DictReader(f)
+        }
+
+
 def read_ercot_market(data: Path, point: str, product: str = "ecrs") -> Market:
     """Hourly market of one ERCOT settlement point (e.g. LZ_WEST), with `product` as the
     ancillary price. Only days with all 24 hours and a hashprice are kept: partial days in
@@ -45,28 +58,20 @@ def read_ercot_market(data: Path, point: str, product: str = "ecrs") -> Market:
     hashprice = read_hashprice(data / HASHPRICE)
     with (data / ERCOT_ANCILLARY).open(newline="") as f:
         ancillary = {
-            (row["delivery_date"], row["hour_ending"]): float(row[product] or 0.0)
+            (day_number(row["delivery_date"]), int(row["hour_ending"])): float(row[product] or 0.0)
             for row in csv.DictReader(f)
         }
-    with (data / ERCOT_PRICES).open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    hours = Counter(row["delivery_date"] for row in rows)
-    rows = [
-        row
-        for row in rows
-        if hours[row["delivery_date"]] == 24 and day_number(row["delivery_date"]) in hashprice
-    ]
-    rows.sort(key=lambda row: (row["delivery_date"], int(row["hour_ending"])))
-    day: Days = np.array([day_number(row["delivery_date"]) for row in rows], dtype=np.int64)
+    prices = read_ercot_hours(data / ERCOT_PRICES, point)
+    hours = Counter(d for d, _ in prices)
+    kept = sorted(k for k in prices if hours[k[0]] == 24 and k[0] in hashprice)
+    day: Days = np.array([d for d, _ in kept], dtype=np.int64)
     return Market(
         interval_h=1.0,
         day=day,
-        rt=np.array([float(row[f"rtm_{point}"]) for row in rows]),
-        dam=np.array([float(row[f"dam_{point}"]) for row in rows]),
+        rt=np.array([prices[k][1] for k in kept]),
+        dam=np.array([prices[k][0] for k in kept]),
         hashprice=np.array([hashprice[d] for d in day]),
-        ancillary=np.array(
-            [ancillary.get((row["delivery_date"], row["hour_ending"]), 0.0) for row in rows]
-        ),
+        ancillary=np.array([ancillary.get(k, 0.0) for k in kept]),
     )
 
 

@@ -244,3 +244,47 @@ def test_models_add_takes_a_download_source_with_its_size(server: LiveServer) ->
     assert (model["source"], model["size_bytes"]) == ("hf://org/repo/model.gguf@v1", 123456)
     assert "--size" in failed("models", "add", "x", "--source", "https://h/m.gguf", env=env).stderr
     assert "exactly one" in failed("models", "add", "y", env=env).stderr
+
+
+POWER_MODEL = {
+    "asics": [{"model": "Antminer S21", "count": 200}],  # 0.7 MW
+    "price": {"kind": "time_of_use", "usd_per_mwh": [30.0] * 17 + [300.0] * 4 + [30.0] * 3},
+    "hashprice": {"kind": "constant", "usd_per_ph_day": 50.0},
+}
+
+
+@sqlite
+def test_operator_plans_curtails_and_restores_a_site(server: LiveServer, tmp_path: Path) -> None:
+    env = server_env(server)
+    ok("sites", "create", "tx", "--region", "us-south", "--country", "US", "--power-mw", "1",
+       env=env)  # fmt: skip
+    model = tmp_path / "tx-power.json"
+    model.write_text(json.dumps(POWER_MODEL))
+    assert "power model of tx set" in ok("power", "set", "tx", str(model), env=env)
+
+    chart = tmp_path / "plan.png"
+    out = ok("power", "plan", "tx", "--hours", "24", "--start", "2026-11-21T00:00:00Z",
+             "--chart", str(chart), env=env)  # fmt: skip
+    assert "mining MW" in out
+    assert "2026-11-21 17:00" in out
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    hours = ok_json("power", "plan", "tx", "--hours", "24", "--start", "2026-11-21T00:00:00Z",
+                    env=env)["intervals"]  # fmt: skip
+    # Above the S21's worth ($119/MWh) the miners sleep: the evening peak at $300.
+    assert [h["mining_mw"] for h in hours[16:22]] == [0.7, 0, 0, 0, 0, 0.7]
+
+    event = ok_json("power", "curtail", "tx", "--to-mw", "0.2", "--reason", "drill", "--grid",
+                    env=env)  # fmt: skip
+    assert (event["source"], event["power_state"]) == ("grid", "active")
+    assert event["asic_shed_mw"] > 0.5
+    assert "curtailment in force" in ok("power", "show", "tx", env=env)
+    assert "restored" in ok("power", "restore", "tx", env=env)
+    history = ok("power", "history", "tx", env=env)
+    assert "drill" in history
+    assert "energy saved $" in history
+
+    bad = failed("power", "curtail", "nowhere", "--to-mw", "1", env=env)
+    assert "no site 'nowhere'" in bad.stderr
+    negative = failed("power", "curtail", "tx", "--to-mw", "-1", env=env)
+    assert "target_mw" in negative.stderr
+    assert ok_json("power", "history", "tx", env=env)["curtailments"][0]["reason"] == "drill"

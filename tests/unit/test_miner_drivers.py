@@ -48,7 +48,8 @@ def test_capabilities_follow_what_each_pyasic_class_implements(
 def test_an_agent_without_miners_never_imports_pyasic() -> None:
     """pyasic adds about 33 MB, past what a GPU node's agent may hold (issue 3: under 60 MB)."""
     code = (
-        "import sys, hashgrid.agent.main, hashgrid.agent.miners.fleet; "
+        "import sys, hashgrid.agent.main, hashgrid.agent.miners.fleet, "
+        "hashgrid.agent.miners.follow; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyasic', 'asyncssh')))"
     )
     found = subprocess.run(

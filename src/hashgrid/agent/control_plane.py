@@ -18,6 +18,8 @@ from hashgrid.contracts.agent import (
     HeartbeatAck,
     JoinRequest,
     JoinResponse,
+    MinerOrders,
+    MinerResults,
     ReplicaReport,
     Verification,
     VerificationReport,
@@ -77,6 +79,19 @@ class ControlPlane:
             read_s=wait_s + READ_S,
         )
         return Assignments.model_validate(answer)
+
+    async def miner_orders(self, after: int, wait_s: float) -> MinerOrders:
+        """What the site's miners should do (a site agent's long poll)."""
+        answer = await self._send(
+            "GET",
+            "/api/v1/agent/miners",
+            params={"after": str(after), "wait": str(wait_s)},
+            read_s=wait_s + READ_S,
+        )
+        return MinerOrders.model_validate(answer)
+
+    async def report_miners(self, results: MinerResults) -> None:
+        await self._send("POST", "/api/v1/agent/miners/results", results.model_dump(mode="json"))
 
     async def report(self, replica_id: str, report: ReplicaReport) -> None:
         path = f"/api/v1/agent/replicas/{replica_id}/state"

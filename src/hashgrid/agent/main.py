@@ -104,6 +104,8 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
                 _follow_assignments(stop, control_plane, supervisor), name="assignments"
             )
         )
+        if settings.miners:
+            loops.append(asyncio.create_task(_drive_miners(stop, control_plane), name="miners"))
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait([stopped, *loops], return_when=asyncio.FIRST_COMPLETED)
         # Loops end by themselves once `stop` is set, at their next look at it; closing the
@@ -205,6 +207,16 @@ async def _follow_assignments(
         revision = answer.revision
         if not stop.is_set():
             await supervisor.sync(answer.assignments, answer.stop_grace_s)
+
+
+async def _drive_miners(stop: asyncio.Event, control_plane: ControlPlane) -> None:
+    """Follow the site's miner orders. pyasic (about 33 MB of modules) is imported here only,
+    so a GPU node's agent never loads it."""
+    from hashgrid.agent.miners.fleet import Fleet
+    from hashgrid.agent.miners.follow import follow_orders
+    from hashgrid.agent.miners.pyasic_driver import connect
+
+    await follow_orders(stop, control_plane, Fleet(connect), LONG_POLL_S)
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -29,6 +29,9 @@ class AgentSettings(BaseSettings):
     log_level: str = "info"
     # Benchmark the reference model at start even if this node was verified before.
     verify: bool = False
+    # A site agent: also drive the site's ASIC miners, as the control plane orders (pyasic is
+    # imported only then).
+    miners: bool = False
     # Bound on the whole benchmark (it takes about a second; starting CUDA can take longer).
     verify_timeout_s: float = 60.0
 

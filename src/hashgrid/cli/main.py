@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from hashgrid.cli import access, catalog, fleet, processes, sim, up
+from hashgrid.cli import access, catalog, fleet, power, processes, sim, up
 
 app = typer.Typer(
     name="hashgrid",
@@ -39,6 +39,7 @@ app.command("usage")(access.usage)
 app.command("sim")(sim.sim)
 app.add_typer(fleet.orgs_app, name="orgs")
 app.add_typer(fleet.sites_app, name="sites")
+app.add_typer(power.power_app, name="power")
 app.add_typer(fleet.nodes_app, name="nodes")
 app.add_typer(catalog.models_app, name="models")
 app.add_typer(catalog.deployments_app, name="deployments")

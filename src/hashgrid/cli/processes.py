@@ -88,6 +88,9 @@ def agent(
     verify: bool = typer.Option(
         False, "--verify", help="Benchmark and report this node again, even if verified before."
     ),
+    miners: bool = typer.Option(
+        False, "--miners", help="Site agent: also drive the site's ASIC miners (pyasic)."
+    ),
 ) -> None:
     """Run the node agent: join a site and serve what the control plane assigns."""
     from hashgrid.agent.settings import AgentSettings
@@ -99,6 +102,7 @@ def agent(
         advertise_address=advertise_address,
         engine_host=engine_host,
         verify=verify or None,  # unset: HASHGRID_AGENT_VERIFY may still ask
+        miners=miners or None,
     )
     AgentSettings(server_url=server, **given)  # a bad option fails here, with the CLI's message
     # The agent runs for months on every node: it replaces this process (same pid) with

@@ -11,6 +11,12 @@ from hashgrid.server.deployments.schemas import DeploymentOut
 from hashgrid.server.keys.schemas import KeyCreated, KeyOut
 from hashgrid.server.nodes.schemas import NodeOut
 from hashgrid.server.organizations.schemas import OrganizationOut
+from hashgrid.server.power.schemas import (
+    CurtailmentOut,
+    HistoryOut,
+    PlanOut,
+    SitePowerOut,
+)
 from hashgrid.server.sites.schemas import JoinTokenCreated, SiteOut
 from hashgrid.server.usage.schemas import UsageOut
 
@@ -111,6 +117,31 @@ class HashgridClient:
     def create_join_token(self, site: str, ttl_s: int = 86400) -> JoinTokenCreated:
         path = f"/api/v1/sites/{site}/join-tokens"
         return self._one(JoinTokenCreated, "POST", path, {"ttl_s": ttl_s})
+
+    # power
+    def get_power(self, site: str) -> SitePowerOut:
+        return self._one(SitePowerOut, "GET", f"/api/v1/sites/{site}/power")
+
+    def set_power(self, site: str, model: dict[str, Any]) -> SitePowerOut:
+        return self._one(SitePowerOut, "PUT", f"/api/v1/sites/{site}/power", model)
+
+    def curtail(
+        self, site: str, target_mw: float, reason: str = "", source: str = "operator"
+    ) -> CurtailmentOut:
+        body = {"target_mw": target_mw, "reason": reason, "source": source}
+        return self._one(CurtailmentOut, "POST", f"/api/v1/sites/{site}/curtailments", body)
+
+    def restore(self, site: str) -> CurtailmentOut:
+        return self._one(CurtailmentOut, "DELETE", f"/api/v1/sites/{site}/curtailments")
+
+    def power_plan(self, site: str, hours: int = 24, start: str | None = None) -> PlanOut:
+        params: dict[str, Any] = {"hours": hours} | ({"start": start} if start else {})
+        path = f"/api/v1/sites/{site}/power/plan"
+        return PlanOut.model_validate(self._call("GET", path, **params))
+
+    def power_history(self, site: str, limit: int = 100) -> HistoryOut:
+        path = f"/api/v1/sites/{site}/power/history"
+        return HistoryOut.model_validate(self._call("GET", path, limit=limit))
 
     # nodes
     def list_nodes(self) -> list[NodeOut]:

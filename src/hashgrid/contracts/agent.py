@@ -9,6 +9,9 @@ The agent only ever dials out (it works behind NAT):
 4. `PUT /api/v1/agent/replicas/{id}/state` reports what became of each replica.
 5. `POST /api/v1/agent/verification` reports the short benchmark the agent runs after joining;
    the control plane judges it against the node's fingerprint and answers with the verdict.
+6. A site agent (one that drives its site's ASIC miners) long-polls
+   `GET /api/v1/agent/miners?after=REV&wait=S` for the `MinerOrders` of its site, applies them
+   and posts what became of each to `POST /api/v1/agent/miners/results`.
 Every call after join carries `Authorization: Bearer <node credential>` and the
 `PROTOCOL_HEADER`.
 """
@@ -18,7 +21,7 @@ from typing import Self
 
 from pydantic import BaseModel, Field, model_validator
 
-from hashgrid.contracts.states import ReplicaStatus
+from hashgrid.contracts.states import MinerAction, ReplicaStatus
 
 PROTOCOL_VERSION = 1
 PROTOCOL_HEADER = "x-hashgrid-agent-protocol"
@@ -194,3 +197,40 @@ class Verification(VerificationReport):
     capacity_class: str
     problems: list[str] = Field(default_factory=list)
     verified_at: datetime
+
+
+class MinerOrder(BaseModel):
+    """What one miner of the site should be doing; level-triggered, sent again until changed."""
+
+    address: str = Field(min_length=1, max_length=255)  # the miner's IP address on the site
+    action: MinerAction
+    watts: int | None = Field(None, ge=0)  # for `power` only
+
+    @model_validator(mode="after")
+    def _watts_only_for_power(self) -> Self:
+        if (self.action == MinerAction.POWER) != (self.watts is not None):
+            raise ValueError("watts go with a power action, and only with it")
+        return self
+
+
+class MinerOrders(BaseModel):
+    """Every miner of the site with its target. `reason` says which decision set them: the
+    power plan of an interval, or a curtailment in force."""
+
+    revision: int
+    site: str
+    reason: str
+    orders: list[MinerOrder]
+
+
+class MinerOutcome(BaseModel):
+    address: str = Field(max_length=255)
+    done: MinerAction | None  # what the miner now does; None: the order failed
+    detail: str = Field("", max_length=2000)  # why it failed, or why `done` is a fallback
+
+
+class MinerResults(BaseModel):
+    """What the site agent made of the orders at `revision`."""
+
+    revision: int
+    results: list[MinerOutcome] = Field(max_length=100_000)

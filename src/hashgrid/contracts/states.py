@@ -12,12 +12,20 @@ class NodeStatus(StrEnum):
 
 
 class SitePowerState(StrEnum):
-    """How a site's power is going, as routing sees it. Nothing sets anything but `active` yet:
-    the power planner (issue 6) will, and routing already avoids the other two."""
+    """How a site's power is going, stored per site (`sites.power_state`). A curtailment sets
+    it (`server/power/curtailment.py`); placement and routing obey it."""
 
     ACTIVE = "active"  # GPUs powered as planned: route here
     CURTAILED = "curtailed"  # the grid or the plan took power back: route here only if nowhere else
     DRAINING = "draining"  # GPU nodes going back to mining soon: route here only if nowhere else
+
+
+class MinerAction(StrEnum):
+    """What one ASIC miner is told to do (the control plane's target, the site agent's act)."""
+
+    SLEEP = "sleep"  # stop hashing; the miner draws only its idle power
+    RESUME = "resume"  # hash, at whatever power limit the miner has
+    POWER = "power"  # hash, drawing at most `watts` (0: sleep)
 
 
 class ReplicaStatus(StrEnum):

@@ -25,9 +25,11 @@ from hashgrid.server.metrics import ServerMetrics
 from hashgrid.server.nodes.liveness import HearingMiddleware, Liveness
 from hashgrid.server.nodes.router import router as nodes_router
 from hashgrid.server.organizations.router import router as organizations_router
+from hashgrid.server.power.router import router as power_router
 from hashgrid.server.reconcile.autoscale import AutoscaleReconciler
 from hashgrid.server.reconcile.liveness import LivenessReconciler
 from hashgrid.server.reconcile.placement import PlacementReconciler
+from hashgrid.server.reconcile.power import PowerReconciler
 from hashgrid.server.reconcile.runner import start_all
 from hashgrid.server.settings import ServerSettings
 from hashgrid.server.sites.router import router as sites_router
@@ -39,6 +41,7 @@ ROUTERS = (
     organizations_router,
     access_router,
     sites_router,
+    power_router,
     nodes_router,
     catalog_router,
     deployments_router,
@@ -88,6 +91,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                     min(1.0, settings.node_ttl_s / 4),
                 ),
                 (AutoscaleReconciler(state), settings.autoscale_interval_s),
+                (PowerReconciler(sessions, state.changes), settings.power_interval_s),
             ],
             state.changes,
         )

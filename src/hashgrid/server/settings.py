@@ -27,6 +27,8 @@ class ServerSettings(BaseSettings):
     # the last autoscale_down_delay_s (scheduler/autoscale.py).
     autoscale_interval_s: float = 1.0
     autoscale_down_delay_s: float = 60.0
+    # The power reconciler plans each site's hour at least this often (and after changes).
+    power_interval_s: float = 60.0
     long_poll_max_s: float = 30.0
     # An agent's assignments poll is held for a random (1 - jitter) to 100% of its wait, so
     # polls begun together do not all end together (see agents/router.py).

@@ -6,14 +6,10 @@ thing its firmware can do without going over the target, and says which (`Applie
 """
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
-
-class MinerAction(StrEnum):
-    SLEEP = "sleep"  # stop hashing; the miner draws only its idle power
-    RESUME = "resume"  # hash, at whatever power limit the miner has
-    POWER = "power"  # hash, drawing at most `watts` (0: sleep)
+# The control plane sends the same actions (contracts/agent.py: `MinerOrder`).
+from hashgrid.contracts.states import MinerAction as MinerAction
 
 
 @dataclass(frozen=True)

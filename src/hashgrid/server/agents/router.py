@@ -3,6 +3,7 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.contracts.agent import (
     PROTOCOL_VERSION,
@@ -11,6 +12,8 @@ from hashgrid.contracts.agent import (
     HeartbeatAck,
     JoinRequest,
     JoinResponse,
+    MinerOrders,
+    MinerResults,
     ReplicaReport,
     Verification,
     VerificationReport,
@@ -24,6 +27,9 @@ from hashgrid.server.metrics import server_metrics
 from hashgrid.server.nodes import scheduling
 from hashgrid.server.nodes.scheduling import DEFAULT_STOP_GRACE_S
 from hashgrid.server.nodes.tables import Node
+from hashgrid.server.power import service as power
+from hashgrid.server.power.reports import miner_reports
+from hashgrid.server.sites.tables import Site
 from hashgrid.server.state import ServerState, Session, get_state
 
 
@@ -183,3 +189,46 @@ async def report_verification(
     if class_changed:
         await state.changes.bump()
     return verdict
+
+
+@router.get("/miners")
+async def miner_orders(
+    node: CallingNode,
+    session: Session,
+    state: State,
+    protocol: ProtocolHeader,
+    after: Annotated[int, Query(description="Answer once the revision exceeds this")] = 0,
+    wait: Annotated[float, Query(ge=0, description="Seconds to hold the poll open")] = 0,
+) -> MinerOrders:
+    """What each ASIC miner of this node's site should do (a long poll, for a site agent).
+
+    Any change ends the poll: site agents are one per site, and the answer says whether a
+    curtailment or the hour's plan set the orders.
+    """
+    _check_protocol(protocol)
+    await session.close()  # hold no database connection while the poll waits
+    revision = await state.changes.wait_newer(after, min(wait, state.settings.long_poll_max_s))
+    site = await _site_of(session, node.id)
+    reason, orders = await power.orders(session, site)
+    return MinerOrders(revision=revision, site=site.name, reason=reason, orders=orders)
+
+
+@router.post("/miners/results")
+async def report_miners(
+    body: MinerResults,
+    node: CallingNode,
+    session: Session,
+    request: Request,
+    protocol: ProtocolHeader,
+) -> None:
+    """Report what became of each miner's order; operators see it with the site's power."""
+    _check_protocol(protocol)
+    miner_reports(request).record((await _site_of(session, node.id)).id, body)
+
+
+async def _site_of(session: AsyncSession, node_id: str) -> Site:
+    node = await session.get(Node, node_id)
+    site = None if node is None else await session.get(Site, node.site_id)
+    if site is None:
+        raise NotFound("this node is gone")
+    return site

@@ -7,6 +7,7 @@ from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.keys.tables import ApiKey
 from hashgrid.server.nodes.tables import Node
 from hashgrid.server.organizations.tables import Organization
+from hashgrid.server.power.tables import Curtailment, PlannedInterval, SitePower
 from hashgrid.server.sites.tables import JoinToken, Site
 from hashgrid.server.usage.tables import UsageRecordRow
 
@@ -15,11 +16,14 @@ __all__ = [
     "ApiKey",
     "Base",
     "CatalogModel",
+    "Curtailment",
     "Deployment",
     "JoinToken",
     "Node",
     "Organization",
+    "PlannedInterval",
     "Replica",
     "Site",
+    "SitePower",
     "UsageRecordRow",
 ]

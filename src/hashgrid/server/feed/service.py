@@ -25,7 +25,7 @@ from hashgrid.contracts.gateway import (
     RouteReplica,
     RouteSite,
 )
-from hashgrid.contracts.states import NodeStatus, ReplicaStatus
+from hashgrid.contracts.states import NodeStatus, ReplicaStatus, SitePowerState
 from hashgrid.server.auth import per_state
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.deployments.loads import ReplicaLoads
@@ -117,8 +117,12 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
     sites: dict[str, RouteSite] = {}
     for replica, node, site in ready:
         if site.name not in sites:
-            # Power state: every site is active until the power planner (issue 6) says otherwise.
-            sites[site.name] = RouteSite(name=site.name, region=site.region, country=site.country)
+            sites[site.name] = RouteSite(
+                name=site.name,
+                region=site.region,
+                country=site.country,
+                power_state=SitePowerState(site.power_state),
+            )
         assert replica.endpoint is not None
         by_deployment[replica.deployment_id].append(
             RouteReplica(

@@ -94,8 +94,8 @@ class PlacementReconciler:
         given_up_before = utcnow() - self._retry_after
         failed = [r for r in active if r.status == ReplicaStatus.FAILED]
         snapshot = Snapshot(
-            # Sites have no power state of their own yet (the power planner, issue 6): all active.
-            sites=tuple(SiteView(s.id, s.region, PowerState.ACTIVE) for s in sites),
+            # Curtailments set the stored state (server/power/): flex leaves a curtailed site.
+            sites=tuple(SiteView(s.id, s.region, PowerState(s.power_state)) for s in sites),
             nodes=tuple(node_view(n) for n in nodes),
             deployments=tuple(
                 deployment_view(d, m, specs[d.id].memory_bytes) for d, m in deployments

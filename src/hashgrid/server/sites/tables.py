@@ -3,6 +3,7 @@ from datetime import datetime
 from sqlalchemy import Float, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from hashgrid.contracts.states import SitePowerState
 from hashgrid.server.db.base import Base, UTCDateTime, new_id, utcnow
 
 
@@ -15,6 +16,10 @@ class Site(Base):
     region: Mapped[str] = mapped_column(String(64))
     country: Mapped[str] = mapped_column(String(2))
     power_mw: Mapped[float] = mapped_column(Float)
+    # Set by curtailments (server/power/); placement and the gateway view read it.
+    power_state: Mapped[str] = mapped_column(
+        String(16), default=SitePowerState.ACTIVE, server_default=SitePowerState.ACTIVE.value
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -1,0 +1,129 @@
+"""A site's prices and hashprice as the pure planner's hourly `Market`, from its stored sources.
+
+Intervals are UTC hours. An ERCOT file's hour ending H of a delivery date is taken as the UTC
+hour H-1 of that date: ERCOT days are Central time, hours apart, which matters for when a
+price applies but not for the planner's arithmetic; a site that needs it exact gives a file
+shifted to UTC.
+"""
+
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from hashgrid.energy import Market
+from hashgrid.energy.prices import Days
+from hashgrid.energy_data import day_number, read_ercot_hours, read_hashprice
+from hashgrid.server.errors import Invalid
+from hashgrid.server.power.schemas import (
+    ConstantHashprice,
+    ErcotSeries,
+    FixedPrice,
+    HashpriceSource,
+    PowerModel,
+    PriceSource,
+    TimeOfUse,
+)
+
+# The online policy fits the real-time/day-ahead spread on the last 30 days of known prices;
+# a plan reads a day more so the first interval it decides has all of them.
+HISTORY_H = 31 * 24
+
+
+def hour_of(t: datetime) -> datetime:
+    """The start of the UTC hour holding `t`."""
+    return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def hourly_market(model: PowerModel, start: datetime, hours: int) -> Market:
+    """Hourly intervals from HISTORY_H before `start` (an hour's start) up to `hours` after it;
+    raises `Invalid` when a source has no figure for one of them."""
+    times = [start + timedelta(hours=i) for i in range(-HISTORY_H, hours)]
+    day: Days = np.array([day_number(t.date().isoformat()) for t in times], dtype=np.int64)
+    dam, rt = _prices(model.price, times, day)
+    return Market(
+        interval_h=1.0,
+        day=day,
+        rt=rt,
+        dam=dam,
+        hashprice=_hashprice(model.hashprice, day),
+        ancillary=np.zeros(len(times)),  # no ancillary market source yet
+    )
+
+
+def check_sources(model: PowerModel) -> None:
+    """Raise `Invalid` when a source names a file that cannot be read as its layout."""
+    try:
+        if isinstance(model.price, ErcotSeries):
+            _ercot(model.price.path, model.price.point)
+        if not isinstance(model.hashprice, ConstantHashprice):
+            _hashprice_series(model.hashprice.path)
+    except (OSError, KeyError, ValueError) as e:
+        raise Invalid(f"cannot read the site's series: {type(e).__name__}: {e}") from None
+
+
+def _prices(source: PriceSource, times: list[datetime], day: Days) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(source, FixedPrice):
+        flat = np.full(len(times), source.usd_per_mwh)
+        return flat, flat
+    if isinstance(source, TimeOfUse):
+        by_hour = np.array([source.usd_per_mwh[t.hour] for t in times])
+        return by_hour, by_hour
+    prices = _ercot(source.path, source.point)
+    missing = [t for t, d in zip(times, day, strict=True) if (int(d), t.hour + 1) not in prices]
+    if missing:
+        raise Invalid(
+            f"the price series has no {source.point} price for {missing[0]:%Y-%m-%d %H:00} UTC "
+            f"({len(missing)} of the {len(times)} hours needed, the last 31 days included)"
+        )
+    both = np.array([prices[(int(d), t.hour + 1)] for t, d in zip(times, day, strict=True)])
+    return both[:, 0], both[:, 1]
+
+
+def _hashprice(source: HashpriceSource, day: Days) -> np.ndarray:
+    if isinstance(source, ConstantHashprice):
+        return np.full(len(day), source.usd_per_ph_day)
+    days, values = _hashprice_series(source.path)
+    # The last figure on or before each day: past the series' end it is carried forward.
+    pos = np.searchsorted(days, day, side="right") - 1
+    if np.any(pos < 0):
+        raise Invalid("the hashprice series begins after the hours the plan needs")
+    return values[pos]
+
+
+def _stamp(path: str) -> tuple[str, int]:
+    return path, Path(path).stat().st_mtime_ns
+
+
+ErcotHours = dict[tuple[int, int], tuple[float, float]]
+
+
+def _ercot(path: str, point: str) -> ErcotHours:
+    return _read_ercot(*_stamp(path), point)
+
+
+def _hashprice_series(path: str) -> tuple[np.ndarray, np.ndarray]:
+    return _read_hashprice(*_stamp(path))
+
+
+# Read once per file version: the reconciler plans every site every pass.
+@lru_cache(maxsize=16)
+def _read_ercot(path: str, _mtime_ns: int, point: str) -> ErcotHours:
+    return read_ercot_hours(Path(path), point)
+
+
+@lru_cache(maxsize=16)
+def _read_hashprice(path: str, _mtime_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    series = sorted(read_hashprice(Path(path)).items())
+    if not series:
+        raise ValueError("no rows")
+    return np.array([d for d, _ in series]), np.array([v for _, v in series])
+
+
+def prices_at(model: PowerModel, hour: datetime) -> tuple[float, float]:
+    """The real-time price (USD/MWh) and hashprice (USD/PH/day) of one hour; raises `Invalid`
+    when a source lacks it."""
+    day: Days = np.array([day_number(hour.date().isoformat())], dtype=np.int64)
+    _, rt = _prices(model.price, [hour], day)
+    return float(rt[0]), float(_hashprice(model.hashprice, day)[0])

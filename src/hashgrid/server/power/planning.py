@@ -1,0 +1,82 @@
+"""A site's online plan from its stored power model and its GPU nodes' work now.
+
+Demand is what the site's nodes serve now, held for the whole horizon (no forecast yet): nodes
+with a firm replica are firm demand, nodes with only flex replicas flex demand.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from hashgrid import energy
+from hashgrid.server.power.market import HISTORY_H, hourly_market
+from hashgrid.server.power.schemas import IntervalOut, PowerModel
+
+
+@dataclass(frozen=True)
+class NodeWork:
+    """A site's ready nodes by what they serve now."""
+
+    firm: int = 0  # nodes with at least one firm replica
+    flex: int = 0  # nodes with flex replicas only
+    idle: int = 0  # nodes with no replica
+
+
+@dataclass(frozen=True)
+class PlannedHour:
+    interval: IntervalOut
+    asic_mw: list[float]  # per ASIC group, in the power model's order
+
+
+def energy_site(name: str, budget_mw: float, model: PowerModel, work: NodeWork) -> energy.Site:
+    groups = tuple(
+        energy.AsicGroup(g.model, g.count or 0, g.th_s or 0.0, g.watts or 0.0) for g in model.asics
+    )
+    gpus = energy.GpuFleet(
+        work.firm + work.flex + work.idle,
+        model.gpus.busy_kw,
+        model.gpus.idle_kw,
+        model.gpus.firm_usd_per_node_hour,
+        model.gpus.flex_usd_per_node_hour,
+    )
+    return energy.Site(name, budget_mw, groups, gpus)
+
+
+def plan_hours(
+    name: str, budget_mw: float, model: PowerModel, work: NodeWork, start: datetime, hours: int
+) -> list[PlannedHour]:
+    """The online policy's decisions for `hours` from `start` (an hour's start), each taken with
+    only what was known before it; raises `Invalid` when a source lacks a figure."""
+    market = hourly_market(model, start, hours)
+    site = energy_site(name, budget_mw, model, work)
+    n = len(market)
+    demand = energy.Demand(np.full(n, float(work.firm)), np.full(n, float(work.flex)))
+    decided = energy.plan_online(site, market, demand)
+    ledger = energy.settle("online", site, market, decided)
+    return [
+        PlannedHour(
+            IntervalOut(
+                start=start + timedelta(hours=i),
+                hours=market.interval_h,
+                price_usd_per_mwh=float(market.rt[t]),
+                mining_mw=float(ledger.mining_mw[t]),
+                inference_mw=float(ledger.inference_mw[t]),
+                offered_mw=float(ledger.offered_mw[t]),
+                mining_usd=float(ledger.mining_usd[t]),
+                inference_usd=float(ledger.inference_usd[t]),
+                ancillary_usd=float(ledger.ancillary_usd[t]),
+                energy_usd=float(ledger.energy_usd[t]),
+            ),
+            [float(mw) for mw in decided.mining_mw[t]],
+        )
+        for i, t in enumerate(range(HISTORY_H, n))
+    ]
+
+
+def mining_value(model: PowerModel, hashprice: float) -> list[float]:
+    """USD per MWh into each ASIC group at `hashprice`."""
+    return [
+        float(energy.AsicGroup(g.model, 1, g.th_s or 0.0, g.watts or 0.0).usd_per_mwh(hashprice))
+        for g in model.asics
+    ]

@@ -1,0 +1,79 @@
+"""A site's power: its model, curtailments, plans and their history."""
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, status
+
+from hashgrid.server.auth import Admin
+from hashgrid.server.power import service
+from hashgrid.server.power.reports import miner_reports
+from hashgrid.server.power.schemas import (
+    CurtailmentCreate,
+    CurtailmentOut,
+    HistoryOut,
+    PlanOut,
+    PowerModel,
+    SitePowerOut,
+)
+from hashgrid.server.sites import service as sites
+from hashgrid.server.state import Session, State
+
+router = APIRouter(prefix="/api/v1/sites/{name}", tags=["power"])
+
+
+async def _with_miners(out: SitePowerOut, session: Session, request: Request) -> SitePowerOut:
+    site = await sites.get(session, out.site)
+    return out.model_copy(update={"miners": miner_reports(request).summary(site.id)})
+
+
+@router.get("/power")
+async def get_power(name: str, session: Session, request: Request, _: Admin) -> SitePowerOut:
+    """The site's power model, state, curtailment in force and miners' last report."""
+    return await _with_miners(await service.get(session, name), session, request)
+
+
+@router.put("/power")
+async def set_power(
+    name: str, body: PowerModel, session: Session, state: State, request: Request, _: Admin
+) -> SitePowerOut:
+    """Replace the site's power model: ASIC groups, GPU node economics, price and hashprice."""
+    out = await service.set_model(session, state.changes, name, body)
+    return await _with_miners(out, session, request)
+
+
+@router.post("/curtailments", status_code=status.HTTP_201_CREATED)
+async def curtail(
+    name: str, body: CurtailmentCreate, session: Session, state: State, _: Admin
+) -> CurtailmentOut:
+    """Bring the site down to `target_mw`: ASICs first, then flex, then firm replicas leave."""
+    return await service.curtail(session, state.changes, name, body)
+
+
+@router.delete("/curtailments")
+async def restore(name: str, session: Session, state: State, _: Admin) -> CurtailmentOut:
+    """End the curtailment in force: the site is active again, its miners follow the plan."""
+    return await service.restore(session, state.changes, name)
+
+
+@router.get("/power/plan")
+async def plan(
+    name: str,
+    session: Session,
+    _: Admin,
+    hours: Annotated[int, Query(ge=1, le=service.MAX_PLAN_HOURS)] = 24,
+    start: Annotated[datetime | None, Query(description="Default: now")] = None,
+) -> PlanOut:
+    """The online plan per hour: MW to mining, to inference, offered to the grid; revenue."""
+    return await service.plan(session, name, hours, start)
+
+
+@router.get("/power/history")
+async def history(
+    name: str,
+    session: Session,
+    _: Admin,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> HistoryOut:
+    """Curtailment events and stored plans, newest first."""
+    return await service.history(session, name, limit)

@@ -1,0 +1,192 @@
+"""API shapes of a site's power model, its curtailments and its plans."""
+
+from datetime import datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hashgrid.contracts.states import SitePowerState
+from hashgrid.server.power.specs import nameplate
+from hashgrid.server.schemas_common import Out
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class AsicGroupSpec(BaseModel):
+    """Miners of one model. A known model (`specs.ASIC_NAMEPLATES`) needs no TH/s or watts;
+    `addresses` are the miners' IP addresses on the site, which the site agent drives (without
+    them the group counts in plans but no miner receives orders)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=100, description="e.g. Antminer S21")
+    count: int | None = Field(None, ge=0, le=1_000_000, description="Default: len(addresses)")
+    th_s: Positive | None = Field(None, description="TH/s of one miner; default: nameplate")
+    watts: Positive | None = Field(None, description="Watts of one miner; default: nameplate")
+    addresses: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(
+        default_factory=list, max_length=100_000
+    )
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Self:
+        if self.count is None:
+            self.count = len(self.addresses)
+        elif self.addresses and self.count != len(self.addresses):
+            raise ValueError(f"count {self.count} but {len(self.addresses)} addresses")
+        if self.th_s is None or self.watts is None:
+            known = nameplate(self.model)
+            if known is None:
+                raise ValueError(f"unknown ASIC model {self.model!r}: give th_s and watts")
+            self.th_s = self.th_s or known.th_s
+            self.watts = self.watts or known.watts
+        return self
+
+
+class GpuEconomics(BaseModel):
+    """What a site's GPU nodes draw and earn, per node. The defaults are assumptions to replace:
+    an NVIDIA DGX H100's 10.2 kW maximum system power busy, 1.6 kW idle, no revenue set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    busy_kw: Positive = 10.2
+    idle_kw: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.6
+    firm_usd_per_node_hour: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    flex_usd_per_node_hour: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+
+    @model_validator(mode="after")
+    def _idle_below_busy(self) -> Self:
+        if self.idle_kw > self.busy_kw:
+            raise ValueError("idle_kw must not exceed busy_kw")
+        return self
+
+
+class FixedPrice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["fixed"] = "fixed"
+    usd_per_mwh: Finite
+
+
+class TimeOfUse(BaseModel):
+    """One price per hour of the day (UTC), every day."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["time_of_use"] = "time_of_use"
+    usd_per_mwh: list[Finite] = Field(min_length=24, max_length=24)
+
+
+class ErcotSeries(BaseModel):
+    """Hourly day-ahead and real-time prices of one settlement point, read from a CSV on the
+    server in the layout of ERCOT's `delivery_date,hour_ending,dam_<POINT>,rtm_<POINT>`."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["ercot"] = "ercot"
+    path: str = Field(min_length=1, max_length=1000)
+    point: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,40}$", description="e.g. LZ_WEST")
+
+
+class ConstantHashprice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["constant"] = "constant"
+    usd_per_ph_day: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class HashpriceSeries(BaseModel):
+    """A daily series read from a CSV on the server (`date,...,hashprice_usd_per_ph_day`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["series"] = "series"
+    path: str = Field(min_length=1, max_length=1000)
+
+
+PriceSource = Annotated[FixedPrice | TimeOfUse | ErcotSeries, Field(discriminator="kind")]
+HashpriceSource = Annotated[ConstantHashprice | HashpriceSeries, Field(discriminator="kind")]
+
+
+class PowerModel(BaseModel):
+    """A site's power model; its budget is the site's `power_mw`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    asics: list[AsicGroupSpec] = Field(default_factory=list, max_length=64)
+    gpus: GpuEconomics = GpuEconomics()
+    price: PriceSource
+    hashprice: HashpriceSource
+
+
+class CurtailmentCreate(BaseModel):
+    """ "Site down to `target_mw` by `by`"; 0 stops everything. It is obeyed at once: ASICs
+    first, then flex replicas leave (the site is `curtailed`), then firm ones (`draining`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target_mw: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    by: datetime | None = Field(None, description="Deadline; default now")
+    reason: str = Field("", max_length=500)
+    source: Literal["grid", "operator"] = "operator"
+
+
+class CurtailmentOut(Out):
+    id: str
+    source: str
+    reason: str
+    target_mw: float
+    by: datetime
+    started_at: datetime
+    ended_at: datetime | None
+    load_mw: float
+    asic_shed_mw: float
+    flex_shed_mw: float
+    firm_shed_mw: float
+    power_state: SitePowerState
+    price_usd_per_mwh: float | None
+    mining_usd_per_mwh: float | None
+    energy_saved_usd: float | None = Field(description="Energy not bought; figured when it ends")
+    mining_foregone_usd: float | None = Field(description="Hashing not done; when it ends")
+
+
+class MinersOut(BaseModel):
+    """What the site agent last reported of its miners' orders."""
+
+    reported_at: datetime
+    revision: int
+    by_action: dict[str, int]  # miners now doing each action (sleep, resume, power)
+    failed: int
+    first_failure: str | None
+
+
+class SitePowerOut(BaseModel):
+    site: str
+    budget_mw: float
+    power_state: SitePowerState
+    model: PowerModel | None
+    curtailment: CurtailmentOut | None  # the one in force
+    miners: MinersOut | None = None  # the site agent's last report, since this server started
+
+
+class IntervalOut(Out):
+    """One interval of a plan: MW to mining, inference and offered to the grid, and what each
+    earns (energy is bought at the interval's price)."""
+
+    start: datetime
+    hours: float
+    price_usd_per_mwh: float
+    mining_mw: float
+    inference_mw: float
+    offered_mw: float
+    mining_usd: float
+    inference_usd: float
+    ancillary_usd: float
+    energy_usd: float
+    applied: bool = False  # stored plans only: whether the site acted on it
+
+
+class PlanOut(BaseModel):
+    site: str
+    intervals: list[IntervalOut]
+
+
+class HistoryOut(BaseModel):
+    site: str
+    curtailments: list[CurtailmentOut]  # newest first
+    plans: list[IntervalOut]  # stored plans, newest first

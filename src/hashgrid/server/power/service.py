@@ -1,0 +1,288 @@
+"""Site power: the stored model, curtailments obeyed tier by tier, plans and their history."""
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hashgrid.contracts.agent import MinerOrder
+from hashgrid.contracts.states import ACTIVE_REPLICA, NodeStatus, SitePowerState
+from hashgrid.scheduler import Tier
+from hashgrid.server.changes import Changes
+from hashgrid.server.db.base import utcnow
+from hashgrid.server.deployments.tables import Deployment, Replica
+from hashgrid.server.errors import Conflict, Invalid
+from hashgrid.server.nodes.tables import Node
+from hashgrid.server.power.market import check_sources, hour_of, prices_at
+from hashgrid.server.power.planning import NodeWork, mining_value, plan_hours
+from hashgrid.server.power.schemas import (
+    CurtailmentCreate,
+    CurtailmentOut,
+    HistoryOut,
+    IntervalOut,
+    PlanOut,
+    PowerModel,
+    SitePowerOut,
+)
+from hashgrid.server.power.shedding import Load, miner_orders, shed
+from hashgrid.server.power.tables import Curtailment, PlannedInterval, SitePower
+from hashgrid.server.sites import service as sites
+from hashgrid.server.sites.tables import Site
+
+MAX_PLAN_HOURS = 24 * 14
+
+
+async def stored_model(session: AsyncSession, site: Site) -> PowerModel | None:
+    row = await session.get(SitePower, site.id)
+    return None if row is None else PowerModel.model_validate(row.model)
+
+
+async def _model(session: AsyncSession, site: Site) -> PowerModel:
+    model = await stored_model(session, site)
+    if model is None:
+        raise Conflict(f"site {site.name!r} has no power model: `hashgrid power set` gives one")
+    return model
+
+
+async def in_force(session: AsyncSession, site: Site) -> Curtailment | None:
+    return await session.scalar(
+        select(Curtailment).where(Curtailment.site_id == site.id, Curtailment.ended_at.is_(None))
+    )
+
+
+async def get(session: AsyncSession, name: str) -> SitePowerOut:
+    site = await sites.get(session, name)
+    current = await in_force(session, site)
+    return SitePowerOut(
+        site=site.name,
+        budget_mw=site.power_mw,
+        power_state=SitePowerState(site.power_state),
+        model=await stored_model(session, site),
+        curtailment=None if current is None else _out(current, utcnow()),
+    )
+
+
+async def set_model(
+    session: AsyncSession, changes: Changes, name: str, model: PowerModel
+) -> SitePowerOut:
+    """Store a site's power model (replacing any); its series files must be readable now."""
+    site = await sites.get(session, name)
+    check_sources(model)
+    row = await session.get(SitePower, site.id)
+    data = model.model_dump(mode="json")
+    if row is None:
+        session.add(SitePower(site_id=site.id, model=data))
+    else:
+        row.model, row.updated_at = data, utcnow()
+    await session.commit()
+    await changes.bump()  # the power reconciler replans; miner orders may change
+    return await get(session, name)
+
+
+async def node_work(session: AsyncSession, site: Site) -> NodeWork:
+    nodes = (
+        await session.scalars(
+            select(Node.id).where(Node.site_id == site.id, Node.status == NodeStatus.READY)
+        )
+    ).all()
+    tiers = await session.execute(
+        select(Replica.node_id, Deployment.tier)
+        .join(Deployment, Replica.deployment_id == Deployment.id)
+        .where(Replica.node_id.in_(nodes), Replica.status.in_(ACTIVE_REPLICA))
+    )
+    firm: set[str] = set()
+    flex: set[str] = set()
+    for node_id, tier in tiers:
+        (firm if tier == Tier.FIRM else flex).add(node_id)
+    flex -= firm
+    return NodeWork(firm=len(firm), flex=len(flex), idle=len(nodes) - len(firm) - len(flex))
+
+
+async def current_plan(session: AsyncSession, site: Site, hour: datetime) -> PlannedInterval | None:
+    return await session.scalar(
+        select(PlannedInterval).where(
+            PlannedInterval.site_id == site.id, PlannedInterval.start == hour
+        )
+    )
+
+
+async def load_now(session: AsyncSession, site: Site, model: PowerModel) -> Load:
+    """The site's load as planned for this hour (ASICs at full power without a plan) and as
+    its GPU nodes' work draws."""
+    plan = await current_plan(session, site, hour_of(utcnow()))
+    full = [(g.count or 0) * (g.watts or 0.0) / 1e6 for g in model.asics]
+    asic = plan.asic_mw if plan is not None and len(plan.asic_mw) == len(full) else full
+    work = await node_work(session, site)
+    gpus = model.gpus
+    return Load(
+        asic_mw=tuple(asic),
+        flex_mw=work.flex * gpus.busy_kw / 1e3,
+        firm_mw=(work.firm * gpus.busy_kw + work.idle * gpus.idle_kw) / 1e3,
+    )
+
+
+async def curtail(
+    session: AsyncSession, changes: Changes, name: str, body: CurtailmentCreate
+) -> CurtailmentOut:
+    """Obey a curtailment at once (shedding.py says in what order); one in force is ended and
+    replaced by it."""
+    site = await sites.get(session, name)
+    model = await _model(session, site)
+    now = utcnow()
+    if body.by is not None and body.by.tzinfo is None:
+        raise Invalid("by: give a time zone (e.g. 2026-11-21T08:00:00Z)")
+    load = await load_now(session, site, model)
+    decided = shed(load, body.target_mw, model.asics)
+    previous = await in_force(session, site)
+    if previous is not None:
+        _end(previous, now)
+    price: float | None = None
+    value: float | None = None
+    try:
+        price, hashprice = prices_at(model, hour_of(now))
+    except Invalid:
+        pass  # a series that does not cover now: the event's costs stay unknown
+    else:
+        values = mining_value(model, hashprice)
+        shed_mw = [mw - kept for mw, kept in zip(load.asic_mw, decided.asic_kept_mw, strict=True)]
+        value = (
+            sum(s * v for s, v in zip(shed_mw, values, strict=True)) / decided.asic_shed_mw
+            if decided.asic_shed_mw > 0
+            else 0.0
+        )
+    event = Curtailment(
+        site_id=site.id,
+        source=body.source,
+        reason=body.reason,
+        target_mw=body.target_mw,
+        by=body.by or now,
+        started_at=now,
+        load_mw=load.total_mw,
+        asic_shed_mw=decided.asic_shed_mw,
+        flex_shed_mw=decided.flex_shed_mw,
+        firm_shed_mw=decided.firm_shed_mw,
+        asic_kept_mw=list(decided.asic_kept_mw),
+        power_state=decided.power_state,
+        price_usd_per_mwh=price,
+        mining_usd_per_mwh=value,
+    )
+    session.add(event)
+    site.power_state = decided.power_state
+    await session.commit()
+    await changes.bump()  # placement moves replicas, gateways see the state, miners get orders
+    return _out(event, now)
+
+
+async def restore(session: AsyncSession, changes: Changes, name: str) -> CurtailmentOut:
+    """End the curtailment in force: the site is active again and its miners follow the plan."""
+    site = await sites.get(session, name)
+    event = await in_force(session, site)
+    if event is None:
+        raise Conflict(f"site {name!r} has no curtailment in force")
+    now = utcnow()
+    _end(event, now)
+    site.power_state = SitePowerState.ACTIVE
+    await session.commit()
+    await changes.bump()
+    return _out(event, now)
+
+
+def _end(event: Curtailment, at: datetime) -> None:
+    event.ended_at = at
+    event.energy_saved_usd, event.mining_foregone_usd = _costs(event, at)
+
+
+def _costs(event: Curtailment, until: datetime) -> tuple[float | None, float | None]:
+    """Energy not bought (every MW shed at the price of the hour it began) and hashing not done
+    (ASIC MW shed at the miners' worth), over the event's duration up to `until`."""
+    if event.price_usd_per_mwh is None or event.mining_usd_per_mwh is None:
+        return None, None
+    hours = max(0.0, (until - event.started_at).total_seconds() / 3600)
+    shed_mw = event.asic_shed_mw + event.flex_shed_mw + event.firm_shed_mw
+    return (
+        shed_mw * event.price_usd_per_mwh * hours,
+        event.asic_shed_mw * event.mining_usd_per_mwh * hours,
+    )
+
+
+def _out(event: Curtailment, now: datetime) -> CurtailmentOut:
+    """An event as the API shows it; one in force shows its costs so far."""
+    out = CurtailmentOut.model_validate(event)
+    if event.ended_at is None:
+        saved, foregone = _costs(event, now)
+        out = out.model_copy(update={"energy_saved_usd": saved, "mining_foregone_usd": foregone})
+    return out
+
+
+async def plan(session: AsyncSession, name: str, hours: int, start: datetime | None) -> PlanOut:
+    """The online plan for the next `hours` (from `start`'s hour, default now), not stored."""
+    if start is not None and start.tzinfo is None:
+        raise Invalid("start: give a time zone (e.g. 2025-06-01T00:00:00Z)")
+    site = await sites.get(session, name)
+    model = await _model(session, site)
+    work = await node_work(session, site)
+    planned = plan_hours(site.name, site.power_mw, model, work, hour_of(start or utcnow()), hours)
+    return PlanOut(site=site.name, intervals=[p.interval for p in planned])
+
+
+async def store_plan(session: AsyncSession, site: Site, model: PowerModel, hour: datetime) -> bool:
+    """Plan `hour` and store it, applied unless a curtailment is in force; True when what the
+    site's miners should do changed."""
+    work = await node_work(session, site)
+    (planned,) = plan_hours(site.name, site.power_mw, model, work, hour, 1)
+    applied = await in_force(session, site) is None
+    row = await current_plan(session, site, hour)
+    if row is None:
+        row = PlannedInterval(site_id=site.id, start=hour, asic_mw=[])
+        session.add(row)
+    changed = row.asic_mw != planned.asic_mw or row.applied != applied
+    for field, value in planned.interval.model_dump(exclude={"start", "applied"}).items():
+        setattr(row, field, value)
+    row.asic_mw, row.applied, row.updated_at = planned.asic_mw, applied, utcnow()
+    await session.commit()
+    return changed
+
+
+async def history(session: AsyncSession, name: str, limit: int) -> HistoryOut:
+    site = await sites.get(session, name)
+    events = (
+        await session.scalars(
+            select(Curtailment)
+            .where(Curtailment.site_id == site.id)
+            .order_by(Curtailment.started_at.desc())
+            .limit(limit)
+        )
+    ).all()
+    plans = (
+        await session.scalars(
+            select(PlannedInterval)
+            .where(PlannedInterval.site_id == site.id)
+            .order_by(PlannedInterval.start.desc())
+            .limit(limit)
+        )
+    ).all()
+    now = utcnow()
+    return HistoryOut(
+        site=site.name,
+        curtailments=[_out(e, now) for e in events],
+        plans=[IntervalOut.model_validate(p) for p in plans],
+    )
+
+
+async def orders(session: AsyncSession, site: Site) -> tuple[str, list[MinerOrder]]:
+    """What each of the site's miners should do now, and which decision says so: a curtailment
+    in force wins over the hour's plan; with neither, every miner hashes."""
+    model = await stored_model(session, site)
+    if model is None:
+        return "no power model", []
+    full = [(g.count or 0) * (g.watts or 0.0) / 1e6 for g in model.asics]
+    event = await in_force(session, site)
+    if event is not None and len(event.asic_kept_mw) == len(full):
+        return f"curtailment {event.id[:8]} to {event.target_mw:g} MW", miner_orders(
+            model.asics, event.asic_kept_mw
+        )
+    hour = hour_of(utcnow())
+    planned = await current_plan(session, site, hour)
+    if planned is not None and len(planned.asic_mw) == len(full):
+        return f"plan of {hour:%Y-%m-%d %H:00} UTC", miner_orders(model.asics, planned.asic_mw)
+    return "no plan for this hour", miner_orders(model.asics, full)

@@ -1,0 +1,74 @@
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hashgrid.server.db.base import Base, UTCDateTime, new_id, utcnow
+
+
+class SitePower(Base):
+    """A site's power model (`schemas.PowerModel` as JSON): ASIC groups, GPU node economics,
+    price and hashprice sources. Its budget is the site's `power_mw`, its state the site's
+    `power_state`."""
+
+    __tablename__ = "site_power"
+
+    site_id: Mapped[str] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Curtailment(Base):
+    """One curtailment event: what was asked, what was shed in which order, what it cost.
+
+    The cost figures are filled when it ends, from the duration and the price and mining value
+    of the interval it began in."""
+
+    __tablename__ = "curtailments"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(16))  # grid | operator
+    reason: Mapped[str] = mapped_column(Text, default="")
+    target_mw: Mapped[float] = mapped_column(Float)
+    by: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    load_mw: Mapped[float] = mapped_column(Float)  # the site's load when it began
+    asic_shed_mw: Mapped[float] = mapped_column(Float)
+    flex_shed_mw: Mapped[float] = mapped_column(Float)
+    firm_shed_mw: Mapped[float] = mapped_column(Float)
+    # MW each ASIC group keeps hashing, in the order of the power model's groups.
+    asic_kept_mw: Mapped[list[float]] = mapped_column(JSON)
+    power_state: Mapped[str] = mapped_column(String(16))  # the site's state it led to
+    price_usd_per_mwh: Mapped[float | None] = mapped_column(Float, default=None)
+    mining_usd_per_mwh: Mapped[float | None] = mapped_column(Float, default=None)
+    energy_saved_usd: Mapped[float | None] = mapped_column(Float, default=None)
+    mining_foregone_usd: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class PlannedInterval(Base):
+    """The online plan of one site for one interval, as the power reconciler computed it, and
+    whether it was applied (a curtailment in force wins over it)."""
+
+    __tablename__ = "power_plans"
+    __table_args__ = (UniqueConstraint("site_id", "start"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    start: Mapped[datetime] = mapped_column(UTCDateTime)
+    hours: Mapped[float] = mapped_column(Float)
+    mining_mw: Mapped[float] = mapped_column(Float)
+    asic_mw: Mapped[list[float]] = mapped_column(JSON)  # per ASIC group, as in the power model
+    inference_mw: Mapped[float] = mapped_column(Float)
+    offered_mw: Mapped[float] = mapped_column(Float)
+    price_usd_per_mwh: Mapped[float] = mapped_column(Float)
+    mining_usd: Mapped[float] = mapped_column(Float)
+    inference_usd: Mapped[float] = mapped_column(Float)
+    ancillary_usd: Mapped[float] = mapped_column(Float)
+    energy_usd: Mapped[float] = mapped_column(Float)
+    applied: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

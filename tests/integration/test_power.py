@@ -1,0 +1,235 @@
+"""Site power: curtailments shed ASICs first, then flex replicas, with costs logged; restore;
+plans per interval; power state reaching placement and the gateway view; miner orders."""
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from hashgrid.agent.fingerprint import collect
+from hashgrid.client import ApiError, HashgridClient
+from hashgrid.contracts.agent import PROTOCOL_HEADER
+
+from support.live import LiveServer, wait_until
+
+S21_USD_PER_MWH = 50 * 1e3 / (17.5 * 24)  # hashprice $50/PH/day into 17.5 J/TH
+MINERS = [f"10.0.0.{i}" for i in range(1, 5)]  # 4 S21s: 14 kW
+POWER = {
+    "asics": [{"model": "Antminer S21", "addresses": MINERS}],
+    "gpus": {"busy_kw": 10.0, "idle_kw": 2.0, "firm_usd_per_node_hour": 30.0},
+    "price": {"kind": "fixed", "usd_per_mwh": 30.0},
+    "hashprice": {"kind": "constant", "usd_per_ph_day": 50.0},
+}
+
+
+def _join(server: LiveServer, admin: HashgridClient, site: str, name: str) -> httpx.Client:
+    body = {
+        "join_token": admin.create_join_token(site).token,
+        "name": name,
+        "fingerprint": collect().model_dump(mode="json"),
+    }
+    with server.http(token=None) as http:
+        joined: dict[str, Any] = http.post("/api/v1/agent/join", json=body).json()
+    node = server.http(token=joined["credential"])
+    node.headers[PROTOCOL_HEADER] = "1"
+    node.headers["x-node-id"] = joined["node_id"]  # for the test's own bookkeeping
+    return node
+
+
+def _serve(node: httpx.Client, deployment: str) -> str:
+    """Wait for a replica of `deployment` on `node` and report it ready; its id."""
+
+    def placed() -> list[str]:
+        got = node.get("/api/v1/agent/assignments").json()["assignments"]
+        return [a["replica_id"] for a in got if a["deployment"] == deployment]
+
+    replica: str = wait_until(placed, 20, f"{deployment} placed")[0]
+    ready = {"status": "ready", "endpoint": f"http://127.0.0.1:9/{replica}"}
+    assert node.put(f"/api/v1/agent/replicas/{replica}/state", json=ready).status_code == 200
+    return replica
+
+
+def _orders(node: httpx.Client) -> dict[str, Any]:
+    got: dict[str, Any] = node.get("/api/v1/agent/miners").json()
+    return got
+
+
+def _site_states(server: LiveServer) -> dict[str, str]:
+    with server.http() as http:
+        view = http.get("/api/v1/gateway/view").json()
+    return {s["name"]: s["power_state"] for s in view["sites"]}
+
+
+def test_curtailment_sheds_asics_then_flex_and_restores(
+    server: LiveServer, tiny_model: Path
+) -> None:
+    with server.client() as admin:
+        admin.create_site("tx", "us-south", "US", 1.0)
+        admin.create_site("ok", "us-central", "US", 1.0)
+        power = admin.set_power("tx", POWER)
+        assert power.model is not None
+        assert power.model.asics[0].th_s == 200  # from the nameplate
+        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
+
+        firm_node = _join(server, admin, "tx", "firm-rig")
+        admin.deploy("tiny", name="chat", replicas=1, tier="firm")
+        _serve(firm_node, "chat")
+        admin.cordon(firm_node.headers["x-node-id"])  # so the flex replica gets its own node
+        flex_node = _join(server, admin, "tx", "flex-rig")
+        admin.deploy("tiny", name="batch", replicas=1, tier="flex")
+        flex_replica = _serve(flex_node, "batch")
+        elsewhere = _join(server, admin, "ok", "ok-rig")
+        assert _orders(firm_node)["orders"] == [
+            {"address": a, "action": "resume", "watts": None} for a in MINERS
+        ]
+
+        # Load: 14 kW of ASICs + 10 kW firm + 10 kW flex. To 25 kW: ASICs alone give way,
+        # keeping one S21 (3.5 kW of the 5 kW left); nothing moves.
+        first = admin.curtail("tx", 0.025, reason="price spike", source="grid")
+        assert (first.load_mw, first.power_state) == (pytest.approx(0.034), "active")
+        assert first.asic_shed_mw == pytest.approx(0.0105)
+        assert (first.flex_shed_mw, first.firm_shed_mw) == (0, 0)
+        orders = _orders(firm_node)
+        assert orders["reason"].startswith(f"curtailment {first.id[:8]}")
+        assert [o["action"] for o in orders["orders"]] == ["resume", "sleep", "sleep", "sleep"]
+
+        # To 11 kW: every ASIC, then flex; firm (10 kW) fits and stays.
+        second = admin.curtail("tx", 0.011, reason="grid emergency", source="grid")
+        assert second.power_state == "curtailed"
+        assert (second.asic_shed_mw, second.flex_shed_mw) == (pytest.approx(0.014), 0.01)
+        assert second.firm_shed_mw == 0
+        assert admin.get_power("tx").power_state == "curtailed"
+        assert {o["action"] for o in _orders(firm_node)["orders"]} == {"sleep"}
+        moved = _serve(elsewhere, "batch")  # the flex replica is placed at the other site
+        assert moved != flex_replica
+        assert all(
+            a["deployment"] != "batch"
+            for a in flex_node.get("/api/v1/agent/assignments").json()["assignments"]
+        )
+        assert [
+            a["deployment"]
+            for a in firm_node.get("/api/v1/agent/assignments").json()["assignments"]
+        ] == ["chat"]  # firm stays
+        assert wait_until(lambda: _site_states(server).get("tx") == "curtailed", 10, "the view")
+        assert _site_states(server)["ok"] == "active"
+
+        ended = admin.restore("tx")
+        assert ended.ended_at is not None
+        assert ended.id == second.id
+        assert admin.get_power("tx").power_state == "active"
+        assert {o["action"] for o in _orders(firm_node)["orders"]} == {"resume"}
+        with pytest.raises(ApiError) as nothing:
+            admin.restore("tx")
+        assert nothing.value.status == 409
+
+        history = admin.power_history("tx")
+        assert [c.id for c in history.curtailments] == [second.id, first.id]
+        for event in history.curtailments:  # both ended, with their costs
+            assert event.ended_at is not None
+            hours = (event.ended_at - event.started_at).total_seconds() / 3600
+            shed = event.asic_shed_mw + event.flex_shed_mw + event.firm_shed_mw
+            assert event.energy_saved_usd == pytest.approx(shed * 30.0 * hours)
+            assert event.mining_foregone_usd == pytest.approx(
+                event.asic_shed_mw * S21_USD_PER_MWH * hours
+            )
+            assert event.mining_foregone_usd > 0
+        for client in (firm_node, flex_node, elsewhere):
+            client.close()
+
+
+def test_stop_everything_drains_the_site(server: LiveServer, tiny_model: Path) -> None:
+    """Target 0: ASICs, flex and firm all go; the site is draining and every replica moves."""
+    with server.client() as admin:
+        admin.create_site("tx", "us-south", "US", 1.0)
+        admin.create_site("ok", "us-central", "US", 1.0)
+        admin.set_power("tx", POWER)
+        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
+        rig = _join(server, admin, "tx", "rig")
+        admin.deploy("tiny", name="chat", replicas=1, tier="firm")
+        _serve(rig, "chat")
+        elsewhere = _join(server, admin, "ok", "ok-rig")
+        stop = admin.curtail("tx", 0, reason="stop everything now")
+        assert stop.power_state == "draining"
+        assert stop.firm_shed_mw == 0.01
+        _serve(elsewhere, "chat")
+        rig.close()
+        elsewhere.close()
+
+
+def test_plan_gives_hourly_intervals(server: LiveServer) -> None:
+    with server.client() as admin:
+        admin.create_site("tx", "us-south", "US", 1.0)
+        admin.set_power("tx", POWER)
+        plan = admin.power_plan("tx", hours=6)
+        assert len(plan.intervals) == 6
+        hour = plan.intervals[0]
+        # Mining pays ($119/MWh against $30), so every S21 hashes; no GPU node has joined.
+        assert hour.mining_mw == pytest.approx(0.014)
+        assert hour.mining_usd == pytest.approx(0.014 * S21_USD_PER_MWH)
+        assert hour.energy_usd == pytest.approx(0.014 * 30.0)
+        assert (hour.inference_mw, hour.offered_mw) == (0, 0)
+        # The reconciler stores the current hour's plan, applied.
+        stored = wait_until(lambda: admin.power_history("tx").plans, 20, "a stored plan")
+        assert stored[0].applied
+        assert stored[0].mining_mw == pytest.approx(0.014)
+
+
+def test_plan_reads_an_ercot_series(server: LiveServer, tmp_path: Path) -> None:
+    """A price series in ERCOT's layout plans an hour it covers; an hour it lacks is a 400."""
+    prices = tmp_path / "prices.csv"
+    rows = ["delivery_date,hour_ending,dam_LZ_WEST,rtm_LZ_WEST"]
+    for day in range(1, 31):
+        rows += [f"2025-06-{day:02d},{h},{20 + h},{25 + h}" for h in range(1, 25)]
+    for day in range(1, 4):
+        rows += [f"2025-07-{day:02d},{h},{20 + h},{500 if h == 18 else 25}" for h in range(1, 25)]
+    prices.write_text("\n".join(rows) + "\n")
+    with server.client() as admin:
+        admin.create_site("tx", "us-south", "US", 1.0)
+        ercot = {**POWER, "price": {"kind": "ercot", "path": str(prices), "point": "LZ_WEST"}}
+        admin.set_power("tx", ercot)
+        plan = admin.power_plan("tx", hours=24, start="2025-07-02T00:00:00Z")
+        assert [i.start for i in plan.intervals][:2] == [
+            datetime.fromisoformat("2025-07-02T00:00:00+00:00"),
+            datetime.fromisoformat("2025-07-02T01:00:00+00:00"),
+        ]
+        assert plan.intervals[17].price_usd_per_mwh == 500
+        with pytest.raises(ApiError) as gap:
+            admin.power_plan("tx", hours=24, start="2025-07-03T12:00:00Z")
+        assert gap.value.status == 400
+        assert "no LZ_WEST price" in gap.value.detail
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/api/v1/sites/nowhere/curtailments", {"target_mw": 1}, 404),
+        ("/api/v1/sites/tx/curtailments", {"target_mw": -1}, 422),
+        ("/api/v1/sites/tx/curtailments", {"target_mw": 1, "source": "moon"}, 422),
+    ],
+)
+def test_bad_curtailments_change_nothing(
+    server: LiveServer, path: str, body: dict[str, Any], status: int
+) -> None:
+    with server.client() as admin, server.http() as http:
+        admin.create_site("tx", "us-south", "US", 1.0)
+        admin.set_power("tx", POWER)
+        answer = http.post(path, json=body)
+        assert answer.status_code == status
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert admin.power_history("tx").curtailments == []
+        assert admin.get_power("tx").power_state == "active"
+
+
+def test_bad_power_models_are_refused(server: LiveServer, tmp_path: Path) -> None:
+    with server.client() as admin, server.http() as http:
+        admin.create_site("tx", "us-south", "US", 1.0)
+        unknown = {**POWER, "asics": [{"model": "Mystery 9000", "count": 3}]}
+        assert http.put("/api/v1/sites/tx/power", json=unknown).status_code == 422
+        missing = {**POWER, "hashprice": {"kind": "series", "path": str(tmp_path / "none.csv")}}
+        assert http.put("/api/v1/sites/tx/power", json=missing).status_code == 400
+        assert admin.get_power("tx").model is None
+        with pytest.raises(ApiError) as no_model:
+            admin.curtail("tx", 0)
+        assert no_model.value.status == 409

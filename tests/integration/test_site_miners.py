@@ -1,0 +1,74 @@
+"""A site agent's miner loop against a live control plane and fake LuxOS miners that pyasic
+drives: a curtailment sleeps miners, a restore wakes them, and the results reach operators."""
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from hashgrid.agent.control_plane import ControlPlane
+from hashgrid.agent.fingerprint import collect
+from hashgrid.agent.miners.fleet import Fleet
+from hashgrid.agent.miners.follow import follow_orders
+from hashgrid.agent.miners.pyasic_driver import connect
+
+from support.fake_miner import FakeLuxMiner
+from support.live import LiveServer
+
+
+async def _eventually(check: Callable[[], bool], what: str, within_s: float = 20.0) -> None:
+    """Wait for `check` without blocking the loop the fake miners answer on."""
+    deadline = time.monotonic() + within_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_site_agent_sleeps_and_wakes_miners_as_ordered(server: LiveServer) -> None:
+    async with await FakeLuxMiner.start() as first, await FakeLuxMiner.start() as second:
+        with server.client() as admin:
+            admin.create_site("tx", "us-south", "US", 1.0)
+            admin.set_power(
+                "tx",
+                {
+                    "asics": [
+                        {"model": "Antminer S21", "addresses": [first.address, second.address]}
+                    ],
+                    "gpus": {"idle_kw": 0},  # the controller node draws nothing to count
+                    "price": {"kind": "fixed", "usd_per_mwh": 30.0},
+                    "hashprice": {"kind": "constant", "usd_per_ph_day": 50.0},
+                },
+            )
+            body = {
+                "join_token": admin.create_join_token("tx").token,
+                "name": "controller",
+                "fingerprint": collect().model_dump(mode="json"),
+            }
+            with server.http(token=None) as http:
+                joined: dict[str, Any] = http.post("/api/v1/agent/join", json=body).json()
+            control_plane = ControlPlane(server.url, joined["credential"])
+            stop = asyncio.Event()
+            loop = asyncio.create_task(follow_orders(stop, control_plane, Fleet(connect), 2.0))
+            try:
+
+                def reported(expected: dict[str, int]) -> Callable[[], bool]:
+                    def check() -> bool:
+                        miners = admin.get_power("tx").miners
+                        return miners is not None and miners.by_action == expected
+
+                    return check
+
+                await _eventually(reported({"resume": 2}), "both miners told to hash")
+                # 4 kW left: one S21 (3.5 kW) keeps hashing, the other sleeps.
+                admin.curtail("tx", 0.004, reason="drill")
+                await _eventually(lambda: first.hashing and not second.hashing, "one asleep")
+                await _eventually(reported({"resume": 1, "sleep": 1}), "the report")
+                assert second.watts == second.idle_watts
+
+                admin.restore("tx")
+                await _eventually(lambda: first.hashing and second.hashing, "both awake")
+                await _eventually(reported({"resume": 2}), "the report after restore")
+            finally:
+                stop.set()
+                await control_plane.close()  # ends the poll in flight
+                await asyncio.wait_for(loop, 10)

@@ -1,0 +1,49 @@
+"""Curtailment's order: ASICs first (whole miners, most efficient kept), then flex, then firm."""
+
+import pytest
+
+from hashgrid.contracts.states import MinerAction, SitePowerState
+from hashgrid.server.power.schemas import AsicGroupSpec
+from hashgrid.server.power.shedding import Load, miner_orders, shed
+
+S21 = AsicGroupSpec(model="Antminer S21", count=10)  # 3.5 kW, 17.5 J/TH: 35 kW
+S19 = AsicGroupSpec(model="Antminer S19j Pro", count=10)  # 3.068 kW, 29.5 J/TH: 30.68 kW
+LOAD = Load(asic_mw=(0.035, 0.03068), flex_mw=0.02, firm_mw=0.01)
+
+
+def test_asics_give_way_first_and_the_least_efficient_go_first() -> None:
+    decided = shed(LOAD, 0.06, [S21, S19])
+    # 30 kW left for ASICs: all ten S21s hash (35 kW) would not fit; 8 do (28 kW).
+    assert decided.asic_kept_mw == (pytest.approx(0.028), 0.0)
+    assert decided.power_state is SitePowerState.ACTIVE
+    assert (decided.flex_shed_mw, decided.firm_shed_mw) == (0.0, 0.0)
+
+
+def test_flex_goes_once_asics_are_not_enough_then_firm() -> None:
+    curtailed = shed(LOAD, 0.02, [S21, S19])
+    assert curtailed.asic_kept_mw == (0.0, 0.0)
+    assert curtailed.asic_shed_mw == pytest.approx(0.06568)
+    assert curtailed.power_state is SitePowerState.CURTAILED
+    assert (curtailed.flex_shed_mw, curtailed.firm_shed_mw) == (0.02, 0.0)
+    everything = shed(LOAD, 0.0, [S21, S19])
+    assert everything.power_state is SitePowerState.DRAINING
+    assert (everything.flex_shed_mw, everything.firm_shed_mw) == (0.02, 0.01)
+
+
+def test_a_target_above_the_load_sheds_nothing() -> None:
+    decided = shed(LOAD, 1.0, [S21, S19])
+    assert decided.asic_kept_mw == LOAD.asic_mw
+    assert decided.asic_shed_mw == 0.0
+
+
+def test_orders_wake_as_many_miners_as_the_kept_power_runs() -> None:
+    group = AsicGroupSpec(model="Antminer S21", addresses=["10.0.0.1", "10.0.0.2", "10.0.0.3"])
+    actions = [o.action for o in miner_orders([group], [0.0075])]  # 2 x 3.5 kW fit
+    assert actions == [MinerAction.RESUME, MinerAction.RESUME, MinerAction.SLEEP]
+    assert {o.action for o in miner_orders([group], [0.0105])} == {MinerAction.RESUME}
+
+
+def test_an_unknown_model_needs_its_figures() -> None:
+    with pytest.raises(ValueError, match="give th_s and watts"):
+        AsicGroupSpec(model="Mystery 9000", count=1)
+    assert AsicGroupSpec(model="Mystery 9000", count=1, th_s=100, watts=2000).watts == 2000
