@@ -110,3 +110,18 @@ def test_sim_without_data_says_where_to_point_it(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "--data" in done.stderr
+
+
+@pytest.mark.skipif(
+    not DATA.is_dir(), reason=f"the shared data sets are not at {DATA} (CI has them there)"
+)
+def test_sim_runs_the_shipped_40_site_scenario_as_the_readme_shows(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "hashgrid", "sim", "--days", "7", "--data", str(DATA)]
+    command += ["--out", str(tmp_path / "report"), "--json"]
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=os.environ.copy(), timeout=240, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    baseline = json.loads(done.stdout)["baseline"]
+    assert len(baseline["sites"]) == 40
+    assert baseline["totals"]["hours"] == 7 * 24
