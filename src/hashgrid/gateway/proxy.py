@@ -6,7 +6,7 @@ import contextlib
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -190,9 +190,12 @@ class Proxy:
             data, status_code=upstream.status, media_type="application/json", headers=headers
         )
 
-    async def _first_replica(self, routed: RoutedModel) -> RoutedModel:
-        """`routed` as soon as it has a ready replica: a deployment scaled to zero is woken by
-        the demand report this wait sends at once. Raises NoReplica after the wait's bound."""
+    async def _first_replica(
+        self, routed: RoutedModel, tried: Set[str] = frozenset()
+    ) -> RoutedModel:
+        """`routed` as soon as it has a ready replica (one not in `tried`): a deployment scaled
+        to zero is woken by the demand report this wait sends at once. Raises NoReplica after
+        the wait's bound."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._cold_start_wait_s
         with self._demand.holding(routed.deployment):
@@ -204,7 +207,7 @@ class Proxy:
                         "to it.",
                         param="model",
                     )
-                if current.replicas:
+                if any(r.replica_id not in tried for r in current.replicas):
                     return current
                 left = deadline - loop.time()
                 if left <= 0 or current.max_replicas == 0:
@@ -228,13 +231,26 @@ class Proxy:
 
         With `read` (a request not streamed) the body is read here too: the client gets nothing
         until it is whole, so a replica that dies mid-answer is retried like one that refused.
+
+        When every replica the view offered refused the connection or dropped it, they are
+        being stopped (moved by a drain, a curtailment or a failover) or are gone, and with a
+        single replica there is none other to try: the request waits, as for a cold start, for
+        the view to offer a replica it has not tried (its replacement).
         """
         replicas = {r.replica_id: r for r in routed.replicas}
         sites = self._watcher.view.sites
         tried: set[str] = set()
         last_error = ""
+        refused = 0  # of the replicas tried (all failed), those that refused or dropped us
         for _ in range(self._max_attempts):
             choice = self.policy.choose(route, candidates(routed, self._in_flight), sites, tried)
+            if choice is None and refused == len(tried) > 0 and routed.max_replicas > 0:
+                routed = await self._first_replica(routed, tried)
+                replicas = {r.replica_id: r for r in routed.replicas}
+                sites = self._watcher.view.sites
+                choice = self.policy.choose(
+                    route, candidates(routed, self._in_flight), sites, tried
+                )
             if choice is None:
                 break
             replica = replicas[choice.replica_id]
@@ -258,6 +274,7 @@ class Proxy:
                     return upstream, data
             except (aiohttp.ClientError, TimeoutError) as e:
                 last_error = f"{type(e).__name__}: {e}"
+                refused += _refused(e)
             except asyncio.CancelledError:  # the client went away: no verdict on the replica
                 self._in_flight[replica.replica_id] -= 1
                 if upstream is not None:
@@ -382,6 +399,12 @@ class Proxy:
             )
         if x.key is not None:  # unauthenticated: nobody to bill
             self._spool.append(usage_record(x, x.key, duration_ms))
+
+
+def _refused(error: BaseException) -> bool:
+    """A connection refused, reset or closed by the replica (an engine being stopped), as
+    opposed to a timeout (a replica that is there but hangs)."""
+    return isinstance(error, aiohttp.ClientConnectionError) and not isinstance(error, TimeoutError)
 
 
 def usage_record(x: Exchange, key: KeyEntry, duration_ms: float) -> dict[str, Any]:

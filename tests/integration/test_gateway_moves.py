@@ -1,0 +1,127 @@
+"""A deployment's only replica moving under a request: the gateway's view still offers the old
+replica while its agent has already stopped the engine (a drain, a curtailment, a failover).
+The request that meets the refused connection has no other replica to retry on, so it waits,
+as for a cold start, for the replacement, and is answered from there."""
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from hashgrid.agent.fingerprint import collect
+from hashgrid.client import HashgridClient
+from hashgrid.common.net import free_port
+from hashgrid.contracts.agent import PROTOCOL_HEADER
+
+from support.live import LiveGateway, LiveServer, ThreadedServer, server_settings, wait_until
+
+ANSWER = {
+    "id": "chatcmpl-moved",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "tiny",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+    ],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+}
+
+
+async def _chat(_: Request) -> Response:
+    return JSONResponse(ANSWER)
+
+
+def _join(server: LiveServer, admin: HashgridClient, name: str) -> httpx.Client:
+    """A node speaking the agent protocol, with no engine of its own."""
+    body = {
+        "join_token": admin.create_join_token("local").token,
+        "name": name,
+        "fingerprint": collect().model_dump(mode="json"),
+    }
+    with server.http(token=None) as http:
+        joined: dict[str, Any] = http.post("/api/v1/agent/join", json=body).json()
+    node = server.http(token=joined["credential"])
+    node.headers[PROTOCOL_HEADER] = "1"
+    node.headers["x-node-id"] = joined["node_id"]
+    return node
+
+
+def _serve(node: httpx.Client, endpoint: str) -> str:
+    """Wait for a replica on `node` and report it ready at `endpoint`; its id."""
+
+    def placed() -> list[str]:
+        got = node.get("/api/v1/agent/assignments").json()["assignments"]
+        return [a["replica_id"] for a in got]
+
+    replica: str = wait_until(placed, 20, "a replica placed")[0]
+    ready = {"status": "ready", "endpoint": endpoint}
+    assert node.put(f"/api/v1/agent/replicas/{replica}/state", json=ready).status_code == 200
+    return replica
+
+
+def test_a_request_meeting_its_only_replica_stopped_is_answered_by_the_replacement(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    server = LiveServer(
+        server_settings(tmp_path / "server", f"sqlite+aiosqlite:///{tmp_path / 'db'}")
+    )
+    server.start()
+    admin = server.client()
+    engine = ThreadedServer(
+        Starlette(routes=[Route("/v1/chat/completions", _chat, methods=["POST"])])
+    )
+    engine.start()
+    gateway: LiveGateway | None = None
+    nodes: list[httpx.Client] = []
+    try:
+        admin.create_site("local", "us-south", "US", 1.0)
+        admin.create_organization("acme", "customer")
+        key = admin.create_key("acme").key
+        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
+        admin.deploy("tiny", replicas=1)
+        nodes.append(_join(server, admin, "old"))
+        # Its engine is already stopped: nothing listens on the port it was reported on.
+        old = _serve(nodes[0], f"http://127.0.0.1:{free_port()}")
+        gateway = LiveGateway(
+            server.url, admin.create_token("gw", "gateway").token, tmp_path / "gw"
+        )
+        gateway.start()
+        routed = gateway
+        wait_until(lambda: routed.ready_replicas("tiny") == 1, 30, "the old replica routable")
+
+        answers: list[httpx.Response] = []
+        request = threading.Thread(
+            target=lambda: answers.append(
+                httpx.post(
+                    f"{routed.url}/v1/chat/completions",
+                    json={"model": "tiny", "messages": [{"role": "user", "content": "hi"}]},
+                    headers={"authorization": f"Bearer {key}"},
+                    timeout=60,
+                )
+            )
+        )
+        request.start()
+        # The request met the refused connection (passive health ejected the replica)...
+        wait_until(lambda: old in routed.health()["ejected"], 20, "the refusal")
+        # ...and the replica moves: its node drains, a new one takes it and becomes ready.
+        nodes.append(_join(server, admin, "new"))
+        admin.drain(nodes[0].headers["x-node-id"])
+        new = _serve(nodes[1], engine.url)
+        assert new != old
+        request.join(60)
+        (answer,) = answers
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["id"] == ANSWER["id"]
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        for node in nodes:
+            node.close()
+        engine.stop()
+        admin.close()
+        server.stop()
