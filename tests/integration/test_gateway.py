@@ -488,8 +488,10 @@ FORCE_WEATHER = {"type": "function", "function": {"name": "get_weather"}}
 
 def test_tool_calls_come_back_from_a_real_engine_whole_and_streamed(stack: Stack) -> None:
     """llama.cpp constrains the forced call's arguments to the function's JSON schema, so even
-    the tiny random model makes a valid call: what is under test is that the OpenAI client gets
-    it through the gateway, whole and as streamed deltas, and that its tokens are metered."""
+    the tiny random model makes a call of the right shape: what is under test is that the OpenAI
+    client gets it through the gateway, whole and as streamed deltas, and that its tokens are
+    metered. (llama.cpp's JSON grammar lets raw control characters into strings, which the tiny
+    model sometimes emits: arguments are parsed with strict=False.)"""
     client = openai.OpenAI(base_url=f"{stack.gateway.url}/v1", api_key=stack.key, max_retries=0)
     whole = client.chat.completions.create(
         model="tiny",
@@ -504,7 +506,7 @@ def test_tool_calls_come_back_from_a_real_engine_whole_and_streamed(stack: Stack
     assert choice.message.tool_calls is not None
     [call] = choice.message.tool_calls
     assert call.function.name == "get_weather"
-    assert isinstance(json.loads(call.function.arguments)["city"], str)
+    assert isinstance(json.loads(call.function.arguments, strict=False)["city"], str)
 
     names, arguments, usage = set(), "", None
     for chunk in client.chat.completions.create(
@@ -524,7 +526,7 @@ def test_tool_calls_come_back_from_a_real_engine_whole_and_streamed(stack: Stack
                     names.add(delta.function.name)
                     arguments += delta.function.arguments or ""
     assert names == {"get_weather"}
-    assert isinstance(json.loads(arguments)["city"], str)
+    assert isinstance(json.loads(arguments, strict=False)["city"], str)
     assert usage is not None
     assert usage.completion_tokens > 0
     stored = stack.usage_of("tools-stream")[0]
