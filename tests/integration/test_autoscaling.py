@@ -6,43 +6,32 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import openai
 import pytest
 
-from hashgrid.client import HashgridClient
 from hashgrid.contracts.gateway import DemandReport, ModelDemand
 
-from support.live import AgentProcess, LiveGateway, LiveServer, server_settings, wait_until
+from support.live import LiveFleet, LiveServer, wait_until
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 
-class Fleet:
-    def __init__(self, server: LiveServer, admin: HashgridClient, tmp_path: Path) -> None:
-        self.server = server
-        self.admin = admin
-        self.tmp_path = tmp_path
-        self.agents: list[AgentProcess] = []
-        self.gateway: LiveGateway | None = None
-        self.key = ""
+class Fleet(LiveFleet):
+    """The fleet of these tests: one site, a customer with a key, the tiny model in the catalog,
+    and autoscaling that acts within a test's patience."""
+
+    def __init__(self, tmp_path: Path, tiny_model: Path) -> None:
+        super().__init__(tmp_path, autoscale_interval_s=0.3, autoscale_down_delay_s=2.0)
+        self.admin.create_site("local", "us-south", "US", 1.0)
+        self.admin.create_organization("acme", "customer")
+        self.admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
+        self.key = self.admin.create_key("acme").key
 
     def add_agents(self, count: int) -> None:
         for _ in range(count):
-            i = len(self.agents)
-            token = self.admin.create_join_token("local").token
-            self.agents.append(
-                AgentProcess(self.server.url, self.tmp_path / f"agent-{i}", token, f"n{i}")
-            )
-        wait_until(lambda: len(self.admin.list_nodes()) == len(self.agents), 60, "the nodes")
-
-    def start_gateway(self, **overrides: Any) -> LiveGateway:
-        token = self.admin.create_token("gw", "gateway").token
-        self.gateway = LiveGateway(self.server.url, token, self.tmp_path / "gw", **overrides)
-        self.gateway.start()
-        self.key = self.admin.create_key("acme").key
-        return self.gateway
+            self.add_agent("local", f"n{len(self.agents)}")
+        self.wait_for_nodes(len(self.agents))
 
     def events(self, name: str) -> list[str]:
         return [e.message for e in self.admin.get_deployment(name).events]
@@ -53,29 +42,8 @@ class Fleet:
 
 @pytest.fixture
 def fleet(tiny_model: Path, tmp_path: Path) -> Iterator[Fleet]:
-    settings = server_settings(
-        tmp_path / "server",
-        f"sqlite+aiosqlite:///{tmp_path / 'db'}",
-        autoscale_interval_s=0.3,
-        autoscale_down_delay_s=2.0,
-    )
-    server = LiveServer(settings)
-    server.start()
-    admin = server.client()
-    live = Fleet(server, admin, tmp_path)
-    try:
-        admin.create_site("local", "us-south", "US", 1.0)
-        admin.create_organization("acme", "customer")
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
+    with Fleet(tmp_path, tiny_model) as live:
         yield live
-    finally:
-        if live.gateway is not None:
-            live.gateway.stop()
-        for agent in live.agents:
-            if agent.proc.poll() is None:
-                agent.terminate()
-        admin.close()
-        server.stop()
 
 
 def test_scaled_to_zero_when_idle_and_woken_by_a_request_the_gateway_holds(fleet: Fleet) -> None:

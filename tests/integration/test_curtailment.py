@@ -6,6 +6,7 @@ shed and what it cost. Real agents, one control plane, one gateway, the `openai`
 its own retries off."""
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Coroutine
@@ -20,7 +21,7 @@ from hashgrid.contracts.states import ReplicaStatus
 from hashgrid.gateway.steering import SITE_HEADER
 
 from support.fake_miner import FakeLuxMiner
-from support.live import AgentProcess, LiveGateway, LiveServer, server_settings, wait_until
+from support.live import LiveFleet, wait_until
 from support.load import Load
 
 T = TypeVar("T")
@@ -63,15 +64,8 @@ class MinerRack:
 def test_a_curtailment_sheds_miners_moves_flex_work_with_no_failed_request_and_restores(
     tiny_model: Path, tmp_path: Path
 ) -> None:
-    server = LiveServer(
-        server_settings(tmp_path / "server", f"sqlite+aiosqlite:///{tmp_path / 'db'}")
-    )
-    server.start()
-    admin = server.client()
-    rack = MinerRack(MINERS)
-    agents: list[AgentProcess] = []
-    gateway: LiveGateway | None = None
-    try:
+    with contextlib.closing(MinerRack(MINERS)) as rack, LiveFleet(tmp_path) as fleet:
+        admin, server = fleet.admin, fleet.server
         admin.create_site("tx-west", "us-south", "US", 1.0)
         admin.create_site("py-east", "sa-east", "PY", 1.0)
         admin.set_power(
@@ -88,10 +82,7 @@ def test_a_curtailment_sheds_miners_moves_flex_work_with_no_failed_request_and_r
         admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
 
         # tx-west's GPU node is also its site agent (`--miners`): it drives the fake miners.
-        token = admin.create_join_token("tx-west").token
-        agents.append(
-            AgentProcess(server.url, tmp_path / "tx", token, "tx-gpu", extra_args=["--miners"])
-        )
+        fleet.add_agent("tx-west", "tx-gpu", extra_args=["--miners"])
         wait_until(lambda: len(admin.list_nodes()) == 1, 60, "the tx-west node")
 
         def reported(expected: dict[str, int]) -> bool:
@@ -105,18 +96,14 @@ def test_a_curtailment_sheds_miners_moves_flex_work_with_no_failed_request_and_r
         # placement never moves a replica that still fits, so it stays there once py-east's
         # node joins (no regions to widen later, which would be a rolling change of its own).
         admin.deploy("tiny", replicas=1, tier="flex")
-        gateway = LiveGateway(
-            server.url, admin.create_token("gw", "gateway").token, tmp_path / "gw"
-        )
-        gateway.start()
+        gateway = fleet.start_gateway()
         routed = gateway
         wait_until(lambda: routed.ready_replicas("tiny") == 1, 90, "a routable replica")
         nodes = {n.name: n.id for n in admin.list_nodes()}
         (first,) = admin.get_deployment("tiny").replica_list
         assert (first.node_id, first.status) == (nodes["tx-gpu"], ReplicaStatus.READY)
 
-        token = admin.create_join_token("py-east").token
-        agents.append(AgentProcess(server.url, tmp_path / "py", token, "py-gpu"))
+        fleet.add_agent("py-east", "py-gpu")
         wait_until(lambda: len(admin.list_nodes()) == 2, 60, "the py-east node")
         nodes = {n.name: n.id for n in admin.list_nodes()}
         client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
@@ -223,12 +210,3 @@ def test_a_curtailment_sheds_miners_moves_flex_work_with_no_failed_request_and_r
             f"ASIC + {logged.flex_shed_mw * 1e3:.1f} kW flex, energy not bought "
             f"${logged.energy_saved_usd:.6f}, mining foregone ${logged.mining_foregone_usd:.6f}"
         )
-    finally:
-        if gateway is not None:
-            gateway.stop()
-        for agent in agents:
-            if agent.proc.poll() is None:
-                agent.terminate()
-        admin.close()
-        server.stop()
-        rack.close()

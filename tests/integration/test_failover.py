@@ -8,34 +8,23 @@ from pathlib import Path
 import openai
 
 from support.engines import engines_of
-from support.live import AgentProcess, LiveGateway, LiveServer, server_settings, wait_until
+from support.live import LiveFleet, wait_until
 from support.load import Load
 
 
 def test_a_node_killed_under_load_fails_no_request_and_its_replica_serves_elsewhere(
     tiny_model: Path, tmp_path: Path
 ) -> None:
-    server = LiveServer(
-        server_settings(tmp_path / "server", f"sqlite+aiosqlite:///{tmp_path / 'db'}")
-    )
-    server.start()
-    admin = server.client()
-    agents: list[AgentProcess] = []
-    gateway: LiveGateway | None = None
-    try:
+    with LiveFleet(tmp_path) as fleet:
+        admin = fleet.admin
         admin.create_site("local", "us-south", "US", 1.0)
         admin.create_organization("acme", "customer")
         key = admin.create_key("acme").key
-        for i in range(3):
-            token = admin.create_join_token("local").token
-            agents.append(AgentProcess(server.url, tmp_path / f"agent-{i}", token, f"n{i}"))
-        wait_until(lambda: len(admin.list_nodes()) == 3, 60, "three nodes")
+        agents = [fleet.add_agent("local", f"n{i}") for i in range(3)]
+        fleet.wait_for_nodes(3)
         admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
         admin.deploy("tiny", replicas=2)
-        gateway = LiveGateway(
-            server.url, admin.create_token("gw", "gateway").token, tmp_path / "gw"
-        )
-        gateway.start()
+        gateway = fleet.start_gateway()
         routed = gateway
         wait_until(lambda: routed.ready_replicas("tiny") == 2, 90, "two routable replicas")
         client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
@@ -71,11 +60,3 @@ def test_a_node_killed_under_load_fails_no_request_and_its_replica_serves_elsewh
             f"(node TTL 3 s); {load.answered} requests answered, {len(load.failures)} failed"
         )
         assert load.failures == [], load.failures[:5]
-    finally:
-        if gateway is not None:
-            gateway.stop()
-        for agent in agents:
-            if agent.proc.poll() is None:
-                agent.terminate()
-        admin.close()
-        server.stop()

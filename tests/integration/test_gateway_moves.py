@@ -18,7 +18,7 @@ from hashgrid.client import HashgridClient
 from hashgrid.common.net import free_port
 from hashgrid.contracts.agent import PROTOCOL_HEADER
 
-from support.live import LiveGateway, LiveServer, ThreadedServer, server_settings, wait_until
+from support.live import LiveFleet, LiveServer, ThreadedServer, wait_until
 
 ANSWER = {
     "id": "chatcmpl-moved",
@@ -67,61 +67,49 @@ def _serve(node: httpx.Client, endpoint: str) -> str:
 def test_a_request_meeting_its_only_replica_stopped_is_answered_by_the_replacement(
     tiny_model: Path, tmp_path: Path
 ) -> None:
-    server = LiveServer(
-        server_settings(tmp_path / "server", f"sqlite+aiosqlite:///{tmp_path / 'db'}")
-    )
-    server.start()
-    admin = server.client()
     engine = ThreadedServer(
         Starlette(routes=[Route("/v1/chat/completions", _chat, methods=["POST"])])
     )
     engine.start()
-    gateway: LiveGateway | None = None
     nodes: list[httpx.Client] = []
     try:
-        admin.create_site("local", "us-south", "US", 1.0)
-        admin.create_organization("acme", "customer")
-        key = admin.create_key("acme").key
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-        admin.deploy("tiny", replicas=1)
-        nodes.append(_join(server, admin, "old"))
-        # Its engine is already stopped: nothing listens on the port it was reported on.
-        old = _serve(nodes[0], f"http://127.0.0.1:{free_port()}")
-        gateway = LiveGateway(
-            server.url, admin.create_token("gw", "gateway").token, tmp_path / "gw"
-        )
-        gateway.start()
-        routed = gateway
-        wait_until(lambda: routed.ready_replicas("tiny") == 1, 30, "the old replica routable")
+        with LiveFleet(tmp_path) as fleet:
+            admin, server = fleet.admin, fleet.server
+            admin.create_site("local", "us-south", "US", 1.0)
+            admin.create_organization("acme", "customer")
+            key = admin.create_key("acme").key
+            admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
+            admin.deploy("tiny", replicas=1)
+            nodes.append(_join(server, admin, "old"))
+            # Its engine is already stopped: nothing listens on the port it was reported on.
+            old = _serve(nodes[0], f"http://127.0.0.1:{free_port()}")
+            routed = fleet.start_gateway()
+            wait_until(lambda: routed.ready_replicas("tiny") == 1, 30, "the old replica routable")
 
-        answers: list[httpx.Response] = []
-        request = threading.Thread(
-            target=lambda: answers.append(
-                httpx.post(
-                    f"{routed.url}/v1/chat/completions",
-                    json={"model": "tiny", "messages": [{"role": "user", "content": "hi"}]},
-                    headers={"authorization": f"Bearer {key}"},
-                    timeout=60,
+            answers: list[httpx.Response] = []
+            request = threading.Thread(
+                target=lambda: answers.append(
+                    httpx.post(
+                        f"{routed.url}/v1/chat/completions",
+                        json={"model": "tiny", "messages": [{"role": "user", "content": "hi"}]},
+                        headers={"authorization": f"Bearer {key}"},
+                        timeout=60,
+                    )
                 )
             )
-        )
-        request.start()
-        # The request met the refused connection (passive health ejected the replica)...
-        wait_until(lambda: old in routed.health()["ejected"], 20, "the refusal")
-        # ...and the replica moves: its node drains, a new one takes it and becomes ready.
-        nodes.append(_join(server, admin, "new"))
-        admin.drain(nodes[0].headers["x-node-id"])
-        new = _serve(nodes[1], engine.url)
-        assert new != old
-        request.join(60)
-        (answer,) = answers
-        assert answer.status_code == 200, answer.text
-        assert answer.json()["id"] == ANSWER["id"]
+            request.start()
+            # The request met the refused connection (passive health ejected the replica)...
+            wait_until(lambda: old in routed.health()["ejected"], 20, "the refusal")
+            # ...and the replica moves: its node drains, a new one takes it and becomes ready.
+            nodes.append(_join(server, admin, "new"))
+            admin.drain(nodes[0].headers["x-node-id"])
+            new = _serve(nodes[1], engine.url)
+            assert new != old
+            request.join(60)
+            (answer,) = answers
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["id"] == ANSWER["id"]
     finally:
-        if gateway is not None:
-            gateway.stop()
         for node in nodes:
             node.close()
         engine.stop()
-        admin.close()
-        server.stop()

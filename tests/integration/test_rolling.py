@@ -7,35 +7,25 @@ import openai
 
 from hashgrid.contracts.states import ReplicaStatus
 
-from support.live import AgentProcess, LiveGateway, LiveServer, server_settings, wait_until
+from support.live import LiveFleet, wait_until
 from support.load import Load
 
 
 def test_a_new_model_rolls_out_under_load_with_no_failed_request(
     tiny_model: Path, tmp_path: Path
 ) -> None:
-    server = LiveServer(
-        server_settings(tmp_path / "server", f"sqlite+aiosqlite:///{tmp_path / 'db'}")
-    )
-    server.start()
-    admin = server.client()
-    agents: list[AgentProcess] = []
-    gateway: LiveGateway | None = None
-    try:
+    with LiveFleet(tmp_path) as fleet:
+        admin, server = fleet.admin, fleet.server
         admin.create_site("local", "us-south", "US", 1.0)
         admin.create_organization("acme", "customer")
         key = admin.create_key("acme").key
         for i in range(3):
-            token = admin.create_join_token("local").token
-            agents.append(AgentProcess(server.url, tmp_path / f"agent-{i}", token, f"n{i}"))
-        wait_until(lambda: len(admin.list_nodes()) == 3, 60, "three nodes")
+            fleet.add_agent("local", f"n{i}")
+        fleet.wait_for_nodes(3)
         admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
         admin.add_model("tiny-v2", str(tiny_model), tiny_model.stat().st_size)
         admin.deploy("tiny", replicas=2)
-        gateway = LiveGateway(
-            server.url, admin.create_token("gw", "gateway").token, tmp_path / "gw"
-        )
-        gateway.start()
+        gateway = fleet.start_gateway()
         routed = gateway
         wait_until(lambda: routed.ready_replicas("tiny") == 2, 90, "two routable replicas")
         old = {r.id for r in admin.get_deployment("tiny").replica_list}
@@ -73,11 +63,3 @@ def test_a_new_model_rolls_out_under_load_with_no_failed_request(
                 return {r["id"] for r in http.get("/api/v1/replicas", params=params).json()}
 
             wait_until(lambda: stopped() == old, 30, "the old engines stopped by their agents")
-    finally:
-        if gateway is not None:
-            gateway.stop()
-        for agent in agents:
-            if agent.proc.poll() is None:
-                agent.terminate()
-        admin.close()
-        server.stop()

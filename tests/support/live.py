@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import uvicorn
@@ -139,3 +139,47 @@ class AgentProcess:
     def kill(self) -> None:
         self.proc.kill()
         self.proc.wait(10)
+
+
+class LiveFleet:
+    """A control plane on SQLite, with an admin client, the agents and the gateway a test adds;
+    leaving the `with` block stops them all (gateway, agents, then the server)."""
+
+    def __init__(self, tmp_path: Path, **server_overrides: Any) -> None:
+        self.tmp_path = tmp_path
+        db = f"sqlite+aiosqlite:///{tmp_path / 'db'}"
+        self.server = LiveServer(server_settings(tmp_path / "server", db, **server_overrides))
+        self.server.start()
+        self.admin = self.server.client()
+        self.agents: list[AgentProcess] = []
+        self.gateway: LiveGateway | None = None
+
+    def add_agent(self, site: str, name: str, extra_args: Sequence[str] = ()) -> AgentProcess:
+        """A real agent joining `site` (its own home under the test's tmp_path)."""
+        token = self.admin.create_join_token(site).token
+        agent = AgentProcess(
+            self.server.url, self.tmp_path / f"agent-{name}", token, name, extra_args
+        )
+        self.agents.append(agent)
+        return agent
+
+    def wait_for_nodes(self, count: int) -> None:
+        wait_until(lambda: len(self.admin.list_nodes()) == count, 60, f"{count} node(s)")
+
+    def start_gateway(self, **overrides: Any) -> LiveGateway:
+        token = self.admin.create_token("gw", "gateway").token
+        self.gateway = LiveGateway(self.server.url, token, self.tmp_path / "gw", **overrides)
+        self.gateway.start()
+        return self.gateway
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.gateway is not None:
+            self.gateway.stop()
+        for agent in self.agents:
+            if agent.proc.poll() is None:
+                agent.terminate()
+        self.admin.close()
+        self.server.stop()

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hashgrid.common.waiting import cancel_all
+from hashgrid.gateway.access_log import AccessLog
 from hashgrid.gateway.auth import authenticate
 from hashgrid.gateway.demand import DemandMeter, DemandReporter
 from hashgrid.gateway.errors import OpenAIError
@@ -84,6 +85,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 store = shared
             limiter = Limiter(store, ledger, settings.default_completion_tokens)
             demand = DemandMeter()
+            access_log = AccessLog() if settings.access_log else None
             holder["watcher"] = watcher
             holder["proxy"] = Proxy(
                 session,
@@ -93,7 +95,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 policy,
                 settings.country,
                 limiter=limiter,
-                access_log=settings.access_log,
+                access_log=access_log,
                 demand=demand,
                 cold_start_wait_s=settings.cold_start_wait_s,
             )
@@ -106,6 +108,8 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 asyncio.create_task(shipper.sync_forever(), name="usage-fsync"),
                 asyncio.create_task(reporter.run(), name="demand"),
             ]
+            if access_log is not None:
+                tasks.append(asyncio.create_task(access_log.run(), name="access-log"))
             if shared is not None:
                 tasks.append(asyncio.create_task(shared.run(), name="limits"))
             with suppress(TimeoutError):

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from hashgrid.contracts.gateway import KeyEntry, RoutedModel, RouteReplica
+from hashgrid.gateway.access_log import AccessLog
 from hashgrid.gateway.auth import authenticate
 from hashgrid.gateway.demand import DemandMeter
 from hashgrid.gateway.errors import (
@@ -99,7 +100,7 @@ class Proxy:
         policy: RoutingPolicy,
         country: str | None = None,
         limiter: Limiter | None = None,
-        access_log: bool = True,
+        access_log: AccessLog | None = None,
         demand: DemandMeter | None = None,
         cold_start_wait_s: float = 120.0,
     ) -> None:
@@ -384,18 +385,19 @@ class Proxy:
                 x.ticket, x.request_id, x.prompt_tokens, x.completion_tokens, x.status
             )
         replica = x.replica
-        if self._access_log:
-            log.info(
-                "request",
-                request_id=x.request_id,
-                model=x.model,
-                replica=replica.replica_id if replica else None,
-                site=replica.site if replica else None,
-                status=x.status,
-                ttft_ms=round(x.ttft_ms, 2) if x.ttft_ms is not None else None,
-                duration_ms=round(duration_ms, 2),
-                prompt_tokens=x.prompt_tokens,
-                completion_tokens=x.completion_tokens,
+        if self._access_log is not None:
+            self._access_log.request(
+                {
+                    "request_id": x.request_id,
+                    "model": x.model,
+                    "replica": replica.replica_id if replica else None,
+                    "site": replica.site if replica else None,
+                    "status": x.status,
+                    "ttft_ms": round(x.ttft_ms, 2) if x.ttft_ms is not None else None,
+                    "duration_ms": round(duration_ms, 2),
+                    "prompt_tokens": x.prompt_tokens,
+                    "completion_tokens": x.completion_tokens,
+                }
             )
         if x.key is not None:  # unauthenticated: nobody to bill
             self._spool.append(usage_record(x, x.key, duration_ms))
