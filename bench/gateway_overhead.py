@@ -22,8 +22,22 @@ request at 32 connections, which holds better than requests/s when other work sh
 machine, and its resident memory at the end. Figures are medians over the rounds. With
 `--stream` the latency is the time to the first event of the stream.
 
+    python bench/gateway_overhead.py --paced [--tokens 64] [--pace-ms 2] [--rounds 3] ...
+
+`--paced` measures streaming the way a client sees it instead of requests/s: the upstream streams
+`--tokens` token events `--pace-ms` apart (2 ms: 500 tokens/s per stream, a fast GPU engine),
+then the usage chunk when asked and `data: [DONE]`, and the load generator (`load --paced`) times
+every stream's content events, at 1 stream and at 32 concurrent ones (`--connections`). Printed:
+tokens/s per stream (the content events after the first over the time from the first to the
+last; the median over the streams of the window, then over the rounds), the slowest tenth, TTFT
+(request to the first content event) and the whole stream's duration, each against the upstream
+alone ("direct"). A stream whose first token comes late has a shorter span, so its tokens/s can
+read above the upstream's pace; TTFT and the stream's duration show that delay. Streams that end
+short of `--tokens` content events, carry an error or arrive in one read count against the goal.
+
 The machine is shared and small: compare the columns of one run, not figures from elsewhere.
-Goal (issue 4): 30x LiteLLM's requests/s at 32 connections.
+Goals (issue 4): 30x LiteLLM's requests/s at 32 connections; with `--paced`, hashgrid's
+streaming tokens/s per stream within 5% of direct at 1 and at 32 streams.
 """
 
 import argparse
@@ -52,6 +66,7 @@ LITELLM_REQUIREMENT = "litellm[proxy]"
 ADMIN_TOKEN = "hg_admin_bench-gateway-overhead"
 LITELLM_MASTER_KEY = "sk-bench-litellm-master"
 GOAL_RPS_RATIO = 30.0
+GOAL_STREAM_SHORTFALL = 0.05  # streaming tokens/s through the gateway within 5% of direct
 
 
 def free_port() -> int:
@@ -155,11 +170,14 @@ class Target:
                 proc.wait(10)
 
 
-def start_upstream(tmp: Path) -> Target:
+def start_upstream(tmp: Path, args: argparse.Namespace) -> Target:
     port = free_port()
     target = Target("upstream alone", f"http://127.0.0.1:{port}/v1/chat/completions", "none")
     log = tmp / "upstream.log"
-    proc = target.start([sys.executable, str(LOOPBACK), "upstream", "--port", str(port)], log)
+    command = [sys.executable, str(LOOPBACK), "upstream", "--port", str(port)]
+    if args.paced:
+        command += ["--pace-ms", str(args.pace_ms), "--tokens", str(args.tokens)]
+    proc = target.start(command, log)
     wait_for(answers(f"http://127.0.0.1:{port}", "/v1/models"), 30, "the upstream", proc, log)
     return target
 
@@ -362,7 +380,9 @@ def load(target: Target, connections: int, args: argparse.Namespace) -> tuple[Lo
         "--connections", str(connections), "--warmup", str(args.warmup),
         "--duration", str(args.duration),
     ]  # fmt: skip
-    if args.stream:
+    if args.paced:
+        command += ["--paced", str(args.tokens)]
+    elif args.stream:
         command.append("--stream")
     cpu_before, side_before = target.cpu_s()
     done = subprocess.run(command, capture_output=True, text=True, timeout=args.duration * 10 + 120)
@@ -487,6 +507,112 @@ def report(
     return met
 
 
+@dataclass
+class Paced:
+    """Per round, for one target: the streams' tokens/s and TTFT at 1 and at N streams."""
+
+    tps1: list[float] = field(default_factory=list)
+    ttft1: list[float] = field(default_factory=list)
+    tps32: list[float] = field(default_factory=list)
+    tps32_p10: list[float] = field(default_factory=list)
+    ttft32: list[float] = field(default_factory=list)
+    ttft32_p99: list[float] = field(default_factory=list)
+    stream_ms32: list[float] = field(default_factory=list)  # request to end of stream, p50
+    cpu_us_per_token: list[float] = field(default_factory=list)
+    errors: int = 0
+    buffered: int = 0
+    error_samples: list[str] = field(default_factory=list)
+
+
+def measure_paced(targets: list[Target], args: argparse.Namespace) -> dict[str, Paced]:
+    figures = {t.name: Paced() for t in targets}
+    for r in range(args.rounds):
+        order = targets[r % len(targets) :] + targets[: r % len(targets)]
+        for target in order:
+            f = figures[target.name]
+            one, _, _ = load(target, 1, args)
+            many, cpu, _ = load(target, args.connections, args)
+            cpu_per_token = cpu / max(1, many.completed_all * args.tokens) * 1e6
+            f.tps1.append(one.tokens_per_s_p50)
+            f.ttft1.append(one.ttft_p50_ms)
+            f.tps32.append(many.tokens_per_s_p50)
+            f.tps32_p10.append(many.tokens_per_s_p10)
+            f.ttft32.append(many.ttft_p50_ms)
+            f.ttft32_p99.append(many.ttft_p99_ms)
+            f.stream_ms32.append(many.p50_ms)
+            f.cpu_us_per_token.append(cpu_per_token)
+            f.errors += one.errors + many.errors
+            f.buffered += one.buffered + many.buffered
+            f.error_samples += one.error_samples + many.error_samples
+            print(
+                f"round {r + 1} {target.name:15s} 1 stream: {one.tokens_per_s_p50:6.1f} tok/s, "
+                f"TTFT {one.ttft_p50_ms:6.2f} ms | {args.connections} streams: "
+                f"{many.tokens_per_s_p50:6.1f} tok/s, TTFT {many.ttft_p50_ms:6.2f} ms, "
+                f"{many.completed} streams, {cpu_per_token:5.1f} us CPU/token"
+                + (f" | {one.errors + many.errors} errors" if one.errors + many.errors else ""),
+                flush=True,
+            )
+    return figures
+
+
+def report_paced(
+    targets: list[Target], figures: dict[str, Paced], args: argparse.Namespace, skipped: str
+) -> bool | None:
+    c = args.connections
+    direct = figures[targets[0].name]
+    print()
+    print(
+        f"medians over {args.rounds} rounds ({args.duration:g}s windows after {args.warmup:g}s "
+        f"warm-up; streams of {args.tokens} token events {args.pace_ms:g} ms apart, "
+        f"{1000 / args.pace_ms:.0f} tokens/s from the upstream)"
+    )
+    print(
+        "(tok/s: each stream's content events after the first over the time from the first to "
+        "the last, median over streams; TTFT: request to first content event; p10: the slowest "
+        f"tenth of streams at {c}; stream ms: request to [DONE]; CPU per token at {c} streams)"
+    )
+    print(
+        f"{'':16s} {'tok/s @1':>9s} {'vs direct':>9s} {'TTFT ms @1':>11s} "
+        f"{f'tok/s @{c}':>10s} {'vs direct':>9s} {f'p10 @{c}':>8s} {f'TTFT ms @{c}':>12s} "
+        f"{f'TTFT p99 @{c}':>13s} {f'stream ms @{c}':>14s} {'CPU us/tok':>10s}"
+    )
+    for t in targets:
+        f = figures[t.name]
+        r1 = med(f.tps1) / med(direct.tps1)
+        r32 = med(f.tps32) / med(direct.tps32)
+        print(
+            f"{t.name:16s} {med(f.tps1):9.1f} {r1:9.3f} {med(f.ttft1):11.2f} "
+            f"{med(f.tps32):10.1f} {r32:9.3f} {med(f.tps32_p10):8.1f} {med(f.ttft32):12.2f} "
+            f"{med(f.ttft32_p99):13.2f} {med(f.stream_ms32):14.1f} {med(f.cpu_us_per_token):10.1f}"
+        )
+    for t in targets:
+        f = figures[t.name]
+        if f.errors:
+            print(f"{t.name}: {f.errors} failed streams, e.g. {f.error_samples[:3]}")
+        if f.buffered:
+            print(f"{t.name}: {f.buffered} streams came in one read (held back, not streamed)")
+        if med(f.tps32) > med(direct.tps32) * (1 + GOAL_STREAM_SHORTFALL):
+            print(
+                f"{t.name}: faster than the upstream paces them at {c} streams: tokens held back "
+                "then sent in bursts (see TTFT and stream ms)"
+            )
+    if "LiteLLM" not in figures:
+        print(f"LiteLLM not measured: {skipped}")
+    hashgrid = figures.get("hashgrid")
+    if hashgrid is None:
+        return None
+    r1 = med(hashgrid.tps1) / med(direct.tps1)
+    r32 = med(hashgrid.tps32) / med(direct.tps32)
+    within = all(abs(r - 1) <= GOAL_STREAM_SHORTFALL for r in (r1, r32))  # slower or bursting
+    met = within and not hashgrid.errors and not hashgrid.buffered
+    print(
+        f"goal: streaming tokens/s within {GOAL_STREAM_SHORTFALL:.0%} of direct (hashgrid, per "
+        f"stream, at 1 and {c} streams): {'met' if met else 'NOT met'} "
+        f"({r1:.3f} and {r32:.3f} of direct)"
+    )
+    return met
+
+
 def print_profile(path: Path) -> None:
     """Where the gateway's own time went: its busiest functions, by time spent in them."""
     import pstats
@@ -507,20 +633,23 @@ def compare(args: argparse.Namespace) -> bool | None:
     with tempfile.TemporaryDirectory(prefix="hashgrid-gwbench-") as name:
         tmp = Path(name)
         try:
-            upstream = start_upstream(tmp)
+            upstream = start_upstream(tmp, args)
             targets.append(upstream)
             base = upstream.url.removesuffix("/v1/chat/completions")
             targets.append(start_ceiling(tmp, base))
             hashgrid, node = start_hashgrid(tmp, base, args.profile_gateway)
             targets.append(hashgrid)
+            stream = args.stream or args.paced
             for t in targets:
-                check_answers(t, args.stream)
+                check_answers(t, stream)
             if not args.skip_litellm:
                 try:
-                    targets.append(start_litellm(tmp, base, args.stream))
+                    targets.append(start_litellm(tmp, base, stream))
                 except RuntimeError as e:
                     skipped = str(e)
                     print(f"LiteLLM will not be measured: {e}", flush=True)
+            if args.paced:
+                return report_paced(targets, measure_paced(targets, args), args, skipped)
             figures = measure(targets, args)
             if hashgrid.control_plane is not None:
                 import psutil
@@ -552,6 +681,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up before each window, s")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--stream", action="store_true", help="streamed completions")
+    parser.add_argument(
+        "--paced",
+        action="store_true",
+        help="instead of req/s: tokens/s and TTFT of streams paced like an engine's",
+    )
+    parser.add_argument("--tokens", type=int, default=64, help="token events per paced stream")
+    parser.add_argument(
+        "--pace-ms", type=float, default=2.0, help="ms between a paced stream's token events"
+    )
     parser.add_argument("--skip-litellm", action="store_true")
     parser.add_argument(
         "--profile-gateway",

@@ -1,17 +1,24 @@
 """The processes `bench/gateway_overhead.py` starts on loopback, one role each:
 
-    python bench/loopback.py upstream --port P
+    python bench/loopback.py upstream --port P [--pace-ms 2 --tokens 64]
     python bench/loopback.py ceiling --port P --upstream http://127.0.0.1:U
-    python bench/loopback.py load --url URL --key K [--connections 32] [--duration 5] [--stream]
+    python bench/loopback.py load --url URL --key K [--connections 32] [--duration 5]
+        [--stream | --paced 64]
 
 - `upstream`: a fixed-response OpenAI-compatible engine (raw asyncio + httptools): every
   `/v1/chat/completions` gets the same `chat.completion` with its `usage`, or the same event
-  stream when the request asks for `stream` (with a usage chunk when `stream_options` asks).
+  stream when the request asks for `stream` (with a usage chunk when `stream_options` asks),
+  written at once. With `--pace-ms`, a stream is paced like an engine's instead: the role chunk
+  and the first of `--tokens` token events at once, the next ones on a fixed asyncio schedule
+  `--pace-ms` apart (a late timer does not push the later ones back), then the finish chunk, the
+  usage chunk when asked and `data: [DONE]`; a client that goes away stops the stream.
 - `ceiling`: a bare pass-through, Starlette on uvicorn with httptools and uvloop, one aiohttp
   client session, orjson and nothing else: the least a Python proxy on this stack can cost.
 - `load`: keeps N keep-alive connections busy, one request at a time on each, for a warm-up and
   then a measured window; prints one JSON line (see `Load`). Raw asyncio + httptools, so it costs
-  far less per request than any proxy it drives.
+  far less per request than any proxy it drives. With `--paced N` it streams, parses each event
+  and times the content events: per-stream tokens/s and time to first token; a stream that does
+  not bring exactly N content events, or carries an error, counts as an error.
 """
 
 import argparse
@@ -25,6 +32,9 @@ from typing import Any, cast
 
 MODEL = "fixed"
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 16}
+HEAD = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000}
+HEAD["model"] = MODEL
+DONE_CHUNK = b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n"  # 14 bytes, then the last chunk
 
 
 def install_uvloop() -> None:
@@ -95,12 +105,39 @@ def fixed_answers() -> tuple[bytes, bytes, bytes]:
     return whole, chunked([*events, done]), chunked([*events, usage_event, done])
 
 
-def run_upstream(port: int) -> None:
-    """Answer every chat completion with the same bytes, as fast as this process can."""
+def paced_events(tokens: int) -> tuple[bytes, list[bytes], bytes, bytes]:
+    """A paced stream's parts, each already an HTTP chunk: (the role chunk, one chunk per token
+    with the fixed words over and over, the finish chunk, the usage chunk); `data: [DONE]` and
+    the last chunk follow."""
+    import orjson
+
+    def chunk(body: dict[str, Any]) -> bytes:
+        event = b"data: " + orjson.dumps(body) + b"\n\n"
+        return b"%x\r\n%s\r\n" % (len(event), event)
+
+    def delta(content: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": content, "logprobs": None, "finish_reason": finish}
+        return chunk({**HEAD, "choices": [choice]})
+
+    words = ["Hello", "!", " How", " can", " I", " help", " you", " today", "?"]
+    usage = {"prompt_tokens": 9, "completion_tokens": tokens, "total_tokens": 9 + tokens}
+    return (
+        delta({"role": "assistant", "content": ""}),
+        [delta({"content": words[i % len(words)]}) for i in range(tokens)],
+        delta({}, "stop"),
+        chunk({**HEAD, "choices": [], "usage": usage}),
+    )
+
+
+def run_upstream(port: int, pace_ms: float = 0.0, tokens: int = 64) -> None:
+    """Answer every chat completion with the same bytes, as fast as this process can; with
+    `pace_ms`, stream `tokens` token events one every `pace_ms` instead, like an engine."""
     import httptools
     import orjson
 
     whole, stream, stream_usage = fixed_answers()
+    role, token_events, finish, usage_event = paced_events(tokens)
+    pace_s = pace_ms / 1000
     ok_json = (
         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
         % (len(whole), whole)
@@ -120,13 +157,34 @@ def run_upstream(port: int) -> None:
             self.url = b""
             self.body: list[bytes] = []
 
+            self.pacing: asyncio.Task[None] | None = None
+
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.pacing is not None:
+                self.pacing.cancel()  # the client went away: stop generating, as an engine does
 
         def data_received(self, data: bytes) -> None:
             try:
                 self.parser.feed_data(data)
             except httptools.HttpParserError:
+                self.transport.close()
+
+        async def pace(self, usage: bool, keep_alive: bool) -> None:
+            """One token event every `pace_s`, on a fixed schedule from the first (a late timer
+            does not push the later tokens back), then the end of the stream."""
+            loop = asyncio.get_running_loop()
+            self.transport.write(sse + role + token_events[0])
+            start = loop.time()
+            for i in range(1, len(token_events)):
+                delay = start + i * pace_s - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                self.transport.write(token_events[i])
+            self.transport.write(finish + (usage_event if usage else b"") + DONE_CHUNK)
+            if not keep_alive:
                 self.transport.close()
 
         def on_url(self, url: bytes) -> None:
@@ -147,6 +205,11 @@ def run_upstream(port: int) -> None:
                     return
                 if request.get("stream") is True:
                     options = request.get("stream_options") or {}
+                    if pace_s:
+                        keep_alive = self.parser.should_keep_alive()
+                        usage = options.get("include_usage") is True
+                        self.pacing = asyncio.ensure_future(self.pace(usage, keep_alive))
+                        return
                     self.transport.write(sse)
                     self.transport.write(stream_usage if options.get("include_usage") else stream)
                 else:
@@ -230,6 +293,14 @@ class Load:
     first_p50_ms: float  # time to the first byte of the body (the first event of a stream)
     first_p99_ms: float
     error_samples: list[str] = field(default_factory=list)
+    # --paced only, over the streams inside the window: each stream's tokens/s is its content
+    # events after the first over the time from the first to the last; TTFT is from the request
+    # to the first content event.
+    tokens_per_s_p50: float = float("nan")
+    tokens_per_s_p10: float = float("nan")  # the slow tail: 90% of streams were faster
+    ttft_p50_ms: float = float("nan")
+    ttft_p99_ms: float = float("nan")
+    buffered: int = 0  # streams whose content all came in one read: held back, not streamed
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -240,9 +311,17 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def run_load(
-    url: str, key: str, connections: int, warmup_s: float, duration_s: float, stream: bool
+    url: str,
+    key: str,
+    connections: int,
+    warmup_s: float,
+    duration_s: float,
+    stream: bool,
+    paced: int = 0,
 ) -> Load:
-    """Keep `connections` keep-alive connections busy, one request at a time on each."""
+    """Keep `connections` keep-alive connections busy, one request at a time on each. With
+    `paced` (the token events each stream must bring), parse every stream's events and time its
+    content events."""
     from urllib.parse import urlsplit
 
     import httptools
@@ -250,7 +329,10 @@ def run_load(
 
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    body = orjson.dumps({**CHAT, "stream": True} if stream else CHAT)
+    if paced:
+        body = orjson.dumps({**CHAT, "stream": True, "max_tokens": paced})
+    else:
+        body = orjson.dumps({**CHAT, "stream": True} if stream else CHAT)
     request = (
         f"POST {parts.path} HTTP/1.1\r\nhost: {host}:{port}\r\nauthorization: Bearer {key}\r\n"
         f"content-type: application/json\r\naccept: */*\r\ncontent-length: {len(body)}\r\n\r\n"
@@ -263,12 +345,18 @@ def run_load(
             self.waiter: asyncio.Future[tuple[int, float, float]] | None = None
             self.first = 0.0
             self.closed = False
+            self.buffer = b""
+            self.tokens = 0  # content events in the current stream (--paced)
+            self.reads = 0  # reads that brought them
+            self.first_token = self.last_token = 0.0
+            self.stream_error = ""
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
 
         def send(self) -> asyncio.Future[tuple[int, float, float]]:
             self.first = 0.0
+            self.buffer, self.tokens, self.reads, self.stream_error = b"", 0, 0, ""
             self.waiter = asyncio.get_running_loop().create_future()
             self.transport.write(request)
             return self.waiter
@@ -279,9 +367,35 @@ def run_load(
             except httptools.HttpParserError as e:
                 self._fail(e)
 
-        def on_body(self, _: bytes) -> None:
+        def on_body(self, data: bytes) -> None:
+            now = clock()
             if not self.first:
-                self.first = clock()
+                self.first = now
+            if not paced:
+                return
+            self.buffer = (self.buffer + data).replace(b"\r\n", b"\n")
+            *events, self.buffer = self.buffer.split(b"\n\n")
+            content = 0
+            for event in events:
+                if not event.startswith(b"data: ") or event == b"data: [DONE]":
+                    continue
+                try:
+                    chunk = orjson.loads(event[6:])
+                except orjson.JSONDecodeError:
+                    self.stream_error = f"not JSON: {event[:200]!r}"
+                    continue
+                if "error" in chunk:
+                    self.stream_error = f"mid-stream error: {event[:200]!r}"
+                choices = chunk.get("choices") or [{}]
+                if (choices[0].get("delta") or {}).get("content"):
+                    content += 1
+            if content:
+                if not self.tokens:
+                    self.first_token = now
+                    self.reads = 0
+                self.tokens += content
+                self.last_token = now
+                self.reads += 1
 
         def on_message_complete(self) -> None:
             now = clock()
@@ -300,7 +414,9 @@ def run_load(
 
     latencies: list[float] = []
     firsts: list[float] = []
-    counts = {"window": 0, "all": 0, "errors": 0}
+    rates: list[float] = []  # tokens/s, one per stream (--paced)
+    ttfts: list[float] = []
+    counts = {"window": 0, "all": 0, "errors": 0, "buffered": 0}
     error_samples: list[str] = []
 
     def error(what: str) -> None:
@@ -331,11 +447,21 @@ def run_load(
             if status != 200:
                 error(f"HTTP {status}")
                 continue
+            if paced and (client.stream_error or client.tokens != paced):
+                error(client.stream_error or f"{client.tokens} of {paced} token events")
+                continue
             counts["all"] += 1
             if started >= window_start and done <= window_end:
                 counts["window"] += 1
                 latencies.append((done - started) * 1000)
                 firsts.append((first - started) * 1000)
+                if paced:
+                    ttfts.append((client.first_token - started) * 1000)
+                    span = client.last_token - client.first_token
+                    if client.reads < 2 or span <= 0:
+                        counts["buffered"] += 1
+                    else:
+                        rates.append((client.tokens - 1) / span)
         if client is not None:
             client.transport.close()
 
@@ -356,6 +482,11 @@ def run_load(
         first_p50_ms=percentile(firsts, 50),
         first_p99_ms=percentile(firsts, 99),
         error_samples=error_samples,
+        tokens_per_s_p50=percentile(rates, 50),
+        tokens_per_s_p10=percentile(rates, 10),
+        ttft_p50_ms=percentile(ttfts, 50),
+        ttft_p99_ms=percentile(ttfts, 99),
+        buffered=counts["buffered"],
     )
 
 
@@ -364,6 +495,10 @@ def main() -> None:
     roles = parser.add_subparsers(dest="role", required=True)
     upstream = roles.add_parser("upstream", help="the fixed-response engine")
     upstream.add_argument("--port", type=int, required=True)
+    upstream.add_argument(
+        "--pace-ms", type=float, default=0.0, help="stream token events this far apart (0: at once)"
+    )
+    upstream.add_argument("--tokens", type=int, default=64, help="token events per paced stream")
     ceiling = roles.add_parser("ceiling", help="the bare pass-through")
     ceiling.add_argument("--port", type=int, required=True)
     ceiling.add_argument("--upstream", required=True, help="the engine's base URL")
@@ -374,14 +509,27 @@ def main() -> None:
     load.add_argument("--warmup", type=float, default=1.0, help="s before the window")
     load.add_argument("--duration", type=float, default=5.0, help="measured window, s")
     load.add_argument("--stream", action="store_true", help="ask for streamed completions")
+    load.add_argument(
+        "--paced",
+        type=int,
+        default=0,
+        metavar="TOKENS",
+        help="stream, expect TOKENS token events (a paced upstream) and time them",
+    )
     args = parser.parse_args()
     if args.role == "upstream":
-        run_upstream(args.port)
+        run_upstream(args.port, args.pace_ms, args.tokens)
     elif args.role == "ceiling":
         run_ceiling(args.port, args.upstream)
     else:
         got = run_load(
-            args.url, args.key, args.connections, args.warmup, args.duration, args.stream
+            args.url,
+            args.key,
+            args.connections,
+            args.warmup,
+            args.duration,
+            args.stream,
+            args.paced,
         )
         print(json.dumps(asdict(got)))
 
