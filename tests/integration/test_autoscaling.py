@@ -49,12 +49,15 @@ def fleet(tiny_model: Path, tmp_path: Path) -> Iterator[Fleet]:
 def test_scaled_to_zero_when_idle_and_woken_by_a_request_the_gateway_holds(fleet: Fleet) -> None:
     fleet.add_agents(1)
     admin = fleet.admin
-    deployed = admin.deploy("tiny", min_replicas=0, max_replicas=1, idle_s=2.0)
+    # Idle for a minute before zero: however slowly the first replica starts, it is not scaled
+    # away before the test's first request; the idle period is shortened after that.
+    deployed = admin.deploy("tiny", min_replicas=0, max_replicas=1, idle_s=60.0)
     assert (deployed.replicas, deployed.min_replicas, deployed.max_replicas) == (1, 0, 1)
     gateway = fleet.start_gateway()
     wait_until(lambda: gateway.ready_replicas("tiny") == 1, 90, "a warm first replica")
     client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=fleet.key, max_retries=0)
     client.chat.completions.create(model="tiny", messages=MESSAGES, max_tokens=2)
+    assert admin.scale("tiny", idle_s=2.0).replicas == 1
 
     wait_until(lambda: admin.get_deployment("tiny").replicas == 0, 30, "scale to zero")
     assert "scaled 1 -> 0: idle for 2 s" in fleet.events("tiny")
