@@ -62,8 +62,8 @@ class EndpointReconciler:
             for (deployment_id, endpoint), why_not in zip(due, answers, strict=True):
                 self._probed[deployment_id] = now
                 deployment = await session.get(Deployment, deployment_id)
-                if deployment is None or deployment.endpoint != endpoint:
-                    continue  # deleted, or another deployment now, while the probe waited
+                if deployment is None:
+                    continue  # deleted while the probe waited
                 condition = None if why_not is None else f"endpoint not answering: {why_not}"
                 if deployment.condition != condition:
                     events.record(
