@@ -8,9 +8,9 @@ Starts, each in its own process, on loopback:
 - the Python ceiling (`bench/loopback.py ceiling`): a bare pass-through, Starlette on uvicorn
   with httptools and uvloop, one aiohttp client session, orjson and nothing else;
 - hashgrid's gateway as it ships (`hashgrid gateway`), with its control plane (`hashgrid server`,
-  SQLite) holding an organisation, a key, a site, a model and a deployment whose one replica is
-  the upstream: a node joins through the agent protocol, reports the replica ready with the
-  upstream's URL and keeps beating for the whole run;
+  SQLite) holding an organisation, a key, a site and the upstream deployed as an external
+  endpoint (`hashgrid deploy NAME --endpoint URL`): the gateway routes to it as the model's one
+  replica, with no node or agent in the way;
 - LiteLLM's proxy (one worker, master key, no database), installed on first use into
   `.bench-venv/` so that it never becomes a dependency of hashgrid.
 
@@ -50,7 +50,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -195,61 +194,9 @@ def start_ceiling(tmp: Path, upstream: str) -> Target:
     return target
 
 
-class Node:
-    """A node speaking the agent protocol whose one replica is the upstream; it beats until
-    closed, the way an agent with a ready engine does."""
-
-    def __init__(self, server_url: str, join_token: str, endpoint: str) -> None:
-        import httpx
-
-        from hashgrid.agent.fingerprint import collect
-        from hashgrid.contracts.agent import PROTOCOL_HEADER
-
-        body = {
-            "join_token": join_token,
-            "name": "bench-node",
-            "fingerprint": collect().model_dump(mode="json"),
-        }
-        joined = httpx.post(f"{server_url}/api/v1/agent/join", json=body, timeout=30)
-        joined.raise_for_status()
-        credential = joined.json()["credential"]
-        self.interval_s = float(joined.json()["heartbeat_interval_s"])
-        self.http = httpx.Client(
-            base_url=server_url,
-            headers={"authorization": f"Bearer {credential}", PROTOCOL_HEADER: "1"},
-            timeout=30,
-        )
-        self.replica_id: str | None = None
-        self.stopping = threading.Event()
-        self.beating = threading.Thread(target=self._beat, daemon=True)
-        self.beating.start()
-
-        def assigned() -> bool:
-            got = self.http.get("/api/v1/agent/assignments", params={"after": 0}).json()
-            if got["assignments"]:
-                self.replica_id = got["assignments"][0]["replica_id"]
-            return self.replica_id is not None
-
-        wait_for(assigned, 60, "the replica to be placed on the bench node")
-        ready = {"status": "ready", "endpoint": endpoint}
-        self.http.put(
-            f"/api/v1/agent/replicas/{self.replica_id}/state", json=ready
-        ).raise_for_status()
-
-    def _beat(self) -> None:
-        while not self.stopping.wait(self.interval_s):
-            replicas = [{"replica_id": self.replica_id}] if self.replica_id else []
-            with contextlib.suppress(Exception):
-                self.http.post("/api/v1/agent/heartbeat", json={"replicas": replicas})
-
-    def close(self) -> None:
-        self.stopping.set()
-        self.beating.join(10)
-        self.http.close()
-
-
-def start_hashgrid(tmp: Path, upstream_base: str, profile: Path | None) -> tuple[Target, Node]:
-    """A control plane with one customer, key, site, model and deployment; the node; the gateway."""
+def start_hashgrid(tmp: Path, upstream_base: str, profile: Path | None) -> Target:
+    """A control plane with one customer, key, site and the upstream deployed as an external
+    endpoint (`hashgrid deploy NAME --endpoint URL`); the gateway."""
     from hashgrid.client import HashgridClient
 
     home = tmp / "hashgrid"
@@ -272,9 +219,7 @@ def start_hashgrid(tmp: Path, upstream_base: str, profile: Path | None) -> tuple
         admin.create_organization("bench", "customer")
         target.key = admin.create_key("bench").key
         admin.create_site("bench-site", "us-south", "US", 1.0)
-        admin.add_model(MODEL, "/bench/fixed.gguf", 1_000_000)
-        admin.deploy(MODEL)
-        node = Node(server_url, admin.create_join_token("bench-site").token, upstream_base)
+        admin.deploy_endpoint(MODEL, upstream_base, site="bench-site")
         gateway_token = admin.create_token("bench-gateway", "gateway").token
     log = home / "gateway.log"
     profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
@@ -291,8 +236,8 @@ def start_hashgrid(tmp: Path, upstream_base: str, profile: Path | None) -> tuple
         body = httpx.get(f"http://127.0.0.1:{gateway_port}/healthz", timeout=2).json()
         return int(body.get("ready_replicas", {}).get(MODEL, 0)) == 1
 
-    wait_for(routable, 60, "the gateway to route to the replica", gateway, log)
-    return target, node
+    wait_for(routable, 60, "the gateway to route to the upstream", gateway, log)
+    return target
 
 
 def litellm_binary() -> tuple[Path | None, str]:
@@ -628,7 +573,6 @@ def print_profile(path: Path) -> None:
 
 def compare(args: argparse.Namespace) -> bool | None:
     targets: list[Target] = []
-    node: Node | None = None
     skipped = "--skip-litellm" if args.skip_litellm else ""
     with tempfile.TemporaryDirectory(prefix="hashgrid-gwbench-") as name:
         tmp = Path(name)
@@ -637,7 +581,7 @@ def compare(args: argparse.Namespace) -> bool | None:
             targets.append(upstream)
             base = upstream.url.removesuffix("/v1/chat/completions")
             targets.append(start_ceiling(tmp, base))
-            hashgrid, node = start_hashgrid(tmp, base, args.profile_gateway)
+            hashgrid = start_hashgrid(tmp, base, args.profile_gateway)
             targets.append(hashgrid)
             stream = args.stream or args.paced
             for t in targets:
@@ -666,8 +610,6 @@ def compare(args: argparse.Namespace) -> bool | None:
                 print(f"--- {log.name} (tail)\n{log.read_text(errors='replace')[-2000:]}")
             raise
         finally:
-            if node is not None:
-                node.close()
             for t in reversed(targets):
                 t.stop()
             if args.profile_gateway and args.profile_gateway.exists():

@@ -96,7 +96,11 @@ def add_file(
 
 def deploy(
     ctx: typer.Context,
-    model: str = typer.Argument(..., help="A catalog model, or a .gguf file to add and deploy."),
+    model: str = typer.Argument(
+        ...,
+        help="A catalog model, or a .gguf file to add and deploy; with --endpoint, the name "
+        "clients use.",
+    ),
     name: str | None = typer.Option(None, help="The name clients use; default: the model's."),
     replicas: int | None = typer.Option(
         None, min=0, help="A fixed replica count (default 1), or where to start within min..max."
@@ -125,9 +129,49 @@ def deploy(
     gpu_type: str | None = typer.Option(
         None, help="Only GPUs whose name contains this, e.g. H100."
     ),
+    endpoint: str | None = typer.Option(
+        None,
+        help="Serve MODEL from this OpenAI-compatible server, run outside hashgrid (its base "
+        "URL, with or without /v1); nothing is placed.",
+    ),
+    site: str | None = typer.Option(
+        None, help="With --endpoint: the site it is part of (default: the only site)."
+    ),
+    task: str | None = typer.Option(None, help="With --endpoint: generate (default) or embed."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Deploy a model: replicas are placed on nodes and served through the gateways."""
+    """Deploy a model: replicas are placed on nodes and served through the gateways. With
+    --endpoint, a server already running elsewhere is served under MODEL instead."""
+    if endpoint is None and (site is not None or task is not None):
+        raise fail("--site and --task go with --endpoint")
+    if endpoint is not None:
+        placing = {
+            "--name": name is not None,
+            "--replicas": replicas is not None,
+            "--min": min_replicas is not None,
+            "--max": max_replicas is not None,
+            "--target-load": target_load is not None,
+            "--ttft-target-ms": ttft_target_ms is not None,
+            "--idle": idle is not None,
+            "--regions": bool(regions),
+            "--engine": engine is not None,
+            "--tp": tensor_parallel_size != 1,
+            "--gpu-type": gpu_type is not None,
+        }
+        if given := [option for option, is_given in placing.items() if is_given]:
+            raise fail(
+                f"{', '.join(given)} cannot go with --endpoint: an endpoint is one replica run "
+                "outside hashgrid, named by MODEL, never placed or scaled"
+            )
+        with client(ctx) as c:
+            deployment = c.deploy_endpoint(model, endpoint, site=site, task=task)
+        if as_json:
+            return emit_json(deployment)
+        console.print(
+            f"deployed [bold]{deployment.name}[/bold] from {deployment.endpoint} "
+            f"at site {deployment.site}"
+        )
+        return None
     with client(ctx) as c:
         model_name = resolve_model(c, model)
         deployment = c.deploy(
@@ -183,7 +227,7 @@ def list_deployments(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     rows = [
         (
             d.name,
-            d.model,
+            d.model or d.endpoint,
             f"{d.ready_replicas}/{d.replicas}",
             d.tier,
             ",".join(d.regions) or "any",
@@ -191,7 +235,8 @@ def list_deployments(ctx: typer.Context, as_json: bool = JsonOption) -> None:
         )
         for d in deployments
     ]
-    table("deployments", ["name", "model", "ready", "tier", "regions", "condition"], rows)
+    columns = ["name", "model or endpoint", "ready", "tier", "regions", "condition"]
+    table("deployments", columns, rows)
 
 
 @deployments_app.command("show")
@@ -205,6 +250,17 @@ def show(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> None:
 
 
 def print_deployment(d: DeploymentOut) -> None:
+    if d.endpoint is not None:
+        console.print(
+            f"[bold]{d.name}[/bold]  endpoint {d.endpoint}  site {d.site}  task {d.task}  "
+            f"ready {d.ready_replicas}/{d.replicas}  (external: run outside hashgrid)",
+            highlight=False,
+        )
+        if d.condition:
+            console.print(f"condition: {d.condition}")
+        if d.events:
+            table("events", ["at", "event"], [(f"{e.at:%H:%M:%S}", e.message) for e in d.events])
+        return
     gpu_type = f"  GPU type {d.gpu_type}" if d.gpu_type else ""
     console.print(
         f"[bold]{d.name}[/bold]  model {d.model}  generation {d.generation}  "

@@ -227,6 +227,14 @@ class HashgridClient:
         }
         return self._one(DeploymentOut, "POST", "/api/v1/deployments", body)
 
+    def deploy_endpoint(
+        self, name: str, endpoint: str, site: str | None = None, task: str | None = None
+    ) -> DeploymentOut:
+        """Serve `name` from `endpoint`, an OpenAI-compatible server run outside hashgrid, routed
+        as part of `site` (default: the only site); `task` generate (default) or embed."""
+        body = {"name": name, "endpoint": endpoint, "site": site, "task": task}
+        return self._one(DeploymentOut, "POST", "/api/v1/deployments", body)
+
     def get_deployment(self, name: str) -> DeploymentOut:
         return self._one(DeploymentOut, "GET", f"/api/v1/deployments/{name}")
 

@@ -25,7 +25,7 @@ from hashgrid.contracts.states import SitePowerState
 class RouteReplica(BaseModel):
     replica_id: str
     endpoint: str
-    node_id: str
+    node_id: str  # "external": an endpoint run outside hashgrid (its deployment's id is the id)
     site: str
     region: str
     # The engine's own load as its agent last reported it; None when unknown (llama.cpp reports

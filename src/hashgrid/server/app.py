@@ -27,6 +27,7 @@ from hashgrid.server.nodes.router import router as nodes_router
 from hashgrid.server.organizations.router import router as organizations_router
 from hashgrid.server.power.router import router as power_router
 from hashgrid.server.reconcile.autoscale import AutoscaleReconciler
+from hashgrid.server.reconcile.endpoints import EndpointReconciler
 from hashgrid.server.reconcile.liveness import LivenessReconciler
 from hashgrid.server.reconcile.placement import PlacementReconciler
 from hashgrid.server.reconcile.power import PowerReconciler
@@ -92,6 +93,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                 ),
                 (AutoscaleReconciler(state), settings.autoscale_interval_s),
                 (PowerReconciler(sessions, state.changes), settings.power_interval_s),
+                (
+                    EndpointReconciler(sessions, state.changes, settings.endpoint_probe_interval_s),
+                    settings.endpoint_probe_interval_s,
+                ),
             ],
             state.changes,
         )

@@ -29,6 +29,9 @@ class ServerSettings(BaseSettings):
     autoscale_down_delay_s: float = 60.0
     # The power reconciler plans each site's hour at least this often (and after changes).
     power_interval_s: float = 60.0
+    # External endpoints (bring your own) are probed this often; one that does not answer
+    # leaves the gateways' view until it does (reconcile/endpoints.py).
+    endpoint_probe_interval_s: float = 5.0
     long_poll_max_s: float = 30.0
     # An agent's assignments poll is held for a random (1 - jitter) to 100% of its wait, so
     # polls begun together do not all end together (see agents/router.py).

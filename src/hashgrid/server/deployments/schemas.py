@@ -1,6 +1,7 @@
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -15,6 +16,29 @@ class Tier(StrEnum):
 
 
 Engine = Literal["llamacpp", "vllm", "sglang"]
+Task = Literal["generate", "embed"]
+
+
+def endpoint_base(url: str) -> str:
+    """The base URL of an OpenAI-compatible server, as gateways append `/v1/...` to it.
+
+    Accepts what operators paste, with or without the `/v1` that OpenAI clients' `base_url`
+    carries. Raises ValueError for anything but an absolute http(s) URL without query or
+    fragment.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("endpoint must be an absolute http:// or https:// URL")
+    if parts.query or parts.fragment:
+        raise ValueError("endpoint must have no query or fragment")
+    try:
+        port = parts.port
+    except ValueError as e:
+        raise ValueError(f"endpoint has a bad port: {e}") from None
+    if port == 0:
+        raise ValueError("endpoint has port 0")
+    path = parts.path.rstrip("/").removesuffix("/v1").rstrip("/")
+    return f"{parts.scheme}://{parts.netloc}{path}"
 
 
 class Scaling(BaseModel):
@@ -33,9 +57,27 @@ class Scaling(BaseModel):
 
 
 class DeploymentCreate(Scaling):
-    model: ModelName = Field(description="A model in the catalog")
+    """A model to serve: a catalog `model` whose replicas placement puts on nodes, or an
+    `endpoint` already serving it outside hashgrid (then `name` is required and placement
+    fields are refused)."""
+
+    model: ModelName | None = Field(None, description="A model in the catalog; or give endpoint")
     name: ModelName | None = Field(
         None, description="What clients put in `model`; default: the model's name"
+    )
+    endpoint: str | None = Field(
+        None,
+        max_length=500,
+        description="Base URL of an OpenAI-compatible server run outside hashgrid, with or "
+        "without /v1: routed as the deployment's one replica (no catalog model, no placement)",
+    )
+    site: str | None = Field(
+        None,
+        description="With endpoint: the site it is routed as part of (latency, power state); "
+        "default: the only site, when there is exactly one",
+    )
+    task: Task | None = Field(
+        None, description="With endpoint: generate (chat, completions; default) or embed"
     )
     replicas: int | None = Field(
         None,
@@ -61,6 +103,11 @@ class DeploymentCreate(Scaling):
         max_length=100,
         description="Only GPUs whose name contains this (any case), e.g. H100",
     )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_base(cls, value: str | None) -> str | None:
+        return None if value is None else endpoint_base(value)
 
     def bounds(self) -> tuple[int, int, int]:
         """(replicas to start at, min, max). Raises ValueError when they contradict."""
@@ -153,7 +200,7 @@ class EventOut(BaseModel):
 class DeploymentOut(BaseModel):
     id: str
     name: str
-    model: str
+    model: str | None  # None: external (see endpoint)
     replicas: int  # wanted now
     ready_replicas: int
     generation: int  # of what replicas run; replicas of older ones are being rolled over
@@ -164,10 +211,14 @@ class DeploymentOut(BaseModel):
     idle_s: float
     regions: list[str]
     tier: Tier
-    engine: str
+    engine: str | None  # None: external
     tensor_parallel_size: int
     gpu_type: str | None
     condition: str | None
+    # An external deployment's server and site; None for one placed on nodes.
+    endpoint: str | None = None
+    site: str | None = None
+    task: str = "generate"
     created_at: datetime
     replica_list: list[ReplicaOut]  # active replicas
     recent_failures: list[ReplicaOut]  # the newest failed replicas, with the reason of each

@@ -23,17 +23,33 @@ from hashgrid.server.deployments.schemas import (
 from hashgrid.server.deployments.sizing import engine_of
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.errors import Conflict, Invalid, NotFound
+from hashgrid.server.sites.tables import Site
 
 RECENT_FAILURES = 3
 # Statuses whose reason says why the replica was stopped.
 STOP_REASONED = frozenset({ReplicaStatus.STOPPING, ReplicaStatus.STOPPED})
+# An external deployment's condition until the endpoint reconciler has heard it answer.
+UNPROBED = "endpoint not probed yet"
 
 
 async def create(session: AsyncSession, body: DeploymentCreate) -> Deployment:
+    """A deployment of a catalog model (placed on nodes), or of an endpoint run elsewhere.
+    Raises Invalid, NotFound or Conflict (and stores nothing) on bad input."""
+    if body.endpoint is not None:
+        return await _create_external(session, body, body.endpoint)
+    if body.model is None:
+        raise Invalid(
+            "give model (a catalog model, placed on nodes) or endpoint (an OpenAI-compatible "
+            "server run outside hashgrid)"
+        )
+    if body.site is not None or body.task is not None:
+        raise Invalid(
+            "site and task go with endpoint: a catalog model's replicas are placed by the "
+            "scheduler (regions narrow where) and serve the model's task"
+        )
     model = await catalog.get(session, body.model)
     name = body.name or model.name
-    if await session.scalar(select(Deployment).where(Deployment.name == name)):
-        raise Conflict(f"deployment {name!r} exists")
+    await _name_free(session, name)
     try:
         replicas, low, high = body.bounds()
     except ValueError as e:
@@ -58,6 +74,80 @@ async def create(session: AsyncSession, body: DeploymentCreate) -> Deployment:
     return deployment
 
 
+async def _name_free(session: AsyncSession, name: str) -> None:
+    if await session.scalar(select(Deployment).where(Deployment.name == name)):
+        raise Conflict(f"deployment {name!r} exists")
+
+
+async def _create_external(
+    session: AsyncSession, body: DeploymentCreate, endpoint: str
+) -> Deployment:
+    """An endpoint as a deployment of one replica that nothing places, scales or rolls."""
+    if body.model is not None:
+        raise Invalid(
+            "give model or endpoint, not both: an endpoint serves what it serves, under name"
+        )
+    if body.name is None:
+        raise Invalid("an endpoint needs name: what clients put in `model`")
+    placing = [
+        field
+        for field, given in (
+            ("replicas", body.replicas not in (None, 1)),
+            ("min_replicas", body.min_replicas not in (None, 1)),
+            ("max_replicas", body.max_replicas not in (None, 1)),
+            ("ttft_target_ms", body.ttft_target_ms is not None),
+            ("regions", bool(body.regions)),
+            ("engine", body.engine is not None),
+            ("tensor_parallel_size", body.tensor_parallel_size != 1),
+            ("gpu_type", body.gpu_type is not None),
+        )
+        if given
+    ]
+    if placing:
+        raise Invalid(
+            f"{', '.join(placing)} cannot apply to an endpoint: it is one replica run outside "
+            "hashgrid, never placed or scaled (its site sets where it is)"
+        )
+    site = await _external_site(session, body.site)
+    await _name_free(session, body.name)
+    deployment = Deployment(
+        name=body.name,
+        model_id=None,
+        endpoint=endpoint,
+        site_id=site.id,
+        task=body.task or "generate",
+        replicas=1,
+        min_replicas=1,
+        max_replicas=1,
+        target_load=body.target_load,
+        idle_s=body.idle_s,
+        regions=[],
+        tier=body.tier,
+        condition=UNPROBED,
+    )
+    session.add(deployment)
+    await session.flush()
+    events.record(session, deployment.id, f"external endpoint {endpoint} at site {site.name}")
+    await session.commit()
+    return deployment
+
+
+async def _external_site(session: AsyncSession, name: str | None) -> Site:
+    """The site `name`, or with none given the only site there is."""
+    if name is not None:
+        site = await session.scalar(select(Site).where(Site.name == name))
+        if site is None:
+            raise Invalid(f"no site {name!r}")
+        return site
+    sites = (await session.scalars(select(Site).limit(2))).all()
+    if len(sites) != 1:
+        raise Invalid(
+            "an endpoint needs site: the site it is routed as part of (there are "
+            f"{'several' if sites else 'none yet'}; create one with `hashgrid sites create`)"
+        )
+    return sites[0]
+
+
 async def get(session: AsyncSession, name: str) -> Deployment:
     deployment = await session.scalar(select(Deployment).where(Deployment.name == name))
     if deployment is None:
@@ -71,7 +161,14 @@ async def list_all(session: AsyncSession) -> Sequence[Deployment]:
 
 async def change(session: AsyncSession, deployment: Deployment, body: DeploymentChange) -> None:
     """Apply `body`: a new size or scaling targets at once; a change of what replicas run as a
-    new generation that placement rolls out. Raises Invalid (and changes nothing) on bad input."""
+    new generation that placement rolls out. Raises Invalid (and changes nothing) on bad input,
+    and for an external deployment, which has no replicas to scale or roll."""
+    if deployment.endpoint is not None:
+        raise Invalid(
+            f"deployment {deployment.name!r} is an external endpoint ({deployment.endpoint}), "
+            "one replica run outside hashgrid: there is nothing to scale or roll out; delete it "
+            "and deploy again to change it"
+        )
     current = (deployment.replicas, deployment.min_replicas, deployment.max_replicas)
     try:
         replicas, low, high = resolve_bounds(
@@ -206,6 +303,8 @@ def replica_out(replica: Replica, loads: ReplicaLoads | None = None) -> ReplicaO
 async def to_out(
     session: AsyncSession, deployment: Deployment, loads: ReplicaLoads | None = None
 ) -> DeploymentOut:
+    if deployment.model_id is None:
+        return await _external_out(session, deployment)
     model = await session.get(CatalogModel, deployment.model_id)
     assert model is not None
     every = await replicas_of(session, deployment.id)
@@ -236,5 +335,36 @@ async def to_out(
         created_at=deployment.created_at,
         replica_list=[replica_out(r, loads) for r in replicas],
         recent_failures=[ReplicaOut.model_validate(r) for r in failures],
+        events=[EventOut.model_validate(e) for e in await events.recent(session, deployment.id)],
+    )
+
+
+async def _external_out(session: AsyncSession, deployment: Deployment) -> DeploymentOut:
+    """An external deployment: its endpoint is its one replica, ready while it answers probes."""
+    site = await session.get(Site, deployment.site_id)
+    return DeploymentOut(
+        id=deployment.id,
+        name=deployment.name,
+        model=None,
+        replicas=1,
+        ready_replicas=int(deployment.condition is None),
+        generation=deployment.generation,
+        min_replicas=1,
+        max_replicas=1,
+        target_load=deployment.target_load,
+        ttft_target_ms=None,
+        idle_s=deployment.idle_s,
+        regions=deployment.regions,
+        tier=Tier(deployment.tier),
+        engine=None,
+        tensor_parallel_size=1,
+        gpu_type=None,
+        condition=deployment.condition,
+        endpoint=deployment.endpoint,
+        site=site.name if site else None,
+        task=deployment.task or "generate",
+        created_at=deployment.created_at,
+        replica_list=[],
+        recent_failures=[],
         events=[EventOut.model_validate(e) for e in await events.recent(session, deployment.id)],
     )

@@ -12,7 +12,8 @@ class Deployment(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    model_id: Mapped[str] = mapped_column(ForeignKey("catalog_models.id"), index=True)
+    # None: an external deployment, served by `endpoint` rather than by replicas on nodes.
+    model_id: Mapped[str | None] = mapped_column(ForeignKey("catalog_models.id"), index=True)
     replicas: Mapped[int] = mapped_column(Integer)  # wanted now: the autoscaler moves it
     # Autoscaling bounds; equal: a fixed size. See scheduler/autoscale.py for the rest.
     min_replicas: Mapped[int] = mapped_column(Integer)
@@ -30,6 +31,11 @@ class Deployment(Base):
     generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Why replicas are missing, as the placement reconciler last saw it; None when all placed.
     condition: Mapped[str | None] = mapped_column(Text, default=None)
+    # An external deployment (bring your own endpoint): an OpenAI-compatible server run outside
+    # hashgrid, its base URL, and the site it is routed as part of. Placement and agents skip it.
+    endpoint: Mapped[str | None] = mapped_column(String(500), default=None)
+    site_id: Mapped[str | None] = mapped_column(ForeignKey("sites.id"), default=None)
+    task: Mapped[str | None] = mapped_column(String(16), default=None)  # None: the model's
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

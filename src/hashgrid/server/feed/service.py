@@ -116,13 +116,7 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
     by_deployment: dict[str, list[RouteReplica]] = defaultdict(list)
     sites: dict[str, RouteSite] = {}
     for replica, node, site in ready:
-        if site.name not in sites:
-            sites[site.name] = RouteSite(
-                name=site.name,
-                region=site.region,
-                country=site.country,
-                power_state=SitePowerState(site.power_state),
-            )
+        sites.setdefault(site.name, route_site(site))
         assert replica.endpoint is not None
         by_deployment[replica.deployment_id].append(
             RouteReplica(
@@ -133,11 +127,18 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
                 region=site.region,
             )
         )
-    deployments = await session.execute(
-        select(Deployment, CatalogModel)
-        .join(CatalogModel, Deployment.model_id == CatalogModel.id)
-        .order_by(Deployment.name)
-    )
+    deployments = (
+        await session.execute(
+            select(Deployment, CatalogModel)
+            .outerjoin(CatalogModel, Deployment.model_id == CatalogModel.id)
+            .order_by(Deployment.name)
+        )
+    ).all()
+    external = [d for d, m in deployments if m is None]
+    for d, site in await _external_sites(session, external):
+        if d.condition is None:  # answering the endpoint reconciler's probes
+            sites.setdefault(site.name, route_site(site))
+            by_deployment[d.id].append(external_replica(d, site))
     keys = (await session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)))).all()
     limited = (
         await session.scalars(
@@ -160,6 +161,16 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
                 price_per_mtok_prompt=m.price_per_mtok_prompt,
                 price_per_mtok_completion=m.price_per_mtok_completion,
             )
+            if m is not None
+            # External: no catalog prices; max_replicas 0 since nothing will place another
+            # replica, so a request for a silent endpoint fails at once instead of waiting.
+            else RoutedModel(
+                name=d.name,
+                deployment=d.id,
+                replicas=by_deployment[d.id],
+                task=d.task or "generate",
+                max_replicas=0,
+            )
             for d, m in deployments
         ],
         keys=[
@@ -176,3 +187,40 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
         ],
         sites=sorted(sites.values(), key=lambda s: s.name),
     )
+
+
+def route_site(site: Site) -> RouteSite:
+    return RouteSite(
+        name=site.name,
+        region=site.region,
+        country=site.country,
+        power_state=SitePowerState(site.power_state),
+    )
+
+
+# A node id no node has (ids are hex): what usage records and loads show for an endpoint that
+# runs outside hashgrid.
+EXTERNAL_NODE = "external"
+
+
+def external_replica(deployment: Deployment, site: Site) -> RouteReplica:
+    """An external deployment's endpoint as its one replica; its id is the deployment's (usage
+    records keep 32 characters of a replica id)."""
+    assert deployment.endpoint is not None
+    return RouteReplica(
+        replica_id=deployment.id,
+        endpoint=deployment.endpoint,
+        node_id=EXTERNAL_NODE,
+        site=site.name,
+        region=site.region,
+    )
+
+
+async def _external_sites(
+    session: AsyncSession, external: list[Deployment]
+) -> list[tuple[Deployment, Site]]:
+    if not external:
+        return []
+    ids = {d.site_id for d in external}
+    found = {s.id: s for s in await session.scalars(select(Site).where(Site.id.in_(ids)))}
+    return [(d, site) for d in external if (site := found.get(d.site_id or ""))]

@@ -34,7 +34,10 @@ class AutoscaleReconciler:
         async with state.sessions() as session:
             autoscaled = (
                 await session.scalars(
-                    select(Deployment).where(Deployment.min_replicas != Deployment.max_replicas)
+                    select(Deployment).where(
+                        Deployment.min_replicas != Deployment.max_replicas,
+                        Deployment.endpoint.is_(None),  # an external one is never scaled
+                    )
                 )
             ).all()
             ids = [d.id for d in autoscaled]

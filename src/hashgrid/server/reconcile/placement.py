@@ -75,6 +75,7 @@ class PlacementReconciler:
     async def _snapshot(self, session: AsyncSession) -> tuple[Snapshot, dict[str, "_Spec"]]:
         sites = (await session.scalars(select(Site))).all()
         nodes = (await session.scalars(select(Node))).all()
+        # The inner join leaves out external deployments (no catalog model): nothing to place.
         deployments = (
             await session.execute(
                 select(Deployment, CatalogModel).join(
@@ -83,7 +84,7 @@ class PlacementReconciler:
             )
         ).all()
         specs = {
-            d.id: _Spec(replica_memory(d, m).total_bytes, d.generation, d.model_id, engine_of(d, m))
+            d.id: _Spec(replica_memory(d, m).total_bytes, d.generation, m.id, engine_of(d, m))
             for d, m in deployments
         }
         active = (
@@ -164,7 +165,9 @@ class PlacementReconciler:
             u.deployment_id: f"{u.count} replica(s) pending: {u.reason}" for u in decided.unplaced
         }
         conditions_changed = False
-        for deployment in (await session.scalars(select(Deployment))).all():
+        # External deployments' conditions are the endpoint reconciler's (reconcile/endpoints.py).
+        by_nodes = select(Deployment).where(Deployment.endpoint.is_(None))
+        for deployment in (await session.scalars(by_nodes)).all():
             condition = conditions.get(deployment.id)
             if deployment.condition != condition:
                 events.record(session, deployment.id, condition or "every replica placed")
