@@ -11,8 +11,9 @@ the hashprice of the UTC day of the same date: hours apart, and hashprice moves 
 
 import csv
 from collections import Counter
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -25,8 +26,12 @@ ERCOT_ANCILLARY = "ercot-hourly-prices-2024-2025/ercot_hourly_system_as_genmix_2
 HASHPRICE = "btc-hashprice-daily/btc_hashprice_daily.csv"
 
 
+EPOCH = date(1970, 1, 1)
+CENTRAL = ZoneInfo("America/Chicago")  # ERCOT's delivery days and hours
+
+
 def day_number(iso: str) -> int:
-    return date.fromisoformat(iso).toordinal() - date(1970, 1, 1).toordinal()
+    return date.fromisoformat(iso).toordinal() - EPOCH.toordinal()
 
 
 def read_hashprice(path: Path) -> dict[int, float]:
@@ -49,6 +54,21 @@ def read_ercot_hours(path: Path, point: str) -> dict[tuple[int, int], tuple[floa
             )
             for row in csv.DictReader(f)
         }
+
+
+def read_ercot_utc(path: Path, point: str) -> dict[datetime, tuple[float, float]]:
+    """Day-ahead and real-time price (USD/MWh) of one settlement point by the UTC start of each
+    hour, from a file in the layout of ERCOT_PRICES.
+
+    ERCOT's delivery dates and hours ending are Central prevailing time. Hour ending H starts
+    H-1 elapsed hours after the delivery date's local midnight, so a 23-hour spring day and a
+    25-hour autumn day map to the right UTC hours, daylight saving or not."""
+    out = {}
+    for (day, hour_ending), prices in read_ercot_hours(path, point).items():
+        local_date = EPOCH + timedelta(days=day)
+        midnight = datetime.combine(local_date, time(), CENTRAL).astimezone(UTC)
+        out[midnight + timedelta(hours=hour_ending - 1)] = prices
+    return out
 
 
 def read_ercot_market(data: Path, point: str, product: str = "ecrs") -> Market:

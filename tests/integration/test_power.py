@@ -177,9 +177,11 @@ def test_plan_gives_hourly_intervals(server: LiveServer) -> None:
 
 
 def test_plan_reads_an_ercot_series(server: LiveServer, tmp_path: Path) -> None:
-    """A price series in ERCOT's layout plans an hour it covers; an hour it lacks is a 400."""
+    """A price series in ERCOT's layout plans an hour it covers, at the UTC hour its Central
+    time hour falls in; an hour it lacks is a 400."""
     prices = tmp_path / "prices.csv"
     rows = ["delivery_date,hour_ending,dam_LZ_WEST,rtm_LZ_WEST"]
+    rows += [f"2025-05-31,{h},{20 + h},{25 + h}" for h in range(1, 25)]
     for day in range(1, 31):
         rows += [f"2025-06-{day:02d},{h},{20 + h},{25 + h}" for h in range(1, 25)]
     for day in range(1, 4):
@@ -194,7 +196,9 @@ def test_plan_reads_an_ercot_series(server: LiveServer, tmp_path: Path) -> None:
             datetime.fromisoformat("2025-07-02T00:00:00+00:00"),
             datetime.fromisoformat("2025-07-02T01:00:00+00:00"),
         ]
-        assert plan.intervals[17].price_usd_per_mwh == 500
+        # Hour ending 18 of 2 July, Central daylight time (UTC-5), is 22:00-23:00 UTC.
+        assert plan.intervals[22].price_usd_per_mwh == 500
+        assert plan.intervals[17].price_usd_per_mwh == 25
         with pytest.raises(ApiError) as gap:
             admin.power_plan("tx", hours=24, start="2025-07-03T12:00:00Z")
         assert gap.value.status == 400

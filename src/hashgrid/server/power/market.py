@@ -1,9 +1,9 @@
 """A site's prices and hashprice as the pure planner's hourly `Market`, from its stored sources.
 
-Intervals are UTC hours. An ERCOT file's hour ending H of a delivery date is taken as the UTC
-hour H-1 of that date: ERCOT days are Central time, hours apart, which matters for when a
-price applies but not for the planner's arithmetic; a site that needs it exact gives a file
-shifted to UTC.
+Intervals are UTC hours. An ERCOT file's delivery dates and hours ending are Central
+prevailing time, converted to UTC hours as read (`energy_data.read_ercot_utc`), so a price
+applies to the hour it was set for, across daylight saving changes too. Days (for the
+hashprice and the planner's day-ahead information) are UTC days.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -14,7 +14,7 @@ import numpy as np
 
 from hashgrid.energy import Market
 from hashgrid.energy.prices import Days
-from hashgrid.energy_data import day_number, read_ercot_hours, read_hashprice
+from hashgrid.energy_data import day_number, read_ercot_utc, read_hashprice
 from hashgrid.server.errors import Invalid
 from hashgrid.server.power.schemas import (
     ConstantHashprice,
@@ -41,7 +41,7 @@ def hourly_market(model: PowerModel, start: datetime, hours: int) -> Market:
     raises `Invalid` when a source has no figure for one of them."""
     times = [start + timedelta(hours=i) for i in range(-HISTORY_H, hours)]
     day: Days = np.array([day_number(t.date().isoformat()) for t in times], dtype=np.int64)
-    dam, rt = _prices(model.price, times, day)
+    dam, rt = _prices(model.price, times)
     return Market(
         interval_h=1.0,
         day=day,
@@ -63,7 +63,7 @@ def check_sources(model: PowerModel) -> None:
         raise Invalid(f"cannot read the site's series: {type(e).__name__}: {e}") from None
 
 
-def _prices(source: PriceSource, times: list[datetime], day: Days) -> tuple[np.ndarray, np.ndarray]:
+def _prices(source: PriceSource, times: list[datetime]) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(source, FixedPrice):
         flat = np.full(len(times), source.usd_per_mwh)
         return flat, flat
@@ -71,13 +71,13 @@ def _prices(source: PriceSource, times: list[datetime], day: Days) -> tuple[np.n
         by_hour = np.array([source.usd_per_mwh[t.hour] for t in times])
         return by_hour, by_hour
     prices = _ercot(source.path, source.point)
-    missing = [t for t, d in zip(times, day, strict=True) if (int(d), t.hour + 1) not in prices]
+    missing = [t for t in times if t not in prices]
     if missing:
         raise Invalid(
             f"the price series has no {source.point} price for {missing[0]:%Y-%m-%d %H:00} UTC "
             f"({len(missing)} of the {len(times)} hours needed, the last 31 days included)"
         )
-    both = np.array([prices[(int(d), t.hour + 1)] for t, d in zip(times, day, strict=True)])
+    both = np.array([prices[t] for t in times])
     return both[:, 0], both[:, 1]
 
 
@@ -96,7 +96,7 @@ def _stamp(path: str) -> tuple[str, int]:
     return path, Path(path).stat().st_mtime_ns
 
 
-ErcotHours = dict[tuple[int, int], tuple[float, float]]
+ErcotHours = dict[datetime, tuple[float, float]]  # by the UTC start of each hour
 
 
 def _ercot(path: str, point: str) -> ErcotHours:
@@ -110,7 +110,7 @@ def _hashprice_series(path: str) -> tuple[np.ndarray, np.ndarray]:
 # Read once per file version: the reconciler plans every site every pass.
 @lru_cache(maxsize=16)
 def _read_ercot(path: str, _mtime_ns: int, point: str) -> ErcotHours:
-    return read_ercot_hours(Path(path), point)
+    return read_ercot_utc(Path(path), point)
 
 
 @lru_cache(maxsize=16)
@@ -125,5 +125,5 @@ def prices_at(model: PowerModel, hour: datetime) -> tuple[float, float]:
     """The real-time price (USD/MWh) and hashprice (USD/PH/day) of one hour; raises `Invalid`
     when a source lacks it."""
     day: Days = np.array([day_number(hour.date().isoformat())], dtype=np.int64)
-    _, rt = _prices(model.price, [hour], day)
+    _, rt = _prices(model.price, [hour])
     return float(rt[0]), float(_hashprice(model.hashprice, day)[0])
