@@ -17,9 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from hashgrid.agent.fingerprint import collect
 from hashgrid.client import HashgridClient
-from hashgrid.contracts.agent import PROTOCOL_HEADER
 from hashgrid.server.usage.schemas import UsageOut
 
 from support.live import AgentProcess, LiveGateway, LiveServer, ThreadedServer, wait_until
@@ -168,8 +166,17 @@ class HeldStream:
         self.released = threading.Event()
         self.was_released = False
         self.server = ThreadedServer(
-            Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
+            Starlette(
+                routes=[
+                    Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                    Route("/v1/models", self._models, methods=["GET"]),
+                ]
+            )
         )
+
+    async def _models(self, _: Request) -> Response:
+        """What the control plane probes an external endpoint with."""
+        return JSONResponse({"object": "list", "data": [{"id": "held", "object": "model"}]})
 
     async def _chat(self, request: Request) -> Response:
         body = json.loads(await request.body())
@@ -223,54 +230,22 @@ class HeldStream:
         return StreamingResponse(events(), media_type="text/event-stream")
 
 
-def _serve_from(stack: Stack, endpoint: str, model: Path, name: str = "held") -> Callable[[], None]:
-    """A node in a region of its own whose one replica of model `name` is `endpoint`; returns
-    its stop."""
+def _serve_from(stack: Stack, endpoint: str, name: str = "held") -> Callable[[], None]:
+    """Model `name` served by `endpoint` (an engine run outside hashgrid) from a site of its
+    own, once the control plane's probe heard it; returns its removal."""
     admin = stack.admin
     admin.create_site(f"{name}-site", f"{name}-region", "SE", 1.0)
-    admin.add_model(name, str(model), model.stat().st_size)
-    admin.deploy(name, regions=[f"{name}-region"])
-    body = {
-        "join_token": admin.create_join_token(f"{name}-site").token,
-        "name": f"{name}-node",
-        "fingerprint": collect().model_dump(mode="json"),
-    }
-    with stack.server.http(token=None) as http:
-        credential = http.post("/api/v1/agent/join", json=body).json()["credential"]
-    node = stack.server.http(token=credential)
-    node.headers[PROTOCOL_HEADER] = "1"
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(0.5):
-            node.post("/api/v1/agent/heartbeat", json={})
-
-    beating = threading.Thread(target=beat, daemon=True)
-    beating.start()
-
-    def assigned() -> list[dict[str, object]]:
-        got = node.get("/api/v1/agent/assignments", params={"after": 0}).json()
-        return list(got["assignments"])
-
-    replica = wait_until(assigned, 30, "the held replica to be placed")[0]["replica_id"]
-    ready = {"status": "ready", "endpoint": endpoint}
-    assert node.put(f"/api/v1/agent/replicas/{replica}/state", json=ready).status_code == 200
-
-    def close() -> None:
-        stop.set()
-        beating.join()
-        admin.delete_deployment(name)
-        node.close()
-
-    return close
+    admin.deploy_endpoint(name, endpoint, site=f"{name}-site")
+    wait_until(lambda: stack.gateway.ready_replicas(name) == 1, 30, f"{name} routable")
+    return lambda: admin.delete_deployment(name)
 
 
-def test_stream_passes_events_through_as_they_come(stack: Stack, tiny_model: Path) -> None:
+def test_stream_passes_events_through_as_they_come(stack: Stack) -> None:
     """The client reads the first event while the engine still holds back the rest: a
     gateway that buffered the stream would hand over nothing until the engine gave up."""
     upstream = HeldStream()
     upstream.server.start()
-    close = _serve_from(stack, upstream.server.url, tiny_model)
+    close = _serve_from(stack, upstream.server.url)
     try:
         wait_until(lambda: stack.gateway.ready_replicas("held") == 1, 30, "a routable replica")
         body = {"model": "held", "messages": [{"role": "user", "content": "hi"}], "stream": True}
@@ -304,12 +279,12 @@ def test_stream_passes_events_through_as_they_come(stack: Stack, tiny_model: Pat
     ids=["connection-dropped", "closed-without-done"],
 )
 def test_an_engine_failing_mid_stream_ends_the_stream_with_an_openai_error(
-    stack: Stack, tiny_model: Path, how: str, said: str
+    stack: Stack, how: str, said: str
 ) -> None:
     upstream = HeldStream(**{how: True})
     upstream.server.start()
     name = how.replace("_", "-")
-    close = _serve_from(stack, upstream.server.url, tiny_model, name=name)
+    close = _serve_from(stack, upstream.server.url, name=name)
     try:
         wait_until(lambda: stack.gateway.ready_replicas(name) == 1, 30, "a routable replica")
         body = {"model": name, "messages": MESSAGES, "stream": True}
@@ -333,15 +308,13 @@ def test_an_engine_failing_mid_stream_ends_the_stream_with_an_openai_error(
         upstream.server.stop()
 
 
-def test_fields_the_gateway_does_not_know_reach_the_engine_untouched(
-    stack: Stack, tiny_model: Path
-) -> None:
+def test_fields_the_gateway_does_not_know_reach_the_engine_untouched(stack: Stack) -> None:
     """Tools, response_format, logprobs, n, stop, seed and fields no version of the API has
     yet go to the engine as the client sent them; a stream only gains include_usage."""
     upstream = HeldStream()
     upstream.released.set()
     upstream.server.start()
-    close = _serve_from(stack, upstream.server.url, tiny_model, name="echo")
+    close = _serve_from(stack, upstream.server.url, name="echo")
     try:
         wait_until(lambda: stack.gateway.ready_replicas("echo") == 1, 30, "a routable replica")
         body: dict[str, Any] = {
@@ -388,12 +361,10 @@ def test_fields_the_gateway_does_not_know_reach_the_engine_untouched(
         upstream.server.stop()
 
 
-def test_a_client_that_goes_away_cancels_the_engines_generation(
-    stack: Stack, tiny_model: Path
-) -> None:
+def test_a_client_that_goes_away_cancels_the_engines_generation(stack: Stack) -> None:
     upstream = HeldStream()
     upstream.server.start()
-    close = _serve_from(stack, upstream.server.url, tiny_model, name="gone")
+    close = _serve_from(stack, upstream.server.url, name="gone")
     try:
         wait_until(lambda: stack.gateway.ready_replicas("gone") == 1, 30, "a routable replica")
         body = {"model": "gone", "messages": MESSAGES, "stream": True}

@@ -1,5 +1,6 @@
 """ERCOT's Central prevailing time, read as UTC hours, across daylight saving changes."""
 
+import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,4 +27,4 @@ def test_the_23_hour_spring_day_maps_each_hour_once(tmp_path: Path) -> None:
     assert starts[0] == datetime(2025, 3, 9, 6, tzinfo=UTC)  # 00:00 CST
     assert starts[-1] == datetime(2025, 3, 10, 4, tzinfo=UTC)  # 23:00 CDT
     assert len(starts) == 23
-    assert all((b - a).total_seconds() == 3600 for a, b in zip(starts, starts[1:], strict=False))
+    assert all((b - a).total_seconds() == 3600 for a, b in itertools.pairwise(starts))
