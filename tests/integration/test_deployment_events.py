@@ -3,9 +3,7 @@
 from pathlib import Path
 from typing import Any
 
-from hashgrid.agent.fingerprint import collect
 from hashgrid.client import HashgridClient
-from hashgrid.contracts.agent import PROTOCOL_HEADER
 
 from support.live import LiveServer, wait_until
 
@@ -22,15 +20,8 @@ def test_events_tell_a_deployments_story(server: LiveServer, tiny_model: Path) -
         waiting = wait_until(lambda: _messages(admin, "tiny"), 20, "an event")
         assert waiting == ["1 replica(s) pending: no ready node"]
 
-        body = {
-            "join_token": admin.create_join_token("tx").token,
-            "name": "rig",
-            "fingerprint": collect().model_dump(mode="json"),
-        }
-        with server.http(token=None) as http:
-            joined: dict[str, Any] = http.post("/api/v1/agent/join", json=body).json()
-        with server.http(token=joined["credential"]) as node:
-            node.headers[PROTOCOL_HEADER] = "1"
+        with server.join_node("tx", "rig") as node:
+            node_id = node.headers["x-node-id"][:8]
 
             def assigned() -> list[dict[str, Any]]:
                 return list(node.get("/api/v1/agent/assignments").json()["assignments"])
@@ -42,7 +33,7 @@ def test_events_tell_a_deployments_story(server: LiveServer, tiny_model: Path) -
                 path = f"/api/v1/agent/replicas/{replica}/state"
                 assert node.put(path, json=report).status_code == 200
 
-        short, node_id = replica[:8], joined["node_id"][:8]
+        short = replica[:8]
         assert _messages(admin, "tiny") == [  # newest first
             f"replica {short} ready on node {node_id}",
             f"replica {short} failed on node {node_id}: engine exited with code 1",

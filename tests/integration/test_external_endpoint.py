@@ -16,10 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from hashgrid.agent.fingerprint import collect
 from hashgrid.client import ApiError
 from hashgrid.common.net import free_port
-from hashgrid.contracts.agent import PROTOCOL_HEADER
 
 from support.live import ADMIN_TOKEN, LiveFleet, LiveServer, ThreadedServer, wait_until
 
@@ -96,10 +94,7 @@ def test_an_endpoint_is_routed_as_one_replica_while_it_answers_and_never_placed(
     nothing; the view lists the endpoint only once probes hear it, and drops it when they fail."""
     admin = server.client()
     admin.create_site("home", "us-south", "US", 1.0)
-    with server.http(token=None) as http:
-        body = {"join_token": admin.create_join_token("home").token, "name": "n1"}
-        body["fingerprint"] = collect().model_dump(mode="json")
-        credential = http.post("/api/v1/agent/join", json=body).json()["credential"]
+    agent = server.join_node("home", "n1")
 
     made = admin.deploy_endpoint("mine", f"{upstream.server.url}/v1/")
     assert (made.model, made.engine, made.site, made.task) == (None, None, "home", "generate")
@@ -126,8 +121,7 @@ def test_an_endpoint_is_routed_as_one_replica_while_it_answers_and_never_placed(
     assert admin.list_deployments()[0].endpoint == upstream.server.url
     with server.http() as http:
         assert http.get("/api/v1/replicas", params={"deployment": "mine"}).json() == []
-    with server.http(credential) as node:
-        node.headers[PROTOCOL_HEADER] = "1"
+    with agent as node:
         assigned = node.get("/api/v1/agent/assignments", params={"after": 0, "wait": 0})
         assert assigned.json()["assignments"] == []
 

@@ -5,7 +5,6 @@ as for a cold start, for the replacement, and is answered from there."""
 
 import threading
 from pathlib import Path
-from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -13,12 +12,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from hashgrid.agent.fingerprint import collect
-from hashgrid.client import HashgridClient
 from hashgrid.common.net import free_port
-from hashgrid.contracts.agent import PROTOCOL_HEADER
 
-from support.live import LiveFleet, LiveServer, ThreadedServer, wait_until
+from support.live import LiveFleet, ThreadedServer, wait_until
 
 ANSWER = {
     "id": "chatcmpl-moved",
@@ -34,21 +30,6 @@ ANSWER = {
 
 async def _chat(_: Request) -> Response:
     return JSONResponse(ANSWER)
-
-
-def _join(server: LiveServer, admin: HashgridClient, name: str) -> httpx.Client:
-    """A node speaking the agent protocol, with no engine of its own."""
-    body = {
-        "join_token": admin.create_join_token("local").token,
-        "name": name,
-        "fingerprint": collect().model_dump(mode="json"),
-    }
-    with server.http(token=None) as http:
-        joined: dict[str, Any] = http.post("/api/v1/agent/join", json=body).json()
-    node = server.http(token=joined["credential"])
-    node.headers[PROTOCOL_HEADER] = "1"
-    node.headers["x-node-id"] = joined["node_id"]
-    return node
 
 
 def _serve(node: httpx.Client, endpoint: str) -> str:
@@ -80,7 +61,7 @@ def test_a_request_meeting_its_only_replica_stopped_is_answered_by_the_replaceme
             key = admin.create_key("acme").key
             admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
             admin.deploy("tiny", replicas=1)
-            nodes.append(_join(server, admin, "old"))
+            nodes.append(server.join_node("local", "old"))
             # Its engine is already stopped: nothing listens on the port it was reported on.
             old = _serve(nodes[0], f"http://127.0.0.1:{free_port()}")
             routed = fleet.start_gateway()
@@ -101,7 +82,7 @@ def test_a_request_meeting_its_only_replica_stopped_is_answered_by_the_replaceme
             # The request met the refused connection (passive health ejected the replica)...
             wait_until(lambda: old in routed.health()["ejected"], 20, "the refusal")
             # ...and the replica moves: its node drains, a new one takes it and becomes ready.
-            nodes.append(_join(server, admin, "new"))
+            nodes.append(server.join_node("local", "new"))
             admin.drain(nodes[0].headers["x-node-id"])
             new = _serve(nodes[1], engine.url)
             assert new != old

@@ -8,9 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hashgrid.agent.fingerprint import collect
-from hashgrid.client import ApiError, HashgridClient
-from hashgrid.contracts.agent import PROTOCOL_HEADER
+from hashgrid.client import ApiError
 
 from support.live import LiveServer, wait_until
 
@@ -22,20 +20,6 @@ POWER = {
     "price": {"kind": "fixed", "usd_per_mwh": 30.0},
     "hashprice": {"kind": "constant", "usd_per_ph_day": 50.0},
 }
-
-
-def _join(server: LiveServer, admin: HashgridClient, site: str, name: str) -> httpx.Client:
-    body = {
-        "join_token": admin.create_join_token(site).token,
-        "name": name,
-        "fingerprint": collect().model_dump(mode="json"),
-    }
-    with server.http(token=None) as http:
-        joined: dict[str, Any] = http.post("/api/v1/agent/join", json=body).json()
-    node = server.http(token=joined["credential"])
-    node.headers[PROTOCOL_HEADER] = "1"
-    node.headers["x-node-id"] = joined["node_id"]  # for the test's own bookkeeping
-    return node
 
 
 def _serve(node: httpx.Client, deployment: str) -> str:
@@ -73,14 +57,14 @@ def test_curtailment_sheds_asics_then_flex_and_restores(
         assert power.model.asics[0].th_s == 200  # from the nameplate
         admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
 
-        firm_node = _join(server, admin, "tx", "firm-rig")
+        firm_node = server.join_node("tx", "firm-rig")
         admin.deploy("tiny", name="chat", replicas=1, tier="firm")
         _serve(firm_node, "chat")
         admin.cordon(firm_node.headers["x-node-id"])  # so the flex replica gets its own node
-        flex_node = _join(server, admin, "tx", "flex-rig")
+        flex_node = server.join_node("tx", "flex-rig")
         admin.deploy("tiny", name="batch", replicas=1, tier="flex")
         flex_replica = _serve(flex_node, "batch")
-        elsewhere = _join(server, admin, "ok", "ok-rig")
+        elsewhere = server.join_node("ok", "ok-rig")
         assert _orders(firm_node)["orders"] == [
             {"address": a, "action": "resume", "watts": None} for a in MINERS
         ]
@@ -146,10 +130,10 @@ def test_stop_everything_drains_the_site(server: LiveServer, tiny_model: Path) -
         admin.create_site("ok", "us-central", "US", 1.0)
         admin.set_power("tx", POWER)
         admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-        rig = _join(server, admin, "tx", "rig")
+        rig = server.join_node("tx", "rig")
         admin.deploy("tiny", name="chat", replicas=1, tier="firm")
         _serve(rig, "chat")
-        elsewhere = _join(server, admin, "ok", "ok-rig")
+        elsewhere = server.join_node("ok", "ok-rig")
         stop = admin.curtail("tx", 0, reason="stop everything now")
         assert stop.power_state == "draining"
         assert stop.firm_shed_mw == 0.01

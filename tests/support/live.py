@@ -13,8 +13,10 @@ from typing import Any, Self
 import httpx
 import uvicorn
 
+from hashgrid.agent.fingerprint import collect
 from hashgrid.client import HashgridClient
 from hashgrid.common.net import free_port
+from hashgrid.contracts.agent import PROTOCOL_HEADER
 from hashgrid.gateway.app import create_app as create_gateway
 from hashgrid.gateway.settings import GatewaySettings
 from hashgrid.server.app import create_app as create_server
@@ -81,6 +83,19 @@ class LiveServer(ThreadedServer):
     def http(self, token: str | None = ADMIN_TOKEN) -> httpx.Client:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def join_node(self, site: str, name: str) -> httpx.Client:
+        """A node joined to `site` through the agent protocol, with this machine's fingerprint
+        and no engine: a client speaking as the node (its id in `x-node-id`, for the test)."""
+        with self.client() as admin:
+            token = admin.create_join_token(site).token
+        body = {"join_token": token, "name": name, "fingerprint": collect().model_dump(mode="json")}
+        with self.http(token=None) as http:
+            joined: dict[str, Any] = http.post("/api/v1/agent/join", json=body).json()
+        node = self.http(token=joined["credential"])
+        node.headers[PROTOCOL_HEADER] = "1"
+        node.headers["x-node-id"] = joined["node_id"]
+        return node
 
 
 class LiveGateway(ThreadedServer):
