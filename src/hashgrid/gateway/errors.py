@@ -70,6 +70,12 @@ class ModelNotFound(OpenAIError):
     type = "invalid_request_error"
     code = "model_not_found"
 
+    def __init__(self, model: str) -> None:
+        """OpenAI's words for a model the key cannot use, whether it exists or not."""
+        super().__init__(
+            f"The model `{model}` does not exist or you do not have access to it.", param="model"
+        )
+
 
 class RateLimited(OpenAIError):
     status = 429

@@ -137,10 +137,7 @@ class Proxy:
             check(body)
             routed = view.models.get(x.model)
             if routed is None:
-                raise ModelNotFound(
-                    f"The model `{x.model}` does not exist or you do not have access to it.",
-                    param="model",
-                )
+                raise ModelNotFound(x.model)
             if routed.task != task:
                 raise BadRequest(
                     f"The model `{x.model}` does not support {endpoint}: it serves "
@@ -203,11 +200,7 @@ class Proxy:
             while True:
                 current = self._watcher.view.models.get(routed.name)
                 if current is None:
-                    raise ModelNotFound(
-                        f"The model `{routed.name}` does not exist or you do not have access "
-                        "to it.",
-                        param="model",
-                    )
+                    raise ModelNotFound(routed.name)
                 if any(r.replica_id not in tried for r in current.replicas):
                     return current
                 left = deadline - loop.time()

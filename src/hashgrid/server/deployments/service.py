@@ -26,6 +26,9 @@ from hashgrid.server.errors import Conflict, Invalid, NotFound
 from hashgrid.server.sites.tables import Site
 
 RECENT_FAILURES = 3
+# Fields of a change that may be left out but not set to null (ttft_target_ms, gpu_type and
+# engine may: null is "none" or "the model's").
+NOT_NULL = frozenset({"target_load", "idle_s", "tier", "replicas", "model", "tensor_parallel_size"})
 # Statuses whose reason says why the replica was stopped.
 STOP_REASONED = frozenset({ReplicaStatus.STOPPING, ReplicaStatus.STOPPED})
 # An external deployment's condition until the endpoint reconciler has heard it answer.
@@ -177,7 +180,7 @@ async def change(session: AsyncSession, deployment: Deployment, body: Deployment
     except ValueError as e:
         raise Invalid(str(e)) from None
     given = body.model_fields_set
-    for field in given & {"target_load", "idle_s", "tier", "replicas", "model"}:
+    for field in given & NOT_NULL:
         if getattr(body, field) is None:
             raise Invalid(f"{field} cannot be null")
     rolled = await _spec_changes(session, deployment, body)
@@ -210,8 +213,6 @@ async def _spec_changes(
             deployment.model_id = model.id
     for field in ("engine", "tensor_parallel_size", "gpu_type"):
         if field in given and getattr(body, field) != getattr(deployment, field):
-            if field == "tensor_parallel_size" and body.tensor_parallel_size is None:
-                raise Invalid("tensor_parallel_size cannot be null")
             changes.append(f"{field} {getattr(deployment, field)} -> {getattr(body, field)}")
             setattr(deployment, field, getattr(body, field))
     if body.regions is not None and sorted(set(body.regions)) != deployment.regions:
