@@ -16,9 +16,9 @@ import pytest
 
 from hashgrid.client import HashgridClient
 
+from support.data import RIPE
 from support.live import AgentProcess, LiveGateway, LiveServer, server_settings, wait_until
 
-RIPE = Path("/work/shared/data/ripe-atlas-country-rtt/country_rtt_stat.csv")
 COUNTRY = "x-hashgrid-client-country"
 MESSAGES = [{"role": "user", "content": "hello"}]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+from support.data import DATA
 
 SCENARIO = """
 name = "three sites"
@@ -57,9 +57,6 @@ tariff_usd_per_mwh = 38.0
 """
 
 
-@pytest.mark.skipif(
-    not DATA.is_dir(), reason=f"the shared data sets are not at {DATA} (CI has them there)"
-)
 def test_sim_writes_a_report_whose_totals_add_up(tmp_path: Path) -> None:
     scenario = tmp_path / "three.toml"
     scenario.write_text(SCENARIO)
@@ -112,9 +109,6 @@ def test_sim_without_data_says_where_to_point_it(tmp_path: Path) -> None:
     assert "--data" in done.stderr
 
 
-@pytest.mark.skipif(
-    not DATA.is_dir(), reason=f"the shared data sets are not at {DATA} (CI has them there)"
-)
 def test_sim_runs_the_shipped_40_site_scenario_as_the_readme_shows(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "hashgrid", "sim", "--days", "7", "--data", str(DATA)]
     command += ["--out", str(tmp_path / "report"), "--json"]

@@ -3,7 +3,6 @@
 import csv
 import statistics
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +17,7 @@ from hashgrid.routing.latency import (
     parse_rtt_csv,
 )
 
-RIPE = Path("/work/shared/data/ripe-atlas-country-rtt/country_rtt_stat.csv")
+from support.data import RIPE
 
 
 @pytest.fixture(scope="module")

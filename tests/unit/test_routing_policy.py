@@ -2,7 +2,6 @@
 affinity; passive health with cool-downs and probes. All on a fake clock."""
 
 import random
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -24,7 +23,7 @@ from hashgrid.routing.affinity import rendezvous_weight
 from hashgrid.routing.health import PassiveHealth
 from hashgrid.routing.replicas import choose_bounded, load_bound
 
-RIPE = Path("/work/shared/data/ripe-atlas-country-rtt/country_rtt_stat.csv")
+from support.data import RIPE
 
 
 class FakeClock:

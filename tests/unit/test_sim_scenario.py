@@ -3,7 +3,6 @@ with the shared data a scenario resolves into a fleet of aligned markets."""
 
 import tomllib
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,10 +11,7 @@ import pytest
 from hashgrid.routing.countries import CONTINENT
 from hashgrid.sim import ScenarioError, parse_scenario
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-needs_data = pytest.mark.skipif(
-    not DATA.is_dir(), reason=f"the shared data sets are not at {DATA} (CI has them there)"
-)
+from support.data import DATA
 
 
 def packaged() -> dict[str, Any]:
@@ -50,7 +46,6 @@ def test_a_wrong_kind_of_field_is_named() -> None:
         parse_scenario(data)
 
 
-@needs_data
 def test_a_scenario_resolves_against_the_shared_data() -> None:
     from dataclasses import replace
 
