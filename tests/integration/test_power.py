@@ -142,6 +142,44 @@ def test_stop_everything_drains_the_site(server: LiveServer, tiny_model: Path) -
         elsewhere.close()
 
 
+def test_flex_work_leaves_a_site_in_hours_its_power_costs_more_than_flex_earns(
+    server: LiveServer, tiny_model: Path
+) -> None:
+    """The hour's plan, not only a curtailment, moves flex replicas: at $5,000/MWh a flex
+    node-hour ($10 for 10 kW: $1,000/MWh) does not pay, so the site pauses flex work: the flex
+    replica is placed at the other site, a firm one still at this site. At $30 it is active."""
+    flex_pays = {**POWER, "gpus": {**POWER["gpus"], "flex_usd_per_node_hour": 10.0}}
+    spike = {**flex_pays, "price": {"kind": "time_of_use", "usd_per_mwh": [5000.0] * 24}}
+    with server.client() as admin:
+        admin.create_site("tx", "us-south", "US", 1.0)
+        admin.create_site("ok", "us-central", "US", 1.0)
+        admin.set_power("tx", flex_pays)
+        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
+        rig = server.join_node("tx", "rig")
+        admin.deploy("tiny", name="batch", replicas=1, tier="flex")
+        first = _serve(rig, "batch")
+        elsewhere = server.join_node("ok", "ok-rig")
+
+        admin.set_power("tx", spike)
+        moved = _serve(elsewhere, "batch")
+        assert moved != first
+        assert admin.get_power("tx").power_state == "flex_paused"
+        admin.deploy("tiny", name="chat", replicas=1, regions=["us-south"], tier="firm")
+        _serve(rig, "chat")  # firm work is still placed at the site, and routed to
+        wait_until(lambda: _site_states(server).get("tx") == "flex_paused", 10, "the view")
+        hour = admin.power_history("tx").plans[0]
+        assert hour.flex_paused
+        assert hour.applied
+        assert hour.price_usd_per_mwh == 5000.0
+        assert admin.power_plan("tx", hours=2).intervals[1].flex_paused
+
+        admin.set_power("tx", flex_pays)
+        wait_until(lambda: admin.get_power("tx").power_state == "active", 20, "active again")
+        assert not admin.power_history("tx").plans[0].flex_paused
+        rig.close()
+        elsewhere.close()
+
+
 def test_plan_gives_hourly_intervals(server: LiveServer) -> None:
     with server.client() as admin:
         admin.create_site("tx", "us-south", "US", 1.0)

@@ -3,7 +3,8 @@ drives: a curtailment sleeps miners, a restore wakes them, and the results reach
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from hashgrid.agent.control_plane import ControlPlane
@@ -11,6 +12,7 @@ from hashgrid.agent.fingerprint import collect
 from hashgrid.agent.miners.fleet import Fleet
 from hashgrid.agent.miners.follow import follow_orders
 from hashgrid.agent.miners.pyasic_driver import connect
+from hashgrid.client import HashgridClient
 
 from support.fake_miner import FakeLuxMiner
 from support.live import LiveServer
@@ -24,40 +26,52 @@ async def _eventually(check: Callable[[], bool], what: str, within_s: float = 20
         await asyncio.sleep(0.05)
 
 
+@asynccontextmanager
+async def _site_agent(
+    server: LiveServer, admin: HashgridClient, addresses: list[str], **group: Any
+) -> AsyncIterator[Callable[[dict[str, int]], Callable[[], bool]]]:
+    """Site tx with one S21 group at `addresses` and a site agent following its miner orders;
+    yields a check-maker: whether the agent's last report counts these actions."""
+    admin.create_site("tx", "us-south", "US", 1.0)
+    admin.set_power(
+        "tx",
+        {
+            "asics": [{"model": "Antminer S21", "addresses": addresses, **group}],
+            "gpus": {"idle_kw": 0},  # the controller node draws nothing to count
+            "price": {"kind": "fixed", "usd_per_mwh": 30.0},
+            "hashprice": {"kind": "constant", "usd_per_ph_day": 50.0},
+        },
+    )
+    body = {
+        "join_token": admin.create_join_token("tx").token,
+        "name": "controller",
+        "fingerprint": collect().model_dump(mode="json"),
+    }
+    with server.http(token=None) as http:
+        joined: dict[str, Any] = http.post("/api/v1/agent/join", json=body).json()
+    control_plane = ControlPlane(server.url, joined["credential"])
+    stop = asyncio.Event()
+    loop = asyncio.create_task(follow_orders(stop, control_plane, Fleet(connect), 2.0))
+
+    def reported(expected: dict[str, int]) -> Callable[[], bool]:
+        def check() -> bool:
+            miners = admin.get_power("tx").miners
+            return miners is not None and miners.by_action == expected
+
+        return check
+
+    try:
+        yield reported
+    finally:
+        stop.set()
+        await control_plane.close()  # ends the poll in flight
+        await asyncio.wait_for(loop, 10)
+
+
 async def test_site_agent_sleeps_and_wakes_miners_as_ordered(server: LiveServer) -> None:
     async with await FakeLuxMiner.start() as first, await FakeLuxMiner.start() as second:
         with server.client() as admin:
-            admin.create_site("tx", "us-south", "US", 1.0)
-            admin.set_power(
-                "tx",
-                {
-                    "asics": [
-                        {"model": "Antminer S21", "addresses": [first.address, second.address]}
-                    ],
-                    "gpus": {"idle_kw": 0},  # the controller node draws nothing to count
-                    "price": {"kind": "fixed", "usd_per_mwh": 30.0},
-                    "hashprice": {"kind": "constant", "usd_per_ph_day": 50.0},
-                },
-            )
-            body = {
-                "join_token": admin.create_join_token("tx").token,
-                "name": "controller",
-                "fingerprint": collect().model_dump(mode="json"),
-            }
-            with server.http(token=None) as http:
-                joined: dict[str, Any] = http.post("/api/v1/agent/join", json=body).json()
-            control_plane = ControlPlane(server.url, joined["credential"])
-            stop = asyncio.Event()
-            loop = asyncio.create_task(follow_orders(stop, control_plane, Fleet(connect), 2.0))
-            try:
-
-                def reported(expected: dict[str, int]) -> Callable[[], bool]:
-                    def check() -> bool:
-                        miners = admin.get_power("tx").miners
-                        return miners is not None and miners.by_action == expected
-
-                    return check
-
+            async with _site_agent(server, admin, [first.address, second.address]) as reported:
                 await _eventually(reported({"resume": 2}), "both miners told to hash")
                 # 4 kW left: one S21 (3.5 kW) keeps hashing, the other sleeps.
                 admin.curtail("tx", 0.004, reason="drill")
@@ -68,7 +82,31 @@ async def test_site_agent_sleeps_and_wakes_miners_as_ordered(server: LiveServer)
                 admin.restore("tx")
                 await _eventually(lambda: first.hashing and second.hashing, "both awake")
                 await _eventually(reported({"resume": 2}), "the report after restore")
-            finally:
-                stop.set()
-                await control_plane.close()  # ends the poll in flight
-                await asyncio.wait_for(loop, 10)
+    server.stop()
+    again = LiveServer(server.settings, port=server.port)
+    again.start()
+    try:
+        with again.client() as admin:  # the last report outlives the server
+            miners = admin.get_power("tx").miners
+            assert miners is not None
+            assert miners.by_action == {"resume": 2}
+    finally:
+        again.stop()
+
+
+async def test_power_control_sets_each_miner_a_power_target(server: LiveServer) -> None:
+    """A group under `power` control: a curtailment to 5 kW sets both S21s to 2.5 kW, which
+    LuxOS meets with its highest profile under it; still both hash. Restored, the plan sets them
+    back to nameplate."""
+    async with await FakeLuxMiner.start() as first, await FakeLuxMiner.start() as second:
+        miners = (first, second)
+        with server.client() as admin:
+            addresses = [first.address, second.address]
+            async with _site_agent(server, admin, addresses, control="power") as reported:
+                await _eventually(reported({"power": 2}), "both at nameplate")
+                assert all(m.watts == 3500 and m.hashing for m in miners)
+                admin.curtail("tx", 0.005, reason="drill")
+                await _eventually(lambda: all(m.watts <= 2500 for m in miners), "both limited")
+                assert all(m.hashing and m.watts > m.idle_watts for m in miners)
+                admin.restore("tx")
+                await _eventually(lambda: all(m.watts == 3500 for m in miners), "nameplate")

@@ -47,3 +47,54 @@ def test_an_unknown_model_needs_its_figures() -> None:
     with pytest.raises(ValueError, match="give th_s and watts"):
         AsicGroupSpec(model="Mystery 9000", count=1)
     assert AsicGroupSpec(model="Mystery 9000", count=1, th_s=100, watts=2000).watts == 2000
+
+
+ADDRESSES = [f"10.0.0.{i}" for i in range(1, 5)]
+
+
+def _targets(kept_mw: float, **spec: object) -> list[tuple[MinerAction, int | None]]:
+    group = AsicGroupSpec(model="Antminer S21", addresses=ADDRESSES, control="power", **spec)
+    return [(o.action, o.watts) for o in miner_orders([group], [kept_mw])]
+
+
+def test_power_control_spreads_the_kept_power_as_targets() -> None:
+    """4 S21s (3.5 kW, least 1.75 kW by default): 10 kW is 2.5 kW each, none asleep; full power
+    is an explicit nameplate target, so a limit set earlier does not linger."""
+    assert _targets(0.010) == [(MinerAction.POWER, 2500)] * 4
+    assert _targets(0.014) == [(MinerAction.POWER, 3500)] * 4
+    assert _targets(0.020) == [(MinerAction.POWER, 3500)] * 4  # never above nameplate
+
+
+def test_power_control_sleeps_only_the_miners_it_cannot_keep_above_their_least() -> None:
+    """5 kW with a 2 kW least: two miners at 2.5 kW, two asleep; under 2 kW all sleep."""
+    assert (
+        _targets(0.005, min_watts=2000)
+        == [(MinerAction.POWER, 2500)] * 2 + [(MinerAction.SLEEP, None)] * 2
+    )
+    assert _targets(0.0019, min_watts=2000) == [(MinerAction.SLEEP, None)] * 4
+
+
+def test_power_control_keeps_more_of_a_curtailment_target_than_whole_miners() -> None:
+    """10 kW left for 4 S21s: sleep control keeps two whole miners (7 kW); power control all
+    10 kW; with a least of 3 kW, three miners at 3.33 kW."""
+    load = Load(asic_mw=(0.014,), flex_mw=0.0, firm_mw=0.0)
+    sleep = AsicGroupSpec(model="Antminer S21", addresses=ADDRESSES)
+    power = sleep.model_copy(update={"control": "power", "min_watts": 1750.0})
+    assert shed(load, 0.010, [sleep]).asic_kept_mw == (pytest.approx(0.007),)
+    assert shed(load, 0.010, [power]).asic_kept_mw == (pytest.approx(0.010),)
+    least = sleep.model_copy(update={"control": "power", "min_watts": 3000.0})
+    assert shed(load, 0.010, [least]).asic_kept_mw == (pytest.approx(0.010),)
+    assert shed(load, 0.0029, [least]).asic_kept_mw == (0.0,)
+
+
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        ({"min_watts": 2000}, "power control only"),
+        ({"control": "power", "min_watts": 4000}, "above watts"),
+        ({"control": "dim"}, "control"),
+    ],
+)
+def test_bad_power_control_is_refused(spec: dict[str, object], error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        AsicGroupSpec(model="Antminer S21", count=1, **spec)

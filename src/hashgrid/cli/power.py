@@ -44,8 +44,11 @@ def show(ctx: typer.Context, site: str, as_json: bool = JsonOption) -> None:
     if power.curtailment is not None:
         _events([power.curtailment], "curtailment in force")
     if power.model is not None:
-        rows = [(g.model, g.count, g.th_s, g.watts, len(g.addresses)) for g in power.model.asics]
-        table("ASIC groups", ["model", "count", "TH/s", "W", "addresses"], rows)
+        rows = [
+            (g.model, g.count, g.th_s, g.watts, g.control, len(g.addresses))
+            for g in power.model.asics
+        ]
+        table("ASIC groups", ["model", "count", "TH/s", "W", "control", "addresses"], rows)
     if power.miners is not None:
         m = power.miners
         console.print(f"miners at {m.reported_at:%H:%M:%S}: {m.by_action}, {m.failed} failed")
@@ -150,6 +153,7 @@ def _intervals(title: str, intervals: list[IntervalOut], applied: bool = False) 
             f"{i.mining_mw:.3f}",
             f"{i.inference_mw:.3f}",
             f"{i.offered_mw:.3f}",
+            "paused" if i.flex_paused else "runs",
             _usd(i.mining_usd),
             _usd(i.inference_usd),
             _usd(i.ancillary_usd),
@@ -158,7 +162,7 @@ def _intervals(title: str, intervals: list[IntervalOut], applied: bool = False) 
         )
         for i in intervals
     ]
-    columns = ["hour (UTC)", "$/MWh", "mining MW", "inference MW", "grid MW", "mining $"]
+    columns = ["hour (UTC)", "$/MWh", "mining MW", "inference MW", "grid MW", "flex", "mining $"]
     columns += ["inference $", "grid $", "energy $", *(["applied"] if applied else [])]
     table(title, columns, rows)
 

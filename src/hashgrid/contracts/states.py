@@ -12,10 +12,11 @@ class NodeStatus(StrEnum):
 
 
 class SitePowerState(StrEnum):
-    """How a site's power is going, stored per site (`sites.power_state`). A curtailment sets
-    it (`server/power/curtailment.py`); placement and routing obey it."""
+    """How a site's power is going, stored per site (`sites.power_state`). A curtailment or the
+    hour's power plan sets it (`server/power/service.py`); placement and routing obey it."""
 
     ACTIVE = "active"  # GPUs powered as planned: route here
+    FLEX_PAUSED = "flex_paused"  # the hour's plan: flex work does not pay here; firm as active
     CURTAILED = "curtailed"  # the grid or the plan took power back: route here only if nowhere else
     DRAINING = "draining"  # GPU nodes going back to mining soon: route here only if nowhere else
 

@@ -11,7 +11,7 @@ from hashgrid.energy.demand import Demand
 from hashgrid.energy.dispatch import Rules, dispatch
 from hashgrid.energy.forecast import forecast_rt
 from hashgrid.energy.ledger import Dispatch, Ledger, settle
-from hashgrid.energy.online import OnlineConfig, commit_offer, plan_online
+from hashgrid.energy.online import OnlineConfig, commit_offer, online_rules, plan_online
 from hashgrid.energy.planner import PlanError, plan_hindsight
 from hashgrid.energy.prices import Market, day_before, tariff
 from hashgrid.energy.site import AsicGroup, GpuFleet, Site
@@ -33,6 +33,7 @@ __all__ = [
     "day_before",
     "dispatch",
     "forecast_rt",
+    "online_rules",
     "plan_hindsight",
     "plan_online",
     "price_threshold",

@@ -65,19 +65,25 @@ def commit_offer(site: Site, market: Market, config: OnlineConfig) -> Floats:
     return offered
 
 
-def plan_online(
-    site: Site, market: Market, demand: Demand, config: OnlineConfig | None = None
-) -> Dispatch:
-    """The online dispatch over the market's intervals, each decided without looking ahead."""
+def online_rules(site: Site, market: Market, config: OnlineConfig | None = None) -> Rules:
+    """The online policy's decisions per interval, each from what was known before it (module
+    docstring). They do not read demand: whether flex work is worth running here in an interval
+    holds however much of it there is."""
     config = config or OnlineConfig()
     price = forecast_rt(market, config.spread_window_h, config.spread_clip)
     value = site.mining_value(day_before(market.day, market.hashprice))
     mine = price[:, None] < value
     mining_best = np.max(np.where(mine, value, 0.0), axis=1, initial=0.0)
     flex_usd_per_mwh = site.gpus.flex_usd_per_node_hour / (site.gpus.busy_kw / 1e3)
-    rules = Rules(
+    return Rules(
         mine=mine,
         serve_flex=flex_usd_per_mwh > np.maximum(price, mining_best),
         offered_mw=commit_offer(site, market, config),
     )
-    return dispatch(site, demand, rules)
+
+
+def plan_online(
+    site: Site, market: Market, demand: Demand, config: OnlineConfig | None = None
+) -> Dispatch:
+    """The online dispatch over the market's intervals, each decided without looking ahead."""
+    return dispatch(site, demand, online_rules(site, market, config))

@@ -18,6 +18,9 @@ from hashgrid.contracts.states import SitePowerState
 from hashgrid.routing.latency import UNKNOWN_MS, LatencyTable
 from hashgrid.routing.replicas import Candidate
 
+# States whose sites serve only when no other can (a site pausing flex work serves firm as usual).
+AVOIDED = frozenset({SitePowerState.CURTAILED, SitePowerState.DRAINING})
+
 
 @dataclass(frozen=True, slots=True)
 class SiteInfo:
@@ -64,6 +67,6 @@ def rank_sites(
     def key(name: str) -> tuple[bool, float, str]:
         info = sites.get(name) or SiteInfo(name)
         score = site_score(info, by_site[name], client_country, latency, weights)
-        return (info.power_state != SitePowerState.ACTIVE, score, name)
+        return (info.power_state in AVOIDED, score, name)
 
     return sorted(by_site, key=key)

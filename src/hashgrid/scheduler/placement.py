@@ -60,8 +60,9 @@ from hashgrid.scheduler.snapshot import (
 
 STALE = -1  # in place of a rating: sorts before every rating at its level
 
-# (regions, gpu type, may use CPU nodes, tensor parallel size): pools grouped by site.
-Signature = tuple[frozenset[str], str | None, bool, int]
+# (regions, gpu type, may use CPU nodes, tensor parallel size, tier): pools grouped by site.
+Signature = tuple[frozenset[str], str | None, bool, int, Tier]
+FLEX_LEAVES = (PowerState.CURTAILED, PowerState.FLEX_PAUSED)  # site states flex replicas leave
 SitePools = list[tuple[int, tuple[Pool, ...]]]
 Rating = tuple[int, int, int, int]  # see NodeState.rating
 
@@ -134,8 +135,8 @@ class _Planner:
         site = self.sites[node.site]
         if site.power == PowerState.DRAINING:
             return "site draining"
-        if site.power == PowerState.CURTAILED and d.tier == Tier.FLEX:
-            return "site curtailed"
+        if site.power in FLEX_LEAVES and d.tier == Tier.FLEX:
+            return f"site {site.power.replace('_', ' ')}"
         if not check_spec:
             return None
         if d.regions and site.region not in d.regions:
@@ -218,7 +219,7 @@ class _Planner:
             node.site >= 0
             and view.schedulable
             and not view.cordoned
-            and self.sites[node.site].power == PowerState.ACTIVE
+            and self.sites[node.site].power in (PowerState.ACTIVE, PowerState.FLEX_PAUSED)
         )
 
     def _ks(self) -> set[int]:
@@ -279,7 +280,7 @@ class _Planner:
             pool = node.pool  # set only on nodes that take new replicas
             if pool is None or not pool.serves(d):
                 continue
-            if d.regions and self.sites[node.site].region not in d.regions:
+            if not self._site_takes(d, self.sites[node.site]):
                 continue
             self._release(r)
             if node.choose(d, d.gpu_memory_bytes, d.tensor_parallel_size) is not None:
@@ -290,6 +291,13 @@ class _Planner:
                 old.remove(r)
                 return
             node.charge(r.gpus, -(-r.memory_bytes // max(1, len(r.gpus))))
+
+    @staticmethod
+    def _site_takes(d: DeploymentView, site: SiteView) -> bool:
+        """Whether a site whose nodes take new replicas takes one of `d`: in its regions, and
+        for flex work, not paused by the site's plan."""
+        in_regions = not d.regions or site.region in d.regions
+        return in_regions and not (d.tier == Tier.FLEX and site.power == PowerState.FLEX_PAUSED)
 
     @staticmethod
     def _all_ready(kept: dict[str, list[ReplicaView]], d: DeploymentView) -> bool:
@@ -307,13 +315,12 @@ class _Planner:
 
     def _site_pools(self, d: DeploymentView) -> tuple[Signature, SitePools]:
         """Pools that could run `d` memory aside, grouped by site (shared by like deployments)."""
-        signature = (d.regions, d.gpu_type, d.cpu_ok, d.tensor_parallel_size)
+        signature = (d.regions, d.gpu_type, d.cpu_ok, d.tensor_parallel_size, d.tier)
         found = self.signatures.get(signature)
         if found is None:
             by_site: dict[int, list[Pool]] = defaultdict(list)
             for pool in self.pools:
-                region = self.sites[pool.site].region
-                if (not d.regions or region in d.regions) and pool.serves(d):
+                if self._site_takes(d, self.sites[pool.site]) and pool.serves(d):
                     by_site[pool.site].append(pool)
             found = self.signatures[signature] = [(s, tuple(p)) for s, p in sorted(by_site.items())]
         return signature, found

@@ -20,7 +20,9 @@ class Reasons:
         self.any_uncordoned = bool(uncordoned)
         self.regions = {sites[n.site].region for n in uncordoned}
         self.active_regions = {
-            sites[n.site].region for n in uncordoned if sites[n.site].power == PowerState.ACTIVE
+            sites[n.site].region
+            for n in uncordoned
+            if sites[n.site].power in (PowerState.ACTIVE, PowerState.FLEX_PAUSED)
         }
         self.by_id = {n.view.id: n for n in nodes}
         self.cooling = cooling

@@ -17,9 +17,12 @@ class PowerState(StrEnum):
     active: GPU nodes run and take new replicas. draining: power is going back to mining; no new
     replicas, and every replica there moves (as on a draining node). curtailed: the grid or the
     price called for less load; no new replicas, flex replicas move, firm ones stay.
+    flex_paused: this hour's plan finds flex work not worth the site's power; flex replicas move
+    and none is placed there, firm ones are placed and kept as on an active site.
     """
 
     ACTIVE = "active"
+    FLEX_PAUSED = "flex_paused"
     DRAINING = "draining"
     CURTAILED = "curtailed"
 

@@ -27,8 +27,8 @@ from hashgrid.server.metrics import server_metrics
 from hashgrid.server.nodes import scheduling
 from hashgrid.server.nodes.scheduling import DEFAULT_STOP_GRACE_S
 from hashgrid.server.nodes.tables import Node
+from hashgrid.server.power import reports as miner_reports
 from hashgrid.server.power import service as power
-from hashgrid.server.power.reports import miner_reports
 from hashgrid.server.sites.tables import Site
 from hashgrid.server.state import ServerState, Session, get_state
 
@@ -218,12 +218,11 @@ async def report_miners(
     body: MinerResults,
     node: CallingNode,
     session: Session,
-    request: Request,
     protocol: ProtocolHeader,
 ) -> None:
     """Report what became of each miner's order; operators see it with the site's power."""
     _check_protocol(protocol)
-    miner_reports(request).record((await _site_of(session, node.id)).id, body)
+    await miner_reports.record(session, (await _site_of(session, node.id)).id, body)
 
 
 async def _site_of(session: AsyncSession, node_id: str) -> Site:

@@ -2,6 +2,12 @@
 
 Demand is what the site's nodes serve now, held for the whole horizon (no forecast yet): nodes
 with a firm replica are firm demand, nodes with only flex replicas flex demand.
+
+An interval whose plan pauses flex work (its node-hour earns less than the power costs, or
+would earn mining) is one where the site takes no flex replica: they move to other sites, as
+under a curtailment. Whether flex pays does not depend on how much of it is here, so the
+replicas leaving does not change the decision. A site that sets no price for flex work (0, the
+default) never pauses it: there is no revenue to weigh its power against.
 """
 
 from dataclasses import dataclass
@@ -52,7 +58,9 @@ def plan_hours(
     site = energy_site(name, budget_mw, model, work)
     n = len(market)
     demand = energy.Demand(np.full(n, float(work.firm)), np.full(n, float(work.flex)))
-    decided = energy.plan_online(site, market, demand)
+    rules = energy.online_rules(site, market)
+    prices_flex = model.gpus.flex_usd_per_node_hour > 0  # unpriced flex work is never paused
+    decided = energy.dispatch(site, demand, rules)
     ledger = energy.settle("online", site, market, decided)
     return [
         PlannedHour(
@@ -67,6 +75,7 @@ def plan_hours(
                 inference_usd=float(ledger.inference_usd[t]),
                 ancillary_usd=float(ledger.ancillary_usd[t]),
                 energy_usd=float(ledger.energy_usd[t]),
+                flex_paused=prices_flex and not rules.serve_flex[t],
             ),
             [float(mw) for mw in decided.mining_mw[t]],
         )

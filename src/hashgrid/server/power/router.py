@@ -3,11 +3,10 @@
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 
 from hashgrid.server.auth import Admin
-from hashgrid.server.power import service
-from hashgrid.server.power.reports import miner_reports
+from hashgrid.server.power import reports, service
 from hashgrid.server.power.schemas import (
     CurtailmentCreate,
     CurtailmentOut,
@@ -22,24 +21,24 @@ from hashgrid.server.state import Session, State
 router = APIRouter(prefix="/api/v1/sites/{name}", tags=["power"])
 
 
-async def _with_miners(out: SitePowerOut, session: Session, request: Request) -> SitePowerOut:
+async def _with_miners(out: SitePowerOut, session: Session) -> SitePowerOut:
     site = await sites.get(session, out.site)
-    return out.model_copy(update={"miners": miner_reports(request).summary(site.id)})
+    return out.model_copy(update={"miners": await reports.summary(session, site.id)})
 
 
 @router.get("/power")
-async def get_power(name: str, session: Session, request: Request, _: Admin) -> SitePowerOut:
+async def get_power(name: str, session: Session, _: Admin) -> SitePowerOut:
     """The site's power model, state, curtailment in force and miners' last report."""
-    return await _with_miners(await service.get(session, name), session, request)
+    return await _with_miners(await service.get(session, name), session)
 
 
 @router.put("/power")
 async def set_power(
-    name: str, body: PowerModel, session: Session, state: State, request: Request, _: Admin
+    name: str, body: PowerModel, session: Session, state: State, _: Admin
 ) -> SitePowerOut:
     """Replace the site's power model: ASIC groups, GPU node economics, price and hashprice."""
     out = await service.set_model(session, state.changes, name, body)
-    return await _with_miners(out, session, request)
+    return await _with_miners(out, session)
 
 
 @router.post("/curtailments", status_code=status.HTTP_201_CREATED)

@@ -16,7 +16,14 @@ Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 class AsicGroupSpec(BaseModel):
     """Miners of one model. A known model (`specs.ASIC_NAMEPLATES`) needs no TH/s or watts;
     `addresses` are the miners' IP addresses on the site, which the site agent drives (without
-    them the group counts in plans but no miner receives orders)."""
+    them the group counts in plans but no miner receives orders).
+
+    `control` says how the group's power is set: `sleep` (any firmware) hashes whole miners at
+    full power and sleeps the rest; `power` (firmware that takes power limits: Braiins OS,
+    LuxOS, VNish, ...) spreads the group's power over its miners as power targets, none below
+    `min_watts`, sleeping only those the power cannot keep above it. Miners hash more per joule
+    at lower power, so `power` mines more on the same MW; plans count nameplate J/TH either way.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -26,6 +33,10 @@ class AsicGroupSpec(BaseModel):
     watts: Positive | None = Field(None, description="Watts of one miner; default: nameplate")
     addresses: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(
         default_factory=list, max_length=100_000
+    )
+    control: Literal["sleep", "power"] = "sleep"
+    min_watts: Positive | None = Field(
+        None, description="Lowest power target, `power` control only; default: half of watts"
     )
 
     @model_validator(mode="after")
@@ -40,6 +51,12 @@ class AsicGroupSpec(BaseModel):
                 raise ValueError(f"unknown ASIC model {self.model!r}: give th_s and watts")
             self.th_s = self.th_s or known.th_s
             self.watts = self.watts or known.watts
+        if self.control == "sleep" and self.min_watts is not None:
+            raise ValueError("min_watts goes with power control only")
+        if self.control == "power":
+            self.min_watts = self.min_watts or self.watts / 2
+            if self.min_watts > self.watts:
+                raise ValueError(f"min_watts {self.min_watts:g} is above watts {self.watts:g}")
         return self
 
 
@@ -145,7 +162,7 @@ class CurtailmentOut(Out):
     mining_foregone_usd: float | None = Field(description="Hashing not done; when it ends")
 
 
-class MinersOut(BaseModel):
+class MinersOut(Out):
     """What the site agent last reported of its miners' orders."""
 
     reported_at: datetime
@@ -161,7 +178,7 @@ class SitePowerOut(BaseModel):
     power_state: SitePowerState
     model: PowerModel | None
     curtailment: CurtailmentOut | None  # the one in force
-    miners: MinersOut | None = None  # the site agent's last report, since this server started
+    miners: MinersOut | None = None  # the site agent's last report
 
 
 class IntervalOut(Out):
@@ -178,6 +195,9 @@ class IntervalOut(Out):
     inference_usd: float
     ancillary_usd: float
     energy_usd: float
+    flex_paused: bool = Field(
+        False, description="Flex work does not pay here this interval: flex replicas move away"
+    )
     applied: bool = False  # stored plans only: whether the site acted on it
 
 

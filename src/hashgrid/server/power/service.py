@@ -174,14 +174,14 @@ async def curtail(
 
 
 async def restore(session: AsyncSession, changes: Changes, name: str) -> CurtailmentOut:
-    """End the curtailment in force: the site is active again and its miners follow the plan."""
+    """End the curtailment in force: the site and its miners follow the hour's plan again."""
     site = await sites.get(session, name)
     event = await in_force(session, site)
     if event is None:
         raise Conflict(f"site {name!r} has no curtailment in force")
     now = utcnow()
     _end(event, now)
-    site.power_state = SitePowerState.ACTIVE
+    site.power_state = await planned_state(session, site)
     await session.commit()
     await changes.bump()
     return _out(event, now)
@@ -225,9 +225,21 @@ async def plan(session: AsyncSession, name: str, hours: int, start: datetime | N
     return PlanOut(site=site.name, intervals=[p.interval for p in planned])
 
 
+async def planned_state(session: AsyncSession, site: Site) -> SitePowerState:
+    """The site's state with no curtailment in force: `flex_paused` while this hour's plan
+    pauses flex work (flex replicas go where it pays), else `active`."""
+    return _state_of(await current_plan(session, site, hour_of(utcnow())))
+
+
+def _state_of(plan: PlannedInterval | None) -> SitePowerState:
+    paused = plan is not None and plan.flex_paused
+    return SitePowerState.FLEX_PAUSED if paused else SitePowerState.ACTIVE
+
+
 async def store_plan(session: AsyncSession, site: Site, model: PowerModel, hour: datetime) -> bool:
-    """Plan `hour` and store it, applied unless a curtailment is in force; True when what the
-    site's miners should do changed."""
+    """Plan `hour` and store it, applied unless a curtailment is in force, and put the site in
+    the state the plan calls for; True when what the site's miners or placement should do
+    changed."""
     work = await node_work(session, site)
     (planned,) = plan_hours(site.name, site.power_mw, model, work, hour, 1)
     applied = await in_force(session, site) is None
@@ -239,6 +251,10 @@ async def store_plan(session: AsyncSession, site: Site, model: PowerModel, hour:
     for field, value in planned.interval.model_dump(exclude={"start", "applied"}).items():
         setattr(row, field, value)
     row.asic_mw, row.applied, row.updated_at = planned.asic_mw, applied, utcnow()
+    if applied:
+        state = _state_of(row)
+        changed |= site.power_state != state
+        site.power_state = state
     await session.commit()
     return changed
 

@@ -38,14 +38,14 @@ class Shed:
 
 
 def shed(load: Load, target_mw: float, groups: Sequence[AsicGroupSpec]) -> Shed:
-    """Bring `load` to at most `target_mw`, tier by tier. ASIC groups keep whole miners (they
-    are slept or woken one by one) within what the GPU nodes leave, most efficient first."""
+    """Bring `load` to at most `target_mw`, tier by tier. ASIC groups keep what their miners
+    can draw (`drawable_mw`) within what the GPU nodes leave, most efficient first."""
     gpu_mw = load.flex_mw + load.firm_mw
     room = max(0.0, target_mw - gpu_mw)
     kept = [0.0] * len(load.asic_mw)
     by_efficiency = sorted(range(len(kept)), key=lambda g: (_j_per_th(groups[g]), g))
     for g in by_efficiency:
-        kept[g] = _whole_miners(groups[g], min(load.asic_mw[g], room)) * _miner_mw(groups[g])
+        kept[g] = drawable_mw(groups[g], min(load.asic_mw[g], room))
         room -= kept[g]
     state, flex, firm = SitePowerState.ACTIVE, 0.0, 0.0
     if gpu_mw > target_mw:
@@ -55,14 +55,32 @@ def shed(load: Load, target_mw: float, groups: Sequence[AsicGroupSpec]) -> Shed:
     return Shed(tuple(kept), sum(load.asic_mw) - sum(kept), flex, firm, state)
 
 
+def drawable_mw(group: AsicGroupSpec, mw: float) -> float:
+    """The most of `mw` the group's miners can draw: whole miners at full power under `sleep`
+    control; under `power`, any total that keeps each hashing miner at or above its least."""
+    unit = _miner_mw(group)
+    if group.control == "sleep":
+        return _miners_within(group, mw, unit) * unit
+    return min(mw, _miners_within(group, mw, _least_mw(group)) * unit)
+
+
 def miner_orders(groups: Sequence[AsicGroupSpec], kept_mw: Sequence[float]) -> list[MinerOrder]:
-    """Per group, as many miners hash (in the order of its addresses) as its kept MW powers at
-    full power; the rest sleep. Sleep and resume are what every firmware with a driver can do."""
+    """Per group, the orders that draw its kept MW, to miners in the order of its addresses:
+    under `sleep` control as many hash as it powers at full power (RESUME) and the rest sleep;
+    under `power`, as many as it keeps at or above their least share it evenly as power targets
+    (POWER, nameplate watts at most) and the rest sleep."""
     orders = []
     for group, mw in zip(groups, kept_mw, strict=True):
-        hashing = _whole_miners(group, mw)
+        watts: int | None = None
+        if group.control == "sleep":
+            action, hashing = MinerAction.RESUME, _miners_within(group, mw, _miner_mw(group))
+        else:
+            action, hashing = MinerAction.POWER, _miners_within(group, mw, _least_mw(group))
+            watts = math.floor(min(mw * 1e6 / hashing, group.watts or 0.0)) if hashing else 0
         orders += [
-            MinerOrder(address=a, action=MinerAction.RESUME if i < hashing else MinerAction.SLEEP)
+            MinerOrder(address=a, action=action, watts=watts)
+            if i < hashing
+            else MinerOrder(address=a, action=MinerAction.SLEEP)
             for i, a in enumerate(group.addresses)
         ]
     return orders
@@ -72,11 +90,14 @@ def _miner_mw(group: AsicGroupSpec) -> float:
     return (group.watts or 0.0) / 1e6
 
 
+def _least_mw(group: AsicGroupSpec) -> float:
+    return (group.min_watts or 0.0) / 1e6
+
+
 def _j_per_th(group: AsicGroupSpec) -> float:
     return (group.watts or 0.0) / (group.th_s or 1.0)
 
 
-def _whole_miners(group: AsicGroupSpec, mw: float) -> int:
-    """How many of the group's miners `mw` powers at full power (a hair of rounding allowed)."""
-    unit = _miner_mw(group)
-    return min(group.count or 0, math.floor(mw / unit + 1e-6)) if unit > 0 else 0
+def _miners_within(group: AsicGroupSpec, mw: float, each_mw: float) -> int:
+    """How many of the group's miners `mw` gives `each_mw` apiece (a hair of rounding allowed)."""
+    return min(group.count or 0, math.floor(mw / each_mw + 1e-6)) if each_mw > 0 else 0

@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hashgrid.server.db.base import Base, UTCDateTime, new_id, utcnow
@@ -70,5 +70,22 @@ class PlannedInterval(Base):
     inference_usd: Mapped[float] = mapped_column(Float)
     ancillary_usd: Mapped[float] = mapped_column(Float)
     energy_usd: Mapped[float] = mapped_column(Float)
+    flex_paused: Mapped[bool] = mapped_column(default=False)
     applied: Mapped[bool] = mapped_column(default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MinerReport(Base):
+    """What a site agent last said its miners did with their orders, one row per site, kept so
+    that operators see it across server restarts."""
+
+    __tablename__ = "miner_reports"
+
+    site_id: Mapped[str] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+    )
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revision: Mapped[int] = mapped_column(BigInteger)  # the orders' revision: a clock reading
+    by_action: Mapped[dict[str, int]] = mapped_column(JSON)  # miners now doing each action
+    failed: Mapped[int]
+    first_failure: Mapped[str | None] = mapped_column(Text, default=None)
