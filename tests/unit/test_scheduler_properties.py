@@ -37,7 +37,9 @@ def mostly(value: object, *others: object) -> st.SearchStrategy[object]:
 sites_st = st.lists(
     st.tuples(
         st.sampled_from(("eu", "us")),
-        mostly(PowerState.ACTIVE, PowerState.DRAINING, PowerState.CURTAILED),
+        mostly(
+            PowerState.ACTIVE, PowerState.DRAINING, PowerState.CURTAILED, PowerState.FLEX_PAUSED
+        ),
     ),
     min_size=len(SITE_IDS),
     max_size=len(SITE_IDS),
@@ -219,7 +221,8 @@ def test_every_replica_after_the_plan_meets_every_constraint(s: Snapshot) -> Non
         site = sites[node.site]
         assert node.schedulable
         assert site.power != PowerState.DRAINING
-        assert not (site.power == PowerState.CURTAILED and d.tier == Tier.FLEX)
+        flex_leaves = (PowerState.CURTAILED, PowerState.FLEX_PAUSED)
+        assert not (site.power in flex_leaves and d.tier == Tier.FLEX)
         assert not d.regions or site.region in d.regions
         if node.gpus:
             gpus = {g.index: g for g in node.gpus}
@@ -235,12 +238,17 @@ def test_every_replica_after_the_plan_meets_every_constraint(s: Snapshot) -> Non
 def test_new_replicas_go_only_to_uncordoned_nodes_of_active_sites_not_cooling(
     s: Snapshot,
 ) -> None:
+    """Active sites, or for firm work sites that pause only flex work."""
     sites = {x.id: x for x in s.sites}
     nodes = {n.id: n for n in s.nodes}
+    tiers = {d.id: d.tier for d in s.deployments}
     for x in plan(s).places:
         node = nodes[x.node_id]
         assert not node.cordoned
-        assert sites[node.site].power == PowerState.ACTIVE
+        takes = {PowerState.ACTIVE} | (
+            {PowerState.FLEX_PAUSED} if tiers[x.deployment_id] == Tier.FIRM else set()
+        )
+        assert sites[node.site].power in takes
         assert (x.deployment_id, x.node_id) not in s.cooling
 
 
