@@ -1,7 +1,15 @@
 """What a site can draw and earn: its power budget, its ASIC fleet, its GPU nodes and how much
 flexibility it may sell to the grid. Plain values; the planner and the policies read them.
 
-Units: power in MW, hashprice in USD per PH/s per day, money in USD, time in hours.
+A limit on how fast the site's load may change, kept by the hindsight plan and by every
+dispatch alike:
+- Minimum on-time (`GpuFleet.min_on_intervals`): a GPU node started in interval t stays on
+  through t + U - 1, drawing idle power while it has no work (starting one means a boot and
+  loading weights: minutes of power without revenue, so operators do not cycle nodes hourly).
+  Nodes are off before the first interval.
+
+Units: power in MW, hashprice in USD per PH/s per day, money in USD, time in hours; the limit
+counts intervals of the market the site is planned on (callers convert hours).
 """
 
 from dataclasses import dataclass
@@ -39,17 +47,21 @@ class AsicGroup:
 @dataclass(frozen=True, slots=True)
 class GpuFleet:
     """The site's GPU nodes. A busy node draws `busy_kw`; a node kept on without work draws
-    `idle_kw`; a node off draws nothing. Inference revenue is per node-hour of serving."""
+    `idle_kw`; a node off draws nothing. Inference revenue is per node-hour of serving. A node
+    started stays on for at least `min_on_intervals` intervals (module docstring)."""
 
     nodes: int
     busy_kw: float
     idle_kw: float
     firm_usd_per_node_hour: float
     flex_usd_per_node_hour: float  # flex work is sold cheaper: it may wait or move
+    min_on_intervals: int = 1  # 1: a node may stop in the interval after it starts
 
     def __post_init__(self) -> None:
         if self.nodes < 0 or not 0 <= self.idle_kw <= self.busy_kw:
             raise ValueError("need nodes >= 0 and 0 <= idle_kw <= busy_kw")
+        if self.min_on_intervals < 1:
+            raise ValueError("min_on_intervals must be at least 1")
 
     @property
     def busy_mw(self) -> float:
