@@ -1,14 +1,16 @@
 """Turning per-interval rules into a dispatch, interval by interval, in the order power is given
 out on a site: firm inference first (customers wait on it), then the GPU nodes that must stay on
 (a node started stays on for its minimum on-time, idle if it has no work), then the ASIC load
-committed to the grid, then flex inference, then the miners the rules let run, most efficient
-first, topped up to the committed load. The online policy and every baseline differ only in
-their `Rules`; this one function applies them, so differences in their figures come from their
-decisions and nothing else.
+committed to the grid and the least the ramp limit lets the ASICs fall to, then flex inference,
+then the miners the rules let run, most efficient first, topped up to the committed load and
+the ramp's floor and cut to its ceiling (least efficient first). The online policy and every
+baseline differ only in their `Rules`; this one function applies them, so differences in their
+figures come from their decisions and nothing else.
 
-Every dispatch keeps the site's limits (site.py): the budget, the nodes and their minimum
-on-time. Nodes held on never break the budget: they are never more than were busy when they
-started.
+Every dispatch keeps the site's limits (site.py): the budget, the nodes, their minimum on-time
+and the ASIC ramp limit. The ramp's floor always fits in the budget: nodes held on are never
+more than were busy when they started, and where firm work grows the ASIC load may fall by its
+power.
 """
 
 from collections.abc import Sequence
@@ -60,11 +62,12 @@ def _serve(waiting: list[float], room: float, all_ready: bool) -> float:
     return served
 
 
-def _top_up(mining: list[float], caps: Sequence[float], total: float) -> None:
-    """Raise the groups' MW (in efficiency order) to `total`, most efficient first."""
+def _adjust(mining: list[float], caps: Sequence[float], total: float) -> None:
+    """Raise the groups' MW (in efficiency order) to `total`, most efficient first, or cut it,
+    least efficient first."""
     gap = total - sum(mining)
-    for g in range(len(mining)):
-        step = min(caps[g] - mining[g], max(gap, 0.0))
+    for g in range(len(mining)) if gap > 0 else range(len(mining) - 1, -1, -1):
+        step = min(caps[g] - mining[g], gap) if gap > 0 else max(-mining[g], gap)
         mining[g] += step
         gap -= step
 
@@ -76,6 +79,8 @@ def dispatch(site: Site, demand: Demand, rules: Rules) -> Dispatch:
     firm = site.servable_firm(demand.firm)
     caps = site.asic_mw[order].tolist()
     wanted = np.where(rules.mine, site.asic_mw, 0.0)[:, order].tolist()
+    fall = site.asic_fall_mw(firm).tolist()
+    rise = np.inf if site.asic_ramp_mw is None else site.asic_ramp_mw
     serve_now = rules.serve_flex.tolist()
     kept = _always_on_nodes(site) if rules.nodes_always_on else 0.0
 
@@ -83,12 +88,14 @@ def dispatch(site: Site, demand: Demand, rules: Rules) -> Dispatch:
     mining = np.zeros((t_n, len(caps)))
     waiting = [0.0] * (demand.flex_wait + 1)  # flex work by age, 0 = arrived now
     starts: list[float] = []
-    on = 0.0  # nodes on in the interval before
+    on, mined = 0.0, 0.0  # nodes on and ASIC MW in the interval before
     each = zip(firm.tolist(), demand.flex.tolist(), rules.offered_mw.tolist(), strict=True)
     for t, (f, arrived, offer) in enumerate(each):
         held = max(kept, sum(starts[max(t - gpus.min_on_intervals + 1, 0) :]))
+        low = max(mined - fall[t], 0.0) if t else 0.0
+        high = mined + rise if t else np.inf
         # b busy nodes with `held` on draw max(busy_mw b, idle_mw held + (busy - idle) b)
-        free = site.budget_mw - offer
+        free = site.budget_mw - max(offer, low)
         most = min(_count(free, busy_mw), _count(free - idle_mw * held, busy_mw - idle_mw))
         waiting = [arrived, *waiting[:-1]]  # the oldest has expired
         flex[t] = _serve(waiting, min(max(most - f, 0.0), gpus.nodes - f), serve_now[t])
@@ -102,7 +109,8 @@ def dispatch(site: Site, demand: Demand, rules: Rules) -> Dispatch:
         for want in wanted[t]:
             row.append(min(want, room))
             room -= row[-1]
-        _top_up(row, caps, min(offer, left))
+        _adjust(row, caps, min(max(sum(row), offer, low), high, left))
         mining[t, order] = row
+        mined = sum(row)
     offered = np.minimum(rules.offered_mw, mining.sum(axis=1))
     return Dispatch(mining, nodes_on, firm, flex, offered)

@@ -11,14 +11,17 @@ day), flex revenue r per node-hour, node power b busy and i idle (MW), ancillary
          u_t = firm_t + sum_k y_tk + w_t <= nodes                  (GPU nodes on)
          s_t >= u_t - u_{t-1},  u_{-1} = 0                         (nodes started)
          u_t >= sum_{tau = t-U+1 .. t} s_tau                       (minimum on-time, U intervals)
+         -R - f_t <= sum_g (m_tg - m_{t-1,g}) <= R   for t >= 1    (ASIC ramp limit, R MW)
          a_t <= sum_g m_tg,  a_t <= ancillary cap                  (only ASIC load backs an offer)
          sum_k y_{s+k,k} <= flex_s  for each arrival s             (flex served once, k <= wait)
          0 <= m_tg <= MW of group g,  w_t >= 0,  s_t >= 0
 
 where y_tk is flex work served at t that arrived at t - k, w_t the idle nodes kept on, u_t the
 nodes on and s_t the nodes started. Firm work is served as it arrives (capped at what the site
-can serve); its revenue and busy power are constants. The rows of the minimum on-time are left
-out when U = 1: there they bind nothing.
+can serve); its revenue and busy power are constants, and f_t, the busy power of its growth into
+t, is how much further than R the ASIC load may fall when it grows (`Site.asic_fall_mw`):
+customers' work does not wait for a ramp. The rows of the minimum on-time are left out when
+U = 1, and those of the ramp limit when the site has none: there they bind nothing.
 
 An idle node only costs, so one stays on only while its minimum on-time holds it, or where a
 negative price pays for power that no miner can take (as serve-first's idle nodes are paid).
@@ -109,6 +112,14 @@ def plan_hindsight(site: Site, market: Market, demand: Demand) -> Dispatch:
             add(t_idx[lag:], s_col[: t_n - lag], 1.0)
         add_on(t_idx, t_idx, -1.0)
         rhs.append(firm)
+    if site.asic_ramp_mw is not None and t_n > 1:  # ramp limit, up then down
+        step = np.repeat(t_idx[:-1], g_n)
+        add(step, m_col[1:], 1.0)
+        add(step, m_col[:-1], -1.0)
+        rhs.append(np.full(t_n - 1, site.asic_ramp_mw))
+        add(step, m_col[1:], -1.0)
+        add(step, m_col[:-1], 1.0)
+        rhs.append(site.asic_fall_mw(firm)[1:])
 
     b_ub = np.concatenate(rhs)
     a_ub = sp.csr_matrix(
