@@ -2,6 +2,7 @@
 
     python bench/energy_value.py [--data ../shared/data] [--out DIR] [--zones LZ_WEST ...]
                                  [--tariff 65] [--product ecrs] [--flex-wait-h 4]
+                                 [--min-on-h 2] [--ramp-mw-h MW]
 
 The site: a 10 MW budget; Antminer S21s (200 TH/s, 3,500 W, from `hardware-power-specs`)
 filling it; and 1 MW of 8 x H100 nodes that share the budget, so the miners give way while
@@ -9,6 +10,15 @@ GPUs serve. A node runs two Llama-3.3-70B replicas on 4 H100s each (ML.ENERGY, l
 batch cap 128: 3,895 output tokens/s at 2,351 W per replica) plus 1.5 kW of host: 6.2 kW busy;
 1.6 kW idle (host 1.0 kW and 8 x 75 W, an assumption). Inference is paid per output token:
 firm $0.60 and flex $0.30 per million.
+
+Limits on how fast the load changes (hashgrid.energy.site). A node started stays on at least
+`--min-on-h` hours (2 by default): starting an 8-GPU server means its power-on self-test and
+boot, then loading Llama-3.3-70B's 140 GB of weights into each replica and warming the engines
+up, minutes of power that earn nothing, so an operator does not stop a node it started an hour
+ago. The ASIC load changes by at most `--ramp-mw-h` MW per hour; none by default: miners change
+in seconds, and no rule we know of binds a 10 MW load at hourly resolution (ERCOT's large-load
+process starts at 75 MW, 20 MW beside a generator). Give one to see what a utility's ramp
+clause would cost.
 
 Demand: enough customer streams like the Azure conversation trace (one hour, Nov 2023: its
 output-token rate is one stream) to fill 90% of the nodes at the daily peak, shaped by a weekday
@@ -83,14 +93,24 @@ def demand(market: Market, nodes: int, wait: int) -> Demand:
     return Demand(FIRM_SHARE * busy, (1 - FIRM_SHARE) * busy, flex_wait=wait)
 
 
-def site_for(name: str, data: Path, ancillary_mw: float) -> Site:
+def site_for(
+    name: str, data: Path, market: Market, min_on_h: float, ramp_mw_h: float | None
+) -> Site:
+    """The module docstring's site, with a grid offer where the market has ancillary prices."""
     node = node_type(data)
     nodes = round(GPU_MW * 1e3 / node.busy_kw)
     usd = node.tokens_s * 3600 / 1e6
     gpus = GpuFleet(
-        nodes, node.busy_kw, node.idle_kw, usd * FIRM_USD_PER_MTOK, usd * FLEX_USD_PER_MTOK
+        nodes,
+        node.busy_kw,
+        node.idle_kw,
+        usd * FIRM_USD_PER_MTOK,
+        usd * FLEX_USD_PER_MTOK,
+        min_on_intervals=max(market.intervals(min_on_h), 1),
     )
-    return Site(name, BUDGET_MW, (s21(data),), gpus, ancillary_mw)
+    ancillary = BUDGET_MW - GPU_MW if market.ancillary.any() else 0.0
+    ramp = None if ramp_mw_h is None else ramp_mw_h * market.interval_h
+    return Site(name, BUDGET_MW, (s21(data),), gpus, ancillary, ramp)
 
 
 def policies(threshold: float) -> dict[str, Policy]:
@@ -204,6 +224,8 @@ def main() -> None:
     parser.add_argument("--tariff", type=float, default=65.0, help="fixed tariff, USD/MWh")
     parser.add_argument("--product", default="ecrs", help="ancillary price column")
     parser.add_argument("--flex-wait-h", type=int, default=4)
+    parser.add_argument("--min-on-h", type=float, default=2.0, help="GPU node minimum on-time")
+    parser.add_argument("--ramp-mw-h", type=float, default=None, help="ASIC ramp limit, MW/h")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="energy_value_"))
     out.mkdir(parents=True, exist_ok=True)
@@ -213,8 +235,7 @@ def main() -> None:
     days = np.unique(next(iter(markets.values())).day)
     markets[f"tariff ${args.tariff:g}"] = fixed_tariff_market(args.data, args.tariff, days)
     for name, market in markets.items():
-        ancillary = BUDGET_MW - GPU_MW if market.ancillary.any() else 0.0
-        site = site_for(name, args.data, ancillary)
+        site = site_for(name, args.data, market, args.min_on_h, args.ramp_mw_h)
         dem = demand(market, site.gpus.nodes, args.flex_wait_h)
         runs[name] = (market, run_site(site, market, dem))
 
@@ -224,6 +245,8 @@ def main() -> None:
         f"{round(GPU_MW * 1e3 / node.busy_kw)} H100 nodes of {node.busy_kw:.2f} kW busy "
         f"({node.tokens_s:,.0f} output tokens/s each); {len(days)} days"
     )
+    ramp = "none" if args.ramp_mw_h is None else f"{args.ramp_mw_h:g} MW/h"
+    print(f"limits: GPU node minimum on-time {args.min_on_h:g} h; ASIC ramp {ramp}")
     stream = trace_stats(args.data).output_tokens_s
     streams = PEAK_FILL * round(GPU_MW * 1e3 / node.busy_kw) * node.tokens_s / stream
     print(

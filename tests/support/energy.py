@@ -13,7 +13,12 @@ def one_mw_asics() -> AsicGroup:
 
 
 def small_site(
-    budget_mw: float = 1.0, nodes: int = 2, ancillary_mw: float = 0.5, idle_kw: float = 100.0
+    budget_mw: float = 1.0,
+    nodes: int = 2,
+    ancillary_mw: float = 0.5,
+    idle_kw: float = 100.0,
+    min_on: int = 1,
+    ramp_mw: float | None = None,
 ) -> Site:
     """1 MW of miners and `nodes` GPU nodes of 0.4 MW busy ($200/h firm, $50/h flex)."""
     gpus = GpuFleet(
@@ -22,8 +27,9 @@ def small_site(
         idle_kw=idle_kw,
         firm_usd_per_node_hour=200.0,
         flex_usd_per_node_hour=50.0,
+        min_on_intervals=min_on,
     )
-    return Site("s", budget_mw, (one_mw_asics(),), gpus, ancillary_mw)
+    return Site("s", budget_mw, (one_mw_asics(),), gpus, ancillary_mw, ramp_mw)
 
 
 def market(
@@ -59,6 +65,17 @@ def check_feasible(site: Site, dispatch: Dispatch, demand: Demand) -> None:
     assert np.all(dispatch.nodes_on <= site.gpus.nodes + eps)
     served = np.cumsum(dispatch.flex_served)
     assert np.all(served <= np.cumsum(demand.flex) + eps)  # never served before it arrived
+    # Minimum on-time: nodes on cover every node started in the last U intervals (none on
+    # before the first).
+    starts = np.maximum(np.diff(dispatch.nodes_on, prepend=0.0), 0.0)
+    recent = np.convolve(starts, np.ones(site.gpus.min_on_intervals))[: len(starts)]
+    assert np.all(dispatch.nodes_on >= recent - eps)
+    # Ramp limit: up by R at most; down by R plus the busy power of the firm work's growth.
+    if site.asic_ramp_mw is not None:
+        step = np.diff(mining)
+        growth = np.maximum(np.diff(dispatch.firm_served), 0.0) * site.gpus.busy_kw / 1e3
+        assert np.all(step <= site.asic_ramp_mw + eps)
+        assert np.all(-step <= site.asic_ramp_mw + growth + eps)
 
 
 prices_st = st.floats(-50.0, 400.0, allow_nan=False)
@@ -66,16 +83,19 @@ prices_st = st.floats(-50.0, 400.0, allow_nan=False)
 
 @st.composite
 def cases(draw: st.DrawFn, days: int = 3, per_day: int = 6) -> tuple[Site, Market, Demand]:
-    """A random site (one or two ASIC models, a few GPU nodes) on a random market."""
+    """A random site (one or two ASIC models, a few GPU nodes, with or without a minimum on-time
+    and a ramp limit) on a random market."""
     n = days * per_day
     groups = tuple(
         AsicGroup(f"g{i}", draw(st.integers(1, 4)), draw(st.floats(200.0, 300.0)), 250_000.0)
         for i in range(draw(st.integers(1, 2)))
     )
     nodes = draw(st.integers(0, 4))
-    gpus = GpuFleet(nodes, 300.0, draw(st.floats(0.0, 150.0)), 150.0, draw(st.floats(0.0, 150.0)))
+    idle_kw, flex_usd = draw(st.floats(0.0, 150.0)), draw(st.floats(0.0, 150.0))
+    gpus = GpuFleet(nodes, 300.0, idle_kw, 150.0, flex_usd, draw(st.integers(1, 4)))
     budget = draw(st.floats(0.2, 2.5))
-    site = Site("s", budget, groups, gpus, draw(st.sampled_from([0.0, 0.3, 2.0])))
+    ramp = draw(st.one_of(st.none(), st.floats(0.0, 1.0)))
+    site = Site("s", budget, groups, gpus, draw(st.sampled_from([0.0, 0.3, 2.0])), ramp)
     vector = st.lists(prices_st, min_size=n, max_size=n)
     rt, dam = draw(vector), draw(vector)
     ancillary = draw(st.lists(st.floats(0.0, 30.0), min_size=n, max_size=n))

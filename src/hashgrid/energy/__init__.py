@@ -3,7 +3,8 @@ the grid, from prices, hashprice and inference demand. No I/O: callers pass arra
 
 `plan_hindsight` (planner.py) is the linear programme that sees everything: the upper bound.
 `plan_online` (online.py) decides each interval from what was known then. baselines.py holds
-what sites run today. `settle` (ledger.py) prices any dispatch the same way.
+what sites run today. `settle` (ledger.py) prices any dispatch the same way. Every one keeps
+the site's limits (site.py): the power budget, GPU nodes' minimum on-time, the ASIC ramp limit.
 """
 
 from hashgrid.energy.baselines import always_mine, day_ahead_rule, price_threshold, serve_first

@@ -41,6 +41,7 @@ def day_ahead_rule(site: Site, market: Market, demand: Demand) -> Dispatch:
 
 
 def serve_first(site: Site, market: Market, demand: Demand) -> Dispatch:
-    """An inference platform's habit: every GPU node stays on, ready for demand, and the ASICs
-    mine on the rest of the budget, never curtailed."""
+    """An inference platform's habit: every GPU node stays on (as many as the budget carries
+    beside its most firm work), ready for demand, and the ASICs mine on the rest of the budget,
+    never curtailed."""
     return dispatch(site, demand, _rules(site, np.ones(len(market), dtype=bool), True))

@@ -1,10 +1,19 @@
-"""Turning per-interval rules into a dispatch, in the order power is given out on a site:
-firm inference first (customers wait on it), then the ASIC load committed to the grid, then flex
-inference, then the miners the rules let run, most efficient first. The online policy and every
+"""Turning per-interval rules into a dispatch, interval by interval, in the order power is given
+out on a site: firm inference first (customers wait on it), then the GPU nodes that must stay on
+(a node started stays on for its minimum on-time, idle if it has no work), then the ASIC load
+committed to the grid and the least the ramp limit lets the ASICs fall to, then flex inference,
+then the miners the rules let run, most efficient first, topped up to the committed load and
+the ramp's floor and cut to its ceiling (least efficient first). The online policy and every
 baseline differ only in their `Rules`; this one function applies them, so differences in their
 figures come from their decisions and nothing else.
+
+Every dispatch keeps the site's limits (site.py): the budget, the nodes, their minimum on-time
+and the ASIC ramp limit. The ramp's floor always fits in the budget: nodes held on are never
+more than were busy when they started, and where firm work grows the ASIC load may fall by its
+power.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,59 +31,86 @@ class Rules:
     mine: Bools  # T x groups: whether group g may mine in interval t
     serve_flex: Bools  # T: serve waiting flex work now; if False only work at its deadline runs
     offered_mw: Floats  # T: ASIC load committed to the grid; at least this much keeps running
-    nodes_always_on: bool = False  # keep every GPU node on, busy or not
+    nodes_always_on: bool = False  # keep every GPU node on that the budget carries, busy or not
 
 
-def serve_flex(site: Site, demand: Demand, firm: Floats, rules: Rules) -> Floats:
-    """Busy nodes serving flex work per interval: oldest work first, within free nodes and the
-    budget left after firm work, idle nodes kept on and the committed offer; work past its wait
-    is dropped."""
+def _count(mw: float, node_mw: float) -> float:
+    """Nodes that `mw` powers at `node_mw` each (any number when they draw nothing)."""
+    if node_mw > 0:
+        return mw / node_mw
+    return np.inf if mw >= 0 else 0.0
+
+
+def _always_on_nodes(site: Site) -> float:
+    """Nodes kept on by a serve-first site: all of them, or as many as its budget powers idle
+    beside the most firm work it can serve, so that they never need to stop."""
     gpus = site.gpus
-    base_mw = site.gpu_mw(
-        np.full(len(firm), float(gpus.nodes)) if rules.nodes_always_on else firm, firm
-    )
-    node_mw = (gpus.busy_kw - (gpus.idle_kw if rules.nodes_always_on else 0.0)) / 1e3
-    free_mw = np.maximum(site.budget_mw - rules.offered_mw - base_mw, 0.0)
-    room = np.minimum(gpus.nodes - firm, free_mw / node_mw if node_mw > 0 else np.inf)
-    waiting = np.zeros(demand.flex_wait + 1)  # by age in intervals, 0 = arrived now
-    served = np.zeros(len(demand))
-    for t in range(len(demand)):
-        waiting = np.roll(waiting, 1)
-        waiting[0] = demand.flex[t]  # the oldest, rolled round to age 0, has expired
-        ready = waiting.sum() if rules.serve_flex[t] else waiting[-1]
-        left = min(ready, room[t])
-        served[t] = left
-        for age in range(len(waiting) - 1, -1, -1):
-            take = min(waiting[age], left)
-            waiting[age] -= take
-            left -= take
+    firm = float(site.servable_firm(np.array([np.inf]))[0])
+    extra = (gpus.busy_kw - gpus.idle_kw) / 1e3
+    return min(float(gpus.nodes), _count(site.budget_mw - extra * firm, gpus.idle_kw / 1e3))
+
+
+def _serve(waiting: list[float], room: float, all_ready: bool) -> float:
+    """Serve flex work waiting by age (index 0 arrived now), oldest first, within `room`; only
+    the oldest is ready unless `all_ready`. Returns the work served."""
+    left = min(sum(waiting) if all_ready else waiting[-1], room)
+    served = left
+    for age in range(len(waiting) - 1, -1, -1):
+        take = min(waiting[age], left)
+        waiting[age] -= take
+        left -= take
     return served
+
+
+def _adjust(mining: list[float], caps: Sequence[float], total: float) -> None:
+    """Raise the groups' MW (in efficiency order) to `total`, most efficient first, or cut it,
+    least efficient first."""
+    gap = total - sum(mining)
+    for g in range(len(mining)) if gap > 0 else range(len(mining) - 1, -1, -1):
+        step = min(caps[g] - mining[g], gap) if gap > 0 else max(-mining[g], gap)
+        mining[g] += step
+        gap -= step
 
 
 def dispatch(site: Site, demand: Demand, rules: Rules) -> Dispatch:
     """Apply `rules` interval by interval (see the module docstring for the order)."""
+    gpus, t_n, order = site.gpus, len(demand), site.by_efficiency()
+    busy_mw, idle_mw = gpus.busy_kw / 1e3, gpus.idle_kw / 1e3
     firm = site.servable_firm(demand.firm)
-    flex = serve_flex(site, demand, firm, rules)
-    busy = firm + flex
-    nodes_on = busy
-    if rules.nodes_always_on and site.gpus.idle_kw > 0:  # as many on as the budget carries
-        extra = (site.gpus.busy_kw - site.gpus.idle_kw) / 1e3
-        carried = (site.budget_mw - busy * extra) / (site.gpus.idle_kw / 1e3)
-        nodes_on = np.clip(carried, busy, site.gpus.nodes)
-    elif rules.nodes_always_on:
-        nodes_on = np.full(len(demand), float(site.gpus.nodes))
-    left = np.maximum(site.budget_mw - site.gpu_mw(nodes_on, busy), 0.0)
+    caps = site.asic_mw[order].tolist()
+    wanted = np.where(rules.mine, site.asic_mw, 0.0)[:, order].tolist()
+    fall = site.asic_fall_mw(firm).tolist()
+    rise = np.inf if site.asic_ramp_mw is None else site.asic_ramp_mw
+    serve_now = rules.serve_flex.tolist()
+    kept = _always_on_nodes(site) if rules.nodes_always_on else 0.0
 
-    caps = site.asic_mw
-    mining = np.zeros((len(demand), len(site.asics)))
-    short = np.minimum(rules.offered_mw, left)  # committed load runs whatever the rules say
-    for g in site.by_efficiency():
-        mining[:, g] = np.minimum(np.where(rules.mine[:, g], caps[g], 0.0), left)
-        left -= mining[:, g]
-    short = np.maximum(short - mining.sum(axis=1), 0.0)
-    for g in site.by_efficiency():
-        top_up = np.minimum(caps[g] - mining[:, g], short)
-        mining[:, g] += top_up
-        short -= top_up
+    flex, nodes_on = np.zeros(t_n), np.zeros(t_n)
+    mining = np.zeros((t_n, len(caps)))
+    waiting = [0.0] * (demand.flex_wait + 1)  # flex work by age, 0 = arrived now
+    starts: list[float] = []
+    on, mined = 0.0, 0.0  # nodes on and ASIC MW in the interval before
+    each = zip(firm.tolist(), demand.flex.tolist(), rules.offered_mw.tolist(), strict=True)
+    for t, (f, arrived, offer) in enumerate(each):
+        held = max(kept, sum(starts[max(t - gpus.min_on_intervals + 1, 0) :]))
+        low = max(mined - fall[t], 0.0) if t else 0.0
+        high = mined + rise if t else np.inf
+        # b busy nodes with `held` on draw max(busy_mw b, idle_mw held + (busy - idle) b)
+        free = site.budget_mw - max(offer, low)
+        most = min(_count(free, busy_mw), _count(free - idle_mw * held, busy_mw - idle_mw))
+        waiting = [arrived, *waiting[:-1]]  # the oldest has expired
+        flex[t] = _serve(waiting, min(max(most - f, 0.0), gpus.nodes - f), serve_now[t])
+        busy = f + flex[t]
+        nodes_on[t] = max(busy, held)
+        starts.append(max(nodes_on[t] - on, 0.0))
+        on = nodes_on[t]
+        left = max(site.budget_mw - idle_mw * on - (busy_mw - idle_mw) * busy, 0.0)
+
+        row, room = [], left
+        for want in wanted[t]:
+            row.append(min(want, room))
+            room -= row[-1]
+        _adjust(row, caps, min(max(sum(row), offer, low), high, left))
+        mining[t, order] = row
+        mined = sum(row)
     offered = np.minimum(rules.offered_mw, mining.sum(axis=1))
     return Dispatch(mining, nodes_on, firm, flex, offered)

@@ -21,6 +21,13 @@ Decisions:
   unable to curtail: E[max(rt - v, 0)], the real-time price estimated as the day-ahead price
   plus a spread drawn from the last `residual_days` of known spreads. The offered load must
   keep running through a price spike, and this is what that costs on average.
+
+Limits (site.py): the decisions go through `dispatch`, which keeps the GPU nodes' minimum
+on-time (a node started for a peak stays on, idle, until it has passed) and the ASIC ramp limit
+(mining steps towards what the rules want by at most the limit per interval, and the committed
+offer falls short where mining cannot reach it in time). The rules do not plan around them
+(that would take forecasts of demand and prices hours ahead); with the benchmark's smooth daily
+demand they cost little (bench/energy_value.py).
 """
 
 from dataclasses import dataclass
