@@ -262,7 +262,7 @@ def main() -> None:
         f"\n  {'site':<14}{'online/hindsight':>17}{'mining+grid':>12}{'best baseline':>15}"
         f"{'online - best $k':>17}{'= mining':>10}{'+ grid':>8}{'+ inference':>12}"
     )
-    ratio_met, ties, behind = True, [], []
+    ratio_met, ties, optimal, behind = True, [], [], []
     for name, (market, res) in runs.items():
         online, hindsight = res["online"][0], res["hindsight"][0]
         best = max(BASELINES, key=lambda p: res[p][0].margin)
@@ -272,7 +272,9 @@ def main() -> None:
         split = (mine - sides(res[best][0], market)) / 1e3
         lead = online.margin - res[best][0].margin
         ratio_met &= ratio >= 0.99
-        if abs(lead) < 1.0:
+        if hindsight.margin - res[best][0].margin < 1.0:
+            optimal.append(f"{name} ({best})")  # nothing can be above the upper bound
+        elif abs(lead) < 1.0:
             ties.append(name)  # within a dollar: the same decisions
         elif lead < 0:
             behind.append(name)
@@ -285,9 +287,14 @@ def main() -> None:
     why = [f"behind on {', '.join(behind)}"] if behind else []
     why += [f"tied with the best baseline on {', '.join(ties)}"] if ties else []
     print(
-        f"above the best baseline on every site: {verdict}"
+        f"above the best baseline on every site where any policy can be: {verdict}"
         + (f" ({'; '.join(why)})" if why else "")
     )
+    if optimal:
+        print(
+            f"  a baseline earns the hindsight margin itself, so no policy can be above it, on: "
+            f"{', '.join(optimal)}"
+        )
     charts(out, runs)
     print(f"charts: {out}")
 
