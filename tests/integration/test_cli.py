@@ -288,3 +288,8 @@ def test_operator_plans_curtails_and_restores_a_site(server: LiveServer, tmp_pat
     negative = failed("power", "curtail", "tx", "--to-mw", "-1", env=env)
     assert "target_mw" in negative.stderr
     assert ok_json("power", "history", "tx", env=env)["curtailments"][0]["reason"] == "drill"
+
+    offer = {"mw": 0.5, "price": {"kind": "constant", "usd_per_mw_h": 4.0}}
+    model.write_text(json.dumps({**POWER_MODEL, "ancillary": offer}))
+    ok("power", "set", "tx", str(model), env=env)
+    assert "grid offer: up to 0.5 MW of ASICs at $4 per MW-h" in ok("power", "show", "tx", env=env)

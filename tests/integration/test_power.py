@@ -9,7 +9,9 @@ import httpx
 import pytest
 
 from hashgrid.client import ApiError
+from hashgrid.energy_data import ERCOT_ANCILLARY, ERCOT_PRICES
 
+from support.data import DATA
 from support.live import LiveServer, wait_until
 
 S21_USD_PER_MWH = 50 * 1e3 / (17.5 * 24)  # hashprice $50/PH/day into 17.5 J/TH
@@ -189,6 +191,50 @@ def test_plan_reads_an_ercot_series(server: LiveServer, tmp_path: Path) -> None:
         assert "no LZ_WEST price" in gap.value.detail
 
 
+def test_plan_offers_asic_load_at_ercot_ancillary_prices(server: LiveServer) -> None:
+    """With ERCOT's LZ_WEST prices and ECRS prices (the shared data set), the plan offers the
+    site's cap of ASIC load in an hour whose ECRS price beats the risk of running through a
+    price spike, and nothing in a cheap one."""
+    ercot = {
+        **POWER,
+        "price": {"kind": "ercot", "path": str(DATA / ERCOT_PRICES), "point": "LZ_WEST"},
+        "ancillary": {
+            "mw": 0.01,  # of the 14 kW of S21s
+            "price": {"kind": "ercot", "path": str(DATA / ERCOT_ANCILLARY), "product": "ecrs"},
+        },
+    }
+    with server.client() as admin:
+        admin.create_site("tx", "us-south", "US", 1.0)
+        model = admin.set_power("tx", ercot).model
+        assert model is not None
+        assert model.ancillary is not None
+        assert model.ancillary.mw == 0.01
+        plan = admin.power_plan("tx", hours=24, start="2024-08-20T00:00:00Z")
+        # Hour ending 21 of 19 August 2024 (CDT), 01:00-02:00 UTC on the 20th: ECRS $315.83.
+        spike = plan.intervals[1]
+        assert spike.offered_mw == pytest.approx(0.01)
+        assert spike.ancillary_usd == pytest.approx(0.01 * 315.83)
+        # Energy at $414/MWh is above the S21s' worth: only the offered load keeps hashing.
+        assert (spike.price_usd_per_mwh, spike.mining_mw) == (414.505, 0.01)
+        # Hour ending 8 of the 20th, 12:00 UTC: ECRS $0.07 does not pay for the risk.
+        assert (plan.intervals[12].offered_mw, plan.intervals[12].ancillary_usd) == (0, 0)
+
+
+def test_the_stored_plan_offers_load_the_grid_may_call(server: LiveServer) -> None:
+    """A constant ancillary price on a fixed tariff: this hour's stored plan offers the cap, and
+    a grid call for the offered MW sheds ASICs only, least efficient first."""
+    offer = {**POWER, "ancillary": {"mw": 0.007, "price": {"kind": "constant", "usd_per_mw_h": 5}}}
+    with server.client() as admin:
+        admin.create_site("tx", "us-south", "US", 1.0)
+        admin.set_power("tx", offer)
+        stored = wait_until(lambda: admin.power_history("tx").plans, 20, "a stored plan")
+        assert (stored[0].offered_mw, stored[0].ancillary_usd) == (0.007, pytest.approx(0.035))
+        assert stored[0].mining_mw == pytest.approx(0.014)
+        called = admin.curtail("tx", 0.014 - 0.007, reason="ECRS deployed", source="grid")
+        assert called.asic_shed_mw == pytest.approx(0.007)  # two of the four S21s sleep
+        assert (called.flex_shed_mw, called.firm_shed_mw, called.power_state) == (0, 0, "active")
+
+
 @pytest.mark.parametrize(
     ("path", "body", "status"),
     [
@@ -217,6 +263,15 @@ def test_bad_power_models_are_refused(server: LiveServer, tmp_path: Path) -> Non
         assert http.put("/api/v1/sites/tx/power", json=unknown).status_code == 422
         missing = {**POWER, "hashprice": {"kind": "series", "path": str(tmp_path / "none.csv")}}
         assert http.put("/api/v1/sites/tx/power", json=missing).status_code == 400
+        ancillary = {"kind": "ercot", "path": str(DATA / ERCOT_ANCILLARY), "product": "ecrs"}
+        for offer, status in [
+            ({"mw": 1, "price": {**ancillary, "product": "spinning"}}, 422),
+            ({"mw": -1, "price": ancillary}, 422),
+            ({"mw": 1, "price": {**ancillary, "path": str(tmp_path / "none.csv")}}, 400),
+        ]:
+            answer = http.put("/api/v1/sites/tx/power", json={**POWER, "ancillary": offer})
+            assert answer.status_code == status
+            assert answer.headers["content-type"] == "application/problem+json"
         assert admin.get_power("tx").model is None
         with pytest.raises(ApiError) as no_model:
             admin.curtail("tx", 0)

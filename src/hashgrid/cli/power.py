@@ -18,7 +18,8 @@ power_app = typer.Typer(
 @power_app.command("set")
 def set_power(ctx: typer.Context, site: str, path: Path, as_json: bool = JsonOption) -> None:
     """Give SITE its power model from a JSON file: ASIC groups, GPU economics, price and
-    hashprice sources (see `PUT /api/v1/sites/{site}/power` in the API docs)."""
+    hashprice sources, and the grid offer with its ancillary prices, if any (see
+    `PUT /api/v1/sites/{site}/power` in the API docs)."""
     try:
         model = json.loads(path.read_text())
     except (OSError, ValueError) as e:
@@ -46,6 +47,11 @@ def show(ctx: typer.Context, site: str, as_json: bool = JsonOption) -> None:
     if power.model is not None:
         rows = [(g.model, g.count, g.th_s, g.watts, len(g.addresses)) for g in power.model.asics]
         table("ASIC groups", ["model", "count", "TH/s", "W", "addresses"], rows)
+        offer = power.model.ancillary
+        if offer is not None:
+            price = offer.price
+            paid = f"ERCOT {price.product}" if price.kind == "ercot" else f"${price.usd_per_mw_h:g}"
+            console.print(f"grid offer: up to {offer.mw:g} MW of ASICs at {paid} per MW-h")
     if power.miners is not None:
         m = power.miners
         console.print(f"miners at {m.reported_at:%H:%M:%S}: {m.by_action}, {m.failed} failed")

@@ -11,6 +11,7 @@ from hashgrid.server.schemas_common import Out
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class AsicGroupSpec(BaseModel):
@@ -50,9 +51,9 @@ class GpuEconomics(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     busy_kw: Positive = 10.2
-    idle_kw: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.6
-    firm_usd_per_node_hour: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
-    flex_usd_per_node_hour: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    idle_kw: NonNegative = 1.6
+    firm_usd_per_node_hour: NonNegative = 0.0
+    flex_usd_per_node_hour: NonNegative = 0.0
 
     @model_validator(mode="after")
     def _idle_below_busy(self) -> Self:
@@ -88,7 +89,7 @@ class ErcotSeries(BaseModel):
 class ConstantHashprice(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["constant"] = "constant"
-    usd_per_ph_day: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    usd_per_ph_day: NonNegative
 
 
 class HashpriceSeries(BaseModel):
@@ -99,8 +100,38 @@ class HashpriceSeries(BaseModel):
     path: str = Field(min_length=1, max_length=1000)
 
 
+class ConstantAncillary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["constant"] = "constant"
+    usd_per_mw_h: NonNegative
+
+
+# ERCOT's ancillary services, each a column of `energy_data.ERCOT_ANCILLARY`'s layout.
+AncillaryProduct = Literal["ecrs", "rrs", "nspin", "regdn", "regup"]
+
+
+class ErcotAncillary(BaseModel):
+    """Hourly clearing prices of one ERCOT ancillary service, read from a CSV on the server in
+    the layout of ERCOT's `delivery_date,hour_ending,regup,regdn,rrs,nspin,ecrs,...`."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["ercot"] = "ercot"
+    path: str = Field(min_length=1, max_length=1000)
+    product: AncillaryProduct
+
+
 PriceSource = Annotated[FixedPrice | TimeOfUse | ErcotSeries, Field(discriminator="kind")]
 HashpriceSource = Annotated[ConstantHashprice | HashpriceSeries, Field(discriminator="kind")]
+AncillarySource = Annotated[ConstantAncillary | ErcotAncillary, Field(discriminator="kind")]
+
+
+class GridOffer(BaseModel):
+    """Flexibility the site may sell to the grid: up to `mw` of its ASIC load, offered in the
+    hours the planner finds it pays (`energy.online.commit_offer`), at `price` per MW-h."""
+
+    model_config = ConfigDict(extra="forbid")
+    mw: NonNegative
+    price: AncillarySource
 
 
 class PowerModel(BaseModel):
@@ -112,6 +143,7 @@ class PowerModel(BaseModel):
     gpus: GpuEconomics = GpuEconomics()
     price: PriceSource
     hashprice: HashpriceSource
+    ancillary: GridOffer | None = None  # none: nothing offered to the grid
 
 
 class CurtailmentCreate(BaseModel):
@@ -120,7 +152,7 @@ class CurtailmentCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    target_mw: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    target_mw: NonNegative
     by: datetime | None = Field(None, description="Deadline; default now")
     reason: str = Field("", max_length=500)
     source: Literal["grid", "operator"] = "operator"
