@@ -1,7 +1,7 @@
 """Site power: curtailments shed ASICs first, then flex replicas, with costs logged; restore;
 plans per interval; power state reaching placement and the gateway view; miner orders."""
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from hashgrid.client import ApiError
 from hashgrid.energy_data import ERCOT_ANCILLARY, ERCOT_PRICES
 
 from support.data import DATA
-from support.live import LiveServer, wait_until
+from support.live import LiveServer, server_settings, wait_until
 
 S21_USD_PER_MWH = 50 * 1e3 / (17.5 * 24)  # hashprice $50/PH/day into 17.5 J/TH
 MINERS = [f"10.0.0.{i}" for i in range(1, 5)]  # 4 S21s: 14 kW
@@ -113,7 +113,9 @@ def test_curtailment_sheds_asics_then_flex_and_restores(
         history = admin.power_history("tx")
         assert [c.id for c in history.curtailments] == [second.id, first.id]
         for event in history.curtailments:  # both ended, with their costs
+            assert event.status == "ended"
             assert event.ended_at is not None
+            assert event.started_at is not None
             hours = (event.ended_at - event.started_at).total_seconds() / 3600
             shed = event.asic_shed_mw + event.flex_shed_mw + event.firm_shed_mw
             assert event.energy_saved_usd == pytest.approx(shed * 30.0 * hours)
@@ -142,6 +144,98 @@ def test_stop_everything_drains_the_site(server: LiveServer, tiny_model: Path) -
         _serve(elsewhere, "chat")
         rig.close()
         elsewhere.close()
+
+
+def _deadline(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+
+
+def test_a_deadline_schedules_the_curtailment_a_lead_before_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`by` 3 s ahead, ASICs alone to shed, a 1 s ASIC lead: the curtailment is scheduled and
+    the miners keep hashing; the power reconciler begins it when due, not before."""
+    settings = server_settings(tmp_path / "home", database_url, curtail_asic_lead_s=1.0)
+    server = LiveServer(settings)
+    server.start()
+    try:
+        with server.client() as admin:
+            admin.create_site("tx", "us-south", "US", 1.0)
+            admin.set_power("tx", POWER)
+            rig = server.join_node("tx", "rig")  # idle: 2 kW
+            # Load 16 kW; 9 kW leaves 7 kW for ASICs: two of the four S21s keep hashing.
+            event = admin.curtail("tx", 0.009, reason="ERCOT EEA1", source="grid", by=_deadline(3))
+            assert (event.status, event.started_at) == ("scheduled", None)
+            assert event.starts_at == event.by - timedelta(seconds=1)
+            assert (event.asic_shed_mw, event.power_state) == (pytest.approx(0.007), "active")
+            power = admin.get_power("tx")
+            assert power.curtailment is not None
+            assert (power.curtailment.id, power.curtailment.status) == (event.id, "scheduled")
+            assert {o["action"] for o in _orders(rig)["orders"]} == {"resume"}
+
+            def begun() -> Any:
+                current = admin.get_power("tx").curtailment
+                return current if current is not None and current.status == "in_force" else None
+
+            started = wait_until(begun, 20, "the curtailment in force")
+            assert started.started_at is not None
+            assert started.started_at >= started.starts_at
+            orders = _orders(rig)
+            assert orders["reason"].startswith(f"curtailment {event.id[:8]}")
+            assert [o["action"] for o in orders["orders"]] == ["resume", "resume", "sleep", "sleep"]
+            # Costs count from when shedding began.
+            ended = admin.restore("tx")
+            assert ended.status == "ended"
+            assert ended.ended_at is not None
+            hours = (ended.ended_at - started.started_at).total_seconds() / 3600
+            assert ended.energy_saved_usd == pytest.approx(0.007 * 30.0 * hours)
+        rig.close()
+    finally:
+        server.stop()
+
+
+def test_a_past_deadline_is_obeyed_at_once(server: LiveServer) -> None:
+    with server.client() as admin:
+        admin.create_site("tx", "us-south", "US", 1.0)
+        admin.set_power("tx", POWER)
+        event = admin.curtail("tx", 0.0, by="2026-01-01T08:00:00+01:00")
+        assert event.status == "in_force"
+        assert event.started_at == event.starts_at
+        assert event.by == datetime(2026, 1, 1, 7, tzinfo=UTC)
+        assert admin.get_power("tx").power_state == "active"  # no GPU node: ASICs alone
+
+
+def test_restore_cancels_a_scheduled_curtailment_and_a_new_one_replaces_it(
+    server: LiveServer,
+) -> None:
+    """A scheduled curtailment is replaced (cancelled) by a new one, and cancelled by restore;
+    one in force hands over at once to a new one, whatever its deadline, so the site never
+    rises in between."""
+    with server.client() as admin:
+        admin.create_site("tx", "us-south", "US", 1.0)
+        admin.set_power("tx", POWER)
+        first = admin.curtail("tx", 0.007, by=_deadline(3600))
+        second = admin.curtail("tx", 0.0035, by=_deadline(7200))
+        assert (first.status, second.status) == ("scheduled", "scheduled")
+        cancelled = admin.restore("tx")
+        assert (cancelled.id, cancelled.status) == (second.id, "cancelled")
+        assert (cancelled.energy_saved_usd, cancelled.mining_foregone_usd) == (None, None)
+        assert admin.get_power("tx").curtailment is None
+        with pytest.raises(ApiError) as nothing:
+            admin.restore("tx")
+        assert nothing.value.status == 409
+
+        now = admin.curtail("tx", 0.007)
+        assert now.status == "in_force"
+        later = admin.curtail("tx", 0.0035, by=_deadline(3600))
+        assert later.status == "in_force"  # took over from the one in force
+        statuses = {c.id: c.status for c in admin.power_history("tx").curtailments}
+        assert statuses == {
+            first.id: "cancelled",
+            second.id: "cancelled",
+            now.id: "ended",
+            later.id: "in_force",
+        }
 
 
 def test_plan_gives_hourly_intervals(server: LiveServer) -> None:
@@ -241,6 +335,8 @@ def test_the_stored_plan_offers_load_the_grid_may_call(server: LiveServer) -> No
         ("/api/v1/sites/nowhere/curtailments", {"target_mw": 1}, 404),
         ("/api/v1/sites/tx/curtailments", {"target_mw": -1}, 422),
         ("/api/v1/sites/tx/curtailments", {"target_mw": 1, "source": "moon"}, 422),
+        ("/api/v1/sites/tx/curtailments", {"target_mw": 1, "by": "2026-11-21T08:00:00"}, 400),
+        ("/api/v1/sites/tx/curtailments", {"target_mw": 1, "by": "tomorrow"}, 422),
     ],
 )
 def test_bad_curtailments_change_nothing(

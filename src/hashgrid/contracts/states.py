@@ -13,11 +13,21 @@ class NodeStatus(StrEnum):
 
 class SitePowerState(StrEnum):
     """How a site's power is going, stored per site (`sites.power_state`). A curtailment sets
-    it (`server/power/curtailment.py`); placement and routing obey it."""
+    it (`server/power/shedding.py`); placement and routing obey it."""
 
     ACTIVE = "active"  # GPUs powered as planned: route here
     CURTAILED = "curtailed"  # the grid or the plan took power back: route here only if nowhere else
     DRAINING = "draining"  # GPU nodes going back to mining soon: route here only if nowhere else
+
+
+class CurtailmentStatus(StrEnum):
+    """Where a curtailment is, read from its times (`server/power/tables.py: Curtailment`):
+    scheduled -> in_force -> ended, or scheduled -> cancelled."""
+
+    SCHEDULED = "scheduled"  # accepted; shedding begins at `starts_at`, ahead of its `by`
+    IN_FORCE = "in_force"  # shedding since `started_at`
+    ENDED = "ended"  # restored or replaced after it began
+    CANCELLED = "cancelled"  # restored or replaced before it began
 
 
 class MinerAction(StrEnum):

@@ -5,7 +5,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hashgrid.contracts.states import SitePowerState
+from hashgrid.contracts.states import CurtailmentStatus, SitePowerState
 from hashgrid.server.power.specs import nameplate
 from hashgrid.server.schemas_common import Out
 
@@ -147,24 +147,31 @@ class PowerModel(BaseModel):
 
 
 class CurtailmentCreate(BaseModel):
-    """ "Site down to `target_mw` by `by`"; 0 stops everything. It is obeyed at once: ASICs
-    first, then flex replicas leave (the site is `curtailed`), then firm ones (`draining`)."""
+    """ "Site down to `target_mw` by `by`"; 0 stops everything. ASICs go first, then flex
+    replicas leave (the site is `curtailed`), then firm ones (`draining`). A future `by` is
+    scheduled: shedding begins a lead before it (longer when replicas must leave); a past or
+    no `by`, or one in force to hand over from, is obeyed at once. It replaces the site's
+    curtailment in force or scheduled."""
 
     model_config = ConfigDict(extra="forbid")
 
     target_mw: NonNegative
-    by: datetime | None = Field(None, description="Deadline; default now")
+    by: datetime | None = Field(None, description="Deadline, with a time zone; default now")
     reason: str = Field("", max_length=500)
     source: Literal["grid", "operator"] = "operator"
 
 
 class CurtailmentOut(Out):
+    """An event; until it begins, what it sheds is what it would shed from the load now."""
+
     id: str
+    status: CurtailmentStatus
     source: str
     reason: str
     target_mw: float
     by: datetime
-    started_at: datetime
+    starts_at: datetime = Field(description="When shedding is (or was) due to begin")
+    started_at: datetime | None = Field(description="When shedding began")
     ended_at: datetime | None
     load_mw: float
     asic_shed_mw: float
@@ -192,7 +199,7 @@ class SitePowerOut(BaseModel):
     budget_mw: float
     power_state: SitePowerState
     model: PowerModel | None
-    curtailment: CurtailmentOut | None  # the one in force
+    curtailment: CurtailmentOut | None  # the one in force or scheduled
     miners: MinersOut | None = None  # the site agent's last report, since this server started
 
 
