@@ -11,6 +11,7 @@ the hashprice of the UTC day of the same date: hours apart, and hashprice moves 
 
 import csv
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -43,32 +44,37 @@ def read_hashprice(path: Path) -> dict[int, float]:
         }
 
 
-def read_ercot_hours(path: Path, point: str) -> dict[tuple[int, int], tuple[float, float]]:
-    """Day-ahead and real-time price (USD/MWh) of one settlement point by (day number, hour
-    ending 1-24), from a file in the layout of ERCOT_PRICES."""
+def read_ercot_hours(
+    path: Path, columns: Sequence[str]
+) -> dict[tuple[int, int], tuple[float, ...]]:
+    """`columns` (prices: USD/MWh or USD/MW-h) by (day number, hour ending 1-24), from a file in
+    ERCOT's hourly layout (`delivery_date`, `hour_ending`, then a column per price)."""
     with path.open(newline="") as f:
         return {
-            (day_number(row["delivery_date"]), int(row["hour_ending"])): (
-                float(row[f"dam_{point}"]),
-                float(row[f"rtm_{point}"]),
+            (day_number(row["delivery_date"]), int(row["hour_ending"])): tuple(
+                float(row[c]) for c in columns
             )
             for row in csv.DictReader(f)
         }
 
 
-def read_ercot_utc(path: Path, point: str) -> dict[datetime, tuple[float, float]]:
-    """Day-ahead and real-time price (USD/MWh) of one settlement point by the UTC start of each
-    hour, from a file in the layout of ERCOT_PRICES.
+def read_ercot_utc(path: Path, columns: Sequence[str]) -> dict[datetime, tuple[float, ...]]:
+    """`columns` by the UTC start of each hour, from a file in ERCOT's hourly layout.
 
     ERCOT's delivery dates and hours ending are Central prevailing time. Hour ending H starts
     H-1 elapsed hours after the delivery date's local midnight, so a 23-hour spring day and a
     25-hour autumn day map to the right UTC hours, daylight saving or not."""
     out = {}
-    for (day, hour_ending), prices in read_ercot_hours(path, point).items():
+    for (day, hour_ending), prices in read_ercot_hours(path, columns).items():
         local_date = EPOCH + timedelta(days=day)
         midnight = datetime.combine(local_date, time(), CENTRAL).astimezone(UTC)
         out[midnight + timedelta(hours=hour_ending - 1)] = prices
     return out
+
+
+def price_columns(point: str) -> tuple[str, str]:
+    """The day-ahead and real-time price columns of a settlement point in ERCOT_PRICES."""
+    return f"dam_{point}", f"rtm_{point}"
 
 
 def read_ercot_market(data: Path, point: str, product: str = "ecrs") -> Market:
@@ -76,12 +82,8 @@ def read_ercot_market(data: Path, point: str, product: str = "ecrs") -> Market:
     ancillary price. Only days with all 24 hours and a hashprice are kept: partial days in
     the file are gaps in its source, and a plan across them would invent hours."""
     hashprice = read_hashprice(data / HASHPRICE)
-    with (data / ERCOT_ANCILLARY).open(newline="") as f:
-        ancillary = {
-            (day_number(row["delivery_date"]), int(row["hour_ending"])): float(row[product] or 0.0)
-            for row in csv.DictReader(f)
-        }
-    prices = read_ercot_hours(data / ERCOT_PRICES, point)
+    ancillary = read_ercot_hours(data / ERCOT_ANCILLARY, (product,))
+    prices = read_ercot_hours(data / ERCOT_PRICES, price_columns(point))
     hours = Counter(d for d, _ in prices)
     kept = sorted(k for k in prices if hours[k[0]] == 24 and k[0] in hashprice)
     day: Days = np.array([d for d, _ in kept], dtype=np.int64)
@@ -91,7 +93,7 @@ def read_ercot_market(data: Path, point: str, product: str = "ecrs") -> Market:
         rt=np.array([prices[k][1] for k in kept]),
         dam=np.array([prices[k][0] for k in kept]),
         hashprice=np.array([hashprice[d] for d in day]),
-        ancillary=np.array([ancillary.get(k, 0.0) for k in kept]),
+        ancillary=np.array([ancillary.get(k, (0.0,))[0] for k in kept]),
     )
 
 

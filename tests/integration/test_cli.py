@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -288,3 +289,19 @@ def test_operator_plans_curtails_and_restores_a_site(server: LiveServer, tmp_pat
     negative = failed("power", "curtail", "tx", "--to-mw", "-1", env=env)
     assert "target_mw" in negative.stderr
     assert ok_json("power", "history", "tx", env=env)["curtailments"][0]["reason"] == "drill"
+
+    by = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    scheduled = ok("power", "curtail", "tx", "--to-mw", "0.2", "--by", by.isoformat(), env=env)
+    begins = by - timedelta(seconds=30)  # ASICs alone: the ASIC lead before the deadline
+    assert f"shedding begins {begins:%Y-%m-%d %H:%M:%S} UTC" in scheduled
+    assert "curtailment scheduled" in ok("power", "show", "tx", env=env)
+    assert "scheduled curtailment cancelled" in ok("power", "restore", "tx", env=env)
+    no_zone = failed(
+        "power", "curtail", "tx", "--to-mw", "0.2", "--by", "2026-11-21T08:00", env=env
+    )
+    assert "give a time zone" in no_zone.stderr
+
+    offer = {"mw": 0.5, "price": {"kind": "constant", "usd_per_mw_h": 4.0}}
+    model.write_text(json.dumps({**POWER_MODEL, "ancillary": offer}))
+    ok("power", "set", "tx", str(model), env=env)
+    assert "grid offer: up to 0.5 MW of ASICs at $4 per MW-h" in ok("power", "show", "tx", env=env)

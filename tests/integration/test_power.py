@@ -1,7 +1,7 @@
 """Site power: curtailments shed ASICs first, then flex replicas, with costs logged; restore;
 plans per interval; power state reaching placement and the gateway view; miner orders."""
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +9,10 @@ import httpx
 import pytest
 
 from hashgrid.client import ApiError
+from hashgrid.energy_data import ERCOT_ANCILLARY, ERCOT_PRICES
 
-from support.live import LiveServer, wait_until
+from support.data import DATA
+from support.live import LiveServer, server_settings, wait_until
 
 S21_USD_PER_MWH = 50 * 1e3 / (17.5 * 24)  # hashprice $50/PH/day into 17.5 J/TH
 MINERS = [f"10.0.0.{i}" for i in range(1, 5)]  # 4 S21s: 14 kW
@@ -111,7 +113,9 @@ def test_curtailment_sheds_asics_then_flex_and_restores(
         history = admin.power_history("tx")
         assert [c.id for c in history.curtailments] == [second.id, first.id]
         for event in history.curtailments:  # both ended, with their costs
+            assert event.status == "ended"
             assert event.ended_at is not None
+            assert event.started_at is not None
             hours = (event.ended_at - event.started_at).total_seconds() / 3600
             shed = event.asic_shed_mw + event.flex_shed_mw + event.firm_shed_mw
             assert event.energy_saved_usd == pytest.approx(shed * 30.0 * hours)
@@ -180,6 +184,98 @@ def test_flex_work_leaves_a_site_in_hours_its_power_costs_more_than_flex_earns(
         elsewhere.close()
 
 
+def _deadline(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+
+
+def test_a_deadline_schedules_the_curtailment_a_lead_before_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`by` 3 s ahead, ASICs alone to shed, a 1 s ASIC lead: the curtailment is scheduled and
+    the miners keep hashing; the power reconciler begins it when due, not before."""
+    settings = server_settings(tmp_path / "home", database_url, curtail_asic_lead_s=1.0)
+    server = LiveServer(settings)
+    server.start()
+    try:
+        with server.client() as admin:
+            admin.create_site("tx", "us-south", "US", 1.0)
+            admin.set_power("tx", POWER)
+            rig = server.join_node("tx", "rig")  # idle: 2 kW
+            # Load 16 kW; 9 kW leaves 7 kW for ASICs: two of the four S21s keep hashing.
+            event = admin.curtail("tx", 0.009, reason="ERCOT EEA1", source="grid", by=_deadline(3))
+            assert (event.status, event.started_at) == ("scheduled", None)
+            assert event.starts_at == event.by - timedelta(seconds=1)
+            assert (event.asic_shed_mw, event.power_state) == (pytest.approx(0.007), "active")
+            power = admin.get_power("tx")
+            assert power.curtailment is not None
+            assert (power.curtailment.id, power.curtailment.status) == (event.id, "scheduled")
+            assert {o["action"] for o in _orders(rig)["orders"]} == {"resume"}
+
+            def begun() -> Any:
+                current = admin.get_power("tx").curtailment
+                return current if current is not None and current.status == "in_force" else None
+
+            started = wait_until(begun, 20, "the curtailment in force")
+            assert started.started_at is not None
+            assert started.started_at >= started.starts_at
+            orders = _orders(rig)
+            assert orders["reason"].startswith(f"curtailment {event.id[:8]}")
+            assert [o["action"] for o in orders["orders"]] == ["resume", "resume", "sleep", "sleep"]
+            # Costs count from when shedding began.
+            ended = admin.restore("tx")
+            assert ended.status == "ended"
+            assert ended.ended_at is not None
+            hours = (ended.ended_at - started.started_at).total_seconds() / 3600
+            assert ended.energy_saved_usd == pytest.approx(0.007 * 30.0 * hours)
+        rig.close()
+    finally:
+        server.stop()
+
+
+def test_a_past_deadline_is_obeyed_at_once(server: LiveServer) -> None:
+    with server.client() as admin:
+        admin.create_site("tx", "us-south", "US", 1.0)
+        admin.set_power("tx", POWER)
+        event = admin.curtail("tx", 0.0, by="2026-01-01T08:00:00+01:00")
+        assert event.status == "in_force"
+        assert event.started_at == event.starts_at
+        assert event.by == datetime(2026, 1, 1, 7, tzinfo=UTC)
+        assert admin.get_power("tx").power_state == "active"  # no GPU node: ASICs alone
+
+
+def test_restore_cancels_a_scheduled_curtailment_and_a_new_one_replaces_it(
+    server: LiveServer,
+) -> None:
+    """A scheduled curtailment is replaced (cancelled) by a new one, and cancelled by restore;
+    one in force hands over at once to a new one, whatever its deadline, so the site never
+    rises in between."""
+    with server.client() as admin:
+        admin.create_site("tx", "us-south", "US", 1.0)
+        admin.set_power("tx", POWER)
+        first = admin.curtail("tx", 0.007, by=_deadline(3600))
+        second = admin.curtail("tx", 0.0035, by=_deadline(7200))
+        assert (first.status, second.status) == ("scheduled", "scheduled")
+        cancelled = admin.restore("tx")
+        assert (cancelled.id, cancelled.status) == (second.id, "cancelled")
+        assert (cancelled.energy_saved_usd, cancelled.mining_foregone_usd) == (None, None)
+        assert admin.get_power("tx").curtailment is None
+        with pytest.raises(ApiError) as nothing:
+            admin.restore("tx")
+        assert nothing.value.status == 409
+
+        now = admin.curtail("tx", 0.007)
+        assert now.status == "in_force"
+        later = admin.curtail("tx", 0.0035, by=_deadline(3600))
+        assert later.status == "in_force"  # took over from the one in force
+        statuses = {c.id: c.status for c in admin.power_history("tx").curtailments}
+        assert statuses == {
+            first.id: "cancelled",
+            second.id: "cancelled",
+            now.id: "ended",
+            later.id: "in_force",
+        }
+
+
 def test_plan_gives_hourly_intervals(server: LiveServer) -> None:
     with server.client() as admin:
         admin.create_site("tx", "us-south", "US", 1.0)
@@ -227,12 +323,58 @@ def test_plan_reads_an_ercot_series(server: LiveServer, tmp_path: Path) -> None:
         assert "no LZ_WEST price" in gap.value.detail
 
 
+def test_plan_offers_asic_load_at_ercot_ancillary_prices(server: LiveServer) -> None:
+    """With ERCOT's LZ_WEST prices and ECRS prices (the shared data set), the plan offers the
+    site's cap of ASIC load in an hour whose ECRS price beats the risk of running through a
+    price spike, and nothing in a cheap one."""
+    ercot = {
+        **POWER,
+        "price": {"kind": "ercot", "path": str(DATA / ERCOT_PRICES), "point": "LZ_WEST"},
+        "ancillary": {
+            "mw": 0.01,  # of the 14 kW of S21s
+            "price": {"kind": "ercot", "path": str(DATA / ERCOT_ANCILLARY), "product": "ecrs"},
+        },
+    }
+    with server.client() as admin:
+        admin.create_site("tx", "us-south", "US", 1.0)
+        model = admin.set_power("tx", ercot).model
+        assert model is not None
+        assert model.ancillary is not None
+        assert model.ancillary.mw == 0.01
+        plan = admin.power_plan("tx", hours=24, start="2024-08-20T00:00:00Z")
+        # Hour ending 21 of 19 August 2024 (CDT), 01:00-02:00 UTC on the 20th: ECRS $315.83.
+        spike = plan.intervals[1]
+        assert spike.offered_mw == pytest.approx(0.01)
+        assert spike.ancillary_usd == pytest.approx(0.01 * 315.83)
+        # Energy at $414/MWh is above the S21s' worth: only the offered load keeps hashing.
+        assert (spike.price_usd_per_mwh, spike.mining_mw) == (414.505, 0.01)
+        # Hour ending 8 of the 20th, 12:00 UTC: ECRS $0.07 does not pay for the risk.
+        assert (plan.intervals[12].offered_mw, plan.intervals[12].ancillary_usd) == (0, 0)
+
+
+def test_the_stored_plan_offers_load_the_grid_may_call(server: LiveServer) -> None:
+    """A constant ancillary price on a fixed tariff: this hour's stored plan offers the cap, and
+    a grid call for the offered MW sheds ASICs only, least efficient first."""
+    offer = {**POWER, "ancillary": {"mw": 0.007, "price": {"kind": "constant", "usd_per_mw_h": 5}}}
+    with server.client() as admin:
+        admin.create_site("tx", "us-south", "US", 1.0)
+        admin.set_power("tx", offer)
+        stored = wait_until(lambda: admin.power_history("tx").plans, 20, "a stored plan")
+        assert (stored[0].offered_mw, stored[0].ancillary_usd) == (0.007, pytest.approx(0.035))
+        assert stored[0].mining_mw == pytest.approx(0.014)
+        called = admin.curtail("tx", 0.014 - 0.007, reason="ECRS deployed", source="grid")
+        assert called.asic_shed_mw == pytest.approx(0.007)  # two of the four S21s sleep
+        assert (called.flex_shed_mw, called.firm_shed_mw, called.power_state) == (0, 0, "active")
+
+
 @pytest.mark.parametrize(
     ("path", "body", "status"),
     [
         ("/api/v1/sites/nowhere/curtailments", {"target_mw": 1}, 404),
         ("/api/v1/sites/tx/curtailments", {"target_mw": -1}, 422),
         ("/api/v1/sites/tx/curtailments", {"target_mw": 1, "source": "moon"}, 422),
+        ("/api/v1/sites/tx/curtailments", {"target_mw": 1, "by": "2026-11-21T08:00:00"}, 400),
+        ("/api/v1/sites/tx/curtailments", {"target_mw": 1, "by": "tomorrow"}, 422),
     ],
 )
 def test_bad_curtailments_change_nothing(
@@ -255,6 +397,15 @@ def test_bad_power_models_are_refused(server: LiveServer, tmp_path: Path) -> Non
         assert http.put("/api/v1/sites/tx/power", json=unknown).status_code == 422
         missing = {**POWER, "hashprice": {"kind": "series", "path": str(tmp_path / "none.csv")}}
         assert http.put("/api/v1/sites/tx/power", json=missing).status_code == 400
+        ancillary = {"kind": "ercot", "path": str(DATA / ERCOT_ANCILLARY), "product": "ecrs"}
+        for offer, status in [
+            ({"mw": 1, "price": {**ancillary, "product": "spinning"}}, 422),
+            ({"mw": -1, "price": ancillary}, 422),
+            ({"mw": 1, "price": {**ancillary, "path": str(tmp_path / "none.csv")}}, 400),
+        ]:
+            answer = http.put("/api/v1/sites/tx/power", json={**POWER, "ancillary": offer})
+            assert answer.status_code == status
+            assert answer.headers["content-type"] == "application/problem+json"
         assert admin.get_power("tx").model is None
         with pytest.raises(ApiError) as no_model:
             admin.curtail("tx", 0)

@@ -1,10 +1,13 @@
-"""Curtailment's order: ASICs first (whole miners, most efficient kept), then flex, then firm."""
+"""Curtailment's order: ASICs first (whole miners, most efficient kept), then flex, then firm;
+and when one with a deadline begins: a lead before it, the longer one when replicas move."""
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from hashgrid.contracts.states import MinerAction, SitePowerState
 from hashgrid.server.power.schemas import AsicGroupSpec
-from hashgrid.server.power.shedding import Load, miner_orders, shed
+from hashgrid.server.power.shedding import Leads, Load, miner_orders, shed
 
 S21 = AsicGroupSpec(model="Antminer S21", count=10)  # 3.5 kW, 17.5 J/TH: 35 kW
 S19 = AsicGroupSpec(model="Antminer S19j Pro", count=10)  # 3.068 kW, 29.5 J/TH: 30.68 kW
@@ -98,3 +101,27 @@ def test_power_control_keeps_more_of_a_curtailment_target_than_whole_miners() ->
 def test_bad_power_control_is_refused(spec: dict[str, object], error: str) -> None:
     with pytest.raises(ValueError, match=error):
         AsicGroupSpec(model="Antminer S21", count=1, **spec)
+
+
+LEADS = Leads(asic=timedelta(seconds=30), drain=timedelta(minutes=5))
+NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+
+
+def test_asics_alone_begin_the_short_lead_before_the_deadline() -> None:
+    asics_only = shed(LOAD, 0.06, [S21, S19])
+    by = NOW + timedelta(minutes=10)
+    assert LEADS.start(asics_only, by, NOW) == by - timedelta(seconds=30)
+
+
+def test_moving_replicas_begins_the_drain_lead_before_the_deadline() -> None:
+    by = NOW + timedelta(minutes=10)
+    for target in (0.02, 0.0):  # flex replicas move; then every replica
+        assert LEADS.start(shed(LOAD, target, [S21, S19]), by, NOW) == by - timedelta(minutes=5)
+
+
+def test_a_deadline_closer_than_its_lead_or_past_begins_now() -> None:
+    flex = shed(LOAD, 0.02, [S21, S19])
+    assert LEADS.start(flex, NOW + timedelta(minutes=2), NOW) == NOW
+    assert LEADS.start(shed(LOAD, 0.06, [S21, S19]), NOW + timedelta(seconds=10), NOW) == NOW
+    assert LEADS.start(flex, NOW - timedelta(hours=1), NOW) == NOW
+    assert LEADS.start(flex, NOW, NOW) == NOW  # no deadline: by is now

@@ -7,6 +7,7 @@ import typer
 
 from hashgrid.cli.connection import client
 from hashgrid.cli.output import JsonOption, console, emit_json, fail, table
+from hashgrid.contracts.states import CurtailmentStatus
 from hashgrid.server.power.schemas import CurtailmentOut, IntervalOut
 
 power_app = typer.Typer(
@@ -18,7 +19,8 @@ power_app = typer.Typer(
 @power_app.command("set")
 def set_power(ctx: typer.Context, site: str, path: Path, as_json: bool = JsonOption) -> None:
     """Give SITE its power model from a JSON file: ASIC groups, GPU economics, price and
-    hashprice sources (see `PUT /api/v1/sites/{site}/power` in the API docs)."""
+    hashprice sources, and the grid offer with its ancillary prices, if any (see
+    `PUT /api/v1/sites/{site}/power` in the API docs)."""
     try:
         model = json.loads(path.read_text())
     except (OSError, ValueError) as e:
@@ -42,13 +44,18 @@ def show(ctx: typer.Context, site: str, as_json: bool = JsonOption) -> None:
         highlight=False,
     )
     if power.curtailment is not None:
-        _events([power.curtailment], "curtailment in force")
+        _events([power.curtailment], f"curtailment {power.curtailment.status.replace('_', ' ')}")
     if power.model is not None:
         rows = [
             (g.model, g.count, g.th_s, g.watts, g.control, len(g.addresses))
             for g in power.model.asics
         ]
         table("ASIC groups", ["model", "count", "TH/s", "W", "control", "addresses"], rows)
+        offer = power.model.ancillary
+        if offer is not None:
+            price = offer.price
+            paid = f"ERCOT {price.product}" if price.kind == "ercot" else f"${price.usd_per_mw_h:g}"
+            console.print(f"grid offer: up to {offer.mw:g} MW of ASICs at {paid} per MW-h")
     if power.miners is not None:
         m = power.miners
         console.print(f"miners at {m.reported_at:%H:%M:%S}: {m.by_action}, {m.failed} failed")
@@ -96,26 +103,38 @@ def curtail(
     ctx: typer.Context,
     site: str,
     to_mw: float = typer.Option(..., "--to-mw", help="Target load in MW; 0 stops everything."),
+    by: str | None = typer.Option(
+        None,
+        help="Deadline, ISO 8601 with a time zone (default: now): shedding begins just in time.",
+    ),
     reason: str = typer.Option("", help="Why, for the event log."),
     grid: bool = typer.Option(False, "--grid", help="The grid called it (default: operator)."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Bring SITE down to --to-mw now: ASICs first, then flex replicas move, then firm ones."""
+    """Bring SITE down to --to-mw by --by (default now): ASICs first, then flex replicas move,
+    then firm ones. A future deadline is scheduled; `show` and `restore` see it."""
     with client(ctx) as c:
-        event = c.curtail(site, to_mw, reason, "grid" if grid else "operator")
+        event = c.curtail(site, to_mw, reason, "grid" if grid else "operator", by)
     if as_json:
         return emit_json(event)
-    _events([event], f"{site} curtailed")
+    if event.status is CurtailmentStatus.SCHEDULED:
+        begins = f"{event.starts_at:%Y-%m-%d %H:%M:%S} UTC"
+        _events([event], f"{site} curtailment scheduled: shedding begins {begins}")
+    else:
+        _events([event], f"{site} curtailed")
 
 
 @power_app.command("restore")
 def restore(ctx: typer.Context, site: str, as_json: bool = JsonOption) -> None:
-    """End SITE's curtailment: active again, miners follow the plan."""
+    """End SITE's curtailment, or cancel a scheduled one: active again, miners follow the plan."""
     with client(ctx) as c:
         event = c.restore(site)
     if as_json:
         return emit_json(event)
-    _events([event], f"{site} restored")
+    done = (
+        "restored" if event.status is CurtailmentStatus.ENDED else "scheduled curtailment cancelled"
+    )
+    _events([event], f"{site} {done}")
 
 
 def _usd(value: float | None) -> str:
@@ -125,8 +144,9 @@ def _usd(value: float | None) -> str:
 def _events(events: list[CurtailmentOut], title: str) -> None:
     rows = [
         (
-            f"{e.started_at:%Y-%m-%d %H:%M:%S}",
+            f"{e.started_at or e.starts_at:%Y-%m-%d %H:%M:%S}",
             "-" if e.ended_at is None else f"{e.ended_at:%H:%M:%S}",
+            e.status.replace("_", " "),
             e.source,
             f"{e.target_mw:g}",
             f"{e.load_mw:.3f}",
@@ -140,8 +160,8 @@ def _events(events: list[CurtailmentOut], title: str) -> None:
         )
         for e in events
     ]
-    columns = ["started", "ended", "by", "target MW", "load MW", "ASIC shed", "flex shed"]
-    columns += ["firm shed", "state", "energy saved $", "mining lost $", "reason"]
+    columns = ["starts (UTC)", "ended", "status", "source", "target MW", "load MW", "ASIC shed"]
+    columns += ["flex shed", "firm shed", "state", "energy saved $", "mining lost $", "reason"]
     table(title, columns, rows)
 
 

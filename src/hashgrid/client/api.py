@@ -126,9 +126,14 @@ class HashgridClient:
         return self._one(SitePowerOut, "PUT", f"/api/v1/sites/{site}/power", model)
 
     def curtail(
-        self, site: str, target_mw: float, reason: str = "", source: str = "operator"
+        self,
+        site: str,
+        target_mw: float,
+        reason: str = "",
+        source: str = "operator",
+        by: str | None = None,
     ) -> CurtailmentOut:
-        body = {"target_mw": target_mw, "reason": reason, "source": source}
+        body = {"target_mw": target_mw, "reason": reason, "source": source, "by": by}
         return self._one(CurtailmentOut, "POST", f"/api/v1/sites/{site}/curtailments", body)
 
     def restore(self, site: str) -> CurtailmentOut:

@@ -21,6 +21,16 @@ class SitePowerState(StrEnum):
     DRAINING = "draining"  # GPU nodes going back to mining soon: route here only if nowhere else
 
 
+class CurtailmentStatus(StrEnum):
+    """Where a curtailment is, read from its times (`server/power/tables.py: Curtailment`):
+    scheduled -> in_force -> ended, or scheduled -> cancelled."""
+
+    SCHEDULED = "scheduled"  # accepted; shedding begins at `starts_at`, ahead of its `by`
+    IN_FORCE = "in_force"  # shedding since `started_at`
+    ENDED = "ended"  # restored or replaced after it began
+    CANCELLED = "cancelled"  # restored or replaced before it began
+
+
 class MinerAction(StrEnum):
     """What one ASIC miner is told to do (the control plane's target, the site agent's act)."""
 

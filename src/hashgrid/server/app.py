@@ -26,6 +26,7 @@ from hashgrid.server.nodes.liveness import HearingMiddleware, Liveness
 from hashgrid.server.nodes.router import router as nodes_router
 from hashgrid.server.organizations.router import router as organizations_router
 from hashgrid.server.power.router import router as power_router
+from hashgrid.server.power.service import curtailment_leads
 from hashgrid.server.reconcile.autoscale import AutoscaleReconciler
 from hashgrid.server.reconcile.endpoints import EndpointReconciler
 from hashgrid.server.reconcile.liveness import LivenessReconciler
@@ -92,7 +93,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                     min(1.0, settings.node_ttl_s / 4),
                 ),
                 (AutoscaleReconciler(state), settings.autoscale_interval_s),
-                (PowerReconciler(sessions, state.changes), settings.power_interval_s),
+                (
+                    PowerReconciler(sessions, state.changes, curtailment_leads(settings)),
+                    settings.power_interval_s,
+                ),
                 (
                     EndpointReconciler(sessions, state.changes, settings.endpoint_probe_interval_s),
                     settings.endpoint_probe_interval_s,

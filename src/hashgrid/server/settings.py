@@ -29,6 +29,12 @@ class ServerSettings(BaseSettings):
     autoscale_down_delay_s: float = 60.0
     # The power reconciler plans each site's hour at least this often (and after changes).
     power_interval_s: float = 60.0
+    # A curtailment with a deadline (`by`) begins this long before it. ASICs sleep within
+    # seconds of their order (30 s leaves room for a hung miner's timeout and a retry);
+    # replicas leaving the site need their replacements started elsewhere first (a cold
+    # start: minutes for a big model).
+    curtail_asic_lead_s: float = Field(30.0, ge=0)
+    curtail_drain_lead_s: float = Field(300.0, ge=0)
     # External endpoints (bring your own) are probed this often; one that does not answer
     # leaves the gateways' view until it does (reconcile/endpoints.py).
     endpoint_probe_interval_s: float = 5.0

@@ -1,9 +1,10 @@
-"""A site's prices and hashprice as the pure planner's hourly `Market`, from its stored sources.
+"""A site's prices, hashprice and ancillary prices as the pure planner's hourly `Market`, from
+its stored sources.
 
 Intervals are UTC hours. An ERCOT file's delivery dates and hours ending are Central
 prevailing time, converted to UTC hours as read (`energy_data.read_ercot_utc`), so a price
-applies to the hour it was set for, across daylight saving changes too. Days (for the
-hashprice and the planner's day-ahead information) are UTC days.
+(energy or ancillary) applies to the hour it was set for, across daylight saving changes too.
+Days (for the hashprice and the planner's day-ahead information) are UTC days.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -14,12 +15,15 @@ import numpy as np
 
 from hashgrid.energy import Market
 from hashgrid.energy.prices import Days
-from hashgrid.energy_data import day_number, read_ercot_utc, read_hashprice
+from hashgrid.energy_data import day_number, price_columns, read_ercot_utc, read_hashprice
 from hashgrid.server.errors import Invalid
 from hashgrid.server.power.schemas import (
+    ConstantAncillary,
     ConstantHashprice,
+    ErcotAncillary,
     ErcotSeries,
     FixedPrice,
+    GridOffer,
     HashpriceSource,
     PowerModel,
     PriceSource,
@@ -29,6 +33,8 @@ from hashgrid.server.power.schemas import (
 # The online policy fits the real-time/day-ahead spread on the last 30 days of known prices;
 # a plan reads a day more so the first interval it decides has all of them.
 HISTORY_H = 31 * 24
+
+ErcotHours = dict[datetime, tuple[float, ...]]  # the columns asked for, by each hour's UTC start
 
 
 def hour_of(t: datetime) -> datetime:
@@ -48,7 +54,7 @@ def hourly_market(model: PowerModel, start: datetime, hours: int) -> Market:
         rt=rt,
         dam=dam,
         hashprice=_hashprice(model.hashprice, day),
-        ancillary=np.zeros(len(times)),  # no ancillary market source yet
+        ancillary=_ancillary(model.ancillary, times),
     )
 
 
@@ -56,9 +62,11 @@ def check_sources(model: PowerModel) -> None:
     """Raise `Invalid` when a source names a file that cannot be read as its layout."""
     try:
         if isinstance(model.price, ErcotSeries):
-            _ercot(model.price.path, model.price.point)
+            _ercot(model.price.path, price_columns(model.price.point))
         if not isinstance(model.hashprice, ConstantHashprice):
             _hashprice_series(model.hashprice.path)
+        if model.ancillary is not None and isinstance(model.ancillary.price, ErcotAncillary):
+            _ercot(model.ancillary.price.path, (model.ancillary.price.product,))
     except (OSError, KeyError, ValueError) as e:
         raise Invalid(f"cannot read the site's series: {type(e).__name__}: {e}") from None
 
@@ -70,15 +78,28 @@ def _prices(source: PriceSource, times: list[datetime]) -> tuple[np.ndarray, np.
     if isinstance(source, TimeOfUse):
         by_hour = np.array([source.usd_per_mwh[t.hour] for t in times])
         return by_hour, by_hour
-    prices = _ercot(source.path, source.point)
-    missing = [t for t in times if t not in prices]
+    both = _hours(_ercot(source.path, price_columns(source.point)), times, f"{source.point} price")
+    return both[:, 0], both[:, 1]
+
+
+def _ancillary(offer: GridOffer | None, times: list[datetime]) -> np.ndarray:
+    if offer is None:
+        return np.zeros(len(times))  # the site offers nothing
+    if isinstance(offer.price, ConstantAncillary):
+        return np.full(len(times), offer.price.usd_per_mw_h)
+    product = offer.price.product
+    return _hours(_ercot(offer.price.path, (product,)), times, f"{product} price")[:, 0]
+
+
+def _hours(series: ErcotHours, times: list[datetime], what: str) -> np.ndarray:
+    """The series' figures of `times` (a row per hour); raises `Invalid` when it lacks one."""
+    missing = [t for t in times if t not in series]
     if missing:
         raise Invalid(
-            f"the price series has no {source.point} price for {missing[0]:%Y-%m-%d %H:00} UTC "
+            f"the series has no {what} for {missing[0]:%Y-%m-%d %H:00} UTC "
             f"({len(missing)} of the {len(times)} hours needed, the last 31 days included)"
         )
-    both = np.array([prices[t] for t in times])
-    return both[:, 0], both[:, 1]
+    return np.array([series[t] for t in times])
 
 
 def _hashprice(source: HashpriceSource, day: Days) -> np.ndarray:
@@ -96,11 +117,8 @@ def _stamp(path: str) -> tuple[str, int]:
     return path, Path(path).stat().st_mtime_ns
 
 
-ErcotHours = dict[datetime, tuple[float, float]]  # by the UTC start of each hour
-
-
-def _ercot(path: str, point: str) -> ErcotHours:
-    return _read_ercot(*_stamp(path), point)
+def _ercot(path: str, columns: tuple[str, ...]) -> ErcotHours:
+    return _read_ercot(*_stamp(path), columns)
 
 
 def _hashprice_series(path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -109,8 +127,8 @@ def _hashprice_series(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 # Read once per file version: the reconciler plans every site every pass.
 @lru_cache(maxsize=16)
-def _read_ercot(path: str, _mtime_ns: int, point: str) -> ErcotHours:
-    return read_ercot_utc(Path(path), point)
+def _read_ercot(path: str, _mtime_ns: int, columns: tuple[str, ...]) -> ErcotHours:
+    return read_ercot_utc(Path(path), columns)
 
 
 @lru_cache(maxsize=16)

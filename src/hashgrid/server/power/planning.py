@@ -46,7 +46,8 @@ def energy_site(name: str, budget_mw: float, model: PowerModel, work: NodeWork) 
         model.gpus.firm_usd_per_node_hour,
         model.gpus.flex_usd_per_node_hour,
     )
-    return energy.Site(name, budget_mw, groups, gpus)
+    offer = 0.0 if model.ancillary is None else model.ancillary.mw
+    return energy.Site(name, budget_mw, groups, gpus, ancillary_mw=offer)
 
 
 def plan_hours(

@@ -45,13 +45,16 @@ async def set_power(
 async def curtail(
     name: str, body: CurtailmentCreate, session: Session, state: State, _: Admin
 ) -> CurtailmentOut:
-    """Bring the site down to `target_mw`: ASICs first, then flex, then firm replicas leave."""
-    return await service.curtail(session, state.changes, name, body)
+    """Bring the site down to `target_mw` by `by`: ASICs first, then flex, then firm replicas
+    leave; at once, or scheduled to begin a lead before a future `by`."""
+    leads = service.curtailment_leads(state.settings)
+    return await service.curtail(session, state.changes, name, body, leads)
 
 
 @router.delete("/curtailments")
 async def restore(name: str, session: Session, state: State, _: Admin) -> CurtailmentOut:
-    """End the curtailment in force: the site is active again, its miners follow the plan."""
+    """End the curtailment in force or cancel a scheduled one: the site is active again, its
+    miners follow the plan."""
     return await service.restore(session, state.changes, name)
 
 

@@ -5,12 +5,13 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hashgrid.contracts.states import SitePowerState
+from hashgrid.contracts.states import CurtailmentStatus, SitePowerState
 from hashgrid.server.power.specs import nameplate
 from hashgrid.server.schemas_common import Out
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class AsicGroupSpec(BaseModel):
@@ -67,9 +68,9 @@ class GpuEconomics(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     busy_kw: Positive = 10.2
-    idle_kw: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.6
-    firm_usd_per_node_hour: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
-    flex_usd_per_node_hour: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    idle_kw: NonNegative = 1.6
+    firm_usd_per_node_hour: NonNegative = 0.0
+    flex_usd_per_node_hour: NonNegative = 0.0
 
     @model_validator(mode="after")
     def _idle_below_busy(self) -> Self:
@@ -105,7 +106,7 @@ class ErcotSeries(BaseModel):
 class ConstantHashprice(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["constant"] = "constant"
-    usd_per_ph_day: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    usd_per_ph_day: NonNegative
 
 
 class HashpriceSeries(BaseModel):
@@ -116,8 +117,38 @@ class HashpriceSeries(BaseModel):
     path: str = Field(min_length=1, max_length=1000)
 
 
+class ConstantAncillary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["constant"] = "constant"
+    usd_per_mw_h: NonNegative
+
+
+# ERCOT's ancillary services, each a column of `energy_data.ERCOT_ANCILLARY`'s layout.
+AncillaryProduct = Literal["ecrs", "rrs", "nspin", "regdn", "regup"]
+
+
+class ErcotAncillary(BaseModel):
+    """Hourly clearing prices of one ERCOT ancillary service, read from a CSV on the server in
+    the layout of ERCOT's `delivery_date,hour_ending,regup,regdn,rrs,nspin,ecrs,...`."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["ercot"] = "ercot"
+    path: str = Field(min_length=1, max_length=1000)
+    product: AncillaryProduct
+
+
 PriceSource = Annotated[FixedPrice | TimeOfUse | ErcotSeries, Field(discriminator="kind")]
 HashpriceSource = Annotated[ConstantHashprice | HashpriceSeries, Field(discriminator="kind")]
+AncillarySource = Annotated[ConstantAncillary | ErcotAncillary, Field(discriminator="kind")]
+
+
+class GridOffer(BaseModel):
+    """Flexibility the site may sell to the grid: up to `mw` of its ASIC load, offered in the
+    hours the planner finds it pays (`energy.online.commit_offer`), at `price` per MW-h."""
+
+    model_config = ConfigDict(extra="forbid")
+    mw: NonNegative
+    price: AncillarySource
 
 
 class PowerModel(BaseModel):
@@ -129,27 +160,35 @@ class PowerModel(BaseModel):
     gpus: GpuEconomics = GpuEconomics()
     price: PriceSource
     hashprice: HashpriceSource
+    ancillary: GridOffer | None = None  # none: nothing offered to the grid
 
 
 class CurtailmentCreate(BaseModel):
-    """ "Site down to `target_mw` by `by`"; 0 stops everything. It is obeyed at once: ASICs
-    first, then flex replicas leave (the site is `curtailed`), then firm ones (`draining`)."""
+    """ "Site down to `target_mw` by `by`"; 0 stops everything. ASICs go first, then flex
+    replicas leave (the site is `curtailed`), then firm ones (`draining`). A future `by` is
+    scheduled: shedding begins a lead before it (longer when replicas must leave); a past or
+    no `by`, or one in force to hand over from, is obeyed at once. It replaces the site's
+    curtailment in force or scheduled."""
 
     model_config = ConfigDict(extra="forbid")
 
-    target_mw: Annotated[float, Field(ge=0, allow_inf_nan=False)]
-    by: datetime | None = Field(None, description="Deadline; default now")
+    target_mw: NonNegative
+    by: datetime | None = Field(None, description="Deadline, with a time zone; default now")
     reason: str = Field("", max_length=500)
     source: Literal["grid", "operator"] = "operator"
 
 
 class CurtailmentOut(Out):
+    """An event; until it begins, what it sheds is what it would shed from the load now."""
+
     id: str
+    status: CurtailmentStatus
     source: str
     reason: str
     target_mw: float
     by: datetime
-    started_at: datetime
+    starts_at: datetime = Field(description="When shedding is (or was) due to begin")
+    started_at: datetime | None = Field(description="When shedding began")
     ended_at: datetime | None
     load_mw: float
     asic_shed_mw: float
@@ -177,7 +216,7 @@ class SitePowerOut(BaseModel):
     budget_mw: float
     power_state: SitePowerState
     model: PowerModel | None
-    curtailment: CurtailmentOut | None  # the one in force
+    curtailment: CurtailmentOut | None  # the one in force or scheduled
     miners: MinersOut | None = None  # the site agent's last report
 
 

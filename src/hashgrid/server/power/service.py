@@ -1,6 +1,7 @@
-"""Site power: the stored model, curtailments obeyed tier by tier, plans and their history."""
+"""Site power: the stored model, curtailments obeyed tier by tier (at once or scheduled for
+their deadline), plans and their history."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,8 +25,9 @@ from hashgrid.server.power.schemas import (
     PowerModel,
     SitePowerOut,
 )
-from hashgrid.server.power.shedding import Load, miner_orders, shed
+from hashgrid.server.power.shedding import Leads, Load, miner_orders, shed
 from hashgrid.server.power.tables import Curtailment, PlannedInterval, SitePower
+from hashgrid.server.settings import ServerSettings
 from hashgrid.server.sites import service as sites
 from hashgrid.server.sites.tables import Site
 
@@ -44,15 +46,28 @@ async def _model(session: AsyncSession, site: Site) -> PowerModel:
     return model
 
 
-async def in_force(session: AsyncSession, site: Site) -> Curtailment | None:
+def curtailment_leads(settings: ServerSettings) -> Leads:
+    return Leads(
+        timedelta(seconds=settings.curtail_asic_lead_s),
+        timedelta(seconds=settings.curtail_drain_lead_s),
+    )
+
+
+async def open_event(session: AsyncSession, site: Site) -> Curtailment | None:
+    """The site's curtailment in force or scheduled: there is at most one."""
     return await session.scalar(
         select(Curtailment).where(Curtailment.site_id == site.id, Curtailment.ended_at.is_(None))
     )
 
 
+async def in_force(session: AsyncSession, site: Site) -> Curtailment | None:
+    event = await open_event(session, site)
+    return None if event is None or event.started_at is None else event
+
+
 async def get(session: AsyncSession, name: str) -> SitePowerOut:
     site = await sites.get(session, name)
-    current = await in_force(session, site)
+    current = await open_event(session, site)
     return SitePowerOut(
         site=site.name,
         budget_mw=site.power_mw,
@@ -122,80 +137,115 @@ async def load_now(session: AsyncSession, site: Site, model: PowerModel) -> Load
 
 
 async def curtail(
-    session: AsyncSession, changes: Changes, name: str, body: CurtailmentCreate
+    session: AsyncSession, changes: Changes, name: str, body: CurtailmentCreate, leads: Leads
 ) -> CurtailmentOut:
-    """Obey a curtailment at once (shedding.py says in what order); one in force is ended and
-    replaced by it."""
+    """Obey a curtailment at once, or schedule it to begin as late as its deadline allows
+    (`Leads`); it replaces the site's open one, and takes over at once from one in force so
+    that the site never rises in between."""
     site = await sites.get(session, name)
     model = await _model(session, site)
-    now = utcnow()
     if body.by is not None and body.by.tzinfo is None:
         raise Invalid("by: give a time zone (e.g. 2026-11-21T08:00:00Z)")
-    load = await load_now(session, site, model)
-    decided = shed(load, body.target_mw, model.asics)
-    previous = await in_force(session, site)
+    now = utcnow()
+    previous = await open_event(session, site)
     if previous is not None:
-        _end(previous, now)
-    price: float | None = None
-    value: float | None = None
-    try:
-        price, hashprice = prices_at(model, hour_of(now))
-    except Invalid:
-        pass  # a series that does not cover now: the event's costs stay unknown
-    else:
-        values = mining_value(model, hashprice)
-        shed_mw = [mw - kept for mw, kept in zip(load.asic_mw, decided.asic_kept_mw, strict=True)]
-        value = (
-            sum(s * v for s, v in zip(shed_mw, values, strict=True)) / decided.asic_shed_mw
-            if decided.asic_shed_mw > 0
-            else 0.0
-        )
+        _close(previous, now)
     event = Curtailment(
         site_id=site.id,
         source=body.source,
         reason=body.reason,
         target_mw=body.target_mw,
         by=body.by or now,
-        started_at=now,
-        load_mw=load.total_mw,
-        asic_shed_mw=decided.asic_shed_mw,
-        flex_shed_mw=decided.flex_shed_mw,
-        firm_shed_mw=decided.firm_shed_mw,
-        asic_kept_mw=list(decided.asic_kept_mw),
-        power_state=decided.power_state,
-        price_usd_per_mwh=price,
-        mining_usd_per_mwh=value,
     )
+    handover = previous is not None and previous.started_at is not None
+    await _decide(session, site, model, event, leads, now, at_once=handover)
     session.add(event)
-    site.power_state = decided.power_state
     await session.commit()
     await changes.bump()  # placement moves replicas, gateways see the state, miners get orders
     return _out(event, now)
 
 
+async def apply_scheduled(
+    session: AsyncSession, site: Site, model: PowerModel, leads: Leads
+) -> Curtailment | None:
+    """Decide the site's scheduled curtailment afresh from its load now, and begin it if it is
+    due; that event (None when none is scheduled)."""
+    event = await open_event(session, site)
+    if event is None or event.started_at is not None:
+        return None
+    await _decide(session, site, model, event, leads, utcnow())
+    await session.commit()
+    return event
+
+
+async def _decide(
+    session: AsyncSession,
+    site: Site,
+    model: PowerModel,
+    event: Curtailment,
+    leads: Leads,
+    now: datetime,
+    at_once: bool = False,
+) -> None:
+    """What `event` sheds from the site's load now (shedding.py says in what order), and when it
+    must begin; it begins when that is now."""
+    load = await load_now(session, site, model)
+    decided = shed(load, event.target_mw, model.asics)
+    event.load_mw = load.total_mw
+    event.asic_shed_mw = decided.asic_shed_mw
+    event.flex_shed_mw = decided.flex_shed_mw
+    event.firm_shed_mw = decided.firm_shed_mw
+    event.asic_kept_mw = list(decided.asic_kept_mw)
+    event.power_state = decided.power_state
+    event.starts_at = now if at_once else leads.start(decided, event.by, now)
+    if event.starts_at > now:
+        return
+    event.started_at = now
+    met_by_asics = decided.power_state is SitePowerState.ACTIVE  # the plan's state stands
+    site.power_state = await planned_state(session, site) if met_by_asics else decided.power_state
+    try:
+        event.price_usd_per_mwh, hashprice = prices_at(model, hour_of(now))
+    except Invalid:
+        return  # a series that does not cover now: the event's costs stay unknown
+    values = mining_value(model, hashprice)
+    shed_mw = [mw - kept for mw, kept in zip(load.asic_mw, decided.asic_kept_mw, strict=True)]
+    event.mining_usd_per_mwh = (
+        sum(s * v for s, v in zip(shed_mw, values, strict=True)) / decided.asic_shed_mw
+        if decided.asic_shed_mw > 0
+        else 0.0
+    )
+
+
 async def restore(session: AsyncSession, changes: Changes, name: str) -> CurtailmentOut:
-    """End the curtailment in force: the site and its miners follow the hour's plan again."""
+    """End the curtailment in force, or cancel a scheduled one: the site and its miners follow
+    the hour's plan again."""
     site = await sites.get(session, name)
-    event = await in_force(session, site)
+    event = await open_event(session, site)
     if event is None:
-        raise Conflict(f"site {name!r} has no curtailment in force")
+        raise Conflict(f"site {name!r} has no curtailment in force or scheduled")
     now = utcnow()
-    _end(event, now)
+    _close(event, now)
     site.power_state = await planned_state(session, site)
     await session.commit()
     await changes.bump()
     return _out(event, now)
 
 
-def _end(event: Curtailment, at: datetime) -> None:
+def _close(event: Curtailment, at: datetime) -> None:
+    """End an event in force, with its costs, or cancel a scheduled one."""
     event.ended_at = at
     event.energy_saved_usd, event.mining_foregone_usd = _costs(event, at)
 
 
 def _costs(event: Curtailment, until: datetime) -> tuple[float | None, float | None]:
     """Energy not bought (every MW shed at the price of the hour it began) and hashing not done
-    (ASIC MW shed at the miners' worth), over the event's duration up to `until`."""
-    if event.price_usd_per_mwh is None or event.mining_usd_per_mwh is None:
+    (ASIC MW shed at the miners' worth), from when it began up to `until`; None before it
+    began or without prices."""
+    if (
+        event.started_at is None
+        or event.price_usd_per_mwh is None
+        or event.mining_usd_per_mwh is None
+    ):
         return None, None
     hours = max(0.0, (until - event.started_at).total_seconds() / 3600)
     shed_mw = event.asic_shed_mw + event.flex_shed_mw + event.firm_shed_mw
@@ -265,7 +315,7 @@ async def history(session: AsyncSession, name: str, limit: int) -> HistoryOut:
         await session.scalars(
             select(Curtailment)
             .where(Curtailment.site_id == site.id)
-            .order_by(Curtailment.started_at.desc())
+            .order_by(Curtailment.starts_at.desc())
             .limit(limit)
         )
     ).all()

@@ -1,13 +1,16 @@
-"""What a curtailment sheds, in order, and which miners hash: decisions from numbers, no I/O.
+"""What a curtailment sheds, in order, when it begins, and which miners hash: decisions from
+numbers, no I/O.
 
 Order: ASICs first (they stop in seconds and nobody waits on them), least efficient first;
 then flex inference (the site becomes `curtailed`: flex replicas move elsewhere); firm
-inference last (`draining`: every replica moves).
+inference last (`draining`: every replica moves). A curtailment with a deadline begins as late
+as what it sheds allows (`Leads`).
 """
 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from hashgrid.contracts.agent import MinerOrder
 from hashgrid.contracts.states import MinerAction, SitePowerState
@@ -62,6 +65,21 @@ def drawable_mw(group: AsicGroupSpec, mw: float) -> float:
     if group.control == "sleep":
         return _miners_within(group, mw, unit) * unit
     return min(mw, _miners_within(group, mw, _least_mw(group)) * unit)
+
+
+@dataclass(frozen=True)
+class Leads:
+    """How long before its deadline a curtailment begins: `asic` when ASICs alone give way,
+    `drain` when replicas must leave the site (`ServerSettings.curtail_*_lead_s` say why)."""
+
+    asic: timedelta
+    drain: timedelta
+
+    def start(self, decided: Shed, by: datetime, now: datetime) -> datetime:
+        """When to begin shedding `decided` so that it is done by `by`: no earlier than its
+        slowest tier needs, and at once when that is already past."""
+        moves_replicas = decided.power_state is not SitePowerState.ACTIVE
+        return max(now, by - (self.drain if moves_replicas else self.asic))
 
 
 def miner_orders(groups: Sequence[AsicGroupSpec], kept_mw: Sequence[float]) -> list[MinerOrder]:

@@ -4,6 +4,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Float, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from hashgrid.contracts.states import CurtailmentStatus
 from hashgrid.server.db.base import Base, UTCDateTime, new_id, utcnow
 
 
@@ -24,8 +25,9 @@ class SitePower(Base):
 class Curtailment(Base):
     """One curtailment event: what was asked, what was shed in which order, what it cost.
 
-    The cost figures are filled when it ends, from the duration and the price and mining value
-    of the interval it began in."""
+    A scheduled one has no `started_at` yet: until it begins, its shed figures and `starts_at`
+    are decided afresh from the site's load. The cost figures are filled when it ends, from the
+    duration and the price and mining value of the interval it began in."""
 
     __tablename__ = "curtailments"
 
@@ -35,7 +37,8 @@ class Curtailment(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     target_mw: Mapped[float] = mapped_column(Float)
     by: Mapped[datetime] = mapped_column(UTCDateTime)
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when shedding is due to begin
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)  # it began
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     load_mw: Mapped[float] = mapped_column(Float)  # the site's load when it began
     asic_shed_mw: Mapped[float] = mapped_column(Float)
@@ -48,6 +51,16 @@ class Curtailment(Base):
     mining_usd_per_mwh: Mapped[float | None] = mapped_column(Float, default=None)
     energy_saved_usd: Mapped[float | None] = mapped_column(Float, default=None)
     mining_foregone_usd: Mapped[float | None] = mapped_column(Float, default=None)
+
+    @property
+    def status(self) -> CurtailmentStatus:
+        if self.ended_at is not None:
+            return (
+                CurtailmentStatus.CANCELLED if self.started_at is None else CurtailmentStatus.ENDED
+            )
+        return (
+            CurtailmentStatus.SCHEDULED if self.started_at is None else CurtailmentStatus.IN_FORCE
+        )
 
 
 class PlannedInterval(Base):

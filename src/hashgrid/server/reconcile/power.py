@@ -1,9 +1,13 @@
-"""Power: each hour's online plan for every site with a power model, stored and applied.
+"""Power: scheduled curtailments begun when due, and each hour's online plan for every site
+with a power model, stored and applied.
 
-A pass plans the current hour of each site (the pure `energy.plan_online` on the site's stored
-sources, `server/power/planning.py`) and stores it, applied unless a curtailment is in force;
-the site's miners follow the applied plan (`power.service.orders`). A site is planned again
-only when the hour, its power model or its nodes' work changed: a pass reads a month of prices.
+A pass first decides each site's scheduled curtailment afresh from the site's load and begins
+it when due (`power.service.apply_scheduled`); the pass returns when the next one is due, so
+the runner passes again then. It then plans the current hour of each site (the pure
+`energy.plan_online` on the site's stored sources, `server/power/planning.py`) and stores it,
+applied unless a curtailment is in force; the site's miners follow the applied plan
+(`power.service.orders`). A site is planned again only when the hour, its power model, its
+nodes' work or its curtailment changed: a pass reads a month of prices.
 """
 
 from datetime import datetime
@@ -19,6 +23,7 @@ from hashgrid.server.power import service
 from hashgrid.server.power.market import hour_of
 from hashgrid.server.power.planning import NodeWork
 from hashgrid.server.power.schemas import PowerModel
+from hashgrid.server.power.shedding import Leads
 from hashgrid.server.power.tables import SitePower
 from hashgrid.server.sites.tables import Site
 
@@ -32,14 +37,19 @@ Inputs = tuple[datetime, datetime, NodeWork, bool]
 class PowerReconciler:
     name = "power"
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], changes: Changes) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], changes: Changes, leads: Leads
+    ) -> None:
         self._sessions = sessions
         self._changes = changes
+        self._leads = leads
         self._planned: dict[str, Inputs] = {}
 
-    async def reconcile(self) -> None:
+    async def reconcile(self) -> float | None:
+        """One pass; the seconds until the next scheduled curtailment is due, if any."""
         hour = hour_of(utcnow())
         changed = False
+        due: list[datetime] = []
         async with self._sessions() as session:
             rows = (
                 await session.execute(
@@ -47,16 +57,24 @@ class PowerReconciler:
                 )
             ).all()
             for site, power in rows:
+                model = PowerModel.model_validate(power.model)
+                scheduled = await service.apply_scheduled(session, site, model, self._leads)
+                if scheduled is not None and scheduled.started_at is None:
+                    due.append(scheduled.starts_at)
+                elif scheduled is not None:
+                    changed = True  # it began
                 curtailed = await service.in_force(session, site) is not None
                 inputs = (hour, power.updated_at, await service.node_work(session, site), curtailed)
                 if self._planned.get(site.id) == inputs:
                     continue
                 try:
-                    model = PowerModel.model_validate(power.model)
                     changed |= await service.store_plan(session, site, model, hour)
                 except Invalid as e:
                     # A series that does not cover this hour: no plan, miners keep their orders.
                     log.warning("no power plan this hour", site=site.name, reason=e.detail)
                 self._planned[site.id] = inputs
         if changed:
-            await self._changes.bump()  # the site agents' miner orders follow the new plan
+            # Placement, the gateways' view and the site agents' miner orders follow the
+            # curtailment begun or the new plan.
+            await self._changes.bump()
+        return None if not due else max(0.0, (min(due) - utcnow()).total_seconds())
