@@ -191,7 +191,7 @@ def _deadline(seconds: float) -> str:
 def test_a_deadline_schedules_the_curtailment_a_lead_before_it(
     database_url: str, tmp_path: Path
 ) -> None:
-    """`by` 3 s ahead, ASICs alone to shed, a 1 s ASIC lead: the curtailment is scheduled and
+    """`by` 6 s ahead, ASICs alone to shed, a 1 s ASIC lead: the curtailment is scheduled and
     the miners keep hashing; the power reconciler begins it when due, not before."""
     settings = server_settings(tmp_path / "home", database_url, curtail_asic_lead_s=1.0)
     server = LiveServer(settings)
@@ -202,7 +202,7 @@ def test_a_deadline_schedules_the_curtailment_a_lead_before_it(
             admin.set_power("tx", POWER)
             rig = server.join_node("tx", "rig")  # idle: 2 kW
             # Load 16 kW; 9 kW leaves 7 kW for ASICs: two of the four S21s keep hashing.
-            event = admin.curtail("tx", 0.009, reason="ERCOT EEA1", source="grid", by=_deadline(3))
+            event = admin.curtail("tx", 0.009, reason="ERCOT EEA1", source="grid", by=_deadline(6))
             assert (event.status, event.started_at) == ("scheduled", None)
             assert event.starts_at == event.by - timedelta(seconds=1)
             assert (event.asic_shed_mw, event.power_state) == (pytest.approx(0.007), "active")
