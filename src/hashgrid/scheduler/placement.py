@@ -60,8 +60,9 @@ from hashgrid.scheduler.snapshot import (
 
 STALE = -1  # in place of a rating: sorts before every rating at its level
 
-# (regions, gpu type, may use CPU nodes, tensor parallel size, tier): pools grouped by site.
-Signature = tuple[frozenset[str], str | None, bool, int, Tier]
+# (regions, gpu type, may use CPU nodes, tensor parallel size, tier where tiers differ): pools
+# grouped by site.
+Signature = tuple[frozenset[str], str | None, bool, int, Tier | None]
 FLEX_LEAVES = (PowerState.CURTAILED, PowerState.FLEX_PAUSED)  # site states flex replicas leave
 SitePools = list[tuple[int, tuple[Pool, ...]]]
 Rating = tuple[int, int, int, int]  # see NodeState.rating
@@ -76,6 +77,8 @@ class _Planner:
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         self.sites: list[SiteView] = sorted(snapshot.sites, key=lambda s: s.id)
+        # Tiers see different sites only while one pauses flex work; else they share pools.
+        self.tiers_differ = any(s.power == PowerState.FLEX_PAUSED for s in self.sites)
         site_index = {s.id: i for i, s in enumerate(self.sites)}
         views = sorted(snapshot.nodes, key=lambda n: n.id)
         self.nodes = [NodeState(i, n, site_index.get(n.site, -1)) for i, n in enumerate(views)]
@@ -315,7 +318,8 @@ class _Planner:
 
     def _site_pools(self, d: DeploymentView) -> tuple[Signature, SitePools]:
         """Pools that could run `d` memory aside, grouped by site (shared by like deployments)."""
-        signature = (d.regions, d.gpu_type, d.cpu_ok, d.tensor_parallel_size, d.tier)
+        tier = d.tier if self.tiers_differ else None
+        signature = (d.regions, d.gpu_type, d.cpu_ok, d.tensor_parallel_size, tier)
         found = self.signatures.get(signature)
         if found is None:
             by_site: dict[int, list[Pool]] = defaultdict(list)
