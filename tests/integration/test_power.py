@@ -8,8 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from hashgrid.client import ApiError
+from hashgrid.client import ApiError, HashgridClient
 from hashgrid.energy_data import ERCOT_ANCILLARY, ERCOT_PRICES
+from hashgrid.server.power.schemas import SitePowerOut
 
 from support.data import DATA
 from support.live import LiveServer, server_settings, wait_until
@@ -48,16 +49,22 @@ def _site_states(server: LiveServer) -> dict[str, str]:
     return {s["name"]: s["power_state"] for s in view["sites"]}
 
 
+def _two_sites(admin: HashgridClient, tiny_model: Path, power: dict[str, Any]) -> SitePowerOut:
+    """Sites tx (with `power`) and ok, and the tiny model in the catalog; tx's power."""
+    admin.create_site("tx", "us-south", "US", 1.0)
+    admin.create_site("ok", "us-central", "US", 1.0)
+    out = admin.set_power("tx", power)
+    admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
+    return out
+
+
 def test_curtailment_sheds_asics_then_flex_and_restores(
     server: LiveServer, tiny_model: Path
 ) -> None:
     with server.client() as admin:
-        admin.create_site("tx", "us-south", "US", 1.0)
-        admin.create_site("ok", "us-central", "US", 1.0)
-        power = admin.set_power("tx", POWER)
+        power = _two_sites(admin, tiny_model, POWER)
         assert power.model is not None
         assert power.model.asics[0].th_s == 200  # from the nameplate
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
 
         firm_node = server.join_node("tx", "firm-rig")
         admin.deploy("tiny", name="chat", replicas=1, tier="firm")
@@ -130,10 +137,7 @@ def test_curtailment_sheds_asics_then_flex_and_restores(
 def test_stop_everything_drains_the_site(server: LiveServer, tiny_model: Path) -> None:
     """Target 0: ASICs, flex and firm all go; the site is draining and every replica moves."""
     with server.client() as admin:
-        admin.create_site("tx", "us-south", "US", 1.0)
-        admin.create_site("ok", "us-central", "US", 1.0)
-        admin.set_power("tx", POWER)
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
+        _two_sites(admin, tiny_model, POWER)
         rig = server.join_node("tx", "rig")
         admin.deploy("tiny", name="chat", replicas=1, tier="firm")
         _serve(rig, "chat")
@@ -155,10 +159,7 @@ def test_flex_work_leaves_a_site_in_hours_its_power_costs_more_than_flex_earns(
     flex_pays = {**POWER, "gpus": {**POWER["gpus"], "flex_usd_per_node_hour": 10.0}}
     spike = {**flex_pays, "price": {"kind": "time_of_use", "usd_per_mwh": [5000.0] * 24}}
     with server.client() as admin:
-        admin.create_site("tx", "us-south", "US", 1.0)
-        admin.create_site("ok", "us-central", "US", 1.0)
-        admin.set_power("tx", flex_pays)
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
+        _two_sites(admin, tiny_model, flex_pays)
         rig = server.join_node("tx", "rig")
         admin.deploy("tiny", name="batch", replicas=1, tier="flex")
         first = _serve(rig, "batch")
