@@ -1,6 +1,7 @@
 """Site power: curtailments shed ASICs first, then flex replicas, with costs logged; restore;
 plans per interval; power state reaching placement and the gateway view; miner orders."""
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -275,6 +276,26 @@ def test_restore_cancels_a_scheduled_curtailment_and_a_new_one_replaces_it(
             now.id: "ended",
             later.id: "in_force",
         }
+
+
+def test_curtailments_that_race_leave_one_open(server: LiveServer) -> None:
+    """Requests for one site at the same instant are taken one after the other: each replaces
+    the one before, and exactly one stays open."""
+    with server.client() as admin:
+        admin.create_site("tx", "us-south", "US", 1.0)
+        admin.set_power("tx", POWER)
+
+    def one(target_mw: float) -> str:
+        with server.client() as client:
+            return client.curtail("tx", target_mw).id
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = set(pool.map(one, [0.001 * i for i in range(8)]))
+    with server.client() as admin:
+        events = admin.power_history("tx").curtailments
+        assert {e.id for e in events} == ids
+        assert [e.status for e in events].count("in_force") == 1
+        assert admin.get_power("tx").curtailment is not None
 
 
 def test_plan_gives_hourly_intervals(server: LiveServer) -> None:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from hashgrid.agent.bmc import Redfish
 from hashgrid.agent.control_plane import ControlPlane
 from hashgrid.agent.fingerprint import collect
 from hashgrid.agent.miners.fleet import Fleet
@@ -50,8 +51,9 @@ async def _site_agent(
     with server.http(token=None) as http:
         joined: dict[str, Any] = http.post("/api/v1/agent/join", json=body).json()
     control_plane = ControlPlane(server.url, joined["credential"])
+    redfish = Redfish()  # no node has a BMC here
     stop = asyncio.Event()
-    loop = asyncio.create_task(follow_orders(stop, control_plane, Fleet(connect), 2.0))
+    loop = asyncio.create_task(follow_orders(stop, control_plane, Fleet(connect), redfish, 2.0))
 
     def reported(expected: dict[str, int]) -> Callable[[], bool]:
         def check() -> bool:
@@ -66,6 +68,7 @@ async def _site_agent(
         stop.set()
         await control_plane.close()  # ends the poll in flight
         await asyncio.wait_for(loop, 10)
+        await redfish.aclose()
 
 
 async def test_site_agent_sleeps_and_wakes_miners_as_ordered(server: LiveServer) -> None:

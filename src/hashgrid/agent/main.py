@@ -105,7 +105,9 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
             )
         )
         if settings.miners:
-            loops.append(asyncio.create_task(_drive_miners(stop, control_plane), name="miners"))
+            loops.append(
+                asyncio.create_task(_drive_miners(stop, control_plane, settings), name="miners")
+            )
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait([stopped, *loops], return_when=asyncio.FIRST_COMPLETED)
         # Loops end by themselves once `stop` is set, at their next look at it; closing the
@@ -209,14 +211,21 @@ async def _follow_assignments(
             await supervisor.sync(answer.assignments, answer.stop_grace_s)
 
 
-async def _drive_miners(stop: asyncio.Event, control_plane: ControlPlane) -> None:
-    """Follow the site's miner orders. pyasic (about 33 MB of modules) is imported here only,
-    so a GPU node's agent never loads it."""
+async def _drive_miners(
+    stop: asyncio.Event, control_plane: ControlPlane, settings: AgentSettings
+) -> None:
+    """Follow the site's miner and node power orders. pyasic (about 33 MB of modules) is
+    imported here only, so a GPU node's agent never loads it."""
+    from hashgrid.agent.bmc import Redfish
     from hashgrid.agent.miners.fleet import Fleet
     from hashgrid.agent.miners.follow import follow_orders
     from hashgrid.agent.miners.pyasic_driver import connect
 
-    await follow_orders(stop, control_plane, Fleet(connect), LONG_POLL_S)
+    redfish = Redfish(settings.bmc_username, settings.bmc_password)
+    try:
+        await follow_orders(stop, control_plane, Fleet(connect), redfish, LONG_POLL_S)
+    finally:
+        await redfish.aclose()
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -32,6 +32,10 @@ class AgentSettings(BaseSettings):
     # A site agent: also drive the site's ASIC miners, as the control plane orders (pyasic is
     # imported only then).
     miners: bool = False
+    # A site agent's credentials for the GPU nodes' BMCs (Redfish basic auth), which it powers
+    # off while idle and on for work as the control plane orders.
+    bmc_username: str | None = None
+    bmc_password: str | None = None
     # Bound on the whole benchmark (it takes about a second; starting CUDA can take longer).
     verify_timeout_s: float = 60.0
 

@@ -213,14 +213,25 @@ class MinerOrder(BaseModel):
         return self
 
 
+class NodePowerOrder(BaseModel):
+    """A GPU node of the site to power on or off through its BMC; level-triggered. Nodes
+    hashgrid does not manage (powered, or without a BMC in the power model) get no order."""
+
+    node: str = Field(min_length=1, max_length=100)  # the node's name
+    bmc: str = Field(min_length=1, max_length=1000)  # its Redfish ComputerSystem URL
+    on: bool
+
+
 class MinerOrders(BaseModel):
     """Every miner of the site with its target. `reason` says which decision set them: the
-    power plan of an interval, or a curtailment in force."""
+    power plan of an interval, or a curtailment in force. `nodes`: GPU nodes to power on or
+    off (idle ones off, ones that work needs on)."""
 
     revision: int
     site: str
     reason: str
     orders: list[MinerOrder]
+    nodes: list[NodePowerOrder] = Field(default_factory=list)
 
 
 class MinerOutcome(BaseModel):
@@ -229,8 +240,15 @@ class MinerOutcome(BaseModel):
     detail: str = Field("", max_length=2000)  # why it failed, or why `done` is a fallback
 
 
+class NodePowerOutcome(BaseModel):
+    node: str = Field(max_length=100)
+    on: bool | None  # the power the BMC was left at; None: it failed
+    detail: str = Field("", max_length=2000)  # why it failed
+
+
 class MinerResults(BaseModel):
     """What the site agent made of the orders at `revision`."""
 
     revision: int
     results: list[MinerOutcome] = Field(max_length=100_000)
+    nodes: list[NodePowerOutcome] = Field(default_factory=list, max_length=100_000)

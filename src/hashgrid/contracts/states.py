@@ -11,6 +11,17 @@ class NodeStatus(StrEnum):
     LOST = "lost"  # missed its TTL; its replicas are lost with it
 
 
+class NodePower(StrEnum):
+    """Whether hashgrid keeps a GPU node powered (`nodes.power`), for nodes whose BMC the site's
+    power model names: on -> standby (idle long enough: its BMC turns it off) -> waking (work
+    needs it: its BMC turns it on) -> on (its agent is back). A node heard from again is on,
+    whoever powered it."""
+
+    ON = "on"  # powered; schedulable when ready
+    STANDBY = "standby"  # ordered off while idle; takes no replicas
+    WAKING = "waking"  # ordered on for work that fits nowhere else; takes replicas once ready
+
+
 class SitePowerState(StrEnum):
     """How a site's power is going, stored per site (`sites.power_state`). A curtailment or the
     hour's power plan sets it (`server/power/service.py`); placement and routing obey it."""

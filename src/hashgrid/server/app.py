@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -94,7 +95,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                 ),
                 (AutoscaleReconciler(state), settings.autoscale_interval_s),
                 (
-                    PowerReconciler(sessions, state.changes, curtailment_leads(settings)),
+                    PowerReconciler(
+                        sessions,
+                        state.changes,
+                        curtailment_leads(settings),
+                        timedelta(seconds=settings.node_standby_after_s),
+                    ),
                     settings.power_interval_s,
                 ),
                 (

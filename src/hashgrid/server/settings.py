@@ -35,6 +35,9 @@ class ServerSettings(BaseSettings):
     # start: minutes for a big model).
     curtail_asic_lead_s: float = Field(30.0, ge=0)
     curtail_drain_lead_s: float = Field(300.0, ge=0)
+    # A GPU node with a BMC in its site's power model is powered off after this long without a
+    # replica, and woken when replicas fit nowhere else (server/power/standby.py).
+    node_standby_after_s: float = Field(900.0, ge=0)
     # External endpoints (bring your own) are probed this often; one that does not answer
     # leaves the gateways' view until it does (reconcile/endpoints.py).
     endpoint_probe_interval_s: float = 5.0

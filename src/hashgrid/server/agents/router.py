@@ -210,7 +210,8 @@ async def miner_orders(
     revision = await state.changes.wait_newer(after, min(wait, state.settings.long_poll_max_s))
     site = await _site_of(session, node.id)
     reason, orders = await power.orders(session, site)
-    return MinerOrders(revision=revision, site=site.name, reason=reason, orders=orders)
+    nodes = await power.node_orders(session, site)
+    return MinerOrders(revision=revision, site=site.name, reason=reason, orders=orders, nodes=nodes)
 
 
 @router.post("/miners/results")

@@ -3,7 +3,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from hashgrid.contracts.agent import Fingerprint, Holding, Verification
-from hashgrid.contracts.states import NodeStatus
+from hashgrid.contracts.states import NodePower, NodeStatus
 
 
 class NodeOut(BaseModel):
@@ -16,6 +16,7 @@ class NodeOut(BaseModel):
     joined_at: datetime
     status_changed_at: datetime
     cordoned: bool = False  # takes no new replicas
+    power: NodePower = NodePower.ON  # standby: powered off while idle; waking: for work
     drain_deadline: datetime | None = None  # draining: replicas stop by then
     # The models its store holds, most recently used first; null until its agent reported them.
     holdings: list[Holding] | None = None

@@ -16,7 +16,7 @@ from hashgrid.contracts.agent import (
     Verification,
     VerificationReport,
 )
-from hashgrid.contracts.states import ACTIVE_REPLICA, NodeStatus, ReplicaStatus
+from hashgrid.contracts.states import ACTIVE_REPLICA, NodePower, NodeStatus, ReplicaStatus
 from hashgrid.server.db.base import new_id, utcnow
 from hashgrid.server.deployments.tables import Replica
 from hashgrid.server.errors import NotFound
@@ -83,13 +83,16 @@ def fresh_node_id() -> str:
 
 
 async def set_status(session: AsyncSession, node: Node, status: NodeStatus) -> bool:
-    """Move `node` to `status`; a lost node loses its active replicas. True if anything changed."""
+    """Move `node` to `status`; a lost node loses its active replicas, one back is powered on
+    (woken, or powered by hand). True if anything changed."""
     if node.status == status:
         return False
     now = utcnow()
     node.status = status
     node.status_changed_at = now
     node.last_seen_at = now
+    if status == NodeStatus.READY and node.power != NodePower.ON:
+        node.power, node.power_changed_at = NodePower.ON, now
     if status == NodeStatus.LOST:
         await session.execute(
             update(Replica)
@@ -203,6 +206,7 @@ def to_out(node: Node, site: Site) -> NodeOut:
         joined_at=node.joined_at,
         status_changed_at=node.status_changed_at,
         cordoned=node.cordoned,
+        power=NodePower(node.power),
         drain_deadline=node.drain_deadline,
         holdings=(
             None if node.holdings is None else [Holding.model_validate(h) for h in node.holdings]

@@ -4,7 +4,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hashgrid.contracts.states import NodeStatus
+from hashgrid.contracts.states import NodePower, NodeStatus
 from hashgrid.server.db.base import Base, UTCDateTime, new_id, utcnow
 
 
@@ -25,6 +25,10 @@ class Node(Base):
     # Cordoned: no new replicas here. Draining (a deadline is set): cordoned, and its replicas
     # leave the gateways' view at once and stop by the deadline.
     cordoned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Powered off while idle, or being woken (`NodePower`); set by the power and placement
+    # reconcilers, carried out by the site agent through the node's BMC.
+    power: Mapped[str] = mapped_column(String(16), default=NodePower.ON, server_default="on")
+    power_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     drain_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # What the node's model store holds, as its agent last reported it: a list of
     # `contracts.agent.Holding` as JSON ({"source", "size_bytes", "sha256", "last_used"}), most

@@ -1,7 +1,12 @@
-"""A site's online plan from its stored power model and its GPU nodes' work now.
+"""A site's online plan from its stored power model and its GPU nodes' work.
 
-Demand is what the site's nodes serve now, held for the whole horizon (no forecast yet): nodes
-with a firm replica are firm demand, nodes with only flex replicas flex demand.
+Demand is busy GPU nodes per hour: nodes with a firm replica are firm demand, nodes with only
+flex replicas flex demand. Each stored plan records the work it was made from, so a plan reads
+what the nodes served in the hours before (the month the online policy looks back on, which
+also tells it which nodes are still within their minimum on-time), what they serve now in the
+current hour, and for later hours a forecast: the mean of the same hour of the day over the
+last `FORECAST_DAYS` days recorded (daily cycles dominate inference demand). Where nothing is
+recorded, the work now stands in.
 
 An interval whose plan pauses flex work (its node-hour earns less than the power costs, or
 would earn mining) is one where the site takes no flex replica: they move to other sites, as
@@ -10,6 +15,8 @@ replicas leaving does not change the decision. A site that sets no price for fle
 default) never pauses it: there is no revenue to weigh its power against.
 """
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,6 +36,9 @@ class NodeWork:
     idle: int = 0  # nodes with no replica
 
 
+FORECAST_DAYS = 7
+
+
 @dataclass(frozen=True)
 class PlannedHour:
     interval: IntervalOut
@@ -45,20 +55,50 @@ def energy_site(name: str, budget_mw: float, model: PowerModel, work: NodeWork) 
         model.gpus.idle_kw,
         model.gpus.firm_usd_per_node_hour,
         model.gpus.flex_usd_per_node_hour,
+        min_on_intervals=max(1, math.ceil(model.gpus.min_on_h)),  # hourly intervals
     )
     offer = 0.0 if model.ancillary is None else model.ancillary.mw
-    return energy.Site(name, budget_mw, groups, gpus, ancillary_mw=offer)
+    return energy.Site(
+        name, budget_mw, groups, gpus, ancillary_mw=offer, asic_ramp_mw=model.asic_ramp_mw_per_h
+    )
+
+
+def node_demand(
+    work: NodeWork, recorded: Mapping[datetime, NodeWork], times: list[datetime], now: datetime
+) -> energy.Demand:
+    """Busy nodes in each hour of `times` (module docstring): recorded before `now`'s hour, the
+    work now in it, forecast after it."""
+    firm, flex = [], []
+    for t in times:
+        if t > now:
+            same_hour = (t - timedelta(days=d) for d in range(1, FORECAST_DAYS + 1))
+            seen = [recorded[h] for h in same_hour if h < now and h in recorded]
+        else:
+            seen = [recorded[t]] if t < now and t in recorded else []
+        seen = seen or [work]
+        firm.append(sum(w.firm for w in seen) / len(seen))
+        flex.append(sum(w.flex for w in seen) / len(seen))
+    return energy.Demand(np.array(firm), np.array(flex))
 
 
 def plan_hours(
-    name: str, budget_mw: float, model: PowerModel, work: NodeWork, start: datetime, hours: int
+    name: str,
+    budget_mw: float,
+    model: PowerModel,
+    work: NodeWork,
+    start: datetime,
+    hours: int,
+    recorded: Mapping[datetime, NodeWork],
+    now: datetime,
 ) -> list[PlannedHour]:
     """The online policy's decisions for `hours` from `start` (an hour's start), each taken with
-    only what was known before it; raises `Invalid` when a source lacks a figure."""
+    only what was known before it, on the work now and `recorded` before `now` (the current
+    hour's start); raises `Invalid` when a source lacks a figure."""
     market = hourly_market(model, start, hours)
     site = energy_site(name, budget_mw, model, work)
     n = len(market)
-    demand = energy.Demand(np.full(n, float(work.firm)), np.full(n, float(work.flex)))
+    times = [start + timedelta(hours=i - HISTORY_H) for i in range(n)]
+    demand = node_demand(work, recorded, times, now)
     rules = energy.online_rules(site, market)
     prices_flex = model.gpus.flex_usd_per_node_hour > 0  # unpriced flex work is never paused
     decided = energy.dispatch(site, demand, rules)

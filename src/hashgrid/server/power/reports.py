@@ -23,6 +23,10 @@ async def record(session: AsyncSession, site_id: str, report: MinerResults) -> N
     row.by_action = {str(action): n for action, n in done.items() if action is not None}
     row.failed = len(failed)
     row.first_failure = f"{failed[0].address}: {failed[0].detail}" if failed else None
+    row.nodes = {
+        n.node: f"failed: {n.detail}" if n.on is None else ("on" if n.on else "off")
+        for n in report.nodes
+    } or None
     await session.commit()
 
 

@@ -10,6 +10,14 @@ from hashgrid.server.power.specs import nameplate
 from hashgrid.server.schemas_common import Out
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+BmcUrl = Annotated[
+    str,
+    Field(
+        pattern=r"^https?://[^/\s]+/redfish/v1/Systems/[^\s]+$",
+        max_length=1000,
+        examples=["https://10.0.1.5/redfish/v1/Systems/1"],
+    ),
+]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
@@ -63,7 +71,8 @@ class AsicGroupSpec(BaseModel):
 
 class GpuEconomics(BaseModel):
     """What a site's GPU nodes draw and earn, per node. The defaults are assumptions to replace:
-    an NVIDIA DGX H100's 10.2 kW maximum system power busy, 1.6 kW idle, no revenue set."""
+    an NVIDIA DGX H100's 10.2 kW maximum system power busy, 1.6 kW idle, no revenue set, and a
+    node may stop in the hour after it started."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -71,6 +80,19 @@ class GpuEconomics(BaseModel):
     idle_kw: NonNegative = 1.6
     firm_usd_per_node_hour: NonNegative = 0.0
     flex_usd_per_node_hour: NonNegative = 0.0
+    bmcs: dict[Annotated[str, Field(min_length=1, max_length=100)], BmcUrl] = Field(
+        default_factory=dict,
+        max_length=100_000,
+        description="Node name -> its BMC's Redfish system URL: the site agent powers the node "
+        "off while idle and on when work needs it",
+    )
+    min_on_h: float = Field(
+        1.0,
+        ge=0,
+        le=168,
+        allow_inf_nan=False,
+        description="A node started for work stays on at least this long (plans count whole hours)",
+    )
 
     @model_validator(mode="after")
     def _idle_below_busy(self) -> Self:
@@ -161,6 +183,9 @@ class PowerModel(BaseModel):
     price: PriceSource
     hashprice: HashpriceSource
     ancillary: GridOffer | None = None  # none: nothing offered to the grid
+    asic_ramp_mw_per_h: Positive | None = Field(
+        None, description="Most the planned ASIC load may change from one hour to the next"
+    )
 
 
 class CurtailmentCreate(BaseModel):
@@ -209,6 +234,7 @@ class MinersOut(Out):
     by_action: dict[str, int]  # miners now doing each action (sleep, resume, power)
     failed: int
     first_failure: str | None
+    nodes: dict[str, str] | None = None  # GPU nodes' BMCs: name -> on, off or failed: why
 
 
 class SitePowerOut(BaseModel):

@@ -4,18 +4,19 @@ their deadline), plans and their history."""
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hashgrid.contracts.agent import MinerOrder
-from hashgrid.contracts.states import ACTIVE_REPLICA, NodeStatus, SitePowerState
+from hashgrid.contracts.agent import MinerOrder, NodePowerOrder
+from hashgrid.contracts.states import ACTIVE_REPLICA, NodePower, NodeStatus, SitePowerState
 from hashgrid.scheduler import Tier
 from hashgrid.server.changes import Changes
 from hashgrid.server.db.base import utcnow
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.errors import Conflict, Invalid
 from hashgrid.server.nodes.tables import Node
-from hashgrid.server.power.market import check_sources, hour_of, prices_at
-from hashgrid.server.power.planning import NodeWork, mining_value, plan_hours
+from hashgrid.server.power.market import HISTORY_H, check_sources, hour_of, prices_at
+from hashgrid.server.power.planning import FORECAST_DAYS, NodeWork, mining_value, plan_hours
 from hashgrid.server.power.schemas import (
     CurtailmentCreate,
     CurtailmentOut,
@@ -32,6 +33,7 @@ from hashgrid.server.sites import service as sites
 from hashgrid.server.sites.tables import Site
 
 MAX_PLAN_HOURS = 24 * 14
+CURTAIL_ATTEMPTS = 5
 
 
 async def stored_model(session: AsyncSession, site: Site) -> PowerModel | None:
@@ -141,15 +143,36 @@ async def curtail(
 ) -> CurtailmentOut:
     """Obey a curtailment at once, or schedule it to begin as late as its deadline allows
     (`Leads`); it replaces the site's open one, and takes over at once from one in force so
-    that the site never rises in between."""
+    that the site never rises in between.
+
+    Requests for one site that race are taken one after the other: each locks the site's row
+    (PostgreSQL), and the database keeps one open curtailment per site, so where a race still
+    happens (SQLite takes no row locks) the loser tries again and replaces the winner's."""
     site = await sites.get(session, name)
     model = await _model(session, site)
     if body.by is not None and body.by.tzinfo is None:
         raise Invalid("by: give a time zone (e.g. 2026-11-21T08:00:00Z)")
+    for _ in range(CURTAIL_ATTEMPTS):
+        try:
+            out = await _replace_open(session, site, model, body, leads)
+        except IntegrityError:
+            await session.rollback()
+            site = await sites.get(session, name)
+            continue
+        await changes.bump()  # placement moves replicas, gateways see the state, miners get orders
+        return out
+    raise Conflict(f"site {name!r}: other curtailments keep arriving at once; try again")
+
+
+async def _replace_open(
+    session: AsyncSession, site: Site, model: PowerModel, body: CurtailmentCreate, leads: Leads
+) -> CurtailmentOut:
+    await session.execute(select(Site.id).where(Site.id == site.id).with_for_update())
     now = utcnow()
     previous = await open_event(session, site)
     if previous is not None:
         _close(previous, now)
+        await session.flush()  # closed before the new one opens: one open per site
     event = Curtailment(
         site_id=site.id,
         source=body.source,
@@ -161,21 +184,16 @@ async def curtail(
     await _decide(session, site, model, event, leads, now, at_once=handover)
     session.add(event)
     await session.commit()
-    await changes.bump()  # placement moves replicas, gateways see the state, miners get orders
     return _out(event, now)
 
 
 async def apply_scheduled(
-    session: AsyncSession, site: Site, model: PowerModel, leads: Leads
-) -> Curtailment | None:
-    """Decide the site's scheduled curtailment afresh from its load now, and begin it if it is
-    due; that event (None when none is scheduled)."""
-    event = await open_event(session, site)
-    if event is None or event.started_at is not None:
-        return None
+    session: AsyncSession, site: Site, model: PowerModel, event: Curtailment, leads: Leads
+) -> None:
+    """Decide the site's scheduled curtailment `event` afresh from its load now, and begin it
+    if it is due."""
     await _decide(session, site, model, event, leads, utcnow())
     await session.commit()
-    return event
 
 
 async def _decide(
@@ -271,8 +289,27 @@ async def plan(session: AsyncSession, name: str, hours: int, start: datetime | N
     site = await sites.get(session, name)
     model = await _model(session, site)
     work = await node_work(session, site)
-    planned = plan_hours(site.name, site.power_mw, model, work, hour_of(start or utcnow()), hours)
+    now = hour_of(utcnow())
+    begin = hour_of(start) if start is not None else now
+    recorded = await recorded_work(session, site, begin - timedelta(hours=HISTORY_H), now)
+    planned = plan_hours(site.name, site.power_mw, model, work, begin, hours, recorded, now)
     return PlanOut(site=site.name, intervals=[p.interval for p in planned])
+
+
+async def recorded_work(
+    session: AsyncSession, site: Site, since: datetime, until: datetime
+) -> dict[datetime, NodeWork]:
+    """The work the site's stored plans were made from, by hour, from `since` to before `until`
+    (and the `FORECAST_DAYS` before `since`, which forecasts read)."""
+    rows = await session.execute(
+        select(PlannedInterval.start, PlannedInterval.firm_nodes, PlannedInterval.flex_nodes).where(
+            PlannedInterval.site_id == site.id,
+            PlannedInterval.start >= since - timedelta(days=FORECAST_DAYS),
+            PlannedInterval.start < until,
+            PlannedInterval.firm_nodes.is_not(None),
+        )
+    )
+    return {hour_of(t): NodeWork(firm=firm or 0, flex=flex or 0) for t, firm, flex in rows}
 
 
 async def planned_state(session: AsyncSession, site: Site) -> SitePowerState:
@@ -286,13 +323,16 @@ def _state_of(plan: PlannedInterval | None) -> SitePowerState:
     return SitePowerState.FLEX_PAUSED if paused else SitePowerState.ACTIVE
 
 
-async def store_plan(session: AsyncSession, site: Site, model: PowerModel, hour: datetime) -> bool:
-    """Plan `hour` and store it, applied unless a curtailment is in force, and put the site in
-    the state the plan calls for; True when what the site's miners or placement should do
-    changed."""
+async def store_plan(
+    session: AsyncSession, site: Site, model: PowerModel, hour: datetime, curtailed: bool
+) -> bool:
+    """Plan `hour` and store it, applied unless a curtailment is in force (`curtailed`), and
+    put the site in the state the plan calls for; True when what the site's miners or
+    placement should do changed."""
     work = await node_work(session, site)
-    (planned,) = plan_hours(site.name, site.power_mw, model, work, hour, 1)
-    applied = await in_force(session, site) is None
+    recorded = await recorded_work(session, site, hour - timedelta(hours=HISTORY_H), hour)
+    (planned,) = plan_hours(site.name, site.power_mw, model, work, hour, 1, recorded, hour)
+    applied = not curtailed
     row = await current_plan(session, site, hour)
     if row is None:
         row = PlannedInterval(site_id=site.id, start=hour, asic_mw=[])
@@ -301,6 +341,7 @@ async def store_plan(session: AsyncSession, site: Site, model: PowerModel, hour:
     for field, value in planned.interval.model_dump(exclude={"start", "applied"}).items():
         setattr(row, field, value)
     row.asic_mw, row.applied, row.updated_at = planned.asic_mw, applied, utcnow()
+    row.firm_nodes, row.flex_nodes = work.firm, work.flex
     if applied:
         state = _state_of(row)
         changed |= site.power_state != state
@@ -352,3 +393,20 @@ async def orders(session: AsyncSession, site: Site) -> tuple[str, list[MinerOrde
     if planned is not None and len(planned.asic_mw) == len(full):
         return f"plan of {hour:%Y-%m-%d %H:00} UTC", miner_orders(model.asics, planned.asic_mw)
     return "no plan for this hour", miner_orders(model.asics, full)
+
+
+async def node_orders(session: AsyncSession, site: Site) -> list[NodePowerOrder]:
+    """The site's GPU nodes to power off (standby) or on (waking) through their BMCs."""
+    model = await stored_model(session, site)
+    if model is None or not model.gpus.bmcs:
+        return []
+    managed = await session.scalars(
+        select(Node).where(
+            Node.site_id == site.id, Node.power.in_([NodePower.STANDBY, NodePower.WAKING])
+        )
+    )
+    return [
+        NodePowerOrder(node=n.name, bmc=model.gpus.bmcs[n.name], on=n.power == NodePower.WAKING)
+        for n in managed
+        if n.name in model.gpus.bmcs
+    ]

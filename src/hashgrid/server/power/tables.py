@@ -1,7 +1,17 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hashgrid.contracts.states import CurtailmentStatus
@@ -30,6 +40,16 @@ class Curtailment(Base):
     duration and the price and mining value of the interval it began in."""
 
     __tablename__ = "curtailments"
+    # At most one open (in force or scheduled) per site, whatever requests race.
+    __table_args__ = (
+        Index(
+            "uq_curtailments_open_site",
+            "site_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     site_id: Mapped[str] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
@@ -85,6 +105,9 @@ class PlannedInterval(Base):
     energy_usd: Mapped[float] = mapped_column(Float)
     flex_paused: Mapped[bool] = mapped_column(default=False)
     applied: Mapped[bool] = mapped_column(default=False)
+    # The work it was planned on, the hour's latest: busy nodes, their demand in later plans.
+    firm_nodes: Mapped[int | None] = mapped_column(default=None)
+    flex_nodes: Mapped[int | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -102,3 +125,5 @@ class MinerReport(Base):
     by_action: Mapped[dict[str, int]] = mapped_column(JSON)  # miners now doing each action
     failed: Mapped[int]
     first_failure: Mapped[str | None] = mapped_column(Text, default=None)
+    # GPU nodes' BMCs: node name -> "on", "off" or "failed: why".
+    nodes: Mapped[dict[str, str] | None] = mapped_column(JSON, default=None)

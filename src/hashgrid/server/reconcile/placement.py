@@ -5,10 +5,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hashgrid.contracts.states import ACTIVE_REPLICA, NodeStatus, ReplicaStatus
+from hashgrid.contracts.states import ACTIVE_REPLICA, NodePower, NodeStatus, ReplicaStatus
 from hashgrid.scheduler import (
     DeploymentView,
     GpuView,
@@ -29,9 +30,12 @@ from hashgrid.server.deployments.sizing import GPU_ONLY_ENGINES, engine_of, repl
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.nodes.service import stored_gpus
 from hashgrid.server.nodes.tables import Node
+from hashgrid.server.power import standby
 from hashgrid.server.sites.tables import Site
 
 AGE_OUT_EVERY_S = 3600.0
+
+log = structlog.get_logger("hashgrid.server.placement")
 
 
 class PlacementReconciler:
@@ -67,10 +71,21 @@ class PlacementReconciler:
             snapshot, specs = await self._snapshot(session)
             decided = plan(snapshot)
             changed = await self._apply(session, decided, specs)
+            if decided.unplaced:
+                changed |= await self._wake_for(session, snapshot, decided)
         if changed:
             await self._changes.bump()
         waits_on_clock = bool(snapshot.cooling or decided.unplaced)
         self._settled_at = None if changed or waits_on_clock else revision
+
+    async def _wake_for(self, session: AsyncSession, snapshot: Snapshot, decided: Plan) -> bool:
+        """Wake the standby nodes that replicas placed nowhere would go to (power/standby.py)."""
+        asleep = await session.scalars(select(Node.id).where(Node.power != NodePower.ON))
+        pending = [u.deployment_id for u in decided.unplaced]
+        woken = await standby.wake(session, standby.wanted_awake(snapshot, asleep.all(), pending))
+        if woken:
+            log.info("waking nodes for pending replicas", nodes=woken)
+        return bool(woken)
 
     async def _snapshot(self, session: AsyncSession) -> tuple[Snapshot, dict[str, "_Spec"]]:
         sites = (await session.scalars(select(Site))).all()
@@ -199,7 +214,9 @@ def node_view(node: Node) -> NodeView:
             GpuView(g.index, g.name, g.memory_total_bytes, g.quarantined)
             for g in stored_gpus(fingerprint)
         ),
-        schedulable=node.status == NodeStatus.READY and node.drain_deadline is None,
+        schedulable=node.status == NodeStatus.READY
+        and node.drain_deadline is None
+        and node.power == NodePower.ON,
         cordoned=node.cordoned,
         holds=holdings_of(node.holdings),
     )

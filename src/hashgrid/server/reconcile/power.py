@@ -1,7 +1,8 @@
 """Power: scheduled curtailments begun when due, and each hour's online plan for every site
 with a power model, stored and applied.
 
-A pass first decides each site's scheduled curtailment afresh from the site's load and begins
+A pass first puts each site's idle GPU nodes to standby (power/standby.py), and decides each
+site's scheduled curtailment afresh from the site's load and begins
 it when due (`power.service.apply_scheduled`); the pass returns when the next one is due, so
 the runner passes again then. It then plans the current hour of each site (the pure
 `energy.plan_online` on the site's stored sources, `server/power/planning.py`) and stores it,
@@ -10,7 +11,7 @@ applied unless a curtailment is in force; the site's miners follow the applied p
 nodes' work or its curtailment changed: a pass reads a month of prices.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import select
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hashgrid.server.changes import Changes
 from hashgrid.server.db.base import utcnow
 from hashgrid.server.errors import Invalid
-from hashgrid.server.power import service
+from hashgrid.server.power import service, standby
 from hashgrid.server.power.market import hour_of
 from hashgrid.server.power.planning import NodeWork
 from hashgrid.server.power.schemas import PowerModel
@@ -38,11 +39,16 @@ class PowerReconciler:
     name = "power"
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], changes: Changes, leads: Leads
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        changes: Changes,
+        leads: Leads,
+        standby_after: timedelta,
     ) -> None:
         self._sessions = sessions
         self._changes = changes
         self._leads = leads
+        self._standby_after = standby_after
         self._planned: dict[str, Inputs] = {}
 
     async def reconcile(self) -> float | None:
@@ -58,17 +64,23 @@ class PowerReconciler:
             ).all()
             for site, power in rows:
                 model = PowerModel.model_validate(power.model)
-                scheduled = await service.apply_scheduled(session, site, model, self._leads)
-                if scheduled is not None and scheduled.started_at is None:
-                    due.append(scheduled.starts_at)
-                elif scheduled is not None:
-                    changed = True  # it began
-                curtailed = await service.in_force(session, site) is not None
+                event = await service.open_event(session, site)
+                if event is not None and event.started_at is None:
+                    await service.apply_scheduled(session, site, model, event, self._leads)
+                    if event.started_at is None:
+                        due.append(event.starts_at)
+                    else:
+                        changed = True  # it began
+                curtailed = event is not None and event.started_at is not None
+                off = await standby.standby_idle(session, site, model, self._standby_after)
+                if off:
+                    log.info("idle nodes to standby", site=site.name, nodes=off)
+                    changed = True  # the site agent powers them off
                 inputs = (hour, power.updated_at, await service.node_work(session, site), curtailed)
                 if self._planned.get(site.id) == inputs:
                     continue
                 try:
-                    changed |= await service.store_plan(session, site, model, hour)
+                    changed |= await service.store_plan(session, site, model, hour, curtailed)
                 except Invalid as e:
                     # A series that does not cover this hour: no plan, miners keep their orders.
                     log.warning("no power plan this hour", site=site.name, reason=e.detail)

@@ -1,0 +1,104 @@
+"""GPU nodes powered off while idle and woken for work, through their BMCs.
+
+The plan counts a node without work as off (energy/site.py); a node kept on draws its idle power
+(an H100 server, over 1 kW) for nothing. So a node whose BMC the site's power model names goes
+to `standby` once it has had no replica for `idle_for` (`node_standby_after_s`, like Kubernetes'
+cluster autoscaler's scale-down-unneeded-time): it takes no new replica, and the site agent
+powers it off. Placement wakes standby nodes when replicas fit nowhere that is up
+(`wanted_awake`: the same scheduler, asked where they would go were the standby nodes up, the
+way the cluster autoscaler simulates a new node); the node is `waking` until its agent is back,
+then `on` (`nodes.service.set_status`).
+"""
+
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hashgrid.contracts.states import ACTIVE_REPLICA, NodePower, NodeStatus, ReplicaStatus
+from hashgrid.scheduler import Snapshot, plan
+from hashgrid.server.db.base import utcnow
+from hashgrid.server.deployments.tables import Replica
+from hashgrid.server.nodes.tables import Node
+from hashgrid.server.power.schemas import PowerModel
+from hashgrid.server.sites.tables import Site
+
+HOLDING = [*ACTIVE_REPLICA, ReplicaStatus.STOPPING]  # a node with these is not idle
+
+
+async def standby_idle(
+    session: AsyncSession, site: Site, model: PowerModel, idle_for: timedelta
+) -> list[str]:
+    """Order off the site's ready, powered nodes with a BMC that have held no replica for
+    `idle_for` (an operator's cordon or drain leaves a node alone); their names."""
+    if not model.gpus.bmcs:
+        return []
+    candidates = (
+        await session.scalars(
+            select(Node).where(
+                Node.site_id == site.id,
+                Node.status == NodeStatus.READY,
+                Node.power == NodePower.ON,
+                Node.cordoned.is_(False),
+                Node.drain_deadline.is_(None),
+                Node.name.in_(list(model.gpus.bmcs)),
+            )
+        )
+    ).all()
+    if not candidates:
+        return []
+    ids = [n.id for n in candidates]
+    busy = set(
+        await session.scalars(
+            select(Replica.node_id).where(Replica.node_id.in_(ids), Replica.status.in_(HOLDING))
+        )
+    )
+    last_work: dict[str, datetime] = dict(
+        (
+            await session.execute(
+                select(Replica.node_id, func.max(Replica.updated_at))
+                .where(Replica.node_id.in_(ids))
+                .group_by(Replica.node_id)
+            )
+        ).all()
+    )
+    now = utcnow()
+    off = []
+    for node in candidates:
+        since = max(node.status_changed_at, last_work.get(node.id, node.status_changed_at))
+        if node.id not in busy and now - since >= idle_for:
+            node.power, node.power_changed_at = NodePower.STANDBY, now
+            off.append(node.name)
+    if off:
+        await session.commit()
+    return off
+
+
+def wanted_awake(snapshot: Snapshot, asleep: Iterable[str], pending: Iterable[str]) -> set[str]:
+    """The nodes among `asleep` (standby or waking) that the scheduler would place replicas of
+    the `pending` deployments on, were they up: those the replicas it cannot place now need."""
+    sleeping, waiting = set(asleep), set(pending)
+    if not sleeping or not waiting:
+        return set()
+    awake = tuple(replace(n, schedulable=True) if n.id in sleeping else n for n in snapshot.nodes)
+    decided = plan(replace(snapshot, nodes=awake))
+    return {p.node_id for p in decided.places if p.deployment_id in waiting} & sleeping
+
+
+async def wake(session: AsyncSession, node_ids: Iterable[str]) -> list[str]:
+    """Order the standby ones among `node_ids` on; one still up is back at once. Their names."""
+    now = utcnow()
+    woken = []
+    for node_id in node_ids:
+        node = await session.get(Node, node_id)
+        if node is None or node.power != NodePower.STANDBY:
+            continue  # waking already
+        up = node.status == NodeStatus.READY  # its BMC never turned it off
+        node.power = NodePower.ON if up else NodePower.WAKING
+        node.power_changed_at = now
+        woken.append(node.name)
+    if woken:
+        await session.commit()
+    return woken
