@@ -179,6 +179,8 @@ def _print_verification(n: NodeOut) -> None:
 def _node_state(n: NodeOut) -> str:
     if n.drain_deadline is not None:
         return f"{n.status}, draining by {n.drain_deadline:%H:%M:%S} UTC"
+    if n.power != "on":
+        return f"{n.status}, {n.power}"  # powered off while idle, or being woken
     return f"{n.status}, cordoned" if n.cordoned else str(n.status)
 
 

@@ -59,6 +59,8 @@ def show(ctx: typer.Context, site: str, as_json: bool = JsonOption) -> None:
     if power.miners is not None:
         m = power.miners
         console.print(f"miners at {m.reported_at:%H:%M:%S}: {m.by_action}, {m.failed} failed")
+        if m.nodes:
+            console.print(f"GPU nodes' BMCs: {m.nodes}")
 
 
 @power_app.command("plan")
