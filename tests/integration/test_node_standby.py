@@ -4,8 +4,7 @@ deployment that fits nowhere else wakes it; its replica lands on it once its age
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,7 @@ from hashgrid.agent.miners.pyasic_driver import connect
 from hashgrid.client import HashgridClient
 
 from support.fake_bmc import FakeBmc
-from support.live import LiveServer, server_settings
-
-
-async def _eventually(check: Callable[[], bool], what: str, within_s: float = 30.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
+from support.live import LiveServer, eventually, server_settings
 
 
 @contextmanager
@@ -85,24 +77,24 @@ async def test_an_idle_node_is_powered_off_and_woken_for_a_deployment(
         loop = asyncio.create_task(follow_orders(stop, control_plane, Fleet(connect), redfish, 2.0))
         try:
             with _beating_while_powered(gpu, bmc):
-                await _eventually(lambda: not bmc.powered, "the idle node powered off")
+                await eventually(lambda: not bmc.powered, "the idle node powered off", 30.0)
                 assert bmc.resets == ["GracefulShutdown"]
                 assert _node(admin, "gpu-1").power == "standby"
-                await _eventually(lambda: _node(admin, "gpu-1").status == "lost", "it is gone")
+                await eventually(lambda: _node(admin, "gpu-1").status == "lost", "it is gone", 30.0)
                 miners = admin.get_power("tx").miners
                 assert miners is not None
                 assert miners.nodes == {"gpu-1": "off"}
 
                 deployment = admin.deploy("tiny", name="chat", replicas=1)
-                await _eventually(lambda: bmc.powered, "the node woken for the replica")
+                await eventually(lambda: bmc.powered, "the node woken for the replica", 30.0)
                 assert bmc.resets == ["GracefulShutdown", "On"]
-                await _eventually(lambda: _node(admin, "gpu-1").power == "on", "it is back")
+                await eventually(lambda: _node(admin, "gpu-1").power == "on", "it is back", 30.0)
 
                 def placed() -> bool:
                     got = gpu.get("/api/v1/agent/assignments").json()["assignments"]
                     return [a["deployment"] for a in got] == [deployment.name]
 
-                await _eventually(placed, "the replica on the woken node")
+                await eventually(placed, "the replica on the woken node", 30.0)
                 assert _node(admin, "controller").power == "on"  # no BMC: never touched
         finally:
             stop.set()

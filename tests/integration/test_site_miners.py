@@ -2,7 +2,6 @@
 drives: a curtailment sleeps miners, a restore wakes them, and the results reach operators."""
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,15 +15,7 @@ from hashgrid.agent.miners.pyasic_driver import connect
 from hashgrid.client import HashgridClient
 
 from support.fake_miner import FakeLuxMiner
-from support.live import LiveServer
-
-
-async def _eventually(check: Callable[[], bool], what: str, within_s: float = 20.0) -> None:
-    """Wait for `check` without blocking the loop the fake miners answer on."""
-    deadline = time.monotonic() + within_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
+from support.live import LiveServer, eventually
 
 
 @asynccontextmanager
@@ -75,16 +66,16 @@ async def test_site_agent_sleeps_and_wakes_miners_as_ordered(server: LiveServer)
     async with await FakeLuxMiner.start() as first, await FakeLuxMiner.start() as second:
         with server.client() as admin:
             async with _site_agent(server, admin, [first.address, second.address]) as reported:
-                await _eventually(reported({"resume": 2}), "both miners told to hash")
+                await eventually(reported({"resume": 2}), "both miners told to hash")
                 # 4 kW left: one S21 (3.5 kW) keeps hashing, the other sleeps.
                 admin.curtail("tx", 0.004, reason="drill")
-                await _eventually(lambda: first.hashing and not second.hashing, "one asleep")
-                await _eventually(reported({"resume": 1, "sleep": 1}), "the report")
+                await eventually(lambda: first.hashing and not second.hashing, "one asleep")
+                await eventually(reported({"resume": 1, "sleep": 1}), "the report")
                 assert second.watts == second.idle_watts
 
                 admin.restore("tx")
-                await _eventually(lambda: first.hashing and second.hashing, "both awake")
-                await _eventually(reported({"resume": 2}), "the report after restore")
+                await eventually(lambda: first.hashing and second.hashing, "both awake")
+                await eventually(reported({"resume": 2}), "the report after restore")
     server.stop()
     again = LiveServer(server.settings, port=server.port)
     again.start()
@@ -106,10 +97,10 @@ async def test_power_control_sets_each_miner_a_power_target(server: LiveServer) 
         with server.client() as admin:
             addresses = [first.address, second.address]
             async with _site_agent(server, admin, addresses, control="power") as reported:
-                await _eventually(reported({"power": 2}), "both at nameplate")
+                await eventually(reported({"power": 2}), "both at nameplate")
                 assert all(m.watts == 3500 and m.hashing for m in miners)
                 admin.curtail("tx", 0.005, reason="drill")
-                await _eventually(lambda: all(m.watts <= 2500 for m in miners), "both limited")
+                await eventually(lambda: all(m.watts <= 2500 for m in miners), "both limited")
                 assert all(m.hashing and m.watts > m.idle_watts for m in miners)
                 admin.restore("tx")
-                await _eventually(lambda: all(m.watts == 3500 for m in miners), "nameplate")
+                await eventually(lambda: all(m.watts == 3500 for m in miners), "nameplate")

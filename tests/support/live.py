@@ -1,5 +1,6 @@
 """Real processes for tests: uvicorn servers on free ports, agents as subprocesses."""
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -35,6 +36,14 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.05)
+
+
+async def eventually(check: Callable[[], bool], what: str, within_s: float = 20.0) -> None:
+    """`wait_until` for async tests: polls without blocking the loop (where fakes may answer)."""
+    deadline = time.monotonic() + within_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
 
 
 class ThreadedServer:
