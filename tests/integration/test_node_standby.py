@@ -4,8 +4,9 @@ deployment that fits nowhere else wakes it; its replica lands on it once its age
 
 import asyncio
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,22 +54,37 @@ def _site_with_a_bmc(admin: HashgridClient, bmc: FakeBmc, tiny_model: Path) -> N
     admin.set_power("tx", power)
 
 
-def _node(admin: HashgridClient, name: str) -> Any:
-    return next(n for n in admin.list_nodes() if n.name == name)
+@dataclass
+class _Site:
+    admin: HashgridClient
+    gpu: httpx.Client  # speaks as node gpu-1
+
+    def node(self, name: str = "gpu-1") -> Any:
+        return next(n for n in self.admin.list_nodes() if n.name == name)
+
+    def placed(self, deployment: str) -> Callable[[], bool]:
+        def check() -> bool:
+            got = self.gpu.get("/api/v1/agent/assignments").json()["assignments"]
+            return [a["deployment"] for a in got] == [deployment]
+
+        return check
 
 
-async def test_an_idle_node_is_powered_off_and_woken_for_a_deployment(
-    database_url: str, tmp_path: Path, tiny_model: Path
-) -> None:
-    settings = server_settings(tmp_path / "home", database_url, node_standby_after_s=1.0)
+@asynccontextmanager
+async def _site(
+    database_url: str, tmp_path: Path, tiny_model: Path, bmc: FakeBmc, standby_after_s: float = 1
+) -> AsyncIterator[_Site]:
+    """Site tx: a controller node following the site's orders (the site agent's loop) and node
+    gpu-1, whose BMC is `bmc` and which heartbeats while `bmc` has it powered; the tiny model in
+    the catalog. Idle nodes go to standby after `standby_after_s`."""
+    settings = server_settings(
+        tmp_path / "home", database_url, node_standby_after_s=standby_after_s
+    )
     server = LiveServer(settings)
     server.start()
-    with (
-        FakeBmc(username="admin", password="secret") as bmc,
-        server.client() as admin,
-    ):
+    with server.client() as admin:
         _site_with_a_bmc(admin, bmc, tiny_model)
-        controller = server.join_node("tx", "controller")  # the site agent's own node
+        controller = server.join_node("tx", "controller")
         admin.cordon(controller.headers["x-node-id"])  # it serves no replica here
         gpu = server.join_node("tx", "gpu-1")
         control_plane = ControlPlane(server.url, controller.headers["authorization"][7:])
@@ -77,25 +93,7 @@ async def test_an_idle_node_is_powered_off_and_woken_for_a_deployment(
         loop = asyncio.create_task(follow_orders(stop, control_plane, Fleet(connect), redfish, 2.0))
         try:
             with _beating_while_powered(gpu, bmc):
-                await eventually(lambda: not bmc.powered, "the idle node powered off", 30.0)
-                assert bmc.resets == ["GracefulShutdown"]
-                assert _node(admin, "gpu-1").power == "standby"
-                await eventually(lambda: _node(admin, "gpu-1").status == "lost", "it is gone", 30.0)
-                miners = admin.get_power("tx").miners
-                assert miners is not None
-                assert miners.nodes == {"gpu-1": "off"}
-
-                deployment = admin.deploy("tiny", name="chat", replicas=1)
-                await eventually(lambda: bmc.powered, "the node woken for the replica", 30.0)
-                assert bmc.resets == ["GracefulShutdown", "On"]
-                await eventually(lambda: _node(admin, "gpu-1").power == "on", "it is back", 30.0)
-
-                def placed() -> bool:
-                    got = gpu.get("/api/v1/agent/assignments").json()["assignments"]
-                    return [a["deployment"] for a in got] == [deployment.name]
-
-                await eventually(placed, "the replica on the woken node", 30.0)
-                assert _node(admin, "controller").power == "on"  # no BMC: never touched
+                yield _Site(admin, gpu)
         finally:
             stop.set()
             await control_plane.close()
@@ -104,3 +102,62 @@ async def test_an_idle_node_is_powered_off_and_woken_for_a_deployment(
             gpu.close()
             controller.close()
             server.stop()
+
+
+async def test_an_idle_node_is_powered_off_and_woken_for_a_deployment(
+    database_url: str, tmp_path: Path, tiny_model: Path
+) -> None:
+    with FakeBmc(username="admin", password="secret") as bmc:
+        async with _site(database_url, tmp_path, tiny_model, bmc) as site:
+            await eventually(lambda: not bmc.powered, "the idle node powered off", 30.0)
+            assert bmc.resets == ["GracefulShutdown"]
+            assert site.node().power == "standby"
+            await eventually(lambda: site.node().status == "lost", "it is gone", 30.0)
+            miners = site.admin.get_power("tx").miners
+            assert miners is not None
+            assert miners.nodes == {"gpu-1": "off"}
+
+            site.admin.deploy("tiny", name="chat", replicas=1)
+            await eventually(lambda: bmc.powered, "the node woken for the replica", 30.0)
+            assert bmc.resets == ["GracefulShutdown", "On"]
+            await eventually(lambda: site.node().power == "on", "it is back", 30.0)
+            await eventually(site.placed("chat"), "the replica on the woken node", 30.0)
+            assert site.node("controller").power == "on"  # no BMC: never touched
+
+
+async def test_a_node_its_bmc_cannot_power_off_is_on_again_when_work_needs_it(
+    database_url: str, tmp_path: Path, tiny_model: Path
+) -> None:
+    """The BMC refuses every way off: the failure reaches the report, the node stays up in
+    standby, and a deployment has it back on once it has stayed ready a node TTL."""
+    with FakeBmc(username="admin", password="secret", allowed=("On",)) as bmc:
+        async with _site(database_url, tmp_path, tiny_model, bmc) as site:
+
+            def failure_reported() -> bool:
+                miners = site.admin.get_power("tx").miners
+                return miners is not None and "failed" in (miners.nodes or {}).get("gpu-1", "")
+
+            await eventually(failure_reported, "the BMC's refusal reported", 30.0)
+            assert (site.node().status, site.node().power) == ("ready", "standby")
+            site.admin.deploy("tiny", name="chat", replicas=1)
+            await eventually(lambda: site.node().power == "on", "it is on again", 30.0)
+            await eventually(site.placed("chat"), "the replica on it", 30.0)
+            assert bmc.powered
+
+
+async def test_a_node_powered_off_by_hand_is_woken_through_its_bmc(
+    database_url: str, tmp_path: Path, tiny_model: Path
+) -> None:
+    """A node with a BMC that is lost while hashgrid had it on (someone pulled its power) is
+    powered on when work needs it, and takes the work."""
+    with FakeBmc(username="admin", password="secret") as bmc:
+        async with _site(database_url, tmp_path, tiny_model, bmc, 3600) as site:
+            site.admin.deploy("tiny", name="chat", replicas=1)
+            await eventually(site.placed("chat"), "the replica on gpu-1", 30.0)
+            bmc.powered = False  # by hand: no Redfish call
+            await eventually(lambda: site.node().status == "lost", "it is gone", 30.0)
+            assert site.node().power == "on"
+            await eventually(lambda: bmc.powered, "powered on for the replica", 30.0)
+            assert bmc.resets == ["On"]
+            await eventually(site.placed("chat"), "a replica on it again", 30.0)
+            assert site.node().power == "on"

@@ -4,10 +4,14 @@ The plan counts a node without work as off (energy/site.py); a node kept on draw
 (an H100 server, over 1 kW) for nothing. So a node whose BMC the site's power model names goes
 to `standby` once it has had no replica for `idle_for` (`node_standby_after_s`, like Kubernetes'
 cluster autoscaler's scale-down-unneeded-time): it takes no new replica, and the site agent
-powers it off. Placement wakes standby nodes when replicas fit nowhere that is up
-(`wanted_awake`: the same scheduler, asked where they would go were the standby nodes up, the
-way the cluster autoscaler simulates a new node); the node is `waking` until its agent is back,
-then `on` (`nodes.service.set_status`).
+powers it off. Placement wakes nodes when replicas fit nowhere that is up (`wanted_awake`: the
+same scheduler, asked where they would go were those nodes up, the way the cluster autoscaler
+simulates a new node). Any node with a BMC that is down may be woken (`sleeping`): one in
+standby, and one lost while hashgrid had it on (powered off by hand, or its shutdown outlasted
+the wake that came during it); powering on a machine that is on changes nothing. A woken node is
+`waking` until its agent is back, then `on` (`nodes.service.set_status`); one that never went
+down (its BMC failed to power it off) is `on` once it has stayed ready for a node TTL after the
+wake (`awake_if_up`), the time it would have taken to be declared lost.
 """
 
 from collections.abc import Iterable
@@ -23,9 +27,11 @@ from hashgrid.server.db.base import utcnow
 from hashgrid.server.deployments.tables import Replica
 from hashgrid.server.nodes.tables import Node
 from hashgrid.server.power.schemas import PowerModel
+from hashgrid.server.power.tables import SitePower
 from hashgrid.server.sites.tables import Site
 
 HOLDING = [*ACTIVE_REPLICA, ReplicaStatus.STOPPING]  # a node with these is not idle
+WAKE_GIVE_UP = timedelta(minutes=10)  # a GPU server boots in 2-5 minutes
 
 
 async def standby_idle(
@@ -87,18 +93,61 @@ def wanted_awake(snapshot: Snapshot, asleep: Iterable[str], pending: Iterable[st
     return {p.node_id for p in decided.places if p.deployment_id in waiting} & sleeping
 
 
+async def sleeping(session: AsyncSession) -> list[str]:
+    """Nodes placement may wake: in standby, lost while on, or waking for less than
+    `WAKE_GIVE_UP` (one that has not come back by then is left to its repeated order, so that
+    placement looks to others), with a BMC."""
+    rows = await session.execute(
+        select(
+            Node.id, Node.name, Node.power, Node.power_changed_at, Node.status, SitePower.model
+        ).join(SitePower, SitePower.site_id == Node.site_id)
+    )
+    bmcs: dict[str, set[str]] = {}  # power models by their JSON, each read once
+    given_up = utcnow() - WAKE_GIVE_UP
+    out = []
+    for node_id, name, power, changed_at, status, model in rows:
+        key = repr(model)
+        if key not in bmcs:
+            bmcs[key] = set(PowerModel.model_validate(model).gpus.bmcs)
+        if power == NodePower.WAKING:
+            down = changed_at is None or changed_at > given_up
+        else:
+            down = power == NodePower.STANDBY or status == NodeStatus.LOST
+        if down and name in bmcs[key]:
+            out.append(node_id)
+    return out
+
+
 async def wake(session: AsyncSession, node_ids: Iterable[str]) -> list[str]:
-    """Order the standby ones among `node_ids` on; one still up is back at once. Their names."""
+    """Order `node_ids` on (those not waking already); their names."""
     now = utcnow()
     woken = []
     for node_id in node_ids:
         node = await session.get(Node, node_id)
-        if node is None or node.power != NodePower.STANDBY:
-            continue  # waking already
-        up = node.status == NodeStatus.READY  # its BMC never turned it off
-        node.power = NodePower.ON if up else NodePower.WAKING
-        node.power_changed_at = now
+        if node is None or node.power == NodePower.WAKING:
+            continue
+        node.power, node.power_changed_at = NodePower.WAKING, now
         woken.append(node.name)
     if woken:
         await session.commit()
     return woken
+
+
+async def awake_if_up(session: AsyncSession, ttl: timedelta) -> bool:
+    """Mark `on` the waking nodes that stayed ready for `ttl` after their wake: they never went
+    down. True if any."""
+    stayed = (
+        await session.scalars(
+            select(Node).where(
+                Node.power == NodePower.WAKING,
+                Node.status == NodeStatus.READY,
+                Node.status_changed_at < Node.power_changed_at,
+                Node.power_changed_at < utcnow() - ttl,
+            )
+        )
+    ).all()
+    for node in stayed:
+        node.power, node.power_changed_at = NodePower.ON, utcnow()
+    if stayed:
+        await session.commit()
+    return bool(stayed)

@@ -1,4 +1,8 @@
-"""Liveness: a node that stops beating is lost once its TTL passes, and its replicas with it."""
+"""Liveness: a node that stops beating is lost once its TTL passes, and its replicas with it; a
+node woken from standby that never went down is on once it has outlived a TTL ready
+(power/standby.py)."""
+
+from datetime import timedelta
 
 import structlog
 from sqlalchemy import select
@@ -9,6 +13,7 @@ from hashgrid.server.changes import Changes
 from hashgrid.server.nodes import service as nodes
 from hashgrid.server.nodes.liveness import Liveness
 from hashgrid.server.nodes.tables import Node
+from hashgrid.server.power import standby
 
 log = structlog.get_logger("hashgrid.server.liveness")
 
@@ -33,5 +38,7 @@ class LivenessReconciler:
                 node = await session.get(Node, node_id)
                 if node is not None and await nodes.set_status(session, node, NodeStatus.LOST):
                     log.warning("node lost", node=node.name, ttl_s=self._liveness.ttl_s)
-        if lost:
+            ttl = timedelta(seconds=self._liveness.ttl_s)
+            awake = await standby.awake_if_up(session, ttl)
+        if lost or awake:
             await self._changes.bump()

@@ -79,10 +79,10 @@ class PlacementReconciler:
         self._settled_at = None if changed or waits_on_clock else revision
 
     async def _wake_for(self, session: AsyncSession, snapshot: Snapshot, decided: Plan) -> bool:
-        """Wake the standby nodes that replicas placed nowhere would go to (power/standby.py)."""
-        asleep = await session.scalars(select(Node.id).where(Node.power != NodePower.ON))
+        """Wake the sleeping nodes that replicas placed nowhere would go to (power/standby.py)."""
+        asleep = await standby.sleeping(session)
         pending = [u.deployment_id for u in decided.unplaced]
-        woken = await standby.wake(session, standby.wanted_awake(snapshot, asleep.all(), pending))
+        woken = await standby.wake(session, standby.wanted_awake(snapshot, asleep, pending))
         if woken:
             log.info("waking nodes for pending replicas", nodes=woken)
         return bool(woken)
