@@ -182,12 +182,24 @@ class LiveFleet:
         self.agents: list[AgentProcess] = []
         self.gateway: LiveGateway | None = None
 
-    def add_agent(self, site: str, name: str, extra_args: Sequence[str] = ()) -> AgentProcess:
+    def add_agent(
+        self,
+        site: str,
+        name: str,
+        extra_args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> AgentProcess:
         """A real agent joining `site` (its own home under the test's tmp_path)."""
         token = self.admin.create_join_token(site).token
         agent = AgentProcess(
-            self.server.url, self.tmp_path / f"agent-{name}", token, name, extra_args
+            self.server.url, self.tmp_path / f"agent-{name}", token, name, extra_args, env
         )
+        self.agents.append(agent)
+        return agent
+
+    def restart_agent(self, name: str) -> AgentProcess:
+        """Agent `name` started again on its home, with its stored credential (a node back)."""
+        agent = AgentProcess(self.server.url, self.tmp_path / f"agent-{name}", None, name)
         self.agents.append(agent)
         return agent
 

@@ -15,7 +15,7 @@ wake (`awake_if_up`), the time it would have taken to be declared lost.
 """
 
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -34,13 +34,19 @@ HOLDING = [*ACTIVE_REPLICA, ReplicaStatus.STOPPING]  # a node with these is not 
 WAKE_GIVE_UP = timedelta(minutes=10)  # a GPU server boots in 2-5 minutes
 
 
+@dataclass(frozen=True)
+class Standby:
+    off: list[str]  # nodes just put to standby, by name
+    next_at: datetime | None  # when the next idle node will have been idle long enough
+
+
 async def standby_idle(
     session: AsyncSession, site: Site, model: PowerModel, idle_for: timedelta
-) -> list[str]:
+) -> Standby:
     """Order off the site's ready, powered nodes with a BMC that have held no replica for
-    `idle_for` (an operator's cordon or drain leaves a node alone); their names."""
+    `idle_for` (an operator's cordon or drain leaves a node alone)."""
     if not model.gpus.bmcs:
-        return []
+        return Standby([], None)
     candidates = (
         await session.scalars(
             select(Node).where(
@@ -54,7 +60,7 @@ async def standby_idle(
         )
     ).all()
     if not candidates:
-        return []
+        return Standby([], None)
     ids = [n.id for n in candidates]
     busy = set(
         await session.scalars(
@@ -71,15 +77,22 @@ async def standby_idle(
         ).all()
     )
     now = utcnow()
-    off = []
+    off, later = [], []
     for node in candidates:
-        since = max(node.status_changed_at, last_work.get(node.id, node.status_changed_at))
-        if node.id not in busy and now - since >= idle_for:
+        if node.id in busy:
+            continue
+        # Idle since it joined or came back, was last powered on, or last held a replica: a
+        # node just woken gets the whole wait to receive the work it was woken for.
+        times = (node.status_changed_at, node.power_changed_at, last_work.get(node.id))
+        due = max(t for t in times if t is not None) + idle_for
+        if due <= now:
             node.power, node.power_changed_at = NodePower.STANDBY, now
             off.append(node.name)
+        else:
+            later.append(due)
     if off:
         await session.commit()
-    return off
+    return Standby(off, min(later, default=None))
 
 
 def wanted_awake(snapshot: Snapshot, asleep: Iterable[str], pending: Iterable[str]) -> set[str]:

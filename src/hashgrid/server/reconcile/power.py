@@ -1,9 +1,9 @@
 """Power: scheduled curtailments begun when due, and each hour's online plan for every site
 with a power model, stored and applied.
 
-A pass first puts each site's idle GPU nodes to standby (power/standby.py), and decides each
-site's scheduled curtailment afresh from the site's load and begins
-it when due (`power.service.apply_scheduled`); the pass returns when the next one is due, so
+A pass first decides each site's scheduled curtailment afresh from the site's load and begins
+it when due (`power.service.apply_scheduled`), and puts the site's GPU nodes idle long enough to
+standby (power/standby.py); the pass returns when the next curtailment or standby is due, so
 the runner passes again then. It then plans the current hour of each site (the pure
 `energy.plan_online` on the site's stored sources, `server/power/planning.py`) and stores it,
 applied unless a curtailment is in force; the site's miners follow the applied plan
@@ -52,7 +52,8 @@ class PowerReconciler:
         self._planned: dict[str, Inputs] = {}
 
     async def reconcile(self) -> float | None:
-        """One pass; the seconds until the next scheduled curtailment is due, if any."""
+        """One pass; the seconds until the next scheduled curtailment or idle node's standby is
+        due, if any."""
         hour = hour_of(utcnow())
         changed = False
         due: list[datetime] = []
@@ -72,10 +73,12 @@ class PowerReconciler:
                     else:
                         changed = True  # it began
                 curtailed = event is not None and event.started_at is not None
-                off = await standby.standby_idle(session, site, model, self._standby_after)
-                if off:
-                    log.info("idle nodes to standby", site=site.name, nodes=off)
+                idle = await standby.standby_idle(session, site, model, self._standby_after)
+                if idle.off:
+                    log.info("idle nodes to standby", site=site.name, nodes=idle.off)
                     changed = True  # the site agent powers them off
+                if idle.next_at is not None:
+                    due.append(idle.next_at)
                 inputs = (hour, power.updated_at, await service.node_work(session, site), curtailed)
                 if self._planned.get(site.id) == inputs:
                     continue
