@@ -10,9 +10,5 @@ from support.live import LiveServer, server_settings
 
 @pytest.fixture
 def server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    live = LiveServer(server_settings(tmp_path / "home", database_url))
-    live.start()
-    try:
+    with LiveServer(server_settings(tmp_path / "home", database_url)) as live:
         yield live
-    finally:
-        live.stop()

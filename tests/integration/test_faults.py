@@ -77,9 +77,7 @@ def test_engines_and_gateway_keep_serving_while_the_control_plane_is_away(
         chat(2)
         assert agent.proc.poll() is None
 
-        back = LiveServer(settings, port=server.port)
-        back.start()
-        try:
+        with LiveServer(settings, port=server.port) as back:
             with back.client() as again:
                 wait_until(
                     lambda: (
@@ -105,8 +103,6 @@ def test_engines_and_gateway_keep_serving_while_the_control_plane_is_away(
                 assert again.get_deployment("tiny").ready_replicas == 1
             # Re-synced, not restarted: the same single engine process.
             assert [p.pid for p in _engines_of(agent)] == [e.pid for e in engines]
-        finally:
-            back.stop()
     finally:
         gateway.stop()
         agent.terminate()
@@ -184,12 +180,8 @@ def _deploy_tiny(server: LiveServer, tiny_model: Path) -> HashgridClient:
 def patient_server(tmp_path: Path) -> Iterator[LiveServer]:
     """A control plane whose node TTL outlasts an agent's restart, as in production."""
     db = f"sqlite+aiosqlite:///{tmp_path / 'db'}"
-    live = LiveServer(server_settings(tmp_path / "server", db, node_ttl_s=30.0))
-    live.start()
-    try:
+    with LiveServer(server_settings(tmp_path / "server", db, node_ttl_s=30.0)) as live:
         yield live
-    finally:
-        live.stop()
 
 
 def test_killed_agent_is_restarted_and_adopts_its_engine_which_serves_throughout(

@@ -247,20 +247,14 @@ def test_a_restarted_server_relearns_holdings_without_writing_them_again(
             "last_used": "2025-01-02T03:04:05Z",
         }
     ]
-    first = LiveServer(settings)
-    first.start()
-    try:
+    with LiveServer(settings) as first:
         with first.client() as admin:
             admin.create_site("local", "us-south", "US", 1.0)
             node_id, node = _join(first, admin, "rig-1")
         with node:
             assert node.post(HEARTBEAT, json={"holdings": held}).status_code == 200
             credential = node.headers["authorization"]
-    finally:
-        first.stop()
-    second = LiveServer(settings)
-    second.start()
-    try:
+    with LiveServer(settings) as second:
         with second.http(token=None) as node:
             node.headers.update({"authorization": credential, PROTOCOL_HEADER: "1"})
             assert node.post(HEARTBEAT, json={}).status_code == 200
@@ -271,8 +265,6 @@ def test_a_restarted_server_relearns_holdings_without_writing_them_again(
             got = admin.get_node(node_id).holdings
         assert got is not None
         assert [h.source for h in got] == ["http://models/m.gguf"]
-    finally:
-        second.stop()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the API is tested on both
@@ -281,9 +273,7 @@ def test_the_cli_shows_replica_loads_and_models_held(
 ) -> None:
     # Long heartbeats: the report stays fresh while the commands start.
     settings = server_settings(tmp_path / "home", database_url, heartbeat_interval_s=30.0)
-    server = LiveServer(settings)
-    server.start()
-    try:
+    with LiveServer(settings) as server:
         with server.client() as admin:
             admin.create_site("local", "us-south", "US", 1.0)
             _, node = _join(server, admin, "rig-1")
@@ -317,8 +307,6 @@ def test_the_cli_shows_replica_loads_and_models_held(
         assert [cell.strip() for cell in rig.split("│")][7] == "1"
         nodes = json.loads(_cli(env, "nodes", "list", "--json"))
         assert [h["source"] for h in nodes[0]["holdings"]] == ["http://models/m.gguf"]
-    finally:
-        server.stop()
 
 
 def _cli(env: dict[str, str], *args: str) -> str:

@@ -124,6 +124,10 @@ async def test_an_idle_node_is_powered_off_and_woken_for_a_deployment(
             await eventually(site.placed("chat"), "the replica on the woken node", 30.0)
             assert site.node("controller").power == "on"  # no BMC: never touched
 
+            site.admin.scale("chat", 0)  # idle again once its replica has gone
+            await eventually(lambda: not bmc.powered, "powered off again", 30.0)
+            assert bmc.resets == ["GracefulShutdown", "On", "GracefulShutdown"]
+
 
 async def test_a_node_its_bmc_cannot_power_off_is_on_again_when_work_needs_it(
     database_url: str, tmp_path: Path, tiny_model: Path

@@ -196,9 +196,7 @@ def test_a_deadline_schedules_the_curtailment_a_lead_before_it(
     """`by` 6 s ahead, ASICs alone to shed, a 1 s ASIC lead: the curtailment is scheduled and
     the miners keep hashing; the power reconciler begins it when due, not before."""
     settings = server_settings(tmp_path / "home", database_url, curtail_asic_lead_s=1.0)
-    server = LiveServer(settings)
-    server.start()
-    try:
+    with LiveServer(settings) as server:
         with server.client() as admin:
             admin.create_site("tx", "us-south", "US", 1.0)
             admin.set_power("tx", POWER)
@@ -230,8 +228,6 @@ def test_a_deadline_schedules_the_curtailment_a_lead_before_it(
             hours = (ended.ended_at - started.started_at).total_seconds() / 3600
             assert ended.energy_saved_usd == pytest.approx(0.007 * 30.0 * hours)
         rig.close()
-    finally:
-        server.stop()
 
 
 def test_a_past_deadline_is_obeyed_at_once(server: LiveServer) -> None:

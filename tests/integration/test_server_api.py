@@ -142,15 +142,11 @@ def test_admin_token_is_made_on_first_start_only(tmp_path: Path) -> None:
     assert token.startswith("hg_admin_")
     assert oct(token_file.stat().st_mode & 0o777) == "0o600"
     assert _rows(url, "SELECT count(*) FROM access_tokens WHERE role = 'admin'") == [(1,)]
-    live = LiveServer(settings)
-    live.start()
-    try:
+    with LiveServer(settings) as live:
         with live.client(token) as c:
             assert c.list_sites() == []
         with live.client(ADMIN_TOKEN) as c, pytest.raises(ApiError):
             c.list_sites()
-    finally:
-        live.stop()
 
 
 def test_migrations_build_exactly_the_schema_the_tables_declare(
@@ -299,12 +295,7 @@ def test_usage_is_costed_at_catalog_prices_and_spend_outlives_a_restart(
         costs = {u.request_id: u.cost_usd for u in c.usage()}
         assert costs == {"req-1": 2.5, "req-2": 0.0}  # no price for a model without deployment
     server.stop()
-    again = LiveServer(server.settings, port=server.port)
-    again.start()
-    try:
-        with again.client() as c:
-            (listed,) = c.list_keys()
-            assert listed.month_spend_usd == 2.5
-            assert c.get_organization("acme").month_spend_usd == 2.5
-    finally:
-        again.stop()
+    with LiveServer(server.settings, port=server.port) as again, again.client() as c:
+        (listed,) = c.list_keys()
+        assert listed.month_spend_usd == 2.5
+        assert c.get_organization("acme").month_spend_usd == 2.5

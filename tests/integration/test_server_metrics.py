@@ -107,12 +107,8 @@ def test_a_status_change_writes(server: LiveServer) -> None:
 def unjittered(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     """A server that holds each poll for its whole wait, so a test can tell a wake-up from the
     end of the wait."""
-    live = LiveServer(server_settings(tmp_path / "home", database_url, long_poll_jitter=0.0))
-    live.start()
-    try:
+    with LiveServer(server_settings(tmp_path / "home", database_url, long_poll_jitter=0.0)) as live:
         yield live
-    finally:
-        live.stop()
 
 
 def test_a_held_poll_sleeps_through_changes_that_are_not_its_nodes(

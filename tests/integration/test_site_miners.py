@@ -77,15 +77,11 @@ async def test_site_agent_sleeps_and_wakes_miners_as_ordered(server: LiveServer)
                 await eventually(lambda: first.hashing and second.hashing, "both awake")
                 await eventually(reported({"resume": 2}), "the report after restore")
     server.stop()
-    again = LiveServer(server.settings, port=server.port)
-    again.start()
-    try:
-        with again.client() as admin:  # the last report outlives the server
-            miners = admin.get_power("tx").miners
-            assert miners is not None
-            assert miners.by_action == {"resume": 2}
-    finally:
-        again.stop()
+    # The last report outlives the server.
+    with LiveServer(server.settings, port=server.port) as again, again.client() as admin:
+        miners = admin.get_power("tx").miners
+        assert miners is not None
+        assert miners.by_action == {"resume": 2}
 
 
 async def test_power_control_sets_each_miner_a_power_target(server: LiveServer) -> None:

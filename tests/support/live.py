@@ -68,6 +68,13 @@ class ThreadedServer:
         self._server.should_exit = True
         self._thread.join(timeout=15)
 
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
 
 def server_settings(home: Path, database_url: str, **overrides: Any) -> ServerSettings:
     """Settings with short intervals, so liveness and placement act within a test's patience."""
