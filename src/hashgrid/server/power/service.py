@@ -324,12 +324,16 @@ def _state_of(plan: PlannedInterval | None) -> SitePowerState:
 
 
 async def store_plan(
-    session: AsyncSession, site: Site, model: PowerModel, hour: datetime, curtailed: bool
+    session: AsyncSession,
+    site: Site,
+    model: PowerModel,
+    hour: datetime,
+    work: NodeWork,
+    curtailed: bool,
 ) -> bool:
-    """Plan `hour` and store it, applied unless a curtailment is in force (`curtailed`), and
-    put the site in the state the plan calls for; True when what the site's miners or
-    placement should do changed."""
-    work = await node_work(session, site)
+    """Plan `hour` on the nodes' `work` now and store it, applied unless a curtailment is in
+    force (`curtailed`), and put the site in the state the plan calls for; True when what the
+    site's miners or placement should do changed."""
     recorded = await recorded_work(session, site, hour - timedelta(hours=HISTORY_H), hour)
     (planned,) = plan_hours(site.name, site.power_mw, model, work, hour, 1, recorded, hour)
     applied = not curtailed

@@ -96,8 +96,8 @@ async def standby_idle(
 
 
 def wanted_awake(snapshot: Snapshot, asleep: Iterable[str], pending: Iterable[str]) -> set[str]:
-    """The nodes among `asleep` (standby or waking) that the scheduler would place replicas of
-    the `pending` deployments on, were they up: those the replicas it cannot place now need."""
+    """The nodes among `asleep` (`sleeping`) that the scheduler would place replicas of the
+    `pending` deployments on, were they up: those the replicas it cannot place now need."""
     sleeping, waiting = set(asleep), set(pending)
     if not sleeping or not waiting:
         return set()
@@ -110,23 +110,23 @@ async def sleeping(session: AsyncSession) -> list[str]:
     """Nodes placement may wake: in standby, lost while on, or waking for less than
     `WAKE_GIVE_UP` (one that has not come back by then is left to its repeated order, so that
     placement looks to others), with a BMC."""
+    bmcs = {
+        power.site_id: set(PowerModel.model_validate(power.model).gpus.bmcs)
+        for power in await session.scalars(select(SitePower))
+    }
     rows = await session.execute(
         select(
-            Node.id, Node.name, Node.power, Node.power_changed_at, Node.status, SitePower.model
-        ).join(SitePower, SitePower.site_id == Node.site_id)
+            Node.id, Node.site_id, Node.name, Node.power, Node.power_changed_at, Node.status
+        ).where(Node.site_id.in_([site for site, names in bmcs.items() if names]))
     )
-    bmcs: dict[str, set[str]] = {}  # power models by their JSON, each read once
     given_up = utcnow() - WAKE_GIVE_UP
     out = []
-    for node_id, name, power, changed_at, status, model in rows:
-        key = repr(model)
-        if key not in bmcs:
-            bmcs[key] = set(PowerModel.model_validate(model).gpus.bmcs)
+    for node_id, site_id, name, power, changed_at, status in rows:
         if power == NodePower.WAKING:
             down = changed_at is None or changed_at > given_up
         else:
             down = power == NodePower.STANDBY or status == NodeStatus.LOST
-        if down and name in bmcs[key]:
+        if down and name in bmcs[site_id]:
             out.append(node_id)
     return out
 
@@ -149,18 +149,19 @@ async def wake(session: AsyncSession, node_ids: Iterable[str]) -> list[str]:
 async def awake_if_up(session: AsyncSession, ttl: timedelta) -> bool:
     """Mark `on` the waking nodes that stayed ready for `ttl` after their wake: they never went
     down. True if any."""
+    now = utcnow()
     stayed = (
         await session.scalars(
             select(Node).where(
                 Node.power == NodePower.WAKING,
                 Node.status == NodeStatus.READY,
                 Node.status_changed_at < Node.power_changed_at,
-                Node.power_changed_at < utcnow() - ttl,
+                Node.power_changed_at < now - ttl,
             )
         )
     ).all()
     for node in stayed:
-        node.power, node.power_changed_at = NodePower.ON, utcnow()
+        node.power, node.power_changed_at = NodePower.ON, now
     if stayed:
         await session.commit()
     return bool(stayed)

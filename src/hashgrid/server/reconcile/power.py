@@ -79,11 +79,12 @@ class PowerReconciler:
                     changed = True  # the site agent powers them off
                 if idle.next_at is not None:
                     due.append(idle.next_at)
-                inputs = (hour, power.updated_at, await service.node_work(session, site), curtailed)
+                work = await service.node_work(session, site)
+                inputs = (hour, power.updated_at, work, curtailed)
                 if self._planned.get(site.id) == inputs:
                     continue
                 try:
-                    changed |= await service.store_plan(session, site, model, hour, curtailed)
+                    changed |= await service.store_plan(session, site, model, hour, work, curtailed)
                 except Invalid as e:
                     # A series that does not cover this hour: no plan, miners keep their orders.
                     log.warning("no power plan this hour", site=site.name, reason=e.detail)
