@@ -129,24 +129,25 @@ async def test_an_idle_node_is_powered_off_and_woken_for_a_deployment(
             assert bmc.resets == ["GracefulShutdown", "On", "GracefulShutdown"]
 
 
-async def test_a_node_its_bmc_cannot_power_off_is_on_again_when_work_needs_it(
+async def test_a_node_its_bmc_cannot_power_off_is_back_in_use(
     database_url: str, tmp_path: Path, tiny_model: Path
 ) -> None:
-    """The BMC refuses every way off: the failure reaches the report, the node stays up in
-    standby, and a deployment has it back on once it has stayed ready a node TTL."""
+    """The BMC refuses every way off: the failure reaches the report and stays in view, and the
+    node, still up, is `on` again at once, so a deployment's replica lands on it."""
     with FakeBmc(username="admin", password="secret", allowed=("On",)) as bmc:
-        async with _site(database_url, tmp_path, tiny_model, bmc) as site:
+        async with _site(database_url, tmp_path, tiny_model, bmc, standby_after_s=3) as site:
 
             def failure_reported() -> bool:
                 miners = site.admin.get_power("tx").miners
                 return miners is not None and "failed" in (miners.nodes or {}).get("gpu-1", "")
 
+            await eventually(lambda: site.node().power == "standby", "the idle node", 30.0)
             await eventually(failure_reported, "the BMC's refusal reported", 30.0)
-            assert (site.node().status, site.node().power) == ("ready", "standby")
+            await eventually(lambda: site.node().power == "on", "it is back in use", 30.0)
             site.admin.deploy("tiny", name="chat", replicas=1)
-            await eventually(lambda: site.node().power == "on", "it is on again", 30.0)
             await eventually(site.placed("chat"), "the replica on it", 30.0)
-            assert bmc.powered
+            assert (site.node().status, bmc.powered) == ("ready", True)
+            assert failure_reported()  # later reports, without the node, leave it shown
 
 
 async def test_a_node_powered_off_by_hand_is_woken_through_its_bmc(

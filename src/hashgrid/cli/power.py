@@ -60,7 +60,7 @@ def show(ctx: typer.Context, site: str, as_json: bool = JsonOption) -> None:
         m = power.miners
         console.print(f"miners at {m.reported_at:%H:%M:%S}: {m.by_action}, {m.failed} failed")
         if m.nodes:
-            console.print(f"GPU nodes' BMCs: {m.nodes}")
+            console.print(f"GPU nodes' BMCs, last result: {m.nodes}")
 
 
 @power_app.command("plan")

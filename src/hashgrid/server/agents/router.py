@@ -29,6 +29,7 @@ from hashgrid.server.nodes.scheduling import DEFAULT_STOP_GRACE_S
 from hashgrid.server.nodes.tables import Node
 from hashgrid.server.power import reports as miner_reports
 from hashgrid.server.power import service as power
+from hashgrid.server.power import standby
 from hashgrid.server.sites.tables import Site
 from hashgrid.server.state import ServerState, Session, get_state
 
@@ -219,11 +220,17 @@ async def report_miners(
     body: MinerResults,
     node: CallingNode,
     session: Session,
+    state: State,
     protocol: ProtocolHeader,
 ) -> None:
-    """Report what became of each miner's order; operators see it with the site's power."""
+    """Report what became of each miner's and GPU node's power order; operators see it with the
+    site's power. A node its BMC could not power off is back in use (`standby`)."""
     _check_protocol(protocol)
-    await miner_reports.record(session, (await _site_of(session, node.id)).id, body)
+    site = await _site_of(session, node.id)
+    await miner_reports.record(session, site.id, body)
+    refused = [n.node for n in body.nodes if n.on is None]
+    if refused and await standby.power_off_refused(session, site.id, refused):
+        await state.changes.bump()
 
 
 async def _site_of(session: AsyncSession, node_id: str) -> Site:

@@ -26,8 +26,11 @@ class Node(Base):
     # leave the gateways' view at once and stop by the deadline.
     cordoned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Powered off while idle, or being woken (`NodePower`); set by the power and placement
-    # reconcilers, carried out by the site agent through the node's BMC.
-    power: Mapped[str] = mapped_column(String(16), default=NodePower.ON, server_default="on")
+    # reconcilers, carried out by the site agent through the node's BMC. Indexed: the liveness
+    # reconciler looks for waking nodes every pass.
+    power: Mapped[str] = mapped_column(
+        String(16), default=NodePower.ON, server_default="on", index=True
+    )
     power_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     drain_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # What the node's model store holds, as its agent last reported it: a list of

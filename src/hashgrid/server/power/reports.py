@@ -1,5 +1,7 @@
 """What each site agent last said its miners did: one stored row per site, replaced by every
-report, shown to operators with the site's power."""
+report, shown to operators with the site's power. GPU nodes' BMCs are ordered only while a node
+goes to standby or wakes, so for them the row keeps each node's last result, whichever report
+brought it: a refused power-off stays in view after the node is back in use."""
 
 from collections import Counter
 
@@ -24,8 +26,11 @@ async def record(session: AsyncSession, site_id: str, report: MinerResults) -> N
     row.failed = len(failed)
     row.first_failure = f"{failed[0].address}: {failed[0].detail}" if failed else None
     row.nodes = {
-        n.node: f"failed: {n.detail}" if n.on is None else ("on" if n.on else "off")
-        for n in report.nodes
+        **(row.nodes or {}),
+        **{
+            n.node: f"failed: {n.detail}" if n.on is None else ("on" if n.on else "off")
+            for n in report.nodes
+        },
     } or None
     await session.commit()
 

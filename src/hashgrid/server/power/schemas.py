@@ -234,7 +234,8 @@ class MinersOut(Out):
     by_action: dict[str, int]  # miners now doing each action (sleep, resume, power)
     failed: int
     first_failure: str | None
-    nodes: dict[str, str] | None = None  # GPU nodes' BMCs: name -> on, off or failed: why
+    # GPU nodes' BMCs, each one's last result: name -> on, off or failed: why
+    nodes: dict[str, str] | None = None
 
 
 class SitePowerOut(BaseModel):

@@ -10,8 +10,13 @@ simulates a new node). Any node with a BMC that is down may be woken (`sleeping`
 standby, and one lost while hashgrid had it on (powered off by hand, or its shutdown outlasted
 the wake that came during it); powering on a machine that is on changes nothing. A woken node is
 `waking` until its agent is back, then `on` (`nodes.service.set_status`); one that never went
-down (its BMC failed to power it off) is `on` once it has stayed ready for a node TTL after the
-wake (`awake_if_up`), the time it would have taken to be declared lost.
+down is `on` once it has stayed ready for a node TTL after the wake (`awake_if_up`), the time it
+would have taken to be declared lost.
+
+A node whose BMC refuses to power it off (the site agent reports the failure) is `on` again at
+once (`power_off_refused`): it is up and idle, so placement may use it, and the idle wait starts
+over before the next try, as the cluster autoscaler returns a node it failed to remove and backs
+off.
 """
 
 from collections.abc import Iterable
@@ -144,6 +149,26 @@ async def wake(session: AsyncSession, node_ids: Iterable[str]) -> list[str]:
     if woken:
         await session.commit()
     return woken
+
+
+async def power_off_refused(session: AsyncSession, site_id: str, names: Iterable[str]) -> bool:
+    """Mark `on` the site's standby nodes among `names`, whose BMCs failed to power them off
+    (module docstring). True if any."""
+    refused = (
+        await session.scalars(
+            select(Node).where(
+                Node.site_id == site_id,
+                Node.power == NodePower.STANDBY,
+                Node.name.in_(list(names)),
+            )
+        )
+    ).all()
+    now = utcnow()
+    for node in refused:
+        node.power, node.power_changed_at = NodePower.ON, now
+    if refused:
+        await session.commit()
+    return bool(refused)
 
 
 async def awake_if_up(session: AsyncSession, ttl: timedelta) -> bool:

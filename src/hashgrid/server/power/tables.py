@@ -125,5 +125,5 @@ class MinerReport(Base):
     by_action: Mapped[dict[str, int]] = mapped_column(JSON)  # miners now doing each action
     failed: Mapped[int]
     first_failure: Mapped[str | None] = mapped_column(Text, default=None)
-    # GPU nodes' BMCs: node name -> "on", "off" or "failed: why".
+    # GPU nodes' BMCs, each one's last result: node name -> "on", "off" or "failed: why".
     nodes: Mapped[dict[str, str] | None] = mapped_column(JSON, default=None)
