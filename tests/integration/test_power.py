@@ -11,7 +11,7 @@ import pytest
 
 from hashgrid.client import ApiError, HashgridClient
 from hashgrid.energy_data import ERCOT_ANCILLARY, ERCOT_PRICES
-from hashgrid.server.power.schemas import SitePowerOut
+from hashgrid.server.power.schemas import IntervalOut, SitePowerOut
 
 from support.data import DATA
 from support.live import LiveServer, server_settings, wait_until
@@ -272,6 +272,37 @@ def test_restore_cancels_a_scheduled_curtailment_and_a_new_one_replaces_it(
             now.id: "ended",
             later.id: "in_force",
         }
+
+
+def test_miners_come_back_from_a_curtailment_no_faster_than_the_ramp_limit(
+    server: LiveServer,
+) -> None:
+    """A ramp limit of one S21 (3.5 kW) per hour: a curtailment sleeps every miner at once, and
+    when it ends the hour's plan brings back one S21, not all four."""
+    ramped = {**POWER, "asic_ramp_mw_per_h": 0.0035}
+    with server.client() as admin:
+        admin.create_site("tx", "us-south", "US", 1.0)
+        admin.set_power("tx", ramped)
+        agent = server.join_node("tx", "site-agent")  # idle: 2 kW, firm tier
+
+        def actions() -> list[str]:
+            return [o["action"] for o in _orders(agent)["orders"]]
+
+        def now() -> IntervalOut:
+            return admin.power_history("tx", limit=1).plans[0]
+
+        wait_until(lambda: actions() == ["resume"] * 4, 20, "the plan's full load")
+
+        admin.curtail("tx", 0.002, reason="grid emergency", source="grid")
+        assert actions() == ["sleep"] * 4  # at once, whatever the limit
+        wait_until(lambda: now().mining_mw == pytest.approx(0.0035), 20, "the plan from 0 MW")
+        assert not now().applied
+
+        admin.restore("tx")
+        assert actions() == ["resume", "sleep", "sleep", "sleep"]
+        wait_until(lambda: now().applied, 20, "the plan applied")
+        assert now().mining_mw == pytest.approx(0.0035)
+        agent.close()
 
 
 def test_curtailments_that_race_leave_one_open(server: LiveServer) -> None:

@@ -89,3 +89,13 @@ def test_the_asic_load_changes_no_faster_than_its_ramp_limit() -> None:
         [0.014, 0.014, 0.009, 0.004, 0.009, 0.014]
     )
     assert ramped[2].asic_mw == pytest.approx([0.009])
+
+
+def test_the_ramp_steps_from_what_the_miners_were_ordered_to() -> None:
+    """A curtailment kept the miners at 0 MW: at 5 kW per hour the plan brings them back to
+    14 kW over three hours, where its own history alone would have them at full power now."""
+    model = {**BASE, "asic_ramp_mw_per_h": 0.005}
+    power = PowerModel.model_validate(model)
+    back = plan_hours("tx", 1.0, power, NodeWork(idle=3), NOW, 4, {}, NOW, asic_before=0.0)
+    assert [p.interval.mining_mw for p in back] == pytest.approx([0.005, 0.010, 0.014, 0.014])
+    assert [p.interval.mining_mw for p in _plan(model, {}, 1)] == pytest.approx([0.014])

@@ -10,10 +10,12 @@ figures come from their decisions and nothing else.
 Every dispatch keeps the site's limits (site.py): the budget, the nodes, their minimum on-time
 and the ASIC ramp limit. The ramp's floor always fits in the budget: nodes held on are never
 more than were busy when they started, and where firm work grows the ASIC load may fall by its
-power.
+power. The ramp steps from the ASIC load of the interval before, as dispatched, or as actually
+drawn where the caller knows better (`drawn_mw`: a control plane knows what it ordered, say
+under a curtailment, which is obeyed whatever the plan).
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,8 +74,11 @@ def _adjust(mining: list[float], caps: Sequence[float], total: float) -> None:
         gap -= step
 
 
-def dispatch(site: Site, demand: Demand, rules: Rules) -> Dispatch:
-    """Apply `rules` interval by interval (see the module docstring for the order)."""
+def dispatch(
+    site: Site, demand: Demand, rules: Rules, drawn_mw: Mapping[int, float] | None = None
+) -> Dispatch:
+    """Apply `rules` interval by interval (see the module docstring for the order); `drawn_mw`
+    is the ASIC load actually drawn in some intervals, which the ramp limit steps from."""
     gpus, t_n, order = site.gpus, len(demand), site.by_efficiency()
     busy_mw, idle_mw = gpus.busy_kw / 1e3, gpus.idle_kw / 1e3
     firm = site.servable_firm(demand.firm)
@@ -111,6 +116,6 @@ def dispatch(site: Site, demand: Demand, rules: Rules) -> Dispatch:
             room -= row[-1]
         _adjust(row, caps, min(max(sum(row), offer, low), high, left))
         mining[t, order] = row
-        mined = sum(row)
+        mined = drawn_mw[t] if drawn_mw and t in drawn_mw else sum(row)
     offered = np.minimum(rules.offered_mw, mining.sum(axis=1))
     return Dispatch(mining, nodes_on, firm, flex, offered)

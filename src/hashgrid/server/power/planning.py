@@ -8,6 +8,11 @@ current hour, and for later hours a forecast: the mean of the same hour of the d
 last `FORECAST_DAYS` days recorded (daily cycles dominate inference demand). Where nothing is
 recorded, the work now stands in.
 
+A ramp limit (`PowerModel.asic_ramp_mw_per_h`) steps from what the miners were last ordered to
+(`service.asic_ordered_before`), not from the plan's own simulation of the hours before: a
+curtailment is obeyed at once, whatever the limit, and when it ends the plan brings the miners
+back no faster than the limit allows.
+
 An interval whose plan pauses flex work (its node-hour earns less than the power costs, or
 would earn mining) is one where the site takes no flex replica: they move to other sites, as
 under a curtailment. Whether flex pays does not depend on how much of it is here, so the
@@ -90,10 +95,13 @@ def plan_hours(
     hours: int,
     recorded: Mapping[datetime, NodeWork],
     now: datetime,
+    asic_before: float | None = None,
 ) -> list[PlannedHour]:
     """The online policy's decisions for `hours` from `start` (an hour's start), each taken with
     only what was known before it, on the work now and `recorded` before `now` (the current
-    hour's start); raises `Invalid` when a source lacks a figure."""
+    hour's start); the ASIC ramp steps from `asic_before`, the MW the miners were ordered to
+    just before `start`'s plan applies, where known. Raises `Invalid` when a source lacks a
+    figure."""
     market = hourly_market(model, start, hours)
     site = energy_site(name, budget_mw, model, work)
     n = len(market)
@@ -101,7 +109,8 @@ def plan_hours(
     demand = node_demand(work, recorded, times, now)
     rules = energy.online_rules(site, market)
     prices_flex = model.gpus.flex_usd_per_node_hour > 0  # unpriced flex work is never paused
-    decided = energy.dispatch(site, demand, rules)
+    drawn = None if asic_before is None else {HISTORY_H - 1: asic_before}
+    decided = energy.dispatch(site, demand, rules, drawn)
     ledger = energy.settle("online", site, market, decided)
     return [
         PlannedHour(

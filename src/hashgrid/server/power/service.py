@@ -3,7 +3,7 @@ their deadline), plans and their history."""
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -292,7 +292,8 @@ async def plan(session: AsyncSession, name: str, hours: int, start: datetime | N
     now = hour_of(utcnow())
     begin = hour_of(start) if start is not None else now
     recorded = await recorded_work(session, site, begin - timedelta(hours=HISTORY_H), now)
-    planned = plan_hours(site.name, site.power_mw, model, work, begin, hours, recorded, now)
+    before = await asic_ordered_before(session, site, begin) if begin <= now else None
+    planned = plan_hours(site.name, site.power_mw, model, work, begin, hours, recorded, now, before)
     return PlanOut(site=site.name, intervals=[p.interval for p in planned])
 
 
@@ -310,6 +311,27 @@ async def recorded_work(
         )
     )
     return {hour_of(t): NodeWork(firm=firm or 0, flex=flex or 0) for t, firm, flex in rows}
+
+
+async def asic_ordered_before(session: AsyncSession, site: Site, hour: datetime) -> float | None:
+    """The ASIC MW the site's miners were ordered to just before `hour`'s plan applies, which
+    its ramp limit steps from: what a curtailment in force at `hour`, or ended since, kept (the
+    plan applies once it ends); else what the plan of the hour before ordered, if it applied;
+    else unknown."""
+    kept = await session.scalar(
+        select(Curtailment.asic_kept_mw)
+        .where(
+            Curtailment.site_id == site.id,
+            Curtailment.started_at.is_not(None),
+            or_(Curtailment.ended_at.is_(None), Curtailment.ended_at >= hour),
+        )
+        .order_by(Curtailment.started_at.desc())
+        .limit(1)
+    )
+    if kept is not None:
+        return float(sum(kept))
+    before = await current_plan(session, site, hour - timedelta(hours=1))
+    return float(sum(before.asic_mw)) if before is not None and before.applied else None
 
 
 async def planned_state(session: AsyncSession, site: Site) -> SitePowerState:
@@ -335,7 +357,8 @@ async def store_plan(
     force (`curtailed`), and put the site in the state the plan calls for; True when what the
     site's miners or placement should do changed."""
     recorded = await recorded_work(session, site, hour - timedelta(hours=HISTORY_H), hour)
-    (planned,) = plan_hours(site.name, site.power_mw, model, work, hour, 1, recorded, hour)
+    before = await asic_ordered_before(session, site, hour)
+    (planned,) = plan_hours(site.name, site.power_mw, model, work, hour, 1, recorded, hour, before)
     applied = not curtailed
     row = await current_plan(session, site, hour)
     if row is None:
