@@ -278,7 +278,9 @@ def test_operator_plans_curtails_and_restores_a_site(server: LiveServer, tmp_pat
                     env=env)  # fmt: skip
     assert (event["source"], event["power_state"]) == ("grid", "active")
     assert event["asic_shed_mw"] > 0.5
-    assert "curtailment in force" in ok("power", "show", "tx", env=env)
+    shown = ok("power", "show", "tx", env=env)
+    assert "curtailment in force" in shown
+    assert "GPU node busy: 10.2 kW (default: no ready node reports" in shown
     assert "restored" in ok("power", "restore", "tx", env=env)
     history = ok("power", "history", "tx", env=env)
     assert "drill" in history

@@ -11,6 +11,7 @@ import pytest
 
 from hashgrid.client import ApiError, HashgridClient
 from hashgrid.energy_data import ERCOT_ANCILLARY, ERCOT_PRICES
+from hashgrid.server.power.gpu_power import DEFAULT_BUSY_KW
 from hashgrid.server.power.schemas import IntervalOut, SitePowerOut
 
 from support.data import DATA
@@ -133,6 +134,35 @@ def test_curtailment_sheds_asics_then_flex_and_restores(
             assert event.mining_foregone_usd > 0
         for client in (firm_node, flex_node, elsewhere):
             client.close()
+
+
+def test_gpu_nodes_draw_what_nvml_reports_where_the_model_gives_no_figure(
+    server: LiveServer, tiny_model: Path
+) -> None:
+    """No `busy_kw` in the model: a node whose two GPUs NVML limits to 350 W draws 0.7 kW plus
+    the 1.5 kW host busy, and a curtailment counts its firm replica at that."""
+    model = {**POWER, "gpus": {"idle_kw": 1.0, "firm_usd_per_node_hour": 30.0}}
+    with server.client() as admin:
+        power = _two_sites(admin, tiny_model, model)
+        assert (power.gpu_busy_kw, power.gpu_busy_from) == (
+            DEFAULT_BUSY_KW,
+            "default: no ready node reports its GPUs' power limits",
+        )
+        gpus = [
+            {"index": i, "uuid": f"GPU-{i}", "name": "NVIDIA L40S", "memory_total_bytes": 48 << 30,
+             "memory_free_bytes": 47 << 30, "power_draw_w": 35.0, "power_limit_w": 350.0}
+            for i in range(2)
+        ]  # fmt: skip
+        node = server.join_node("tx", "rig", gpus=gpus)
+        power = admin.get_power("tx")
+        assert power.gpu_busy_kw == pytest.approx(2.2)
+        assert power.gpu_busy_from == "NVML power limits of 1 node, plus 1.5 kW host"
+
+        admin.deploy("tiny", name="chat", replicas=1, tier="firm")
+        _serve(node, "chat")
+        event = admin.curtail("tx", 0.01, reason="drill")
+        assert event.load_mw == pytest.approx(0.014 + 0.0022)  # ASICs and the busy node
+        node.close()
 
 
 def test_stop_everything_drains_the_site(server: LiveServer, tiny_model: Path) -> None:

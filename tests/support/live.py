@@ -104,12 +104,18 @@ class LiveServer(ThreadedServer):
         headers = {"authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
-    def join_node(self, site: str, name: str) -> httpx.Client:
+    def join_node(
+        self, site: str, name: str, gpus: list[dict[str, Any]] | None = None
+    ) -> httpx.Client:
         """A node joined to `site` through the agent protocol, with this machine's fingerprint
-        and no engine: a client speaking as the node (its id in `x-node-id`, for the test)."""
+        (and `gpus`, as NVML on a GPU machine reports them, where given) and no engine: a client
+        speaking as the node (its id in `x-node-id`, for the test)."""
         with self.client() as admin:
             token = admin.create_join_token(site).token
-        body = {"join_token": token, "name": name, "fingerprint": collect().model_dump(mode="json")}
+        fingerprint = collect().model_dump(mode="json")
+        if gpus is not None:
+            fingerprint["gpus"] = gpus
+        body = {"join_token": token, "name": name, "fingerprint": fingerprint}
         with self.http(token=None) as http:
             joined: dict[str, Any] = http.post("/api/v1/agent/join", json=body).json()
         node = self.http(token=joined["credential"])

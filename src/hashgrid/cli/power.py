@@ -56,6 +56,11 @@ def show(ctx: typer.Context, site: str, as_json: bool = JsonOption) -> None:
             price = offer.price
             paid = f"ERCOT {price.product}" if price.kind == "ercot" else f"${price.usd_per_mw_h:g}"
             console.print(f"grid offer: up to {offer.mw:g} MW of ASICs at {paid} per MW-h")
+        if power.gpu_busy_kw is not None:
+            console.print(
+                f"GPU node busy: {power.gpu_busy_kw:.3g} kW ({power.gpu_busy_from})",
+                highlight=False,
+            )
     if power.miners is not None:
         m = power.miners
         console.print(f"miners at {m.reported_at:%H:%M:%S}: {m.by_action}, {m.failed} failed")

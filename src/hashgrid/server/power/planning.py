@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from hashgrid import energy
+from hashgrid.server.power.gpu_power import busy_power
 from hashgrid.server.power.market import HISTORY_H, hourly_market
 from hashgrid.server.power.schemas import IntervalOut, PowerModel
 
@@ -39,6 +40,7 @@ class NodeWork:
     firm: int = 0  # nodes with at least one firm replica
     flex: int = 0  # nodes with flex replicas only
     idle: int = 0  # nodes with no replica
+    busy_kw: float | None = None  # what one draws busy (gpu_power.py); None: as the model says
 
 
 FORECAST_DAYS = 7
@@ -50,14 +52,19 @@ class PlannedHour:
     asic_mw: list[float]  # per ASIC group, in the power model's order
 
 
+def node_kw(model: PowerModel, work: NodeWork) -> tuple[float, float]:
+    """What one of the site's nodes draws busy and idle (idle never above busy)."""
+    busy = work.busy_kw if work.busy_kw is not None else busy_power(model.gpus, ()).kw
+    return busy, min(model.gpus.idle_kw, busy)
+
+
 def energy_site(name: str, budget_mw: float, model: PowerModel, work: NodeWork) -> energy.Site:
     groups = tuple(
         energy.AsicGroup(g.model, g.count or 0, g.th_s or 0.0, g.watts or 0.0) for g in model.asics
     )
     gpus = energy.GpuFleet(
         work.firm + work.flex + work.idle,
-        model.gpus.busy_kw,
-        model.gpus.idle_kw,
+        *node_kw(model, work),
         model.gpus.firm_usd_per_node_hour,
         model.gpus.flex_usd_per_node_hour,
         min_on_intervals=max(1, math.ceil(model.gpus.min_on_h)),  # hourly intervals

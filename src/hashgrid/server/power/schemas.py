@@ -70,13 +70,19 @@ class AsicGroupSpec(BaseModel):
 
 
 class GpuEconomics(BaseModel):
-    """What a site's GPU nodes draw and earn, per node. The defaults are assumptions to replace:
-    an NVIDIA DGX H100's 10.2 kW maximum system power busy, 1.6 kW idle, no revenue set, and a
-    node may stop in the hour after it started."""
+    """What a site's GPU nodes draw and earn, per node. Busy draw from NVML unless given
+    (power/gpu_power.py). The other defaults are assumptions to replace: 1.5 kW of host beside
+    the GPUs, 1.6 kW idle, no revenue set, and a node may stop in the hour after it started."""
 
     model_config = ConfigDict(extra="forbid")
 
-    busy_kw: Positive = 10.2
+    busy_kw: Positive | None = Field(
+        None,
+        description="What a busy node draws; unset: its GPUs' NVML power limits plus host_kw",
+    )
+    host_kw: NonNegative = Field(
+        1.5, description="What a node draws besides its GPUs, which NVML does not see"
+    )
     idle_kw: NonNegative = 1.6
     firm_usd_per_node_hour: NonNegative = 0.0
     flex_usd_per_node_hour: NonNegative = 0.0
@@ -96,7 +102,7 @@ class GpuEconomics(BaseModel):
 
     @model_validator(mode="after")
     def _idle_below_busy(self) -> Self:
-        if self.idle_kw > self.busy_kw:
+        if self.busy_kw is not None and self.idle_kw > self.busy_kw:
             raise ValueError("idle_kw must not exceed busy_kw")
         return self
 
@@ -245,6 +251,8 @@ class SitePowerOut(BaseModel):
     model: PowerModel | None
     curtailment: CurtailmentOut | None  # the one in force or scheduled
     miners: MinersOut | None = None  # the site agent's last report
+    gpu_busy_kw: float | None = None  # what a busy GPU node draws, as plans count it
+    gpu_busy_from: str | None = None  # the power model, or NVML (power/gpu_power.py)
 
 
 class IntervalOut(Out):

@@ -2,6 +2,7 @@
 their deadline), plans and their history."""
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
@@ -15,8 +16,15 @@ from hashgrid.server.db.base import utcnow
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.errors import Conflict, Invalid
 from hashgrid.server.nodes.tables import Node
+from hashgrid.server.power.gpu_power import busy_power
 from hashgrid.server.power.market import HISTORY_H, check_sources, hour_of, prices_at
-from hashgrid.server.power.planning import FORECAST_DAYS, NodeWork, mining_value, plan_hours
+from hashgrid.server.power.planning import (
+    FORECAST_DAYS,
+    NodeWork,
+    mining_value,
+    node_kw,
+    plan_hours,
+)
 from hashgrid.server.power.schemas import (
     CurtailmentCreate,
     CurtailmentOut,
@@ -70,12 +78,18 @@ async def in_force(session: AsyncSession, site: Site) -> Curtailment | None:
 async def get(session: AsyncSession, name: str) -> SitePowerOut:
     site = await sites.get(session, name)
     current = await open_event(session, site)
+    model = await stored_model(session, site)
+    busy = None
+    if model is not None:
+        busy = busy_power(model.gpus, [fp for _, fp in await _ready_nodes(session, site)])
     return SitePowerOut(
         site=site.name,
         budget_mw=site.power_mw,
         power_state=SitePowerState(site.power_state),
-        model=await stored_model(session, site),
+        model=model,
         curtailment=None if current is None else _out(current, utcnow()),
+        gpu_busy_kw=None if busy is None else busy.kw,
+        gpu_busy_from=None if busy is None else busy.source,
     )
 
 
@@ -96,12 +110,20 @@ async def set_model(
     return await get(session, name)
 
 
-async def node_work(session: AsyncSession, site: Site) -> NodeWork:
-    nodes = (
-        await session.scalars(
-            select(Node.id).where(Node.site_id == site.id, Node.status == NodeStatus.READY)
+async def _ready_nodes(session: AsyncSession, site: Site) -> list[tuple[str, dict[str, Any]]]:
+    """The site's ready nodes: id and fingerprint."""
+    rows = await session.execute(
+        select(Node.id, Node.fingerprint).where(
+            Node.site_id == site.id, Node.status == NodeStatus.READY
         )
-    ).all()
+    )
+    return [(node_id, fingerprint) for node_id, fingerprint in rows]
+
+
+async def node_work(session: AsyncSession, site: Site, model: PowerModel) -> NodeWork:
+    """The site's ready nodes by what they serve now, and what a busy one draws."""
+    ready = await _ready_nodes(session, site)
+    nodes = [node_id for node_id, _ in ready]
     tiers = await session.execute(
         select(Replica.node_id, Deployment.tier)
         .join(Deployment, Replica.deployment_id == Deployment.id)
@@ -112,7 +134,12 @@ async def node_work(session: AsyncSession, site: Site) -> NodeWork:
     for node_id, tier in tiers:
         (firm if tier == Tier.FIRM else flex).add(node_id)
     flex -= firm
-    return NodeWork(firm=len(firm), flex=len(flex), idle=len(nodes) - len(firm) - len(flex))
+    return NodeWork(
+        firm=len(firm),
+        flex=len(flex),
+        idle=len(nodes) - len(firm) - len(flex),
+        busy_kw=busy_power(model.gpus, [fp for _, fp in ready]).kw,
+    )
 
 
 async def current_plan(session: AsyncSession, site: Site, hour: datetime) -> PlannedInterval | None:
@@ -129,12 +156,12 @@ async def load_now(session: AsyncSession, site: Site, model: PowerModel) -> Load
     plan = await current_plan(session, site, hour_of(utcnow()))
     full = [(g.count or 0) * (g.watts or 0.0) / 1e6 for g in model.asics]
     asic = plan.asic_mw if plan is not None and len(plan.asic_mw) == len(full) else full
-    work = await node_work(session, site)
-    gpus = model.gpus
+    work = await node_work(session, site, model)
+    busy_kw, idle_kw = node_kw(model, work)
     return Load(
         asic_mw=tuple(asic),
-        flex_mw=work.flex * gpus.busy_kw / 1e3,
-        firm_mw=(work.firm * gpus.busy_kw + work.idle * gpus.idle_kw) / 1e3,
+        flex_mw=work.flex * busy_kw / 1e3,
+        firm_mw=(work.firm * busy_kw + work.idle * idle_kw) / 1e3,
     )
 
 
@@ -288,7 +315,7 @@ async def plan(session: AsyncSession, name: str, hours: int, start: datetime | N
         raise Invalid("start: give a time zone (e.g. 2025-06-01T00:00:00Z)")
     site = await sites.get(session, name)
     model = await _model(session, site)
-    work = await node_work(session, site)
+    work = await node_work(session, site, model)
     now = hour_of(utcnow())
     begin = hour_of(start) if start is not None else now
     recorded = await recorded_work(session, site, begin - timedelta(hours=HISTORY_H), now)

@@ -79,7 +79,7 @@ class PowerReconciler:
                     changed = True  # the site agent powers them off
                 if idle.next_at is not None:
                     due.append(idle.next_at)
-                work = await service.node_work(session, site)
+                work = await service.node_work(session, site, model)
                 inputs = (hour, power.updated_at, work, curtailed)
                 if self._planned.get(site.id) == inputs:
                     continue
