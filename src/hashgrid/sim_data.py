@@ -172,7 +172,16 @@ def load_fleet(scenario: Scenario, data: Path) -> Fleet:
             market = fixed_tariff_market(data, spec.tariff_usd_per_mwh, days)
             source = f"tariff ${spec.tariff_usd_per_mwh:g}/MWh"
         sites.append(
-            SimSite(spec.name, spec.country, spec.budget_mw, asics, spec.gpu_nodes, market, source)
+            SimSite(
+                spec.name,
+                spec.country,
+                spec.budget_mw,
+                asics,
+                spec.gpu_nodes,
+                market,
+                source,
+                spec.asic_ramp_mw_per_h,
+            )
         )
     trace = trace_stats(data)
     countries = tuple(scenario.clients)
@@ -189,4 +198,11 @@ def load_fleet(scenario: Scenario, data: Path) -> Fleet:
             np.array([scenario.clients[c][1] for c in countries]),
         ),
     )
-    return Fleet(tuple(sites), node, demand, read_latency(data), scenario.latency_limit_ms)
+    return Fleet(
+        tuple(sites),
+        node,
+        demand,
+        read_latency(data),
+        scenario.latency_limit_ms,
+        scenario.min_on_h,
+    )

@@ -21,6 +21,7 @@ from hashgrid.sim import (
     totals,
 )
 from hashgrid.sim.demand import offered_requests
+from hashgrid.sim.fleet import energy_site
 from hashgrid.sim.route import allocate, levels
 
 DAYS = 14
@@ -182,3 +183,21 @@ def test_fleet_rejects_markets_of_different_hours(base: Fleet) -> None:
     )
     with pytest.raises(ValueError, match="same intervals"):
         replace(base, sites=(base.sites[0], short))
+
+
+def test_the_sites_keep_their_ramp_limit_and_the_fleets_minimum_on_time(base: Fleet) -> None:
+    """A site without GPU nodes whose power costs $500 from 14:00 to 16:59 every day sleeps its
+    10 MW of miners then; with 1 MW per hour its load moves at most 1 MW from one hour to the
+    next. The fleet's minimum on-time reaches every site's nodes."""
+    day = np.repeat(np.arange(20000, 20000 + DAYS), 24)
+    price = np.where(np.isin(np.arange(len(day)) % 24, [14, 15, 16]), 500.0, 30.0)
+    market = tariff(day, price, np.full(len(day), 50.0))
+    peaky = replace(base.sites[0], market=market, gpu_nodes=0)
+    free = replace(base, sites=(peaky, *base.sites[1:]))
+    assert np.abs(np.diff(simulate(free).sites[0].ledger.mining_mw)).max() > 5.0
+    ramped = replace(peaky, asic_ramp_mw_per_h=1.0)
+    limited = replace(base, sites=(ramped, *base.sites[1:]), min_on_h=3.0)
+    mining = simulate(limited).sites[0].ledger.mining_mw
+    assert np.abs(np.diff(mining)).max() <= 1.0 + 1e-6
+    assert mining.min() < 8.0  # it still sheds, within the limit
+    assert energy_site(limited.sites[1], limited, 10).gpus.min_on_intervals == 3

@@ -60,3 +60,26 @@ def test_a_scenario_resolves_against_the_shared_data() -> None:
     assert not tariff.market.ancillary.any()
     assert np.all(tariff.market.rt == tariff.market.rt[0])
     assert fleet.node.busy_kw > fleet.node.idle_kw > 0
+
+
+def test_limits_on_how_fast_the_load_changes_reach_the_fleet() -> None:
+    from dataclasses import replace
+
+    from hashgrid.sim_data import load_fleet
+
+    data = packaged()
+    data["min_on_h"] = 2
+    data["sites"][0]["asic_ramp_mw_per_h"] = 1.5
+    scenario = parse_scenario(data)
+    assert (scenario.min_on_h, scenario.sites[0].asic_ramp_mw_per_h) == (2.0, 1.5)
+    assert scenario.sites[1].asic_ramp_mw_per_h is None  # unlimited unless given
+    fleet = load_fleet(replace(scenario, days=3), DATA)
+    assert (fleet.min_on_h, fleet.sites[0].asic_ramp_mw_per_h) == (2.0, 1.5)
+
+    data["sites"][0]["asic_ramp_mw_per_h"] = -1
+    with pytest.raises(ScenarioError, match=r"sites\[0\]: asic_ramp_mw_per_h"):
+        parse_scenario(data)
+    data = packaged()
+    data["min_on_h"] = 200
+    with pytest.raises(ScenarioError, match="min_on_h"):
+        parse_scenario(data)

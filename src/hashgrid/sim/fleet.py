@@ -101,9 +101,10 @@ def weighted_percentile(values: Floats, weights: Floats, q: float) -> float:
 
 def energy_site(site: SimSite, fleet: Fleet, nodes: int) -> Site:
     """The power planner's view of a site: its budget, miners and serving nodes, paid per
-    node-hour at the demand's token prices; a market with ancillary prices gets a grid offer of
-    what the budget holds beyond the GPUs."""
-    node, demand = fleet.node, fleet.demand
+    node-hour at the demand's token prices, with the fleet's minimum on-time and the site's ASIC
+    ramp limit; a market with ancillary prices gets a grid offer of what the budget holds beyond
+    the GPUs."""
+    node, demand, market = fleet.node, fleet.demand, site.market
     mtok_per_node_hour = node.tokens_s * 3600 / 1e6
     gpus = GpuFleet(
         nodes=nodes,
@@ -111,9 +112,12 @@ def energy_site(site: SimSite, fleet: Fleet, nodes: int) -> Site:
         idle_kw=node.idle_kw,
         firm_usd_per_node_hour=mtok_per_node_hour * demand.firm_usd_per_mtok,
         flex_usd_per_node_hour=mtok_per_node_hour * demand.flex_usd_per_mtok,
+        min_on_intervals=max(market.intervals(fleet.min_on_h), 1),
     )
-    ancillary = max(site.budget_mw - gpus.busy_mw, 0.0) if site.market.ancillary.any() else 0.0
-    return Site(site.name, site.budget_mw, (site.asics,), gpus, ancillary)
+    ancillary = max(site.budget_mw - gpus.busy_mw, 0.0) if market.ancillary.any() else 0.0
+    ramp = site.asic_ramp_mw_per_h
+    ramp_mw = None if ramp is None else ramp * market.interval_h
+    return Site(site.name, site.budget_mw, (site.asics,), gpus, ancillary, ramp_mw)
 
 
 def simulate(fleet: Fleet, config: OnlineConfig | None = None) -> FleetResult:

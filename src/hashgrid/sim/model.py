@@ -49,6 +49,7 @@ class SimSite:
     gpu_nodes: int
     market: Market
     price_source: str  # "ERCOT LZ_WEST", "tariff $40/MWh": for reports
+    asic_ramp_mw_per_h: float | None = None  # None: the miners' load may change at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,7 @@ class Fleet:
     demand: DemandSpec
     latency: LatencyTable
     latency_limit_ms: float
+    min_on_h: float = 1.0  # a GPU node started stays on at least this long
 
     def __post_init__(self) -> None:
         if not self.sites:

@@ -3,10 +3,12 @@ JSON file parsed by the caller into a dict). Validated here; resolved into a `Fl
 the data sets by `hashgrid.sim_data`.
 
     name = "..."; start = "2025-01-01"; days = 365; latency_limit_ms = 150
+    min_on_h = 2                           # optional: a GPU node started stays on this long
     [demand]  trace_copies, firm_share, flex_wait_h, firm_usd_per_mtok, flex_usd_per_mtok
     [demand.clients]  US = [0.30, -6]      # country = [weight, UTC offset in hours]
     [[sites]]  name, country, budget_mw, asic_model, asic_mw, gpu_nodes,
-               and one price: ercot_zone = "LZ_WEST" or tariff_usd_per_mwh = 40
+               and one price: ercot_zone = "LZ_WEST" or tariff_usd_per_mwh = 40;
+               optional asic_ramp_mw_per_h (the ASIC load changes by at most this per hour)
 """
 
 from collections.abc import Mapping
@@ -29,6 +31,7 @@ class SiteSpec:
     gpu_nodes: int
     ercot_zone: str | None = None  # buys at this ERCOT settlement point's real-time price
     tariff_usd_per_mwh: float | None = None  # or at a fixed price
+    asic_ramp_mw_per_h: float | None = None  # None: the miners' load may change at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,7 @@ class Scenario:
     flex_usd_per_mtok: float
     clients: Mapping[str, tuple[float, float]]  # country -> (weight, UTC offset h)
     sites: tuple[SiteSpec, ...]
+    min_on_h: float = 1.0  # a GPU node started stays on at least this long
 
 
 def _get(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
@@ -73,9 +77,14 @@ def _site(table: Mapping[str, Any], i: int) -> SiteSpec:
         tariff_usd_per_mwh=None
         if tariff is None
         else _get(table, "tariff_usd_per_mwh", float, where),
+        asic_ramp_mw_per_h=None
+        if table.get("asic_ramp_mw_per_h") is None
+        else _get(table, "asic_ramp_mw_per_h", float, where),
     )
     if spec.budget_mw <= 0 or spec.asic_mw < 0 or spec.gpu_nodes < 0:
         raise ScenarioError(f"{where}: budget must be positive, ASIC MW and GPU nodes >= 0")
+    if spec.asic_ramp_mw_per_h is not None and spec.asic_ramp_mw_per_h < 0:
+        raise ScenarioError(f"{where}: asic_ramp_mw_per_h must not be negative")
     return spec
 
 
@@ -110,7 +119,10 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
         flex_usd_per_mtok=_get(demand, "flex_usd_per_mtok", float, "demand"),
         clients={c: (w / total, off) for c, (w, off) in clients.items()},
         sites=sites,
+        min_on_h=_get(data, "min_on_h", float, "scenario") if "min_on_h" in data else 1.0,
     )
     if scenario.days <= 0 or not 0 <= scenario.firm_share <= 1 or scenario.flex_wait_h < 0:
         raise ScenarioError("scenario: days > 0, 0 <= firm_share <= 1, flex_wait_h >= 0")
+    if not 0 <= scenario.min_on_h <= 168:
+        raise ScenarioError("scenario: 0 <= min_on_h <= 168")
     return scenario
