@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from hashgrid.energy import AsicGroup, Market, tariff
+from hashgrid.energy import AsicGroup, Market, plan_hindsight, tariff
 from hashgrid.routing import BUILTIN
 from hashgrid.sim import (
     Clients,
@@ -16,6 +16,7 @@ from hashgrid.sim import (
     NodeType,
     SimSite,
     convert_asics,
+    joint_hindsight,
     simulate,
     site_figures,
     totals,
@@ -201,3 +202,20 @@ def test_the_sites_keep_their_ramp_limit_and_the_fleets_minimum_on_time(base: Fl
     assert np.abs(np.diff(mining)).max() <= 1.0 + 1e-6
     assert mining.min() < 8.0  # it still sheds, within the limit
     assert energy_site(limited.sites[1], limited, 10).gpus.min_on_intervals == 3
+
+
+def test_no_run_earns_more_than_the_joint_hindsight_plan(base: Fleet) -> None:
+    """Routing first and planning each site online, or even in hindsight, earns no more than
+    routing and powering the fleet together with everything known; the joint plan keeps the
+    budgets and earns at least as much from inference."""
+    joint = joint_hindsight(base)
+    best = sum(ledger.margin for ledger in joint)
+    online = simulate(base)
+    routed_first = simulate(base, policy=plan_hindsight)
+    assert online.total("margin_usd") <= routed_first.total("margin_usd") + 1e-6
+    assert routed_first.total("margin_usd") <= best + 1e-6
+    assert best > 0.99 * routed_first.total("margin_usd")  # not a loose bound on this fleet
+    for ledger, spec in zip(joint, base.sites, strict=True):
+        assert np.all(ledger.mining_mw + ledger.inference_mw <= spec.budget_mw + 1e-9)
+    served = sum(float(ledger.inference_usd.sum()) for ledger in joint)
+    assert served >= sum(float(s.ledger.inference_usd.sum()) for s in routed_first.sites) - 1e-6

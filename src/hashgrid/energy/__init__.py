@@ -2,6 +2,8 @@
 the grid, from prices, hashprice and inference demand. No I/O: callers pass arrays in.
 
 `plan_hindsight` (planner.py) is the linear programme that sees everything: the upper bound.
+`plan_fleet_hindsight` (fleet_planner.py) does the same for many sites at once, routing their
+inference demand between them within latency limits.
 `plan_online` (online.py) decides each interval from what was known then. baselines.py holds
 what sites run today. `settle` (ledger.py) prices any dispatch the same way. Every one keeps
 the site's limits (site.py): the power budget, GPU nodes' minimum on-time, the ASIC ramp limit.
@@ -10,6 +12,7 @@ the site's limits (site.py): the power budget, GPU nodes' minimum on-time, the A
 from hashgrid.energy.baselines import always_mine, day_ahead_rule, price_threshold, serve_first
 from hashgrid.energy.demand import Demand
 from hashgrid.energy.dispatch import Rules, dispatch
+from hashgrid.energy.fleet_planner import FleetDemand, FleetPlan, plan_fleet_hindsight
 from hashgrid.energy.forecast import forecast_rt
 from hashgrid.energy.ledger import Dispatch, Ledger, settle
 from hashgrid.energy.online import OnlineConfig, commit_offer, online_rules, plan_online
@@ -21,6 +24,8 @@ __all__ = [
     "AsicGroup",
     "Demand",
     "Dispatch",
+    "FleetDemand",
+    "FleetPlan",
     "GpuFleet",
     "Ledger",
     "Market",
@@ -35,6 +40,7 @@ __all__ = [
     "dispatch",
     "forecast_rt",
     "online_rules",
+    "plan_fleet_hindsight",
     "plan_hindsight",
     "plan_online",
     "price_threshold",

@@ -12,19 +12,38 @@ every site settled, through the same cores the platform runs.
 
 Requests are a fluid (fractions of a request per bucket): totals, not individual requests,
 are what the figures need, and a year of 40 sites takes seconds this way.
+
+`joint_hindsight` is the yardstick: the same fleet routed and powered in one linear programme
+with everything known (`energy.plan_fleet_hindsight`), the most any run could earn.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
-from hashgrid.energy import Demand, GpuFleet, Ledger, OnlineConfig, Site, plan_online, settle
+from hashgrid.energy import (
+    Demand,
+    Dispatch,
+    FleetDemand,
+    GpuFleet,
+    Ledger,
+    Market,
+    OnlineConfig,
+    Site,
+    plan_fleet_hindsight,
+    plan_online,
+    settle,
+)
 from hashgrid.energy.site import Floats
 from hashgrid.routing import SiteInfo
 from hashgrid.sim.capacity import serving_nodes
 from hashgrid.sim.demand import offered_requests
 from hashgrid.sim.model import Fleet, SimSite
 from hashgrid.sim.route import allocate, rtt_matrix, site_order
+
+Policy = Callable[[Site, Market, Demand], Dispatch]  # one site's plan for its routed load
 
 
 @dataclass(frozen=True)
@@ -120,31 +139,58 @@ def energy_site(site: SimSite, fleet: Fleet, nodes: int) -> Site:
     return Site(site.name, site.budget_mw, (site.asics,), gpus, ancillary, ramp_mw)
 
 
-def simulate(fleet: Fleet, config: OnlineConfig | None = None) -> FleetResult:
-    """Run the fleet over its markets' hours (see the module docstring)."""
-    demand, t_n = fleet.demand, fleet.hours
-    per_node_h = fleet.node.tokens_s * 3600 / demand.output_tokens  # requests per node-hour
-    placed = serving_nodes(fleet)
-    sites = [energy_site(s, fleet, placed[s.name]) for s in fleet.sites]
-    room = np.column_stack([s.servable_firm(np.full(t_n, np.inf)) * per_node_h for s in sites])
+@dataclass(frozen=True)
+class _Inputs:
+    """What routing and planning read, the same for every way of running the fleet."""
 
+    sites: tuple[Site, ...]  # the planner's view of each site, with its serving nodes
+    per_node_h: float  # requests one busy node serves in an hour
+    offered: Floats  # T x countries: requests offered
+    rtt: Floats  # countries x sites, ms
+    serves: npt.NDArray[np.bool_]  # sites: holds replicas
+    near: npt.NDArray[np.bool_]  # countries x sites: serves, within the latency limit
+
+
+def _inputs(fleet: Fleet) -> _Inputs:
+    demand = fleet.demand
+    placed = serving_nodes(fleet)
     countries = demand.clients.countries
-    names = tuple(s.name for s in fleet.sites)
     rtt = rtt_matrix(countries, tuple(s.country for s in fleet.sites), fleet.latency)
-    order = site_order(
-        countries, tuple(SiteInfo(s.name, s.country) for s in fleet.sites), fleet.latency
+    serves = np.array([placed[s.name] > 0 for s in fleet.sites])
+    return _Inputs(
+        sites=tuple(energy_site(s, fleet, placed[s.name]) for s in fleet.sites),
+        per_node_h=fleet.node.tokens_s * 3600 / demand.output_tokens,
+        offered=offered_requests(fleet.sites[0].market.day, demand),
+        rtt=rtt,
+        serves=serves,
+        near=(rtt <= fleet.latency_limit_ms) & serves,
     )
-    serves = np.array([placed[n] > 0 for n in names])
-    offered = offered_requests(fleet.sites[0].market.day, demand)
-    near = (rtt <= fleet.latency_limit_ms) & serves
-    firm = allocate(offered * demand.firm_share, room, order, rtt, near)
+
+
+def simulate(
+    fleet: Fleet, config: OnlineConfig | None = None, policy: Policy | None = None
+) -> FleetResult:
+    """Run the fleet over its markets' hours (see the module docstring). Each site is planned
+    by `policy` (the online policy with `config` by default; `plan_hindsight` tells what routing
+    first costs against `joint_hindsight`)."""
+    demand, t_n = fleet.demand, fleet.hours
+    inputs = _inputs(fleet)
+    sites, per_node_h, offered, rtt = inputs.sites, inputs.per_node_h, inputs.offered, inputs.rtt
+    room = np.column_stack([s.servable_firm(np.full(t_n, np.inf)) * per_node_h for s in sites])
+    order = site_order(
+        demand.clients.countries,
+        tuple(SiteInfo(s.name, s.country) for s in fleet.sites),
+        fleet.latency,
+    )
+    firm = allocate(offered * demand.firm_share, room, order, rtt, inputs.near)
     flex = allocate(
         offered * (1 - demand.firm_share),
         room - firm.load,
         order,
         rtt,
-        np.broadcast_to(serves, rtt.shape),
+        np.broadcast_to(inputs.serves, rtt.shape),
     )
+    plan_site = policy or (lambda site, market, load: plan_online(site, market, load, config))
 
     results, weights = [], np.zeros_like(rtt)
     mix = np.zeros((3, t_n))
@@ -152,8 +198,8 @@ def simulate(fleet: Fleet, config: OnlineConfig | None = None) -> FleetResult:
         load = Demand(
             firm.load[:, s] / per_node_h, flex.load[:, s] / per_node_h, demand.flex_wait_h
         )
-        plan = plan_online(site, sim_site.market, load, config)
-        ledger = settle("online", site, sim_site.market, plan)
+        plan = plan_site(site, sim_site.market, load)
+        ledger = settle("sim", site, sim_site.market, plan)
         served_firm = float(plan.firm_served.sum()) * per_node_h
         served_flex = float(plan.flex_served.sum()) * per_node_h
         routed_firm, routed_flex = float(firm.load[:, s].sum()), float(flex.load[:, s].sum())
@@ -192,4 +238,25 @@ def simulate(fleet: Fleet, config: OnlineConfig | None = None) -> FleetResult:
         mining_mw=mix[0],
         inference_mw=mix[1],
         offered_mw=mix[2],
+    )
+
+
+def joint_hindsight(fleet: Fleet) -> tuple[Ledger, ...]:
+    """Each site's ledger under the fleet's hindsight plan (`energy.plan_fleet_hindsight`): the
+    same sites, serving nodes, demand and latency limit as `simulate`, routed and powered
+    together with every price and request known. No run of `simulate` earns more."""
+    demand = fleet.demand
+    inputs = _inputs(fleet)
+    nodes = inputs.offered / inputs.per_node_h  # T x countries, busy node-hours
+    load = FleetDemand(
+        firm=(nodes * demand.firm_share).T,
+        flex=nodes.sum(axis=1) * (1 - demand.firm_share),
+        flex_wait=demand.flex_wait_h,
+        reach=inputs.near,
+    )
+    markets = tuple(s.market for s in fleet.sites)
+    plan = plan_fleet_hindsight(inputs.sites, markets, load)
+    return tuple(
+        settle("joint hindsight", site, market, dispatch)
+        for site, market, dispatch in zip(inputs.sites, markets, plan.dispatches, strict=True)
     )
