@@ -59,16 +59,21 @@ def read_ercot_hours(
 
 
 def read_ercot_utc(path: Path, columns: Sequence[str]) -> dict[datetime, tuple[float, ...]]:
-    """`columns` by the UTC start of each hour, from a file in ERCOT's hourly layout.
+    """`columns` by the UTC start of each interval, from a file in ERCOT's hourly layout, or in
+    its 15-minute one: the same with a `delivery_interval` column (1-4 within the hour ending,
+    as ERCOT's real-time settlement point prices come), a row per quarter hour.
 
     ERCOT's delivery dates and hours ending are Central prevailing time. Hour ending H starts
     H-1 elapsed hours after the delivery date's local midnight, so a 23-hour spring day and a
     25-hour autumn day map to the right UTC hours, daylight saving or not."""
     out = {}
-    for (day, hour_ending), prices in read_ercot_hours(path, columns).items():
-        local_date = EPOCH + timedelta(days=day)
-        midnight = datetime.combine(local_date, time(), CENTRAL).astimezone(UTC)
-        out[midnight + timedelta(hours=hour_ending - 1)] = prices
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            local_date = date.fromisoformat(row["delivery_date"])
+            midnight = datetime.combine(local_date, time(), CENTRAL).astimezone(UTC)
+            quarter = int(row.get("delivery_interval") or 1) - 1
+            start = midnight + timedelta(hours=int(row["hour_ending"]) - 1, minutes=15 * quarter)
+            out[start] = tuple(float(row[c]) for c in columns)
     return out
 
 

@@ -1,8 +1,9 @@
 """Site power: curtailments shed ASICs first, then flex replicas, with costs logged; restore;
 plans per interval; power state reaching placement and the gateway view; miner orders."""
 
+import itertools
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from hashgrid.client import ApiError, HashgridClient
-from hashgrid.energy_data import ERCOT_ANCILLARY, ERCOT_PRICES
+from hashgrid.energy_data import CENTRAL, ERCOT_ANCILLARY, ERCOT_PRICES
 from hashgrid.server.power.gpu_power import DEFAULT_BUSY_KW
 from hashgrid.server.power.schemas import IntervalOut, SitePowerOut
 
@@ -400,6 +401,50 @@ def test_plan_reads_an_ercot_series(server: LiveServer, tmp_path: Path) -> None:
             admin.power_plan("tx", hours=24, start="2025-07-03T12:00:00Z")
         assert gap.value.status == 400
         assert "no LZ_WEST price" in gap.value.detail
+
+
+def test_a_15_minute_series_plans_and_orders_every_quarter_hour(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """ERCOT's real-time prices settle every 15 minutes. With a 15-minute series the plan has
+    quarter-hour intervals at their own prices, and the miners follow the stored plan of the
+    current quarter hour; a series whose rows do not match its `interval_min` is refused."""
+    today = datetime.now(CENTRAL).date()
+    rows = ["delivery_date,hour_ending,delivery_interval,dam_LZ_WEST,rtm_LZ_WEST"]
+    for d in range(-33, 3):
+        day = today + timedelta(days=d)
+        midnight = [datetime.combine(day + timedelta(days=n), time(), CENTRAL) for n in (0, 1)]
+        hours = (midnight[1] - midnight[0].astimezone(UTC)) // timedelta(hours=1)  # 23-25
+        quarters = [(h, q) for h in range(1, hours + 1) for q in range(1, 5)]
+        rows += [f"{day},{h},{q},30,{20 + 5 * q}" for h, q in quarters]
+    prices = tmp_path / "prices-15min.csv"
+    prices.write_text("\n".join(rows) + "\n")
+    source = {"kind": "ercot", "path": str(prices), "point": "LZ_WEST", "interval_min": 15}
+    with server.client() as admin:
+        admin.create_site("tx", "us-south", "US", 1.0)
+        admin.set_power("tx", {**POWER, "price": source})
+        plan = admin.power_plan("tx", hours=2)
+        starts = [i.start for i in plan.intervals]
+        assert len(starts) == 8
+        assert {b - a for a, b in itertools.pairwise(starts)} == {timedelta(minutes=15)}
+        assert {i.hours for i in plan.intervals} == {0.25}
+        for i in plan.intervals:  # quarter q of each hour costs 20 + 5q
+            assert i.price_usd_per_mwh == 25 + 5 * (i.start.minute // 15)
+
+        agent = server.join_node("tx", "site-agent")
+        reason = wait_until(
+            lambda: (r := _orders(agent)["reason"]).startswith("plan of ") and r, 20, "a plan"
+        )
+        stored = admin.power_history("tx", limit=1).plans[0]
+        assert stored.hours == 0.25
+        assert reason == f"plan of {stored.start:%Y-%m-%d %H:%M} UTC"
+        assert stored.start.minute % 15 == 0
+        agent.close()
+
+        with pytest.raises(ApiError) as wrong:
+            admin.set_power("tx", {**POWER, "price": {**source, "interval_min": 60}})
+        assert wrong.value.status == 400
+        assert "give interval_min 15" in wrong.value.detail
 
 
 def test_plan_offers_asic_load_at_ercot_ancillary_prices(server: LiveServer) -> None:

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from hashgrid.server.errors import Invalid
-from hashgrid.server.power.market import HISTORY_H, check_sources, hourly_market
+from hashgrid.server.power.market import HISTORY_H, check_sources, site_market
 from hashgrid.server.power.planning import NodeWork, energy_site
 from hashgrid.server.power.schemas import ErcotAncillary, PowerModel
 
@@ -29,13 +29,13 @@ def test_without_an_ancillary_section_nothing_is_offered() -> None:
     assert model.ancillary is None
     assert energy_site("tx", 1.0, model, NodeWork()).ancillary_mw == 0
     start = datetime(2025, 7, 2, tzinfo=UTC)
-    assert not hourly_market(model, start, 2).ancillary.any()
+    assert not site_market(model, start, 2).ancillary.any()
 
 
 def test_the_offer_caps_the_sites_grid_mw_at_a_constant_price() -> None:
     model = _model({"mw": 0.01, "price": {"kind": "constant", "usd_per_mw_h": 12.5}})
     assert energy_site("tx", 1.0, model, NodeWork()).ancillary_mw == 0.01
-    market = hourly_market(model, datetime(2025, 7, 2, tzinfo=UTC), 2)
+    market = site_market(model, datetime(2025, 7, 2, tzinfo=UTC), 2)
     assert list(market.ancillary[HISTORY_H:]) == [12.5, 12.5]
 
 
@@ -73,7 +73,7 @@ def test_an_ercot_product_is_read_at_the_utc_hour_of_its_central_hour(tmp_path: 
     price = {"kind": "ercot", "path": str(tmp_path / "as.csv"), "product": "rrs"}
     model = _model({"mw": 0.01, "price": price})
     start = datetime(2025, 7, 1, 0, tzinfo=UTC)  # 19:00 CDT on 30 June: hour ending 20
-    market = hourly_market(model, start, 3)
+    market = site_market(model, start, 3)
     assert list(market.ancillary[HISTORY_H:]) == [20.0, 21.0, 22.0]
 
 

@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from hashgrid.server.power.planning import FORECAST_DAYS, NodeWork, node_demand, plan_hours
+from hashgrid.server.power.planning import (
+    FORECAST_DAYS,
+    NodeWork,
+    energy_site,
+    node_demand,
+    plan_intervals,
+)
 from hashgrid.server.power.schemas import PowerModel
 
 NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
@@ -45,7 +51,7 @@ def test_a_day_ahead_forecast_reads_only_days_already_recorded() -> None:
 
 def _plan(model: dict[str, Any], recorded: dict[datetime, NodeWork], hours: int) -> list[Any]:
     power = PowerModel.model_validate(model)
-    return plan_hours("tx", 1.0, power, NodeWork(idle=3), NOW, hours, recorded, NOW)
+    return plan_intervals("tx", 1.0, power, NodeWork(idle=3), NOW, hours, recorded, NOW)
 
 
 def test_the_plan_follows_the_daily_cycle_recorded() -> None:
@@ -96,6 +102,26 @@ def test_the_ramp_steps_from_what_the_miners_were_ordered_to() -> None:
     14 kW over three hours, where its own history alone would have them at full power now."""
     model = {**BASE, "asic_ramp_mw_per_h": 0.005}
     power = PowerModel.model_validate(model)
-    back = plan_hours("tx", 1.0, power, NodeWork(idle=3), NOW, 4, {}, NOW, asic_before=0.0)
+    back = plan_intervals("tx", 1.0, power, NodeWork(idle=3), NOW, 4, {}, NOW, asic_before=0.0)
     assert [p.interval.mining_mw for p in back] == pytest.approx([0.005, 0.010, 0.014, 0.014])
     assert [p.interval.mining_mw for p in _plan(model, {}, 1)] == pytest.approx([0.014])
+
+
+def test_limits_per_hour_count_quarter_hours_on_a_15_minute_series() -> None:
+    """A site on a 15-minute price series is planned every quarter hour: a 2-hour minimum
+    on-time is 8 intervals, a ramp of 4 kW per hour 1 kW per interval."""
+    quarter = {"kind": "ercot", "path": "/srv/lz_west_15min.csv", "point": "LZ_WEST"}
+    model = PowerModel.model_validate(
+        {
+            **BASE,
+            "gpus": {**BASE["gpus"], "min_on_h": 2},
+            "asic_ramp_mw_per_h": 0.004,
+            "price": {**quarter, "interval_min": 15},
+        }
+    )
+    assert model.interval == timedelta(minutes=15)
+    site = energy_site("tx", 1.0, model, NodeWork(idle=3))
+    assert site.gpus.min_on_intervals == 8
+    assert site.asic_ramp_mw == pytest.approx(0.001)
+    hourly = PowerModel.model_validate({**BASE, "price": quarter})
+    assert hourly.interval == HOUR

@@ -73,11 +73,12 @@ def plan(
     ctx: typer.Context,
     site: str,
     hours: int = typer.Option(24, min=1, help="Hours to plan."),
-    start: str | None = typer.Option(None, help="First hour, ISO 8601 (default: now)."),
+    start: str | None = typer.Option(None, help="From, ISO 8601 (default: now)."),
     chart: Path | None = typer.Option(None, help="Also write a PNG chart here."),
     as_json: bool = JsonOption,
 ) -> None:
-    """SITE's online plan per hour: MW to mining, inference and the grid, and their revenue."""
+    """SITE's online plan per interval (an hour, or 15 minutes on a 15-minute price series): MW
+    to mining, inference and the grid, and their revenue."""
     with client(ctx) as c:
         planned = c.power_plan(site, hours, start)
     if chart is not None:
@@ -189,27 +190,27 @@ def _intervals(title: str, intervals: list[IntervalOut], applied: bool = False) 
         )
         for i in intervals
     ]
-    columns = ["hour (UTC)", "$/MWh", "mining MW", "inference MW", "grid MW", "flex", "mining $"]
+    columns = ["from (UTC)", "$/MWh", "mining MW", "inference MW", "grid MW", "flex", "mining $"]
     columns += ["inference $", "grid $", "energy $", *(["applied"] if applied else [])]
     table(title, columns, rows)
 
 
 def _chart(site: str, intervals: list[IntervalOut], path: Path) -> None:
-    """Stacked MW per hour (mining, inference, offered to the grid) over the price."""
+    """Stacked MW per interval (mining, inference, offered to the grid) over the price."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display on a server
     import matplotlib.pyplot as plt
 
-    hours = list(range(len(intervals)))
+    at = list(range(len(intervals)))
     width = 0.9
     fig, ax = plt.subplots(figsize=(10, 4.5))
     mining = [i.mining_mw for i in intervals]
     inference = [i.inference_mw for i in intervals]
-    ax.bar(hours, mining, width, label="mining")
-    ax.bar(hours, inference, width, bottom=mining, label="inference")
+    ax.bar(at, mining, width, label="mining")
+    ax.bar(at, inference, width, bottom=mining, label="inference")
     ax.bar(
-        hours,
+        at,
         [i.offered_mw for i in intervals],
         width,
         bottom=[m + n for m, n in zip(mining, inference, strict=True)],
@@ -218,9 +219,9 @@ def _chart(site: str, intervals: list[IntervalOut], path: Path) -> None:
     )
     ax.set_ylabel("MW")
     step = max(1, len(intervals) // 12)
-    ax.set_xticks(hours[::step], [f"{i.start:%m-%d %H:00}" for i in intervals[::step]])
+    ax.set_xticks(at[::step], [f"{i.start:%m-%d %H:%M}" for i in intervals[::step]])
     price = ax.twinx()
-    price.plot(hours, [i.price_usd_per_mwh for i in intervals], color="black", label="price")
+    price.plot(at, [i.price_usd_per_mwh for i in intervals], color="black", label="price")
     price.set_ylabel("USD/MWh")
     ax.legend(loc="upper left")
     ax.set_title(f"power plan of {site}")

@@ -1,15 +1,18 @@
 """A site's online plan from its stored power model and its GPU nodes' work.
 
-Demand is busy GPU nodes per hour: nodes with a firm replica are firm demand, nodes with only
-flex replicas flex demand. Each stored plan records the work it was made from, so a plan reads
-what the nodes served in the hours before (the month the online policy looks back on, which
-also tells it which nodes are still within their minimum on-time), what they serve now in the
-current hour, and for later hours a forecast: the mean of the same hour of the day over the
-last `FORECAST_DAYS` days recorded (daily cycles dominate inference demand). Where nothing is
-recorded, the work now stands in.
+A site is planned in intervals of an hour, or of 15 minutes where its price series has them
+(`PowerModel.interval`); limits given per hour (minimum on-time, ramp) are converted.
+
+Demand is busy GPU nodes per interval: nodes with a firm replica are firm demand, nodes with
+only flex replicas flex demand. Each stored plan records the work it was made from, so a plan
+reads what the nodes served in the intervals before (the month the online policy looks back on,
+which also tells it which nodes are still within their minimum on-time), what they serve now in
+the current interval, and for later intervals a forecast: the mean of the same time of day over
+the last `FORECAST_DAYS` days recorded (daily cycles dominate inference demand). Where nothing
+is recorded, the work now stands in.
 
 A ramp limit (`PowerModel.asic_ramp_mw_per_h`) steps from what the miners were last ordered to
-(`service.asic_ordered_before`), not from the plan's own simulation of the hours before: a
+(`service.asic_ordered_before`), not from the plan's own simulation of the intervals before: a
 curtailment is obeyed at once, whatever the limit, and when it ends the plan brings the miners
 back no faster than the limit allows.
 
@@ -29,7 +32,7 @@ import numpy as np
 
 from hashgrid import energy
 from hashgrid.server.power.gpu_power import busy_power
-from hashgrid.server.power.market import HISTORY_H, hourly_market
+from hashgrid.server.power.market import HOUR, history, site_market
 from hashgrid.server.power.schemas import IntervalOut, PowerModel
 
 
@@ -47,7 +50,7 @@ FORECAST_DAYS = 7
 
 
 @dataclass(frozen=True)
-class PlannedHour:
+class Planned:
     interval: IntervalOut
     asic_mw: list[float]  # per ASIC group, in the power model's order
 
@@ -62,29 +65,36 @@ def energy_site(name: str, budget_mw: float, model: PowerModel, work: NodeWork) 
     groups = tuple(
         energy.AsicGroup(g.model, g.count or 0, g.th_s or 0.0, g.watts or 0.0) for g in model.asics
     )
+    interval_h = model.interval / HOUR
     gpus = energy.GpuFleet(
         work.firm + work.flex + work.idle,
         *node_kw(model, work),
         model.gpus.firm_usd_per_node_hour,
         model.gpus.flex_usd_per_node_hour,
-        min_on_intervals=max(1, math.ceil(model.gpus.min_on_h)),  # hourly intervals
+        min_on_intervals=max(1, math.ceil(model.gpus.min_on_h / interval_h - 1e-9)),
     )
     offer = 0.0 if model.ancillary is None else model.ancillary.mw
+    ramp = model.asic_ramp_mw_per_h
     return energy.Site(
-        name, budget_mw, groups, gpus, ancillary_mw=offer, asic_ramp_mw=model.asic_ramp_mw_per_h
+        name,
+        budget_mw,
+        groups,
+        gpus,
+        ancillary_mw=offer,
+        asic_ramp_mw=None if ramp is None else ramp * interval_h,
     )
 
 
 def node_demand(
     work: NodeWork, recorded: Mapping[datetime, NodeWork], times: list[datetime], now: datetime
 ) -> energy.Demand:
-    """Busy nodes in each hour of `times` (module docstring): recorded before `now`'s hour, the
-    work now in it, forecast after it."""
+    """Busy nodes in each interval of `times` (module docstring): recorded before `now` (the
+    current interval's start), the work now in it, forecast after it."""
     firm, flex = [], []
     for t in times:
         if t > now:
-            same_hour = (t - timedelta(days=d) for d in range(1, FORECAST_DAYS + 1))
-            seen = [recorded[h] for h in same_hour if h < now and h in recorded]
+            same_time = (t - timedelta(days=d) for d in range(1, FORECAST_DAYS + 1))
+            seen = [recorded[h] for h in same_time if h < now and h in recorded]
         else:
             seen = [recorded[t]] if t < now and t in recorded else []
         seen = seen or [work]
@@ -93,36 +103,36 @@ def node_demand(
     return energy.Demand(np.array(firm), np.array(flex))
 
 
-def plan_hours(
+def plan_intervals(
     name: str,
     budget_mw: float,
     model: PowerModel,
     work: NodeWork,
     start: datetime,
-    hours: int,
+    count: int,
     recorded: Mapping[datetime, NodeWork],
     now: datetime,
     asic_before: float | None = None,
-) -> list[PlannedHour]:
-    """The online policy's decisions for `hours` from `start` (an hour's start), each taken with
-    only what was known before it, on the work now and `recorded` before `now` (the current
-    hour's start); the ASIC ramp steps from `asic_before`, the MW the miners were ordered to
-    just before `start`'s plan applies, where known. Raises `Invalid` when a source lacks a
-    figure."""
-    market = hourly_market(model, start, hours)
+) -> list[Planned]:
+    """The online policy's decisions for `count` intervals from `start` (an interval's start),
+    each taken with only what was known before it, on the work now and `recorded` before `now`
+    (the current interval's start); the ASIC ramp steps from `asic_before`, the MW the miners
+    were ordered to just before `start`'s plan applies, where known. Raises `Invalid` when a
+    source lacks a figure."""
+    market = site_market(model, start, count)
     site = energy_site(name, budget_mw, model, work)
-    n = len(market)
-    times = [start + timedelta(hours=i - HISTORY_H) for i in range(n)]
+    step, first = model.interval, history(model.interval)
+    times = [start + (i - first) * step for i in range(len(market))]
     demand = node_demand(work, recorded, times, now)
     rules = energy.online_rules(site, market)
     prices_flex = model.gpus.flex_usd_per_node_hour > 0  # unpriced flex work is never paused
-    drawn = None if asic_before is None else {HISTORY_H - 1: asic_before}
+    drawn = None if asic_before is None else {first - 1: asic_before}
     decided = energy.dispatch(site, demand, rules, drawn)
     ledger = energy.settle("online", site, market, decided)
     return [
-        PlannedHour(
+        Planned(
             IntervalOut(
-                start=start + timedelta(hours=i),
+                start=times[t],
                 hours=market.interval_h,
                 price_usd_per_mwh=float(market.rt[t]),
                 mining_mw=float(ledger.mining_mw[t]),
@@ -136,7 +146,7 @@ def plan_hours(
             ),
             [float(mw) for mw in decided.mining_mw[t]],
         )
-        for i, t in enumerate(range(HISTORY_H, n))
+        for t in range(first, len(market))
     ]
 
 

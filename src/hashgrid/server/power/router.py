@@ -66,7 +66,8 @@ async def plan(
     hours: Annotated[int, Query(ge=1, le=service.MAX_PLAN_HOURS)] = 24,
     start: Annotated[datetime | None, Query(description="Default: now")] = None,
 ) -> PlanOut:
-    """The online plan per hour: MW to mining, to inference, offered to the grid; revenue."""
+    """The online plan per interval (an hour, or 15 minutes on a 15-minute price series): MW
+    to mining, to inference, offered to the grid; revenue."""
     return await service.plan(session, name, hours, start)
 
 

@@ -1,6 +1,6 @@
 """API shapes of a site's power model, its curtailments and its plans."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -97,7 +97,7 @@ class GpuEconomics(BaseModel):
         ge=0,
         le=168,
         allow_inf_nan=False,
-        description="A node started for work stays on at least this long (plans count whole hours)",
+        description="A node started for work stays on at least this long (in whole intervals)",
     )
 
     @model_validator(mode="after")
@@ -122,13 +122,17 @@ class TimeOfUse(BaseModel):
 
 
 class ErcotSeries(BaseModel):
-    """Hourly day-ahead and real-time prices of one settlement point, read from a CSV on the
-    server in the layout of ERCOT's `delivery_date,hour_ending,dam_<POINT>,rtm_<POINT>`."""
+    """Day-ahead and real-time prices of one settlement point, read from a CSV on the server in
+    the layout of ERCOT's `delivery_date,hour_ending,dam_<POINT>,rtm_<POINT>`: a row per hour,
+    or with `interval_min` 15 a row per quarter hour, numbered by a `delivery_interval` column
+    (1-4 within the hour ending; the day-ahead price repeats over its hour). The site is then
+    planned, and its miners ordered, every 15 minutes."""
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["ercot"] = "ercot"
     path: str = Field(min_length=1, max_length=1000)
     point: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,40}$", description="e.g. LZ_WEST")
+    interval_min: Literal[60, 15] = Field(60, description="Minutes per row of the series")
 
 
 class ConstantHashprice(BaseModel):
@@ -190,8 +194,14 @@ class PowerModel(BaseModel):
     hashprice: HashpriceSource
     ancillary: GridOffer | None = None  # none: nothing offered to the grid
     asic_ramp_mw_per_h: Positive | None = Field(
-        None, description="Most the planned ASIC load may change from one hour to the next"
+        None, description="Most the planned ASIC load may change in an hour"
     )
+
+    @property
+    def interval(self) -> timedelta:
+        """How often the site is planned: its price series' interval, else an hour."""
+        minutes = self.price.interval_min if isinstance(self.price, ErcotSeries) else 60
+        return timedelta(minutes=minutes)
 
 
 class CurtailmentCreate(BaseModel):

@@ -17,13 +17,13 @@ from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.errors import Conflict, Invalid
 from hashgrid.server.nodes.tables import Node
 from hashgrid.server.power.gpu_power import busy_power
-from hashgrid.server.power.market import HISTORY_H, check_sources, hour_of, prices_at
+from hashgrid.server.power.market import HISTORY_H, HOUR, check_sources, interval_of, prices_at
 from hashgrid.server.power.planning import (
     FORECAST_DAYS,
     NodeWork,
     mining_value,
     node_kw,
-    plan_hours,
+    plan_intervals,
 )
 from hashgrid.server.power.schemas import (
     CurtailmentCreate,
@@ -142,18 +142,21 @@ async def node_work(session: AsyncSession, site: Site, model: PowerModel) -> Nod
     )
 
 
-async def current_plan(session: AsyncSession, site: Site, hour: datetime) -> PlannedInterval | None:
+async def current_plan(
+    session: AsyncSession, site: Site, start: datetime
+) -> PlannedInterval | None:
+    """The site's stored plan of the interval beginning at `start`."""
     return await session.scalar(
         select(PlannedInterval).where(
-            PlannedInterval.site_id == site.id, PlannedInterval.start == hour
+            PlannedInterval.site_id == site.id, PlannedInterval.start == start
         )
     )
 
 
 async def load_now(session: AsyncSession, site: Site, model: PowerModel) -> Load:
-    """The site's load as planned for this hour (ASICs at full power without a plan) and as
-    its GPU nodes' work draws."""
-    plan = await current_plan(session, site, hour_of(utcnow()))
+    """The site's load as planned for this interval (ASICs at full power without a plan) and
+    as its GPU nodes' work draws."""
+    plan = await current_plan(session, site, interval_of(utcnow(), model.interval))
     full = [(g.count or 0) * (g.watts or 0.0) / 1e6 for g in model.asics]
     asic = plan.asic_mw if plan is not None and len(plan.asic_mw) == len(full) else full
     work = await node_work(session, site, model)
@@ -249,7 +252,7 @@ async def _decide(
     met_by_asics = decided.power_state is SitePowerState.ACTIVE  # the plan's state stands
     site.power_state = await planned_state(session, site) if met_by_asics else decided.power_state
     try:
-        event.price_usd_per_mwh, hashprice = prices_at(model, hour_of(now))
+        event.price_usd_per_mwh, hashprice = prices_at(model, now)
     except Invalid:
         return  # a series that does not cover now: the event's costs stay unknown
     values = mining_value(model, hashprice)
@@ -310,25 +313,30 @@ def _out(event: Curtailment, now: datetime) -> CurtailmentOut:
 
 
 async def plan(session: AsyncSession, name: str, hours: int, start: datetime | None) -> PlanOut:
-    """The online plan for the next `hours` (from `start`'s hour, default now), not stored."""
+    """The online plan for the next `hours` (from `start`'s interval, default now), not
+    stored."""
     if start is not None and start.tzinfo is None:
         raise Invalid("start: give a time zone (e.g. 2025-06-01T00:00:00Z)")
     site = await sites.get(session, name)
     model = await _model(session, site)
     work = await node_work(session, site, model)
-    now = hour_of(utcnow())
-    begin = hour_of(start) if start is not None else now
-    recorded = await recorded_work(session, site, begin - timedelta(hours=HISTORY_H), now)
-    before = await asic_ordered_before(session, site, begin) if begin <= now else None
-    planned = plan_hours(site.name, site.power_mw, model, work, begin, hours, recorded, now, before)
+    step = model.interval
+    now = interval_of(utcnow(), step)
+    begin = interval_of(start, step) if start is not None else now
+    recorded = await recorded_work(session, site, begin - HISTORY_H * HOUR, now, step)
+    before = await asic_ordered_before(session, site, begin, step) if begin <= now else None
+    count = hours * (HOUR // step)
+    planned = plan_intervals(
+        site.name, site.power_mw, model, work, begin, count, recorded, now, before
+    )
     return PlanOut(site=site.name, intervals=[p.interval for p in planned])
 
 
 async def recorded_work(
-    session: AsyncSession, site: Site, since: datetime, until: datetime
+    session: AsyncSession, site: Site, since: datetime, until: datetime, step: timedelta
 ) -> dict[datetime, NodeWork]:
-    """The work the site's stored plans were made from, by hour, from `since` to before `until`
-    (and the `FORECAST_DAYS` before `since`, which forecasts read)."""
+    """The work the site's stored plans were made from, by interval of `step`, from `since` to
+    before `until` (and the `FORECAST_DAYS` before `since`, which forecasts read)."""
     rows = await session.execute(
         select(PlannedInterval.start, PlannedInterval.firm_nodes, PlannedInterval.flex_nodes).where(
             PlannedInterval.site_id == site.id,
@@ -337,34 +345,40 @@ async def recorded_work(
             PlannedInterval.firm_nodes.is_not(None),
         )
     )
-    return {hour_of(t): NodeWork(firm=firm or 0, flex=flex or 0) for t, firm, flex in rows}
+    return {
+        interval_of(t, step): NodeWork(firm=firm or 0, flex=flex or 0) for t, firm, flex in rows
+    }
 
 
-async def asic_ordered_before(session: AsyncSession, site: Site, hour: datetime) -> float | None:
-    """The ASIC MW the site's miners were ordered to just before `hour`'s plan applies, which
-    its ramp limit steps from: what a curtailment in force at `hour`, or ended since, kept (the
-    plan applies once it ends); else what the plan of the hour before ordered, if it applied;
-    else unknown."""
+async def asic_ordered_before(
+    session: AsyncSession, site: Site, start: datetime, step: timedelta
+) -> float | None:
+    """The ASIC MW the site's miners were ordered to just before the plan of the interval from
+    `start` applies, which its ramp limit steps from: what a curtailment in force at `start`, or
+    ended since, kept (the plan applies once it ends); else what the plan of the interval before
+    (`step` earlier) ordered, if it applied; else unknown."""
     kept = await session.scalar(
         select(Curtailment.asic_kept_mw)
         .where(
             Curtailment.site_id == site.id,
             Curtailment.started_at.is_not(None),
-            or_(Curtailment.ended_at.is_(None), Curtailment.ended_at >= hour),
+            or_(Curtailment.ended_at.is_(None), Curtailment.ended_at >= start),
         )
         .order_by(Curtailment.started_at.desc())
         .limit(1)
     )
     if kept is not None:
         return float(sum(kept))
-    before = await current_plan(session, site, hour - timedelta(hours=1))
+    before = await current_plan(session, site, start - step)
     return float(sum(before.asic_mw)) if before is not None and before.applied else None
 
 
 async def planned_state(session: AsyncSession, site: Site) -> SitePowerState:
-    """The site's state with no curtailment in force: `flex_paused` while this hour's plan
+    """The site's state with no curtailment in force: `flex_paused` while this interval's plan
     pauses flex work (flex replicas go where it pays), else `active`."""
-    return _state_of(await current_plan(session, site, hour_of(utcnow())))
+    model = await stored_model(session, site)
+    step = HOUR if model is None else model.interval
+    return _state_of(await current_plan(session, site, interval_of(utcnow(), step)))
 
 
 def _state_of(plan: PlannedInterval | None) -> SitePowerState:
@@ -376,20 +390,23 @@ async def store_plan(
     session: AsyncSession,
     site: Site,
     model: PowerModel,
-    hour: datetime,
+    start: datetime,
     work: NodeWork,
     curtailed: bool,
 ) -> bool:
-    """Plan `hour` on the nodes' `work` now and store it, applied unless a curtailment is in
-    force (`curtailed`), and put the site in the state the plan calls for; True when what the
-    site's miners or placement should do changed."""
-    recorded = await recorded_work(session, site, hour - timedelta(hours=HISTORY_H), hour)
-    before = await asic_ordered_before(session, site, hour)
-    (planned,) = plan_hours(site.name, site.power_mw, model, work, hour, 1, recorded, hour, before)
+    """Plan the interval from `start` on the nodes' `work` now and store it, applied unless a
+    curtailment is in force (`curtailed`), and put the site in the state the plan calls for;
+    True when what the site's miners or placement should do changed."""
+    step = model.interval
+    recorded = await recorded_work(session, site, start - HISTORY_H * HOUR, start, step)
+    before = await asic_ordered_before(session, site, start, step)
+    (planned,) = plan_intervals(
+        site.name, site.power_mw, model, work, start, 1, recorded, start, before
+    )
     applied = not curtailed
-    row = await current_plan(session, site, hour)
+    row = await current_plan(session, site, start)
     if row is None:
-        row = PlannedInterval(site_id=site.id, start=hour, asic_mw=[])
+        row = PlannedInterval(site_id=site.id, start=start, asic_mw=[])
         session.add(row)
     changed = row.asic_mw != planned.asic_mw or row.applied != applied
     for field, value in planned.interval.model_dump(exclude={"start", "applied"}).items():
@@ -432,7 +449,7 @@ async def history(session: AsyncSession, name: str, limit: int) -> HistoryOut:
 
 async def orders(session: AsyncSession, site: Site) -> tuple[str, list[MinerOrder]]:
     """What each of the site's miners should do now, and which decision says so: a curtailment
-    in force wins over the hour's plan; with neither, every miner hashes."""
+    in force wins over the interval's plan; with neither, every miner hashes."""
     model = await stored_model(session, site)
     if model is None:
         return "no power model", []
@@ -442,11 +459,11 @@ async def orders(session: AsyncSession, site: Site) -> tuple[str, list[MinerOrde
         return f"curtailment {event.id[:8]} to {event.target_mw:g} MW", miner_orders(
             model.asics, event.asic_kept_mw
         )
-    hour = hour_of(utcnow())
-    planned = await current_plan(session, site, hour)
+    start = interval_of(utcnow(), model.interval)
+    planned = await current_plan(session, site, start)
     if planned is not None and len(planned.asic_mw) == len(full):
-        return f"plan of {hour:%Y-%m-%d %H:00} UTC", miner_orders(model.asics, planned.asic_mw)
-    return "no plan for this hour", miner_orders(model.asics, full)
+        return f"plan of {start:%Y-%m-%d %H:%M} UTC", miner_orders(model.asics, planned.asic_mw)
+    return "no plan for this interval", miner_orders(model.asics, full)
 
 
 async def node_orders(session: AsyncSession, site: Site) -> list[NodePowerOrder]:

@@ -1,14 +1,15 @@
-"""Power: scheduled curtailments begun when due, and each hour's online plan for every site
+"""Power: scheduled curtailments begun when due, and each interval's online plan for every site
 with a power model, stored and applied.
 
 A pass first decides each site's scheduled curtailment afresh from the site's load and begins
 it when due (`power.service.apply_scheduled`), and puts the site's GPU nodes idle long enough to
-standby (power/standby.py); the pass returns when the next curtailment or standby is due, so
-the runner passes again then. It then plans the current hour of each site (the pure
-`energy.plan_online` on the site's stored sources, `server/power/planning.py`) and stores it,
-applied unless a curtailment is in force; the site's miners follow the applied plan
-(`power.service.orders`). A site is planned again only when the hour, its power model, its
-nodes' work or its curtailment changed: a pass reads a month of prices.
+standby (power/standby.py). It then plans the current interval of each site (an hour, or 15
+minutes where its price series has them; the pure `energy.plan_online` on the site's stored
+sources, `server/power/planning.py`) and stores it, applied unless a curtailment is in force;
+the site's miners follow the applied plan (`power.service.orders`). A site is planned again
+only when the interval, its power model, its nodes' work or its curtailment changed: a pass
+reads a month of prices. The pass returns when the next curtailment, standby or interval is
+due, so the runner passes again then and miners change at the interval's first second.
 """
 
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ from hashgrid.server.changes import Changes
 from hashgrid.server.db.base import utcnow
 from hashgrid.server.errors import Invalid
 from hashgrid.server.power import service, standby
-from hashgrid.server.power.market import hour_of
+from hashgrid.server.power.market import interval_of
 from hashgrid.server.power.planning import NodeWork
 from hashgrid.server.power.schemas import PowerModel
 from hashgrid.server.power.shedding import Leads
@@ -30,7 +31,7 @@ from hashgrid.server.sites.tables import Site
 
 log = structlog.get_logger("hashgrid.server.power")
 
-# What a site's last plan was made from: the hour, the model's version, the nodes' work, and
+# What a site's last plan was made from: the interval, the model's version, the nodes' work, and
 # whether a curtailment was in force.
 Inputs = tuple[datetime, datetime, NodeWork, bool]
 
@@ -52,9 +53,9 @@ class PowerReconciler:
         self._planned: dict[str, Inputs] = {}
 
     async def reconcile(self) -> float | None:
-        """One pass; the seconds until the next scheduled curtailment or idle node's standby is
-        due, if any."""
-        hour = hour_of(utcnow())
+        """One pass; the seconds until the next scheduled curtailment, idle node's standby or
+        site's next interval is due, if any."""
+        now = utcnow()
         changed = False
         due: list[datetime] = []
         async with self._sessions() as session:
@@ -80,14 +81,19 @@ class PowerReconciler:
                 if idle.next_at is not None:
                     due.append(idle.next_at)
                 work = await service.node_work(session, site, model)
-                inputs = (hour, power.updated_at, work, curtailed)
+                start = interval_of(now, model.interval)
+                due.append(start + model.interval)
+                inputs = (start, power.updated_at, work, curtailed)
                 if self._planned.get(site.id) == inputs:
                     continue
                 try:
-                    changed |= await service.store_plan(session, site, model, hour, work, curtailed)
+                    changed |= await service.store_plan(
+                        session, site, model, start, work, curtailed
+                    )
                 except Invalid as e:
-                    # A series that does not cover this hour: no plan, miners keep their orders.
-                    log.warning("no power plan this hour", site=site.name, reason=e.detail)
+                    # A series that does not cover this interval: no plan, miners keep their
+                    # orders.
+                    log.warning("no power plan this interval", site=site.name, reason=e.detail)
                 self._planned[site.id] = inputs
         if changed:
             # Placement, the gateways' view and the site agents' miner orders follow the
