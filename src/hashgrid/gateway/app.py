@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from hashgrid.common.waiting import cancel_all
 from hashgrid.gateway.access_log import AccessLog
-from hashgrid.gateway.auth import authenticate
+from hashgrid.gateway.auth import authenticate_current
 from hashgrid.gateway.demand import DemandMeter, DemandReporter
 from hashgrid.gateway.errors import OpenAIError
 from hashgrid.gateway.limits import InProcess, Limiter, Store
@@ -153,12 +153,12 @@ def create_app(settings: GatewaySettings) -> Starlette:
         return await proxy().handle(request, "/v1/embeddings")
 
     async def models(request: Request) -> Response:
-        view = watcher().view
         request_id = request.headers.get("x-request-id", "")
         try:
-            authenticate(request.headers.get("authorization"), view)
+            await authenticate_current(request.headers.get("authorization"), watcher())
         except OpenAIError as e:
             return e.response(request_id)
+        view = watcher().view
         data = [
             {"id": name, "object": "model", "created": 0, "owned_by": "hashgrid"}
             for name in sorted(view.models)

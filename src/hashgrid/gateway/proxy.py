@@ -19,7 +19,7 @@ from starlette.responses import Response, StreamingResponse
 
 from hashgrid.contracts.gateway import KeyEntry, RoutedModel, RouteReplica
 from hashgrid.gateway.access_log import AccessLog
-from hashgrid.gateway.auth import authenticate
+from hashgrid.gateway.auth import authenticate_current
 from hashgrid.gateway.demand import DemandMeter
 from hashgrid.gateway.errors import (
     BadRequest,
@@ -126,8 +126,8 @@ class Proxy:
             client_request_id=client_id[:200] if client_id else None,
         )
         try:
+            x.key = await authenticate_current(request.headers.get("authorization"), self._watcher)
             view = self._watcher.view
-            x.key = authenticate(request.headers.get("authorization"), view)
             country = client_country(
                 request.headers.get(CLIENT_COUNTRY_HEADER), x.key, self._country
             )
