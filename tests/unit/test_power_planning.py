@@ -8,6 +8,7 @@ import pytest
 
 from hashgrid.server.power.planning import (
     FORECAST_DAYS,
+    FORECAST_WEEKS,
     NodeWork,
     energy_site,
     node_demand,
@@ -32,13 +33,24 @@ def test_hours_before_now_are_as_recorded_and_now_is_the_work_now() -> None:
     assert list(demand.flex) == [0, 1, 0]
 
 
-def test_later_hours_are_the_mean_of_the_same_hour_over_the_last_week_recorded() -> None:
+def test_later_hours_are_the_same_time_on_the_same_weekday_over_the_last_weeks() -> None:
+    """w firm nodes w weeks back at the same time (the 5th week is past the window), and 50 on
+    every other day: the weekly cycle wins over the daily one."""
     later = NOW + HOUR
-    # The same hour 1..8 days back: d firm nodes d days back; the 8th day is past the window.
-    recorded = {later - timedelta(days=d): NodeWork(firm=d) for d in range(1, 9)}
+    recorded = {later - timedelta(days=d): NodeWork(firm=50) for d in range(1, 7)}
+    recorded |= {later - timedelta(weeks=w): NodeWork(firm=w) for w in range(1, 6)}
+    demand = node_demand(NodeWork(firm=1), recorded, [later], NOW)
+    assert demand.firm[0] == pytest.approx(sum(range(1, FORECAST_WEEKS + 1)) / FORECAST_WEEKS)
+
+
+def test_without_that_weekday_later_hours_are_the_mean_of_the_last_days() -> None:
+    later = NOW + HOUR
+    # The same hour 1..8 days back, but a week back: d firm nodes d days back.
+    recorded = {later - timedelta(days=d): NodeWork(firm=d) for d in range(1, 9) if d != 7}
     recorded[NOW] = NodeWork(firm=50)  # the current hour's record is not the forecast's
     demand = node_demand(NodeWork(firm=1), recorded, [later, later + 2 * HOUR], NOW)
-    assert demand.firm[0] == pytest.approx(sum(range(1, FORECAST_DAYS + 1)) / FORECAST_DAYS)
+    days = [d for d in range(1, FORECAST_DAYS + 1) if d != 7]
+    assert demand.firm[0] == pytest.approx(sum(days) / len(days))
     assert demand.firm[1] == 1  # nothing recorded at that hour: the work now
 
 

@@ -7,9 +7,11 @@ Demand is busy GPU nodes per interval: nodes with a firm replica are firm demand
 only flex replicas flex demand. Each stored plan records the work it was made from, so a plan
 reads what the nodes served in the intervals before (the month the online policy looks back on,
 which also tells it which nodes are still within their minimum on-time), what they serve now in
-the current interval, and for later intervals a forecast: the mean of the same time of day over
-the last `FORECAST_DAYS` days recorded (daily cycles dominate inference demand). Where nothing
-is recorded, the work now stands in.
+the current interval, and for later intervals a forecast. Inference demand has a daily and a
+weekly cycle (business hours, quieter weekends), so the forecast is the mean of the same time on
+the same weekday over the last `FORECAST_WEEKS` weeks recorded; where none of those is, the mean
+of the same time of day over the last `FORECAST_DAYS` days; where nothing is recorded, the work
+now.
 
 A ramp limit (`PowerModel.asic_ramp_mw_per_h`) steps from what the miners were last ordered to
 (`service.asic_ordered_before`), not from the plan's own simulation of the intervals before: a
@@ -46,6 +48,7 @@ class NodeWork:
     busy_kw: float | None = None  # what one draws busy (gpu_power.py); None: as the model says
 
 
+FORECAST_WEEKS = 4
 FORECAST_DAYS = 7
 
 
@@ -93,8 +96,11 @@ def node_demand(
     firm, flex = [], []
     for t in times:
         if t > now:
-            same_time = (t - timedelta(days=d) for d in range(1, FORECAST_DAYS + 1))
-            seen = [recorded[h] for h in same_time if h < now and h in recorded]
+            same_weekday = (t - timedelta(weeks=w) for w in range(1, FORECAST_WEEKS + 1))
+            seen = [recorded[h] for h in same_weekday if h < now and h in recorded]
+            if not seen:
+                same_time = (t - timedelta(days=d) for d in range(1, FORECAST_DAYS + 1))
+                seen = [recorded[h] for h in same_time if h < now and h in recorded]
         else:
             seen = [recorded[t]] if t < now and t in recorded else []
         seen = seen or [work]

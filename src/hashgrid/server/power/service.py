@@ -19,7 +19,7 @@ from hashgrid.server.nodes.tables import Node
 from hashgrid.server.power.gpu_power import busy_power
 from hashgrid.server.power.market import HISTORY_H, HOUR, check_sources, interval_of, prices_at
 from hashgrid.server.power.planning import (
-    FORECAST_DAYS,
+    FORECAST_WEEKS,
     NodeWork,
     mining_value,
     node_kw,
@@ -336,11 +336,11 @@ async def recorded_work(
     session: AsyncSession, site: Site, since: datetime, until: datetime, step: timedelta
 ) -> dict[datetime, NodeWork]:
     """The work the site's stored plans were made from, by interval of `step`, from `since` to
-    before `until` (and the `FORECAST_DAYS` before `since`, which forecasts read)."""
+    before `until` (and the `FORECAST_WEEKS` before `since`, which forecasts read)."""
     rows = await session.execute(
         select(PlannedInterval.start, PlannedInterval.firm_nodes, PlannedInterval.flex_nodes).where(
             PlannedInterval.site_id == site.id,
-            PlannedInterval.start >= since - timedelta(days=FORECAST_DAYS),
+            PlannedInterval.start >= since - timedelta(weeks=FORECAST_WEEKS),
             PlannedInterval.start < until,
             PlannedInterval.firm_nodes.is_not(None),
         )
