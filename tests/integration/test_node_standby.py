@@ -19,7 +19,7 @@ from hashgrid.agent.miners.follow import follow_orders
 from hashgrid.agent.miners.pyasic_driver import connect
 from hashgrid.client import HashgridClient
 
-from support.fake_bmc import FakeBmc
+from support.fake_bmc import DEFAULT_ALLOWED, FakeBmc
 from support.live import LiveServer, eventually, server_settings
 
 
@@ -133,7 +133,8 @@ async def test_a_node_its_bmc_cannot_power_off_is_back_in_use(
     database_url: str, tmp_path: Path, tiny_model: Path
 ) -> None:
     """The BMC refuses every way off: the failure reaches the report and stays in view, and the
-    node, still up, is `on` again at once, so a deployment's replica lands on it."""
+    node, still up, is `on` again at once, so a deployment's replica lands on it. Once the BMC
+    obeys again, the node is powered off when idle, and its refusals in a row are forgotten."""
     with FakeBmc(username="admin", password="secret", allowed=("On",)) as bmc:
         async with _site(database_url, tmp_path, tiny_model, bmc, standby_after_s=3) as site:
 
@@ -148,6 +149,12 @@ async def test_a_node_its_bmc_cannot_power_off_is_back_in_use(
             await eventually(site.placed("chat"), "the replica on it", 30.0)
             assert (site.node().status, bmc.powered) == ("ready", True)
             assert failure_reported()  # later reports, without the node, leave it shown
+            assert site.node().power_refusals >= 1  # each doubles the wait before the next try
+
+            site.admin.scale("chat", 0)
+            bmc.allowed = DEFAULT_ALLOWED
+            await eventually(lambda: not bmc.powered, "powered off at last", 60.0)
+            await eventually(lambda: site.node().power_refusals == 0, "refusals forgotten", 30.0)
 
 
 async def test_a_node_powered_off_by_hand_is_woken_through_its_bmc(

@@ -228,8 +228,7 @@ async def report_miners(
     _check_protocol(protocol)
     site = await _site_of(session, node.id)
     await miner_reports.record(session, site.id, body)
-    refused = [n.node for n in body.nodes if n.on is None]
-    if refused and await standby.power_off_refused(session, site.id, refused):
+    if body.nodes and await standby.power_results(session, site.id, body.nodes):
         await state.changes.bump()
 
 

@@ -17,6 +17,7 @@ class NodeOut(BaseModel):
     status_changed_at: datetime
     cordoned: bool = False  # takes no new replicas
     power: NodePower = NodePower.ON  # standby: powered off while idle; waking: for work
+    power_refusals: int = 0  # power-offs its BMC refused in a row
     drain_deadline: datetime | None = None  # draining: replicas stop by then
     # The models its store holds, most recently used first; null until its agent reported them.
     holdings: list[Holding] | None = None

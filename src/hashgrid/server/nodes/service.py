@@ -207,6 +207,7 @@ def to_out(node: Node, site: Site) -> NodeOut:
         status_changed_at=node.status_changed_at,
         cordoned=node.cordoned,
         power=NodePower(node.power),
+        power_refusals=node.power_refusals,
         drain_deadline=node.drain_deadline,
         holdings=(
             None if node.holdings is None else [Holding.model_validate(h) for h in node.holdings]

@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, String, false
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hashgrid.contracts.states import NodePower, NodeStatus
@@ -32,6 +32,8 @@ class Node(Base):
         String(16), default=NodePower.ON, server_default="on", index=True
     )
     power_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Power-offs its BMC refused in a row: each doubles the idle wait before the next try.
+    power_refusals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     drain_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # What the node's model store holds, as its agent last reported it: a list of
     # `contracts.agent.Holding` as JSON ({"source", "size_bytes", "sha256", "last_used"}), most

@@ -14,9 +14,10 @@ down is `on` once it has stayed ready for a node TTL after the wake (`awake_if_u
 would have taken to be declared lost.
 
 A node whose BMC refuses to power it off (the site agent reports the failure) is `on` again at
-once (`power_off_refused`): it is up and idle, so placement may use it, and the idle wait starts
+once (`power_results`): it is up and idle, so placement may use it, and the idle wait starts
 over before the next try, as the cluster autoscaler returns a node it failed to remove and backs
-off.
+off: each refusal in a row doubles the wait (`standby_due`, up to 64 times), and a power-off
+done resets it.
 """
 
 from collections.abc import Iterable
@@ -26,6 +27,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hashgrid.contracts.agent import NodePowerOutcome
 from hashgrid.contracts.states import ACTIVE_REPLICA, NodePower, NodeStatus, ReplicaStatus
 from hashgrid.scheduler import Snapshot, plan
 from hashgrid.server.db.base import utcnow
@@ -37,6 +39,7 @@ from hashgrid.server.sites.tables import Site
 
 HOLDING = [*ACTIVE_REPLICA, ReplicaStatus.STOPPING]  # a node with these is not idle
 WAKE_GIVE_UP = timedelta(minutes=10)  # a GPU server boots in 2-5 minutes
+MAX_DOUBLINGS = 6  # a BMC that keeps refusing is tried every 16 h at the default 15 min wait
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ async def standby_idle(
         # Idle since it joined or came back, was last powered on, or last held a replica: a
         # node just woken gets the whole wait to receive the work it was woken for.
         times = (node.status_changed_at, node.power_changed_at, last_work.get(node.id))
-        due = max(t for t in times if t is not None) + idle_for
+        due = standby_due(max(t for t in times if t is not None), idle_for, node.power_refusals)
         if due <= now:
             node.power, node.power_changed_at = NodePower.STANDBY, now
             off.append(node.name)
@@ -151,24 +154,39 @@ async def wake(session: AsyncSession, node_ids: Iterable[str]) -> list[str]:
     return woken
 
 
-async def power_off_refused(session: AsyncSession, site_id: str, names: Iterable[str]) -> bool:
-    """Mark `on` the site's standby nodes among `names`, whose BMCs failed to power them off
-    (module docstring). True if any."""
-    refused = (
+def standby_due(idle_since: datetime, idle_for: timedelta, refusals: int) -> datetime:
+    """When a node idle since `idle_since` goes to standby: after `idle_for`, doubled for each
+    power-off its BMC refused in a row (at most `MAX_DOUBLINGS` times)."""
+    return idle_since + idle_for * (1 << min(refusals, MAX_DOUBLINGS))
+
+
+async def power_results(
+    session: AsyncSession, site_id: str, outcomes: Iterable[NodePowerOutcome]
+) -> bool:
+    """What the site's BMCs did with the standby nodes' power-offs: a node whose BMC refused is
+    `on` again, one more refusal in a row; one powered off has none (module docstring). True
+    when a node is back in use."""
+    done = {o.node: o.on for o in outcomes}
+    standby = (
         await session.scalars(
             select(Node).where(
                 Node.site_id == site_id,
                 Node.power == NodePower.STANDBY,
-                Node.name.in_(list(names)),
+                Node.name.in_(list(done)),
             )
         )
     ).all()
     now = utcnow()
-    for node in refused:
-        node.power, node.power_changed_at = NodePower.ON, now
-    if refused:
-        await session.commit()
-    return bool(refused)
+    back = False
+    for node in standby:
+        if done[node.name] is None:  # refused
+            node.power, node.power_changed_at = NodePower.ON, now
+            node.power_refusals += 1
+            back = True
+        elif done[node.name] is False:  # powered off
+            node.power_refusals = 0
+    await session.commit()
+    return back
 
 
 async def awake_if_up(session: AsyncSession, ttl: timedelta) -> bool:
