@@ -50,13 +50,15 @@ def main() -> None:
 
     runs = {}
     for name, run in (
-        ("online", lambda: simulate(fleet).sites),
-        ("routed, then hindsight", lambda: simulate(fleet, policy=plan_hindsight).sites),
-        ("joint hindsight", lambda: joint_hindsight(fleet)),
+        ("online", lambda: [s.ledger for s in simulate(fleet).sites]),
+        (
+            "routed, then hindsight",
+            lambda: [s.ledger for s in simulate(fleet, policy=plan_hindsight).sites],
+        ),
+        ("joint hindsight", lambda: list(joint_hindsight(fleet))),
     ):
         started = time.perf_counter()
-        got = run()
-        ledgers = [getattr(s, "ledger", s) for s in got]
+        ledgers = run()
         runs[name] = (
             sum(ledger.margin for ledger in ledgers),
             sum(float(ledger.inference_usd.sum()) for ledger in ledgers),

@@ -52,12 +52,18 @@ def history(step: timedelta) -> int:
     return HISTORY_H * HOUR // step
 
 
-def site_market(model: PowerModel, start: datetime, count: int) -> Market:
-    """The site's intervals (`PowerModel.interval`) from HISTORY_H hours before `start` (an
-    interval's start) up to `count` intervals after it; raises `Invalid` when a source has no
-    figure for one of them."""
+def interval_starts(model: PowerModel, start: datetime, count: int) -> list[datetime]:
+    """The starts of the site's intervals (`PowerModel.interval`) from HISTORY_H hours before
+    `start` (an interval's start) up to `count` intervals after it."""
     step = model.interval
-    times = [start + i * step for i in range(-history(step), count)]
+    return [start + i * step for i in range(-history(step), count)]
+
+
+def site_market(model: PowerModel, start: datetime, count: int) -> Market:
+    """The site's market over `interval_starts(model, start, count)`; raises `Invalid` when a
+    source has no figure for one of them."""
+    step = model.interval
+    times = interval_starts(model, start, count)
     day: Days = np.array([day_number(t.date().isoformat()) for t in times], dtype=np.int64)
     dam, rt = _prices(model.price, times)
     return Market(

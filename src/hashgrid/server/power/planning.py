@@ -34,7 +34,7 @@ import numpy as np
 
 from hashgrid import energy
 from hashgrid.server.power.gpu_power import busy_power
-from hashgrid.server.power.market import HOUR, history, site_market
+from hashgrid.server.power.market import HOUR, history, interval_starts, site_market
 from hashgrid.server.power.schemas import IntervalOut, PowerModel
 
 
@@ -126,9 +126,9 @@ def plan_intervals(
     were ordered to just before `start`'s plan applies, where known. Raises `Invalid` when a
     source lacks a figure."""
     market = site_market(model, start, count)
+    times = interval_starts(model, start, count)
     site = energy_site(name, budget_mw, model, work)
-    step, first = model.interval, history(model.interval)
-    times = [start + (i - first) * step for i in range(len(market))]
+    first = history(model.interval)
     demand = node_demand(work, recorded, times, now)
     rules = energy.online_rules(site, market)
     prices_flex = model.gpus.flex_usd_per_node_hour > 0  # unpriced flex work is never paused

@@ -21,6 +21,7 @@ from hashgrid.server.power.market import HISTORY_H, HOUR, check_sources, interva
 from hashgrid.server.power.planning import (
     FORECAST_WEEKS,
     NodeWork,
+    Planned,
     mining_value,
     node_kw,
     plan_intervals,
@@ -250,7 +251,10 @@ async def _decide(
         return
     event.started_at = now
     met_by_asics = decided.power_state is SitePowerState.ACTIVE  # the plan's state stands
-    site.power_state = await planned_state(session, site) if met_by_asics else decided.power_state
+    if met_by_asics:
+        site.power_state = await planned_state(session, site, model)
+    else:
+        site.power_state = decided.power_state
     try:
         event.price_usd_per_mwh, hashprice = prices_at(model, now)
     except Invalid:
@@ -273,7 +277,7 @@ async def restore(session: AsyncSession, changes: Changes, name: str) -> Curtail
         raise Conflict(f"site {name!r} has no curtailment in force or scheduled")
     now = utcnow()
     _close(event, now)
-    site.power_state = await planned_state(session, site)
+    site.power_state = await planned_state(session, site, await stored_model(session, site))
     await session.commit()
     await changes.bump()
     return _out(event, now)
@@ -323,13 +327,28 @@ async def plan(session: AsyncSession, name: str, hours: int, start: datetime | N
     step = model.interval
     now = interval_of(utcnow(), step)
     begin = interval_of(start, step) if start is not None else now
-    recorded = await recorded_work(session, site, begin - HISTORY_H * HOUR, now, step)
-    before = await asic_ordered_before(session, site, begin, step) if begin <= now else None
-    count = hours * (HOUR // step)
-    planned = plan_intervals(
-        site.name, site.power_mw, model, work, begin, count, recorded, now, before
-    )
+    planned = await _planned(session, site, model, work, begin, hours * (HOUR // step), now)
     return PlanOut(site=site.name, intervals=[p.interval for p in planned])
+
+
+async def _planned(
+    session: AsyncSession,
+    site: Site,
+    model: PowerModel,
+    work: NodeWork,
+    start: datetime,
+    count: int,
+    now: datetime,
+) -> list[Planned]:
+    """The online plan of `count` intervals from `start`, on the work recorded before `now`
+    (the current interval's start) and the work now; the ramp steps from what the miners were
+    last ordered to, for a plan that begins by now."""
+    step = model.interval
+    recorded = await recorded_work(session, site, start - HISTORY_H * HOUR, now, step)
+    before = await asic_ordered_before(session, site, start, step) if start <= now else None
+    return plan_intervals(
+        site.name, site.power_mw, model, work, start, count, recorded, now, before
+    )
 
 
 async def recorded_work(
@@ -373,10 +392,12 @@ async def asic_ordered_before(
     return float(sum(before.asic_mw)) if before is not None and before.applied else None
 
 
-async def planned_state(session: AsyncSession, site: Site) -> SitePowerState:
+async def planned_state(
+    session: AsyncSession, site: Site, model: PowerModel | None
+) -> SitePowerState:
     """The site's state with no curtailment in force: `flex_paused` while this interval's plan
-    pauses flex work (flex replicas go where it pays), else `active`."""
-    model = await stored_model(session, site)
+    (of `model`, the site's power model) pauses flex work (flex replicas go where it pays), else
+    `active`."""
     step = HOUR if model is None else model.interval
     return _state_of(await current_plan(session, site, interval_of(utcnow(), step)))
 
@@ -397,12 +418,7 @@ async def store_plan(
     """Plan the interval from `start` on the nodes' `work` now and store it, applied unless a
     curtailment is in force (`curtailed`), and put the site in the state the plan calls for;
     True when what the site's miners or placement should do changed."""
-    step = model.interval
-    recorded = await recorded_work(session, site, start - HISTORY_H * HOUR, start, step)
-    before = await asic_ordered_before(session, site, start, step)
-    (planned,) = plan_intervals(
-        site.name, site.power_mw, model, work, start, 1, recorded, start, before
-    )
+    (planned,) = await _planned(session, site, model, work, start, 1, start)
     applied = not curtailed
     row = await current_plan(session, site, start)
     if row is None:
