@@ -308,9 +308,11 @@ def test_an_engine_failing_mid_stream_ends_the_stream_with_an_openai_error(
         upstream.server.stop()
 
 
-def test_fields_the_gateway_does_not_know_reach_the_engine_untouched(stack: Stack) -> None:
-    """Tools, response_format, logprobs, n, stop, seed and fields no version of the API has
-    yet go to the engine as the client sent them; a stream only gains include_usage."""
+def test_checked_fields_reach_the_engine_as_sent_and_unknown_ones_are_refused(
+    stack: Stack,
+) -> None:
+    """Tools, response_format, logprobs, stop and seed go to the engine as the client sent
+    them; a stream only gains include_usage; a field OpenAI does not know is a 400."""
     upstream = HeldStream()
     upstream.released.set()
     upstream.server.start()
@@ -336,15 +338,19 @@ def test_fields_the_gateway_does_not_know_reach_the_engine_untouched(stack: Stac
             "response_format": {"type": "json_object"},
             "logprobs": True,
             "top_logprobs": 2,
-            "n": 2,
+            "n": 1,
             "stop": ["\n\n", "END"],
             "seed": 7,
             "temperature": 0.0,
-            "a_field_from_the_future": {"nested": [1, 2.5, None, "x"]},
         }
         assert stack.post("/v1/chat/completions", body).status_code == 200
         assert upstream.received[-1] == body
-        stream = {**body, "stream": True, "stream_options": {"include_usage": False, "x": 1}}
+        future = {**body, "a_field_from_the_future": {"nested": [1, 2.5, None, "x"]}}
+        refused = stack.post("/v1/chat/completions", future)
+        assert refused.status_code == 400
+        assert refused.json()["error"]["param"] == "a_field_from_the_future"
+        assert upstream.received[-1] == body
+        stream = {**body, "stream": True, "stream_options": {"include_usage": False}}
         with httpx.stream(
             "POST",
             f"{stack.gateway.url}/v1/chat/completions",
@@ -355,7 +361,7 @@ def test_fields_the_gateway_does_not_know_reach_the_engine_untouched(stack: Stac
             assert r.status_code == 200
             r.read()
         sent = upstream.received[-1]
-        assert sent == {**stream, "stream_options": {"include_usage": True, "x": 1}}
+        assert sent == {**stream, "stream_options": {"include_usage": True}}
     finally:
         close()
         upstream.server.stop()
@@ -515,3 +521,55 @@ def test_logprobs_come_back_from_a_real_engine(stack: Stack) -> None:
     assert logprobs.content is not None
     assert len(logprobs.content) == answer.usage.completion_tokens
     assert all(t.logprob <= 0 and len(t.top_logprobs) >= 2 for t in logprobs.content)
+
+
+def test_an_engines_errors_reach_the_client_in_openais_shape_without_internals(
+    stack: Stack,
+) -> None:
+    """llama-cpp-python answers an exception as a 500 holding its text; the client gets a 502
+    it may retry, or a 400 it may not when the text says the request caused it."""
+    answers = {
+        "crash": (500, {"error": {"message": "Traceback: File \"x.py\", line 3: ggml_abort",
+                                  "type": "internal_server_error", "param": None, "code": None}}),
+        "template": (500, {"error": {"message": "ValueError: template refused role",
+                                     "type": "internal_server_error"}}),
+        "pydantic": (422, {"detail": [{"loc": ["body", "top_k"], "msg": "too big"}]}),
+    }  # fmt: skip
+
+    async def chat(request: Request) -> Response:
+        status, body = answers[json.loads(await request.body())["messages"][0]["content"]]
+        return JSONResponse(body, status_code=status)
+
+    async def models(_: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": "failing", "object": "model"}]})
+
+    upstream = ThreadedServer(
+        Starlette(
+            routes=[
+                Route("/v1/chat/completions", chat, methods=["POST"]),
+                Route("/v1/models", models, methods=["GET"]),
+            ]
+        )
+    )
+    upstream.start()
+    close = _serve_from(stack, upstream.url, name="failing")
+    try:
+        seen = {}
+        for what in answers:
+            body = {"model": "failing", "messages": [{"role": "user", "content": what}]}
+            r = stack.post("/v1/chat/completions", body, **{"x-request-id": f"engine-{what}"})
+            seen[what] = (r.status_code, r.headers.get("x-should-retry"), r.json()["error"])
+        status, retry, error = seen["crash"]
+        assert (status, retry, error["type"]) == (502, "true", "upstream_error")
+        assert "Traceback" not in error["message"]
+        assert ".py" not in error["message"]
+        status, retry, error = seen["template"]
+        assert (status, retry, error["type"]) == (400, "false", "invalid_request_error")
+        assert "ValueError" not in error["message"]
+        status, _, error = seen["pydantic"]
+        assert (status, error["param"], error["message"]) == (400, "top_k", "too big")
+        statuses = {u.client_request_id: u.status_code for u in stack.usage_of("engine-crash")}
+        assert statuses == {"engine-crash": 502}
+    finally:
+        close()
+        upstream.stop()

@@ -7,12 +7,15 @@ model validation of whole bodies on the hot path.
 import asyncio
 import gc
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 import aiohttp
 import orjson
+import structlog
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -21,7 +24,7 @@ from hashgrid.common.waiting import cancel_all
 from hashgrid.gateway.access_log import AccessLog
 from hashgrid.gateway.auth import authenticate_current
 from hashgrid.gateway.demand import DemandMeter, DemandReporter
-from hashgrid.gateway.errors import OpenAIError
+from hashgrid.gateway.errors import InternalError, ModelNotFound, OpenAIError, RouteNotFound
 from hashgrid.gateway.limits import InProcess, Limiter, Store
 from hashgrid.gateway.metering import UsageShipper, UsageSpool, adopt_sqlite_spool
 from hashgrid.gateway.proxy import Proxy
@@ -34,6 +37,8 @@ from hashgrid.ratelimit import LocalBuckets
 from hashgrid.routing import DefaultPolicy, PolicyConfig
 
 FIRST_VIEW_WAIT_S = 10.0
+
+log = structlog.get_logger("hashgrid.gateway")
 
 
 def wall_ms() -> float:
@@ -153,23 +158,36 @@ def create_app(settings: GatewaySettings) -> Starlette:
         return await proxy().handle(request, "/v1/embeddings")
 
     async def models(request: Request) -> Response:
-        request_id = request.headers.get("x-request-id", "")
+        rid = reply_id(request)
         try:
             await authenticate_current(request.headers.get("authorization"), watcher())
         except OpenAIError as e:
-            return e.response(request_id)
-        view = watcher().view
-        data = [
-            {"id": name, "object": "model", "created": 0, "owned_by": "hashgrid"}
-            for name in sorted(view.models)
-        ]
-        return Response(
-            orjson.dumps({"object": "list", "data": data}),
-            media_type="application/json",
-            headers={"x-request-id": request_id} if request_id else None,
-        )
+            return e.response(rid)
+        data = [model_object(name) for name in sorted(watcher().view.models)]
+        return json_response({"object": "list", "data": data}, rid)
 
-    async def healthz(_: Request) -> Response:
+    async def model(request: Request) -> Response:
+        """OpenAI's retrieve-model: the model when the view routes it, else 404."""
+        rid = reply_id(request)
+        try:
+            await authenticate_current(request.headers.get("authorization"), watcher())
+            name = request.path_params["model"]
+            if name not in watcher().view.models:
+                raise ModelNotFound(name)
+        except OpenAIError as e:
+            return e.response(rid)
+        return json_response(model_object(name), rid)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        """Unknown routes and methods, in OpenAI's shape like every other `/v1` answer."""
+        allowed = isinstance(exc, HTTPException) and exc.status_code == 405
+        return RouteNotFound(request.method, request.url.path, allowed).response(reply_id(request))
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.error("request failed in the gateway", request_id=reply_id(request), exc_info=exc)
+        return InternalError().response(reply_id(request))
+
+    async def healthz(request: Request) -> Response:
         """200 once the first view arrived, with each model's routable replica count and the
         replicas passive health keeps out (seconds of cool-down left)."""
         w = watcher()
@@ -181,7 +199,10 @@ def create_app(settings: GatewaySettings) -> Starlette:
             "ejected": {rid: round(s, 1) for rid, s in policy.ejected().items()},
         }
         return Response(
-            orjson.dumps(body), status_code=200 if synced else 503, media_type="application/json"
+            orjson.dumps(body),
+            status_code=200 if synced else 503,
+            media_type="application/json",
+            headers={"x-request-id": reply_id(request)},
         )
 
     return Starlette(
@@ -190,7 +211,25 @@ def create_app(settings: GatewaySettings) -> Starlette:
             Route("/v1/completions", completions, methods=["POST"]),
             Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
+            Route("/v1/models/{model:path}", model, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],
+        exception_handlers={404: not_found, 405: not_found, Exception: server_error},
         lifespan=lifespan,
+    )
+
+
+def reply_id(request: Request) -> str:
+    """The `x-request-id` to answer with: the client's own when it sent one, else a new one."""
+    given = request.headers.get("x-request-id")
+    return given[:200] if given else f"req_{uuid.uuid4().hex}"
+
+
+def model_object(name: str) -> dict[str, object]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "hashgrid"}
+
+
+def json_response(body: object, request_id: str) -> Response:
+    return Response(
+        orjson.dumps(body), media_type="application/json", headers={"x-request-id": request_id}
     )

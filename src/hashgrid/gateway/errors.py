@@ -1,13 +1,15 @@
 """Errors in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
 
 OpenAIError
-├── BadRequest          400 invalid_request_error
+├── BadRequest          400 invalid_request_error (code: which check, as OpenAI names it)
 ├── InvalidKey          401 invalid_request_error / invalid_api_key
 ├── ModelNotFound       404 invalid_request_error / model_not_found
+├── RouteNotFound       404 invalid_request_error / unknown_url (405: method_not_allowed)
 ├── RateLimited         429 requests | tokens / rate_limit_exceeded (with retry-after)
 ├── QuotaExceeded       429 insufficient_quota / insufficient_quota (x-should-retry: false)
 ├── NoReplica           503 service_unavailable / no_ready_replica
-└── UpstreamFailed      502 upstream_error / replica_failed
+├── UpstreamFailed      502 upstream_error / replica_failed (x-should-retry: true)
+└── InternalError       500 server_error (x-should-retry: true): a gateway bug, never details
 
 429s are shaped as OpenAI's: `type` says which limit (`requests` or `tokens`), `code` is
 `rate_limit_exceeded`; a spent budget is `insufficient_quota`. Headers an error carries (rate
@@ -24,12 +26,18 @@ class OpenAIError(Exception):
     code: str | None = None
 
     def __init__(
-        self, message: str, param: str | None = None, headers: dict[str, str] | None = None
+        self,
+        message: str,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         self.headers = headers or {}
+        if code is not None:
+            self.code = code
 
     def body(self) -> dict[str, object]:
         return {
@@ -72,9 +80,24 @@ class ModelNotFound(OpenAIError):
 
     def __init__(self, model: str) -> None:
         """OpenAI's words for a model the key cannot use, whether it exists or not."""
+        shown = model if len(model) <= 100 else model[:100] + "..."
         super().__init__(
-            f"The model `{model}` does not exist or you do not have access to it.", param="model"
+            f"The model `{shown}` does not exist or you do not have access to it.", param="model"
         )
+
+
+class RouteNotFound(OpenAIError):
+    status = 404
+    type = "invalid_request_error"
+    code = "unknown_url"
+
+    def __init__(self, method: str, path: str, allowed: bool = False) -> None:
+        shown = path if len(path) <= 100 else path[:100] + "..."
+        if allowed:  # the path exists, not with this method
+            super().__init__(f"Method {method} is not allowed on {shown}.")
+            self.status, self.code = 405, "method_not_allowed"
+        else:
+            super().__init__(f"Invalid URL ({method} {shown}).")
 
 
 class RateLimited(OpenAIError):
@@ -102,3 +125,20 @@ class UpstreamFailed(OpenAIError):
     status = 502
     type = "upstream_error"
     code = "replica_failed"
+
+    def __init__(self, message: str) -> None:
+        """A failure on the serving side: the SDKs may retry it (they retry 5xx by default)."""
+        super().__init__(message, headers={"x-should-retry": "true"})
+
+
+class InternalError(OpenAIError):
+    status = 500
+    type = "server_error"
+    code = "internal_error"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The gateway failed to handle the request; it has been logged with its request id. "
+            "Retry, and report the id if it persists.",
+            headers={"x-should-retry": "true"},
+        )

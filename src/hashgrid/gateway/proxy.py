@@ -21,8 +21,10 @@ from hashgrid.contracts.gateway import KeyEntry, RoutedModel, RouteReplica
 from hashgrid.gateway.access_log import AccessLog
 from hashgrid.gateway.auth import authenticate_current
 from hashgrid.gateway.demand import DemandMeter
+from hashgrid.gateway.engine_errors import engine_error
 from hashgrid.gateway.errors import (
     BadRequest,
+    InternalError,
     ModelNotFound,
     NoReplica,
     OpenAIError,
@@ -30,6 +32,7 @@ from hashgrid.gateway.errors import (
 )
 from hashgrid.gateway.limits import Limiter, Ticket
 from hashgrid.gateway.metering import UsageSpool
+from hashgrid.gateway.normalize import normalize
 from hashgrid.gateway.sse import EventSplitter, event_json
 from hashgrid.gateway.steering import (
     CLIENT_COUNTRY_HEADER,
@@ -131,14 +134,12 @@ class Proxy:
             country = client_country(
                 request.headers.get(CLIENT_COUNTRY_HEADER), x.key, self._country
             )
-            body = _parse_body(await request.body())
-            x.model = _model_of(body)
-            task, check = REQUIRED[endpoint]
-            check(body)
+            body = normalize(endpoint, _parse_body(await request.body()))
+            x.model = body["model"]
             routed = view.models.get(x.model)
             if routed is None:
                 raise ModelNotFound(x.model)
-            if routed.task != task:
+            if routed.task != TASKS[endpoint]:
                 raise BadRequest(
                     f"The model `{x.model}` does not support {endpoint}: it serves "
                     + ("embeddings (/v1/embeddings)." if routed.task == "embed" else "text."),
@@ -168,6 +169,12 @@ class Proxy:
             x.status = 499
             self._finish(x)
             raise
+        except Exception:  # a gateway bug: logged with the id, answered in OpenAI's shape
+            log.exception("request failed in the gateway", request_id=x.reply_id)
+            error = InternalError()
+            x.status = error.status
+            self._finish(x)
+            return error.response(x.reply_id, x.limit_headers)
         if upstream.status >= 400:
             return await self._upstream_error(upstream, x, data)
         assert x.replica is not None
@@ -336,29 +343,27 @@ class Proxy:
     async def _upstream_error(
         self, upstream: aiohttp.ClientResponse, x: Exchange, data: bytes
     ) -> Response:
-        """An engine's refusal, passed on in OpenAI's shape whatever shape the engine used."""
+        """An engine's refusal or failure, answered in OpenAI's shape without its internals
+        (`engine_errors`); what the engine said goes to the log."""
         self._release(upstream, x)
-        x.status = upstream.status
-        self._finish(x)
         try:
             parsed: Any = orjson.loads(data)
         except orjson.JSONDecodeError:
             parsed = None
-        site = {SITE_HEADER: x.replica.site} if x.replica else {}
-        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
-            return Response(
-                data,
-                status_code=upstream.status,
-                media_type="application/json",
-                headers={"x-request-id": x.reply_id, **site, **x.limit_headers},
+        error = engine_error(upstream.status, data, parsed)
+        if upstream.status >= 500:
+            log.warning(
+                "replica failed the request",
+                request_id=x.reply_id,
+                replica=x.replica.replica_id if x.replica else None,
+                status=upstream.status,
+                engine_said=data[:500].decode(errors="replace"),
             )
-        message = _engine_message(parsed, data)
-        error: OpenAIError = (
-            BadRequest(message) if upstream.status in (400, 422) else UpstreamFailed(message)
-        )
-        error.status = 400 if upstream.status == 422 else upstream.status
+        x.status = error.status
+        self._finish(x)
         response = error.response(x.reply_id, x.limit_headers)
-        response.headers.update(site)
+        if x.replica is not None:
+            response.headers[SITE_HEADER] = x.replica.site
         return response
 
     def _release(self, upstream: aiohttp.ClientResponse, x: Exchange, abort: bool = False) -> None:
@@ -435,53 +440,9 @@ def _parse_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _model_of(body: dict[str, Any]) -> str:
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise BadRequest("You must provide a model parameter.", param="model")
-    return model
-
-
-def _check_chat(body: dict[str, Any]) -> None:
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise BadRequest("`messages` must be a non-empty array of messages.", param="messages")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-            raise BadRequest(
-                f"`messages[{i}]` must be an object with a string `role`.", param=f"messages[{i}]"
-            )
-
-
-def _check_completion(body: dict[str, Any]) -> None:
-    prompt = body.get("prompt")
-    if not isinstance(prompt, str | list):
-        raise BadRequest("`prompt` must be a string or an array.", param="prompt")
-
-
-def _check_embedding(body: dict[str, Any]) -> None:
-    given = body.get("input")
-    texts = given if isinstance(given, list) else [given]
-    if not texts or not all(isinstance(t, str | int | list) for t in texts) or given == "":
-        raise BadRequest(
-            "`input` must be a non-empty string, an array of strings, or tokens.", param="input"
-        )
-
-
-# The task a model must serve for each endpoint, and the least a request needs to be worth
-# sending on (the engine checks the rest).
-REQUIRED = {
-    "/v1/chat/completions": ("generate", _check_chat),
-    "/v1/completions": ("generate", _check_completion),
-    "/v1/embeddings": ("embed", _check_embedding),
+# The task a model must serve for each endpoint.
+TASKS = {
+    "/v1/chat/completions": "generate",
+    "/v1/completions": "generate",
+    "/v1/embeddings": "embed",
 }
-
-
-def _engine_message(parsed: Any, data: bytes) -> str:
-    if isinstance(parsed, dict) and "detail" in parsed:
-        detail = parsed["detail"]
-        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
-            where = ".".join(str(p) for p in detail[0].get("loc", [])[1:])
-            return f"{where}: {detail[0].get('msg', '')}" if where else str(detail[0].get("msg"))
-        return str(detail)
-    return data.decode(errors="replace")[:500] or "The replica refused the request."
