@@ -275,3 +275,23 @@ def test_a_valid_request_still_answers_after_the_corpus(stack: Stack) -> None:
     r = send(stack, Case("valid", chat(), 200), "valid-after")
     assert r.status_code == 200, r.text
     assert r.json()["usage"]["completion_tokens"] > 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "authorized", "status"),
+    [
+        ("GET", "/v1/models", False, 401),
+        ("GET", "/v1/models", True, 200),
+        ("GET", "/v1/models/tiny", True, 200),
+        ("GET", "/v1/unknown", True, 404),
+        ("POST", CHAT, True, 400),
+        ("GET", "/healthz", False, 200),
+    ],
+)
+def test_an_answer_without_a_client_id_carries_the_gateways_own(
+    stack: Stack, method: str, path: str, authorized: bool, status: int
+) -> None:
+    headers = {"authorization": f"Bearer {stack.key}"} if authorized else {}
+    r = httpx.request(method, stack.gateway.url + path, headers=headers, content=b"{}", timeout=10)
+    assert r.status_code == status
+    assert r.headers["x-request-id"].startswith("req_")
