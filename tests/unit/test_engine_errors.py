@@ -56,3 +56,11 @@ def test_a_context_overflow_in_a_500_is_named_as_openai_names_it() -> None:
 def test_an_engine_failure_says_the_client_may_retry() -> None:
     error = engine_error(500, b"oops", None)
     assert (error.status, error.headers["x-should-retry"]) == (502, "true")
+
+
+def test_pythons_words_for_request_data_of_the_wrong_shape_are_the_requests_fault() -> None:
+    """What llama-cpp-python answered to an image part sent to a text-only chat template."""
+    body = {"error": {"message": 'can only concatenate str (not "list") to str'}}
+    error = engine_error(500, b"", body)
+    assert (error.status, error.code) == (400, "unprocessable_by_model")
+    assert "concatenate" not in error.message

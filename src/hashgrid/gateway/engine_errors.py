@@ -21,9 +21,13 @@ from hashgrid.gateway.errors import BadRequest, OpenAIError, UpstreamFailed
 
 MAX_MESSAGE = 300
 # Words in an engine's 5xx that mean the request, not the engine, is at fault.
+# llama-cpp-python answers any exception while it formats a request as a 500: Python's own
+# words for data of the wrong shape (content parts to a text-only template, a key it lacks)
+# say the request, not the engine, is at fault.
 REQUEST_FAULT = re.compile(
     r"context (window|length)|exceed|not supported|unsupported|invalid|must be|expected"
-    r"|template|ValueError|TypeError|KeyError|jinja",
+    r"|template|ValueError|TypeError|KeyError|jinja|concatenate|has no attribute"
+    r"|not subscriptable|not iterable|unexpected keyword",
     re.IGNORECASE,
 )
 CONTEXT = re.compile(r"exceed.*context|context (window|length)", re.IGNORECASE)
@@ -44,15 +48,17 @@ def engine_error(status: int, data: bytes, parsed: Any) -> OpenAIError:
             error.status = status if status in (404, 413, 429) else 400
         return error
     if REQUEST_FAULT.search(message):
-        code = "context_length_exceeded" if CONTEXT.search(message) else code
-        error = BadRequest(
-            _clean(message)
-            or "The model could not process this request: check its messages and parameters.",
-            param=param,
-            code=code,
-            headers={"x-should-retry": "false"},
-        )
-        return error
+        if CONTEXT.search(message):
+            words = _clean(message) or "The request exceeds the model's context window."
+            code = "context_length_exceeded"
+        else:  # the engine's words here are about its code, not the client's request
+            words = (
+                "The model's engine could not process this request: its chat template or "
+                "features do not fit it. Check the content types (images, audio), tool calls "
+                "and parameters the model supports."
+            )
+            code = "unprocessable_by_model"
+        return BadRequest(words, param=param, code=code, headers={"x-should-retry": "false"})
     return UpstreamFailed(f"The replica failed to answer the request (engine status {status}).")
 
 

@@ -434,9 +434,11 @@ def _message(value: Any, param: str) -> dict[str, Any]:
     message = checked_object(value, MESSAGE_FIELDS, (), param)
     content = value.get("content")
     if content is None:
-        # Only an assistant's turn may lack content: one that called tools or refused.
+        # Only an assistant's turn may lack content: one that called tools or refused. Chat
+        # templates read every turn's content, so it goes on as an empty string.
         if role != "assistant" or not message.keys() & {"tool_calls", "function_call", "refusal"}:
             raise missing(f"{param}.content")
+        message["content"] = ""
     else:
         message["content"] = _content(role, content, f"{param}.content")
     if role == "tool" and "tool_call_id" not in message:
