@@ -96,9 +96,7 @@ def test_a_huge_bad_record_is_kept_cut_to_a_bound(server: LiveServer, gateway_to
     assert len(kept["record"]) == 4000
 
 
-def test_only_the_admin_reads_the_records_set_aside(
-    server: LiveServer, gateway_token: str
-) -> None:
+def test_only_the_admin_reads_the_records_set_aside(server: LiveServer, gateway_token: str) -> None:
     with server.http(gateway_token) as gw:
         post(gw, [42])
         assert gw.get("/api/v1/usage/rejected").status_code == 403
