@@ -1,14 +1,21 @@
 """A gateway's usage batch holding bad records, on SQLite and PostgreSQL: the valid records are
 stored, the bad ones set aside for the admin, the batch acknowledged, and shipping goes on."""
 
+import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
+from sqlalchemy import text
 
 from hashgrid.contracts.gateway import UsageAck
+from hashgrid.server.db.base import utcnow
+from hashgrid.server.db.engine import make_engine
+from hashgrid.server.db.migrate import alembic_config
 
-from support.live import LiveServer
+from support.live import LiveServer, server_settings
 
 
 def record(request_id: str, **changes: Any) -> dict[str, Any]:
@@ -113,3 +120,47 @@ def _site(server: LiveServer) -> str:
     with server.client() as admin:
         admin.create_site("home", "us-south", "US", 1.0)
     return "home"
+
+
+def test_records_stored_before_the_bounds_read_back_within_them(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Migration 0020 clamps what older servers stored (negative counts on both backends; on
+    SQLite also counts past 32 bits and long or NUL-holding names), so the API can show it."""
+    rows = [("negative", "tiny", -100_000, 5, -0.1)]
+    if database_url.startswith("sqlite"):
+        rows += [("overflow", "tiny", 5, 2**31, 1.0), ("long", "m\x00" + "m" * 299, 5, 7, 0.0)]
+
+    async def store_before_0020() -> None:
+        engine = make_engine(database_url)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0019"))
+                await conn.execute(
+                    text(
+                        "INSERT INTO usage_records (request_id, key_id, customer_id, model,"
+                        " endpoint, status_code, prompt_tokens, completion_tokens, cost_usd,"
+                        " duration_ms, started_at, received_at) VALUES (:rid, 'k', 'c', :model,"
+                        " '/v1/chat/completions', 200, :prompt, :completion, :cost, 1.0,"
+                        " :at, :at)"
+                    ),
+                    [
+                        dict(zip(("rid", "model", "prompt", "completion", "cost"), r, strict=True))
+                        | {"at": utcnow()}
+                        for r in rows
+                    ],
+                )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(store_before_0020())
+    settings = server_settings(tmp_path / "home", database_url)
+    with LiveServer(settings) as live, live.client() as admin:
+        stored = {u.request_id: u for u in admin.usage()}
+    negative = stored.pop("negative")
+    assert (negative.prompt_tokens, negative.cost_usd, negative.usage_clamped) == (0, 0.0, True)
+    if stored:
+        assert stored["overflow"].completion_tokens == 2**31 - 1
+        assert stored["overflow"].usage_clamped
+        assert stored["long"].model == "m" * 200
+        assert not stored["long"].usage_clamped
