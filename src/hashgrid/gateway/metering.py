@@ -32,8 +32,9 @@ crash), so the server, which stores each request id once, keeps the final record
 What is spooled is bounded to what the server stores (`clamp_text`, `token_count`): a client's
 model name or request id holding NUL or longer than its column, or a node's token count that is
 negative, not an integer or beyond any context, would otherwise be a record the server cannot
-store. An implausible count is clamped, flagged on the record (`usage_clamped`) and logged with
-the node and replica: the node's error, not the customer's bill.
+store. An implausible count is the node's error: it is clamped into range, the record is
+flagged (`usage_clamped`, stored with it, so the server and billing can tell it from a trusted
+count) and a warning names the node and replica.
 """
 
 import asyncio
