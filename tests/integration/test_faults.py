@@ -1,12 +1,10 @@
 """Faults: the control plane goes away and comes back while agents, engines and gateways run;
 an agent dies and a new one takes over its engines; an engine dies and its agent restarts it."""
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import cast
 
@@ -19,7 +17,14 @@ from hashgrid.common.net import free_port
 from hashgrid.server.deployments.schemas import ReplicaOut
 
 from support.engines import engines_of, engines_on_port
-from support.live import AgentProcess, LiveGateway, LiveServer, server_settings, wait_until
+from support.live import (
+    AgentProcess,
+    GatewayProcess,
+    LiveGateway,
+    LiveServer,
+    server_settings,
+    wait_until,
+)
 
 CHAT = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
 
@@ -359,34 +364,6 @@ def test_a_replica_its_agent_cannot_bring_back_is_moved_with_the_failure_as_reas
 # --- the gateway is killed with SIGKILL mid-load ---------------------------------------------
 
 
-class GatewayProcess:
-    """`hashgrid gateway` as a real subprocess, so that it can be killed without warning."""
-
-    def __init__(self, server_url: str, token: str, home: Path, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        home.mkdir(parents=True, exist_ok=True)
-        args = [
-            sys.executable, "-m", "hashgrid", "gateway", "--server", server_url,
-            "--token", token, "--port", str(port), "--home", str(home),
-        ]  # fmt: skip
-        # Small batches shipped often: some are acknowledged before the kill, some are not.
-        env = {
-            **os.environ,
-            "NO_COLOR": "1",
-            "HASHGRID_GATEWAY_USAGE_BATCH_SIZE": "4",
-            "HASHGRID_GATEWAY_USAGE_FLUSH_S": "0.3",
-        }
-        with (home / "gateway.log").open("ab") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
-
-    def ready(self) -> bool:
-        try:
-            body = httpx.get(f"{self.url}/healthz", timeout=2).json()
-        except httpx.HTTPError:
-            return False
-        return bool(body.get("ready_replicas", {}).get("tiny"))
-
-
 class Clients:
     """Threads posting chat completions, each with its own request ids, until stopped; they
     keep the ids of the requests whose answer arrived whole."""
@@ -442,18 +419,20 @@ def test_gateway_killed_with_sigkill_under_load_loses_and_duplicates_no_usage(
         server.url, tmp_path / "agent", admin.create_join_token("local").token, "n"
     )
     port = free_port()
-    gateway = GatewayProcess(server.url, token, tmp_path / "gw", port)
+    # Small batches shipped often: some are acknowledged before the kill, some are not.
+    often = {"usage_batch_size": "4", "usage_flush_s": "0.3"}
+    gateway = GatewayProcess(server.url, token, tmp_path / "gw", port, often)
     restarted: GatewayProcess | None = None
     try:
-        wait_until(gateway.ready, 60, "a routable replica at the gateway")
+        wait_until(partial(gateway.ready_replicas, "tiny"), 60, "a routable replica at the gateway")
         clients = Clients(gateway.url, key, threads=4)
         wait_until(lambda: len(clients.answered) >= 40, 60, "answers before the kill")
         gateway.proc.send_signal(signal.SIGKILL)
         gateway.proc.wait(10)
         answered = clients.stop()
 
-        restarted = GatewayProcess(server.url, token, tmp_path / "gw", port)
-        wait_until(restarted.ready, 60, "the restarted gateway")
+        restarted = GatewayProcess(server.url, token, tmp_path / "gw", port, often)
+        wait_until(partial(restarted.ready_replicas, "tiny"), 60, "the restarted gateway")
         after = [f"after-{i}" for i in range(3)]
         for rid in after:
             r = httpx.post(
@@ -474,8 +453,7 @@ def test_gateway_killed_with_sigkill_under_load_loses_and_duplicates_no_usage(
         assert all(i and i.startswith(("kill-", "after-")) for i in ids)
     finally:
         for proc in (gateway, restarted):
-            if proc is not None and proc.proc.poll() is None:
-                proc.proc.terminate()
-                proc.proc.wait(20)
+            if proc is not None:
+                proc.stop()
         _clean_up(admin, agent)
         server.stop()

@@ -139,6 +139,47 @@ class LiveGateway(ThreadedServer):
         return int(self.health().get("ready_replicas", {}).get(model, 0))
 
 
+class GatewayProcess:
+    """`hashgrid gateway` as a real subprocess, so that it can be killed without warning;
+    `settings` are `GatewaySettings` fields, set through the environment."""
+
+    def __init__(
+        self,
+        server_url: str,
+        token: str,
+        home: Path,
+        port: int,
+        settings: dict[str, str] | None = None,
+    ) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.home = home
+        home.mkdir(parents=True, exist_ok=True)
+        args = [
+            sys.executable, "-m", "hashgrid", "gateway", "--server", server_url,
+            "--token", token, "--port", str(port), "--home", str(home),
+        ]  # fmt: skip
+        env = {
+            **os.environ,
+            "NO_COLOR": "1",
+            **{f"HASHGRID_GATEWAY_{k.upper()}": v for k, v in (settings or {}).items()},
+        }
+        with (home / "gateway.log").open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    def ready_replicas(self, model: str) -> int:
+        """The replicas of `model` the gateway routes to; 0 also while it is not answering."""
+        try:
+            body = httpx.get(f"{self.url}/healthz", timeout=2).json()
+        except httpx.HTTPError:
+            return 0
+        return int(body.get("ready_replicas", {}).get(model, 0))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(20)
+
+
 class AgentProcess:
     """`hashgrid agent` as a real subprocess, the way a node runs it."""
 

@@ -1,8 +1,10 @@
 """The gateway's local usage spool: append-only segments, read oldest first, acknowledged."""
 
 import os
+import signal
 import sqlite3
-from collections.abc import Iterator
+import stat
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ def record(request_id: str, prompt_tokens: int = 5) -> dict[str, Any]:
         "ttft_ms": 12.5,
         "duration_ms": 40.0,
         "started_at": datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
+        "usage_clamped": False,
     }
 
 
@@ -297,3 +300,103 @@ def test_records_left_in_an_older_sqlite_spool_are_adopted_and_it_is_deleted(
     assert not db.exists()
     assert spool.read(10).request_ids == ["old1", "old2"]
     assert adopt_sqlite_spool(db, spool) == 0
+
+
+def test_the_spool_is_private_also_when_an_older_gateway_left_it_readable(
+    tmp_path: Path,
+) -> None:
+    """Usage names customers and their traffic: 0600 files in a 0700 directory."""
+    path = tmp_path / "spool"
+    path.mkdir(mode=0o755)
+    (path / f"{0:012d}{SEGMENT_SUFFIX}").write_bytes(b"")
+    (path / f"{0:012d}{SEGMENT_SUFFIX}").chmod(0o644)
+    s = UsageSpool(path)
+    try:
+        s.append(record("q1"))
+        s.ack(s.read(10))
+        s.track("s1", lambda: record("s1"))
+        s.write_journal(s.progress())
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.iterdir()}
+        assert {"lock", "acked", "streams"} <= set(modes)
+        assert set(modes.values()) == {0o600}, modes
+    finally:
+        s.close()
+
+
+def test_an_open_streams_progress_is_spooled_by_the_next_open_once(tmp_path: Path) -> None:
+    path = tmp_path / "spool"
+
+    def stream(s: UsageSpool) -> None:
+        so_far = {"completion_tokens": 3}
+        s.track("s1", lambda: record("s1") | so_far)
+        s.write_journal(s.progress())
+        so_far["completion_tokens"] = 9  # after the last tick: not journaled
+
+    killed_after(stream, path)
+    again = UsageSpool(path)
+    try:
+        batch = again.read(10)
+        assert batch.request_ids == ["s1"]
+        assert orjson.loads(batch.records[0])["completion_tokens"] == 3
+        assert not (path / "streams").exists()
+    finally:
+        again.close()
+    assert drain(UsageSpool(path)) == ["s1"], "spooled once, not at each open"
+
+
+def test_a_streams_final_record_ends_its_journaling(spool: UsageSpool, tmp_path: Path) -> None:
+    spool.track("s1", lambda: record("s1"))
+    spool.write_journal(spool.progress())
+    assert (tmp_path / "spool" / "streams").exists()
+    spool.append(record("s1"))
+    assert spool.progress() == []
+    spool.write_journal(spool.progress())
+    assert not (tmp_path / "spool" / "streams").exists()
+
+
+def test_a_final_record_spooled_after_the_last_tick_comes_before_the_journaled_one(
+    tmp_path: Path,
+) -> None:
+    """The server keeps the first record of a request id: the final one wins."""
+    path = tmp_path / "spool"
+
+    def stream(s: UsageSpool) -> None:
+        s.track("s1", lambda: record("s1", prompt_tokens=0))
+        s.write_journal(s.progress())
+        s.append(record("s1", prompt_tokens=5))  # it ended; the crash came before a tick
+
+    killed_after(stream, path)
+    again = UsageSpool(path)
+    try:
+        batch = again.read(10)
+        assert batch.request_ids == ["s1", "s1"]
+        assert orjson.loads(batch.records[0])["prompt_tokens"] == 5
+    finally:
+        again.close()
+
+
+def test_streams_open_at_a_clean_close_are_spooled_by_the_next_open(tmp_path: Path) -> None:
+    path = tmp_path / "spool"
+    s = UsageSpool(path)
+    s.track("s1", lambda: record("s1"))
+    s.close()
+    again = UsageSpool(path)
+    try:
+        assert again.read(10).request_ids == ["s1"]
+    finally:
+        again.close()
+
+
+def killed_after(work: Callable[[UsageSpool], None], path: Path) -> None:
+    """Run `work` on the spool at `path` in a child process, then SIGKILL it (no close)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            work(UsageSpool(path))
+            os.kill(os.getpid(), signal.SIGKILL)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status)
+    assert os.WTERMSIG(status) == signal.SIGKILL

@@ -5,8 +5,11 @@ the view is newer than REV, and after S seconds in any case. Every answer carrie
 each replica's agent last reported (while fresh), so a gateway that polls every few seconds sees
 loads that recent although the revision does not move for them. `POST /api/v1/gateway/usage`
 takes a `UsageBatch`; records are idempotent by `request_id`, so a gateway may resend a batch
-after any failure. `POST /api/v1/gateway/demand` takes a `DemandReport` every second or so, and
-at once when a request starts waiting for a model with no ready replica: autoscaling's input.
+after any failure. The server checks each record against `UsageRecord` on its own: it stores the
+valid ones, sets the others aside for an admin to read, and acknowledges the whole batch, so one
+bad record never holds up the records behind it (see docs/metering.md).
+`POST /api/v1/gateway/demand` takes a `DemandReport` every second or so, and at once when a
+request starts waiting for a model with no ready replica: autoscaling's input.
 
 Limits and budgets: each key carries its own `Limits`, and `customers` the limits of every
 customer that has some. `spend` is what the control plane has stored of this month's spend for
@@ -15,11 +18,21 @@ every key and customer with a budget; its `seq` grows with each stored batch of 
 in `spend`, has arrived there (see `gateway/spend.py`).
 """
 
-from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel, Field, JsonValue
 
+from hashgrid.contracts.bounds import Count32, Finite, text
 from hashgrid.contracts.states import SitePowerState
+
+# The widths of the `usage_records` columns (server/usage/tables.py): what `UsageRecord` accepts
+# and what the gateway cuts client-given strings to before it spools them.
+REQUEST_ID_LEN = 100
+CLIENT_REQUEST_ID_LEN = 200
+ID_LEN = 32  # key, customer, replica and node ids
+MODEL_LEN = 200
+ENDPOINT_LEN = 64
+SITE_LEN = 100
 
 
 class RouteReplica(BaseModel):
@@ -103,21 +116,28 @@ class GatewayView(BaseModel):
 
 
 class UsageRecord(BaseModel):
-    request_id: str  # the gateway's own, unique per request: what makes a record idempotent
-    client_request_id: str | None = None  # the client's `x-request-id`, echoed back to it
-    key_id: str
-    customer_id: str
-    model: str
-    endpoint: str  # the API route, e.g. /v1/chat/completions
-    replica_id: str | None
-    node_id: str | None
-    site: str | None
-    status_code: int
-    prompt_tokens: int
-    completion_tokens: int
-    ttft_ms: float | None
-    duration_ms: float
-    started_at: datetime
+    """One request as metered; every field within what its `usage_records` column holds."""
+
+    # The gateway's own id, unique per request: what makes a record idempotent.
+    request_id: Annotated[str, text(REQUEST_ID_LEN, 1)]
+    # The client's `x-request-id`, echoed back to it.
+    client_request_id: Annotated[str, text(CLIENT_REQUEST_ID_LEN)] | None = None
+    key_id: Annotated[str, text(ID_LEN, 1)]
+    customer_id: Annotated[str, text(ID_LEN, 1)]
+    model: Annotated[str, text(MODEL_LEN)]
+    endpoint: Annotated[str, text(ENDPOINT_LEN, 1)]  # the API route, e.g. /v1/chat/completions
+    replica_id: Annotated[str, text(ID_LEN)] | None
+    node_id: Annotated[str, text(ID_LEN)] | None
+    site: Annotated[str, text(SITE_LEN)] | None
+    status_code: int = Field(ge=100, le=599)
+    prompt_tokens: Count32
+    completion_tokens: Count32
+    ttft_ms: Annotated[Finite, Field(ge=0)] | None
+    duration_ms: Annotated[Finite, Field(ge=0)]
+    started_at: AwareDatetime
+    # The node reported token counts the gateway did not trust (negative, not whole, or beyond
+    # any context): the counts here are the gateway's clamped ones.
+    usage_clamped: bool = False
 
 
 class ModelDemand(BaseModel):
@@ -138,10 +158,13 @@ class DemandReport(BaseModel):
 
 
 class UsageBatch(BaseModel):
-    records: list[UsageRecord]
+    """Records as a gateway spooled them, each a `UsageRecord` (checked one by one)."""
+
+    records: list[JsonValue] = Field(max_length=100_000)
 
 
 class UsageAck(BaseModel):
     accepted: int  # records newly stored
     duplicates: int  # records already stored under the same request id
+    rejected: int = 0  # records that are not valid `UsageRecord`s, set aside (not stored)
     spend_seq: int = 0  # the first `SpendReport.seq` whose figures hold this batch

@@ -15,6 +15,26 @@ Each open starts a new segment, so that a line torn by a crash stays the last of
 the reader skips an incomplete last line of any segment no longer written. A segment the server
 has acknowledged to its end is deleted. The `acked` file is replaced atomically; if a crash
 comes between the server's answer and that write, the batch is sent again (rare and harmless).
+The spool's files are the gateway's alone: 0600, in a 0700 directory.
+
+Streams cut by a crash. A stream's record is written when it ends, so a gateway killed
+mid-stream would never bill it. While a stream is open, the proxy `track`s it with a function
+giving its record so far (the content chunks that reached the client as completion tokens,
+status 499). At each sync tick (`usage_fsync_s`) the spool writes those records to the
+`streams` journal, replaced atomically (and deleted when no stream is open); appending a
+request's final record stops its tracking. On the next open, each record left in the journal
+is appended to the spool, then the journal is deleted. A cut stream is so billed for what
+reached its client, at most one tick behind (a stream younger than a tick is lost). It is never
+billed twice: its journal record has the request id its final record has, and comes after that
+record in the spool when there was one (a stream that ended just after the tick before the
+crash), so the server, which stores each request id once, keeps the final record.
+
+What is spooled is bounded to what the server stores (`clamp_text`, `token_count`): a client's
+model name or request id holding NUL or longer than its column, or a node's token count that is
+negative, not an integer or beyond any context, would otherwise be a record the server cannot
+store. An implausible count is the node's error: it is clamped into range, the record is
+flagged (`usage_clamped`, stored with it, so the server and billing can tell it from a trusted
+count) and a warning names the node and replica.
 """
 
 import asyncio
@@ -38,8 +58,33 @@ log = structlog.get_logger("hashgrid.gateway.metering")
 
 SEGMENT_SUFFIX = ".jsonl"
 ACKED = "acked"
+JOURNAL = "streams"  # the records so far of the streams open at the last sync tick
 READ_CHUNK = 1 << 18
 OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+# More tokens than any model's context holds: a node reporting more for one request is wrong.
+PLAUSIBLE_TOKENS = 10_000_000
+
+
+def clamp_text(value: str, limit: int) -> str:
+    """`value` as a usage record column holds it: without NUL, at most `limit` characters."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    return value[:limit]
+
+
+def token_count(reported: object) -> tuple[int, bool]:
+    """A node's token count as a record keeps it, and whether it was plausible as reported.
+
+    Absent (None) counts as 0, as engines leave out what they did not produce; an integer in
+    0..PLAUSIBLE_TOKENS is taken. Anything else is kept as 0: the customer never pays for a
+    node's wrong count (and its operator earns nothing from it); the record is flagged."""
+    if reported is None:
+        return 0, True
+    if type(reported) is int and 0 <= reported <= PLAUSIBLE_TOKENS:
+        return reported, True
+    return 0, False
 
 
 class SpoolBusy(RuntimeError):
@@ -66,11 +111,14 @@ class Batch:
 
 class UsageSpool:
     def __init__(self, directory: Path, segment_bytes: int = 16 << 20) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        _make_private(directory)
         self._dir = directory
         self._segment_bytes = segment_bytes
         # One process per spool: a second one would number and acknowledge segments too.
-        self._lock_fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._lock_fd = os.open(
+            directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE
+        )
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -85,13 +133,18 @@ class UsageSpool:
         self._acked_count = 0
         self._synced = self._acked.segment  # segments from here on may need an fsync
         self._active = max([*self._segments(), self._acked.segment - 1]) + 1
-        self._fd = os.open(self._path(self._active), OPEN_FLAGS, 0o644)
+        self._fd = os.open(self._path(self._active), OPEN_FLAGS, FILE_MODE)
         self._size = 0
+        self._streams: dict[str, Callable[[], Mapping[str, Any]]] = {}  # by request id
+        self._journaled = False  # whether a journal file may exist
+        self._bill_cut_streams()
 
     # ----------------------------------------------------------------- the event loop's side
 
     def append(self, record: Mapping[str, Any]) -> None:
-        """Write one usage record (a `contracts.gateway.UsageRecord`'s fields) to the spool."""
+        """Write one usage record (a `contracts.gateway.UsageRecord`'s fields) to the spool; a
+        stream's record ends its tracking."""
+        self._streams.pop(record["request_id"], None)
         line = orjson.dumps(record, option=orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE)
         if self._size >= self._segment_bytes:
             self._rotate()
@@ -105,12 +158,22 @@ class UsageSpool:
         """Records appended and not yet acknowledged by the server."""
         return self._appended - self._acked_count
 
+    def track(self, request_id: str, progress: Callable[[], Mapping[str, Any]]) -> None:
+        """Journal an open stream at each sync tick as `progress()` then says, until its record
+        is appended: what a crash before that bills."""
+        self._streams[request_id] = progress
+
+    def progress(self) -> list[Mapping[str, Any]]:
+        """The records so far of the streams open now (on the event loop, where they change)."""
+        return [progress() for progress in self._streams.values()]
+
     def close(self) -> None:
+        self.write_journal(self.progress())  # streams still open are billed on the next start
         os.close(self._fd)
         os.close(self._lock_fd)
 
     def _rotate(self) -> None:
-        fd = os.open(self._path(self._active + 1), OPEN_FLAGS, 0o644)
+        fd = os.open(self._path(self._active + 1), OPEN_FLAGS, FILE_MODE)
         os.close(self._fd)
         self._fd, self._size = fd, 0
         self._active += 1  # after the last write to the old segment: readers may now finish it
@@ -170,6 +233,19 @@ class UsageSpool:
             self._acked = batch.end
             self._acked_count += len(batch.records)
 
+    def write_journal(self, records: list[Mapping[str, Any]]) -> None:
+        """Replace the journal of open streams with `records` (none: delete it)."""
+        if records:
+            lines = b"".join(
+                orjson.dumps(r, option=orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE)
+                for r in records
+            )
+            _write_atomically(self._dir / JOURNAL, lines)
+            self._journaled = True
+        elif self._journaled:
+            (self._dir / JOURNAL).unlink(missing_ok=True)
+            self._journaled = False
+
     def sync(self) -> None:
         """Flush every segment written since the last call to the disk (for power loss)."""
         active = self._active
@@ -204,6 +280,23 @@ class UsageSpool:
         except FileNotFoundError:
             segments = self._segments()
             return Position(segments[0] if segments else 0, 0)
+
+    def _bill_cut_streams(self) -> None:
+        """Append the journaled records of streams a crash cut, then delete the journal. A crash
+        before the delete appends them again: the server stores them once."""
+        path = self._dir / JOURNAL
+        try:
+            lines = path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return
+        count = 0
+        for line in lines:
+            if _request_id(line + b"\n") is not None:
+                self.append(orjson.loads(line))
+                count += 1
+        path.unlink()
+        if count:
+            log.warning("streams cut by a crash billed for what reached their clients", count=count)
 
     def _count_unacked(self) -> int:
         count = 0
@@ -247,9 +340,17 @@ def _request_id(line: bytes) -> str | None:
     return rid if isinstance(rid, str) else None
 
 
+def _make_private(directory: Path) -> None:
+    """The spool directory 0700 and its files 0600, also those an older gateway made 0644."""
+    directory.chmod(DIR_MODE)
+    for path in directory.iterdir():
+        if path.is_file():
+            path.chmod(FILE_MODE)
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
     try:
         os.write(fd, data)
     finally:
@@ -303,6 +404,8 @@ class UsageShipper:
         ) as r:
             r.raise_for_status()
             ack = UsageAck.model_validate_json(await r.read())
+        if ack.rejected:
+            log.warning("the server set usage records aside as invalid", count=ack.rejected)
         await asyncio.to_thread(self._spool.ack, batch)
         if self._on_shipped is not None:
             self._on_shipped(batch.request_ids, ack.spend_seq)
@@ -323,12 +426,15 @@ class UsageShipper:
                 await asyncio.sleep(self._flush_s)
 
     async def sync_forever(self) -> None:
-        """Flush the spool to the disk every `fsync_s` (never when 0), off the event loop."""
+        """Every `fsync_s` (never when 0), journal the open streams and flush the spool to the
+        disk, off the event loop."""
         if self._fsync_s <= 0:
             return
         while True:
             await asyncio.sleep(self._fsync_s)
+            progress = self._spool.progress()
             try:
+                await asyncio.to_thread(self._spool.write_journal, progress)
                 await asyncio.to_thread(self._spool.sync)
             except OSError as e:
                 log.warning("usage spool not synced to disk", error=str(e))

@@ -3,6 +3,7 @@ first byte), pass the answer through, meter it."""
 
 import asyncio
 import contextlib
+import functools
 import time
 import uuid
 from collections import Counter
@@ -17,7 +18,13 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from hashgrid.contracts.gateway import KeyEntry, RoutedModel, RouteReplica
+from hashgrid.contracts.gateway import (
+    CLIENT_REQUEST_ID_LEN,
+    MODEL_LEN,
+    KeyEntry,
+    RoutedModel,
+    RouteReplica,
+)
 from hashgrid.gateway.access_log import AccessLog
 from hashgrid.gateway.auth import authenticate_current
 from hashgrid.gateway.demand import DemandMeter
@@ -30,8 +37,8 @@ from hashgrid.gateway.errors import (
     OpenAIError,
     UpstreamFailed,
 )
-from hashgrid.gateway.limits import Limiter, Ticket
-from hashgrid.gateway.metering import UsageSpool
+from hashgrid.gateway.limits import Limiter, Ticket, estimate_tokens
+from hashgrid.gateway.metering import UsageSpool, clamp_text, token_count
 from hashgrid.gateway.normalize import normalize
 from hashgrid.gateway.sse import EventSplitter, event_json
 from hashgrid.gateway.steering import (
@@ -70,6 +77,9 @@ class Exchange:
     ticket: Ticket | None = None  # the request's rate limit charges, when its key has limits
     deployment: str | None = None  # set once counted as demand on it
     stream: bool = False
+    relayed_tokens: int = 0  # content chunks relayed to the client: a stream's tokens so far
+    prompt_estimate: int = 0  # a stream's prompt tokens from its length, until the engine says
+    usage_clamped: bool = False  # the node's token counts were implausible, and were clamped
 
     @property
     def reply_id(self) -> str:
@@ -86,10 +96,22 @@ class Exchange:
             self.ttft_ms = (time.perf_counter() - self.started) * 1000
 
     def take_usage(self, usage: object) -> bool:
+        """Take the engine's token counts from its `usage`; an implausible one is clamped and
+        held against the node that reported it."""
         if not isinstance(usage, dict):
             return False
-        self.prompt_tokens = int(usage.get("prompt_tokens") or 0)
-        self.completion_tokens = int(usage.get("completion_tokens") or 0)
+        self.prompt_tokens, prompt_ok = token_count(usage.get("prompt_tokens"))
+        self.completion_tokens, completion_ok = token_count(usage.get("completion_tokens"))
+        if not (prompt_ok and completion_ok):
+            self.usage_clamped = True
+            log.warning(
+                "node reported implausible token counts; clamped",
+                node_id=self.replica.node_id if self.replica else None,
+                replica_id=self.replica.replica_id if self.replica else None,
+                request_id=self.request_id,
+                reported_prompt_tokens=repr(usage.get("prompt_tokens"))[:40],
+                reported_completion_tokens=repr(usage.get("completion_tokens"))[:40],
+            )
         return True
 
 
@@ -146,6 +168,8 @@ class Proxy:
                     param="model",
                 )
             stream = x.stream = body.get("stream") is True
+            if stream:  # what a stream cut by a crash is billed for its prompt
+                x.prompt_estimate = estimate_tokens(body, 0)[0]
             options = body.get("stream_options")
             wants_usage = isinstance(options, dict) and options.get("include_usage") is True
             if stream:
@@ -304,11 +328,14 @@ class Proxy:
         splitter = EventSplitter()
         complete = False
         done = False  # the engine's `data: [DONE]`, which every OpenAI stream ends with
+        if x.key is not None:  # billed for what reached the client if the gateway crashes
+            self._spool.track(x.request_id, functools.partial(_progress, x, x.key))
         try:
             async for data in upstream.content.iter_any():
                 x.first_byte()
                 out = []
                 for event in splitter.feed(data):
+                    x.relayed_tokens += _content_chunks(event)
                     if b'"usage"' in event:
                         chunk = event_json(event)
                         if chunk is not None and x.take_usage(chunk.get("usage")):
@@ -409,14 +436,17 @@ def _refused(error: BaseException) -> bool:
 
 def usage_record(x: Exchange, key: KeyEntry, duration_ms: float) -> dict[str, Any]:
     """`x`'s `contracts.gateway.UsageRecord`, as a plain dict: no validation on the hot path
-    (the server validates each batch; a unit test holds the two to the same fields)."""
+    (the server validates each record; a unit test holds the two to the same fields). What the
+    client chose is cut to what the server stores; the rest is the gateway's, the view's, or
+    clamped in `take_usage`."""
     replica = x.replica
+    client_id = x.client_request_id
     return {
         "request_id": x.request_id,
-        "client_request_id": x.client_request_id,
+        "client_request_id": clamp_text(client_id, CLIENT_REQUEST_ID_LEN) if client_id else None,
         "key_id": key.key_id,
         "customer_id": key.customer_id,
-        "model": x.model,
+        "model": clamp_text(x.model, MODEL_LEN),
         "endpoint": x.endpoint,
         "replica_id": replica.replica_id if replica else None,
         "node_id": replica.node_id if replica else None,
@@ -427,7 +457,37 @@ def usage_record(x: Exchange, key: KeyEntry, duration_ms: float) -> dict[str, An
         "ttft_ms": x.ttft_ms,
         "duration_ms": duration_ms,
         "started_at": x.started_at,
+        "usage_clamped": x.usage_clamped,
     }
+
+
+def _progress(x: Exchange, key: KeyEntry) -> dict[str, Any]:
+    """The record of stream `x` were the gateway to crash now: the completion tokens that
+    reached the client (the engine's count once it came) and the prompt's (estimated from its
+    length until the engine counted it), 499."""
+    record = usage_record(x, key, (time.perf_counter() - x.started) * 1000)
+    record["status_code"] = 499
+    record["prompt_tokens"] = x.prompt_tokens or x.prompt_estimate
+    record["completion_tokens"] = max(x.completion_tokens, x.relayed_tokens)
+    return record
+
+
+def _content_chunks(event: bytes) -> int:
+    """How many choices of a streamed chunk carry text: one token each, as engines stream."""
+    if b'"choices"' not in event:
+        return 0
+    chunk = event_json(event)
+    choices = chunk.get("choices") if chunk is not None else None
+    if not isinstance(choices, list):
+        return 0
+    count = 0
+    for choice in choices:
+        if not isinstance(choice, dict):
+            continue
+        delta = choice.get("delta")
+        text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+        count += isinstance(text, str) and text != ""
+    return count
 
 
 def _parse_body(raw: bytes) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from hashgrid.server.nodes.tables import Node
 from hashgrid.server.organizations.tables import Organization
 from hashgrid.server.power.tables import Curtailment, PlannedInterval, SitePower
 from hashgrid.server.sites.tables import JoinToken, Site
-from hashgrid.server.usage.tables import UsageRecordRow
+from hashgrid.server.usage.tables import RejectedUsageRow, UsageRecordRow
 
 __all__ = [
     "AccessToken",
@@ -22,6 +22,7 @@ __all__ = [
     "Node",
     "Organization",
     "PlannedInterval",
+    "RejectedUsageRow",
     "Replica",
     "Site",
     "SitePower",

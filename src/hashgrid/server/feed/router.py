@@ -30,11 +30,12 @@ async def gateway_view(
 
 @router.post("/usage")
 async def post_usage(
-    body: UsageBatch, session: Session, state: State, _: GatewayCaller
+    body: UsageBatch, session: Session, state: State, gateway: GatewayCaller
 ) -> UsageAck:
-    """Store usage records; a record whose request id is stored already is skipped. The ack's
+    """Store usage records; a record whose request id is stored already is skipped, one that
+    is not a valid `UsageRecord` is set aside (`GET /api/v1/usage/rejected`). The ack's
     `spend_seq` is the first view `spend.seq` whose figures hold this batch."""
-    return await usage.store(session, body.records, state.spend)
+    return await usage.store(session, body.records, gateway.token_id, state.spend)
 
 
 @router.post("/demand", status_code=204)

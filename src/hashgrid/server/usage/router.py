@@ -5,7 +5,7 @@ from fastapi import APIRouter, Query
 from hashgrid.server.auth import Admin
 from hashgrid.server.state import Session
 from hashgrid.server.usage import service
-from hashgrid.server.usage.schemas import UsageOut
+from hashgrid.server.usage.schemas import RejectedUsageOut, UsageOut
 
 router = APIRouter(prefix="/api/v1/usage", tags=["usage"])
 
@@ -16,3 +16,12 @@ async def list_usage(
 ) -> list[UsageOut]:
     """The newest usage records, one per gateway request."""
     return [UsageOut.model_validate(r) for r in await service.recent(session, limit)]
+
+
+@router.get("/rejected")
+async def list_rejected_usage(
+    session: Session, _: Admin, limit: Annotated[int, Query(ge=1, le=10_000)] = 100
+) -> list[RejectedUsageOut]:
+    """The newest records gateways sent that were not valid usage records, set aside unbilled
+    (with the reason) so that the rest of their batches was stored."""
+    return [RejectedUsageOut.model_validate(r) for r in await service.rejected(session, limit)]

@@ -1,22 +1,58 @@
 """Storing usage records exactly once per request id, whatever a gateway resends, each with its
-cost at the catalog's prices."""
+cost at the catalog's prices.
 
+A batch is checked record by record: the valid ones are stored, the others set aside in
+`usage_rejected` (once each, by digest) with the reason, and the batch is acknowledged. Were
+the batch refused instead, its gateway would resend it forever and ship nothing after it.
+"""
+
+import hashlib
+import json
 from collections.abc import Sequence
+from typing import Any
 
+import structlog
+from pydantic import JsonValue, ValidationError
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hashgrid.contracts.gateway import UsageAck, UsageRecord
+from hashgrid.contracts.gateway import REQUEST_ID_LEN, UsageAck, UsageRecord
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.deployments.tables import Deployment
 from hashgrid.server.usage.spend import Spend
-from hashgrid.server.usage.tables import UsageRecordRow
+from hashgrid.server.usage.tables import RejectedUsageRow, UsageRecordRow
+
+log = structlog.get_logger("hashgrid.server.usage")
 
 MTOK = 1_000_000
+# What is kept of a rejected record's JSON and of the reason: enough to read what went wrong,
+# bounded whatever a gateway sends.
+REJECTED_RECORD_CHARS = 4000
+REJECTED_REASON_CHARS = 1000
 
 
-async def store(session: AsyncSession, records: Sequence[UsageRecord], spend: Spend) -> UsageAck:
+async def store(
+    session: AsyncSession, raw: Sequence[JsonValue], gateway: str, spend: Spend
+) -> UsageAck:
+    """Store the valid records of a batch and set the others aside; one commit for both."""
+    records: list[UsageRecord] = []
+    rejected: list[dict[str, Any]] = []
+    for item in raw:
+        try:
+            records.append(UsageRecord.model_validate(item))
+        except ValidationError as e:
+            rejected.append(_rejected(item, e, gateway))
+    if rejected:
+        await session.execute(_insert(session, RejectedUsageRow).on_conflict_do_nothing(), rejected)
+        log.warning("usage records set aside", gateway=gateway, count=len(rejected))
+    ack = await _store_valid(session, records, spend)
+    return ack.model_copy(update={"rejected": len(rejected)})
+
+
+async def _store_valid(
+    session: AsyncSession, records: Sequence[UsageRecord], spend: Spend
+) -> UsageAck:
     unique = {r.request_id: r for r in records}
     existing = set(
         (
@@ -27,6 +63,7 @@ async def store(session: AsyncSession, records: Sequence[UsageRecord], spend: Sp
     )
     fresh = [r.model_dump() for rid, r in unique.items() if rid not in existing]
     if not fresh:
+        await session.commit()  # the rejected records, if any
         return UsageAck(accepted=0, duplicates=len(records), spend_seq=spend.seq)
     prices = await _prices(session, {r["model"] for r in fresh})
     for r in fresh:
@@ -34,12 +71,10 @@ async def store(session: AsyncSession, records: Sequence[UsageRecord], spend: Sp
         r["cost_usd"] = (r["prompt_tokens"] * prompt + r["completion_tokens"] * completion) / MTOK
     # ON CONFLICT DO NOTHING also covers a concurrent batch carrying the same ids; RETURNING
     # tells which rows this batch stored, so their cost is counted once.
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stored = set(
         (
             await session.scalars(
-                insert(UsageRecordRow)
+                _insert(session, UsageRecordRow)
                 .on_conflict_do_nothing()
                 .returning(UsageRecordRow.request_id),
                 fresh,
@@ -47,12 +82,57 @@ async def store(session: AsyncSession, records: Sequence[UsageRecord], spend: Sp
         ).all()
     )
     await session.commit()
+    for r in fresh:
+        if r["usage_clamped"] and r["request_id"] in stored:
+            log.warning(
+                "node reported implausible token counts",
+                node_id=r["node_id"],
+                replica_id=r["replica_id"],
+                request_id=r["request_id"],
+            )
     seq = spend.add(
         (r["key_id"], r["customer_id"], r["started_at"], r["cost_usd"])
         for r in fresh
         if r["request_id"] in stored
     )
     return UsageAck(accepted=len(stored), duplicates=len(records) - len(stored), spend_seq=seq)
+
+
+def _insert(
+    session: AsyncSession, table: type[UsageRecordRow] | type[RejectedUsageRow]
+) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can skip conflicting rows, in the session's dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _rejected(item: JsonValue, error: ValidationError, gateway: str) -> dict[str, Any]:
+    """A `usage_rejected` row for `item`: its JSON in ASCII (escapes, so NUL and surrogates are
+    storable), cut to a bound, and what was wrong, without the values themselves."""
+    text = json.dumps(item, ensure_ascii=True, sort_keys=True)
+    rid = item.get("request_id") if isinstance(item, dict) else None
+    if not (isinstance(rid, str) and rid.isprintable() and len(rid) <= REQUEST_ID_LEN):
+        rid = None  # printable: no NUL, no lone surrogate
+    reason = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in error.errors()
+    )
+    return {
+        "digest": hashlib.sha256(text.encode()).hexdigest(),
+        "request_id": rid,
+        "gateway": gateway,
+        "reason": reason[:REJECTED_REASON_CHARS],
+        "record": text[:REJECTED_RECORD_CHARS],
+    }
+
+
+async def rejected(session: AsyncSession, limit: int) -> Sequence[RejectedUsageRow]:
+    """The newest records set aside, newest first."""
+    return (
+        await session.scalars(
+            select(RejectedUsageRow).order_by(RejectedUsageRow.received_at.desc()).limit(limit)
+        )
+    ).all()
 
 
 async def _prices(session: AsyncSession, models: set[str]) -> dict[str, tuple[float, float]]:

@@ -1,8 +1,16 @@
 from datetime import datetime
 
-from sqlalchemy import Float, Integer, String
+from sqlalchemy import Boolean, Float, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
+from hashgrid.contracts.gateway import (
+    CLIENT_REQUEST_ID_LEN,
+    ENDPOINT_LEN,
+    ID_LEN,
+    MODEL_LEN,
+    REQUEST_ID_LEN,
+    SITE_LEN,
+)
 from hashgrid.server.db.base import Base, UTCDateTime, utcnow
 
 
@@ -11,16 +19,18 @@ class UsageRecordRow(Base):
 
     # The gateway's request id, always its own: storing a record twice is impossible by
     # construction, and a client repeating its own id is billed for each request.
-    request_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(REQUEST_ID_LEN), primary_key=True)
     # The `x-request-id` the client sent, if any: how a customer finds its records.
-    client_request_id: Mapped[str | None] = mapped_column(String(200), index=True, default=None)
-    key_id: Mapped[str] = mapped_column(String(32), index=True)
-    customer_id: Mapped[str] = mapped_column(String(32), index=True)
-    model: Mapped[str] = mapped_column(String(200))
-    endpoint: Mapped[str] = mapped_column(String(64))
-    replica_id: Mapped[str | None] = mapped_column(String(32))
-    node_id: Mapped[str | None] = mapped_column(String(32))
-    site: Mapped[str | None] = mapped_column(String(100))
+    client_request_id: Mapped[str | None] = mapped_column(
+        String(CLIENT_REQUEST_ID_LEN), index=True, default=None
+    )
+    key_id: Mapped[str] = mapped_column(String(ID_LEN), index=True)
+    customer_id: Mapped[str] = mapped_column(String(ID_LEN), index=True)
+    model: Mapped[str] = mapped_column(String(MODEL_LEN))
+    endpoint: Mapped[str] = mapped_column(String(ENDPOINT_LEN))
+    replica_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    node_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    site: Mapped[str | None] = mapped_column(String(SITE_LEN))
     status_code: Mapped[int] = mapped_column(Integer)
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     completion_tokens: Mapped[int] = mapped_column(Integer)
@@ -30,3 +40,20 @@ class UsageRecordRow(Base):
     duration_ms: Mapped[float] = mapped_column(Float)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The serving node's token counts were implausible; these are the gateway's clamped ones.
+    usage_clamped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class RejectedUsageRow(Base):
+    """A record a gateway sent that is no valid usage record: kept aside, as sent, for an admin
+    to read, so that it neither is billed nor stops the records behind it."""
+
+    __tablename__ = "usage_rejected"
+
+    # sha256 of the record as received: a batch sent again sets each record aside once.
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_id: Mapped[str | None] = mapped_column(String(REQUEST_ID_LEN))  # when it has one
+    gateway: Mapped[str] = mapped_column(String(ID_LEN))  # the sending gateway's token id
+    reason: Mapped[str] = mapped_column(Text)
+    record: Mapped[str] = mapped_column(Text)  # its JSON, ASCII only, cut to a bound
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
