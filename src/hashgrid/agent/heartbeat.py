@@ -55,7 +55,9 @@ async def beat_until(
             holdings=holdings.for_beat(with_fingerprint) if holdings is not None else None,
         )
         try:
-            ack = await control_plane.heartbeat(body)
+            # A connection attempt to a host that drops packets (one rebooting) is retried
+            # within the same bound as a refused one.
+            ack = await control_plane.heartbeat(body, connect_s=backoff.cap)
         except Unreachable as e:
             if not away:
                 log.warning("control plane unreachable; engines keep serving", error=str(e))
