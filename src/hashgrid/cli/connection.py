@@ -50,6 +50,9 @@ def client(ctx: typer.Context) -> Iterator[HashgridClient]:
             ) from e
 
 
+LENT_OPTIONS = {"--server", "--token", "--home"}
+
+
 def _keep(ctx: Any, param: Any, value: object) -> None:
     """An option given after a command's name counts as if given before it.
 
@@ -78,7 +81,7 @@ class ConnectionOptionsEverywhere(TyperGroup):
         if "--home" in taken:
             return
         for param in self.params:
-            if param.param_type_name == "option" and not taken & set(param.opts):
+            if set(param.opts) & LENT_OPTIONS and not taken & set(param.opts):
                 lent = copy.copy(param)
                 # Read from the environment once, by the root: here it would override an
                 # option given before the command's name.
