@@ -2,7 +2,10 @@
 
 import json
 import os
+import shlex
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import time
@@ -13,6 +16,7 @@ from pathlib import Path
 import openai
 import psutil
 import pytest
+from openai.types.chat import ChatCompletion
 
 from hashgrid.common.net import free_port
 
@@ -161,6 +165,51 @@ def test_the_cli_finds_the_stack_through_up_json(up: Up) -> None:
     assert [(n["site"], n["status"]) for n in nodes] == [("local", "ready")]
 
 
+def test_the_printed_curl_asks_for_a_short_answer_and_gets_it(up: Up) -> None:
+    [curl] = [line for line in up.output().splitlines() if line.startswith("curl ")]
+    done = subprocess.run(
+        [*shlex.split(curl), "--silent", "--fail"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    usage = json.loads(done.stdout)["usage"]
+    assert 0 < usage["completion_tokens"] <= 32
+
+
+def test_files_under_the_home_are_readable_by_their_owner_only(up: Up) -> None:
+    written = ["up.json", "logs/server.log", "logs/gateway.log", "server/hashgrid.db"]
+    assert all((up.home / path).is_file() for path in written)
+    assert stat.S_IMODE(up.home.stat().st_mode) == 0o700
+    for path in up.home.rglob("*"):
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        assert mode & 0o077 == 0, f"{path} is {oct(mode)}"
+
+
+def test_a_killed_gateway_is_restarted_and_serves_again(up: Up) -> None:
+    def gateways() -> list[psutil.Process]:
+        children = psutil.Process(up.proc.pid).children()
+        return [p for p in children if "hashgrid gateway" in " ".join(p.cmdline())]
+
+    [killed] = gateways()
+    killed.kill()
+    wait_until(lambda: "gateway exited with code -9; restarting" in up.output(), 30, "the note")
+    config = up.config()
+    client = openai.OpenAI(base_url=config["gateway_url"], api_key=config["api_key"], max_retries=0)
+
+    def answer() -> ChatCompletion | None:
+        try:
+            return client.chat.completions.create(
+                model="tiny-llama", messages=MESSAGES, max_tokens=2
+            )
+        except openai.APIError:
+            return None
+
+    served = wait_until(answer, 60, "the restarted gateway to serve")
+    assert served.usage is not None
+    assert served.usage.completion_tokens == 2
+    assert [p.pid for p in gateways()] != [killed.pid]
+    assert up.proc.poll() is None, "the rest of the stack stayed up"
+
+
 def test_ctrl_c_stops_everything_and_a_rerun_reuses_the_home(up: Up, home: Path) -> None:
     family = psutil.Process(up.proc.pid).children(recursive=True)
     commands = [" ".join(p.cmdline()) for p in family]
@@ -192,6 +241,25 @@ def test_ctrl_c_stops_everything_and_a_rerun_reuses_the_home(up: Up, home: Path)
         assert len(json.loads(listed.stdout)) == 1, "the agent rejoined as the same node"
     finally:
         assert stop_up(again) == 0, again.output()
+
+
+def test_a_busy_port_is_named_in_one_line_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "hashgrid", "up", "--home", str(tmp_path / "home"),
+             "--server-port", str(port), "--gateway-port", str(free_port())],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"},
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        f"error: port {port} for the control plane is in use: stop what listens there, "
+        "or pass --server-port"
+    ]
+    assert not (tmp_path / "home").exists()
 
 
 def test_sigkill_of_up_leaves_no_process_behind(tmp_path: Path) -> None:

@@ -9,6 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer.main
+from typer.core import TyperGroup
+
+from hashgrid.cli.main import app
+from hashgrid.common.net import free_port
 
 from support.live import ADMIN_TOKEN, LiveServer
 
@@ -212,6 +217,44 @@ def test_connection_comes_from_up_json_and_is_explained_when_missing(
     }
     (home / "up.json").write_text(json.dumps(up))
     assert ok_json("--home", str(home), "sites", "list", env=base_env()) == []
+    # After the command's name too, as `hashgrid up --home` takes it.
+    assert ok_json("sites", "list", "--home", str(home), env=base_env()) == []
+    assert ok_json("sites", "list", "--json", "--home", str(home), env=base_env()) == []
+    # The command's own option wins over the environment's.
+    elsewhere = base_env(HASHGRID_HOME=str(empty))
+    assert ok_json("nodes", "list", "--home", str(home), env=elsewhere) == []
+
+
+def test_every_command_takes_the_connection_options_after_its_name() -> None:
+    """--home, --server and --token are accepted by every command, or it has its own."""
+
+    def leaves(command: Any, path: str) -> list[tuple[str, set[str]]]:
+        if isinstance(command, TyperGroup):
+            return [
+                x for name, sub in command.commands.items() for x in leaves(sub, f"{path} {name}")
+            ]
+        return [(path, {opt for p in command.params for opt in p.opts})]
+
+    found = leaves(typer.main.get_command(app), "hashgrid")
+    assert len(found) > 30
+    for path, options in found:
+        assert "--home" in options, path
+        if path.split()[1] not in {"up", "server", "gateway", "agent"}:
+            assert {"--server", "--token"} <= options, path
+
+
+def test_a_stopped_control_plane_is_one_line_naming_its_url_not_a_traceback() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    env = base_env(HASHGRID_SERVER=url, HASHGRID_TOKEN=ADMIN_TOKEN)
+    for command in (
+        ["nodes", "list"],
+        ["sites", "create", "x", "--region", "r", "--country", "US", "--power-mw", "1"],
+    ):
+        result = failed(*command, env=env)
+        assert result.stderr.strip().splitlines() == [
+            f"error: cannot reach the control plane at {url} (ConnectError): is `hashgrid up` "
+            "or `hashgrid server` running? (set HASHGRID_SERVER or --server)"
+        ]
 
 
 @sqlite

@@ -2,7 +2,7 @@
 
 import random
 
-from hashgrid.agent.restarts import Restarts
+from hashgrid.common.restarts import Restarts
 
 
 class HighestDraw(random.Random):

@@ -66,9 +66,17 @@ class ControlPlane:
         answer = await self._call("POST", "/api/v1/agent/join", body.model_dump(mode="json"))
         return JoinResponse.model_validate(answer)
 
-    async def heartbeat(self, body: Heartbeat | None = None) -> HeartbeatAck:
+    async def heartbeat(
+        self, body: Heartbeat | None = None, connect_s: float = CONNECT_S
+    ) -> HeartbeatAck:
+        """One beat; `connect_s` bounds the wait for a connection (a host that drops packets)."""
         body = body or Heartbeat()
-        answer = await self._send("POST", "/api/v1/agent/heartbeat", body.model_dump(mode="json"))
+        answer = await self._send(
+            "POST",
+            "/api/v1/agent/heartbeat",
+            body.model_dump(mode="json"),
+            connect_s=connect_s,
+        )
         return HeartbeatAck.model_validate(answer)
 
     async def assignments(self, after: int, wait_s: float) -> Assignments:
@@ -132,12 +140,13 @@ class ControlPlane:
         body: object = None,
         params: dict[str, str] | None = None,
         read_s: float = READ_S,
+        connect_s: float = CONNECT_S,
     ) -> object:
         if self._closed:
             raise Unreachable("the control plane client is closed")
         if self._http is None:
             self._http = aiohttp.ClientSession(json_serialize=lambda o: orjson.dumps(o).decode())
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_S, sock_read=read_s)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_s, sock_read=read_s)
         try:
             async with self._http.request(
                 method,

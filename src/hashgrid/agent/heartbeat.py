@@ -17,6 +17,20 @@ log = structlog.get_logger("hashgrid.agent.heartbeat")
 # Send the full fingerprint every this many beats; the server writes it only when it changed.
 FINGERPRINT_EVERY = 15
 
+# While the control plane is away, beats are retried at most this fraction of its node TTL
+# apart. A control plane that comes back gives each node one TTL to beat before declaring it
+# lost; a longer retry delay (it was 30 s against an 8 s TTL) had every node lost, and every
+# replica replaced, after each restart. The rest of the TTL leaves room for the call itself.
+RETRY_TTL_FRACTION = 0.25
+
+
+def retry_cap(interval_s: float, node_ttl_s: float | None) -> float:
+    """The longest wait between beats retried while the control plane is away: a fraction of
+    its node TTL, or the beat interval (always well inside any TTL) until it has told it."""
+    if node_ttl_s is None:
+        return interval_s
+    return max(interval_s, node_ttl_s * RETRY_TTL_FRACTION)
+
 
 async def beat_until(
     stop: asyncio.Event,
@@ -30,7 +44,7 @@ async def beat_until(
     """Beat every `interval_s` (the server may change it) until `stop`; back off while away.
     Every few beats carry a fresh fingerprint from `collect`; every beat the engines' `loads`;
     and the store's `holdings` when it says so."""
-    backoff = Backoff(base=interval_s, cap=max(30.0, interval_s))
+    backoff = Backoff(base=interval_s, cap=retry_cap(interval_s, None))
     beats = 0
     away = False
     while not stop.is_set():
@@ -41,7 +55,9 @@ async def beat_until(
             holdings=holdings.for_beat(with_fingerprint) if holdings is not None else None,
         )
         try:
-            ack = await control_plane.heartbeat(body)
+            # A connection attempt to a host that drops packets (one rebooting) is retried
+            # within the same bound as a refused one.
+            ack = await control_plane.heartbeat(body, connect_s=backoff.cap)
         except Unreachable as e:
             if not away:
                 log.warning("control plane unreachable; engines keep serving", error=str(e))
@@ -56,4 +72,5 @@ async def beat_until(
             holdings.acknowledged(body.holdings)
         beats += 1
         interval_s = ack.heartbeat_interval_s
+        backoff.base, backoff.cap = interval_s, retry_cap(interval_s, ack.node_ttl_s)
         await sleep_unless(stop, interval_s)

@@ -22,6 +22,7 @@ from hashgrid.agent.supervisor import Supervisor
 from hashgrid.common.backoff import Backoff
 from hashgrid.common.logging import configure_logging
 from hashgrid.common.net import outbound_address
+from hashgrid.common.paths import keep_private, private_dir
 from hashgrid.common.waiting import sleep_unless
 from hashgrid.contracts.agent import Fingerprint, ReplicaLoad, Verification
 
@@ -37,6 +38,7 @@ class CredentialRefused(Exception):
 
 
 def run(settings: AgentSettings) -> None:
+    keep_private()
     configure_logging(settings.log_level)
     asyncio.run(serve(settings))
 
@@ -49,7 +51,7 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
     """
     stop = stop or _stop_on_signals()
     control_plane = ControlPlane(settings.server_url)
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.home)
     # Held open for the agent's life, so GPU errors (XIDs) between reports are not missed.
     gpus = GpuWatch(disk_path=settings.home)
     try:

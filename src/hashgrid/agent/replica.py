@@ -19,9 +19,9 @@ from hashgrid.agent.loads import ServingEngine
 from hashgrid.agent.probe import http_ok
 from hashgrid.agent.progress import FetchProgress
 from hashgrid.agent.recovery import Adopted
-from hashgrid.agent.restarts import Restarts
 from hashgrid.agent.store import ModelStore, StoreError
 from hashgrid.common.net import free_port
+from hashgrid.common.restarts import Restarts
 from hashgrid.contracts.agent import Assignment, ReplicaReport
 from hashgrid.contracts.states import ReplicaStatus
 

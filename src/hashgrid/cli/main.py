@@ -1,16 +1,19 @@
 """The `hashgrid` command: processes, `up`, and the control plane's resources."""
 
+import os
 from pathlib import Path
 
 import typer
 
 from hashgrid.cli import access, catalog, fleet, power, processes, sim, up
+from hashgrid.cli.connection import ConnectionOptionsEverywhere
 
 app = typer.Typer(
     name="hashgrid",
     help="hashgrid: one OpenAI-compatible inference network over bitcoin-mining sites.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=ConnectionOptionsEverywhere,
 )
 
 
@@ -26,7 +29,10 @@ def root(
         None, "--home", envvar="HASHGRID_HOME", help="State directory (default ~/.hashgrid)."
     ),
 ) -> None:
-    """Options here apply to every command that calls the control plane."""
+    """Options here apply to every command, and may also follow its name."""
+    if home is not None:
+        # Read by every process's settings as their default home (server, gateway, agent).
+        os.environ["HASHGRID_HOME"] = str(home)
 
 
 app.command("up")(up.up)

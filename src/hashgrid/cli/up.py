@@ -5,6 +5,7 @@ wires them together through the REST API, waits for a ready replica, and stops t
 order on Ctrl-C. Run again with the same home, it reuses everything it made the first time.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -25,13 +26,22 @@ from hashgrid.cli.catalog import add_file
 from hashgrid.cli.output import console, fail
 from hashgrid.cli.upfile import UpFile
 from hashgrid.client import ApiError, HashgridClient
-from hashgrid.common.paths import default_home
+from hashgrid.common.net import port_taken
+from hashgrid.common.paths import default_home, keep_private, private_dir
 from hashgrid.common.processes import die_with_parent, stop_process
+from hashgrid.common.restarts import Restarts
 from hashgrid.common.secrets import new_secret
 
 SITE = "local"
 CUSTOMER = "default"
 READY_TIMEOUT_S = 600.0
+# A child that dies is restarted after about a second, then twice as long each time up to half a
+# minute; one that ran for a minute before dying starts over at a second.
+RESTART_FIRST_S = 1.0
+RESTART_CAP_S = 30.0
+STABLE_S = 60.0
+# The answer's length in the curl `up` prints: without it the tiny model writes ~2,000 tokens.
+TRY_MAX_TOKENS = 32
 
 
 class Interrupted(Exception):
@@ -40,9 +50,39 @@ class Interrupted(Exception):
 
 @dataclass
 class Child:
+    """One process of the stack, started again with the same arguments whenever it dies."""
+
     name: str
-    proc: subprocess.Popen[bytes]
+    args: list[str]
+    env: dict[str, str]
     log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    restarts: Restarts = field(
+        default_factory=lambda: Restarts(
+            first_s=RESTART_FIRST_S, cap_s=RESTART_CAP_S, stable_s=STABLE_S
+        )
+    )
+    restart_at: float | None = None  # set while it waits to be restarted
+
+    def launch(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hashgrid", *self.args],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                # Own session: Ctrl-C reaches `up` only, which stops children in order.
+                start_new_session=True,
+                preexec_fn=die_with_parent(),
+            )
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    def exit_code(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
 
     def tail(self, lines: int = 15) -> str:
         try:
@@ -57,36 +97,46 @@ class Stack:
     children: list[Child] = field(default_factory=list)
 
     def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Child:
-        log_path = self.home / "logs" / f"{name}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "hashgrid", *args],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "HASHGRID_HOME": str(self.home), **(env or {})},
-                # Own session: Ctrl-C reaches `up` only, which stops children in order.
-                start_new_session=True,
-                preexec_fn=die_with_parent(),
-            )
-        child = Child(name, proc, log_path)
+        env = {**os.environ, "HASHGRID_HOME": str(self.home), **(env or {})}
+        child = Child(name, args, env, self.home / "logs" / f"{name}.log")
+        child.launch()
         self.children.append(child)
         return child
 
     def check(self) -> None:
-        """Fail loudly if any child died."""
+        """Fail loudly if any child died: while the stack starts, a death is a fault to show
+        (a bad option, a model that does not load), not one to retry."""
         for child in self.children:
-            code = child.proc.poll()
+            code = child.exit_code()
             if code is not None:
                 raise fail(
                     f"{child.name} exited with code {code}; last lines of {child.log_path}:\n"
                     f"{child.tail()}"
                 )
 
+    def supervise(self) -> None:
+        """Restart each child that died, after its backoff; one line says so. Once the stack
+        is up, only `up` being stopped stops it (systemd's `Restart=on-failure`)."""
+        now = time.monotonic()
+        for child in self.children:
+            code = child.exit_code()
+            if code is None:
+                continue
+            if child.restart_at is None:
+                delay = child.restarts.next_delay(served_s=now - child.started_at)
+                child.restart_at = now + delay
+                console.print(
+                    f"{child.name} exited with code {code}; restarting it in {delay:.1f}s "
+                    f"(restart {child.restarts.count}; log: {child.log_path})",
+                    highlight=False,
+                )
+            elif now >= child.restart_at:
+                child.launch()
+
     def stop(self) -> None:
         for child in reversed(self.children):
-            stop_process(child.proc, timeout=15)
+            if child.proc is not None:
+                stop_process(child.proc, timeout=15)
         self.children.clear()
 
 
@@ -99,9 +149,20 @@ def up(
         None, help="A GGUF model to serve (default: a tiny generated test model)."
     ),
 ) -> None:
-    """Run a whole hashgrid on this machine and serve a model; Ctrl-C stops it."""
+    """Run a whole hashgrid on this machine and serve a model; Ctrl-C stops it.
+
+    A process of the stack that dies once it is up is restarted, with a growing delay."""
+    keep_private()
+    for port, what, option in (
+        (server_port, "the control plane", "--server-port"),
+        (gateway_port, "the gateway", "--gateway-port"),
+    ):
+        if port_taken(port):
+            raise fail(
+                f"port {port} for {what} is in use: stop what listens there, or pass {option}"
+            )
     home = (home or ctx.find_root().params.get("home") or default_home()).expanduser().resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    private_dir(home)
     previous = UpFile.load(home)
     server_url = f"http://127.0.0.1:{server_port}"
     admin_token = previous.admin_token if previous else new_secret("hg_admin_")
@@ -167,7 +228,7 @@ def up(
         up_file.save(home)
         _print_ready(up_file, home, time.monotonic() - started)
         while True:
-            stack.check()
+            stack.supervise()
             time.sleep(0.5)
     except Interrupted:
         console.print("stopping...")
@@ -245,8 +306,12 @@ def _print_ready(up_file: UpFile, home: Path, took_s: float) -> None:
             title="hashgrid up",
         )
     )
-    body = (
-        f'{{"model": "{up_file.deployment}", "messages": [{{"role": "user", "content": "Hello"}}]}}'
+    body = json.dumps(
+        {
+            "model": up_file.deployment,
+            "messages": [{"role": "user", "content": "Hello"}],
+            "max_tokens": TRY_MAX_TOKENS,
+        }
     )
     console.print("Try it:", highlight=False)
     console.print(

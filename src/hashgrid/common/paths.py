@@ -9,6 +9,21 @@ def default_home() -> Path:
     return Path(os.environ.get("HASHGRID_HOME") or Path.home() / ".hashgrid").expanduser()
 
 
+def keep_private() -> None:
+    """Make every file and folder this process (and its children) creates readable by its
+    owner only (0600, 0700): the database, logs, spools and models under the home hold
+    credentials, usage and customers' prompts. Each process's entry calls it first."""
+    os.umask(0o077)
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a folder only its owner may enter (0700), made if missing; a home left open by
+    an older version is closed, which shields every file already in it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
 def write_private(path: Path, text: str) -> None:
     """Write a secret-bearing file readable by its owner only, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -122,6 +122,9 @@ class HeartbeatAck(BaseModel):
     node_id: str
     heartbeat_interval_s: float
     assignments_revision: int
+    # How long the control plane waits for a silent node before declaring it lost: the agent
+    # retries beats well inside it while the control plane is away (None: an older server).
+    node_ttl_s: float | None = None
 
 
 class ModelSpec(BaseModel):

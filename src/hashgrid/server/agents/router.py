@@ -96,6 +96,7 @@ async def heartbeat(
         node_id=node.id,
         heartbeat_interval_s=state.settings.heartbeat_interval_s,
         assignments_revision=state.changes.revision,
+        node_ttl_s=state.settings.node_ttl_s,
     )
 
 

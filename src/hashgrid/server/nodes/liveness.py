@@ -1,7 +1,9 @@
 """Node liveness, kept in memory: a heartbeat touches a dict, never the database.
 
 The database hears about a node only when its status changes (ready <-> lost). After a restart
-every node gets a fresh TTL, so none is declared lost for the server's own absence. Likewise a
+every node gets a fresh TTL, so none is declared lost for the server's own absence: the ack of
+each beat tells agents the TTL, and they retry beats at most a quarter of it apart while the
+server is away (agent/heartbeat.py), so every node that is up beats within that grace. Likewise a
 node is lost only when the server heard some request after the node's deadline passed: proof
 that the server was reachable when the node should have beaten. A server shutting down or cut
 off from the network hears nothing, and so declares no one lost.
