@@ -15,7 +15,6 @@ import pytest
 
 from hashgrid.client import HashgridClient
 from hashgrid.common.net import free_port
-from hashgrid.gateway.metering import PLAUSIBLE_TOKENS
 from hashgrid.server.usage.schemas import UsageOut
 
 from support.live import GatewayProcess, LiveGateway, LiveServer, wait_until
@@ -102,7 +101,7 @@ def test_hostile_requests_and_a_lying_node_never_stop_usage_shipping(
         assert (records[rid].prompt_tokens, records[rid].completion_tokens) == (0, 0)
     for rid in ("lied", "lied-streamed"):
         lied = records[rid]
-        assert (lied.prompt_tokens, lied.completion_tokens) == (0, PLAUSIBLE_TOKENS)
+        assert (lied.prompt_tokens, lied.completion_tokens) == (0, 0)
         assert lied.usage_clamped
         assert lied.node_id == "external"
         assert lied.cost_usd >= 0
