@@ -5,10 +5,11 @@ their column and without NUL, integers within their column's type, floats finite
 value is a 422 before it reaches the database on either backend.
 """
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from hashgrid.contracts.bounds import INT64_MAX, NO_NUL
 
@@ -29,6 +30,17 @@ After = Annotated[
 Wait = Annotated[
     float, Query(ge=0, le=3600, allow_inf_nan=False, description="Seconds to hold the poll open")
 ]
+
+
+def _within_years(moment: datetime) -> datetime:
+    if not 2000 <= moment.year <= 2100:
+        raise ValueError("must be between the years 2000 and 2100")
+    return moment
+
+
+# A time the server computes from (a plan's start, a curtailment's deadline): near enough to now
+# that weeks of history before it and days of plan after it stay within datetime's range.
+Moment = Annotated[datetime, AfterValidator(_within_years)]
 
 
 class Out(BaseModel):

@@ -1,6 +1,5 @@
 """A site's power: its model, curtailments, plans and their history."""
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
@@ -15,7 +14,7 @@ from hashgrid.server.power.schemas import (
     PowerModel,
     SitePowerOut,
 )
-from hashgrid.server.schemas_common import PathName
+from hashgrid.server.schemas_common import Moment, PathName
 from hashgrid.server.sites import service as sites
 from hashgrid.server.state import Session, State
 
@@ -65,7 +64,7 @@ async def plan(
     session: Session,
     _: Admin,
     hours: Annotated[int, Query(ge=1, le=service.MAX_PLAN_HOURS)] = 24,
-    start: Annotated[datetime | None, Query(description="Default: now")] = None,
+    start: Annotated[Moment | None, Query(description="Default: now")] = None,
 ) -> PlanOut:
     """The online plan per interval (an hour, or 15 minutes on a 15-minute price series): MW
     to mining, to inference, offered to the grid; revenue."""

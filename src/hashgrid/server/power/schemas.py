@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from hashgrid.contracts.bounds import text
 from hashgrid.contracts.states import CurtailmentStatus, SitePowerState
 from hashgrid.server.power.specs import nameplate
-from hashgrid.server.schemas_common import Out
+from hashgrid.server.schemas_common import Moment, Out
 from hashgrid.server.sites.schemas import MAX_SITE_MW
 
 BmcUrl = Annotated[
@@ -235,7 +235,7 @@ class CurtailmentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     target_mw: Megawatts
-    by: datetime | None = Field(None, description="Deadline, with a time zone; default now")
+    by: Moment | None = Field(None, description="Deadline, with a time zone; default now")
     reason: Annotated[str, text(500)] = ""
     source: Literal["grid", "operator"] = "operator"
 
