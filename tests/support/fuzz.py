@@ -39,6 +39,7 @@ CHECKS = [
 # Long polls end at once: the fuzzed server caps their wait near 0 (`long_poll_max_s`), so they
 # are fuzzed like any other route instead of holding each case for seconds.
 LONG_POLL_MAX_S = 0.01
+MAX_SHOWN = 2000  # characters of a failing case's curl and message
 SITE, NODE, CUSTOMER, MODEL = "fuzz-site", "fuzz-node", "fuzz-customer", "fuzz-model"
 
 
@@ -188,7 +189,9 @@ def _fuzz(
             for failure in group.exceptions:
                 kind = f"{name}: {failure.title}"
                 report.violations[kind] += 1
-                report.first_failure.setdefault(kind, f"{case.as_curl_command()}\n{failure}")
+                # Cut: a generated body can run to tens of kilobytes.
+                example = f"{case.as_curl_command()[:MAX_SHOWN]}\n{str(failure)[:MAX_SHOWN]}"
+                report.first_failure.setdefault(kind, example)
 
     with suppress(Unsatisfiable):  # no negative request for an operation that takes no input
         run()
