@@ -31,7 +31,7 @@ TerahashPerS = Annotated[float, Field(ge=0.001, le=100_000, allow_inf_nan=False)
 MinerWatts = Annotated[float, Field(ge=1, le=100_000, allow_inf_nan=False)]  # one miner
 # Energy prices go negative when the grid has too much; ERCOT's cap is 5,000 USD/MWh.
 UsdPerMwh = Annotated[float, Field(ge=-100_000, le=100_000, allow_inf_nan=False)]
-Usd = Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)]  # an hourly price
+UsdPrice = Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)]  # per hour, PH-day
 CsvPath = Annotated[str, text(1000, min_length=1)]
 
 
@@ -97,8 +97,8 @@ class GpuEconomics(BaseModel):
         1.5, description="What a node draws besides its GPUs, which NVML does not see"
     )
     idle_kw: HostKilowatts = 1.6
-    firm_usd_per_node_hour: Usd = 0.0
-    flex_usd_per_node_hour: Usd = 0.0
+    firm_usd_per_node_hour: UsdPrice = 0.0
+    flex_usd_per_node_hour: UsdPrice = 0.0
     bmcs: dict[Annotated[str, text(100, min_length=1)], BmcUrl] = Field(
         default_factory=dict,
         max_length=100_000,
@@ -151,7 +151,7 @@ class ErcotSeries(BaseModel):
 class ConstantHashprice(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["constant"] = "constant"
-    usd_per_ph_day: Usd
+    usd_per_ph_day: UsdPrice
 
 
 class HashpriceSeries(BaseModel):
@@ -165,7 +165,7 @@ class HashpriceSeries(BaseModel):
 class ConstantAncillary(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["constant"] = "constant"
-    usd_per_mw_h: Usd
+    usd_per_mw_h: UsdPrice
 
 
 # ERCOT's ancillary services, each a column of `energy_data.ERCOT_ANCILLARY`'s layout.
