@@ -21,6 +21,12 @@ def test_a_node_draws_its_gpus_limits_plus_its_host() -> None:
     assert node_busy_kw(_node(), 1.5) is None  # NVML saw no GPU
 
 
+def test_a_node_whose_limits_are_too_small_to_be_real_reports_nothing() -> None:
+    """Plans divide by the figure: a node reporting 0 W and no host draw is left out."""
+    assert node_busy_kw(_node(0.0, 5e-324), 0.0) is None
+    assert busy_power(GpuEconomics(host_kw=0.0), [_node(0.0)]).kw == DEFAULT_BUSY_KW
+
+
 def test_the_site_counts_the_mean_of_its_nodes_that_report() -> None:
     nodes = [_node(*[700.0] * 8), _node(*[350.0] * 4), _node(None), _node()]
     busy = busy_power(GpuEconomics(host_kw=1.0), nodes)

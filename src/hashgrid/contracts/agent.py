@@ -17,11 +17,21 @@ Every call after join carries `Authorization: Bearer <node credential>` and the
 """
 
 from datetime import datetime
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import BaseModel, Field, model_validator
 
+from hashgrid.contracts.bounds import Count32, Count64, Finite, LongText, ShortText, text
 from hashgrid.contracts.states import MinerAction, ReplicaStatus
+
+# What the server stores of a body (a node's row, fingerprint and holdings, replica reports,
+# miner results) is bounded as `contracts/bounds.py` says; the bounds are far above what a real
+# machine reports.
+Label = Annotated[str, text(1000)]  # a hardware or software description
+# A memory size: at most 1 PiB, so that a node's capacity, summed over its GPUs, fits the
+# `BigInteger` that holds it.
+MemoryBytes = Annotated[int, Field(ge=0, le=2**50)]
+Watts = Annotated[float, Field(ge=0, le=100_000, allow_inf_nan=False)]  # one GPU's
 
 PROTOCOL_VERSION = 1
 PROTOCOL_HEADER = "x-hashgrid-agent-protocol"
@@ -31,43 +41,44 @@ class GpuInfo(BaseModel):
     """One GPU as NVML sees it. Fields after the memory figures came later: older agents omit
     them, and None means NVML could not say (the GPU or driver does not support the query)."""
 
-    index: int
-    uuid: str
-    name: str
-    memory_total_bytes: int
-    memory_free_bytes: int
-    power_draw_w: float | None = None
-    power_limit_w: float | None = None
-    temperature_c: int | None = None
-    ecc_uncorrected: int | None = None  # volatile totals, since the last driver load or reset
-    ecc_corrected: int | None = None
-    xids: list[int] = Field(default_factory=list)  # distinct critical XIDs since agent start
+    index: Count32
+    uuid: ShortText
+    name: Label
+    memory_total_bytes: MemoryBytes
+    memory_free_bytes: MemoryBytes
+    power_draw_w: Watts | None = None
+    power_limit_w: Watts | None = None
+    temperature_c: Count32 | None = None
+    ecc_uncorrected: Count64 | None = None  # volatile totals, since the last driver load or reset
+    ecc_corrected: Count64 | None = None
+    # distinct critical XIDs since agent start
+    xids: list[Count32] = Field(default_factory=list, max_length=1000)
     quarantined: bool = False  # no replica may use it: uncorrected ECC, critical XID, unreadable
-    quarantine_reason: str | None = None
+    quarantine_reason: LongText | None = None
 
 
 class Fingerprint(BaseModel):
     """What a node is: reported at join and refreshed with each heartbeat."""
 
-    hostname: str
-    os: str
-    arch: str
-    cpu_model: str
-    cpu_count: int
-    memory_total_bytes: int
-    memory_available_bytes: int
-    gpus: list[GpuInfo] = Field(default_factory=list)
-    gpu_driver: str | None = None
-    gpu_error: str | None = None  # why no GPU was found, when NVML could not answer
-    cuda_driver: str | None = None  # CUDA version the driver supports, e.g. "12.4"
-    disk_total_bytes: int | None = None  # the filesystem holding the agent's home
-    disk_free_bytes: int | None = None
+    hostname: Label
+    os: Label
+    arch: Label
+    cpu_model: Label
+    cpu_count: Count32
+    memory_total_bytes: MemoryBytes
+    memory_available_bytes: MemoryBytes
+    gpus: list[GpuInfo] = Field(default_factory=list, max_length=1024)
+    gpu_driver: Label | None = None
+    gpu_error: LongText | None = None  # why no GPU was found, when NVML could not answer
+    cuda_driver: Label | None = None  # CUDA version the driver supports, e.g. "12.4"
+    disk_total_bytes: Count64 | None = None  # the filesystem holding the agent's home
+    disk_free_bytes: Count64 | None = None
 
 
 class JoinRequest(BaseModel):
-    protocol_version: int = PROTOCOL_VERSION
-    join_token: str
-    name: str
+    protocol_version: Count32 = PROTOCOL_VERSION
+    join_token: ShortText
+    name: Annotated[str, text(100, min_length=1)]  # the node's, in `String(100)`
     fingerprint: Fingerprint
 
 
@@ -93,17 +104,17 @@ class ReplicaLoad(BaseModel):
     """
 
     replica_id: str = Field(max_length=64)
-    running: int | None = None  # requests being decoded or prefilled now
-    waiting: int | None = None  # requests queued for a slot
-    kv_cache_usage: float | None = None  # fraction of the KV cache in use, 1 = full
+    running: Count32 | None = None  # requests being decoded or prefilled now
+    waiting: Count32 | None = None  # requests queued for a slot
+    kv_cache_usage: Finite | None = None  # fraction of the KV cache in use, 1 = full
 
 
 class Holding(BaseModel):
     """One model file the node's model store holds."""
 
-    source: str
-    size_bytes: int
-    sha256: str
+    source: Annotated[str, text(2000)]  # as a catalog model's `source`
+    size_bytes: Count64
+    sha256: Annotated[str, text(64)]
     last_used: datetime
 
 
@@ -159,8 +170,9 @@ class Assignments(BaseModel):
 
 class ReplicaReport(BaseModel):
     status: ReplicaStatus
-    endpoint: str | None = None  # base URL of the engine's OpenAI API, e.g. http://10.0.0.5:40123
-    reason: str | None = None
+    # base URL of the engine's OpenAI API, e.g. http://10.0.0.5:40123
+    endpoint: Annotated[str, text(500)] | None = None
+    reason: LongText | None = None
 
 
 class Benchmark(BaseModel):
@@ -170,11 +182,11 @@ class Benchmark(BaseModel):
     does the same work; the speeds are the best of a few rounds.
     """
 
-    model: str = Field(max_length=100)  # the reference model, e.g. "tiny-llama"
-    engine: str = Field(max_length=100)  # e.g. "llama-cpp-python 0.3.36"
+    model: ShortText  # the reference model, e.g. "tiny-llama"
+    engine: ShortText  # e.g. "llama-cpp-python 0.3.36"
     gpu_offload: bool  # the model's layers ran on a GPU
-    prompt_tokens: int = Field(gt=0)
-    generated_tokens: int = Field(gt=0)
+    prompt_tokens: Count32 = Field(gt=0)
+    generated_tokens: Count32 = Field(gt=0)
     prompt_tokens_per_s: float = Field(gt=0, allow_inf_nan=False)
     generation_tokens_per_s: float = Field(gt=0, allow_inf_nan=False)
     seconds: float = Field(ge=0, allow_inf_nan=False)  # the whole run, loading included
@@ -184,7 +196,7 @@ class VerificationReport(BaseModel):
     """What the agent measured: a benchmark, or why it could not run one (never both)."""
 
     benchmark: Benchmark | None = None
-    error: str | None = Field(None, min_length=1, max_length=2000)
+    error: Annotated[str, text(2000, min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> Self:
@@ -237,21 +249,24 @@ class MinerOrders(BaseModel):
     nodes: list[NodePowerOrder] = Field(default_factory=list)
 
 
+Detail = Annotated[str, text(2000)]
+
+
 class MinerOutcome(BaseModel):
-    address: str = Field(max_length=255)
+    address: Annotated[str, text(255)]
     done: MinerAction | None  # what the miner now does; None: the order failed
-    detail: str = Field("", max_length=2000)  # why it failed, or why `done` is a fallback
+    detail: Detail = ""  # why it failed, or why `done` is a fallback
 
 
 class NodePowerOutcome(BaseModel):
-    node: str = Field(max_length=100)
+    node: Annotated[str, text(100)]
     on: bool | None  # the power the BMC was left at; None: it failed
-    detail: str = Field("", max_length=2000)  # why it failed
+    detail: Detail = ""  # why it failed
 
 
 class MinerResults(BaseModel):
     """What the site agent made of the orders at `revision`."""
 
-    revision: int
+    revision: Count64  # a `BigInteger` column
     results: list[MinerOutcome] = Field(max_length=100_000)
     nodes: list[NodePowerOutcome] = Field(default_factory=list, max_length=100_000)

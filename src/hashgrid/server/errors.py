@@ -6,13 +6,19 @@ DomainError
 ├── Forbidden      403  a real credential that may not do this
 ├── NotFound       404
 └── Conflict       409  clashes with what exists (a taken name, a used token)
+
+A request that fails its schema is answered 422, with every error in `errors`. The OpenAPI
+document says so for each operation (`document_errors`), so clients and schemathesis read the
+problem details shape the server sends, not FastAPI's default `HTTPValidationError`.
 """
 
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -52,6 +58,22 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where: body, query, path or header, then the field")
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """Problem details (RFC 9457): what every error answer carries."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = Field(None, description="422 only: each invalid field")
+
+
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     headers = {"www-authenticate": "Bearer"} if status == 401 else None
@@ -82,3 +104,41 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, on_domain)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    document_errors(app)
+
+
+# What any operation may answer besides its success: each DomainError's status and 422.
+ERROR_STATUSES = {
+    **{kind.status: kind.title for kind in DomainError.__subclasses__()},
+    422: "Unprocessable request",
+}
+
+
+def document_errors(app: FastAPI) -> None:
+    """Make `app`'s OpenAPI document give every operation its error answers as problem
+    details, in place of FastAPI's `HTTPValidationError` for 422."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(unused, None)
+            problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(problem_schema.pop("$defs"))
+            schemas["Problem"] = problem_schema
+            content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+            for path in document.get("paths", {}).values():
+                for operation in path.values():
+                    responses = operation.setdefault("responses", {})
+                    for status, title in ERROR_STATUSES.items():
+                        responses[str(status)] = {"description": title, "content": content}
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

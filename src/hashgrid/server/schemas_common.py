@@ -1,13 +1,46 @@
-"""Pieces every domain's API schemas share."""
+"""Pieces every domain's API schemas share.
 
+Every input the API stores or looks up is bounded (`contracts/bounds.py`): strings as long as
+their column and without NUL, integers within their column's type, floats finite, so a bad
+value is a 422 before it reaches the database on either backend.
+"""
+
+from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from fastapi import Path, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from hashgrid.contracts.bounds import INT64_MAX, NO_NUL
 
 Name = Annotated[
     str,
     StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"),
 ]
+
+# A name or id in the URL path, looked up in a `String(100)` (or narrower) column; a
+# `{name:path}` of the catalog or deployments is one of `String(200)`.
+PathName = Annotated[str, Path(min_length=1, max_length=100, pattern=NO_NUL)]
+LongPathName = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)]
+
+# A long poll's parameters: the revision seen last, and how long to hold the poll open.
+After = Annotated[
+    int, Query(ge=0, le=INT64_MAX, description="Answer once the revision exceeds this")
+]
+Wait = Annotated[
+    float, Query(ge=0, le=3600, allow_inf_nan=False, description="Seconds to hold the poll open")
+]
+
+
+def _within_years(moment: datetime) -> datetime:
+    if not 2000 <= moment.year <= 2100:
+        raise ValueError("must be between the years 2000 and 2100")
+    return moment
+
+
+# A time the server computes from (a plan's start, a curtailment's deadline): near enough to now
+# that weeks of history before it and days of plan after it stay within datetime's range.
+Moment = Annotated[datetime, AfterValidator(_within_years)]
 
 
 class Out(BaseModel):
@@ -26,6 +59,7 @@ class Limits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # Within the 32-bit `Integer` columns that hold them.
     rpm: int | None = Field(None, ge=1, le=1_000_000_000, description="Requests per minute")
     tpm: int | None = Field(
         None, ge=1, le=2_000_000_000, description="Tokens (prompt + completion) per minute"

@@ -2,7 +2,7 @@ import random
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.contracts.agent import (
@@ -30,6 +30,7 @@ from hashgrid.server.nodes.tables import Node
 from hashgrid.server.power import reports as miner_reports
 from hashgrid.server.power import service as power
 from hashgrid.server.power import standby
+from hashgrid.server.schemas_common import After, PathName, Wait
 from hashgrid.server.sites.tables import Site
 from hashgrid.server.state import ServerState, Session, get_state
 
@@ -122,8 +123,8 @@ async def assignments(
     state: State,
     request: Request,
     protocol: ProtocolHeader,
-    after: Annotated[int, Query(description="Answer once the revision exceeds this")] = 0,
-    wait: Annotated[float, Query(ge=0, description="Seconds to hold the poll open")] = 0,
+    after: After = 0,
+    wait: Wait = 0,
 ) -> Assignments:
     """The replicas this node should run, answered when newer than `after` (a long poll).
 
@@ -157,7 +158,7 @@ async def assignments(
 
 @router.put("/replicas/{replica_id}/state")
 async def report_replica(
-    replica_id: str,
+    replica_id: PathName,
     body: ReplicaReport,
     node: CallingNode,
     session: Session,
@@ -199,8 +200,8 @@ async def miner_orders(
     session: Session,
     state: State,
     protocol: ProtocolHeader,
-    after: Annotated[int, Query(description="Answer once the revision exceeds this")] = 0,
-    wait: Annotated[float, Query(ge=0, description="Seconds to hold the poll open")] = 0,
+    after: After = 0,
+    wait: Wait = 0,
 ) -> MinerOrders:
     """What each ASIC miner of this node's site should do (a long poll, for a site agent).
 

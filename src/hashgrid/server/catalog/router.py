@@ -3,6 +3,7 @@ from fastapi import APIRouter, status
 from hashgrid.server.auth import Admin
 from hashgrid.server.catalog import service
 from hashgrid.server.catalog.schemas import ModelCreate, ModelOut, ModelPrices
+from hashgrid.server.schemas_common import LongPathName
 from hashgrid.server.state import Session, State
 
 router = APIRouter(prefix="/api/v1/models", tags=["catalog"])
@@ -21,7 +22,7 @@ async def list_models(session: Session, _: Admin) -> list[ModelOut]:
 
 @router.put("/{name:path}/prices")
 async def set_model_prices(
-    name: str, body: ModelPrices, session: Session, state: State, _: Admin
+    name: LongPathName, body: ModelPrices, session: Session, state: State, _: Admin
 ) -> ModelOut:
     """Set a model's prices (USD per million tokens), which budgets count from now on."""
     model = await service.set_prices(session, name, body)
@@ -30,5 +31,5 @@ async def set_model_prices(
 
 
 @router.get("/{name:path}")
-async def get_model(name: str, session: Session, _: Admin) -> ModelOut:
+async def get_model(name: LongPathName, session: Session, _: Admin) -> ModelOut:
     return ModelOut.model_validate(await service.get(session, name))

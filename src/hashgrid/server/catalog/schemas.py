@@ -3,6 +3,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from hashgrid.contracts.bounds import INT64_MAX, text
 from hashgrid.server.schemas_common import Out
 
 ModelName = Annotated[
@@ -23,10 +24,12 @@ class Architecture(BaseModel):
 
 class ModelCreate(BaseModel):
     name: ModelName
-    source: str = Field(min_length=1, description="Path of the weights on the nodes")
+    source: Annotated[str, text(2000, min_length=1)] = Field(
+        description="Path of the weights on the nodes"
+    )
     format: Literal["gguf"] = "gguf"
     engine: Literal["llamacpp"] = "llamacpp"
-    size_bytes: int = Field(gt=0, description="Size of the weights, for placement")
+    size_bytes: int = Field(gt=0, le=INT64_MAX, description="Size of the weights, for placement")
     context_length: int = Field(2048, ge=16, le=1_048_576)
     task: Task = Field("generate", description="generate: chat and completions; embed: embeddings")
     sha256: str | None = Field(

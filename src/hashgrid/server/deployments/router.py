@@ -2,6 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from hashgrid.contracts.bounds import NO_NUL
 from hashgrid.contracts.states import ReplicaStatus
 from hashgrid.server.auth import Admin
 from hashgrid.server.deployments import service
@@ -11,6 +12,7 @@ from hashgrid.server.deployments.schemas import (
     DeploymentOut,
     ReplicaOut,
 )
+from hashgrid.server.schemas_common import LongPathName
 from hashgrid.server.state import Session, State
 
 router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
@@ -22,8 +24,12 @@ async def list_replicas(
     session: Session,
     state: State,
     _: Admin,
-    deployment: Annotated[str | None, Query(description="Deployment name")] = None,
-    node: Annotated[str | None, Query(description="Node id")] = None,
+    deployment: Annotated[
+        str | None, Query(max_length=200, pattern=NO_NUL, description="Deployment name")
+    ] = None,
+    node: Annotated[
+        str | None, Query(max_length=100, pattern=NO_NUL, description="Node id")
+    ] = None,
     status: Annotated[ReplicaStatus | None, Query()] = None,
 ) -> list[ReplicaOut]:
     """Replicas, newest first, in every status (stopped and failed ones too), each with the
@@ -51,7 +57,9 @@ async def list_deployments(session: Session, state: State, _: Admin) -> list[Dep
 
 
 @router.get("/{name:path}")
-async def get_deployment(name: str, session: Session, state: State, _: Admin) -> DeploymentOut:
+async def get_deployment(
+    name: LongPathName, session: Session, state: State, _: Admin
+) -> DeploymentOut:
     """A deployment with its active replicas, each with its engine load where reported."""
     deployment = await service.get(session, name)
     return await service.to_out(session, deployment, state.loads)
@@ -59,7 +67,7 @@ async def get_deployment(name: str, session: Session, state: State, _: Admin) ->
 
 @router.patch("/{name:path}")
 async def change_deployment(
-    name: str, body: DeploymentChange, session: Session, state: State, _: Admin
+    name: LongPathName, body: DeploymentChange, session: Session, state: State, _: Admin
 ) -> DeploymentOut:
     """Change a deployment. Size: `replicas` alone fixes it; `min_replicas`/`max_replicas` (and
     the targets) let the autoscaler move it. What replicas run (`model`, `engine`,
@@ -72,6 +80,6 @@ async def change_deployment(
 
 
 @router.delete("/{name:path}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_deployment(name: str, session: Session, state: State, _: Admin) -> None:
+async def delete_deployment(name: LongPathName, session: Session, state: State, _: Admin) -> None:
     await service.delete(session, await service.get(session, name))
     await state.changes.bump()

@@ -1,13 +1,15 @@
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hashgrid.contracts.bounds import text
 from hashgrid.contracts.states import ReplicaStatus
 from hashgrid.server.catalog.schemas import ModelName
-from hashgrid.server.schemas_common import Out
+from hashgrid.server.schemas_common import Name, Out
+from hashgrid.server.sites.schemas import Region
 
 
 class Tier(StrEnum):
@@ -17,6 +19,9 @@ class Tier(StrEnum):
 
 Engine = Literal["llamacpp", "vllm", "sglang"]
 Task = Literal["generate", "embed"]
+GpuType = Annotated[str, text(100, min_length=1)]
+MAX_REGIONS = 100
+MAX_TTFT_MS = 3_600_000  # an hour: any target above it is none
 
 
 def endpoint_base(url: str) -> str:
@@ -46,13 +51,25 @@ class Scaling(BaseModel):
     `max_replicas` by load (see `scheduler/autoscale.py`)."""
 
     target_load: float = Field(
-        8.0, gt=0, le=10_000, description="Requests in flight or queued that one replica carries"
+        8.0,
+        gt=0,
+        le=10_000,
+        allow_inf_nan=False,
+        description="Requests in flight or queued that one replica carries",
     )
     ttft_target_ms: float | None = Field(
-        None, gt=0, description="A p90 time to first token to stay under; null: none"
+        None,
+        gt=0,
+        le=MAX_TTFT_MS,
+        allow_inf_nan=False,
+        description="A p90 time to first token to stay under; null: none",
     )
     idle_s: float = Field(
-        300.0, ge=1, le=7 * 86_400, description="With min_replicas 0: idle this long, scale to zero"
+        300.0,
+        ge=1,
+        le=7 * 86_400,
+        allow_inf_nan=False,
+        description="With min_replicas 0: idle this long, scale to zero",
     )
 
 
@@ -65,13 +82,12 @@ class DeploymentCreate(Scaling):
     name: ModelName | None = Field(
         None, description="What clients put in `model`; default: the model's name"
     )
-    endpoint: str | None = Field(
+    endpoint: Annotated[str, text(500)] | None = Field(
         None,
-        max_length=500,
         description="Base URL of an OpenAI-compatible server run outside hashgrid, with or "
         "without /v1: routed as the deployment's one replica (no catalog model, no placement)",
     )
-    site: str | None = Field(
+    site: Name | None = Field(
         None,
         description="With endpoint: the site it is routed as part of (latency, power state); "
         "default: the only site, when there is exactly one",
@@ -88,7 +104,9 @@ class DeploymentCreate(Scaling):
     )
     min_replicas: int | None = Field(None, ge=0, le=10_000, description="Autoscaling floor")
     max_replicas: int | None = Field(None, ge=0, le=10_000, description="Autoscaling ceiling")
-    regions: list[str] = Field(default_factory=list, description="Allowed regions; empty: any")
+    regions: list[Region] = Field(
+        default_factory=list, max_length=MAX_REGIONS, description="Allowed regions; empty: any"
+    )
     tier: Tier = Tier.FLEX
     engine: Engine | None = Field(
         None,
@@ -97,10 +115,8 @@ class DeploymentCreate(Scaling):
     tensor_parallel_size: int = Field(
         1, ge=1, le=64, description="GPUs per replica, on one node (more than 1: GPUs only)"
     )
-    gpu_type: str | None = Field(
+    gpu_type: GpuType | None = Field(
         None,
-        min_length=1,
-        max_length=100,
         description="Only GPUs whose name contains this (any case), e.g. H100",
     )
 
@@ -152,15 +168,15 @@ class DeploymentChange(BaseModel):
     model: ModelName | None = Field(None, description="Another catalog model to roll out")
     engine: Engine | None = None
     tensor_parallel_size: int | None = Field(None, ge=1, le=64)
-    gpu_type: str | None = Field(None, min_length=1, max_length=100)
-    regions: list[str] | None = None
+    gpu_type: GpuType | None = None
+    regions: list[Region] | None = Field(None, max_length=MAX_REGIONS)
     tier: Tier | None = None
     replicas: int | None = Field(None, ge=0, le=10_000)
     min_replicas: int | None = Field(None, ge=0, le=10_000)
     max_replicas: int | None = Field(None, ge=0, le=10_000)
-    target_load: float | None = Field(None, gt=0, le=10_000)
-    ttft_target_ms: float | None = Field(None, gt=0)
-    idle_s: float | None = Field(None, ge=1, le=7 * 86_400)
+    target_load: float | None = Field(None, gt=0, le=10_000, allow_inf_nan=False)
+    ttft_target_ms: float | None = Field(None, gt=0, le=MAX_TTFT_MS, allow_inf_nan=False)
+    idle_s: float | None = Field(None, ge=1, le=7 * 86_400, allow_inf_nan=False)
 
 
 class ReplicaLoadOut(BaseModel):

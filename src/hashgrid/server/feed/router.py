@@ -1,10 +1,9 @@
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 
 from hashgrid.contracts.gateway import DemandReport, GatewayView, UsageAck, UsageBatch
 from hashgrid.server.auth import GatewayCaller
 from hashgrid.server.feed import service
+from hashgrid.server.schemas_common import After, Wait
 from hashgrid.server.state import Session, State
 from hashgrid.server.usage import service as usage
 
@@ -17,8 +16,8 @@ async def gateway_view(
     state: State,
     request: Request,
     _: GatewayCaller,
-    after: Annotated[int, Query(description="Answer once the revision exceeds this")] = 0,
-    wait: Annotated[float, Query(ge=0, description="Seconds to hold the poll open")] = 0,
+    after: After = 0,
+    wait: Wait = 0,
 ) -> GatewayView:
     """The routing table and key list, answered when newer than `after` (a long poll), and
     when `wait` ends in any case, with each replica's engine load as last reported."""

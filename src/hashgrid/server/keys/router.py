@@ -6,7 +6,7 @@ from hashgrid.server.auth import Admin
 from hashgrid.server.keys import service
 from hashgrid.server.keys.schemas import KeyCreate, KeyCreated, KeyOut
 from hashgrid.server.keys.tables import ApiKey
-from hashgrid.server.schemas_common import Limits
+from hashgrid.server.schemas_common import Limits, PathName
 from hashgrid.server.state import ServerState, Session, State
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
@@ -34,7 +34,7 @@ async def list_keys(session: Session, state: State, _: Admin) -> list[KeyOut]:
 
 @router.put("/{key_id}/limits")
 async def set_key_limits(
-    key_id: str, body: Limits, session: Session, state: State, _: Admin
+    key_id: PathName, body: Limits, session: Session, state: State, _: Admin
 ) -> KeyOut:
     """Replace the key's limits; gateways apply them within a second or so."""
     key = await service.set_limits(session, key_id, body)
@@ -43,7 +43,7 @@ async def set_key_limits(
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_key(key_id: str, session: Session, state: State, _: Admin) -> None:
+async def revoke_key(key_id: PathName, session: Session, state: State, _: Admin) -> None:
     """Revoke a key: gateways refuse it (401) as soon as their view updates, within seconds."""
     await service.revoke(session, key_id)
     await state.changes.bump()

@@ -3,6 +3,7 @@ from fastapi import APIRouter, Request
 from hashgrid.server.auth import Admin, node_credentials
 from hashgrid.server.nodes import scheduling, service
 from hashgrid.server.nodes.schemas import DrainRequest, NodeOut
+from hashgrid.server.schemas_common import PathName
 from hashgrid.server.state import Session, State
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
@@ -14,13 +15,13 @@ async def list_nodes(session: Session, _: Admin) -> list[NodeOut]:
 
 
 @router.get("/{node}")
-async def get_node(node: str, session: Session, _: Admin) -> NodeOut:
+async def get_node(node: PathName, session: Session, _: Admin) -> NodeOut:
     """A node by id or name."""
     return service.to_out(*await service.get(session, node))
 
 
 @router.post("/{node}/cordon")
-async def cordon_node(node: str, session: Session, state: State, _: Admin) -> NodeOut:
+async def cordon_node(node: PathName, session: Session, state: State, _: Admin) -> NodeOut:
     """Place no new replicas on this node; those it runs keep serving."""
     row, site = await service.get(session, node)
     await scheduling.cordon(session, row)
@@ -29,7 +30,7 @@ async def cordon_node(node: str, session: Session, state: State, _: Admin) -> No
 
 
 @router.post("/{node}/uncordon")
-async def uncordon_node(node: str, session: Session, state: State, _: Admin) -> NodeOut:
+async def uncordon_node(node: PathName, session: Session, state: State, _: Admin) -> NodeOut:
     """Take new replicas again (this also ends a drain)."""
     row, site = await service.get(session, node)
     await scheduling.uncordon(session, row)
@@ -39,7 +40,7 @@ async def uncordon_node(node: str, session: Session, state: State, _: Admin) -> 
 
 @router.post("/{node}/drain")
 async def drain_node(
-    node: str, body: DrainRequest, session: Session, state: State, _: Admin
+    node: PathName, body: DrainRequest, session: Session, state: State, _: Admin
 ) -> NodeOut:
     """Route no new requests here, move its replicas elsewhere, and stop its engines once
     their in-flight requests finish, by the deadline at the latest."""
@@ -51,7 +52,7 @@ async def drain_node(
 
 @router.post("/{node}/revoke")
 async def revoke_node(
-    node: str, session: Session, state: State, request: Request, _: Admin
+    node: PathName, session: Session, state: State, request: Request, _: Admin
 ) -> NodeOut:
     """Revoke the node's credential: its next call gets 401, and it is marked lost with its
     replicas. The machine must join again, with a new join token, to come back (as a new node)."""

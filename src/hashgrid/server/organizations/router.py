@@ -4,7 +4,7 @@ from hashgrid.server.auth import Admin
 from hashgrid.server.organizations import service
 from hashgrid.server.organizations.schemas import OrganizationCreate, OrganizationOut
 from hashgrid.server.organizations.tables import Organization
-from hashgrid.server.schemas_common import Limits
+from hashgrid.server.schemas_common import Limits, PathName
 from hashgrid.server.state import ServerState, Session, State
 
 router = APIRouter(prefix="/api/v1/organizations", tags=["organizations"])
@@ -24,13 +24,15 @@ async def list_organizations(session: Session, state: State, _: Admin) -> list[O
 
 
 @router.get("/{name}")
-async def get_organization(name: str, session: Session, state: State, _: Admin) -> OrganizationOut:
+async def get_organization(
+    name: PathName, session: Session, state: State, _: Admin
+) -> OrganizationOut:
     return organization_out(await service.get(session, name), state)
 
 
 @router.put("/{name}/limits")
 async def set_organization_limits(
-    name: str, body: Limits, session: Session, state: State, _: Admin
+    name: PathName, body: Limits, session: Session, state: State, _: Admin
 ) -> OrganizationOut:
     """Replace a customer's limits, which hold over all its keys together (each key's own
     limits hold too)."""

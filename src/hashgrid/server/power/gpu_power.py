@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hashgrid.server.power.schemas import GpuEconomics
+from hashgrid.server.power.schemas import MIN_NODE_KW, GpuEconomics
 
 DEFAULT_BUSY_KW = 10.2
 
@@ -27,11 +27,13 @@ class BusyPower:
 
 def node_busy_kw(fingerprint: Mapping[str, Any], host_kw: float) -> float | None:
     """A node's busy draw from its fingerprint: its GPUs' power limits plus `host_kw`; None when
-    a GPU reports no limit (or the node reports no GPU)."""
+    a GPU reports no limit (or the node reports no GPU), or limits too small to be real (a plan
+    divides by the figure)."""
     limits = [gpu.get("power_limit_w") for gpu in fingerprint.get("gpus", [])]
     if not limits or any(w is None for w in limits):
         return None
-    return host_kw + sum(float(w) for w in limits) / 1e3
+    kw = host_kw + sum(float(w) for w in limits) / 1e3
+    return kw if kw >= MIN_NODE_KW else None
 
 
 def busy_power(gpus: GpuEconomics, fingerprints: Iterable[Mapping[str, Any]]) -> BusyPower:

@@ -1,6 +1,5 @@
 """A site's power: its model, curtailments, plans and their history."""
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
@@ -15,6 +14,7 @@ from hashgrid.server.power.schemas import (
     PowerModel,
     SitePowerOut,
 )
+from hashgrid.server.schemas_common import Moment, PathName
 from hashgrid.server.sites import service as sites
 from hashgrid.server.state import Session, State
 
@@ -27,14 +27,14 @@ async def _with_miners(out: SitePowerOut, session: Session) -> SitePowerOut:
 
 
 @router.get("/power")
-async def get_power(name: str, session: Session, _: Admin) -> SitePowerOut:
+async def get_power(name: PathName, session: Session, _: Admin) -> SitePowerOut:
     """The site's power model, state, curtailment in force and miners' last report."""
     return await _with_miners(await service.get(session, name), session)
 
 
 @router.put("/power")
 async def set_power(
-    name: str, body: PowerModel, session: Session, state: State, _: Admin
+    name: PathName, body: PowerModel, session: Session, state: State, _: Admin
 ) -> SitePowerOut:
     """Replace the site's power model: ASIC groups, GPU node economics, price and hashprice."""
     out = await service.set_model(session, state.changes, name, body)
@@ -43,7 +43,7 @@ async def set_power(
 
 @router.post("/curtailments", status_code=status.HTTP_201_CREATED)
 async def curtail(
-    name: str, body: CurtailmentCreate, session: Session, state: State, _: Admin
+    name: PathName, body: CurtailmentCreate, session: Session, state: State, _: Admin
 ) -> CurtailmentOut:
     """Bring the site down to `target_mw` by `by`: ASICs first, then flex, then firm replicas
     leave; at once, or scheduled to begin a lead before a future `by`."""
@@ -52,7 +52,7 @@ async def curtail(
 
 
 @router.delete("/curtailments")
-async def restore(name: str, session: Session, state: State, _: Admin) -> CurtailmentOut:
+async def restore(name: PathName, session: Session, state: State, _: Admin) -> CurtailmentOut:
     """End the curtailment in force or cancel a scheduled one: the site is active again, its
     miners follow the plan."""
     return await service.restore(session, state.changes, name)
@@ -60,11 +60,11 @@ async def restore(name: str, session: Session, state: State, _: Admin) -> Curtai
 
 @router.get("/power/plan")
 async def plan(
-    name: str,
+    name: PathName,
     session: Session,
     _: Admin,
     hours: Annotated[int, Query(ge=1, le=service.MAX_PLAN_HOURS)] = 24,
-    start: Annotated[datetime | None, Query(description="Default: now")] = None,
+    start: Annotated[Moment | None, Query(description="Default: now")] = None,
 ) -> PlanOut:
     """The online plan per interval (an hour, or 15 minutes on a 15-minute price series): MW
     to mining, to inference, offered to the grid; revenue."""
@@ -73,7 +73,7 @@ async def plan(
 
 @router.get("/power/history")
 async def history(
-    name: str,
+    name: PathName,
     session: Session,
     _: Admin,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

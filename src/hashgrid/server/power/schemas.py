@@ -1,15 +1,16 @@
 """API shapes of a site's power model, its curtailments and its plans."""
 
 from datetime import datetime, timedelta
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hashgrid.contracts.bounds import text
 from hashgrid.contracts.states import CurtailmentStatus, SitePowerState
 from hashgrid.server.power.specs import nameplate
-from hashgrid.server.schemas_common import Out
+from hashgrid.server.schemas_common import Moment, Out
+from hashgrid.server.sites.schemas import MAX_SITE_MW
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
 BmcUrl = Annotated[
     str,
     Field(
@@ -18,8 +19,20 @@ BmcUrl = Annotated[
         examples=["https://10.0.1.5/redfish/v1/Systems/1"],
     ),
 ]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# Physical quantities and prices, each within what a real site sees with a wide margin: a
+# plan divides by them and multiplies them, and a value like 5e-324 kW or 1e308 USD would
+# overflow it (a plan that answers 500, and a reconciler pass that fails).
+MIN_NODE_KW = 0.01  # a GPU node draws more than 10 W busy
+Kilowatts = Annotated[float, Field(ge=MIN_NODE_KW, le=1000, allow_inf_nan=False)]  # one node
+HostKilowatts = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
+Megawatts = Annotated[float, Field(ge=0, le=MAX_SITE_MW, allow_inf_nan=False)]
+MwPerHour = Annotated[float, Field(ge=0.001, le=MAX_SITE_MW, allow_inf_nan=False)]
+TerahashPerS = Annotated[float, Field(ge=0.001, le=100_000, allow_inf_nan=False)]  # one miner
+MinerWatts = Annotated[float, Field(ge=1, le=100_000, allow_inf_nan=False)]  # one miner
+# Energy prices go negative when the grid has too much; ERCOT's cap is 5,000 USD/MWh.
+UsdPerMwh = Annotated[float, Field(ge=-100_000, le=100_000, allow_inf_nan=False)]
+UsdPrice = Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)]  # per hour, PH-day
+CsvPath = Annotated[str, text(1000, min_length=1)]
 
 
 class AsicGroupSpec(BaseModel):
@@ -36,15 +49,15 @@ class AsicGroupSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(min_length=1, max_length=100, description="e.g. Antminer S21")
+    model: Annotated[str, text(100, min_length=1)] = Field(description="e.g. Antminer S21")
     count: int | None = Field(None, ge=0, le=1_000_000, description="Default: len(addresses)")
-    th_s: Positive | None = Field(None, description="TH/s of one miner; default: nameplate")
-    watts: Positive | None = Field(None, description="Watts of one miner; default: nameplate")
-    addresses: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(
+    th_s: TerahashPerS | None = Field(None, description="TH/s of one miner; default: nameplate")
+    watts: MinerWatts | None = Field(None, description="Watts of one miner; default: nameplate")
+    addresses: list[Annotated[str, text(255, min_length=1)]] = Field(
         default_factory=list, max_length=100_000
     )
     control: Literal["sleep", "power"] = "sleep"
-    min_watts: Positive | None = Field(
+    min_watts: MinerWatts | None = Field(
         None, description="Lowest power target, `power` control only; default: half of watts"
     )
 
@@ -76,17 +89,17 @@ class GpuEconomics(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    busy_kw: Positive | None = Field(
+    busy_kw: Kilowatts | None = Field(
         None,
         description="What a busy node draws; unset: its GPUs' NVML power limits plus host_kw",
     )
-    host_kw: NonNegative = Field(
+    host_kw: HostKilowatts = Field(
         1.5, description="What a node draws besides its GPUs, which NVML does not see"
     )
-    idle_kw: NonNegative = 1.6
-    firm_usd_per_node_hour: NonNegative = 0.0
-    flex_usd_per_node_hour: NonNegative = 0.0
-    bmcs: dict[Annotated[str, Field(min_length=1, max_length=100)], BmcUrl] = Field(
+    idle_kw: HostKilowatts = 1.6
+    firm_usd_per_node_hour: UsdPrice = 0.0
+    flex_usd_per_node_hour: UsdPrice = 0.0
+    bmcs: dict[Annotated[str, text(100, min_length=1)], BmcUrl] = Field(
         default_factory=dict,
         max_length=100_000,
         description="Node name -> its BMC's Redfish system URL: the site agent powers the node "
@@ -110,7 +123,7 @@ class GpuEconomics(BaseModel):
 class FixedPrice(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["fixed"] = "fixed"
-    usd_per_mwh: Finite
+    usd_per_mwh: UsdPerMwh
 
 
 class TimeOfUse(BaseModel):
@@ -118,7 +131,7 @@ class TimeOfUse(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["time_of_use"] = "time_of_use"
-    usd_per_mwh: list[Finite] = Field(min_length=24, max_length=24)
+    usd_per_mwh: list[UsdPerMwh] = Field(min_length=24, max_length=24)
 
 
 class ErcotSeries(BaseModel):
@@ -130,7 +143,7 @@ class ErcotSeries(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["ercot"] = "ercot"
-    path: str = Field(min_length=1, max_length=1000)
+    path: CsvPath
     point: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,40}$", description="e.g. LZ_WEST")
     interval_min: Literal[60, 15] = Field(60, description="Minutes per row of the series")
 
@@ -138,7 +151,7 @@ class ErcotSeries(BaseModel):
 class ConstantHashprice(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["constant"] = "constant"
-    usd_per_ph_day: NonNegative
+    usd_per_ph_day: UsdPrice
 
 
 class HashpriceSeries(BaseModel):
@@ -146,13 +159,13 @@ class HashpriceSeries(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["series"] = "series"
-    path: str = Field(min_length=1, max_length=1000)
+    path: CsvPath
 
 
 class ConstantAncillary(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["constant"] = "constant"
-    usd_per_mw_h: NonNegative
+    usd_per_mw_h: UsdPrice
 
 
 # ERCOT's ancillary services, each a column of `energy_data.ERCOT_ANCILLARY`'s layout.
@@ -165,7 +178,7 @@ class ErcotAncillary(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["ercot"] = "ercot"
-    path: str = Field(min_length=1, max_length=1000)
+    path: CsvPath
     product: AncillaryProduct
 
 
@@ -179,7 +192,7 @@ class GridOffer(BaseModel):
     hours the planner finds it pays (`energy.online.commit_offer`), at `price` per MW-h."""
 
     model_config = ConfigDict(extra="forbid")
-    mw: NonNegative
+    mw: Megawatts
     price: AncillarySource
 
 
@@ -193,7 +206,7 @@ class PowerModel(BaseModel):
     price: PriceSource
     hashprice: HashpriceSource
     ancillary: GridOffer | None = None  # none: nothing offered to the grid
-    asic_ramp_mw_per_h: Positive | None = Field(
+    asic_ramp_mw_per_h: MwPerHour | None = Field(
         None, description="Most the planned ASIC load may change in an hour"
     )
 
@@ -202,6 +215,14 @@ class PowerModel(BaseModel):
         """How often the site is planned: its price series' interval, else an hour."""
         minutes = self.price.interval_min if isinstance(self.price, ErcotSeries) else 60
         return timedelta(minutes=minutes)
+
+
+def valid_model(stored: Any) -> PowerModel | None:
+    """A stored power model; None for one stored before its bounds that it now breaks."""
+    try:
+        return PowerModel.model_validate(stored)
+    except ValidationError:
+        return None
 
 
 class CurtailmentCreate(BaseModel):
@@ -213,9 +234,9 @@ class CurtailmentCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    target_mw: NonNegative
-    by: datetime | None = Field(None, description="Deadline, with a time zone; default now")
-    reason: str = Field("", max_length=500)
+    target_mw: Megawatts
+    by: Moment | None = Field(None, description="Deadline, with a time zone; default now")
+    reason: Annotated[str, text(500)] = ""
     source: Literal["grid", "operator"] = "operator"
 
 

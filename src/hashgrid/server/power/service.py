@@ -4,6 +4,7 @@ their deadline), plans and their history."""
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,8 +47,19 @@ CURTAIL_ATTEMPTS = 5
 
 
 async def stored_model(session: AsyncSession, site: Site) -> PowerModel | None:
+    """The site's power model; Conflict for one stored before its bounds that it now breaks."""
     row = await session.get(SitePower, site.id)
-    return None if row is None else PowerModel.model_validate(row.model)
+    if row is None:
+        return None
+    try:
+        return PowerModel.model_validate(row.model)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise Conflict(
+            f"site {site.name!r}: its stored power model is not valid ({where}: {first['msg']}); "
+            "set it again with `hashgrid power set`"
+        ) from None
 
 
 async def _model(session: AsyncSession, site: Site) -> PowerModel:

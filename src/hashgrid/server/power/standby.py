@@ -33,7 +33,7 @@ from hashgrid.scheduler import Snapshot, plan
 from hashgrid.server.db.base import utcnow
 from hashgrid.server.deployments.tables import Replica
 from hashgrid.server.nodes.tables import Node
-from hashgrid.server.power.schemas import PowerModel
+from hashgrid.server.power.schemas import PowerModel, valid_model
 from hashgrid.server.power.tables import SitePower
 from hashgrid.server.sites.tables import Site
 
@@ -119,8 +119,9 @@ async def sleeping(session: AsyncSession) -> list[str]:
     `WAKE_GIVE_UP` (one that has not come back by then is left to its repeated order, so that
     placement looks to others), with a BMC."""
     bmcs = {
-        power.site_id: set(PowerModel.model_validate(power.model).gpus.bmcs)
+        power.site_id: set(model.gpus.bmcs)
         for power in await session.scalars(select(SitePower))
+        if (model := valid_model(power.model)) is not None
     }
     rows = await session.execute(
         select(

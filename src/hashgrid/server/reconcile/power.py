@@ -59,44 +59,57 @@ class PowerReconciler:
         changed = False
         due: list[datetime] = []
         async with self._sessions() as session:
-            rows = (
-                await session.execute(
-                    select(Site, SitePower).join(SitePower, SitePower.site_id == Site.id)
-                )
-            ).all()
-            for site, power in rows:
-                model = PowerModel.model_validate(power.model)
-                event = await service.open_event(session, site)
-                if event is not None and event.started_at is None:
-                    await service.apply_scheduled(session, site, model, event, self._leads)
-                    if event.started_at is None:
-                        due.append(event.starts_at)
-                    else:
-                        changed = True  # it began
-                curtailed = event is not None and event.started_at is not None
-                idle = await standby.standby_idle(session, site, model, self._standby_after)
-                if idle.off:
-                    log.info("idle nodes to standby", site=site.name, nodes=idle.off)
-                    changed = True  # the site agent powers them off
-                if idle.next_at is not None:
-                    due.append(idle.next_at)
-                work = await service.node_work(session, site, model)
-                start = interval_of(now, model.interval)
-                due.append(start + model.interval)
-                inputs = (start, power.updated_at, work, curtailed)
-                if self._planned.get(site.id) == inputs:
-                    continue
+            site_ids = list(await session.scalars(select(SitePower.site_id)))
+        for site_id in site_ids:
+            # Each site in its own session, and a site that fails (a stored model that no longer
+            # validates, a plan that cannot be made) is logged and skipped: the others are
+            # planned all the same, and it is tried again next pass.
+            async with self._sessions() as session:
                 try:
-                    changed |= await service.store_plan(
-                        session, site, model, start, work, curtailed
-                    )
-                except Invalid as e:
-                    # A series that does not cover this interval: no plan, miners keep their
-                    # orders.
-                    log.warning("no power plan this interval", site=site.name, reason=e.detail)
-                self._planned[site.id] = inputs
+                    changed |= await self._site(session, site_id, now, due)
+                except Exception:
+                    log.exception("power pass failed for a site; the others go on", site=site_id)
+                    changed = True  # what it committed before failing, watchers read again
         if changed:
             # Placement, the gateways' view and the site agents' miner orders follow the
             # curtailment begun or the new plan.
             await self._changes.bump()
         return None if not due else max(0.0, (min(due) - utcnow()).total_seconds())
+
+    async def _site(
+        self, session: AsyncSession, site_id: str, now: datetime, due: list[datetime]
+    ) -> bool:
+        """Pass over one site, adding when it is due again to `due`; True when what its miners
+        or placement should do changed."""
+        site, power = await session.get(Site, site_id), await session.get(SitePower, site_id)
+        if site is None or power is None:
+            return False  # deleted since the pass began
+        changed = False
+        model = PowerModel.model_validate(power.model)
+        event = await service.open_event(session, site)
+        if event is not None and event.started_at is None:
+            await service.apply_scheduled(session, site, model, event, self._leads)
+            if event.started_at is None:
+                due.append(event.starts_at)
+            else:
+                changed = True  # it began
+        curtailed = event is not None and event.started_at is not None
+        idle = await standby.standby_idle(session, site, model, self._standby_after)
+        if idle.off:
+            log.info("idle nodes to standby", site=site.name, nodes=idle.off)
+            changed = True  # the site agent powers them off
+        if idle.next_at is not None:
+            due.append(idle.next_at)
+        work = await service.node_work(session, site, model)
+        start = interval_of(now, model.interval)
+        due.append(start + model.interval)
+        inputs = (start, power.updated_at, work, curtailed)
+        if self._planned.get(site.id) == inputs:
+            return changed
+        try:
+            changed |= await service.store_plan(session, site, model, start, work, curtailed)
+        except Invalid as e:
+            # A series that does not cover this interval: no plan, miners keep their orders.
+            log.warning("no power plan this interval", site=site.name, reason=e.detail)
+        self._planned[site.id] = inputs
+        return changed

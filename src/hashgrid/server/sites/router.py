@@ -1,6 +1,7 @@
 from fastapi import APIRouter, status
 
 from hashgrid.server.auth import Admin
+from hashgrid.server.schemas_common import PathName
 from hashgrid.server.sites import service
 from hashgrid.server.sites.schemas import JoinTokenCreate, JoinTokenCreated, SiteCreate, SiteOut
 from hashgrid.server.state import Session
@@ -20,13 +21,13 @@ async def list_sites(session: Session, _: Admin) -> list[SiteOut]:
 
 
 @router.get("/{name}")
-async def get_site(name: str, session: Session, _: Admin) -> SiteOut:
+async def get_site(name: PathName, session: Session, _: Admin) -> SiteOut:
     return SiteOut.model_validate(await service.get(session, name))
 
 
 @router.post("/{name}/join-tokens", status_code=status.HTTP_201_CREATED)
 async def create_join_token(
-    name: str, session: Session, _: Admin, body: JoinTokenCreate | None = None
+    name: PathName, session: Session, _: Admin, body: JoinTokenCreate | None = None
 ) -> JoinTokenCreated:
     """A one-time token an agent trades for a node credential at this site. Shown once."""
     site = await service.get(session, name)

@@ -3,17 +3,25 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from hashgrid.contracts.bounds import NO_NUL
 from hashgrid.server.schemas_common import Name, Out
 
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
-Region = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Region = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
+# The largest mining sites draw a few hundred MW; 100 GW leaves room and keeps plans finite.
+MAX_SITE_MW = 100_000
 
 
 class SiteCreate(BaseModel):
     name: Name
     region: Region
     country: Country = Field(description="ISO 3166-1 alpha-2 code, e.g. US")
-    power_mw: float = Field(ge=0, description="Contracted power budget in megawatts")
+    power_mw: float = Field(
+        ge=0,
+        le=MAX_SITE_MW,
+        allow_inf_nan=False,
+        description="Contracted power budget in megawatts",
+    )
     operator: Name | None = Field(None, description="Operator organization; default: platform")
 
 
