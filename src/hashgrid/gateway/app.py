@@ -13,15 +13,17 @@ from contextlib import asynccontextmanager, suppress
 import aiohttp
 import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from hashgrid.common.body_limit import BodyLimit
 from hashgrid.common.waiting import cancel_all
 from hashgrid.gateway.access_log import AccessLog
 from hashgrid.gateway.auth import authenticate_current
 from hashgrid.gateway.demand import DemandMeter, DemandReporter
-from hashgrid.gateway.errors import OpenAIError
+from hashgrid.gateway.errors import OpenAIError, too_large
 from hashgrid.gateway.limits import InProcess, Limiter, Store
 from hashgrid.gateway.metering import UsageShipper, UsageSpool, adopt_sqlite_spool
 from hashgrid.gateway.proxy import Proxy
@@ -193,4 +195,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
         ],
         lifespan=lifespan,
+        middleware=[
+            Middleware(BodyLimit, settings.max_body_bytes, too_large(settings.max_body_bytes))
+        ],
     )

@@ -4,6 +4,7 @@ OpenAIError
 ├── BadRequest          400 invalid_request_error
 ├── InvalidKey          401 invalid_request_error / invalid_api_key
 ├── ModelNotFound       404 invalid_request_error / model_not_found
+├── RequestTooLarge     413 invalid_request_error / request_too_large (common/body_limit.py)
 ├── RateLimited         429 requests | tokens / rate_limit_exceeded (with retry-after)
 ├── QuotaExceeded       429 insufficient_quota / insufficient_quota (x-should-retry: false)
 ├── NoReplica           503 service_unavailable / no_ready_replica
@@ -14,8 +15,13 @@ OpenAIError
 limit headers, `retry-after`) go out with it.
 """
 
+import uuid
+from collections.abc import Callable
+
 import orjson
+from starlette.datastructures import Headers
 from starlette.responses import Response
+from starlette.types import Scope
 
 
 class OpenAIError(Exception):
@@ -75,6 +81,23 @@ class ModelNotFound(OpenAIError):
         super().__init__(
             f"The model `{model}` does not exist or you do not have access to it.", param="model"
         )
+
+
+class RequestTooLarge(OpenAIError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+def too_large(max_bytes: int) -> Callable[[Scope], Response]:
+    """`BodyLimit`'s answer: a 413, with the client's `x-request-id` or a new one."""
+    error = RequestTooLarge(f"The request body is larger than {max_bytes} bytes, the most allowed.")
+
+    def answer(scope: Scope) -> Response:
+        client_id = Headers(scope=scope).get("x-request-id")
+        return error.response(client_id[:200] if client_id else f"req_{uuid.uuid4().hex}")
+
+    return answer
 
 
 class RateLimited(OpenAIError):
