@@ -222,13 +222,25 @@ async def _hello(_: Request) -> PlainTextResponse:
     return PlainTextResponse("hello")
 
 
+async def _late_reader(request: Request) -> PlainTextResponse:
+    """Reads the body only after twice the body timeout (as an app busy before reading)."""
+    await asyncio.sleep(2.0)
+    return PlainTextResponse(str(len(await request.body())))
+
+
 @pytest.fixture
 def small_server() -> Iterator[ThreadedServer]:
-    """A bare app served as the processes serve it, with room for 20 idle connections."""
+    """A bare app served as the processes serve it, with room for 20 idle connections and a
+    body timeout of 1 s."""
     limits = ConnectionLimits(
-        max_idle_connections=20, max_header_bytes=4096, header_timeout_s=60.0, keep_alive_s=60.0
+        max_idle_connections=20,
+        max_header_bytes=4096,
+        header_timeout_s=60.0,
+        keep_alive_s=60.0,
+        body_timeout_s=1.0,
     )
-    with ThreadedServer(Starlette(routes=[Route("/", _hello)]), limits=limits) as server:
+    routes = [Route("/", _hello), Route("/late", _late_reader, methods=["POST"])]
+    with ThreadedServer(Starlette(routes=routes), limits=limits) as server:
         yield server
 
 
@@ -251,7 +263,15 @@ async def test_idle_connections_past_the_cap_close_oldest_first(
 
 
 async def test_headers_over_the_cap_get_431(small_server: ThreadedServer) -> None:
-    raw = b"GET / HTTP/1.1\r\nhost: test\r\nx-big: " + b"a" * 5000 + b"\r\n\r\n"
+    """Headers that keep coming past the cap (their end never sent) are refused."""
+    raw = b"GET / HTTP/1.1\r\nhost: test\r\nx-big: " + b"a" * 5000
     answer = await _exchange(_port(small_server.url), raw)
     assert answer.startswith(b"HTTP/1.1 431 ")
     assert b"connection: close" in answer
+
+
+def test_a_body_the_app_leaves_unread_is_not_timed_out(small_server: ThreadedServer) -> None:
+    """The client sent it all; the wait is the server's (uvicorn stops reading past 64 KiB)."""
+    body = b"x" * (1024 * 1024)
+    r = httpx.post(f"{small_server.url}/late", content=body, timeout=MARGIN_S)
+    assert (r.status_code, r.text) == (200, str(len(body)))

@@ -15,11 +15,13 @@ class ConnectionLimits(BaseSettings):
     # (issue 14: 5 MB kept an engine busy 6.3 s before its 400) never reaches an engine. Raise
     # it for models with million-token contexts or images sent inline.
     max_body_bytes: int = Field(4 * MIB, ge=1)
-    # The request line and headers together; above it, 431 and the connection closes.
+    # The request line and headers together, checked at each read (so to within one read, at most
+    # 250 KB); above it, 431 and the connection closes.
     max_header_bytes: int = Field(64 * 1024, ge=1024)
     # A request's line and headers must be complete this long after the connection opens, or
     # keep_alive_s + header_timeout_s after the previous response; else the connection closes
-    # (with a 408 if part of a request came).
+    # (with a 408 if part of a request came). Timeouts are checked every quarter of the shortest
+    # (at most every second), so they act up to that much late.
     header_timeout_s: float = Field(10.0, gt=0)
     # A declared body that stops arriving for this long: 408 and the connection closes.
     body_timeout_s: float = Field(30.0, gt=0)
