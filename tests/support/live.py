@@ -16,7 +16,9 @@ import uvicorn
 
 from hashgrid.agent.fingerprint import collect
 from hashgrid.client import HashgridClient
+from hashgrid.common.connection_limits import ConnectionLimits
 from hashgrid.common.net import free_port
+from hashgrid.common.serving import server_config
 from hashgrid.contracts.agent import PROTOCOL_HEADER
 from hashgrid.gateway.app import create_app as create_gateway
 from hashgrid.gateway.settings import GatewaySettings
@@ -24,6 +26,7 @@ from hashgrid.server.app import create_app as create_server
 from hashgrid.server.settings import ServerSettings
 
 ADMIN_TOKEN = "hg_admin_test-token-for-tests-only"
+KEEP_ALIVE_S = 75.0
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
@@ -47,17 +50,18 @@ async def eventually(check: Callable[[], bool], what: str, within_s: float = 20.
 
 
 class ThreadedServer:
-    """An ASGI app served by uvicorn on a free loopback port, in a background thread."""
+    """An ASGI app served by uvicorn on a free loopback port, in a background thread: as the
+    processes serve it (common/serving.py) when given their `limits`."""
 
-    def __init__(self, app: Any, port: int | None = None) -> None:
+    def __init__(
+        self, app: Any, port: int | None = None, limits: ConnectionLimits | None = None
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # Keep idle connections longer than a test waits between calls on one client: with
         # uvicorn's 5 s, a call made as the server closes its idle connection is reset.
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", timeout_keep_alive=75
-        )
-        self._server = uvicorn.Server(config)
+        limits = limits or ConnectionLimits(keep_alive_s=KEEP_ALIVE_S)
+        self._server = uvicorn.Server(server_config(app, "127.0.0.1", self.port, limits))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     def start(self) -> None:
@@ -87,6 +91,7 @@ def server_settings(home: Path, database_url: str, **overrides: Any) -> ServerSe
         "reconcile_interval_s": 0.5,
         "replica_retry_after_s": 5.0,
         "long_poll_max_s": 5.0,
+        "keep_alive_s": KEEP_ALIVE_S,
         **overrides,
     }
     return ServerSettings(**values)
@@ -94,7 +99,7 @@ def server_settings(home: Path, database_url: str, **overrides: Any) -> ServerSe
 
 class LiveServer(ThreadedServer):
     def __init__(self, settings: ServerSettings, port: int | None = None) -> None:
-        super().__init__(create_server(settings), port)
+        super().__init__(create_server(settings), port, settings)
         self.settings = settings
 
     def client(self, token: str | None = ADMIN_TOKEN) -> HashgridClient:
@@ -126,9 +131,9 @@ class LiveServer(ThreadedServer):
 
 class LiveGateway(ThreadedServer):
     def __init__(self, server_url: str, token: str, home: Path, **overrides: Any) -> None:
-        values: dict[str, Any] = {"usage_flush_s": 0.2, **overrides}
+        values: dict[str, Any] = {"usage_flush_s": 0.2, "keep_alive_s": KEEP_ALIVE_S, **overrides}
         settings = GatewaySettings(server_url=server_url, token=token, home=home, **values)
-        super().__init__(create_gateway(settings))
+        super().__init__(create_gateway(settings), limits=settings)
         self.settings = settings
 
     def health(self) -> dict[str, Any]:

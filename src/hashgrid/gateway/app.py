@@ -7,7 +7,6 @@ model validation of whole bodies on the hot path.
 import asyncio
 import gc
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
@@ -16,15 +15,24 @@ import orjson
 import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from hashgrid.common.body_limit import BodyLimit
 from hashgrid.common.waiting import cancel_all
+from hashgrid.gateway import request_ids
 from hashgrid.gateway.access_log import AccessLog
 from hashgrid.gateway.auth import authenticate_current
 from hashgrid.gateway.demand import DemandMeter, DemandReporter
-from hashgrid.gateway.errors import InternalError, ModelNotFound, OpenAIError, RouteNotFound
+from hashgrid.gateway.errors import (
+    InternalError,
+    ModelNotFound,
+    OpenAIError,
+    RouteNotFound,
+    too_large,
+)
 from hashgrid.gateway.limits import InProcess, Limiter, Store
 from hashgrid.gateway.metering import UsageShipper, UsageSpool, adopt_sqlite_spool
 from hashgrid.gateway.proxy import Proxy
@@ -216,13 +224,15 @@ def create_app(settings: GatewaySettings) -> Starlette:
         ],
         exception_handlers={404: not_found, 405: not_found, Exception: server_error},
         lifespan=lifespan,
+        middleware=[
+            Middleware(BodyLimit, settings.max_body_bytes, too_large(settings.max_body_bytes))
+        ],
     )
 
 
 def reply_id(request: Request) -> str:
-    """The `x-request-id` to answer with: the client's own when it sent one, else a new one."""
-    given = request.headers.get("x-request-id")
-    return given[:200] if given else f"req_{uuid.uuid4().hex}"
+    """The `x-request-id` to answer `request` with (`request_ids`)."""
+    return request_ids.reply_id(request.headers.get("x-request-id"))
 
 
 def model_object(name: str) -> dict[str, object]:

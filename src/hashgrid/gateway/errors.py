@@ -5,6 +5,7 @@ OpenAIError
 ├── InvalidKey          401 invalid_request_error / invalid_api_key
 ├── ModelNotFound       404 invalid_request_error / model_not_found
 ├── RouteNotFound       404 invalid_request_error / unknown_url (405: method_not_allowed)
+├── RequestTooLarge     413 invalid_request_error / request_too_large (common/body_limit.py)
 ├── RateLimited         429 requests | tokens / rate_limit_exceeded (with retry-after)
 ├── QuotaExceeded       429 insufficient_quota / insufficient_quota (x-should-retry: false)
 ├── NoReplica           503 service_unavailable / no_ready_replica
@@ -16,8 +17,14 @@ OpenAIError
 limit headers, `retry-after`) go out with it.
 """
 
+from collections.abc import Callable
+
 import orjson
+from starlette.datastructures import Headers
 from starlette.responses import Response
+from starlette.types import Scope
+
+from hashgrid.gateway.request_ids import reply_id
 
 
 class OpenAIError(Exception):
@@ -98,6 +105,22 @@ class RouteNotFound(OpenAIError):
             self.status, self.code = 405, "method_not_allowed"
         else:
             super().__init__(f"Invalid URL ({method} {shown}).")
+
+
+class RequestTooLarge(OpenAIError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+def too_large(max_bytes: int) -> Callable[[Scope], Response]:
+    """`BodyLimit`'s answer: a 413, with the client's `x-request-id` or a new one."""
+    error = RequestTooLarge(f"The request body is larger than {max_bytes} bytes, the most allowed.")
+
+    def answer(scope: Scope) -> Response:
+        return error.response(reply_id(Headers(scope=scope).get("x-request-id")))
+
+    return answer
 
 
 class RateLimited(OpenAIError):

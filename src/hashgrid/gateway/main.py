@@ -8,4 +8,4 @@ from hashgrid.gateway.settings import GatewaySettings
 
 def run(settings: GatewaySettings) -> None:
     configure_logging(settings.log_level)
-    serve(create_app(settings), settings.host, settings.port)
+    serve(create_app(settings), settings.host, settings.port, settings)

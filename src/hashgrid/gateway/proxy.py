@@ -5,7 +5,6 @@ import asyncio
 import contextlib
 import functools
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Set
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from hashgrid.gateway.errors import (
 from hashgrid.gateway.limits import Limiter, Ticket, estimate_tokens
 from hashgrid.gateway.metering import UsageSpool, clamp_text, token_count
 from hashgrid.gateway.normalize import normalize
+from hashgrid.gateway.request_ids import client_request_id, new_request_id
 from hashgrid.gateway.sse import EventSplitter, event_json
 from hashgrid.gateway.steering import (
     CLIENT_COUNTRY_HEADER,
@@ -144,11 +144,10 @@ class Proxy:
     async def handle(self, request: Request, endpoint: str) -> Response:
         # The record's id is always the gateway's own: were it the client's, a client that
         # repeats an `x-request-id` would be billed once for all its requests.
-        client_id = request.headers.get("x-request-id")
         x = Exchange(
-            request_id=f"req_{uuid.uuid4().hex}",
+            request_id=new_request_id(),
             endpoint=endpoint,
-            client_request_id=client_id[:200] if client_id else None,
+            client_request_id=client_request_id(request.headers.get("x-request-id")),
         )
         try:
             x.key = await authenticate_current(request.headers.get("authorization"), self._watcher)

@@ -3,13 +3,14 @@
 from pathlib import Path
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from hashgrid.common.connection_limits import ConnectionLimits
 from hashgrid.common.paths import default_home
 from hashgrid.routing import country_code
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(ConnectionLimits):
     model_config = SettingsConfigDict(env_prefix="HASHGRID_GATEWAY_", extra="ignore")
 
     server_url: str

@@ -7,6 +7,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 import hashgrid
+from hashgrid.common.body_limit import BodyLimit
 from hashgrid.common.waiting import cancel_all
 from hashgrid.server.access.router import router as access_router
 from hashgrid.server.agents.router import router as agents_router
@@ -19,7 +20,7 @@ from hashgrid.server.deployments.demand import GatewayDemand
 from hashgrid.server.deployments.loads import STALE_AFTER_BEATS, ReplicaLoads
 from hashgrid.server.deployments.router import replicas_router
 from hashgrid.server.deployments.router import router as deployments_router
-from hashgrid.server.errors import install_error_handlers
+from hashgrid.server.errors import install_error_handlers, problem
 from hashgrid.server.feed.router import router as feed_router
 from hashgrid.server.keys.router import router as keys_router
 from hashgrid.server.metrics import ServerMetrics
@@ -124,6 +125,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    too_large = f"The request body is larger than {settings.max_body_bytes} bytes, the limit."
+    app.add_middleware(
+        BodyLimit, settings.max_body_bytes, lambda _: problem(413, "Request too large", too_large)
+    )
     app.add_middleware(HearingMiddleware, liveness=liveness)
     for router in ROUTERS:
         app.include_router(router)

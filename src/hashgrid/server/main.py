@@ -8,4 +8,4 @@ from hashgrid.server.settings import ServerSettings
 
 def run(settings: ServerSettings) -> None:
     configure_logging(settings.log_level)
-    serve(create_app(settings), settings.host, settings.port)
+    serve(create_app(settings), settings.host, settings.port, settings)

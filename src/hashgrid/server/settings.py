@@ -3,12 +3,13 @@
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from hashgrid.common.connection_limits import ConnectionLimits
 from hashgrid.common.paths import default_home
 
 
-class ServerSettings(BaseSettings):
+class ServerSettings(ConnectionLimits):
     model_config = SettingsConfigDict(env_prefix="HASHGRID_", extra="ignore")
 
     home: Path = Field(default_factory=default_home)
