@@ -400,3 +400,26 @@ def killed_after(work: Callable[[UsageSpool], None], path: Path) -> None:
     _, status = os.waitpid(pid, 0)
     assert os.WIFSIGNALED(status)
     assert os.WTERMSIG(status) == signal.SIGKILL
+
+
+def test_a_batch_holds_no_more_bytes_than_its_bound_and_the_next_read_goes_on(
+    tmp_path: Path,
+) -> None:
+    """A batch size that would make a body the control plane refuses (413 on every resend)
+    is cut by bytes: the rest comes in the next batch, nothing skipped."""
+    spool = UsageSpool(tmp_path / "spool")
+    for i in range(10):
+        spool.append({"request_id": f"r{i}", "model": "m" * 100})
+    first = spool.read(100, max_bytes=400)
+    assert 1 <= len(first.records) < 10
+    assert sum(len(r) + 1 for r in first.records) <= 400
+    spool.ack(first)
+    rest = spool.read(100, max_bytes=1 << 20)
+    assert first.request_ids + rest.request_ids == [f"r{i}" for i in range(10)]
+    spool.ack(rest)
+    assert spool.read(100).records == []
+    one = UsageSpool(tmp_path / "other")
+    one.append({"request_id": "big", "model": "m" * 1000})
+    assert one.read(100, max_bytes=10).request_ids == ["big"]  # a record larger than the bound
+    spool.close()
+    one.close()

@@ -43,7 +43,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,9 @@ SEGMENT_SUFFIX = ".jsonl"
 ACKED = "acked"
 JOURNAL = "streams"  # the records so far of the streams open at the last sync tick
 READ_CHUNK = 1 << 18
+# A batch's most bytes: a quarter of the control plane's default body limit (4 MiB), so that no
+# batch size a gateway is given makes a body the control plane refuses on every resend.
+MAX_BATCH_BYTES = 1 << 20
 OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -85,6 +88,31 @@ def token_count(reported: object) -> tuple[int, bool]:
     if type(reported) is int and 0 <= reported <= PLAUSIBLE_TOKENS:
         return reported, True
     return 0, False
+
+
+@dataclass
+class _Taken:
+    """The records one read has taken so far, and when it must stop."""
+
+    limit: int
+    max_bytes: int
+    request_ids: list[str] = field(default_factory=list)
+    records: list[bytes] = field(default_factory=list)
+    size: int = 0
+    out_of_bytes: bool = False  # a record did not fit: the read ends before it
+
+    def full(self) -> bool:
+        return self.out_of_bytes or len(self.records) >= self.limit
+
+    def fits(self, size: int) -> bool:
+        """Whether a record of `size` bytes may be taken (the first always may)."""
+        self.out_of_bytes = bool(self.records) and self.size + size > self.max_bytes
+        return not self.out_of_bytes
+
+    def add(self, request_id: str, record: bytes) -> None:
+        self.request_ids.append(request_id)
+        self.records.append(record)
+        self.size += len(record) + 1
 
 
 class SpoolBusy(RuntimeError):
@@ -180,24 +208,22 @@ class UsageSpool:
 
     # -------------------------------------------------------- the shipper's side (a thread)
 
-    def read(self, limit: int) -> Batch:
-        """Up to `limit` whole records after the acknowledged position, oldest first."""
+    def read(self, limit: int, max_bytes: int = MAX_BATCH_BYTES) -> Batch:
+        """Up to `limit` whole records after the acknowledged position, oldest first, and no
+        more than fit in `max_bytes` (always at least one)."""
         start = position = self._acked
-        request_ids: list[str] = []
-        records: list[bytes] = []
+        taken = _Taken(limit, max_bytes)
         while True:
             active = self._active  # read before the segment: one below it is complete
-            offset, rest = self._read_segment(position, limit, request_ids, records)
+            offset, rest = self._read_segment(position, taken)
             position = Position(position.segment, offset)
-            if len(records) >= limit or position.segment >= active:
-                return Batch(start, position, request_ids, records)
+            if taken.full() or position.segment >= active:
+                return Batch(start, position, taken.request_ids, taken.records)
             if rest:
                 log.warning("skipped a torn usage record", segment=position.segment)
             position = Position(position.segment + 1, 0)
 
-    def _read_segment(
-        self, position: Position, limit: int, request_ids: list[str], records: list[bytes]
-    ) -> tuple[int, bool]:
+    def _read_segment(self, position: Position, taken: "_Taken") -> tuple[int, bool]:
         """Add the segment's whole lines from `position` on; return the offset after the last
         line taken and whether bytes are left after it."""
         offset = position.offset
@@ -207,18 +233,17 @@ class UsageSpool:
             return offset, False  # not created yet
         with f:
             f.seek(offset)
-            while len(records) < limit:
+            while not taken.full():
                 chunk = f.read(READ_CHUNK)
                 end = chunk.rfind(b"\n") + 1
                 if end == 0:
                     return offset, bool(chunk)
                 for line in chunk[:end].splitlines(keepends=True):
-                    if len(records) >= limit:
+                    if taken.full() or not taken.fits(len(line)):
                         break
                     offset += len(line)
                     if (rid := _request_id(line)) is not None:
-                        request_ids.append(rid)
-                        records.append(line[:-1])
+                        taken.add(rid, line[:-1])
                 f.seek(offset)
             return offset, bool(f.read(1))
 
