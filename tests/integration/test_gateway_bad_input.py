@@ -295,3 +295,31 @@ def test_an_answer_without_a_client_id_carries_the_gateways_own(
     r = httpx.request(method, stack.gateway.url + path, headers=headers, content=b"{}", timeout=10)
     assert r.status_code == status
     assert r.headers["x-request-id"].startswith("req_")
+
+
+def test_a_fault_in_the_gateway_is_a_500_in_openais_shape_with_an_id_and_a_record(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gateway bug (injected: the request checks raise) is answered as OpenAI answers its
+    own faults, never a plain-text 500, and the request is still metered."""
+
+    def broken(endpoint: str, body: object) -> object:
+        raise RuntimeError("injected fault")
+
+    monkeypatch.setattr("hashgrid.gateway.proxy.normalize", broken)
+    r = send(stack, Case("fault", chat(), 500), "gateway-fault")
+    assert r.status_code == 500
+    assert r.headers["x-request-id"] == "gateway-fault"
+    assert r.headers["x-should-retry"] == "true"
+    error = r.json()["error"]
+    assert (error["type"], error["code"]) == ("server_error", "internal_error")
+    assert "injected" not in error["message"]
+    monkeypatch.undo()
+
+    def record() -> Any:
+        found = [
+            u for u in stack.admin.usage(limit=10_000) if u.client_request_id == "gateway-fault"
+        ]
+        return found[0] if found else None
+
+    assert wait_until(record, 15, "the fault's usage record").status_code == 500
