@@ -485,19 +485,28 @@ TOKEN_ID = integer(0, INT32_MAX)
 TOKEN_IDS = array(TOKEN_ID, min_len=1)
 
 
-def _prompt(value: Any, param: str) -> str | list[int]:
-    """One prompt: a string or token ids (a batch of prompts is refused: module docstring)."""
+def _text_or_tokens(value: Any, param: str) -> tuple[str | list[Any], bool]:
+    """A string, token ids, or a non-empty array of several (the caller checks its items);
+    and whether it is the last, an array of several."""
     if isinstance(value, str):
-        return value
+        return value, False
     if not isinstance(value, list):
         raise invalid_type(param, "a string or array", value)
     if not value:
         raise BadRequest(f"Invalid '{param}': empty array.", param=param, code="empty_array")
     if all(type(t) is int for t in value):
-        return TOKEN_IDS(value, param)  # type: ignore[no-any-return]
-    if len(value) > 1:
+        return TOKEN_IDS(value, param), False
+    return value, True
+
+
+def _prompt(value: Any, param: str) -> str | list[Any]:
+    """One prompt: a string or token ids (a batch of prompts is refused: module docstring)."""
+    prompt, several = _text_or_tokens(value, param)
+    if not several:
+        return prompt
+    if len(prompt) > 1:
         raise unsupported(param, "A batch of prompts is not supported: send one request each.")
-    return _prompt(value[0], f"{param}[0]")
+    return _prompt(prompt[0], f"{param}[0]")
 
 
 COMPLETION: dict[str, Check] = {
@@ -517,20 +526,15 @@ COMPLETION: dict[str, Check] = {
 
 
 def _embedding_input(value: Any, param: str) -> str | list[Any]:
-    if isinstance(value, str):
-        if not value:
-            raise BadRequest(f"Invalid '{param}': empty string.", param=param, code="invalid_value")
-        return value
-    if not isinstance(value, list):
-        raise invalid_type(param, "a string or array", value)
-    if not value:
-        raise BadRequest(f"Invalid '{param}': empty array.", param=param, code="empty_array")
-    if all(type(t) is int for t in value):
-        return TOKEN_IDS(value, param)  # type: ignore[no-any-return]
+    if value == "":
+        raise BadRequest(f"Invalid '{param}': empty string.", param=param, code="invalid_value")
+    given, several = _text_or_tokens(value, param)
+    if not several:
+        return given
     items = either(
         (str, _embedding_input), (list, TOKEN_IDS), expected="a string or array of tokens"
     )
-    return array(items, max_len=MAX_EMBEDDING_INPUTS)(value, param)  # type: ignore[no-any-return]
+    return array(items, max_len=MAX_EMBEDDING_INPUTS)(given, param)  # type: ignore[no-any-return]
 
 
 def _no_dimensions(value: Any, param: str) -> object:
