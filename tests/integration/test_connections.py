@@ -83,8 +83,8 @@ def _chunked(body: bytes, size: int = 8192) -> bytes:
 
 def _chat(key: str, pad: int) -> tuple[list[str], bytes]:
     """Headers and a chat body of about `pad` bytes for a model nobody serves."""
-    message = {"role": "user", "content": "hello"}
-    body = json.dumps({"model": "absent", "messages": [message], "pad": "x" * pad}).encode()
+    message = {"role": "user", "content": "x" * pad}
+    body = json.dumps({"model": "absent", "messages": [message]}).encode()
     return [f"authorization: Bearer {key}", "content-type: application/json"], body
 
 

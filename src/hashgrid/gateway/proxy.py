@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import orjson
 import structlog
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
 from hashgrid.contracts.gateway import (
@@ -192,6 +192,10 @@ class Proxy:
             x.status = 499
             self._finish(x)
             raise
+        except ClientDisconnect:  # the client left while sending its body: nobody to answer
+            x.status = 499
+            self._finish(x)
+            return Response(status_code=499)
         except Exception:  # a gateway bug: logged with the id, answered in OpenAI's shape
             log.exception("request failed in the gateway", request_id=x.reply_id)
             error = InternalError()
