@@ -212,7 +212,11 @@ async def test_held_connections_are_closed_and_the_server_answers_meanwhile(
         # read() returns at the server's end of the connection: it is what is awaited here.
         reads = asyncio.gather(*(reader.read() for reader, _ in connections))
         answers = await asyncio.wait_for(reads, MARGIN_S)
-        assert all(a.startswith(CLOSED_WITH[kind]) for a in answers), (kind, answers[0])
+        # On a loaded machine the server may sweep a connection before its first bytes are
+        # read, and close it as one that sent nothing: every connection must be closed, and
+        # those whose bytes were read answered as their kind.
+        assert all(a.startswith(CLOSED_WITH[kind]) or a == b"" for a in answers), kind
+        assert any(a.startswith(CLOSED_WITH[kind]) for a in answers), (kind, answers[0])
         assert CLOSED_WITH[kind] or set(answers) == {b""}
     async with httpx.AsyncClient() as client:
         assert (await client.get(f"{url}/healthz")).status_code == 200
