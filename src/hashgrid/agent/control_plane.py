@@ -26,6 +26,11 @@ from hashgrid.contracts.agent import (
 )
 
 CONNECT_S = 10.0
+# The longest wait between calls to a control plane that is away. Once it is back, a node
+# follows new assignments and orders, and its replicas' reports arrive, within seconds, not a
+# backoff's 30 s; with full jitter, a fleet's retries still spread out. (Heartbeats retry
+# within a fraction of the node TTL the server gives: `heartbeat.retry_cap`.)
+AWAY_RETRY_CAP_S = 5.0
 READ_S = 10.0  # beyond a long poll's own wait
 
 

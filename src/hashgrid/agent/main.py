@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import structlog
 
 from hashgrid.agent import registration, verification
-from hashgrid.agent.control_plane import ControlPlane, Rejected, Unreachable
+from hashgrid.agent.control_plane import AWAY_RETRY_CAP_S, ControlPlane, Rejected, Unreachable
 from hashgrid.agent.fingerprint import GpuWatch
 from hashgrid.agent.heartbeat import beat_until
 from hashgrid.agent.holdings import HoldingsReport, holdings_of
@@ -140,7 +140,7 @@ async def _identity(
     identity = registration.load(settings)
     if identity is not None:
         return identity
-    backoff = Backoff()
+    backoff = Backoff(cap=AWAY_RETRY_CAP_S)
     while not stop.is_set():
         try:
             return await registration.join(control_plane, settings, collect())
@@ -196,7 +196,7 @@ async def _follow_assignments(
 ) -> None:
     """Long-poll assignments and apply each one; engines keep running while the server is away."""
     revision = 0
-    backoff = Backoff()
+    backoff = Backoff(cap=AWAY_RETRY_CAP_S)
     while not stop.is_set():
         try:
             answer = await control_plane.assignments(revision, LONG_POLL_S)

@@ -6,7 +6,7 @@ import asyncio
 
 import structlog
 
-from hashgrid.agent.control_plane import ControlPlane, Rejected, Unreachable
+from hashgrid.agent.control_plane import AWAY_RETRY_CAP_S, ControlPlane, Rejected, Unreachable
 from hashgrid.common.backoff import Backoff
 from hashgrid.common.waiting import sleep_unless
 from hashgrid.contracts.agent import ReplicaReport
@@ -35,7 +35,7 @@ class Reporter:
 
     async def run(self) -> None:
         """Send queued reports until `close` is called."""
-        backoff = Backoff()
+        backoff = Backoff(cap=AWAY_RETRY_CAP_S)
         while not self._closed.is_set():
             await self._wake.wait()
             self._wake.clear()

@@ -11,7 +11,7 @@ import asyncio
 import structlog
 
 from hashgrid.agent.bmc import BmcError, Redfish
-from hashgrid.agent.control_plane import ControlPlane, Unreachable
+from hashgrid.agent.control_plane import AWAY_RETRY_CAP_S, ControlPlane, Unreachable
 from hashgrid.agent.miners.driver import MinerTarget
 from hashgrid.agent.miners.fleet import Fleet
 from hashgrid.common.backoff import Backoff
@@ -37,7 +37,7 @@ async def follow_orders(
     """Until `stop`: apply each new answer's orders and report what became of them."""
     revision = 0
     applied: tuple[list[MinerOrder], list[NodePowerOrder]] | None = None
-    backoff = Backoff()
+    backoff = Backoff(cap=AWAY_RETRY_CAP_S)
     while not stop.is_set():
         try:
             answer = await control_plane.miner_orders(revision, long_poll_s)
