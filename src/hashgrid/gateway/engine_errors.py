@@ -17,7 +17,7 @@ internals: exception names, file paths, tracebacks. The gateway never passes tho
 import re
 from typing import Any
 
-from hashgrid.gateway.errors import BadRequest, OpenAIError, UpstreamFailed
+from hashgrid.gateway.errors import BadRequest, OpenAIError, UpstreamFailed, shown
 
 MAX_MESSAGE = 300
 # Words in an engine's 5xx that mean the request, not the engine, is at fault.
@@ -67,7 +67,7 @@ def _clean(message: str) -> str:
     line = message.strip().split("\n", 1)[0].strip()
     if not line or INTERNALS.search(line):
         return ""
-    return line if len(line) <= MAX_MESSAGE else line[:MAX_MESSAGE] + "..."
+    return shown(line, MAX_MESSAGE)
 
 
 def _engine_fields(parsed: Any, data: bytes) -> tuple[str, str | None, str | None]:

@@ -27,6 +27,11 @@ from starlette.types import Scope
 from hashgrid.gateway.request_ids import reply_id
 
 
+def shown(text: str, limit: int) -> str:
+    """`text` as a message quotes what a client sent: cut after `limit` characters."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 class OpenAIError(Exception):
     status = 500
     type = "server_error"
@@ -87,9 +92,9 @@ class ModelNotFound(OpenAIError):
 
     def __init__(self, model: str) -> None:
         """OpenAI's words for a model the key cannot use, whether it exists or not."""
-        shown = model if len(model) <= 100 else model[:100] + "..."
         super().__init__(
-            f"The model `{shown}` does not exist or you do not have access to it.", param="model"
+            f"The model `{shown(model, 100)}` does not exist or you do not have access to it.",
+            param="model",
         )
 
 
@@ -99,12 +104,11 @@ class RouteNotFound(OpenAIError):
     code = "unknown_url"
 
     def __init__(self, method: str, path: str, allowed: bool = False) -> None:
-        shown = path if len(path) <= 100 else path[:100] + "..."
         if allowed:  # the path exists, not with this method
-            super().__init__(f"Method {method} is not allowed on {shown}.")
+            super().__init__(f"Method {method} is not allowed on {shown(path, 100)}.")
             self.status, self.code = 405, "method_not_allowed"
         else:
-            super().__init__(f"Invalid URL ({method} {shown}).")
+            super().__init__(f"Invalid URL ({method} {shown(path, 100)}).")
 
 
 class RequestTooLarge(OpenAIError):

@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from hashgrid.gateway.errors import BadRequest
+from hashgrid.gateway.errors import BadRequest, shown
 
 Check = Callable[[Any, str], Any]
 
@@ -59,11 +59,6 @@ def _kind(value: object) -> str:
     return "an object"
 
 
-def _shown(value: object, limit: int = 40) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
 def invalid_type(param: str, expected: str, value: object) -> BadRequest:
     return BadRequest(
         f"Invalid type for '{param}': expected {expected}, but got {_kind(value)} instead.",
@@ -75,7 +70,7 @@ def invalid_type(param: str, expected: str, value: object) -> BadRequest:
 def invalid_value(param: str, value: object, allowed: tuple[str, ...]) -> BadRequest:
     supported = ", ".join(f"'{a}'" for a in allowed)
     return BadRequest(
-        f"Invalid value: '{_shown(value)}'. Supported values are: {supported}.",
+        f"Invalid value: '{shown(str(value), 40)}'. Supported values are: {supported}.",
         param=param,
         code="invalid_value",
     )
@@ -148,7 +143,7 @@ def name(value: Any, param: str) -> str:
         raise invalid_type(param, "a string", value)
     if not NAME_PATTERN.fullmatch(value):
         raise BadRequest(
-            f"Invalid '{param}': '{_shown(value)}' does not match '^[a-zA-Z0-9_-]{{1,64}}$'.",
+            f"Invalid '{param}': '{shown(value, 40)}' does not match '^[a-zA-Z0-9_-]{{1,64}}$'.",
             param=param,
             code="invalid_value",
         )
@@ -302,7 +297,7 @@ def _logit_bias(value: Any, param: str) -> dict[str, Any]:
     for token, v in value.items():
         if not token.isdigit() or int(token) > INT32_MAX:
             raise BadRequest(
-                f"Invalid '{param}': '{_shown(token)}' is not a token id.",
+                f"Invalid '{param}': '{shown(token, 40)}' is not a token id.",
                 param=param,
                 code="invalid_value",
             )
