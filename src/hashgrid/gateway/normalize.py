@@ -286,6 +286,10 @@ SAMPLING: dict[str, Check] = {
 }
 
 
+BIAS = number(-100, 100)
+CHOICES = integer(1, 128)
+
+
 def _logit_bias(value: Any, param: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise invalid_type(param, "an object", value)
@@ -293,7 +297,6 @@ def _logit_bias(value: Any, param: str) -> dict[str, Any]:
         raise BadRequest(
             f"Invalid '{param}': at most {MAX_LOGIT_BIAS} tokens may be biased.", param=param
         )
-    bias = number(-100, 100)
     for token, v in value.items():
         if not token.isdigit() or int(token) > INT32_MAX:
             raise BadRequest(
@@ -301,13 +304,13 @@ def _logit_bias(value: Any, param: str) -> dict[str, Any]:
                 param=param,
                 code="invalid_value",
             )
-        bias(v, f"{param}.{token}")
+        BIAS(v, f"{param}.{token}")
     return value
 
 
 def _just_one(what: str) -> Check:
     def check(value: Any, param: str) -> int:
-        count: int = integer(1, 128)(value, param)
+        count: int = CHOICES(value, param)
         if count > 1:
             raise unsupported(
                 param,
@@ -322,6 +325,7 @@ def _just_one(what: str) -> Check:
 # --------------------------------------------------------------------------- chat
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+ROLE = one_of(*ROLES)
 TEXT_PART = fields({"type": one_of("text"), "text": string}, ("type", "text"))
 IMAGE_PART = fields(
     {
@@ -355,7 +359,7 @@ TOOL_CALL = fields(
     ("id", "type", "function"),
 )
 MESSAGE_FIELDS: dict[str, Check] = {
-    "role": one_of(*ROLES),
+    "role": ROLE,
     "content": lambda v, p: v,  # checked by role, below
     "name": string,
     "tool_call_id": string,
@@ -387,10 +391,13 @@ JSON_SCHEMA = fields(
 )
 
 
+FORMAT_TYPE = one_of("text", "json_object", "json_schema")
+
+
 def _response_format(value: Any, param: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise invalid_type(param, "an object", value)
-    kind = one_of("text", "json_object", "json_schema")(value.get("type"), f"{param}.type")
+    kind = FORMAT_TYPE(value.get("type"), f"{param}.type")
     table: dict[str, Check] = {"type": string}
     if kind == "json_schema":
         table["json_schema"] = JSON_SCHEMA
@@ -423,10 +430,8 @@ def _content(role: str, value: Any, param: str) -> str | list[dict[str, Any]]:
 def _message(value: Any, param: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise invalid_type(param, "an object", value)
-    if "role" not in value:
-        raise missing(f"{param}.role")
-    role = one_of(*ROLES)(value["role"], f"{param}.role")
-    message = checked_object(value, MESSAGE_FIELDS, (), param)
+    message = checked_object(value, MESSAGE_FIELDS, ("role",), param)
+    role = message["role"]
     content = value.get("content")
     if content is None:
         # Only an assistant's turn may lack content: one that called tools or refused. Chat
@@ -533,7 +538,7 @@ def _embedding_input(value: Any, param: str) -> str | list[Any]:
 
 
 def _no_dimensions(value: Any, param: str) -> object:
-    integer(1, INT32_MAX)(value, param)
+    TOKENS(value, param)  # a positive 32-bit integer, as OpenAI takes it
     raise unsupported(param, "'dimensions' is not supported by the models served here.")
 
 
