@@ -46,6 +46,7 @@ def refused(endpoint: str, body: dict[str, Any]) -> BadRequest:
         ({"tool_choice": "auto"}, "tool_choice", None),
         ({"response_format": {"type": "xml"}}, "response_format.type", "invalid_value"),
         ({"logit_bias": {"abc": 1}}, "logit_bias", "invalid_value"),
+        ({"logit_bias": {"\u00b2": 1}}, "logit_bias", "invalid_value"),
         ({"bogus": 1}, "bogus", "unknown_parameter"),
         ({"messages": []}, "messages", "empty_array"),
         ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role", "invalid_value"),

@@ -298,7 +298,8 @@ def _logit_bias(value: Any, param: str) -> dict[str, Any]:
             f"Invalid '{param}': at most {MAX_LOGIT_BIAS} tokens may be biased.", param=param
         )
     for token, v in value.items():
-        if not token.isdigit() or int(token) > INT32_MAX:
+        # ASCII digits only: `isdigit` also holds for '²', which `int` refuses.
+        if not (token.isascii() and token.isdigit()) or int(token) > INT32_MAX:
             raise BadRequest(
                 f"Invalid '{param}': '{shown(token, 40)}' is not a token id.",
                 param=param,
