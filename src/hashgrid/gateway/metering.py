@@ -32,9 +32,9 @@ crash), so the server, which stores each request id once, keeps the final record
 What is spooled is bounded to what the server stores (`clamp_text`, `token_count`): a client's
 model name or request id holding NUL or longer than its column, or a node's token count that is
 negative, not an integer or beyond any context, would otherwise be a record the server cannot
-store. An implausible count is the node's error: it is clamped into range, the record is
-flagged (`usage_clamped`, stored with it, so the server and billing can tell it from a trusted
-count) and a warning names the node and replica.
+store. An implausible count is the node's error: it is kept as 0 (the customer never pays
+for it), the record is flagged (`usage_clamped`, stored with it, so the server and billing can
+tell it from a trusted count) and a warning names the node and replica.
 """
 
 import asyncio
@@ -52,6 +52,7 @@ import orjson
 import structlog
 
 from hashgrid.common.backoff import Backoff
+from hashgrid.common.paths import private_dir
 from hashgrid.contracts.gateway import UsageAck
 
 log = structlog.get_logger("hashgrid.gateway.metering")
@@ -65,7 +66,6 @@ READ_CHUNK = 1 << 18
 MAX_BATCH_BYTES = 1 << 20
 OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 FILE_MODE = 0o600
-DIR_MODE = 0o700
 # More tokens than any model's context holds: a node reporting more for one request is wrong.
 PLAUSIBLE_TOKENS = 10_000_000
 
@@ -139,8 +139,10 @@ class Batch:
 
 class UsageSpool:
     def __init__(self, directory: Path, segment_bytes: int = 16 << 20) -> None:
-        directory.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-        _make_private(directory)
+        private_dir(directory)
+        for path in directory.iterdir():  # also what an older gateway left 0644
+            if path.is_file():
+                path.chmod(FILE_MODE)
         self._dir = directory
         self._segment_bytes = segment_bytes
         # One process per spool: a second one would number and acknowledge segments too.
@@ -173,7 +175,7 @@ class UsageSpool:
         """Write one usage record (a `contracts.gateway.UsageRecord`'s fields) to the spool; a
         stream's record ends its tracking."""
         self._streams.pop(record["request_id"], None)
-        line = orjson.dumps(record, option=orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE)
+        line = _line(record)
         if self._size >= self._segment_bytes:
             self._rotate()
         written = os.write(self._fd, line)
@@ -261,10 +263,7 @@ class UsageSpool:
     def write_journal(self, records: list[Mapping[str, Any]]) -> None:
         """Replace the journal of open streams with `records` (none: delete it)."""
         if records:
-            lines = b"".join(
-                orjson.dumps(r, option=orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE)
-                for r in records
-            )
+            lines = b"".join(_line(r) for r in records)
             _write_atomically(self._dir / JOURNAL, lines)
             self._journaled = True
         elif self._journaled:
@@ -365,12 +364,9 @@ def _request_id(line: bytes) -> str | None:
     return rid if isinstance(rid, str) else None
 
 
-def _make_private(directory: Path) -> None:
-    """The spool directory 0700 and its files 0600, also those an older gateway made 0644."""
-    directory.chmod(DIR_MODE)
-    for path in directory.iterdir():
-        if path.is_file():
-            path.chmod(FILE_MODE)
+def _line(record: Mapping[str, Any]) -> bytes:
+    """One record as the spool and the journal hold it: a JSON line, times in UTC."""
+    return orjson.dumps(record, option=orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -96,8 +96,8 @@ class Exchange:
             self.ttft_ms = (time.perf_counter() - self.started) * 1000
 
     def take_usage(self, usage: object) -> bool:
-        """Take the engine's token counts from its `usage`; an implausible one is clamped and
-        held against the node that reported it."""
+        """Take the engine's token counts from its `usage`; an implausible one is kept as 0
+        (`token_count`) and held against the node that reported it."""
         if not isinstance(usage, dict):
             return False
         self.prompt_tokens, prompt_ok = token_count(usage.get("prompt_tokens"))
