@@ -10,8 +10,6 @@ from typing import Any
 
 import typer
 
-from hashgrid.common.paths import keep_private
-
 
 def _given(**options: Any) -> dict[str, Any]:
     """Options the user set, so settings read the environment for the rest."""
@@ -27,7 +25,6 @@ def server(
     ),
 ) -> None:
     """Run the control plane."""
-    keep_private()
     from hashgrid.server.main import run
     from hashgrid.server.settings import ServerSettings
 
@@ -62,7 +59,6 @@ def gateway(
     ),
 ) -> None:
     """Run a gateway: the OpenAI-compatible /v1 API."""
-    keep_private()
     from hashgrid.gateway.main import run
     from hashgrid.gateway.settings import GatewaySettings
 

@@ -1,11 +1,13 @@
 """`hashgrid server`: run the control plane in this process."""
 
 from hashgrid.common.logging import configure_logging
+from hashgrid.common.paths import keep_private
 from hashgrid.common.serving import serve
 from hashgrid.server.app import create_app
 from hashgrid.server.settings import ServerSettings
 
 
 def run(settings: ServerSettings) -> None:
+    keep_private()
     configure_logging(settings.log_level)
     serve(create_app(settings), settings.host, settings.port, settings)
