@@ -85,10 +85,11 @@ def test_a_revoked_credential_is_refused_at_once_and_its_node_is_lost(
 
 
 def test_only_an_admin_may_revoke(server: LiveServer) -> None:
+    """A node proves who it is (not 401) but may not revoke, itself or another (403)."""
     joined = _join(server, _join_tokens(server)[0])
     revoke = f"/api/v1/nodes/{joined['node_id']}/revoke"
     with _node_http(server, joined["credential"]) as node:
-        assert node.post(revoke).status_code == 401
+        assert node.post(revoke).status_code == 403
     with server.client() as admin:
         gateway = admin.create_token("gw", "gateway").token
     with server.http(token=gateway) as http:
@@ -154,6 +155,7 @@ async def test_the_agent_rotates_and_stores_its_new_credential(
 
 
 def test_a_node_credential_cannot_call_admin_or_gateway_endpoints(server: LiveServer) -> None:
+    """A node is known (not 401) but forbidden (403) everywhere outside the agent protocol."""
     joined = _join(server, _join_tokens(server)[0])
     calls = [
         ("GET", "/api/v1/nodes", None),
@@ -172,7 +174,7 @@ def test_a_node_credential_cannot_call_admin_or_gateway_endpoints(server: LiveSe
     with _node_http(server, joined["credential"]) as node:
         for method, path, body in calls:
             r = node.request(method, path, json=body)
-            assert r.status_code == 401, (method, path, r.status_code)
+            assert r.status_code == 403, (method, path, r.status_code)
 
 
 def test_a_node_cannot_report_or_see_another_nodes_replica(

@@ -111,7 +111,7 @@ def test_only_the_admin_reads_the_records_set_aside(server: LiveServer, gateway_
         assert anonymous.get("/api/v1/usage/rejected").status_code == 401
     node = server.join_node(_site(server), "n1")
     with node:
-        assert node.get("/api/v1/usage/rejected").status_code == 401
+        assert node.get("/api/v1/usage/rejected").status_code == 403
     with server.http() as admin_http:
         assert len(admin_http.get("/api/v1/usage/rejected").json()) == 1
 

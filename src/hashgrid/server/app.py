@@ -4,13 +4,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 import hashgrid
 from hashgrid.common.body_limit import BodyLimit
 from hashgrid.common.waiting import cancel_all
 from hashgrid.server.access.router import router as access_router
+from hashgrid.server.accounts.router import router as accounts_router
 from hashgrid.server.agents.router import router as agents_router
+from hashgrid.server.audit.router import router as audit_router
 from hashgrid.server.bootstrap import bootstrap
 from hashgrid.server.catalog.router import router as catalog_router
 from hashgrid.server.changes import Changes
@@ -27,6 +29,7 @@ from hashgrid.server.metrics import ServerMetrics
 from hashgrid.server.nodes.liveness import HearingMiddleware, Liveness
 from hashgrid.server.nodes.router import router as nodes_router
 from hashgrid.server.organizations.router import router as organizations_router
+from hashgrid.server.policy import authorize, check_every_route_has_a_rule
 from hashgrid.server.power.router import router as power_router
 from hashgrid.server.power.service import curtailment_leads
 from hashgrid.server.reconcile.autoscale import AutoscaleReconciler
@@ -42,7 +45,9 @@ from hashgrid.server.usage.router import router as usage_router
 from hashgrid.server.usage.spend import Spend
 
 ROUTERS = (
+    accounts_router,
     organizations_router,
+    audit_router,
     access_router,
     sites_router,
     power_router,
@@ -123,6 +128,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         description="Sites, nodes, models, deployments, keys and usage; the agent protocol; "
         "the gateway feed. Errors are problem details (RFC 9457).",
         lifespan=lifespan,
+        # Every route's caller is checked against server/policy.py before its handler runs.
+        dependencies=[Depends(authorize)],
     )
     install_error_handlers(app)
     too_large = f"The request body is larger than {settings.max_body_bytes} bytes, the limit."
@@ -137,5 +144,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    check_every_route_has_a_rule(app)
 
     return app

@@ -1,4 +1,9 @@
-"""Who is calling: the admin, a gateway, or a node, each known by its bearer secret.
+"""Who is calling: anyone, a user (by personal token or browser session), the admin token, a
+gateway, or a node, each known by its credential. What each may do is `server/policy.py`'s.
+
+Bearer secrets say what they are by their prefix (`hg_pat_`, `hg_admin_`, `hg_gw_`,
+`hg_node_`); a browser sends its session cookie instead, and with it, on every call that
+changes something, the CSRF token it got at sign-in (double submit, checked against a hash).
 
 Node credentials are checked against `NodeCredentials`, an in-memory cache from credential hash
 to node id filled on first use, so a heartbeat costs no query. Revoking or rotating a credential
@@ -8,37 +13,39 @@ process on the same database would go on accepting a revoked credential it had c
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, TypeVar
+from datetime import timedelta
+from typing import TypeVar
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
+from fastapi import Request
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from hashgrid.common.secrets import hash_secret
+from hashgrid.common.secrets import hash_secret, same_secret
 from hashgrid.server.access.tables import AccessToken, Role
+from hashgrid.server.accounts.tables import BrowserSession, MemberRole, Membership, PersonalToken
+from hashgrid.server.db.base import utcnow
 from hashgrid.server.errors import Forbidden, Unauthorized
+from hashgrid.server.nodes.service import NODE_CREDENTIAL_PREFIX
 from hashgrid.server.nodes.tables import Node
-from hashgrid.server.state import ServerState, Session, get_state
-
-bearer = HTTPBearer(auto_error=False, description="An admin, gateway or node credential.")
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+from hashgrid.server.organizations.tables import Organization, OrgKind
+from hashgrid.server.principal import (
+    ANONYMOUS,
+    SAFE_METHODS,
+    CallerRole,
+    NodePrincipal,
+    Principal,
+    role_in,
+)
+from hashgrid.server.state import ServerState, get_state
 
 T = TypeVar("T")
 
-
-@dataclass(frozen=True)
-class TokenPrincipal:
-    token_id: str
-    role: Role
-
-
-@dataclass(frozen=True)
-class NodePrincipal:
-    """A node that proved itself with its credential."""
-
-    id: str
-    credential_hash: str
+PERSONAL_TOKEN_PREFIX = "hg_pat_"
+SESSION_COOKIE = "hg_session"
+CSRF_COOKIE = "hg_csrf"
+CSRF_HEADER = "x-csrf-token"
+# A personal token's `last_used_at` is written at most this often: not one write per call.
+LAST_USED_EVERY = timedelta(minutes=5)
 
 
 class NodeCredentials:
@@ -98,43 +105,121 @@ def node_credentials(request: Request) -> NodeCredentials:
     return per_state(request, "hashgrid_node_credentials", lambda _: NodeCredentials())
 
 
-def _secret(credentials: HTTPAuthorizationCredentials | None) -> str:
-    if credentials is None or not credentials.credentials:
-        raise Unauthorized("missing bearer token")
-    return credentials.credentials
+def bearer_secret(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        return None
+    return secret.strip()
 
 
-async def _token(session: Session, credentials: Credentials) -> TokenPrincipal:
-    digest = hash_secret(_secret(credentials))
+async def authenticate(request: Request) -> Principal:
+    """The caller: by its bearer secret, else its session cookie, else `ANONYMOUS`.
+    A credential that is given but wrong is a 401, never anonymous."""
+    secret = bearer_secret(request)
+    if secret is None:
+        if request.headers.get("authorization"):
+            raise Unauthorized("the authorization header must be `Bearer <token>`")
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            return await _session(request, cookie)
+        return ANONYMOUS
+    if secret.startswith(NODE_CREDENTIAL_PREFIX):
+        node = await _node(request, secret)
+        return Principal(CallerRole.NODE, node_id=node.id, credential_hash=node.credential_hash)
+    async with get_state(request).sessions() as session:
+        if secret.startswith(PERSONAL_TOKEN_PREFIX):
+            return await _personal_token(session, secret)
+        return await _access_token(session, secret)
+
+
+async def _access_token(session: AsyncSession, secret: str) -> Principal:
     row = await session.scalar(
         select(AccessToken).where(
-            AccessToken.token_hash == digest, AccessToken.revoked_at.is_(None)
+            AccessToken.token_hash == hash_secret(secret), AccessToken.revoked_at.is_(None)
         )
     )
     if row is None:
         raise Unauthorized("unknown or revoked token")
-    return TokenPrincipal(row.id, Role(row.role))
+    role = CallerRole.PLATFORM_ADMIN if row.role == Role.ADMIN else CallerRole.GATEWAY
+    return Principal(role, token_id=row.id)
 
 
-async def require_admin(
-    principal: Annotated[TokenPrincipal, Depends(_token)],
-) -> TokenPrincipal:
-    if principal.role != Role.ADMIN:
-        raise Forbidden("this call needs an admin token")
-    return principal
+async def _personal_token(session: AsyncSession, secret: str) -> Principal:
+    now = utcnow()
+    found = (
+        await session.execute(
+            select(PersonalToken, Membership.role, Organization)
+            .join(
+                Membership,
+                (Membership.user_id == PersonalToken.user_id)
+                & (Membership.organization_id == PersonalToken.organization_id),
+            )
+            .join(Organization, Organization.id == PersonalToken.organization_id)
+            .where(
+                PersonalToken.token_hash == hash_secret(secret),
+                PersonalToken.revoked_at.is_(None),
+                PersonalToken.expires_at > now,
+            )
+        )
+    ).first()
+    if found is None:  # unknown, revoked, expired, or its user left the organization
+        raise Unauthorized("unknown, expired or revoked token")
+    token, member_role, organization = found
+    # The lower of the token's role and the user's role now: a demotion holds at once.
+    both_admin = token.role == MemberRole.ADMIN and member_role == MemberRole.ADMIN
+    role = MemberRole.ADMIN if both_admin else MemberRole.MEMBER
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_EVERY:
+        await session.execute(
+            update(PersonalToken).where(PersonalToken.id == token.id).values(last_used_at=now)
+        )
+        await session.commit()
+    return Principal(
+        role_in(organization, role),
+        organization_id=organization.id,
+        organization_kind=OrgKind(organization.kind),
+        user_id=token.user_id,
+        token_id=token.id,
+    )
 
 
-async def require_gateway(
-    principal: Annotated[TokenPrincipal, Depends(_token)],
-) -> TokenPrincipal:
-    if principal.role not in (Role.ADMIN, Role.GATEWAY):
-        raise Forbidden("this call needs a gateway token")
-    return principal
+async def _session(request: Request, cookie: str) -> Principal:
+    async with get_state(request).sessions() as session:
+        found = (
+            await session.execute(
+                select(BrowserSession, Membership.role, Organization)
+                .join(
+                    Membership,
+                    (Membership.user_id == BrowserSession.user_id)
+                    & (Membership.organization_id == BrowserSession.organization_id),
+                )
+                .join(Organization, Organization.id == BrowserSession.organization_id)
+                .where(
+                    BrowserSession.token_hash == hash_secret(cookie),
+                    BrowserSession.revoked_at.is_(None),
+                    BrowserSession.expires_at > utcnow(),
+                )
+            )
+        ).first()
+    if found is None:
+        raise Unauthorized("the session ended: sign in again")
+    browser, member_role, organization = found
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not sent or not same_secret(hash_secret(sent), browser.csrf_hash):
+            raise Forbidden(f"a call that changes something needs the {CSRF_HEADER} header")
+    return Principal(
+        role_in(organization, MemberRole(member_role)),
+        organization_id=organization.id,
+        organization_kind=OrgKind(organization.kind),
+        user_id=browser.user_id,
+        session_id=browser.id,
+    )
 
 
-async def require_node(request: Request, credentials: Credentials) -> NodePrincipal:
+async def _node(request: Request, secret: str) -> NodePrincipal:
     """The calling node, from the cache when its credential worked before (no query)."""
-    digest = hash_secret(_secret(credentials))
+    digest = hash_secret(secret)
     cache = node_credentials(request)
     node_id = cache.lookup(digest)
     if node_id is None:
@@ -145,8 +230,3 @@ async def require_node(request: Request, credentials: Credentials) -> NodePrinci
             raise Unauthorized("unknown node credential")
         cache.fill(digest, node_id, generation)
     return NodePrincipal(node_id, digest)
-
-
-Admin = Annotated[TokenPrincipal, Depends(require_admin)]
-GatewayCaller = Annotated[TokenPrincipal, Depends(require_gateway)]
-CallingNode = Annotated[NodePrincipal, Depends(require_node)]

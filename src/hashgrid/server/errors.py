@@ -5,13 +5,15 @@ DomainError
 ├── Unauthorized   401  no credential, or a wrong one
 ├── Forbidden      403  a real credential that may not do this
 ├── NotFound       404
-└── Conflict       409  clashes with what exists (a taken name, a used token)
+├── Conflict       409  clashes with what exists (a taken name, a used token)
+└── TooManyRequests 429 too many attempts (sign-in); says when to try again
 
 A request that fails its schema is answered 422, with every error in `errors`. The OpenAPI
 document says so for each operation (`document_errors`), so clients and schemathesis read the
 problem details shape the server sends, not FastAPI's default `HTTPValidationError`.
 """
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -58,6 +60,15 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
+class TooManyRequests(DomainError):
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after_s: float) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
 class FieldError(BaseModel):
     loc: list[str | int] = Field(description="Where: body, query, path or header, then the field")
     msg: str
@@ -85,7 +96,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_domain(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
-        return problem(exc.status, exc.title, exc.detail)
+        answer = problem(exc.status, exc.title, exc.detail)
+        if isinstance(exc, TooManyRequests):
+            answer.headers["retry-after"] = str(math.ceil(exc.retry_after_s))
+        return answer
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

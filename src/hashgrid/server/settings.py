@@ -1,6 +1,7 @@
 """The control plane's settings, read from `HASHGRID_*` environment variables."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -47,6 +48,15 @@ class ServerSettings(ConnectionLimits):
     # polls begun together do not all end together (see agents/router.py).
     long_poll_jitter: float = Field(0.5, ge=0.0, le=0.9)
     log_level: str = "info"
+    # Sign-up: "open" (anyone may create a customer or operator organization) or "invite" (only
+    # with a code the platform admin made: `POST /api/v1/invites`).
+    signup: Literal["open", "invite"] = "open"
+    session_ttl_s: float = Field(12 * 3600, gt=0)  # a browser session's life
+    # Sign-in attempts allowed per window, per account and per client address
+    # (accounts/throttle.py).
+    signin_per_account: int = Field(10, ge=1)
+    signin_per_address: int = Field(50, ge=1)
+    signin_window_s: float = Field(900.0, gt=0)
 
     @property
     def server_dir(self) -> Path:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from hashgrid.server.audit.recorder import watch
 from hashgrid.server.changes import Changes
 from hashgrid.server.deployments.demand import GatewayDemand
 from hashgrid.server.deployments.loads import ReplicaLoads
@@ -34,7 +35,9 @@ def get_state(request: Request) -> ServerState:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's database session; what it commits is written to the audit log."""
     async with get_state(request).sessions() as session:
+        watch(session, request)
         yield session
 
 

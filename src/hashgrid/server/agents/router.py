@@ -19,7 +19,7 @@ from hashgrid.contracts.agent import (
     VerificationReport,
 )
 from hashgrid.server.agents import service
-from hashgrid.server.auth import CallingNode, node_credentials
+from hashgrid.server.auth import node_credentials
 from hashgrid.server.deployments import service as deployments
 from hashgrid.server.deployments.tables import Replica
 from hashgrid.server.errors import Invalid, NotFound
@@ -27,6 +27,7 @@ from hashgrid.server.metrics import server_metrics
 from hashgrid.server.nodes import scheduling
 from hashgrid.server.nodes.scheduling import DEFAULT_STOP_GRACE_S
 from hashgrid.server.nodes.tables import Node
+from hashgrid.server.policy import CallingNode
 from hashgrid.server.power import reports as miner_reports
 from hashgrid.server.power import service as power
 from hashgrid.server.power import standby

@@ -21,13 +21,14 @@ from hashgrid.contracts.agent import (
     VerificationReport,
 )
 from hashgrid.contracts.states import ACTIVE_REPLICA, NodeStatus
-from hashgrid.server.auth import NodePrincipal, per_state
+from hashgrid.server.auth import per_state
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.deployments.sizing import GPU_ONLY_ENGINES, engine_of, gpu_memory_fraction
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.errors import Unauthorized
 from hashgrid.server.nodes import service as nodes
 from hashgrid.server.nodes.tables import Node
+from hashgrid.server.principal import NodePrincipal
 from hashgrid.server.sites import service as sites
 from hashgrid.server.sites.tables import Site
 from hashgrid.server.state import ServerState

@@ -1,8 +1,8 @@
 from fastapi import APIRouter, status
 
-from hashgrid.server.auth import Admin
 from hashgrid.server.catalog import service
 from hashgrid.server.catalog.schemas import ModelCreate, ModelOut, ModelPrices
+from hashgrid.server.policy import Caller
 from hashgrid.server.schemas_common import LongPathName
 from hashgrid.server.state import Session, State
 
@@ -10,19 +10,19 @@ router = APIRouter(prefix="/api/v1/models", tags=["catalog"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def add_model(body: ModelCreate, session: Session, _: Admin) -> ModelOut:
+async def add_model(body: ModelCreate, session: Session, caller: Caller) -> ModelOut:
     """Add a model to the catalog."""
     return ModelOut.model_validate(await service.create(session, body))
 
 
 @router.get("")
-async def list_models(session: Session, _: Admin) -> list[ModelOut]:
+async def list_models(session: Session, caller: Caller) -> list[ModelOut]:
     return [ModelOut.model_validate(m) for m in await service.list_all(session)]
 
 
 @router.put("/{name:path}/prices")
 async def set_model_prices(
-    name: LongPathName, body: ModelPrices, session: Session, state: State, _: Admin
+    name: LongPathName, body: ModelPrices, session: Session, state: State, caller: Caller
 ) -> ModelOut:
     """Set a model's prices (USD per million tokens), which budgets count from now on."""
     model = await service.set_prices(session, name, body)
@@ -31,5 +31,5 @@ async def set_model_prices(
 
 
 @router.get("/{name:path}")
-async def get_model(name: LongPathName, session: Session, _: Admin) -> ModelOut:
+async def get_model(name: LongPathName, session: Session, caller: Caller) -> ModelOut:
     return ModelOut.model_validate(await service.get(session, name))

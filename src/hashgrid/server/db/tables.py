@@ -1,6 +1,8 @@
 """Every table, imported in one place so metadata (and Alembic) see the whole schema."""
 
 from hashgrid.server.access.tables import AccessToken
+from hashgrid.server.accounts.tables import BrowserSession, Invite, Membership, PersonalToken, User
+from hashgrid.server.audit.tables import AuditEntry
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.db.base import Base
 from hashgrid.server.deployments.tables import Deployment, Replica
@@ -14,17 +16,23 @@ from hashgrid.server.usage.tables import RejectedUsageRow, UsageRecordRow
 __all__ = [
     "AccessToken",
     "ApiKey",
+    "AuditEntry",
     "Base",
+    "BrowserSession",
     "CatalogModel",
     "Curtailment",
     "Deployment",
+    "Invite",
     "JoinToken",
+    "Membership",
     "Node",
     "Organization",
+    "PersonalToken",
     "PlannedInterval",
     "RejectedUsageRow",
     "Replica",
     "Site",
     "SitePower",
     "UsageRecordRow",
+    "User",
 ]

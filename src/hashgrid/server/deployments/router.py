@@ -4,7 +4,6 @@ from fastapi import APIRouter, Query, status
 
 from hashgrid.contracts.bounds import NO_NUL
 from hashgrid.contracts.states import ReplicaStatus
-from hashgrid.server.auth import Admin
 from hashgrid.server.deployments import service
 from hashgrid.server.deployments.schemas import (
     DeploymentChange,
@@ -12,6 +11,7 @@ from hashgrid.server.deployments.schemas import (
     DeploymentOut,
     ReplicaOut,
 )
+from hashgrid.server.policy import Caller
 from hashgrid.server.schemas_common import LongPathName
 from hashgrid.server.state import Session, State
 
@@ -23,7 +23,7 @@ replicas_router = APIRouter(prefix="/api/v1/replicas", tags=["deployments"])
 async def list_replicas(
     session: Session,
     state: State,
-    _: Admin,
+    caller: Caller,
     deployment: Annotated[
         str | None, Query(max_length=200, pattern=NO_NUL, description="Deployment name")
     ] = None,
@@ -42,7 +42,7 @@ async def list_replicas(
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_deployment(
-    body: DeploymentCreate, session: Session, state: State, _: Admin
+    body: DeploymentCreate, session: Session, state: State, caller: Caller
 ) -> DeploymentOut:
     """Ask for a model to be served; placement starts at once."""
     deployment = await service.create(session, body)
@@ -51,14 +51,14 @@ async def create_deployment(
 
 
 @router.get("")
-async def list_deployments(session: Session, state: State, _: Admin) -> list[DeploymentOut]:
+async def list_deployments(session: Session, state: State, caller: Caller) -> list[DeploymentOut]:
     loads = state.loads
     return [await service.to_out(session, d, loads) for d in await service.list_all(session)]
 
 
 @router.get("/{name:path}")
 async def get_deployment(
-    name: LongPathName, session: Session, state: State, _: Admin
+    name: LongPathName, session: Session, state: State, caller: Caller
 ) -> DeploymentOut:
     """A deployment with its active replicas, each with its engine load where reported."""
     deployment = await service.get(session, name)
@@ -67,7 +67,7 @@ async def get_deployment(
 
 @router.patch("/{name:path}")
 async def change_deployment(
-    name: LongPathName, body: DeploymentChange, session: Session, state: State, _: Admin
+    name: LongPathName, body: DeploymentChange, session: Session, state: State, caller: Caller
 ) -> DeploymentOut:
     """Change a deployment. Size: `replicas` alone fixes it; `min_replicas`/`max_replicas` (and
     the targets) let the autoscaler move it. What replicas run (`model`, `engine`,
@@ -80,6 +80,8 @@ async def change_deployment(
 
 
 @router.delete("/{name:path}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_deployment(name: LongPathName, session: Session, state: State, _: Admin) -> None:
+async def delete_deployment(
+    name: LongPathName, session: Session, state: State, caller: Caller
+) -> None:
     await service.delete(session, await service.get(session, name))
     await state.changes.bump()

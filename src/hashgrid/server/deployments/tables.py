@@ -36,6 +36,11 @@ class Deployment(Base):
     endpoint: Mapped[str | None] = mapped_column(String(500), default=None)
     site_id: Mapped[str | None] = mapped_column(ForeignKey("sites.id"), default=None)
     task: Mapped[str | None] = mapped_column(String(16), default=None)  # None: the model's
+    # None: public, in the platform's catalog (every customer's keys may call it); else private
+    # to this customer organization (only its keys see and call it).
+    customer_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organizations.id"), index=True, default=None
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -1,8 +1,8 @@
 from fastapi import APIRouter, Request
 
 from hashgrid.contracts.gateway import DemandReport, GatewayView, UsageAck, UsageBatch
-from hashgrid.server.auth import GatewayCaller
 from hashgrid.server.feed import service
+from hashgrid.server.policy import Caller
 from hashgrid.server.schemas_common import After, Wait
 from hashgrid.server.state import Session, State
 from hashgrid.server.usage import service as usage
@@ -15,7 +15,7 @@ async def gateway_view(
     session: Session,
     state: State,
     request: Request,
-    _: GatewayCaller,
+    caller: Caller,
     after: After = 0,
     wait: Wait = 0,
 ) -> GatewayView:
@@ -28,17 +28,15 @@ async def gateway_view(
 
 
 @router.post("/usage")
-async def post_usage(
-    body: UsageBatch, session: Session, state: State, gateway: GatewayCaller
-) -> UsageAck:
+async def post_usage(body: UsageBatch, session: Session, state: State, gateway: Caller) -> UsageAck:
     """Store usage records; a record whose request id is stored already is skipped, one that
     is not a valid `UsageRecord` is set aside (`GET /api/v1/usage/rejected`). The ack's
     `spend_seq` is the first view `spend.seq` whose figures hold this batch."""
-    return await usage.store(session, body.records, gateway.token_id, state.spend)
+    return await usage.store(session, body.records, gateway.credential_id, state.spend)
 
 
 @router.post("/demand", status_code=204)
-async def post_demand(body: DemandReport, state: State, _: GatewayCaller) -> None:
+async def post_demand(body: DemandReport, state: State, caller: Caller) -> None:
     """A gateway's requests in flight and held per deployment: what the autoscaler reads.
     Kept in memory; it replaces the gateway's report before."""
     state.demand.record(body)

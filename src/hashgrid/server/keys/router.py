@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter, status
 
-from hashgrid.server.auth import Admin
 from hashgrid.server.keys import service
 from hashgrid.server.keys.schemas import KeyCreate, KeyCreated, KeyOut
 from hashgrid.server.keys.tables import ApiKey
+from hashgrid.server.policy import Caller
 from hashgrid.server.schemas_common import Limits, PathName
 from hashgrid.server.state import ServerState, Session, State
 
@@ -19,31 +19,31 @@ def key_out(key: ApiKey, state: ServerState) -> KeyOut:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_key(body: KeyCreate, session: Session, state: State, _: Admin) -> KeyCreated:
+async def create_key(body: KeyCreate, session: Session, state: State, caller: Caller) -> KeyCreated:
     """Create a customer API key, with limits if given. The secret is in this response only."""
-    key, secret = await service.create(session, body.customer, body.name, body.limits)
+    key, secret = await service.create(session, body.customer, body.name, body.limits, caller.scope)
     await state.changes.bump()
     return KeyCreated(**key_out(key, state).model_dump(), key=secret)
 
 
 @router.get("")
-async def list_keys(session: Session, state: State, _: Admin) -> list[KeyOut]:
+async def list_keys(session: Session, state: State, caller: Caller) -> list[KeyOut]:
     """Every key (never its secret), with its limits and this month's spend."""
-    return [key_out(k, state) for k in await service.list_all(session)]
+    return [key_out(k, state) for k in await service.list_visible(session, caller.scope)]
 
 
 @router.put("/{key_id}/limits")
 async def set_key_limits(
-    key_id: PathName, body: Limits, session: Session, state: State, _: Admin
+    key_id: PathName, body: Limits, session: Session, state: State, caller: Caller
 ) -> KeyOut:
     """Replace the key's limits; gateways apply them within a second or so."""
-    key = await service.set_limits(session, key_id, body)
+    key = await service.set_limits(session, key_id, body, caller.scope)
     await state.changes.bump()
     return key_out(key, state)
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_key(key_id: PathName, session: Session, state: State, _: Admin) -> None:
+async def revoke_key(key_id: PathName, session: Session, state: State, caller: Caller) -> None:
     """Revoke a key: gateways refuse it (401) as soon as their view updates, within seconds."""
-    await service.revoke(session, key_id)
+    await service.revoke(session, key_id, caller.scope)
     await state.changes.bump()

@@ -8,7 +8,8 @@ from hashgrid.server.schemas_common import Limits, Name, Out
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    customer: Name
+    # The customer organization; default (and the only one allowed): a customer's own.
+    customer: Name | None = None
     name: Name = "default"
     limits: Limits = Limits()
 

@@ -7,19 +7,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.common.secrets import hash_secret, new_secret
 from hashgrid.server.db.base import utcnow
-from hashgrid.server.errors import NotFound
+from hashgrid.server.errors import Invalid, NotFound
 from hashgrid.server.keys.tables import ApiKey
 from hashgrid.server.organizations import service as organizations
-from hashgrid.server.organizations.tables import OrgKind
+from hashgrid.server.organizations.tables import Organization, OrgKind
 from hashgrid.server.schemas_common import Limits
 
 KEY_PREFIX = "sk-hg-"
 
 
 async def create(
-    session: AsyncSession, customer: str, name: str, limits: Limits | None = None
+    session: AsyncSession,
+    customer: str | None,
+    name: str,
+    limits: Limits | None = None,
+    scope: str | None = None,
 ) -> tuple[ApiKey, str]:
-    org = await organizations.get(session, customer, OrgKind.CUSTOMER)
+    """A key of `customer` (of `scope`, the caller's own organization, when it sees one)."""
+    org = await _customer(session, customer, scope)
+    limits = limits or Limits()
+    _within(limits, org)
     secret = new_secret(KEY_PREFIX)
     key = ApiKey(
         customer_id=org.id,
@@ -27,34 +34,65 @@ async def create(
         key_hash=hash_secret(secret),
         prefix=secret[: len(KEY_PREFIX) + 4],
     )
-    limits = limits or Limits()
     key.set_limits(limits.rpm, limits.tpm, limits.monthly_budget_usd)
     session.add(key)
     await session.commit()
     return key, secret
 
 
-async def get(session: AsyncSession, key_id: str) -> ApiKey:
+async def _customer(session: AsyncSession, name: str | None, scope: str | None) -> Organization:
+    if scope is None:
+        if name is None:
+            raise Invalid("customer: say which customer organization the key is for")
+        return await organizations.get(session, name, OrgKind.CUSTOMER)
+    org = await organizations.get_by_id(session, scope)
+    if name is not None and name != org.name:
+        raise NotFound(f"no organization {name!r}")
+    return org
+
+
+def _within(limits: Limits, org: Organization) -> None:
+    """A key's limits may not exceed its organization's (both hold on every request anyway: a
+    higher one would only mislead)."""
+    for kind, own, theirs in (
+        ("rpm", limits.rpm, org.rpm_limit),
+        ("tpm", limits.tpm, org.tpm_limit),
+        ("monthly_budget_usd", limits.monthly_budget_usd, org.monthly_budget_usd),
+    ):
+        if theirs is not None and (own is None or own > theirs):
+            raise Invalid(f"limits.{kind}: the organization allows {theirs} at most")
+
+
+async def get(session: AsyncSession, key_id: str, scope: str | None = None) -> ApiKey:
+    """The key `key_id`, if it is of customer `scope` (None: of any customer)."""
     key = await session.get(ApiKey, key_id)
-    if key is None:
+    if key is None or (scope is not None and key.customer_id != scope):
         raise NotFound(f"no key {key_id!r}")
     return key
 
 
-async def list_all(session: AsyncSession) -> Sequence[ApiKey]:
-    return (await session.scalars(select(ApiKey).order_by(ApiKey.created_at))).all()
+async def list_visible(session: AsyncSession, scope: str | None) -> Sequence[ApiKey]:
+    """The keys of customer `scope` (None: every key), oldest first."""
+    query = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
+    if scope is not None:
+        query = query.where(ApiKey.customer_id == scope)
+    return (await session.scalars(query)).all()
 
 
-async def set_limits(session: AsyncSession, key_id: str, limits: Limits) -> ApiKey:
+async def set_limits(
+    session: AsyncSession, key_id: str, limits: Limits, scope: str | None = None
+) -> ApiKey:
     """Replace a key's limits (a kind left null has no limit)."""
-    key = await get(session, key_id)
+    key = await get(session, key_id, scope)
+    org = await organizations.get_by_id(session, key.customer_id)
+    _within(limits, org)
     key.set_limits(limits.rpm, limits.tpm, limits.monthly_budget_usd)
     await session.commit()
     return key
 
 
-async def revoke(session: AsyncSession, key_id: str) -> None:
-    key = await get(session, key_id)
+async def revoke(session: AsyncSession, key_id: str, scope: str | None = None) -> None:
+    key = await get(session, key_id, scope)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         await session.commit()

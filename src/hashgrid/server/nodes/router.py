@@ -1,8 +1,9 @@
 from fastapi import APIRouter, Request
 
-from hashgrid.server.auth import Admin, node_credentials
+from hashgrid.server.auth import node_credentials
 from hashgrid.server.nodes import scheduling, service
 from hashgrid.server.nodes.schemas import DrainRequest, NodeOut
+from hashgrid.server.policy import Caller
 from hashgrid.server.schemas_common import PathName
 from hashgrid.server.state import Session, State
 
@@ -10,29 +11,29 @@ router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
 
 
 @router.get("")
-async def list_nodes(session: Session, _: Admin) -> list[NodeOut]:
-    return [service.to_out(n, s) for n, s in await service.list_all(session)]
+async def list_nodes(session: Session, caller: Caller) -> list[NodeOut]:
+    return [service.to_out(n, s) for n, s in await service.list_visible(session, caller.scope)]
 
 
 @router.get("/{node}")
-async def get_node(node: PathName, session: Session, _: Admin) -> NodeOut:
+async def get_node(node: PathName, session: Session, caller: Caller) -> NodeOut:
     """A node by id or name."""
-    return service.to_out(*await service.get(session, node))
+    return service.to_out(*await service.get(session, node, caller.scope))
 
 
 @router.post("/{node}/cordon")
-async def cordon_node(node: PathName, session: Session, state: State, _: Admin) -> NodeOut:
+async def cordon_node(node: PathName, session: Session, state: State, caller: Caller) -> NodeOut:
     """Place no new replicas on this node; those it runs keep serving."""
-    row, site = await service.get(session, node)
+    row, site = await service.get(session, node, caller.scope)
     await scheduling.cordon(session, row)
     await state.changes.bump()
     return service.to_out(row, site)
 
 
 @router.post("/{node}/uncordon")
-async def uncordon_node(node: PathName, session: Session, state: State, _: Admin) -> NodeOut:
+async def uncordon_node(node: PathName, session: Session, state: State, caller: Caller) -> NodeOut:
     """Take new replicas again (this also ends a drain)."""
-    row, site = await service.get(session, node)
+    row, site = await service.get(session, node, caller.scope)
     await scheduling.uncordon(session, row)
     await state.changes.bump()
     return service.to_out(row, site)
@@ -40,11 +41,11 @@ async def uncordon_node(node: PathName, session: Session, state: State, _: Admin
 
 @router.post("/{node}/drain")
 async def drain_node(
-    node: PathName, body: DrainRequest, session: Session, state: State, _: Admin
+    node: PathName, body: DrainRequest, session: Session, state: State, caller: Caller
 ) -> NodeOut:
     """Route no new requests here, move its replicas elsewhere, and stop its engines once
     their in-flight requests finish, by the deadline at the latest."""
-    row, site = await service.get(session, node)
+    row, site = await service.get(session, node, caller.scope)
     await scheduling.drain(session, row, body.deadline_s)
     await state.changes.bump()
     return service.to_out(row, site)
@@ -52,11 +53,11 @@ async def drain_node(
 
 @router.post("/{node}/revoke")
 async def revoke_node(
-    node: PathName, session: Session, state: State, request: Request, _: Admin
+    node: PathName, session: Session, state: State, request: Request, caller: Caller
 ) -> NodeOut:
     """Revoke the node's credential: its next call gets 401, and it is marked lost with its
     replicas. The machine must join again, with a new join token, to come back (as a new node)."""
-    row, site = await service.get(session, node)
+    row, site = await service.get(session, node, caller.scope)
     await service.revoke(session, row)
     node_credentials(request).forget(row.id)  # after the commit: no read can refill it
     await state.changes.bump()

@@ -174,21 +174,26 @@ def _judge_again(node: Node, fingerprint: Fingerprint) -> None:
     node.capacity_class = verdict.capacity_class
 
 
-async def list_all(session: AsyncSession) -> Sequence[tuple[Node, Site]]:
-    rows = await session.execute(
-        select(Node, Site).join(Site, Node.site_id == Site.id).order_by(Node.name)
+async def list_visible(session: AsyncSession, scope: str | None) -> Sequence[tuple[Node, Site]]:
+    """The nodes at the sites of operator `scope` (None: every node), by name."""
+    query = select(Node, Site).join(Site, Node.site_id == Site.id).order_by(Node.name)
+    if scope is not None:
+        query = query.where(Site.operator_id == scope)
+    return [(n, s) for n, s in await session.execute(query)]
+
+
+async def get(
+    session: AsyncSession, id_or_name: str, scope: str | None = None
+) -> tuple[Node, Site]:
+    """A node by id or name, if its site's operator is `scope` (None: any)."""
+    query = (
+        select(Node, Site)
+        .join(Site, Node.site_id == Site.id)
+        .where((Node.id == id_or_name) | (Node.name == id_or_name))
     )
-    return [(n, s) for n, s in rows]
-
-
-async def get(session: AsyncSession, id_or_name: str) -> tuple[Node, Site]:
-    row = (
-        await session.execute(
-            select(Node, Site)
-            .join(Site, Node.site_id == Site.id)
-            .where((Node.id == id_or_name) | (Node.name == id_or_name))
-        )
-    ).first()
+    if scope is not None:
+        query = query.where(Site.operator_id == scope)
+    row = (await session.execute(query)).first()
     if row is None:
         raise NotFound(f"no node {id_or_name!r}")
     node, site = row

@@ -1,9 +1,9 @@
 from fastapi import APIRouter, status
 
-from hashgrid.server.auth import Admin
 from hashgrid.server.organizations import service
 from hashgrid.server.organizations.schemas import OrganizationCreate, OrganizationOut
 from hashgrid.server.organizations.tables import Organization
+from hashgrid.server.policy import Caller
 from hashgrid.server.schemas_common import Limits, PathName
 from hashgrid.server.state import ServerState, Session, State
 
@@ -12,27 +12,29 @@ router = APIRouter(prefix="/api/v1/organizations", tags=["organizations"])
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_organization(
-    body: OrganizationCreate, session: Session, state: State, _: Admin
+    body: OrganizationCreate, session: Session, state: State, caller: Caller
 ) -> OrganizationOut:
     """Create an operator (runs sites) or a customer (sends requests)."""
     return organization_out(await service.create(session, body.name, body.kind), state)
 
 
 @router.get("")
-async def list_organizations(session: Session, state: State, _: Admin) -> list[OrganizationOut]:
-    return [organization_out(o, state) for o in await service.list_all(session)]
+async def list_organizations(
+    session: Session, state: State, caller: Caller
+) -> list[OrganizationOut]:
+    return [organization_out(o, state) for o in await service.list_visible(session, caller.scope)]
 
 
 @router.get("/{name}")
 async def get_organization(
-    name: PathName, session: Session, state: State, _: Admin
+    name: PathName, session: Session, state: State, caller: Caller
 ) -> OrganizationOut:
-    return organization_out(await service.get(session, name), state)
+    return organization_out(await service.get_visible(session, name, caller.scope), state)
 
 
 @router.put("/{name}/limits")
 async def set_organization_limits(
-    name: PathName, body: Limits, session: Session, state: State, _: Admin
+    name: PathName, body: Limits, session: Session, state: State, caller: Caller
 ) -> OrganizationOut:
     """Replace a customer's limits, which hold over all its keys together (each key's own
     limits hold too)."""

@@ -40,6 +40,22 @@ async def get(session: AsyncSession, name: str, kind: OrgKind | None = None) -> 
     return org
 
 
+async def get_by_id(session: AsyncSession, organization_id: str) -> Organization:
+    org = await session.get(Organization, organization_id)
+    if org is None:
+        raise NotFound(f"no organization {organization_id!r}")
+    return org
+
+
+async def get_visible(session: AsyncSession, name: str, scope: str | None) -> Organization:
+    """The organization called `name`, if a caller seeing `scope` may see it (None: any); a
+    hidden one is as absent as a missing one."""
+    org = await session.scalar(select(Organization).where(Organization.name == name))
+    if org is None or (scope is not None and org.id != scope):
+        raise NotFound(f"no organization {name!r}")
+    return org
+
+
 async def set_limits(session: AsyncSession, name: str, limits: Limits) -> Organization:
     """Replace a customer's limits, which hold over all its keys together."""
     org = await get(session, name, OrgKind.CUSTOMER)
@@ -48,5 +64,9 @@ async def set_limits(session: AsyncSession, name: str, limits: Limits) -> Organi
     return org
 
 
-async def list_all(session: AsyncSession) -> Sequence[Organization]:
-    return (await session.scalars(select(Organization).order_by(Organization.name))).all()
+async def list_visible(session: AsyncSession, scope: str | None) -> Sequence[Organization]:
+    """Every organization a caller seeing `scope` may see (None: all), by name."""
+    query = select(Organization).order_by(Organization.name)
+    if scope is not None:
+        query = query.where(Organization.id == scope)
+    return (await session.scalars(query)).all()

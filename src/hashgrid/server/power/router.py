@@ -2,9 +2,9 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, status
 
-from hashgrid.server.auth import Admin
+from hashgrid.server.policy import Caller
 from hashgrid.server.power import reports, service
 from hashgrid.server.power.schemas import (
     CurtailmentCreate,
@@ -18,7 +18,15 @@ from hashgrid.server.schemas_common import Moment, PathName
 from hashgrid.server.sites import service as sites
 from hashgrid.server.state import Session, State
 
-router = APIRouter(prefix="/api/v1/sites/{name}", tags=["power"])
+
+async def _visible_site(name: PathName, session: Session, caller: Caller) -> None:
+    """Every route here is about one site: a site the caller may not see is a 404."""
+    await sites.get(session, name, caller.scope)
+
+
+router = APIRouter(
+    prefix="/api/v1/sites/{name}", tags=["power"], dependencies=[Depends(_visible_site)]
+)
 
 
 async def _with_miners(out: SitePowerOut, session: Session) -> SitePowerOut:
@@ -27,14 +35,14 @@ async def _with_miners(out: SitePowerOut, session: Session) -> SitePowerOut:
 
 
 @router.get("/power")
-async def get_power(name: PathName, session: Session, _: Admin) -> SitePowerOut:
+async def get_power(name: PathName, session: Session) -> SitePowerOut:
     """The site's power model, state, curtailment in force and miners' last report."""
     return await _with_miners(await service.get(session, name), session)
 
 
 @router.put("/power")
 async def set_power(
-    name: PathName, body: PowerModel, session: Session, state: State, _: Admin
+    name: PathName, body: PowerModel, session: Session, state: State
 ) -> SitePowerOut:
     """Replace the site's power model: ASIC groups, GPU node economics, price and hashprice."""
     out = await service.set_model(session, state.changes, name, body)
@@ -43,7 +51,7 @@ async def set_power(
 
 @router.post("/curtailments", status_code=status.HTTP_201_CREATED)
 async def curtail(
-    name: PathName, body: CurtailmentCreate, session: Session, state: State, _: Admin
+    name: PathName, body: CurtailmentCreate, session: Session, state: State
 ) -> CurtailmentOut:
     """Bring the site down to `target_mw` by `by`: ASICs first, then flex, then firm replicas
     leave; at once, or scheduled to begin a lead before a future `by`."""
@@ -52,7 +60,7 @@ async def curtail(
 
 
 @router.delete("/curtailments")
-async def restore(name: PathName, session: Session, state: State, _: Admin) -> CurtailmentOut:
+async def restore(name: PathName, session: Session, state: State, caller: Caller) -> CurtailmentOut:
     """End the curtailment in force or cancel a scheduled one: the site is active again, its
     miners follow the plan."""
     return await service.restore(session, state.changes, name)
@@ -62,7 +70,6 @@ async def restore(name: PathName, session: Session, state: State, _: Admin) -> C
 async def plan(
     name: PathName,
     session: Session,
-    _: Admin,
     hours: Annotated[int, Query(ge=1, le=service.MAX_PLAN_HOURS)] = 24,
     start: Annotated[Moment | None, Query(description="Default: now")] = None,
 ) -> PlanOut:
@@ -75,7 +82,6 @@ async def plan(
 async def history(
     name: PathName,
     session: Session,
-    _: Admin,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> HistoryOut:
     """Curtailment events and stored plans, newest first."""

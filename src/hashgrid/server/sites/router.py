@@ -1,6 +1,6 @@
 from fastapi import APIRouter, status
 
-from hashgrid.server.auth import Admin
+from hashgrid.server.policy import Caller
 from hashgrid.server.schemas_common import PathName
 from hashgrid.server.sites import service
 from hashgrid.server.sites.schemas import JoinTokenCreate, JoinTokenCreated, SiteCreate, SiteOut
@@ -10,26 +10,26 @@ router = APIRouter(prefix="/api/v1/sites", tags=["sites"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_site(body: SiteCreate, session: Session, _: Admin) -> SiteOut:
+async def create_site(body: SiteCreate, session: Session, caller: Caller) -> SiteOut:
     """Create a site: a place with a power budget where GPU nodes join."""
-    return SiteOut.model_validate(await service.create(session, body))
+    return SiteOut.model_validate(await service.create(session, body, caller.scope))
 
 
 @router.get("")
-async def list_sites(session: Session, _: Admin) -> list[SiteOut]:
-    return [SiteOut.model_validate(s) for s in await service.list_all(session)]
+async def list_sites(session: Session, caller: Caller) -> list[SiteOut]:
+    return [SiteOut.model_validate(s) for s in await service.list_visible(session, caller.scope)]
 
 
 @router.get("/{name}")
-async def get_site(name: PathName, session: Session, _: Admin) -> SiteOut:
-    return SiteOut.model_validate(await service.get(session, name))
+async def get_site(name: PathName, session: Session, caller: Caller) -> SiteOut:
+    return SiteOut.model_validate(await service.get(session, name, caller.scope))
 
 
 @router.post("/{name}/join-tokens", status_code=status.HTTP_201_CREATED)
 async def create_join_token(
-    name: PathName, session: Session, _: Admin, body: JoinTokenCreate | None = None
+    name: PathName, session: Session, caller: Caller, body: JoinTokenCreate | None = None
 ) -> JoinTokenCreated:
     """A one-time token an agent trades for a node credential at this site. Shown once."""
-    site = await service.get(session, name)
+    site = await service.get(session, name, caller.scope)
     row, secret = await service.create_join_token(session, site, (body or JoinTokenCreate()).ttl_s)
     return JoinTokenCreated(site=site.name, token=secret, expires_at=row.expires_at)

@@ -17,12 +17,18 @@ from hashgrid.server.sites.tables import JoinToken, Site
 JOIN_TOKEN_PREFIX = "hg_join_"
 
 
-async def create(session: AsyncSession, body: SiteCreate) -> Site:
+async def create(session: AsyncSession, body: SiteCreate, scope: str | None) -> Site:
+    """A new site of `body.operator`: the caller's own organization when it sees one (`scope`),
+    else the named operator or the platform's."""
     if await session.scalar(select(Site).where(Site.name == body.name)):
         raise Conflict(f"site {body.name!r} exists")
-    operator = await organizations.get(
-        session, body.operator or organizations.PLATFORM_OPERATOR, OrgKind.OPERATOR
-    )
+    if scope is None:
+        name = body.operator or organizations.PLATFORM_OPERATOR
+        operator = await organizations.get(session, name, OrgKind.OPERATOR)
+    else:
+        operator = await organizations.get_by_id(session, scope)
+        if body.operator is not None and body.operator != operator.name:
+            raise NotFound(f"no organization {body.operator!r}")
     site = Site(
         name=body.name,
         operator_id=operator.id,
@@ -35,15 +41,20 @@ async def create(session: AsyncSession, body: SiteCreate) -> Site:
     return site
 
 
-async def get(session: AsyncSession, name: str) -> Site:
+async def get(session: AsyncSession, name: str, scope: str | None = None) -> Site:
+    """The site called `name`, if its operator is `scope` (None: any operator's)."""
     site = await session.scalar(select(Site).where(Site.name == name))
-    if site is None:
+    if site is None or (scope is not None and site.operator_id != scope):
         raise NotFound(f"no site {name!r}")
     return site
 
 
-async def list_all(session: AsyncSession) -> Sequence[Site]:
-    return (await session.scalars(select(Site).order_by(Site.name))).all()
+async def list_visible(session: AsyncSession, scope: str | None) -> Sequence[Site]:
+    """The sites of operator `scope` (None: every site), by name."""
+    query = select(Site).order_by(Site.name)
+    if scope is not None:
+        query = query.where(Site.operator_id == scope)
+    return (await session.scalars(query)).all()
 
 
 async def create_join_token(session: AsyncSession, site: Site, ttl_s: int) -> tuple[JoinToken, str]:

@@ -13,13 +13,16 @@ from typing import Any
 
 import structlog
 from pydantic import JsonValue, ValidationError
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.contracts.gateway import REQUEST_ID_LEN, UsageAck, UsageRecord
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.deployments.tables import Deployment
+from hashgrid.server.nodes.tables import Node
+from hashgrid.server.organizations.tables import OrgKind
+from hashgrid.server.sites.tables import Site
 from hashgrid.server.usage.spend import Spend
 from hashgrid.server.usage.tables import RejectedUsageRow, UsageRecordRow
 
@@ -149,9 +152,25 @@ async def _prices(session: AsyncSession, models: set[str]) -> dict[str, tuple[fl
     return {name: (prompt, completion) for name, prompt, completion in rows}
 
 
-async def recent(session: AsyncSession, limit: int) -> Sequence[UsageRecordRow]:
-    return (
-        await session.scalars(
-            select(UsageRecordRow).order_by(UsageRecordRow.started_at.desc()).limit(limit)
-        )
-    ).all()
+def visible_to(scope: str | None, kind: OrgKind | None) -> ColumnElement[bool]:
+    """The records an organization sees: a customer its own requests, an operator the requests
+    its nodes served; `scope` None: every record."""
+    if scope is None:
+        return true()
+    if kind == OrgKind.CUSTOMER:
+        return UsageRecordRow.customer_id == scope
+    served_by = select(Node.id).join(Site, Site.id == Node.site_id).where(Site.operator_id == scope)
+    return UsageRecordRow.node_id.in_(served_by)
+
+
+async def recent(
+    session: AsyncSession, limit: int, scope: str | None = None, kind: OrgKind | None = None
+) -> Sequence[UsageRecordRow]:
+    """The newest records `scope` sees (see `visible_to`)."""
+    query = (
+        select(UsageRecordRow)
+        .where(visible_to(scope, kind))
+        .order_by(UsageRecordRow.started_at.desc())
+        .limit(limit)
+    )
+    return (await session.scalars(query)).all()

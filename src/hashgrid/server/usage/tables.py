@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, Integer, String, Text, false
+from sqlalchemy import Boolean, Float, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hashgrid.contracts.gateway import (
@@ -16,6 +16,12 @@ from hashgrid.server.db.base import Base, UTCDateTime, utcnow
 
 class UsageRecordRow(Base):
     __tablename__ = "usage_records"
+    # What the scoped reads seek by: a customer's records, and an operator's nodes' records,
+    # in time order (server/usage/service.py `visible_to`).
+    __table_args__ = (
+        Index("ix_usage_records_customer_started", "customer_id", "started_at"),
+        Index("ix_usage_records_node_started", "node_id", "started_at"),
+    )
 
     # The gateway's request id, always its own: storing a record twice is impossible by
     # construction, and a client repeating its own id is billed for each request.

@@ -1,0 +1,1 @@
+"""Users, their memberships in organizations, and the credentials they sign in with."""
