@@ -35,8 +35,8 @@ import psutil
 
 from hashgrid.client import HashgridClient
 from hashgrid.common.net import free_port
+from hashgrid.contracts.api.deployments import ReplicaOut
 from hashgrid.models.tiny import make_tiny_gguf
-from hashgrid.server.deployments.schemas import ReplicaOut
 from hashgrid.server.settings import ServerSettings
 
 ADMIN_TOKEN = "hg_admin_bench-agent-node"

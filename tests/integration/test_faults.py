@@ -14,7 +14,7 @@ import pytest
 
 from hashgrid.client import HashgridClient
 from hashgrid.common.net import free_port
-from hashgrid.server.deployments.schemas import ReplicaOut
+from hashgrid.contracts.api.deployments import ReplicaOut
 
 from support.engines import engines_of, engines_on_port
 from support.live import (

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from hashgrid.client import HashgridClient
-from hashgrid.server.usage.schemas import UsageOut
+from hashgrid.contracts.api.usage import UsageOut
 
 from support.live import AgentProcess, LiveGateway, LiveServer, ThreadedServer, wait_until
 

@@ -15,7 +15,7 @@ import pytest
 
 from hashgrid.client import HashgridClient
 from hashgrid.common.net import free_port
-from hashgrid.server.usage.schemas import UsageOut
+from hashgrid.contracts.api.usage import UsageOut
 
 from support.live import GatewayProcess, LiveGateway, LiveServer, wait_until
 from support.upstream import PacedUpstream

@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from hashgrid.client import ApiError, HashgridClient
+from hashgrid.contracts.api.power import IntervalOut, SitePowerOut
 from hashgrid.energy_data import CENTRAL, ERCOT_ANCILLARY, ERCOT_PRICES
 from hashgrid.server.power.gpu_power import DEFAULT_BUSY_KW
-from hashgrid.server.power.schemas import IntervalOut, SitePowerOut
 
 from support.data import DATA
 from support.live import LiveServer, server_settings, wait_until

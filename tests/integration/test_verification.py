@@ -18,7 +18,7 @@ from hashgrid.agent.settings import AgentSettings
 from hashgrid.agent.verification import measure
 from hashgrid.capacity.verdict import REFERENCE_MODEL, hardware_class
 from hashgrid.contracts.agent import PROTOCOL_HEADER, Fingerprint, GpuInfo
-from hashgrid.server.nodes.schemas import NodeOut
+from hashgrid.contracts.api.nodes import NodeOut
 
 from support.live import ADMIN_TOKEN, AgentProcess, LiveServer, wait_until
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import openai
 
+from hashgrid.contracts.api.nodes import NodeOut
 from hashgrid.gateway.steering import SITE_HEADER
-from hashgrid.server.nodes.schemas import NodeOut
 
 from support.fake_bmc import FakeBmc
 from support.live import AgentProcess, LiveFleet, wait_until

@@ -4,7 +4,7 @@ import typer
 
 from hashgrid.cli.connection import client
 from hashgrid.cli.output import JsonOption, console, emit_json, table
-from hashgrid.server.schemas_common import Limits
+from hashgrid.contracts.api.common import Limits
 
 keys_app = typer.Typer(help="Customer API keys.", no_args_is_help=True)
 

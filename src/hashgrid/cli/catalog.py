@@ -7,8 +7,8 @@ import typer
 from hashgrid.cli.connection import client
 from hashgrid.cli.output import JsonOption, console, emit_json, fail, table
 from hashgrid.client import ApiError, HashgridClient
-from hashgrid.server.catalog.schemas import ModelOut
-from hashgrid.server.deployments.schemas import DeploymentOut, ReplicaLoadOut
+from hashgrid.contracts.api.catalog import ModelOut
+from hashgrid.contracts.api.deployments import DeploymentOut, ReplicaLoadOut
 
 models_app = typer.Typer(help="The model catalog, and the tiny test model.", no_args_is_help=True)
 

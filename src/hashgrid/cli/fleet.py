@@ -5,7 +5,7 @@ import typer
 from hashgrid.cli.access import BudgetOption, RpmOption, TpmOption, describe
 from hashgrid.cli.connection import client
 from hashgrid.cli.output import JsonOption, console, emit_json, gib, table
-from hashgrid.server.nodes.schemas import NodeOut
+from hashgrid.contracts.api.nodes import NodeOut
 
 orgs_app = typer.Typer(help="Organizations: operators and customers.", no_args_is_help=True)
 sites_app = typer.Typer(help="Sites and join tokens.", no_args_is_help=True)

@@ -7,8 +7,8 @@ import typer
 
 from hashgrid.cli.connection import client
 from hashgrid.cli.output import JsonOption, console, emit_json, fail, table
+from hashgrid.contracts.api.power import CurtailmentOut, IntervalOut
 from hashgrid.contracts.states import CurtailmentStatus
-from hashgrid.server.power.schemas import CurtailmentOut, IntervalOut
 
 power_app = typer.Typer(
     help="Site power: what each MW does (mining, inference, the grid), curtailments.",

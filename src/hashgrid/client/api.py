@@ -5,20 +5,20 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
-from hashgrid.server.access.schemas import TokenCreated
-from hashgrid.server.catalog.schemas import ModelOut
-from hashgrid.server.deployments.schemas import DeploymentOut
-from hashgrid.server.keys.schemas import KeyCreated, KeyOut
-from hashgrid.server.nodes.schemas import NodeOut
-from hashgrid.server.organizations.schemas import OrganizationOut
-from hashgrid.server.power.schemas import (
+from hashgrid.contracts.api.access import TokenCreated
+from hashgrid.contracts.api.catalog import ModelOut
+from hashgrid.contracts.api.deployments import DeploymentOut
+from hashgrid.contracts.api.keys import KeyCreated, KeyOut
+from hashgrid.contracts.api.nodes import NodeOut
+from hashgrid.contracts.api.organizations import OrganizationOut
+from hashgrid.contracts.api.power import (
     CurtailmentOut,
     HistoryOut,
     PlanOut,
     SitePowerOut,
 )
-from hashgrid.server.sites.schemas import JoinTokenCreated, SiteOut
-from hashgrid.server.usage.schemas import UsageOut
+from hashgrid.contracts.api.sites import JoinTokenCreated, SiteOut
+from hashgrid.contracts.api.usage import UsageOut
 
 T = TypeVar("T", bound=BaseModel)
 

@@ -16,7 +16,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
 from hashgrid.common.secrets import hash_secret
-from hashgrid.server.access.tables import AccessToken, Role
+from hashgrid.contracts.api.access import Role
+from hashgrid.server.access.tables import AccessToken
 from hashgrid.server.errors import Forbidden, Unauthorized
 from hashgrid.server.nodes.tables import Node
 from hashgrid.server.state import ServerState, Session, get_state

@@ -3,7 +3,7 @@ from fastapi import APIRouter, Request
 from hashgrid.contracts.gateway import DemandReport, GatewayView, UsageAck, UsageBatch
 from hashgrid.server.auth import GatewayCaller
 from hashgrid.server.feed import service
-from hashgrid.server.schemas_common import After, Wait
+from hashgrid.server.params import After, Wait
 from hashgrid.server.state import Session, State
 from hashgrid.server.usage import service as usage
 
