@@ -35,8 +35,10 @@ import psutil
 
 from hashgrid.client import HashgridClient
 from hashgrid.common.net import free_port
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentCreate, ReplicaOut
+from hashgrid.contracts.api.sites import SiteCreate
 from hashgrid.models.tiny import make_tiny_gguf
-from hashgrid.server.deployments.schemas import ReplicaOut
 from hashgrid.server.settings import ServerSettings
 
 ADMIN_TOKEN = "hg_admin_bench-agent-node"
@@ -128,7 +130,9 @@ def main() -> None:
         admin = HashgridClient(url, ADMIN_TOKEN)
         try:
             _wait("the server", lambda: _healthy(url))
-            admin.create_site("bench", "us-south", "US", 1.0)
+            admin.create_site(
+                SiteCreate(name="bench", region="us-south", country="US", power_mw=1.0)
+            )
 
             def start_agent(name: str) -> None:
                 token = admin.create_join_token("bench").token
@@ -142,8 +146,10 @@ def main() -> None:
             for name in ("node-a", "node-b"):
                 start_agent(name)
             _wait("two nodes", lambda: len(admin.list_nodes()) == 2)
-            admin.add_model("tiny", str(model), model.stat().st_size)
-            admin.deploy("tiny")
+            admin.add_model(
+                ModelCreate(name="tiny", source=str(model), size_bytes=model.stat().st_size)
+            )
+            admin.deploy(DeploymentCreate(model="tiny"))
             replica = _wait("a ready replica", lambda: _ready_replica(admin, "tiny"))
             nodes = {n.id: n.name for n in admin.list_nodes()}
 

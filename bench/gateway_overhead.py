@@ -58,6 +58,12 @@ from typing import Any
 
 from loopback import CHAT, MODEL, Load
 
+from hashgrid.contracts.api.access import TokenCreate
+from hashgrid.contracts.api.deployments import DeploymentCreate
+from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.organizations import OrganizationCreate
+from hashgrid.contracts.api.sites import SiteCreate
+
 BENCH = Path(__file__).resolve().parent
 LOOPBACK = BENCH / "loopback.py"
 VENV = BENCH.parent / ".bench-venv"
@@ -217,11 +223,13 @@ def start_hashgrid(tmp: Path, upstream_base: str, profile: Path | None) -> Targe
     server = target.start(command, log, env, measured=False)
     wait_for(answers(server_url, "/healthz"), 60, "hashgrid server", server, log)
     with HashgridClient(server_url, ADMIN_TOKEN) as admin:
-        admin.create_organization("bench", "customer")
-        target.key = admin.create_key("bench").key
-        admin.create_site("bench-site", "us-south", "US", 1.0)
-        admin.deploy_endpoint(MODEL, upstream_base, site="bench-site")
-        gateway_token = admin.create_token("bench-gateway", "gateway").token
+        admin.create_organization(OrganizationCreate(name="bench", kind="customer"))
+        target.key = admin.create_key(KeyCreate(customer="bench")).key
+        admin.create_site(
+            SiteCreate(name="bench-site", region="us-south", country="US", power_mw=1.0)
+        )
+        admin.deploy(DeploymentCreate(name=MODEL, endpoint=upstream_base, site="bench-site"))
+        gateway_token = admin.create_token(TokenCreate(name="bench-gateway", role="gateway")).token
     log = home / "gateway.log"
     profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
     command = [

@@ -12,6 +12,12 @@ import httpx
 import pytest
 
 from hashgrid.client import HashgridClient
+from hashgrid.contracts.api.access import TokenCreate
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentCreate
+from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.organizations import OrganizationCreate
+from hashgrid.contracts.api.sites import SiteCreate
 
 from support.live import AgentProcess, LiveGateway, LiveServer, wait_until
 
@@ -19,8 +25,8 @@ from support.live import AgentProcess, LiveGateway, LiveServer, wait_until
 @pytest.fixture
 def admin(server: LiveServer) -> Iterator[HashgridClient]:
     with server.client() as c:
-        c.create_site("local", "us-south", "US", 1.0)
-        c.create_organization("acme", "customer")
+        c.create_site(SiteCreate(name="local", region="us-south", country="US", power_mw=1.0))
+        c.create_organization(OrganizationCreate(name="acme", kind="customer"))
         yield c
 
 
@@ -53,8 +59,10 @@ def test_agent_serves_its_assignment_and_stops_it_when_unassigned(
         assert node.status == "ready"
         assert node.fingerprint.gpus == []
         assert node.fingerprint.gpu_error
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-        admin.deploy("tiny")
+        admin.add_model(
+            ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+        )
+        admin.deploy(DeploymentCreate(model="tiny"))
         endpoint = _ready_endpoint(admin, "tiny")
         models = httpx.get(f"{endpoint}/v1/models", timeout=5).json()
         assert [m["id"] for m in models["data"]] == ["tiny"]
@@ -72,8 +80,10 @@ def test_engine_that_cannot_start_is_reported_failed_with_its_reason(
     broken.write_bytes(b"GGUF but not really a model")
     agent = _start_agent(server, admin, tmp_path / "agent")
     try:
-        admin.add_model("broken", str(broken), broken.stat().st_size)
-        admin.deploy("broken")
+        admin.add_model(
+            ModelCreate(name="broken", source=str(broken), size_bytes=broken.stat().st_size)
+        )
+        admin.deploy(DeploymentCreate(model="broken"))
         failure = wait_until(
             lambda: admin.get_deployment("broken").recent_failures, 60, "a failure report"
         )[0]
@@ -91,14 +101,19 @@ def test_killed_agent_is_lost_and_the_gateway_answers_503(
 ) -> None:
     # A request for a model with no ready replica waits this long for one to come back.
     gateway = LiveGateway(
-        server.url, admin.create_token("gw", "gateway").token, tmp_path / "gw", cold_start_wait_s=1
+        server.url,
+        admin.create_token(TokenCreate(name="gw", role="gateway")).token,
+        tmp_path / "gw",
+        cold_start_wait_s=1,
     )
     gateway.start()
     agent = _start_agent(server, admin, tmp_path / "agent")
     try:
-        key = admin.create_key("acme").key
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-        admin.deploy("tiny")
+        key = admin.create_key(KeyCreate(customer="acme")).key
+        admin.add_model(
+            ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+        )
+        admin.deploy(DeploymentCreate(model="tiny"))
         endpoint = _ready_endpoint(admin, "tiny")
         wait_until(lambda: gateway.ready_replicas("tiny") == 1, 10, "the gateway to route")
         body = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
@@ -132,8 +147,10 @@ def test_killed_agent_is_lost_and_the_gateway_answers_503(
 def test_restarted_agent_rejoins_without_a_token(
     server: LiveServer, admin: HashgridClient, tiny_model: Path, tmp_path: Path
 ) -> None:
-    admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-    admin.deploy("tiny")
+    admin.add_model(
+        ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+    )
+    admin.deploy(DeploymentCreate(model="tiny"))
     first = _start_agent(server, admin, tmp_path / "agent")
     old_endpoint = _ready_endpoint(admin, "tiny")
     assert first.terminate() == 0, first.log()
@@ -159,8 +176,10 @@ def test_agent_downloads_a_model_from_a_url_and_serves_it(
     url = f"http://127.0.0.1:{files.server_address[1]}/{tiny_model.name}"
     agent = _start_agent(server, admin, tmp_path / "agent")
     try:
-        admin.add_model("remote", url, tiny_model.stat().st_size)
-        admin.deploy("remote")
+        admin.add_model(
+            ModelCreate(name="remote", source=url, size_bytes=tiny_model.stat().st_size)
+        )
+        admin.deploy(DeploymentCreate(model="remote"))
         endpoint = _ready_endpoint(admin, "remote")
         assert _serves(endpoint)
         held = list((tmp_path / "agent" / "store" / "models").rglob("*.gguf"))
@@ -175,8 +194,10 @@ def test_a_second_request_waits_for_the_first_instead_of_cutting_it_short(
 ) -> None:
     agent = _start_agent(server, admin, tmp_path / "agent")
     try:
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-        admin.deploy("tiny")
+        admin.add_model(
+            ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+        )
+        admin.deploy(DeploymentCreate(model="tiny"))
         endpoint = _ready_endpoint(admin, "tiny")
         first_body = {"model": "tiny", "prompt": "a", "max_tokens": 1500, "stream": True}
         second: list[httpx.Response] = []

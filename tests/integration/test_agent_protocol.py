@@ -9,6 +9,9 @@ import pytest
 
 from hashgrid.agent.fingerprint import collect
 from hashgrid.contracts.agent import PROTOCOL_HEADER, GpuInfo
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentCreate
+from hashgrid.contracts.api.sites import SiteCreate
 
 from support.live import LiveServer, wait_until
 
@@ -17,7 +20,7 @@ PROBLEM = "application/problem+json"
 
 def _join_token(server: LiveServer, site: str = "tx-west") -> str:
     with server.client() as c:
-        c.create_site(site, "us-south", "US", 10.0)
+        c.create_site(SiteCreate(name=site, region="us-south", country="US", power_mw=10.0))
         return c.create_join_token(site).token
 
 
@@ -76,8 +79,10 @@ def test_join_heartbeat_assignment_and_replica_reports(
         poller = threading.Thread(target=poll)
         poller.start()
         time.sleep(0.3)
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-        admin.deploy("tiny")
+        admin.add_model(
+            ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+        )
+        admin.deploy(DeploymentCreate(model="tiny"))
         poller.join(timeout=15)
         assert not poller.is_alive(), "the long poll was not answered when assignments changed"
         assert all(a["revision"] > first["revision"] for a in answers)

@@ -10,6 +10,12 @@ from pathlib import Path
 import openai
 import pytest
 
+from hashgrid.contracts.api.access import TokenCreate
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentChange, DeploymentCreate
+from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.organizations import OrganizationCreate
+from hashgrid.contracts.api.sites import SiteCreate
 from hashgrid.contracts.gateway import DemandReport, ModelDemand
 
 from support.live import LiveFleet, LiveServer, wait_until
@@ -23,10 +29,14 @@ class Fleet(LiveFleet):
 
     def __init__(self, tmp_path: Path, tiny_model: Path) -> None:
         super().__init__(tmp_path, autoscale_interval_s=0.3, autoscale_down_delay_s=2.0)
-        self.admin.create_site("local", "us-south", "US", 1.0)
-        self.admin.create_organization("acme", "customer")
-        self.admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-        self.key = self.admin.create_key("acme").key
+        self.admin.create_site(
+            SiteCreate(name="local", region="us-south", country="US", power_mw=1.0)
+        )
+        self.admin.create_organization(OrganizationCreate(name="acme", kind="customer"))
+        self.admin.add_model(
+            ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+        )
+        self.key = self.admin.create_key(KeyCreate(customer="acme")).key
 
     def add_agents(self, count: int) -> None:
         for _ in range(count):
@@ -51,13 +61,15 @@ def test_scaled_to_zero_when_idle_and_woken_by_a_request_the_gateway_holds(fleet
     admin = fleet.admin
     # Idle for a minute before zero: however slowly the first replica starts, it is not scaled
     # away before the test's first request; the idle period is shortened after that.
-    deployed = admin.deploy("tiny", min_replicas=0, max_replicas=1, idle_s=60.0)
+    deployed = admin.deploy(
+        DeploymentCreate(model="tiny", min_replicas=0, max_replicas=1, idle_s=60.0)
+    )
     assert (deployed.replicas, deployed.min_replicas, deployed.max_replicas) == (1, 0, 1)
     gateway = fleet.start_gateway()
     wait_until(lambda: gateway.ready_replicas("tiny") == 1, 90, "a warm first replica")
     client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=fleet.key, max_retries=0)
     client.chat.completions.create(model="tiny", messages=MESSAGES, max_tokens=2)
-    assert admin.scale("tiny", idle_s=2.0).replicas == 1
+    assert admin.change_deployment("tiny", DeploymentChange(idle_s=2.0)).replicas == 1
 
     wait_until(lambda: admin.get_deployment("tiny").replicas == 0, 30, "scale to zero")
     assert "scaled 1 -> 0: idle for 2 s" in fleet.events("tiny")
@@ -78,7 +90,7 @@ def test_scaled_to_zero_when_idle_and_woken_by_a_request_the_gateway_holds(fleet
 def test_a_request_held_past_the_bound_gets_a_503_in_openai_shape(fleet: Fleet) -> None:
     """No node at all: nothing can come, and the wait ends as promised."""
     admin = fleet.admin
-    admin.deploy("tiny", min_replicas=0, max_replicas=2)
+    admin.deploy(DeploymentCreate(model="tiny", min_replicas=0, max_replicas=2))
     gateway = fleet.start_gateway(cold_start_wait_s=1.5)
     wait_until(lambda: "tiny" in gateway.health()["ready_replicas"], 10, "the model in the view")
     client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=fleet.key, max_retries=0)
@@ -97,7 +109,7 @@ def test_a_request_held_past_the_bound_gets_a_503_in_openai_shape(fleet: Fleet) 
 
 def test_fixed_zero_answers_503_at_once(fleet: Fleet) -> None:
     """A deployment whose maximum is 0 can never have a replica: nothing to wait for."""
-    fleet.admin.deploy("tiny", replicas=0)
+    fleet.admin.deploy(DeploymentCreate(model="tiny", replicas=0))
     gateway = fleet.start_gateway(cold_start_wait_s=60.0)
     wait_until(lambda: "tiny" in gateway.health()["ready_replicas"], 10, "the model in the view")
     client = openai.OpenAI(
@@ -114,9 +126,11 @@ def test_scales_out_on_reported_load_and_back_in_after_the_window(fleet: Fleet) 
     once the load is gone for the window."""
     fleet.add_agents(2)
     admin = fleet.admin
-    deployment = admin.deploy("tiny", min_replicas=1, max_replicas=3, target_load=2.0)
+    deployment = admin.deploy(
+        DeploymentCreate(model="tiny", min_replicas=1, max_replicas=3, target_load=2.0)
+    )
     wait_until(lambda: fleet.ready("tiny") == 1, 90, "the first replica")
-    gateway_token = admin.create_token("gw", "gateway").token
+    gateway_token = admin.create_token(TokenCreate(name="gw", role="gateway")).token
     stop = threading.Event()
 
     def report(gateway: str, in_flight: int) -> None:
@@ -157,7 +171,7 @@ def test_scales_out_on_reported_load_and_back_in_after_the_window(fleet: Fleet) 
 
 def test_bounds_are_checked_and_change_nothing_when_wrong(server: LiveServer) -> None:
     with server.client() as admin, server.http() as http:
-        admin.create_site("local", "us-south", "US", 1.0)
+        admin.create_site(SiteCreate(name="local", region="us-south", country="US", power_mw=1.0))
         r = http.post("/api/v1/models", json={"name": "m", "source": "/x.gguf", "size_bytes": 1})
         assert r.status_code == 201, r.text
         bad = http.post(
@@ -168,16 +182,18 @@ def test_bounds_are_checked_and_change_nothing_when_wrong(server: LiveServer) ->
         assert "min_replicas (4) is above max_replicas (2)" in bad.json()["detail"]
         assert http.get("/api/v1/deployments").json() == []
 
-        admin.deploy("m", min_replicas=1, max_replicas=4)
+        admin.deploy(DeploymentCreate(model="m", min_replicas=1, max_replicas=4))
         outside = http.patch("/api/v1/deployments/m", json={"replicas": 9, "max_replicas": 8})
         assert outside.status_code == 400
         assert "replicas (9) is outside 1..8" in outside.json()["detail"]
         kept = admin.get_deployment("m")
         assert (kept.replicas, kept.min_replicas, kept.max_replicas) == (1, 1, 4)
 
-        fixed = admin.scale("m", 3)
+        fixed = admin.change_deployment("m", DeploymentChange(replicas=3))
         assert (fixed.replicas, fixed.min_replicas, fixed.max_replicas) == (3, 3, 3)
-        bounded = admin.scale("m", min_replicas=0, max_replicas=2, ttft_target_ms=400.0)
+        bounded = admin.change_deployment(
+            "m", DeploymentChange(min_replicas=0, max_replicas=2, ttft_target_ms=400.0)
+        )
         assert (bounded.replicas, bounded.min_replicas, bounded.max_replicas) == (2, 0, 2)
         assert bounded.ttft_target_ms == 400.0
         assert "resized to 2 replica(s), autoscaled within 0..2" in [

@@ -14,6 +14,9 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from hashgrid.common.connection_limits import ConnectionLimits
+from hashgrid.contracts.api.access import TokenCreate
+from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.organizations import OrganizationCreate
 
 from support.live import LiveGateway, LiveServer, ThreadedServer, server_settings, wait_until
 
@@ -42,9 +45,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("connections")
     settings = server_settings(home / "server", f"sqlite+aiosqlite:///{home / 'db'}", **SHORT)
     with LiveServer(settings) as server, server.client() as admin:
-        admin.create_organization("acme", "customer")
-        key = admin.create_key("acme").key
-        token = admin.create_token("gw", "gateway").token
+        admin.create_organization(OrganizationCreate(name="acme", kind="customer"))
+        key = admin.create_key(KeyCreate(customer="acme")).key
+        token = admin.create_token(TokenCreate(name="gw", role="gateway")).token
         with LiveGateway(server.url, token, home / "gw", **SHORT) as gateway:
             wait_until(lambda: httpx.get(f"{gateway.url}/healthz").status_code == 200, 30, "view")
             yield Stack(server, gateway, key)

@@ -17,6 +17,12 @@ import openai
 import orjson
 import pytest
 
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentCreate
+from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.organizations import OrganizationCreate
+from hashgrid.contracts.api.power import CurtailmentCreate, PowerModel
+from hashgrid.contracts.api.sites import SiteCreate
 from hashgrid.contracts.states import ReplicaStatus
 from hashgrid.gateway.steering import SITE_HEADER
 
@@ -66,20 +72,24 @@ def test_a_curtailment_sheds_miners_moves_flex_work_with_no_failed_request_and_r
 ) -> None:
     with contextlib.closing(MinerRack(MINERS)) as rack, LiveFleet(tmp_path) as fleet:
         admin, server = fleet.admin, fleet.server
-        admin.create_site("tx-west", "us-south", "US", 1.0)
-        admin.create_site("py-east", "sa-east", "PY", 1.0)
+        admin.create_site(SiteCreate(name="tx-west", region="us-south", country="US", power_mw=1.0))
+        admin.create_site(SiteCreate(name="py-east", region="sa-east", country="PY", power_mw=1.0))
         admin.set_power(
             "tx-west",
-            {
-                "asics": [{"model": "Antminer S21", "addresses": rack.addresses}],
-                "gpus": {"busy_kw": BUSY_KW, "idle_kw": 2.0, "flex_usd_per_node_hour": 20.0},
-                "price": {"kind": "fixed", "usd_per_mwh": PRICE_USD_PER_MWH},
-                "hashprice": {"kind": "constant", "usd_per_ph_day": 50.0},
-            },
+            PowerModel.model_validate(
+                {
+                    "asics": [{"model": "Antminer S21", "addresses": rack.addresses}],
+                    "gpus": {"busy_kw": BUSY_KW, "idle_kw": 2.0, "flex_usd_per_node_hour": 20.0},
+                    "price": {"kind": "fixed", "usd_per_mwh": PRICE_USD_PER_MWH},
+                    "hashprice": {"kind": "constant", "usd_per_ph_day": 50.0},
+                }
+            ),
         )
-        admin.create_organization("acme", "customer")
-        key = admin.create_key("acme").key
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
+        admin.create_organization(OrganizationCreate(name="acme", kind="customer"))
+        key = admin.create_key(KeyCreate(customer="acme")).key
+        admin.add_model(
+            ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+        )
 
         # tx-west's GPU node is also its site agent (`--miners`): it drives the fake miners.
         fleet.add_agent("tx-west", "tx-gpu", extra_args=["--miners"])
@@ -95,7 +105,7 @@ def test_a_curtailment_sheds_miners_moves_flex_work_with_no_failed_request_and_r
         # The flex replica starts at tx-west because that is the only node when it is placed;
         # placement never moves a replica that still fits, so it stays there once py-east's
         # node joins (no regions to widen later, which would be a rolling change of its own).
-        admin.deploy("tiny", replicas=1, tier="flex")
+        admin.deploy(DeploymentCreate(model="tiny", replicas=1, tier="flex"))
         gateway = fleet.start_gateway()
         routed = gateway
         wait_until(lambda: routed.ready_replicas("tiny") == 1, 90, "a routable replica")
@@ -119,7 +129,10 @@ def test_a_curtailment_sheds_miners_moves_flex_work_with_no_failed_request_and_r
         with Load(client) as load:
             wait_until(lambda: load.answered >= 20, 30, "steady load")
             curtailed_at = time.monotonic()
-            event = admin.curtail("tx-west", TARGET_MW, reason="ERCOT EEA2", source="grid")
+            event = admin.curtail(
+                "tx-west",
+                CurtailmentCreate(target_mw=TARGET_MW, reason="ERCOT EEA2", source="grid"),
+            )
             assert event.power_state == "curtailed"
             assert event.load_mw == pytest.approx(MINERS * 0.0035 + BUSY_KW / 1e3)
             assert event.asic_shed_mw == pytest.approx(MINERS * 0.0035)

@@ -4,6 +4,9 @@ from pathlib import Path
 from typing import Any
 
 from hashgrid.client import HashgridClient
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentChange, DeploymentCreate
+from hashgrid.contracts.api.sites import SiteCreate
 
 from support.live import LiveServer, wait_until
 
@@ -14,9 +17,11 @@ def _messages(admin: HashgridClient, deployment: str) -> list[str]:
 
 def test_events_tell_a_deployments_story(server: LiveServer, tiny_model: Path) -> None:
     with server.client() as admin:
-        admin.create_site("tx", "us-south", "US", 1.0)
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-        admin.deploy("tiny")
+        admin.create_site(SiteCreate(name="tx", region="us-south", country="US", power_mw=1.0))
+        admin.add_model(
+            ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+        )
+        admin.deploy(DeploymentCreate(model="tiny"))
         waiting = wait_until(lambda: _messages(admin, "tiny"), 20, "an event")
         assert waiting == ["1 replica(s) pending: no ready node"]
 
@@ -42,6 +47,6 @@ def test_events_tell_a_deployments_story(server: LiveServer, tiny_model: Path) -
             "1 replica(s) pending: no ready node",
         ]
 
-        admin.scale("tiny", 0)
+        admin.change_deployment("tiny", DeploymentChange(replicas=0))
         removed = f"replica {short} removed: scaled down"
         wait_until(lambda: _messages(admin, "tiny")[0] == removed, 20, "the removal")

@@ -18,6 +18,11 @@ from starlette.routing import Route
 
 from hashgrid.client import ApiError
 from hashgrid.common.net import free_port
+from hashgrid.contracts.api.access import TokenCreate
+from hashgrid.contracts.api.deployments import DeploymentChange, DeploymentCreate
+from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.organizations import OrganizationCreate
+from hashgrid.contracts.api.sites import SiteCreate
 
 from support.live import ADMIN_TOKEN, LiveFleet, LiveServer, ThreadedServer, wait_until
 
@@ -79,7 +84,7 @@ def upstream() -> Iterator[Upstream]:
 
 
 def _view(server: LiveServer) -> dict[str, Any]:
-    token = server.client().create_token("gw", "gateway").token
+    token = server.client().create_token(TokenCreate(name="gw", role="gateway")).token
     with server.http(token) as http:
         got = http.get("/api/v1/gateway/view", params={"after": 0, "wait": 0})
         got.raise_for_status()
@@ -93,10 +98,10 @@ def test_an_endpoint_is_routed_as_one_replica_while_it_answers_and_never_placed(
     """The deployment has no catalog model and no replicas; an agent at its site is assigned
     nothing; the view lists the endpoint only once probes hear it, and drops it when they fail."""
     admin = server.client()
-    admin.create_site("home", "us-south", "US", 1.0)
+    admin.create_site(SiteCreate(name="home", region="us-south", country="US", power_mw=1.0))
     agent = server.join_node("home", "n1")
 
-    made = admin.deploy_endpoint("mine", f"{upstream.server.url}/v1/")
+    made = admin.deploy(DeploymentCreate(name="mine", endpoint=f"{upstream.server.url}/v1/"))
     assert (made.model, made.engine, made.site, made.task) == (None, None, "home", "generate")
     assert made.endpoint == upstream.server.url, "stored as the base URL, without /v1"
     assert made.replica_list == []
@@ -156,8 +161,9 @@ def test_a_bad_endpoint_deployment_is_refused_as_a_problem_and_stores_nothing(
     server: LiveServer, body: dict[str, Any], said: str
 ) -> None:
     admin = server.client()
-    admin.create_site("a", "us-south", "US", 1.0)
-    admin.create_site("b", "eu-west", "FR", 1.0)  # two sites: none is the default
+    admin.create_site(SiteCreate(name="a", region="us-south", country="US", power_mw=1.0))
+    # two sites: none is the default
+    admin.create_site(SiteCreate(name="b", region="eu-west", country="FR", power_mw=1.0))
     with server.http() as http:
         got = http.post("/api/v1/deployments", json=body)
     assert got.status_code in (400, 422), got.text
@@ -167,8 +173,12 @@ def test_a_bad_endpoint_deployment_is_refused_as_a_problem_and_stores_nothing(
 
 
 def test_an_endpoint_without_site_takes_the_only_one(server: LiveServer) -> None:
-    server.client().create_site("only", "us-south", "US", 1.0)
-    made = server.client().deploy_endpoint("mine", "http://127.0.0.1:1", task="embed")
+    server.client().create_site(
+        SiteCreate(name="only", region="us-south", country="US", power_mw=1.0)
+    )
+    made = server.client().deploy(
+        DeploymentCreate(name="mine", endpoint="http://127.0.0.1:1", task="embed")
+    )
     assert (made.site, made.task) == ("only", "embed")
 
 
@@ -180,10 +190,10 @@ def test_scaling_or_rolling_an_external_deployment_is_refused(
     server: LiveServer, change: dict[str, Any]
 ) -> None:
     admin = server.client()
-    admin.create_site("a", "us-south", "US", 1.0)
-    before = admin.deploy_endpoint("mine", "http://127.0.0.1:1")
+    admin.create_site(SiteCreate(name="a", region="us-south", country="US", power_mw=1.0))
+    before = admin.deploy(DeploymentCreate(name="mine", endpoint="http://127.0.0.1:1"))
     with pytest.raises(ApiError) as refused:
-        admin.change_deployment("mine", **change)
+        admin.change_deployment("mine", DeploymentChange(**change))
     assert refused.value.status == 400
     assert "external endpoint" in str(refused.value)
     after = admin.get_deployment("mine")
@@ -204,10 +214,12 @@ def test_the_openai_client_is_answered_from_the_endpoint_and_metered(
     endpoint's tokens; an endpoint that then refuses connections is ejected and the request
     gets an OpenAI-shaped 503 at once (no probe has dropped it yet: a long probe interval)."""
     with LiveFleet(tmp_path, endpoint_probe_interval_s=600) as fleet:
-        fleet.admin.create_site("home", "us-south", "US", 1.0)
-        fleet.admin.create_organization("acme", "customer")
-        key = fleet.admin.create_key("acme").key
-        fleet.admin.deploy_endpoint("mine", upstream.server.url)
+        fleet.admin.create_site(
+            SiteCreate(name="home", region="us-south", country="US", power_mw=1.0)
+        )
+        fleet.admin.create_organization(OrganizationCreate(name="acme", kind="customer"))
+        key = fleet.admin.create_key(KeyCreate(customer="acme")).key
+        fleet.admin.deploy(DeploymentCreate(name="mine", endpoint=upstream.server.url))
         gateway = fleet.start_gateway()
         wait_until(lambda: gateway.ready_replicas("mine") == 1, 30, "the endpoint routable")
         client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
@@ -247,7 +259,9 @@ def test_the_openai_client_is_answered_from_the_endpoint_and_metered(
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_cli_deploys_an_endpoint_and_shows_it(server: LiveServer) -> None:
-    server.client().create_site("home", "us-south", "US", 1.0)
+    server.client().create_site(
+        SiteCreate(name="home", region="us-south", country="US", power_mw=1.0)
+    )
     url = f"http://127.0.0.1:{free_port()}"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("HASHGRID_")},

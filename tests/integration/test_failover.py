@@ -7,6 +7,12 @@ from pathlib import Path
 
 import openai
 
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentCreate
+from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.organizations import OrganizationCreate
+from hashgrid.contracts.api.sites import SiteCreate
+
 from support.engines import engines_of
 from support.live import LiveFleet, wait_until
 from support.load import Load
@@ -17,13 +23,15 @@ def test_a_node_killed_under_load_fails_no_request_and_its_replica_serves_elsewh
 ) -> None:
     with LiveFleet(tmp_path) as fleet:
         admin = fleet.admin
-        admin.create_site("local", "us-south", "US", 1.0)
-        admin.create_organization("acme", "customer")
-        key = admin.create_key("acme").key
+        admin.create_site(SiteCreate(name="local", region="us-south", country="US", power_mw=1.0))
+        admin.create_organization(OrganizationCreate(name="acme", kind="customer"))
+        key = admin.create_key(KeyCreate(customer="acme")).key
         agents = [fleet.add_agent("local", f"n{i}") for i in range(3)]
         fleet.wait_for_nodes(3)
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-        admin.deploy("tiny", replicas=2)
+        admin.add_model(
+            ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+        )
+        admin.deploy(DeploymentCreate(model="tiny", replicas=2))
         gateway = fleet.start_gateway()
         routed = gateway
         wait_until(lambda: routed.ready_replicas("tiny") == 2, 90, "two routable replicas")

@@ -14,7 +14,12 @@ import pytest
 
 from hashgrid.client import HashgridClient
 from hashgrid.common.net import free_port
-from hashgrid.server.deployments.schemas import ReplicaOut
+from hashgrid.contracts.api.access import TokenCreate
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentCreate, ReplicaOut
+from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.organizations import OrganizationCreate
+from hashgrid.contracts.api.sites import SiteCreate
 
 from support.engines import engines_of, engines_on_port
 from support.live import (
@@ -44,12 +49,14 @@ def test_engines_and_gateway_keep_serving_while_the_control_plane_is_away(
     server = LiveServer(settings)
     server.start()
     admin = server.client()
-    admin.create_site("local", "us-south", "US", 1.0)
-    admin.create_organization("acme", "customer")
-    admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-    admin.deploy("tiny")
-    key = admin.create_key("acme").key
-    gateway_token = admin.create_token("gw", "gateway").token
+    admin.create_site(SiteCreate(name="local", region="us-south", country="US", power_mw=1.0))
+    admin.create_organization(OrganizationCreate(name="acme", kind="customer"))
+    admin.add_model(
+        ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+    )
+    admin.deploy(DeploymentCreate(model="tiny"))
+    key = admin.create_key(KeyCreate(customer="acme")).key
+    gateway_token = admin.create_token(TokenCreate(name="gw", role="gateway")).token
     gateway = LiveGateway(server.url, gateway_token, tmp_path / "gw")
     gateway.start()
     agent = AgentProcess(
@@ -175,9 +182,11 @@ def _clean_up(admin: HashgridClient, *agents: AgentProcess | None) -> None:
 
 def _deploy_tiny(server: LiveServer, tiny_model: Path) -> HashgridClient:
     admin = server.client()
-    admin.create_site("local", "us-south", "US", 1.0)
-    admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-    admin.deploy("tiny")
+    admin.create_site(SiteCreate(name="local", region="us-south", country="US", power_mw=1.0))
+    admin.add_model(
+        ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+    )
+    admin.deploy(DeploymentCreate(model="tiny"))
     return admin
 
 
@@ -336,9 +345,11 @@ def test_a_replica_its_agent_cannot_bring_back_is_moved_with_the_failure_as_reas
     broken.write_bytes(b"GGUF but not really a model")
     home = tmp_path / "agent"
     admin = server.client()
-    admin.create_site("local", "us-south", "US", 1.0)
-    admin.add_model("broken", str(broken), broken.stat().st_size)
-    admin.deploy("broken")
+    admin.create_site(SiteCreate(name="local", region="us-south", country="US", power_mw=1.0))
+    admin.add_model(
+        ModelCreate(name="broken", source=str(broken), size_bytes=broken.stat().st_size)
+    )
+    admin.deploy(DeploymentCreate(model="broken"))
     token = admin.create_join_token("local").token
     agent = AgentProcess(
         server.url, home, token, "n", env={"HASHGRID_AGENT_ENGINE_RESTART_S": "12"}
@@ -412,9 +423,9 @@ def test_gateway_killed_with_sigkill_under_load_loses_and_duplicates_no_usage(
     )
     server.start()
     admin = _deploy_tiny(server, tiny_model)
-    admin.create_organization("acme", "customer")
-    key = admin.create_key("acme").key
-    token = admin.create_token("gw", "gateway").token
+    admin.create_organization(OrganizationCreate(name="acme", kind="customer"))
+    key = admin.create_key(KeyCreate(customer="acme")).key
+    token = admin.create_token(TokenCreate(name="gw", role="gateway")).token
     agent = AgentProcess(
         server.url, tmp_path / "agent", admin.create_join_token("local").token, "n"
     )

@@ -12,6 +12,13 @@ import httpx
 import pytest
 
 from hashgrid.client import HashgridClient
+from hashgrid.contracts.api.access import TokenCreate
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentCreate
+from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.nodes import DrainRequest
+from hashgrid.contracts.api.organizations import OrganizationCreate
+from hashgrid.contracts.api.sites import SiteCreate
 
 from support.live import AgentProcess, LiveGateway, LiveServer, server_settings, wait_until
 
@@ -56,9 +63,13 @@ def fleet(tiny_model: Path, tmp_path: Path) -> Iterator[Fleet]:
     server = LiveServer(server_settings(tmp_path / "server", f"sqlite+aiosqlite:///{tmp_path}/db"))
     server.start()
     admin = server.client()
-    admin.create_site("local", "us-south", "US", 1.0)
-    admin.create_organization("acme", "customer")
-    gateway = LiveGateway(server.url, admin.create_token("gw", "gateway").token, tmp_path / "gw")
+    admin.create_site(SiteCreate(name="local", region="us-south", country="US", power_mw=1.0))
+    admin.create_organization(OrganizationCreate(name="acme", kind="customer"))
+    gateway = LiveGateway(
+        server.url,
+        admin.create_token(TokenCreate(name="gw", role="gateway")).token,
+        tmp_path / "gw",
+    )
     gateway.start()
     agents = {
         name: AgentProcess(
@@ -68,8 +79,12 @@ def fleet(tiny_model: Path, tmp_path: Path) -> Iterator[Fleet]:
     }
     try:
         wait_until(lambda: len(admin.list_nodes()) == 2, 60, "both agents to join")
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-        yield Fleet(server, gateway, admin, agents, admin.create_key("acme").key)
+        admin.add_model(
+            ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+        )
+        yield Fleet(
+            server, gateway, admin, agents, admin.create_key(KeyCreate(customer="acme")).key
+        )
     finally:
         gateway.stop()
         for agent in agents.values():
@@ -80,7 +95,7 @@ def fleet(tiny_model: Path, tmp_path: Path) -> Iterator[Fleet]:
 
 
 def test_drain_moves_replicas_without_failing_requests(fleet: Fleet) -> None:
-    fleet.admin.deploy("tiny", replicas=2)
+    fleet.admin.deploy(DeploymentCreate(model="tiny", replicas=2))
     wait_until(lambda: fleet.nodes_of("tiny") == ["n1", "n2"], 90, "one replica on each node")
     wait_until(lambda: fleet.gateway.ready_replicas("tiny") == 2, 10, "the gateway to route both")
     load = Load(fleet.gateway.url, fleet.key)
@@ -88,7 +103,7 @@ def test_drain_moves_replicas_without_failing_requests(fleet: Fleet) -> None:
     worker.start()
     try:
         wait_until(lambda: load.statuses[200] >= 5, 30, "requests to flow")
-        drained = fleet.admin.drain("n1", deadline_s=20)
+        drained = fleet.admin.drain("n1", DrainRequest(deadline_s=20))
         assert drained.cordoned
         assert drained.drain_deadline is not None
         wait_until(lambda: fleet.nodes_of("tiny") == ["n2", "n2"], 90, "both replicas on n2")
@@ -105,7 +120,7 @@ def test_drain_moves_replicas_without_failing_requests(fleet: Fleet) -> None:
 
 def test_a_killed_nodes_replicas_come_back_on_another_node(fleet: Fleet) -> None:
     fleet.admin.cordon("n2")
-    fleet.admin.deploy("tiny", replicas=1)
+    fleet.admin.deploy(DeploymentCreate(model="tiny", replicas=1))
     wait_until(lambda: fleet.nodes_of("tiny") == ["n1"], 90, "the replica on n1")
     fleet.admin.uncordon("n2")
     wait_until(lambda: fleet.gateway.ready_replicas("tiny") == 1, 10, "the gateway to route")

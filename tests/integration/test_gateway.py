@@ -18,7 +18,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from hashgrid.client import HashgridClient
-from hashgrid.server.usage.schemas import UsageOut
+from hashgrid.contracts.api.access import TokenCreate
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentCreate
+from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.organizations import OrganizationCreate
+from hashgrid.contracts.api.sites import SiteCreate
+from hashgrid.contracts.api.usage import UsageOut
 
 from support.live import AgentProcess, LiveGateway, LiveServer, ThreadedServer, wait_until
 
@@ -61,21 +67,33 @@ def stack(
     server = LiveServer(server_settings(home / "server", f"sqlite+aiosqlite:///{home / 'db'}"))
     server.start()
     admin = server.client()
-    admin.create_site("local", "us-south", "US", 1.0)
-    admin.create_organization("acme", "customer")
-    admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-    admin.deploy("tiny")
-    admin.add_model("idle", str(tiny_model), tiny_model.stat().st_size)
-    admin.deploy("idle", replicas=0)
+    admin.create_site(SiteCreate(name="local", region="us-south", country="US", power_mw=1.0))
+    admin.create_organization(OrganizationCreate(name="acme", kind="customer"))
+    admin.add_model(
+        ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+    )
+    admin.deploy(DeploymentCreate(model="tiny"))
+    admin.add_model(
+        ModelCreate(name="idle", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+    )
+    admin.deploy(DeploymentCreate(model="idle", replicas=0))
     embed = tiny_embedding_model
-    admin.add_model("tiny-embed", str(embed), embed.stat().st_size, task="embed")
-    admin.deploy("tiny-embed")
+    admin.add_model(
+        ModelCreate(
+            name="tiny-embed", source=str(embed), size_bytes=embed.stat().st_size, task="embed"
+        )
+    )
+    admin.deploy(DeploymentCreate(model="tiny-embed"))
     agent = AgentProcess(server.url, home / "agent", admin.create_join_token("local").token, "n1")
-    gateway = LiveGateway(server.url, admin.create_token("gw", "gateway").token, home / "gateway")
+    gateway = LiveGateway(
+        server.url,
+        admin.create_token(TokenCreate(name="gw", role="gateway")).token,
+        home / "gateway",
+    )
     gateway.start()
     try:
         wait_until(lambda: gateway.ready_replicas("tiny") == 1, 60, "a routable replica")
-        yield Stack(server, gateway, admin, admin.create_key("acme").key)
+        yield Stack(server, gateway, admin, admin.create_key(KeyCreate(customer="acme")).key)
     finally:
         gateway.stop()
         agent.terminate()
@@ -234,8 +252,10 @@ def _serve_from(stack: Stack, endpoint: str, name: str = "held") -> Callable[[],
     """Model `name` served by `endpoint` (an engine run outside hashgrid) from a site of its
     own, once the control plane's probe heard it; returns its removal."""
     admin = stack.admin
-    admin.create_site(f"{name}-site", f"{name}-region", "SE", 1.0)
-    admin.deploy_endpoint(name, endpoint, site=f"{name}-site")
+    admin.create_site(
+        SiteCreate(name=f"{name}-site", region=f"{name}-region", country="SE", power_mw=1.0)
+    )
+    admin.deploy(DeploymentCreate(name=name, endpoint=endpoint, site=f"{name}-site"))
     wait_until(lambda: stack.gateway.ready_replicas(name) == 1, 30, f"{name} routable")
     return lambda: admin.delete_deployment(name)
 

@@ -14,6 +14,12 @@ import httpx
 import pytest
 
 from hashgrid.client import HashgridClient
+from hashgrid.contracts.api.access import TokenCreate
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentCreate
+from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.organizations import OrganizationCreate
+from hashgrid.contracts.api.sites import SiteCreate
 
 from support.live import AgentProcess, LiveGateway, LiveServer, server_settings, wait_until
 
@@ -185,17 +191,39 @@ def stack(
     server = LiveServer(server_settings(home / "server", f"sqlite+aiosqlite:///{home / 'db'}"))
     server.start()
     admin = server.client()
-    admin.create_site("local", "us-south", "US", 1.0)
-    admin.create_organization("acme", "customer")
+    admin.create_site(SiteCreate(name="local", region="us-south", country="US", power_mw=1.0))
+    admin.create_organization(OrganizationCreate(name="acme", kind="customer"))
     # Priced, so that a token metered for a refused request would show as spend.
     size = tiny_model.stat().st_size
-    admin.add_model("tiny", str(tiny_model), size, CONTEXT, 1000.0, 1000.0)
-    admin.deploy("tiny")
+    admin.add_model(
+        ModelCreate(
+            name="tiny",
+            source=str(tiny_model),
+            size_bytes=size,
+            context_length=CONTEXT,
+            price_per_mtok_prompt=1000.0,
+            price_per_mtok_completion=1000.0,
+        )
+    )
+    admin.deploy(DeploymentCreate(model="tiny"))
     embed = tiny_embedding_model
-    admin.add_model("tiny-embed", str(embed), embed.stat().st_size, CONTEXT, 1000.0, task="embed")
-    admin.deploy("tiny-embed")
+    admin.add_model(
+        ModelCreate(
+            name="tiny-embed",
+            source=str(embed),
+            size_bytes=embed.stat().st_size,
+            context_length=CONTEXT,
+            price_per_mtok_prompt=1000.0,
+            task="embed",
+        )
+    )
+    admin.deploy(DeploymentCreate(model="tiny-embed"))
     agent = AgentProcess(server.url, home / "agent", admin.create_join_token("local").token, "n1")
-    gateway = LiveGateway(server.url, admin.create_token("gw", "gateway").token, home / "gateway")
+    gateway = LiveGateway(
+        server.url,
+        admin.create_token(TokenCreate(name="gw", role="gateway")).token,
+        home / "gateway",
+    )
     gateway.start()
     try:
         wait_until(
@@ -203,7 +231,7 @@ def stack(
             90,
             "routable replicas",
         )
-        yield Stack(gateway, admin, admin.create_key("acme").key)
+        yield Stack(gateway, admin, admin.create_key(KeyCreate(customer="acme")).key)
     finally:
         gateway.stop()
         agent.terminate()

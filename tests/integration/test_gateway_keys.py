@@ -8,6 +8,9 @@ import asyncio
 import aiohttp
 import pytest
 
+from hashgrid.contracts.api.access import TokenCreate
+from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.organizations import OrganizationCreate
 from hashgrid.gateway.auth import authenticate, authenticate_current
 from hashgrid.gateway.errors import InvalidKey
 from hashgrid.gateway.view import ViewWatcher
@@ -17,12 +20,12 @@ from support.live import LiveServer
 
 async def test_a_key_used_the_moment_it_is_created_is_accepted(server: LiveServer) -> None:
     with server.client() as admin:
-        admin.create_organization("acme", "customer")
-        token = admin.create_token("gw", "gateway").token
+        admin.create_organization(OrganizationCreate(name="acme", kind="customer"))
+        token = admin.create_token(TokenCreate(name="gw", role="gateway")).token
         async with aiohttp.ClientSession() as session:
             watcher = ViewWatcher(session, server.url, token)
             await watcher.fetch(0.0)  # the view before the key
-            created = admin.create_key("acme")
+            created = admin.create_key(KeyCreate(customer="acme"))
             key = created.key
             with pytest.raises(InvalidKey):
                 authenticate(f"Bearer {key}", watcher.view)  # the view is behind

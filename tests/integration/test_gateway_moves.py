@@ -13,6 +13,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from hashgrid.common.net import free_port
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentCreate
+from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.organizations import OrganizationCreate
+from hashgrid.contracts.api.sites import SiteCreate
 
 from support.live import LiveFleet, ThreadedServer, wait_until
 
@@ -56,11 +61,17 @@ def test_a_request_meeting_its_only_replica_stopped_is_answered_by_the_replaceme
     try:
         with LiveFleet(tmp_path) as fleet:
             admin, server = fleet.admin, fleet.server
-            admin.create_site("local", "us-south", "US", 1.0)
-            admin.create_organization("acme", "customer")
-            key = admin.create_key("acme").key
-            admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-            admin.deploy("tiny", replicas=1)
+            admin.create_site(
+                SiteCreate(name="local", region="us-south", country="US", power_mw=1.0)
+            )
+            admin.create_organization(OrganizationCreate(name="acme", kind="customer"))
+            key = admin.create_key(KeyCreate(customer="acme")).key
+            admin.add_model(
+                ModelCreate(
+                    name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size
+                )
+            )
+            admin.deploy(DeploymentCreate(model="tiny", replicas=1))
             nodes.append(server.join_node("local", "old"))
             # Its engine is already stopped: nothing listens on the port it was reported on.
             old = _serve(nodes[0], f"http://127.0.0.1:{free_port()}")

@@ -15,6 +15,12 @@ import psutil
 import pytest
 
 from hashgrid.client import HashgridClient
+from hashgrid.contracts.api.access import TokenCreate
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentCreate
+from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.organizations import OrganizationCreate
+from hashgrid.contracts.api.sites import SiteCreate
 
 from support.data import RIPE
 from support.live import AgentProcess, LiveGateway, LiveServer, server_settings, wait_until
@@ -49,23 +55,27 @@ def two_sites(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     server = LiveServer(server_settings(home / "server", f"sqlite+aiosqlite:///{home / 'db'}"))
     server.start()
     admin = server.client()
-    admin.create_site("nairobi", "af-east", "KE", 1.0)
-    admin.create_site("virginia", "us-east", "US", 1.0)
-    admin.create_organization("acme", "customer")
+    admin.create_site(SiteCreate(name="nairobi", region="af-east", country="KE", power_mw=1.0))
+    admin.create_site(SiteCreate(name="virginia", region="us-east", country="US", power_mw=1.0))
+    admin.create_organization(OrganizationCreate(name="acme", kind="customer"))
     # Agents are named after their sites: one node per site.
     agents = {
         site: AgentProcess(server.url, home / site, admin.create_join_token(site).token, site)
         for site in ("nairobi", "virginia")
     }
-    token = admin.create_token("gw", "gateway").token
+    token = admin.create_token(TokenCreate(name="gw", role="gateway")).token
     gateway = LiveGateway(server.url, token, home / "gateway", rtt_table=RIPE)
     gateway.start()
     try:
         wait_until(lambda: len(admin.list_nodes()) == 2, 60, "both agents to join")
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-        admin.deploy("tiny", replicas=2)  # spread: one replica per site
+        admin.add_model(
+            ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+        )
+        admin.deploy(DeploymentCreate(model="tiny", replicas=2))  # spread: one replica per site
         wait_until(lambda: gateway.ready_replicas("tiny") == 2, 90, "a replica at each site")
-        yield TwoSites(server, gateway, admin, agents, admin.create_key("acme").key)
+        yield TwoSites(
+            server, gateway, admin, agents, admin.create_key(KeyCreate(customer="acme")).key
+        )
     finally:
         gateway.stop()
         for agent in agents.values():

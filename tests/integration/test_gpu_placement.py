@@ -7,6 +7,9 @@ from typing import Any
 import httpx
 
 from hashgrid.contracts.agent import PROTOCOL_HEADER, Fingerprint, GpuInfo
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentCreate
+from hashgrid.contracts.api.sites import SiteCreate
 
 from support.live import LiveServer, wait_until
 
@@ -45,7 +48,9 @@ def gpu_fingerprint(quarantined: int) -> dict[str, Any]:
 def join_gpu_node(server: LiveServer) -> httpx.Client:
     """Join a GPU node at a new site through the agent protocol; its HTTP client, beating."""
     with server.client() as admin:
-        admin.create_site("gpu-site", "us-south", "US", 10.0)
+        admin.create_site(
+            SiteCreate(name="gpu-site", region="us-south", country="US", power_mw=10.0)
+        )
         token = admin.create_join_token("gpu-site").token
     body = {"join_token": token, "name": "rig-gpu", "fingerprint": gpu_fingerprint(0)}
     with server.http(token=None) as http:
@@ -69,8 +74,12 @@ def test_a_vllm_deployment_gets_distinct_healthy_gpus_on_a_gpu_node(
     server: LiveServer, tiny_model: Path
 ) -> None:
     with join_gpu_node(server) as node, server.client() as admin:
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-        deployed = admin.deploy("tiny", engine="vllm", tensor_parallel_size=2)
+        admin.add_model(
+            ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+        )
+        deployed = admin.deploy(
+            DeploymentCreate(model="tiny", engine="vllm", tensor_parallel_size=2)
+        )
         assert (deployed.engine, deployed.tensor_parallel_size) == ("vllm", 2)
 
         found = wait_until(lambda: assignments(node), 15, "an assignment")
@@ -91,9 +100,11 @@ def test_a_llama_cpp_replica_on_a_gpu_node_gets_one_gpu_and_a_type_it_lacks_wait
     server: LiveServer, tiny_model: Path
 ) -> None:
     with join_gpu_node(server) as node, server.client() as admin:
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-        admin.deploy("tiny")
-        admin.deploy("tiny", name="on-a100", engine="vllm", gpu_type="A100")
+        admin.add_model(
+            ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+        )
+        admin.deploy(DeploymentCreate(model="tiny"))
+        admin.deploy(DeploymentCreate(model="tiny", name="on-a100", engine="vllm", gpu_type="A100"))
 
         found = wait_until(lambda: assignments(node), 15, "an assignment")
         assert [(a["deployment"], a["engine"], a["gpus"]) for a in found] == [
@@ -105,6 +116,8 @@ def test_a_llama_cpp_replica_on_a_gpu_node_gets_one_gpu_and_a_type_it_lacks_wait
 
 def test_deploy_refuses_an_unknown_engine(server: LiveServer, tiny_model: Path) -> None:
     with server.client() as admin, server.http() as http:
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
+        admin.add_model(
+            ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+        )
         r = http.post("/api/v1/deployments", json={"model": "tiny", "engine": "tgi"})
         assert r.status_code == 422

@@ -16,6 +16,13 @@ import pytest
 import redis.asyncio as redis
 
 from hashgrid.client import HashgridClient
+from hashgrid.contracts.api.access import TokenCreate
+from hashgrid.contracts.api.catalog import ModelCreate, ModelPrices
+from hashgrid.contracts.api.common import Limits
+from hashgrid.contracts.api.deployments import DeploymentCreate
+from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.organizations import OrganizationCreate
+from hashgrid.contracts.api.sites import SiteCreate
 
 from support.live import AgentProcess, LiveGateway, LiveServer, server_settings, wait_until
 
@@ -32,7 +39,7 @@ class Stack:
 
     def key(self, **limits: Any) -> str:
         """A new key of `acme` with `limits`, once both gateways accept it."""
-        secret = self.admin.create_key("acme", **limits).key
+        secret = self.admin.create_key(KeyCreate(customer="acme", limits=Limits(**limits))).key
         for g in self.gateways:
             wait_until(lambda g=g: _models(g, secret) == 200, 10, "the gateways to know the key")
         return secret
@@ -68,15 +75,17 @@ def stack(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     server = LiveServer(server_settings(home / "server", f"sqlite+aiosqlite:///{home / 'db'}"))
     server.start()
     admin = server.client()
-    admin.create_site("local", "us-south", "US", 1.0)
-    admin.create_organization("acme", "customer")
+    admin.create_site(SiteCreate(name="local", region="us-south", country="US", power_mw=1.0))
+    admin.create_organization(OrganizationCreate(name="acme", kind="customer"))
     size = tiny_model.stat().st_size
-    admin.add_model("tiny", str(tiny_model), size)
-    admin.set_model_prices("tiny", PRICE, PRICE)
-    admin.deploy("tiny")
+    admin.add_model(ModelCreate(name="tiny", source=str(tiny_model), size_bytes=size))
+    admin.set_model_prices(
+        "tiny", ModelPrices(price_per_mtok_prompt=PRICE, price_per_mtok_completion=PRICE)
+    )
+    admin.deploy(DeploymentCreate(model="tiny"))
     agent = AgentProcess(server.url, home / "agent", admin.create_join_token("local").token, "n1")
     prefix = f"hg-test-{uuid.uuid4().hex[:12]}"
-    token = admin.create_token("gw", "gateway").token
+    token = admin.create_token(TokenCreate(name="gw", role="gateway")).token
     # A long Redis timeout: on a loaded test machine a slow answer must not fail open.
     shared = {"redis_url": REDIS_URL, "redis_prefix": prefix, "redis_timeout_s": 10.0}
     gateways = tuple(LiveGateway(server.url, token, home / f"gw-{i}", **shared) for i in range(2))

@@ -20,6 +20,9 @@ from hashgrid.agent.fingerprint import collect
 from hashgrid.agent.heartbeat import FINGERPRINT_EVERY
 from hashgrid.client import HashgridClient
 from hashgrid.contracts.agent import PROTOCOL_HEADER
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentCreate
+from hashgrid.contracts.api.sites import SiteCreate
 
 from support.live import ADMIN_TOKEN, AgentProcess, LiveServer, server_settings, wait_until
 from support.metrics import db_writes, heartbeats, server_metrics
@@ -32,7 +35,7 @@ VIEW = "/api/v1/gateway/view"
 @pytest.fixture
 def admin(server: LiveServer) -> Iterator[HashgridClient]:
     with server.client() as c:
-        c.create_site("local", "us-south", "US", 1.0)
+        c.create_site(SiteCreate(name="local", region="us-south", country="US", power_mw=1.0))
         yield c
 
 
@@ -98,8 +101,10 @@ def test_an_agent_reports_its_holdings_and_its_llamacpp_replica_and_steady_beats
     agent = AgentProcess(server.url, tmp_path / "agent", token, "rig-1")
     try:
         node = wait_until(admin.list_nodes, 30, "the agent to join")[0]
-        admin.add_model("tiny", model_url, tiny_model.stat().st_size)
-        admin.deploy("tiny")
+        admin.add_model(
+            ModelCreate(name="tiny", source=model_url, size_bytes=tiny_model.stat().st_size)
+        )
+        admin.deploy(DeploymentCreate(model="tiny"))
 
         def ready() -> str | None:
             replicas = admin.get_deployment("tiny").replica_list
@@ -141,8 +146,10 @@ def test_reported_loads_show_on_the_api_the_gateway_view_and_metrics_without_a_n
 ) -> None:
     node_id, node = _join(server, admin, "rig-1")
     with node:
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-        admin.deploy("tiny")
+        admin.add_model(
+            ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+        )
+        admin.deploy(DeploymentCreate(model="tiny"))
         replica_id = _ready_replica(node)
         revision, routed = _routed(server, replica_id)
         assert (routed["running"], routed["waiting"], routed["kv_cache_usage"]) == (None,) * 3
@@ -184,8 +191,10 @@ def test_a_node_cannot_report_load_for_another_nodes_replica(
     """The report is accepted with the beat (the beat keeps the node alive) and never read."""
     _, owner = _join(server, admin, "rig-1")
     with owner:
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-        admin.deploy("tiny")
+        admin.add_model(
+            ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+        )
+        admin.deploy(DeploymentCreate(model="tiny"))
         replica_id = _ready_replica(owner)
         intruder_id, intruder = _join(server, admin, "rig-2")
         with intruder:
@@ -249,7 +258,9 @@ def test_a_restarted_server_relearns_holdings_without_writing_them_again(
     ]
     with LiveServer(settings) as first:
         with first.client() as admin:
-            admin.create_site("local", "us-south", "US", 1.0)
+            admin.create_site(
+                SiteCreate(name="local", region="us-south", country="US", power_mw=1.0)
+            )
             node_id, node = _join(first, admin, "rig-1")
         with node:
             assert node.post(HEARTBEAT, json={"holdings": held}).status_code == 200
@@ -275,10 +286,16 @@ def test_the_cli_shows_replica_loads_and_models_held(
     settings = server_settings(tmp_path / "home", database_url, heartbeat_interval_s=30.0)
     with LiveServer(settings) as server:
         with server.client() as admin:
-            admin.create_site("local", "us-south", "US", 1.0)
+            admin.create_site(
+                SiteCreate(name="local", region="us-south", country="US", power_mw=1.0)
+            )
             _, node = _join(server, admin, "rig-1")
-            admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-            admin.deploy("tiny")
+            admin.add_model(
+                ModelCreate(
+                    name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size
+                )
+            )
+            admin.deploy(DeploymentCreate(model="tiny"))
         with node:
             replica_id = _ready_replica(node)
             load = {"replica_id": replica_id, "running": 3, "waiting": 2, "kv_cache_usage": 0.5}

@@ -15,7 +15,12 @@ import pytest
 
 from hashgrid.client import HashgridClient
 from hashgrid.common.net import free_port
-from hashgrid.server.usage.schemas import UsageOut
+from hashgrid.contracts.api.access import TokenCreate
+from hashgrid.contracts.api.deployments import DeploymentCreate
+from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.organizations import OrganizationCreate
+from hashgrid.contracts.api.sites import SiteCreate
+from hashgrid.contracts.api.usage import UsageOut
 
 from support.live import GatewayProcess, LiveGateway, LiveServer, wait_until
 from support.upstream import PacedUpstream
@@ -50,11 +55,11 @@ def slow() -> Iterator[PacedUpstream]:
 
 def customer(admin: HashgridClient, **endpoints: PacedUpstream) -> str:
     """A key of a new customer, with each upstream deployed as an endpoint under its name."""
-    admin.create_site("home", "us-south", "US", 1.0)
-    admin.create_organization("acme", "customer")
+    admin.create_site(SiteCreate(name="home", region="us-south", country="US", power_mw=1.0))
+    admin.create_organization(OrganizationCreate(name="acme", kind="customer"))
     for name, upstream in endpoints.items():
-        admin.deploy_endpoint(name, upstream.server.url)
-    return admin.create_key("acme").key
+        admin.deploy(DeploymentCreate(name=name, endpoint=upstream.server.url))
+    return admin.create_key(KeyCreate(customer="acme")).key
 
 
 def usage_of(admin: HashgridClient, client_request_id: str) -> list[UsageOut]:
@@ -69,7 +74,11 @@ def test_hostile_requests_and_a_lying_node_never_stop_usage_shipping(
     all stored."""
     admin = server.client()
     key = customer(admin, tiny=honest, liar=liar)
-    gateway = LiveGateway(server.url, admin.create_token("gw", "gateway").token, tmp_path / "gw")
+    gateway = LiveGateway(
+        server.url,
+        admin.create_token(TokenCreate(name="gw", role="gateway")).token,
+        tmp_path / "gw",
+    )
     with gateway:
         for model in ("tiny", "liar"):
             wait_until(partial(gateway.ready_replicas, model), 30, f"{model} routable")
@@ -145,7 +154,7 @@ def test_a_stream_cut_by_a_killed_gateway_is_billed_once_for_what_reached_the_cl
 ) -> None:
     admin = server.client()
     key = customer(admin, slow=slow)
-    token = admin.create_token("gw", "gateway").token
+    token = admin.create_token(TokenCreate(name="gw", role="gateway")).token
     port = free_port()
     ticks = {"usage_fsync_s": "0.2", "usage_flush_s": "0.2"}
     gateway = GatewayProcess(server.url, token, tmp_path / "gw", port, ticks)

@@ -13,6 +13,10 @@ from hashgrid.agent.control_plane import ControlPlane, Rejected
 from hashgrid.agent.fingerprint import collect
 from hashgrid.agent.settings import AgentSettings
 from hashgrid.contracts.agent import PROTOCOL_HEADER
+from hashgrid.contracts.api.access import TokenCreate
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentCreate
+from hashgrid.contracts.api.sites import SiteCreate
 from hashgrid.server.auth import NodeCredentials
 
 from support.live import LiveServer, wait_until
@@ -24,7 +28,7 @@ ROTATE = "/api/v1/agent/rotate"
 
 def _join_tokens(server: LiveServer, count: int = 1, site: str = "tx-west") -> list[str]:
     with server.client() as c:
-        c.create_site(site, "us-south", "US", 10.0)
+        c.create_site(SiteCreate(name=site, region="us-south", country="US", power_mw=10.0))
         return [c.create_join_token(site).token for _ in range(count)]
 
 
@@ -60,8 +64,10 @@ def test_a_revoked_credential_is_refused_at_once_and_its_node_is_lost(
     joined = _join(server, _join_tokens(server)[0])
     with _node_http(server, joined["credential"]) as node, server.client() as admin:
         assert node.post(HEARTBEAT, json={}).status_code == 200  # the credential is now cached
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-        admin.deploy("tiny")
+        admin.add_model(
+            ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+        )
+        admin.deploy(DeploymentCreate(model="tiny"))
         replica = _replica_on(server, node)
         state = f"/api/v1/agent/replicas/{replica}/state"
         assert node.put(state, json={"status": "starting"}).status_code == 200
@@ -91,7 +97,7 @@ def test_only_an_admin_may_revoke(server: LiveServer) -> None:
     with _node_http(server, joined["credential"]) as node:
         assert node.post(revoke).status_code == 403
     with server.client() as admin:
-        gateway = admin.create_token("gw", "gateway").token
+        gateway = admin.create_token(TokenCreate(name="gw", role="gateway")).token
     with server.http(token=gateway) as http:
         assert http.post(revoke).status_code == 403
     with server.http() as http:
@@ -184,8 +190,10 @@ def test_a_node_cannot_report_or_see_another_nodes_replica(
     first = _join(server, tokens[0], "rig-1")
     second = _join(server, tokens[1], "rig-2")
     with server.client() as admin:
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-        admin.deploy("tiny")
+        admin.add_model(
+            ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+        )
+        admin.deploy(DeploymentCreate(model="tiny"))
         replica = wait_until(
             lambda: admin.get_deployment("tiny").replica_list, 15, "a replica to be placed"
         )[0]

@@ -18,6 +18,10 @@ from hashgrid.agent.miners.fleet import Fleet
 from hashgrid.agent.miners.follow import follow_orders
 from hashgrid.agent.miners.pyasic_driver import connect
 from hashgrid.client import HashgridClient
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentChange, DeploymentCreate
+from hashgrid.contracts.api.power import PowerModel
+from hashgrid.contracts.api.sites import SiteCreate
 
 from support.fake_bmc import DEFAULT_ALLOWED, FakeBmc
 from support.live import LiveServer, eventually, server_settings
@@ -44,14 +48,16 @@ def _beating_while_powered(node: httpx.Client, bmc: FakeBmc) -> Iterator[None]:
 
 def _site_with_a_bmc(admin: HashgridClient, bmc: FakeBmc, tiny_model: Path) -> None:
     """Site tx, whose node gpu-1 has `bmc`, and the tiny model in the catalog."""
-    admin.create_site("tx", "us-south", "US", 1.0)
-    admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
+    admin.create_site(SiteCreate(name="tx", region="us-south", country="US", power_mw=1.0))
+    admin.add_model(
+        ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+    )
     power = {
         "gpus": {"bmcs": {"gpu-1": bmc.system_url}},
         "price": {"kind": "fixed", "usd_per_mwh": 30.0},
         "hashprice": {"kind": "constant", "usd_per_ph_day": 50.0},
     }
-    admin.set_power("tx", power)
+    admin.set_power("tx", PowerModel.model_validate(power))
 
 
 @dataclass
@@ -117,14 +123,15 @@ async def test_an_idle_node_is_powered_off_and_woken_for_a_deployment(
             assert miners is not None
             assert miners.nodes == {"gpu-1": "off"}
 
-            site.admin.deploy("tiny", name="chat", replicas=1)
+            site.admin.deploy(DeploymentCreate(model="tiny", name="chat", replicas=1))
             await eventually(lambda: bmc.powered, "the node woken for the replica", 30.0)
             assert bmc.resets == ["GracefulShutdown", "On"]
             await eventually(lambda: site.node().power == "on", "it is back", 30.0)
             await eventually(site.placed("chat"), "the replica on the woken node", 30.0)
             assert site.node("controller").power == "on"  # no BMC: never touched
 
-            site.admin.scale("chat", 0)  # idle again once its replica has gone
+            # idle again once its replica has gone
+            site.admin.change_deployment("chat", DeploymentChange(replicas=0))
             await eventually(lambda: not bmc.powered, "powered off again", 30.0)
             assert bmc.resets == ["GracefulShutdown", "On", "GracefulShutdown"]
 
@@ -145,13 +152,13 @@ async def test_a_node_its_bmc_cannot_power_off_is_back_in_use(
             await eventually(lambda: site.node().power == "standby", "the idle node", 30.0)
             await eventually(failure_reported, "the BMC's refusal reported", 30.0)
             await eventually(lambda: site.node().power == "on", "it is back in use", 30.0)
-            site.admin.deploy("tiny", name="chat", replicas=1)
+            site.admin.deploy(DeploymentCreate(model="tiny", name="chat", replicas=1))
             await eventually(site.placed("chat"), "the replica on it", 30.0)
             assert (site.node().status, bmc.powered) == ("ready", True)
             assert failure_reported()  # later reports, without the node, leave it shown
             assert site.node().power_refusals >= 1  # each doubles the wait before the next try
 
-            site.admin.scale("chat", 0)
+            site.admin.change_deployment("chat", DeploymentChange(replicas=0))
             bmc.allowed = DEFAULT_ALLOWED
             await eventually(lambda: not bmc.powered, "powered off at last", 60.0)
             await eventually(lambda: site.node().power_refusals == 0, "refusals forgotten", 30.0)
@@ -164,7 +171,7 @@ async def test_a_node_powered_off_by_hand_is_woken_through_its_bmc(
     powered on when work needs it, and takes the work."""
     with FakeBmc(username="admin", password="secret") as bmc:
         async with _site(database_url, tmp_path, tiny_model, bmc, 3600) as site:
-            site.admin.deploy("tiny", name="chat", replicas=1)
+            site.admin.deploy(DeploymentCreate(model="tiny", name="chat", replicas=1))
             await eventually(site.placed("chat"), "the replica on gpu-1", 30.0)
             bmc.powered = False  # by hand: no Redfish call
             await eventually(lambda: site.node().status == "lost", "it is gone", 30.0)

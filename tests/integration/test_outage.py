@@ -13,6 +13,12 @@ import httpx
 
 from hashgrid.client import HashgridClient
 from hashgrid.common.net import free_port
+from hashgrid.contracts.api.access import TokenCreate
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentCreate
+from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.organizations import OrganizationCreate
+from hashgrid.contracts.api.sites import SiteCreate
 
 from support.engines import engines_of
 from support.live import ADMIN_TOKEN, AgentProcess, LiveGateway, wait_until
@@ -62,12 +68,18 @@ def test_a_minute_long_control_plane_outage_replaces_no_replica(
     port = free_port()
     server = ServerProcess(tmp_path / "server", database_url, port)
     admin = server.client
-    admin.create_site("local", "us-south", "US", 1.0)
-    admin.create_organization("acme", "customer")
-    admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-    admin.deploy("tiny")
-    key = admin.create_key("acme").key
-    gateway = LiveGateway(server.url, admin.create_token("gw", "gateway").token, tmp_path / "gw")
+    admin.create_site(SiteCreate(name="local", region="us-south", country="US", power_mw=1.0))
+    admin.create_organization(OrganizationCreate(name="acme", kind="customer"))
+    admin.add_model(
+        ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+    )
+    admin.deploy(DeploymentCreate(model="tiny"))
+    key = admin.create_key(KeyCreate(customer="acme")).key
+    gateway = LiveGateway(
+        server.url,
+        admin.create_token(TokenCreate(name="gw", role="gateway")).token,
+        tmp_path / "gw",
+    )
     gateway.start()
     agent = AgentProcess(
         server.url, tmp_path / "agent", admin.create_join_token("local").token, "n"

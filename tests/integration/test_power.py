@@ -11,9 +11,12 @@ import httpx
 import pytest
 
 from hashgrid.client import ApiError, HashgridClient
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentCreate
+from hashgrid.contracts.api.power import CurtailmentCreate, IntervalOut, PowerModel, SitePowerOut
+from hashgrid.contracts.api.sites import SiteCreate
 from hashgrid.energy_data import CENTRAL, ERCOT_ANCILLARY, ERCOT_PRICES
 from hashgrid.server.power.gpu_power import DEFAULT_BUSY_KW
-from hashgrid.server.power.schemas import IntervalOut, SitePowerOut
 
 from support.data import DATA
 from support.live import LiveServer, server_settings, wait_until
@@ -54,10 +57,12 @@ def _site_states(server: LiveServer) -> dict[str, str]:
 
 def _two_sites(admin: HashgridClient, tiny_model: Path, power: dict[str, Any]) -> SitePowerOut:
     """Sites tx (with `power`) and ok, and the tiny model in the catalog; tx's power."""
-    admin.create_site("tx", "us-south", "US", 1.0)
-    admin.create_site("ok", "us-central", "US", 1.0)
-    out = admin.set_power("tx", power)
-    admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
+    admin.create_site(SiteCreate(name="tx", region="us-south", country="US", power_mw=1.0))
+    admin.create_site(SiteCreate(name="ok", region="us-central", country="US", power_mw=1.0))
+    out = admin.set_power("tx", PowerModel.model_validate(power))
+    admin.add_model(
+        ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+    )
     return out
 
 
@@ -70,11 +75,11 @@ def test_curtailment_sheds_asics_then_flex_and_restores(
         assert power.model.asics[0].th_s == 200  # from the nameplate
 
         firm_node = server.join_node("tx", "firm-rig")
-        admin.deploy("tiny", name="chat", replicas=1, tier="firm")
+        admin.deploy(DeploymentCreate(model="tiny", name="chat", replicas=1, tier="firm"))
         _serve(firm_node, "chat")
         admin.cordon(firm_node.headers["x-node-id"])  # so the flex replica gets its own node
         flex_node = server.join_node("tx", "flex-rig")
-        admin.deploy("tiny", name="batch", replicas=1, tier="flex")
+        admin.deploy(DeploymentCreate(model="tiny", name="batch", replicas=1, tier="flex"))
         flex_replica = _serve(flex_node, "batch")
         elsewhere = server.join_node("ok", "ok-rig")
         assert _orders(firm_node)["orders"] == [
@@ -83,7 +88,9 @@ def test_curtailment_sheds_asics_then_flex_and_restores(
 
         # Load: 14 kW of ASICs + 10 kW firm + 10 kW flex. To 25 kW: ASICs alone give way,
         # keeping one S21 (3.5 kW of the 5 kW left); nothing moves.
-        first = admin.curtail("tx", 0.025, reason="price spike", source="grid")
+        first = admin.curtail(
+            "tx", CurtailmentCreate(target_mw=0.025, reason="price spike", source="grid")
+        )
         assert (first.load_mw, first.power_state) == (pytest.approx(0.034), "active")
         assert first.asic_shed_mw == pytest.approx(0.0105)
         assert (first.flex_shed_mw, first.firm_shed_mw) == (0, 0)
@@ -92,7 +99,9 @@ def test_curtailment_sheds_asics_then_flex_and_restores(
         assert [o["action"] for o in orders["orders"]] == ["resume", "sleep", "sleep", "sleep"]
 
         # To 11 kW: every ASIC, then flex; firm (10 kW) fits and stays.
-        second = admin.curtail("tx", 0.011, reason="grid emergency", source="grid")
+        second = admin.curtail(
+            "tx", CurtailmentCreate(target_mw=0.011, reason="grid emergency", source="grid")
+        )
         assert second.power_state == "curtailed"
         assert (second.asic_shed_mw, second.flex_shed_mw) == (pytest.approx(0.014), 0.01)
         assert second.firm_shed_mw == 0
@@ -159,9 +168,9 @@ def test_gpu_nodes_draw_what_nvml_reports_where_the_model_gives_no_figure(
         assert power.gpu_busy_kw == pytest.approx(2.2)
         assert power.gpu_busy_from == "NVML power limits of 1 node, plus 1.5 kW host"
 
-        admin.deploy("tiny", name="chat", replicas=1, tier="firm")
+        admin.deploy(DeploymentCreate(model="tiny", name="chat", replicas=1, tier="firm"))
         _serve(node, "chat")
-        event = admin.curtail("tx", 0.01, reason="drill")
+        event = admin.curtail("tx", CurtailmentCreate(target_mw=0.01, reason="drill"))
         assert event.load_mw == pytest.approx(0.014 + 0.0022)  # ASICs and the busy node
         node.close()
 
@@ -171,10 +180,10 @@ def test_stop_everything_drains_the_site(server: LiveServer, tiny_model: Path) -
     with server.client() as admin:
         _two_sites(admin, tiny_model, POWER)
         rig = server.join_node("tx", "rig")
-        admin.deploy("tiny", name="chat", replicas=1, tier="firm")
+        admin.deploy(DeploymentCreate(model="tiny", name="chat", replicas=1, tier="firm"))
         _serve(rig, "chat")
         elsewhere = server.join_node("ok", "ok-rig")
-        stop = admin.curtail("tx", 0, reason="stop everything now")
+        stop = admin.curtail("tx", CurtailmentCreate(target_mw=0, reason="stop everything now"))
         assert stop.power_state == "draining"
         assert stop.firm_shed_mw == 0.01
         _serve(elsewhere, "chat")
@@ -193,15 +202,19 @@ def test_flex_work_leaves_a_site_in_hours_its_power_costs_more_than_flex_earns(
     with server.client() as admin:
         _two_sites(admin, tiny_model, flex_pays)
         rig = server.join_node("tx", "rig")
-        admin.deploy("tiny", name="batch", replicas=1, tier="flex")
+        admin.deploy(DeploymentCreate(model="tiny", name="batch", replicas=1, tier="flex"))
         first = _serve(rig, "batch")
         elsewhere = server.join_node("ok", "ok-rig")
 
-        admin.set_power("tx", spike)
+        admin.set_power("tx", PowerModel.model_validate(spike))
         moved = _serve(elsewhere, "batch")
         assert moved != first
         assert admin.get_power("tx").power_state == "flex_paused"
-        admin.deploy("tiny", name="chat", replicas=1, regions=["us-south"], tier="firm")
+        admin.deploy(
+            DeploymentCreate(
+                model="tiny", name="chat", replicas=1, regions=["us-south"], tier="firm"
+            )
+        )
         _serve(rig, "chat")  # firm work is still placed at the site, and routed to
         wait_until(lambda: _site_states(server).get("tx") == "flex_paused", 10, "the view")
         hour = admin.power_history("tx").plans[0]
@@ -210,7 +223,7 @@ def test_flex_work_leaves_a_site_in_hours_its_power_costs_more_than_flex_earns(
         assert hour.price_usd_per_mwh == 5000.0
         assert admin.power_plan("tx", hours=2).intervals[1].flex_paused
 
-        admin.set_power("tx", flex_pays)
+        admin.set_power("tx", PowerModel.model_validate(flex_pays))
         wait_until(lambda: admin.get_power("tx").power_state == "active", 20, "active again")
         assert not admin.power_history("tx").plans[0].flex_paused
         rig.close()
@@ -229,11 +242,16 @@ def test_a_deadline_schedules_the_curtailment_a_lead_before_it(
     settings = server_settings(tmp_path / "home", database_url, curtail_asic_lead_s=1.0)
     with LiveServer(settings) as server:
         with server.client() as admin:
-            admin.create_site("tx", "us-south", "US", 1.0)
-            admin.set_power("tx", POWER)
+            admin.create_site(SiteCreate(name="tx", region="us-south", country="US", power_mw=1.0))
+            admin.set_power("tx", PowerModel.model_validate(POWER))
             rig = server.join_node("tx", "rig")  # idle: 2 kW
             # Load 16 kW; 9 kW leaves 7 kW for ASICs: two of the four S21s keep hashing.
-            event = admin.curtail("tx", 0.009, reason="ERCOT EEA1", source="grid", by=_deadline(6))
+            event = admin.curtail(
+                "tx",
+                CurtailmentCreate(
+                    target_mw=0.009, reason="ERCOT EEA1", source="grid", by=_deadline(6)
+                ),
+            )
             assert (event.status, event.started_at) == ("scheduled", None)
             assert event.starts_at == event.by - timedelta(seconds=1)
             assert (event.asic_shed_mw, event.power_state) == (pytest.approx(0.007), "active")
@@ -263,9 +281,11 @@ def test_a_deadline_schedules_the_curtailment_a_lead_before_it(
 
 def test_a_past_deadline_is_obeyed_at_once(server: LiveServer) -> None:
     with server.client() as admin:
-        admin.create_site("tx", "us-south", "US", 1.0)
-        admin.set_power("tx", POWER)
-        event = admin.curtail("tx", 0.0, by="2026-01-01T08:00:00+01:00")
+        admin.create_site(SiteCreate(name="tx", region="us-south", country="US", power_mw=1.0))
+        admin.set_power("tx", PowerModel.model_validate(POWER))
+        event = admin.curtail(
+            "tx", CurtailmentCreate(target_mw=0.0, by="2026-01-01T08:00:00+01:00")
+        )
         assert event.status == "in_force"
         assert event.started_at == event.starts_at
         assert event.by == datetime(2026, 1, 1, 7, tzinfo=UTC)
@@ -279,10 +299,10 @@ def test_restore_cancels_a_scheduled_curtailment_and_a_new_one_replaces_it(
     one in force hands over at once to a new one, whatever its deadline, so the site never
     rises in between."""
     with server.client() as admin:
-        admin.create_site("tx", "us-south", "US", 1.0)
-        admin.set_power("tx", POWER)
-        first = admin.curtail("tx", 0.007, by=_deadline(3600))
-        second = admin.curtail("tx", 0.0035, by=_deadline(7200))
+        admin.create_site(SiteCreate(name="tx", region="us-south", country="US", power_mw=1.0))
+        admin.set_power("tx", PowerModel.model_validate(POWER))
+        first = admin.curtail("tx", CurtailmentCreate(target_mw=0.007, by=_deadline(3600)))
+        second = admin.curtail("tx", CurtailmentCreate(target_mw=0.0035, by=_deadline(7200)))
         assert (first.status, second.status) == ("scheduled", "scheduled")
         cancelled = admin.restore("tx")
         assert (cancelled.id, cancelled.status) == (second.id, "cancelled")
@@ -292,9 +312,9 @@ def test_restore_cancels_a_scheduled_curtailment_and_a_new_one_replaces_it(
             admin.restore("tx")
         assert nothing.value.status == 409
 
-        now = admin.curtail("tx", 0.007)
+        now = admin.curtail("tx", CurtailmentCreate(target_mw=0.007))
         assert now.status == "in_force"
-        later = admin.curtail("tx", 0.0035, by=_deadline(3600))
+        later = admin.curtail("tx", CurtailmentCreate(target_mw=0.0035, by=_deadline(3600)))
         assert later.status == "in_force"  # took over from the one in force
         statuses = {c.id: c.status for c in admin.power_history("tx").curtailments}
         assert statuses == {
@@ -312,8 +332,8 @@ def test_miners_come_back_from_a_curtailment_no_faster_than_the_ramp_limit(
     when it ends the hour's plan brings back one S21, not all four."""
     ramped = {**POWER, "asic_ramp_mw_per_h": 0.0035}
     with server.client() as admin:
-        admin.create_site("tx", "us-south", "US", 1.0)
-        admin.set_power("tx", ramped)
+        admin.create_site(SiteCreate(name="tx", region="us-south", country="US", power_mw=1.0))
+        admin.set_power("tx", PowerModel.model_validate(ramped))
         agent = server.join_node("tx", "site-agent")  # idle: 2 kW, firm tier
 
         def actions() -> list[str]:
@@ -324,7 +344,9 @@ def test_miners_come_back_from_a_curtailment_no_faster_than_the_ramp_limit(
 
         wait_until(lambda: actions() == ["resume"] * 4, 20, "the plan's full load")
 
-        admin.curtail("tx", 0.002, reason="grid emergency", source="grid")
+        admin.curtail(
+            "tx", CurtailmentCreate(target_mw=0.002, reason="grid emergency", source="grid")
+        )
         assert actions() == ["sleep"] * 4  # at once, whatever the limit
         wait_until(lambda: now().mining_mw == pytest.approx(0.0035), 20, "the plan from 0 MW")
         assert not now().applied
@@ -340,12 +362,12 @@ def test_curtailments_that_race_leave_one_open(server: LiveServer) -> None:
     """Requests for one site at the same instant are taken one after the other: each replaces
     the one before, and exactly one stays open."""
     with server.client() as admin:
-        admin.create_site("tx", "us-south", "US", 1.0)
-        admin.set_power("tx", POWER)
+        admin.create_site(SiteCreate(name="tx", region="us-south", country="US", power_mw=1.0))
+        admin.set_power("tx", PowerModel.model_validate(POWER))
 
     def one(target_mw: float) -> str:
         with server.client() as client:
-            return client.curtail("tx", target_mw).id
+            return client.curtail("tx", CurtailmentCreate(target_mw=target_mw)).id
 
     with ThreadPoolExecutor(8) as pool:
         ids = set(pool.map(one, [0.001 * i for i in range(8)]))
@@ -358,8 +380,8 @@ def test_curtailments_that_race_leave_one_open(server: LiveServer) -> None:
 
 def test_plan_gives_hourly_intervals(server: LiveServer) -> None:
     with server.client() as admin:
-        admin.create_site("tx", "us-south", "US", 1.0)
-        admin.set_power("tx", POWER)
+        admin.create_site(SiteCreate(name="tx", region="us-south", country="US", power_mw=1.0))
+        admin.set_power("tx", PowerModel.model_validate(POWER))
         plan = admin.power_plan("tx", hours=6)
         assert len(plan.intervals) == 6
         hour = plan.intervals[0]
@@ -386,9 +408,9 @@ def test_plan_reads_an_ercot_series(server: LiveServer, tmp_path: Path) -> None:
         rows += [f"2025-07-{day:02d},{h},{20 + h},{500 if h == 18 else 25}" for h in range(1, 25)]
     prices.write_text("\n".join(rows) + "\n")
     with server.client() as admin:
-        admin.create_site("tx", "us-south", "US", 1.0)
+        admin.create_site(SiteCreate(name="tx", region="us-south", country="US", power_mw=1.0))
         ercot = {**POWER, "price": {"kind": "ercot", "path": str(prices), "point": "LZ_WEST"}}
-        admin.set_power("tx", ercot)
+        admin.set_power("tx", PowerModel.model_validate(ercot))
         plan = admin.power_plan("tx", hours=24, start="2025-07-02T00:00:00Z")
         assert [i.start for i in plan.intervals][:2] == [
             datetime.fromisoformat("2025-07-02T00:00:00+00:00"),
@@ -421,8 +443,8 @@ def test_a_15_minute_series_plans_and_orders_every_quarter_hour(
     prices.write_text("\n".join(rows) + "\n")
     source = {"kind": "ercot", "path": str(prices), "point": "LZ_WEST", "interval_min": 15}
     with server.client() as admin:
-        admin.create_site("tx", "us-south", "US", 1.0)
-        admin.set_power("tx", {**POWER, "price": source})
+        admin.create_site(SiteCreate(name="tx", region="us-south", country="US", power_mw=1.0))
+        admin.set_power("tx", PowerModel.model_validate({**POWER, "price": source}))
         plan = admin.power_plan("tx", hours=2)
         starts = [i.start for i in plan.intervals]
         assert len(starts) == 8
@@ -442,7 +464,9 @@ def test_a_15_minute_series_plans_and_orders_every_quarter_hour(
         agent.close()
 
         with pytest.raises(ApiError) as wrong:
-            admin.set_power("tx", {**POWER, "price": {**source, "interval_min": 60}})
+            admin.set_power(
+                "tx", PowerModel.model_validate({**POWER, "price": {**source, "interval_min": 60}})
+            )
         assert wrong.value.status == 400
         assert "give interval_min 15" in wrong.value.detail
 
@@ -460,8 +484,8 @@ def test_plan_offers_asic_load_at_ercot_ancillary_prices(server: LiveServer) -> 
         },
     }
     with server.client() as admin:
-        admin.create_site("tx", "us-south", "US", 1.0)
-        model = admin.set_power("tx", ercot).model
+        admin.create_site(SiteCreate(name="tx", region="us-south", country="US", power_mw=1.0))
+        model = admin.set_power("tx", PowerModel.model_validate(ercot)).model
         assert model is not None
         assert model.ancillary is not None
         assert model.ancillary.mw == 0.01
@@ -481,12 +505,14 @@ def test_the_stored_plan_offers_load_the_grid_may_call(server: LiveServer) -> No
     a grid call for the offered MW sheds ASICs only, least efficient first."""
     offer = {**POWER, "ancillary": {"mw": 0.007, "price": {"kind": "constant", "usd_per_mw_h": 5}}}
     with server.client() as admin:
-        admin.create_site("tx", "us-south", "US", 1.0)
-        admin.set_power("tx", offer)
+        admin.create_site(SiteCreate(name="tx", region="us-south", country="US", power_mw=1.0))
+        admin.set_power("tx", PowerModel.model_validate(offer))
         stored = wait_until(lambda: admin.power_history("tx").plans, 20, "a stored plan")
         assert (stored[0].offered_mw, stored[0].ancillary_usd) == (0.007, pytest.approx(0.035))
         assert stored[0].mining_mw == pytest.approx(0.014)
-        called = admin.curtail("tx", 0.014 - 0.007, reason="ECRS deployed", source="grid")
+        called = admin.curtail(
+            "tx", CurtailmentCreate(target_mw=0.014 - 0.007, reason="ECRS deployed", source="grid")
+        )
         assert called.asic_shed_mw == pytest.approx(0.007)  # two of the four S21s sleep
         assert (called.flex_shed_mw, called.firm_shed_mw, called.power_state) == (0, 0, "active")
 
@@ -505,8 +531,8 @@ def test_bad_curtailments_change_nothing(
     server: LiveServer, path: str, body: dict[str, Any], status: int
 ) -> None:
     with server.client() as admin, server.http() as http:
-        admin.create_site("tx", "us-south", "US", 1.0)
-        admin.set_power("tx", POWER)
+        admin.create_site(SiteCreate(name="tx", region="us-south", country="US", power_mw=1.0))
+        admin.set_power("tx", PowerModel.model_validate(POWER))
         answer = http.post(path, json=body)
         assert answer.status_code == status
         assert answer.headers["content-type"] == "application/problem+json"
@@ -516,7 +542,7 @@ def test_bad_curtailments_change_nothing(
 
 def test_bad_power_models_are_refused(server: LiveServer, tmp_path: Path) -> None:
     with server.client() as admin, server.http() as http:
-        admin.create_site("tx", "us-south", "US", 1.0)
+        admin.create_site(SiteCreate(name="tx", region="us-south", country="US", power_mw=1.0))
         unknown = {**POWER, "asics": [{"model": "Mystery 9000", "count": 3}]}
         assert http.put("/api/v1/sites/tx/power", json=unknown).status_code == 422
         missing = {**POWER, "hashprice": {"kind": "series", "path": str(tmp_path / "none.csv")}}
@@ -532,5 +558,5 @@ def test_bad_power_models_are_refused(server: LiveServer, tmp_path: Path) -> Non
             assert answer.headers["content-type"] == "application/problem+json"
         assert admin.get_power("tx").model is None
         with pytest.raises(ApiError) as no_model:
-            admin.curtail("tx", 0)
+            admin.curtail("tx", CurtailmentCreate(target_mw=0))
         assert no_model.value.status == 409

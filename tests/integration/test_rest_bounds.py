@@ -9,6 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from hashgrid.contracts.api.sites import SiteCreate
 from hashgrid.server.db.engine import make_engine
 
 from support.live import LiveServer, wait_until
@@ -80,7 +81,7 @@ def test_admin_inputs_past_their_columns_are_refused_and_change_nothing(
 
 def test_a_node_name_over_100_characters_is_refused_at_join(server: LiveServer) -> None:
     with server.client() as admin:
-        admin.create_site("tx", "us-south", "US", 1.0)
+        admin.create_site(SiteCreate(name="tx", region="us-south", country="US", power_mw=1.0))
         token = admin.create_join_token("tx").token
     fingerprint = {
         **{"hostname": "h", "os": "linux", "arch": "x86_64", "cpu_model": "c", "cpu_count": 1},

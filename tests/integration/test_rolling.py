@@ -5,6 +5,11 @@ from pathlib import Path
 
 import openai
 
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentChange, DeploymentCreate
+from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.organizations import OrganizationCreate
+from hashgrid.contracts.api.sites import SiteCreate
 from hashgrid.contracts.states import ReplicaStatus
 
 from support.live import LiveFleet, wait_until
@@ -16,15 +21,21 @@ def test_a_new_model_rolls_out_under_load_with_no_failed_request(
 ) -> None:
     with LiveFleet(tmp_path) as fleet:
         admin, server = fleet.admin, fleet.server
-        admin.create_site("local", "us-south", "US", 1.0)
-        admin.create_organization("acme", "customer")
-        key = admin.create_key("acme").key
+        admin.create_site(SiteCreate(name="local", region="us-south", country="US", power_mw=1.0))
+        admin.create_organization(OrganizationCreate(name="acme", kind="customer"))
+        key = admin.create_key(KeyCreate(customer="acme")).key
         for i in range(3):
             fleet.add_agent("local", f"n{i}")
         fleet.wait_for_nodes(3)
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-        admin.add_model("tiny-v2", str(tiny_model), tiny_model.stat().st_size)
-        admin.deploy("tiny", replicas=2)
+        admin.add_model(
+            ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+        )
+        admin.add_model(
+            ModelCreate(
+                name="tiny-v2", source=str(tiny_model), size_bytes=tiny_model.stat().st_size
+            )
+        )
+        admin.deploy(DeploymentCreate(model="tiny", replicas=2))
         gateway = fleet.start_gateway()
         routed = gateway
         wait_until(lambda: routed.ready_replicas("tiny") == 2, 90, "two routable replicas")
@@ -33,7 +44,7 @@ def test_a_new_model_rolls_out_under_load_with_no_failed_request(
 
         with Load(client) as load:
             wait_until(lambda: load.answered >= 20, 30, "steady load")
-            changed = admin.change_deployment("tiny", model="tiny-v2")
+            changed = admin.change_deployment("tiny", DeploymentChange(model="tiny-v2"))
             assert (changed.generation, changed.model) == (1, "tiny-v2")
 
             def rolled() -> bool:

@@ -11,6 +11,12 @@ from sqlalchemy import text
 
 from hashgrid.client import ApiError
 from hashgrid.common.secrets import hash_secret
+from hashgrid.contracts.api.catalog import ModelCreate, ModelPrices
+from hashgrid.contracts.api.common import Limits
+from hashgrid.contracts.api.deployments import DeploymentChange, DeploymentCreate
+from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.organizations import OrganizationCreate
+from hashgrid.contracts.api.sites import SiteCreate
 from hashgrid.server.db.base import utcnow
 from hashgrid.server.db.engine import make_engine
 from hashgrid.server.db.migrate import alembic_config
@@ -45,11 +51,13 @@ def test_every_call_needs_the_admin_token(server: LiveServer) -> None:
 
 def test_site_lifecycle_and_errors_as_problem_details(server: LiveServer) -> None:
     with server.client() as c:
-        site = c.create_site("tx-west", "us-south", "US", 25.0)
+        site = c.create_site(
+            SiteCreate(name="tx-west", region="us-south", country="US", power_mw=25.0)
+        )
         assert (site.region, site.country, site.power_mw) == ("us-south", "US", 25.0)
         assert [s.name for s in c.list_sites()] == ["tx-west"]
         with pytest.raises(ApiError) as taken:
-            c.create_site("tx-west", "us-south", "US", 1.0)
+            c.create_site(SiteCreate(name="tx-west", region="us-south", country="US", power_mw=1.0))
         assert taken.value.status == 409
         with pytest.raises(ApiError) as missing:
             c.get_site("nowhere")
@@ -73,14 +81,15 @@ def test_site_lifecycle_and_errors_as_problem_details(server: LiveServer) -> Non
 
 def test_api_keys_are_shown_once_and_stored_hashed(server: LiveServer, database_url: str) -> None:
     with server.client() as c:
-        c.create_organization("acme", "customer")
-        created = c.create_key("acme", "prod")
+        c.create_organization(OrganizationCreate(name="acme", kind="customer"))
+        created = c.create_key(KeyCreate(customer="acme", name="prod"))
         assert created.key.startswith("sk-hg-")
         listed = c.list_keys()
         assert [k.id for k in listed] == [created.id]
         assert "key" not in listed[0].model_dump()
         with pytest.raises(ApiError) as not_customer:
-            c.create_key("platform")  # the platform is an operator, not a customer
+            # the platform is an operator, not a customer
+            c.create_key(KeyCreate(customer="platform"))
         assert not_customer.value.status == 400
     stored = _rows(database_url, "SELECT key_hash, prefix FROM api_keys")
     assert stored == [(hash_secret(created.key), created.key[:10])]
@@ -89,9 +98,13 @@ def test_api_keys_are_shown_once_and_stored_hashed(server: LiveServer, database_
 
 def test_catalog_and_deployments(server: LiveServer, tiny_model: Path) -> None:
     with server.client() as c:
-        model = c.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
+        model = c.add_model(
+            ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+        )
         assert model.engine == "llamacpp"
-        deployment = c.deploy("tiny", replicas=2, regions=["us", "us", "me"], tier="firm")
+        deployment = c.deploy(
+            DeploymentCreate(model="tiny", replicas=2, regions=["us", "us", "me"], tier="firm")
+        )
         assert (deployment.name, deployment.replicas, deployment.regions) == (
             "tiny",
             2,
@@ -99,9 +112,9 @@ def test_catalog_and_deployments(server: LiveServer, tiny_model: Path) -> None:
         )
         assert deployment.ready_replicas == 0
         with pytest.raises(ApiError) as unknown:
-            c.deploy("no-such-model")
+            c.deploy(DeploymentCreate(model="no-such-model"))
         assert unknown.value.status == 404
-        assert c.scale("tiny", 0).replicas == 0
+        assert c.change_deployment("tiny", DeploymentChange(replicas=0)).replicas == 0
         c.delete_deployment("tiny")
         assert c.list_deployments() == []
 
@@ -112,8 +125,10 @@ def test_deployment_without_nodes_says_why_it_is_pending(
     from support.live import wait_until
 
     with server.client() as c:
-        c.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-        c.deploy("tiny")
+        c.add_model(
+            ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+        )
+        c.deploy(DeploymentCreate(model="tiny"))
         d = wait_until(lambda: c.get_deployment("tiny").condition, 10, "a condition")
     assert d == "1 replica(s) pending: no ready node"
 
@@ -204,18 +219,24 @@ def test_limits_of_keys_and_customers_are_set_shown_and_put_in_the_gateway_view(
     server: LiveServer,
 ) -> None:
     with server.client() as c:
-        c.create_organization("acme", "customer")
-        key = c.create_key("acme", "prod", rpm=60, tpm=100_000, monthly_budget_usd=50)
+        c.create_organization(OrganizationCreate(name="acme", kind="customer"))
+        key = c.create_key(
+            KeyCreate(
+                customer="acme",
+                name="prod",
+                limits=Limits(rpm=60, tpm=100_000, monthly_budget_usd=50),
+            )
+        )
         assert key.limits.model_dump() == {"rpm": 60, "tpm": 100_000, "monthly_budget_usd": 50.0}
-        assert c.set_key_limits(key.id, tpm=5000).limits.model_dump() == {
+        assert c.set_key_limits(key.id, Limits(tpm=5000)).limits.model_dump() == {
             "rpm": None,
             "tpm": 5000,
             "monthly_budget_usd": None,
         }
-        org = c.set_organization_limits("acme", rpm=600, monthly_budget_usd=0)
+        org = c.set_organization_limits("acme", Limits(rpm=600, monthly_budget_usd=0))
         assert (org.limits.rpm, org.limits.tpm, org.limits.monthly_budget_usd) == (600, None, 0.0)
         with pytest.raises(ApiError) as operator:
-            c.set_organization_limits("platform", rpm=1)
+            c.set_organization_limits("platform", Limits(rpm=1))
         assert operator.value.status == 400
     with server.http() as http:
         view = http.get("/api/v1/gateway/view").json()
@@ -245,8 +266,8 @@ def test_bad_limits_are_refused_with_problem_details_and_change_nothing(
     server: LiveServer, limits: dict[str, object]
 ) -> None:
     with server.client() as c:
-        c.create_organization("acme", "customer")
-        kept = c.create_key("acme", "kept", rpm=10)
+        c.create_organization(OrganizationCreate(name="acme", kind="customer"))
+        kept = c.create_key(KeyCreate(customer="acme", name="kept", limits=Limits(rpm=10)))
     with server.http() as http:
         created = http.post("/api/v1/keys", json={"customer": "acme", "limits": limits})
         updated = http.put(f"/api/v1/keys/{kept.id}/limits", json=limits)
@@ -271,13 +292,19 @@ def test_usage_is_costed_at_catalog_prices_and_spend_outlives_a_restart(
     """Usage is stored with its cost at the deployment's model's prices; keys, customers and
     the gateway view show this month's spend, also after the server restarts."""
     with server.client() as c:
-        c.create_organization("acme", "customer")
-        assert c.add_model("tiny", str(tiny_model), 1000, price_per_mtok_prompt=2.0)
-        priced = c.set_model_prices("tiny", prompt=1.0, completion=3.0)
+        c.create_organization(OrganizationCreate(name="acme", kind="customer"))
+        assert c.add_model(
+            ModelCreate(
+                name="tiny", source=str(tiny_model), size_bytes=1000, price_per_mtok_prompt=2.0
+            )
+        )
+        priced = c.set_model_prices(
+            "tiny", ModelPrices(price_per_mtok_prompt=1.0, price_per_mtok_completion=3.0)
+        )
         assert (priced.price_per_mtok_prompt, priced.price_per_mtok_completion) == (1.0, 3.0)
-        c.deploy("tiny")
-        key = c.create_key("acme", monthly_budget_usd=10)
-        c.set_organization_limits("acme", monthly_budget_usd=100)
+        c.deploy(DeploymentCreate(model="tiny"))
+        key = c.create_key(KeyCreate(customer="acme", limits=Limits(monthly_budget_usd=10)))
+        c.set_organization_limits("acme", Limits(monthly_budget_usd=100))
     record = {
         "request_id": "req-1", "key_id": key.id, "customer_id": key.customer_id, "model": "tiny",
         "endpoint": "/v1/chat/completions", "replica_id": None, "node_id": None, "site": None,

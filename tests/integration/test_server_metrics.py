@@ -11,6 +11,9 @@ import pytest
 
 from hashgrid.agent.fingerprint import collect
 from hashgrid.contracts.agent import PROTOCOL_HEADER
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentCreate
+from hashgrid.contracts.api.sites import SiteCreate
 
 from support.live import LiveServer, server_settings, wait_until
 from support.metrics import db_writes as _writes
@@ -22,7 +25,7 @@ ASSIGNMENTS = "/api/v1/agent/assignments"
 
 def _joined_node(server: LiveServer) -> tuple[dict[str, Any], httpx.Client]:
     with server.client() as c:
-        c.create_site("tx-west", "us-south", "US", 10.0)
+        c.create_site(SiteCreate(name="tx-west", region="us-south", country="US", power_mw=10.0))
         token = c.create_join_token("tx-west").token
     body = {"join_token": token, "name": "rig-1", "fingerprint": collect().model_dump(mode="json")}
     with server.http(token=None) as http:
@@ -129,7 +132,9 @@ def test_a_held_poll_sleeps_through_changes_that_are_not_its_nodes(
         poller = threading.Thread(target=poll)
         poller.start()
         time.sleep(0.3)
-        admin.create_site("elsewhere", "eu-north", "SE", 1.0)
+        admin.create_site(
+            SiteCreate(name="elsewhere", region="eu-north", country="SE", power_mw=1.0)
+        )
         other = admin.create_join_token("elsewhere").token  # a change, but none of this node's
         body = {
             "join_token": other,
@@ -149,8 +154,10 @@ def test_a_held_poll_sleeps_through_changes_that_are_not_its_nodes(
         first = answer
         poller.start()
         time.sleep(0.3)
-        admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
-        admin.deploy("tiny", regions=["us-south"])
+        admin.add_model(
+            ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+        )
+        admin.deploy(DeploymentCreate(model="tiny", regions=["us-south"]))
         poller.join(10)
         held, answer = answers[1]
         assert held < 1.9  # the deployment came at 0.3 s

@@ -13,6 +13,8 @@ from hashgrid.agent.miners.fleet import Fleet
 from hashgrid.agent.miners.follow import follow_orders
 from hashgrid.agent.miners.pyasic_driver import connect
 from hashgrid.client import HashgridClient
+from hashgrid.contracts.api.power import CurtailmentCreate, PowerModel
+from hashgrid.contracts.api.sites import SiteCreate
 
 from support.fake_miner import FakeLuxMiner
 from support.live import LiveServer, eventually
@@ -24,15 +26,17 @@ async def _site_agent(
 ) -> AsyncIterator[Callable[[dict[str, int]], Callable[[], bool]]]:
     """Site tx with one S21 group at `addresses` and a site agent following its miner orders;
     yields a check-maker: whether the agent's last report counts these actions."""
-    admin.create_site("tx", "us-south", "US", 1.0)
+    admin.create_site(SiteCreate(name="tx", region="us-south", country="US", power_mw=1.0))
     admin.set_power(
         "tx",
-        {
-            "asics": [{"model": "Antminer S21", "addresses": addresses, **group}],
-            "gpus": {"idle_kw": 0},  # the controller node draws nothing to count
-            "price": {"kind": "fixed", "usd_per_mwh": 30.0},
-            "hashprice": {"kind": "constant", "usd_per_ph_day": 50.0},
-        },
+        PowerModel.model_validate(
+            {
+                "asics": [{"model": "Antminer S21", "addresses": addresses, **group}],
+                "gpus": {"idle_kw": 0},  # the controller node draws nothing to count
+                "price": {"kind": "fixed", "usd_per_mwh": 30.0},
+                "hashprice": {"kind": "constant", "usd_per_ph_day": 50.0},
+            }
+        ),
     )
     body = {
         "join_token": admin.create_join_token("tx").token,
@@ -68,7 +72,7 @@ async def test_site_agent_sleeps_and_wakes_miners_as_ordered(server: LiveServer)
             async with _site_agent(server, admin, [first.address, second.address]) as reported:
                 await eventually(reported({"resume": 2}), "both miners told to hash")
                 # 4 kW left: one S21 (3.5 kW) keeps hashing, the other sleeps.
-                admin.curtail("tx", 0.004, reason="drill")
+                admin.curtail("tx", CurtailmentCreate(target_mw=0.004, reason="drill"))
                 await eventually(lambda: first.hashing and not second.hashing, "one asleep")
                 await eventually(reported({"resume": 1, "sleep": 1}), "the report")
                 assert second.watts == second.idle_watts
@@ -95,7 +99,7 @@ async def test_power_control_sets_each_miner_a_power_target(server: LiveServer) 
             async with _site_agent(server, admin, addresses, control="power") as reported:
                 await eventually(reported({"power": 2}), "both at nameplate")
                 assert all(m.watts == 3500 and m.hashing for m in miners)
-                admin.curtail("tx", 0.005, reason="drill")
+                admin.curtail("tx", CurtailmentCreate(target_mw=0.005, reason="drill"))
                 await eventually(lambda: all(m.watts <= 2500 for m in miners), "both limited")
                 assert all(m.hashing and m.watts > m.idle_watts for m in miners)
                 admin.restore("tx")

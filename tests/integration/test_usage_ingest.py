@@ -10,6 +10,8 @@ import pytest
 from alembic import command
 from sqlalchemy import text
 
+from hashgrid.contracts.api.access import TokenCreate
+from hashgrid.contracts.api.sites import SiteCreate
 from hashgrid.contracts.gateway import UsageAck
 from hashgrid.server.db.base import utcnow
 from hashgrid.server.db.engine import make_engine
@@ -59,7 +61,7 @@ def post(http: Any, records: list[Any]) -> UsageAck:
 @pytest.fixture
 def gateway_token(server: LiveServer) -> str:
     with server.client() as admin:
-        return admin.create_token("gw", "gateway").token
+        return admin.create_token(TokenCreate(name="gw", role="gateway")).token
 
 
 def test_bad_records_are_set_aside_and_the_rest_of_the_batch_and_later_ones_are_stored(
@@ -118,7 +120,7 @@ def test_only_the_admin_reads_the_records_set_aside(server: LiveServer, gateway_
 
 def _site(server: LiveServer) -> str:
     with server.client() as admin:
-        admin.create_site("home", "us-south", "US", 1.0)
+        admin.create_site(SiteCreate(name="home", region="us-south", country="US", power_mw=1.0))
     return "home"
 
 

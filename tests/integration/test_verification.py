@@ -18,7 +18,8 @@ from hashgrid.agent.settings import AgentSettings
 from hashgrid.agent.verification import measure
 from hashgrid.capacity.verdict import REFERENCE_MODEL, hardware_class
 from hashgrid.contracts.agent import PROTOCOL_HEADER, Fingerprint, GpuInfo
-from hashgrid.server.nodes.schemas import NodeOut
+from hashgrid.contracts.api.nodes import NodeOut
+from hashgrid.contracts.api.sites import SiteCreate
 
 from support.live import ADMIN_TOKEN, AgentProcess, LiveServer, wait_until
 
@@ -52,7 +53,7 @@ def _join(
     server: LiveServer, count: int, fingerprint: Fingerprint | None = None
 ) -> list[dict[str, Any]]:
     with server.client() as c:
-        c.create_site("tx-west", "us-south", "US", 10.0)
+        c.create_site(SiteCreate(name="tx-west", region="us-south", country="US", power_mw=10.0))
         tokens = [c.create_join_token("tx-west").token for _ in range(count)]
     body = (fingerprint or collect()).model_dump(mode="json")
     joined = []
@@ -267,7 +268,7 @@ def test_an_agent_verifies_its_node_at_join_and_again_when_asked(
     server: LiveServer, tmp_path: Path
 ) -> None:
     with server.client() as admin:
-        admin.create_site("local", "local", "US", 1.0)
+        admin.create_site(SiteCreate(name="local", region="local", country="US", power_mw=1.0))
         token = admin.create_join_token("local").token
     agent = AgentProcess(server.url, tmp_path / "agent", token, "rig-1")
     try:

@@ -9,8 +9,14 @@ from pathlib import Path
 
 import openai
 
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentCreate
+from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.nodes import NodeOut
+from hashgrid.contracts.api.organizations import OrganizationCreate
+from hashgrid.contracts.api.power import PowerModel
+from hashgrid.contracts.api.sites import SiteCreate
 from hashgrid.gateway.steering import SITE_HEADER
-from hashgrid.server.nodes.schemas import NodeOut
 
 from support.fake_bmc import FakeBmc
 from support.live import AgentProcess, LiveFleet, wait_until
@@ -34,18 +40,24 @@ def test_a_deployment_wakes_a_powered_off_node_and_is_served_from_it(
                 gpu[-1].proc.send_signal(signal.SIGTERM)
 
         with FakeBmc(username="admin", password="secret", on_power=power) as bmc:
-            admin.create_site("tx", "us-south", "US", 1.0)
+            admin.create_site(SiteCreate(name="tx", region="us-south", country="US", power_mw=1.0))
             admin.set_power(
                 "tx",
-                {
-                    "gpus": {"bmcs": {"tx-gpu": bmc.system_url}},
-                    "price": {"kind": "fixed", "usd_per_mwh": 30.0},
-                    "hashprice": {"kind": "constant", "usd_per_ph_day": 50.0},
-                },
+                PowerModel.model_validate(
+                    {
+                        "gpus": {"bmcs": {"tx-gpu": bmc.system_url}},
+                        "price": {"kind": "fixed", "usd_per_mwh": 30.0},
+                        "hashprice": {"kind": "constant", "usd_per_ph_day": 50.0},
+                    }
+                ),
             )
-            admin.create_organization("acme", "customer")
-            key = admin.create_key("acme").key
-            admin.add_model("tiny", str(tiny_model), tiny_model.stat().st_size)
+            admin.create_organization(OrganizationCreate(name="acme", kind="customer"))
+            key = admin.create_key(KeyCreate(customer="acme")).key
+            admin.add_model(
+                ModelCreate(
+                    name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size
+                )
+            )
 
             fleet.add_agent("tx", "tx-site", extra_args=["--miners"], env=BMC_ENV)
             fleet.wait_for_nodes(1)
@@ -65,7 +77,7 @@ def test_a_deployment_wakes_a_powered_off_node_and_is_served_from_it(
 
             gateway = fleet.start_gateway()
             deployed_at = time.monotonic()
-            admin.deploy("tiny", replicas=1)
+            admin.deploy(DeploymentCreate(model="tiny", replicas=1))
             wait_until(lambda: bmc.powered, 30, "the node woken")
             woken_s = time.monotonic() - deployed_at
             assert bmc.resets == ["GracefulShutdown", "On"]

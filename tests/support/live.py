@@ -20,6 +20,7 @@ from hashgrid.common.connection_limits import ConnectionLimits
 from hashgrid.common.net import free_port
 from hashgrid.common.serving import server_config
 from hashgrid.contracts.agent import PROTOCOL_HEADER
+from hashgrid.contracts.api.access import TokenCreate
 from hashgrid.gateway.app import create_app as create_gateway
 from hashgrid.gateway.settings import GatewaySettings
 from hashgrid.server.app import create_app as create_server
@@ -266,7 +267,7 @@ class LiveFleet:
         wait_until(lambda: len(self.admin.list_nodes()) == count, 60, f"{count} node(s)")
 
     def start_gateway(self, **overrides: Any) -> LiveGateway:
-        token = self.admin.create_token("gw", "gateway").token
+        token = self.admin.create_token(TokenCreate(name="gw", role="gateway")).token
         self.gateway = LiveGateway(self.server.url, token, self.tmp_path / "gw", **overrides)
         self.gateway.start()
         return self.gateway

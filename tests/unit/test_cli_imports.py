@@ -18,3 +18,16 @@ def test_the_cli_and_the_gateway_load_no_numeric_or_plotting_stack() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_the_cli_starts_without_the_server_or_sqlalchemy() -> None:
+    """A command reads and writes the API's shapes from `contracts/`: only `hashgrid server`
+    loads the control plane, when it runs."""
+    code = (
+        "import sys, hashgrid.cli.main; "
+        "print(sorted(m for m in sys.modules if m.startswith(('hashgrid.server', 'sqlalchemy'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]", done.stdout

@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
+from hashgrid.contracts.api.power import GpuEconomics, PowerModel
 from hashgrid.server.power.gpu_power import DEFAULT_BUSY_KW, busy_power, node_busy_kw
 from hashgrid.server.power.planning import NodeWork, node_kw
-from hashgrid.server.power.schemas import GpuEconomics, PowerModel
 
 
 def _node(*limits_w: float | None) -> dict[str, Any]:

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from hashgrid.contracts.api.power import ErcotAncillary, PowerModel
 from hashgrid.server.errors import Invalid
 from hashgrid.server.power.market import HISTORY_H, check_sources, site_market
 from hashgrid.server.power.planning import NodeWork, energy_site
-from hashgrid.server.power.schemas import ErcotAncillary, PowerModel
 
 BASE: dict[str, Any] = {
     "asics": [{"model": "Antminer S21", "count": 4}],

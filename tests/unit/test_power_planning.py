@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from hashgrid.contracts.api.power import PowerModel
 from hashgrid.server.power.planning import (
     FORECAST_DAYS,
     FORECAST_WEEKS,
@@ -14,7 +15,6 @@ from hashgrid.server.power.planning import (
     node_demand,
     plan_intervals,
 )
-from hashgrid.server.power.schemas import PowerModel
 
 NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from hashgrid.contracts.api.power import AsicGroupSpec
 from hashgrid.contracts.states import MinerAction, SitePowerState
-from hashgrid.server.power.schemas import AsicGroupSpec
 from hashgrid.server.power.shedding import Leads, Load, miner_orders, shed
 
 S21 = AsicGroupSpec(model="Antminer S21", count=10)  # 3.5 kW, 17.5 J/TH: 35 kW

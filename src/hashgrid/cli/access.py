@@ -4,7 +4,8 @@ import typer
 
 from hashgrid.cli.connection import client
 from hashgrid.cli.output import JsonOption, console, emit_json, table
-from hashgrid.server.schemas_common import Limits
+from hashgrid.contracts.api.common import Limits
+from hashgrid.contracts.api.keys import KeyCreate
 
 keys_app = typer.Typer(help="Customer API keys.", no_args_is_help=True)
 
@@ -32,7 +33,8 @@ def create_key(
     """Create an API key, with limits if given. It is shown once."""
     customer = customer_name or customer
     with client(ctx) as c:
-        key = c.create_key(customer, name, rpm, tpm, budget)
+        limits = Limits(rpm=rpm, tpm=tpm, monthly_budget_usd=budget)
+        key = c.create_key(KeyCreate(customer=customer, name=name, limits=limits))
     if as_json:
         return emit_json(key)
     console.print(f"API key for {customer} (shown once; store it now):")
@@ -50,7 +52,8 @@ def key_limits(
 ) -> None:
     """Replace a key's limits; a limit not given is lifted."""
     with client(ctx) as c:
-        key = c.set_key_limits(key_id, rpm, tpm, budget)
+        limits = Limits(rpm=rpm, tpm=tpm, monthly_budget_usd=budget)
+        key = c.set_key_limits(key_id, limits)
     if as_json:
         return emit_json(key)
     console.print(f"limits of {key.id}: {describe(key.limits)}")

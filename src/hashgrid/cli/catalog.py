@@ -1,5 +1,6 @@
 """`hashgrid models ...` and `hashgrid deploy`."""
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import typer
@@ -7,8 +8,13 @@ import typer
 from hashgrid.cli.connection import client
 from hashgrid.cli.output import JsonOption, console, emit_json, fail, table
 from hashgrid.client import ApiError, HashgridClient
-from hashgrid.server.catalog.schemas import ModelOut
-from hashgrid.server.deployments.schemas import DeploymentOut, ReplicaLoadOut
+from hashgrid.contracts.api.catalog import ModelCreate, ModelOut, ModelPrices
+from hashgrid.contracts.api.deployments import (
+    DeploymentChange,
+    DeploymentCreate,
+    DeploymentOut,
+    ReplicaLoadOut,
+)
 
 models_app = typer.Typer(help="The model catalog, and the tiny test model.", no_args_is_help=True)
 
@@ -49,9 +55,17 @@ def add(
         elif size is None:
             raise fail("--source needs --size (bytes), so placement knows what fits")
         else:
-            model = c.add_model(name, str(source), size, context_length, task=task, sha256=sha256)
+            body = ModelCreate(
+                name=name,
+                source=str(source),
+                size_bytes=size,
+                context_length=context_length,
+                task=task,
+                sha256=sha256,
+            )
+            model = c.add_model(body)
         if price_prompt or price_completion:
-            model = c.set_model_prices(model.name, price_prompt, price_completion)
+            model = c.set_model_prices(model.name, _prices(price_prompt, price_completion))
     emit_json(model) if as_json else console.print(f"added model [bold]{model.name}[/bold]")
 
 
@@ -65,7 +79,7 @@ def prices(
 ) -> None:
     """Set a model's prices, which usage and budgets count from now on."""
     with client(ctx) as c:
-        model = c.set_model_prices(name, prompt, completion)
+        model = c.set_model_prices(name, _prices(prompt, completion))
     if as_json:
         return emit_json(model)
     console.print(
@@ -85,13 +99,21 @@ def list_models(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     table("models", ["name", "engine", "bytes", "context", "source"], rows)
 
 
+def _prices(prompt: float, completion: float) -> ModelPrices:
+    return ModelPrices(price_per_mtok_prompt=prompt, price_per_mtok_completion=completion)
+
+
 def add_file(
     c: HashgridClient, name: str, path: Path, context_length: int = 2048, task: str = "generate"
 ) -> ModelOut:
     path = path.expanduser().resolve()
     if not path.is_file():
         raise fail(f"no such file: {path}")
-    return c.add_model(name, str(path), path.stat().st_size, context_length, task=task)
+    size = path.stat().st_size
+    body = ModelCreate(
+        name=name, source=str(path), size_bytes=size, context_length=context_length, task=task
+    )
+    return c.add_model(body)
 
 
 def deploy(
@@ -164,7 +186,8 @@ def deploy(
                 "outside hashgrid, named by MODEL, never placed or scaled"
             )
         with client(ctx) as c:
-            deployment = c.deploy_endpoint(model, endpoint, site=site, task=task)
+            body = DeploymentCreate(name=model, endpoint=endpoint, site=site, task=task)
+            deployment = c.deploy(body)
         if as_json:
             return emit_json(deployment)
         console.print(
@@ -174,21 +197,22 @@ def deploy(
         return None
     with client(ctx) as c:
         model_name = resolve_model(c, model)
-        deployment = c.deploy(
-            model_name,
-            name=name,
-            replicas=replicas,
-            regions=[r for r in regions.split(",") if r],
-            tier=tier,
-            engine=engine,
-            tensor_parallel_size=tensor_parallel_size,
-            gpu_type=gpu_type,
-            min_replicas=min_replicas,
-            max_replicas=max_replicas,
-            target_load=target_load,
-            ttft_target_ms=ttft_target_ms,
-            idle_s=idle,
-        )
+        asked = {
+            "model": model_name,
+            "name": name,
+            "replicas": replicas,
+            "min_replicas": min_replicas,
+            "max_replicas": max_replicas,
+            "target_load": target_load,
+            "ttft_target_ms": ttft_target_ms,
+            "idle_s": idle,
+            "regions": [r for r in regions.split(",") if r],
+            "tier": tier,
+            "engine": engine,
+            "tensor_parallel_size": tensor_parallel_size,
+            "gpu_type": gpu_type,
+        }
+        deployment = c.deploy(DeploymentCreate.model_validate(_given(asked)))
     if as_json:
         return emit_json(deployment)
     console.print(f"deployed [bold]{deployment.name}[/bold] ({size_text(deployment)})")
@@ -339,15 +363,15 @@ def update(
     """Change what a deployment's replicas run: a new generation, rolled out one replica at a
     time while the old ones keep serving (see `deployments show` for its progress)."""
     with client(ctx) as c:
-        d = c.change_deployment(
-            name,
-            model=model,
-            engine=engine,
-            tensor_parallel_size=tensor_parallel_size,
-            gpu_type=gpu_type,
-            regions=None if regions is None else [r for r in regions.split(",") if r],
-            tier=tier,
-        )
+        asked = {
+            "model": model,
+            "engine": engine,
+            "tensor_parallel_size": tensor_parallel_size,
+            "gpu_type": gpu_type,
+            "regions": None if regions is None else [r for r in regions.split(",") if r],
+            "tier": tier,
+        }
+        d = c.change_deployment(name, DeploymentChange.model_validate(_given(asked)))
     if as_json:
         return emit_json(d)
     console.print(f"{d.name}: generation {d.generation}, {d.ready_replicas}/{d.replicas} ready")
@@ -375,13 +399,19 @@ def scale(
     """Resize a deployment: a fixed count (`scale NAME 3`), or autoscaling bounds and targets
     (`scale NAME --min 0 --max 8`)."""
     with client(ctx) as c:
-        d = c.scale(
-            name,
-            replicas,
-            min_replicas=min_replicas,
-            max_replicas=max_replicas,
-            target_load=target_load,
-            ttft_target_ms=ttft_target_ms,
-            idle_s=idle,
-        )
+        asked = {
+            "replicas": replicas,
+            "min_replicas": min_replicas,
+            "max_replicas": max_replicas,
+            "target_load": target_load,
+            "ttft_target_ms": ttft_target_ms,
+            "idle_s": idle,
+        }
+        d = c.change_deployment(name, DeploymentChange.model_validate(_given(asked)))
     emit_json(d) if as_json else console.print(f"{d.name}: {size_text(d)}")
+
+
+def _given(options: Mapping[str, object]) -> dict[str, object]:
+    """The options given on the command line (not None): the fields a request sets, so the
+    server's defaults apply to the rest and a change leaves the rest as they are."""
+    return {field: value for field, value in options.items() if value is not None}

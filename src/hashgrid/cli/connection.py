@@ -9,9 +9,10 @@ from typing import Any
 
 import httpx
 import typer
+from pydantic import ValidationError
 from typer.core import TyperGroup
 
-from hashgrid.cli.output import api_failure, fail
+from hashgrid.cli.output import api_failure, fail, invalid
 from hashgrid.cli.upfile import UpFile
 from hashgrid.client import ApiError, HashgridClient
 from hashgrid.common.paths import default_home
@@ -21,8 +22,8 @@ from hashgrid.common.paths import default_home
 def client(ctx: typer.Context) -> Iterator[HashgridClient]:
     """A client from --server/--token, HASHGRID_SERVER/HASHGRID_TOKEN, or <home>/up.json.
 
-    An error answer from the API, or no answer at all, ends the command with one line saying
-    what to do, never a traceback.
+    An error answer from the API, no answer at all, or a request that breaks its shape ends the
+    command with one line saying what to do, never a traceback.
     """
     options = ctx.find_root().params
     server = options.get("server") or os.environ.get("HASHGRID_SERVER")
@@ -43,6 +44,8 @@ def client(ctx: typer.Context) -> Iterator[HashgridClient]:
             yield c
         except ApiError as e:
             raise api_failure(e) from e
+        except ValidationError as e:
+            raise invalid(e) from e
         except httpx.TransportError as e:
             raise fail(
                 f"cannot reach the control plane at {server} ({type(e).__name__}): is "

@@ -5,7 +5,10 @@ import typer
 from hashgrid.cli.access import BudgetOption, RpmOption, TpmOption, describe
 from hashgrid.cli.connection import client
 from hashgrid.cli.output import JsonOption, console, emit_json, gib, table
-from hashgrid.server.nodes.schemas import NodeOut
+from hashgrid.contracts.api.common import Limits
+from hashgrid.contracts.api.nodes import DrainRequest, NodeOut
+from hashgrid.contracts.api.organizations import OrganizationCreate
+from hashgrid.contracts.api.sites import JoinTokenCreate, SiteCreate
 
 orgs_app = typer.Typer(help="Organizations: operators and customers.", no_args_is_help=True)
 sites_app = typer.Typer(help="Sites and join tokens.", no_args_is_help=True)
@@ -21,7 +24,7 @@ def create_org(
 ) -> None:
     """Create an organization."""
     with client(ctx) as c:
-        org = c.create_organization(name, kind)
+        org = c.create_organization(OrganizationCreate(name=name, kind=kind))
     emit_json(org) if as_json else console.print(f"created {org.kind} [bold]{org.name}[/bold]")
 
 
@@ -47,7 +50,8 @@ def org_limits(
 ) -> None:
     """Replace a customer's limits, over all its keys together; a limit not given is lifted."""
     with client(ctx) as c:
-        org = c.set_organization_limits(name, rpm, tpm, budget)
+        limits = Limits(rpm=rpm, tpm=tpm, monthly_budget_usd=budget)
+        org = c.set_organization_limits(name, limits)
     if as_json:
         return emit_json(org)
     console.print(f"limits of {org.name}: {describe(org.limits)}")
@@ -65,7 +69,14 @@ def create_site(
 ) -> None:
     """Create a site."""
     with client(ctx) as c:
-        site = c.create_site(name, region, country.upper(), power_mw, operator)
+        body = SiteCreate(
+            name=name,
+            region=region,
+            country=country.upper(),
+            power_mw=power_mw,
+            operator=operator,
+        )
+        site = c.create_site(body)
     emit_json(site) if as_json else console.print(f"created site [bold]{site.name}[/bold]")
 
 
@@ -89,7 +100,7 @@ def join_token(
 ) -> None:
     """Make a one-time token for a node to join SITE."""
     with client(ctx) as c:
-        token = c.create_join_token(site, ttl)
+        token = c.create_join_token(site, JoinTokenCreate(ttl_s=ttl))
     if as_json:
         return emit_json(token)
     console.print(
@@ -209,5 +220,5 @@ def drain(
 ) -> None:
     """Route no new requests to NODE, move its replicas elsewhere, then stop its engines."""
     with client(ctx) as c:
-        n = c.drain(node, deadline)
+        n = c.drain(node, DrainRequest(deadline_s=deadline))
     emit_json(n) if as_json else console.print(f"{n.name}: {_node_state(n)}")

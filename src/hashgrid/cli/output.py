@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -43,6 +43,13 @@ def fail(message: str) -> typer.Exit:
 
 def api_failure(e: ApiError) -> typer.Exit:
     return fail(f"{e.detail} ({e.status} {e.title})")
+
+
+def invalid(e: ValidationError) -> typer.Exit:
+    """A request the command would send breaks its shape: the first error, as the server words
+    a 422 (`field: why`), before anything is sent."""
+    first = e.errors()[0]
+    return fail(f"{'.'.join(map(str, first['loc'])) or e.title}: {first['msg']}")
 
 
 def gib(n: int) -> str:

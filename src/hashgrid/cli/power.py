@@ -1,14 +1,13 @@
 """`hashgrid power ...`: a site's power model, plan, curtailments and history."""
 
-import json
 from pathlib import Path
 
 import typer
 
 from hashgrid.cli.connection import client
 from hashgrid.cli.output import JsonOption, console, emit_json, fail, table
+from hashgrid.contracts.api.power import CurtailmentCreate, CurtailmentOut, IntervalOut, PowerModel
 from hashgrid.contracts.states import CurtailmentStatus
-from hashgrid.server.power.schemas import CurtailmentOut, IntervalOut
 
 power_app = typer.Typer(
     help="Site power: what each MW does (mining, inference, the grid), curtailments.",
@@ -22,11 +21,11 @@ def set_power(ctx: typer.Context, site: str, path: Path, as_json: bool = JsonOpt
     hashprice sources, and the grid offer with its ancillary prices, if any (see
     `PUT /api/v1/sites/{site}/power` in the API docs)."""
     try:
-        model = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
+        text = path.read_text()
+    except OSError as e:
         raise fail(f"cannot read {path}: {e}") from None
     with client(ctx) as c:
-        power = c.set_power(site, model)
+        power = c.set_power(site, PowerModel.model_validate_json(text))
     if as_json:
         return emit_json(power)
     console.print(f"power model of [bold]{power.site}[/bold] set; state {power.power_state}")
@@ -122,7 +121,9 @@ def curtail(
     """Bring SITE down to --to-mw by --by (default now): ASICs first, then flex replicas move,
     then firm ones. A future deadline is scheduled; `show` and `restore` see it."""
     with client(ctx) as c:
-        event = c.curtail(site, to_mw, reason, "grid" if grid else "operator", by)
+        source = "grid" if grid else "operator"
+        body = CurtailmentCreate(target_mw=to_mw, by=by, reason=reason, source=source)
+        event = c.curtail(site, body)
     if as_json:
         return emit_json(event)
     if event.status is CurtailmentStatus.SCHEDULED:

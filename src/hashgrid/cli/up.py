@@ -31,6 +31,11 @@ from hashgrid.common.paths import default_home, keep_private, private_dir
 from hashgrid.common.processes import die_with_parent, stop_process
 from hashgrid.common.restarts import Restarts
 from hashgrid.common.secrets import new_secret
+from hashgrid.contracts.api.access import Role, TokenCreate
+from hashgrid.contracts.api.deployments import DeploymentCreate
+from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.organizations import OrganizationCreate, OrgKind
+from hashgrid.contracts.api.sites import SiteCreate
 
 SITE = "local"
 CUSTOMER = "default"
@@ -186,7 +191,7 @@ def up(
             gateway_token = (
                 previous.gateway_token
                 if previous and previous.gateway_token
-                else client.create_token("up-gateway", "gateway").token
+                else client.create_token(TokenCreate(name="up-gateway", role=Role.GATEWAY)).token
             )
 
             status.update("starting the agent")
@@ -250,9 +255,9 @@ def _tiny_model(home: Path) -> Path:
 def _ensure_deployment(client: HashgridClient, model_path: Path, previous: UpFile | None) -> str:
     """Site, customer, catalog entry and deployment for `model_path`; its deployment name."""
     if SITE not in {s.name for s in client.list_sites()}:
-        client.create_site(SITE, region="local", country="ZZ", power_mw=0.0)
+        client.create_site(SiteCreate(name=SITE, region="local", country="ZZ", power_mw=0.0))
     if CUSTOMER not in {o.name for o in client.list_organizations()}:
-        client.create_organization(CUSTOMER, "customer")
+        client.create_organization(OrganizationCreate(name=CUSTOMER, kind=OrgKind.CUSTOMER))
     name = model_path.stem
     catalog = {m.name: m for m in client.list_models()}
     if name not in catalog:
@@ -264,7 +269,7 @@ def _ensure_deployment(client: HashgridClient, model_path: Path, previous: UpFil
     if stale and stale != name and stale in deployments:
         client.delete_deployment(stale)  # `up` serves one model at a time
     if name not in deployments:
-        client.deploy(name)
+        client.deploy(DeploymentCreate(model=name))
     return name
 
 
@@ -273,7 +278,7 @@ def _ensure_key(client: HashgridClient, previous: UpFile | None) -> tuple[str, s
         live = {k.id for k in client.list_keys() if k.revoked_at is None}
         if previous.api_key_id in live:
             return previous.api_key_id, previous.api_key
-    key = client.create_key(CUSTOMER, "up")
+    key = client.create_key(KeyCreate(customer=CUSTOMER, name="up"))
     return key.id, key.key
 
 

@@ -1,24 +1,29 @@
-"""`HashgridClient`: one method per REST call, returning the API's own schemas."""
+"""`HashgridClient`: one method per REST call. It sends the request shapes of `contracts/api`
+(built, and so validated, by the caller) and returns the response shapes: the same classes the
+server validates and answers with, without importing the server."""
 
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
-from hashgrid.server.access.schemas import TokenCreated
-from hashgrid.server.catalog.schemas import ModelOut
-from hashgrid.server.deployments.schemas import DeploymentOut
-from hashgrid.server.keys.schemas import KeyCreated, KeyOut
-from hashgrid.server.nodes.schemas import NodeOut
-from hashgrid.server.organizations.schemas import OrganizationOut
-from hashgrid.server.power.schemas import (
+from hashgrid.contracts.api.access import TokenCreate, TokenCreated
+from hashgrid.contracts.api.catalog import ModelCreate, ModelOut, ModelPrices
+from hashgrid.contracts.api.common import Limits
+from hashgrid.contracts.api.deployments import DeploymentChange, DeploymentCreate, DeploymentOut
+from hashgrid.contracts.api.keys import KeyCreate, KeyCreated, KeyOut
+from hashgrid.contracts.api.nodes import DrainRequest, NodeOut
+from hashgrid.contracts.api.organizations import OrganizationCreate, OrganizationOut
+from hashgrid.contracts.api.power import (
+    CurtailmentCreate,
     CurtailmentOut,
     HistoryOut,
     PlanOut,
+    PowerModel,
     SitePowerOut,
 )
-from hashgrid.server.sites.schemas import JoinTokenCreated, SiteOut
-from hashgrid.server.usage.schemas import UsageOut
+from hashgrid.contracts.api.sites import JoinTokenCreate, JoinTokenCreated, SiteCreate, SiteOut
+from hashgrid.contracts.api.usage import UsageOut
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -57,8 +62,8 @@ class HashgridClient:
                 raise ApiError(r.status_code, r.reason_phrase, r.text) from None
         return r.json() if r.content else None
 
-    def _one(self, model: type[T], method: str, path: str, json: Any = None) -> T:
-        return model.model_validate(self._call(method, path, json))
+    def _one(self, model: type[T], method: str, path: str, body: BaseModel | None = None) -> T:
+        return model.model_validate(self._call(method, path, _wire(body)))
 
     def _many(self, model: type[T], path: str, **params: Any) -> list[T]:
         return TypeAdapter(list[model]).validate_python(self._call("GET", path, **params))  # type: ignore[valid-type]
@@ -70,8 +75,7 @@ class HashgridClient:
             return False
 
     # organizations
-    def create_organization(self, name: str, kind: str) -> OrganizationOut:
-        body = {"name": name, "kind": kind}
+    def create_organization(self, body: OrganizationCreate) -> OrganizationOut:
         return self._one(OrganizationOut, "POST", "/api/v1/organizations", body)
 
     def get_organization(self, name: str) -> OrganizationOut:
@@ -80,32 +84,17 @@ class HashgridClient:
     def list_organizations(self) -> list[OrganizationOut]:
         return self._many(OrganizationOut, "/api/v1/organizations")
 
-    def set_organization_limits(
-        self,
-        name: str,
-        rpm: int | None = None,
-        tpm: int | None = None,
-        monthly_budget_usd: float | None = None,
-    ) -> OrganizationOut:
+    def set_organization_limits(self, name: str, limits: Limits) -> OrganizationOut:
         """Replace a customer's limits (None: no limit of that kind)."""
-        body = _limits(rpm, tpm, monthly_budget_usd)
-        return self._one(OrganizationOut, "PUT", f"/api/v1/organizations/{name}/limits", body)
+        path = f"/api/v1/organizations/{name}/limits"
+        return self._one(OrganizationOut, "PUT", path, limits)
 
     # access tokens
-    def create_token(self, name: str, role: str) -> TokenCreated:
-        return self._one(TokenCreated, "POST", "/api/v1/tokens", {"name": name, "role": role})
+    def create_token(self, body: TokenCreate) -> TokenCreated:
+        return self._one(TokenCreated, "POST", "/api/v1/tokens", body)
 
     # sites
-    def create_site(
-        self, name: str, region: str, country: str, power_mw: float, operator: str | None = None
-    ) -> SiteOut:
-        body = {
-            "name": name,
-            "region": region,
-            "country": country,
-            "power_mw": power_mw,
-            "operator": operator,
-        }
+    def create_site(self, body: SiteCreate) -> SiteOut:
         return self._one(SiteOut, "POST", "/api/v1/sites", body)
 
     def get_site(self, name: str) -> SiteOut:
@@ -114,26 +103,18 @@ class HashgridClient:
     def list_sites(self) -> list[SiteOut]:
         return self._many(SiteOut, "/api/v1/sites")
 
-    def create_join_token(self, site: str, ttl_s: int = 86400) -> JoinTokenCreated:
+    def create_join_token(self, site: str, body: JoinTokenCreate | None = None) -> JoinTokenCreated:
         path = f"/api/v1/sites/{site}/join-tokens"
-        return self._one(JoinTokenCreated, "POST", path, {"ttl_s": ttl_s})
+        return self._one(JoinTokenCreated, "POST", path, body or JoinTokenCreate())
 
     # power
     def get_power(self, site: str) -> SitePowerOut:
         return self._one(SitePowerOut, "GET", f"/api/v1/sites/{site}/power")
 
-    def set_power(self, site: str, model: dict[str, Any]) -> SitePowerOut:
+    def set_power(self, site: str, model: PowerModel) -> SitePowerOut:
         return self._one(SitePowerOut, "PUT", f"/api/v1/sites/{site}/power", model)
 
-    def curtail(
-        self,
-        site: str,
-        target_mw: float,
-        reason: str = "",
-        source: str = "operator",
-        by: str | None = None,
-    ) -> CurtailmentOut:
-        body = {"target_mw": target_mw, "reason": reason, "source": source, "by": by}
+    def curtail(self, site: str, body: CurtailmentCreate) -> CurtailmentOut:
         return self._one(CurtailmentOut, "POST", f"/api/v1/sites/{site}/curtailments", body)
 
     def restore(self, site: str) -> CurtailmentOut:
@@ -161,38 +142,17 @@ class HashgridClient:
     def uncordon(self, node: str) -> NodeOut:
         return self._one(NodeOut, "POST", f"/api/v1/nodes/{node}/uncordon")
 
-    def drain(self, node: str, deadline_s: float = 60.0) -> NodeOut:
+    def drain(self, node: str, body: DrainRequest | None = None) -> NodeOut:
         path = f"/api/v1/nodes/{node}/drain"
-        return self._one(NodeOut, "POST", path, {"deadline_s": deadline_s})
+        return self._one(NodeOut, "POST", path, body or DrainRequest())
 
     # catalog
-    def add_model(
-        self,
-        name: str,
-        source: str,
-        size_bytes: int,
-        context_length: int = 2048,
-        price_per_mtok_prompt: float = 0.0,
-        price_per_mtok_completion: float = 0.0,
-        task: str = "generate",
-        sha256: str | None = None,
-    ) -> ModelOut:
-        body = {
-            "name": name,
-            "source": source,
-            "size_bytes": size_bytes,
-            "context_length": context_length,
-            "price_per_mtok_prompt": price_per_mtok_prompt,
-            "price_per_mtok_completion": price_per_mtok_completion,
-            "task": task,
-            "sha256": sha256,
-        }
+    def add_model(self, body: ModelCreate) -> ModelOut:
         return self._one(ModelOut, "POST", "/api/v1/models", body)
 
-    def set_model_prices(self, name: str, prompt: float, completion: float) -> ModelOut:
+    def set_model_prices(self, name: str, prices: ModelPrices) -> ModelOut:
         """USD per million prompt and completion tokens."""
-        body = {"price_per_mtok_prompt": prompt, "price_per_mtok_completion": completion}
-        return self._one(ModelOut, "PUT", f"/api/v1/models/{name}/prices", body)
+        return self._one(ModelOut, "PUT", f"/api/v1/models/{name}/prices", prices)
 
     def get_model(self, name: str) -> ModelOut:
         return self._one(ModelOut, "GET", f"/api/v1/models/{name}")
@@ -201,43 +161,8 @@ class HashgridClient:
         return self._many(ModelOut, "/api/v1/models")
 
     # deployments
-    def deploy(
-        self,
-        model: str,
-        name: str | None = None,
-        replicas: int | None = None,
-        regions: list[str] | None = None,
-        tier: str = "flex",
-        engine: str | None = None,
-        tensor_parallel_size: int = 1,
-        gpu_type: str | None = None,
-        min_replicas: int | None = None,
-        max_replicas: int | None = None,
-        **targets: float | None,
-    ) -> DeploymentOut:
-        """Deploy `model`: `replicas` alone fixes the size (default 1); `min_replicas` and
-        `max_replicas` autoscale, with `targets` (target_load, ttft_target_ms, idle_s)."""
-        body = {
-            "model": model,
-            "name": name,
-            "replicas": replicas,
-            "min_replicas": min_replicas,
-            "max_replicas": max_replicas,
-            **{k: v for k, v in targets.items() if v is not None},
-            "regions": regions or [],
-            "tier": tier,
-            "engine": engine,
-            "tensor_parallel_size": tensor_parallel_size,
-            "gpu_type": gpu_type,
-        }
-        return self._one(DeploymentOut, "POST", "/api/v1/deployments", body)
-
-    def deploy_endpoint(
-        self, name: str, endpoint: str, site: str | None = None, task: str | None = None
-    ) -> DeploymentOut:
-        """Serve `name` from `endpoint`, an OpenAI-compatible server run outside hashgrid, routed
-        as part of `site` (default: the only site); `task` generate (default) or embed."""
-        body = {"name": name, "endpoint": endpoint, "site": site, "task": task}
+    def deploy(self, body: DeploymentCreate) -> DeploymentOut:
+        """Deploy a catalog model (placed on nodes), or an endpoint run outside hashgrid."""
         return self._one(DeploymentOut, "POST", "/api/v1/deployments", body)
 
     def get_deployment(self, name: str) -> DeploymentOut:
@@ -246,48 +171,24 @@ class HashgridClient:
     def list_deployments(self) -> list[DeploymentOut]:
         return self._many(DeploymentOut, "/api/v1/deployments")
 
-    def scale(
-        self, name: str, replicas: int | None = None, **bounds: float | None
-    ) -> DeploymentOut:
-        """Resize `name`: `replicas` alone fixes the size; `bounds` (min_replicas,
-        max_replicas, target_load, ttft_target_ms, idle_s) autoscale it."""
-        return self.change_deployment(name, replicas=replicas, **bounds)
-
-    def change_deployment(self, name: str, **fields: object) -> DeploymentOut:
-        """Change `name`'s fields given (not None): size, targets, or what replicas run
-        (model, engine, tensor_parallel_size, gpu_type, regions: rolled out), or tier."""
-        given = {k: v for k, v in fields.items() if v is not None}
-        return self._one(DeploymentOut, "PATCH", f"/api/v1/deployments/{name}", given)
+    def change_deployment(self, name: str, body: DeploymentChange) -> DeploymentOut:
+        """Change the fields of `name` that `body` sets: size, targets, tier, or what replicas
+        run (rolled out)."""
+        return self._one(DeploymentOut, "PATCH", f"/api/v1/deployments/{name}", body)
 
     def delete_deployment(self, name: str) -> None:
         self._call("DELETE", f"/api/v1/deployments/{name}")
 
     # keys
-    def create_key(
-        self,
-        customer: str,
-        name: str = "default",
-        rpm: int | None = None,
-        tpm: int | None = None,
-        monthly_budget_usd: float | None = None,
-    ) -> KeyCreated:
-        """A new key for `customer`, with limits where given (None: no limit of that kind)."""
-        body = {"customer": customer, "name": name, "limits": _limits(rpm, tpm, monthly_budget_usd)}
+    def create_key(self, body: KeyCreate) -> KeyCreated:
         return self._one(KeyCreated, "POST", "/api/v1/keys", body)
 
     def list_keys(self) -> list[KeyOut]:
         return self._many(KeyOut, "/api/v1/keys")
 
-    def set_key_limits(
-        self,
-        key_id: str,
-        rpm: int | None = None,
-        tpm: int | None = None,
-        monthly_budget_usd: float | None = None,
-    ) -> KeyOut:
+    def set_key_limits(self, key_id: str, limits: Limits) -> KeyOut:
         """Replace a key's limits (None: no limit of that kind)."""
-        body = _limits(rpm, tpm, monthly_budget_usd)
-        return self._one(KeyOut, "PUT", f"/api/v1/keys/{key_id}/limits", body)
+        return self._one(KeyOut, "PUT", f"/api/v1/keys/{key_id}/limits", limits)
 
     def revoke_key(self, key_id: str) -> None:
         self._call("DELETE", f"/api/v1/keys/{key_id}")
@@ -297,5 +198,7 @@ class HashgridClient:
         return self._many(UsageOut, "/api/v1/usage", limit=limit)
 
 
-def _limits(rpm: int | None, tpm: int | None, monthly_budget_usd: float | None) -> dict[str, Any]:
-    return {"rpm": rpm, "tpm": tpm, "monthly_budget_usd": monthly_budget_usd}
+def _wire(body: BaseModel | None) -> Any:
+    """A request shape as JSON: only the fields its maker set, so the server's defaults, and a
+    change's "left out: stays as it is", apply as if the client had written the JSON itself."""
+    return None if body is None else body.model_dump(mode="json", exclude_unset=True)

@@ -21,13 +21,16 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.common.secrets import hash_secret, same_secret
-from hashgrid.server.access.tables import AccessToken, Role
-from hashgrid.server.accounts.tables import BrowserSession, MemberRole, Membership, PersonalToken
+from hashgrid.contracts.api.access import Role
+from hashgrid.contracts.api.accounts import MemberRole
+from hashgrid.contracts.api.organizations import OrgKind
+from hashgrid.server.access.tables import AccessToken
+from hashgrid.server.accounts.tables import BrowserSession, Membership, PersonalToken
 from hashgrid.server.db.base import utcnow
 from hashgrid.server.errors import Forbidden, Unauthorized
 from hashgrid.server.nodes.service import NODE_CREDENTIAL_PREFIX
 from hashgrid.server.nodes.tables import Node
-from hashgrid.server.organizations.tables import Organization, OrgKind
+from hashgrid.server.organizations.tables import Organization
 from hashgrid.server.principal import (
     ANONYMOUS,
     SAFE_METHODS,

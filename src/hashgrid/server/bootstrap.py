@@ -4,9 +4,9 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hashgrid.common.paths import write_private
+from hashgrid.contracts.api.organizations import OrgKind
 from hashgrid.server.access import service as access
 from hashgrid.server.organizations import service as organizations
-from hashgrid.server.organizations.tables import OrgKind
 from hashgrid.server.settings import ServerSettings
 
 log = structlog.get_logger("hashgrid.server")

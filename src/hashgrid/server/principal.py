@@ -7,9 +7,10 @@ calling (the audit recorder, services) does not depend on how credentials are ch
 from dataclasses import dataclass
 from enum import StrEnum
 
-from hashgrid.server.accounts.tables import MemberRole
+from hashgrid.contracts.api.accounts import MemberRole
+from hashgrid.contracts.api.organizations import OrgKind
 from hashgrid.server.organizations.service import PLATFORM_OPERATOR
-from hashgrid.server.organizations.tables import Organization, OrgKind
+from hashgrid.server.organizations.tables import Organization
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

@@ -1,7 +1,7 @@
 from fastapi import APIRouter, status
 
+from hashgrid.contracts.api.access import TokenCreate, TokenCreated
 from hashgrid.server.access import service
-from hashgrid.server.access.schemas import TokenCreate, TokenCreated
 from hashgrid.server.policy import Caller
 from hashgrid.server.state import Session
 

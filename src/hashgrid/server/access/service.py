@@ -4,7 +4,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.common.secrets import hash_secret, new_secret
-from hashgrid.server.access.tables import AccessToken, Role
+from hashgrid.contracts.api.access import Role
+from hashgrid.server.access.tables import AccessToken
 
 PREFIX = {Role.ADMIN: "hg_admin_", Role.GATEWAY: "hg_gw_"}
 

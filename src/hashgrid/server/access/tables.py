@@ -1,15 +1,9 @@
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hashgrid.server.db.base import Base, UTCDateTime, new_id, utcnow
-
-
-class Role(StrEnum):
-    ADMIN = "admin"  # everything
-    GATEWAY = "gateway"  # read the gateway feed, write usage records
 
 
 class AccessToken(Base):

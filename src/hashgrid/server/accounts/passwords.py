@@ -14,9 +14,6 @@ from argon2.profiles import RFC_9106_LOW_MEMORY
 _hasher = PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY)
 _DUMMY = _hasher.hash("hashgrid: no such account")
 
-MIN_LENGTH = 10
-MAX_LENGTH = 200
-
 
 async def hash_password(password: str) -> str:
     return await asyncio.to_thread(_hasher.hash, password)

@@ -5,13 +5,13 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Request, Response, status
 
-from hashgrid.server.accounts import service
-from hashgrid.server.accounts.schemas import (
+from hashgrid.contracts.api.accounts import (
     InviteAccept,
     InviteCreate,
     InviteCreated,
     Me,
     MemberOut,
+    MemberRole,
     MembershipOut,
     PersonalTokenCreated,
     PersonalTokenOut,
@@ -24,16 +24,18 @@ from hashgrid.server.accounts.schemas import (
     TokenCreate,
     UserOut,
 )
-from hashgrid.server.accounts.tables import MemberRole, User
+from hashgrid.contracts.api.organizations import OrgKind
+from hashgrid.server.accounts import service
+from hashgrid.server.accounts.tables import User
 from hashgrid.server.accounts.throttle import SignInThrottle
 from hashgrid.server.audit.recorder import attribute
 from hashgrid.server.auth import CSRF_COOKIE, SESSION_COOKIE, per_state
 from hashgrid.server.errors import Invalid, NotFound, TooManyRequests
 from hashgrid.server.organizations import service as organizations
-from hashgrid.server.organizations.tables import Organization, OrgKind
+from hashgrid.server.organizations.tables import Organization
+from hashgrid.server.params import PathName
 from hashgrid.server.policy import Caller
 from hashgrid.server.principal import Principal, role_in
-from hashgrid.server.schemas_common import PathName
 from hashgrid.server.state import Session, State
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])

@@ -8,12 +8,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.common.secrets import hash_secret, new_secret
+from hashgrid.contracts.api.accounts import InviteAccept, MemberRole, SignUp
+from hashgrid.contracts.api.organizations import OrgKind
 from hashgrid.server.accounts.passwords import hash_password, verify_password
-from hashgrid.server.accounts.schemas import InviteAccept, SignUp
 from hashgrid.server.accounts.tables import (
     BrowserSession,
     Invite,
-    MemberRole,
     Membership,
     PersonalToken,
     User,
@@ -21,7 +21,7 @@ from hashgrid.server.accounts.tables import (
 from hashgrid.server.auth import PERSONAL_TOKEN_PREFIX
 from hashgrid.server.db.base import utcnow
 from hashgrid.server.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
-from hashgrid.server.organizations.tables import Organization, OrgKind
+from hashgrid.server.organizations.tables import Organization
 
 INVITE_PREFIX = "hg_invite_"
 SESSION_PREFIX = "hg_session_"

@@ -1,18 +1,9 @@
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hashgrid.server.db.base import Base, UTCDateTime, new_id, utcnow
-
-
-class MemberRole(StrEnum):
-    """A user's role in one organization. An admin of the platform organization is the
-    platform admin; see `server/policy.py` for what each may do."""
-
-    ADMIN = "admin"  # manages the organization: its members, keys or sites
-    MEMBER = "member"  # reads what the organization may see
 
 
 class User(Base):

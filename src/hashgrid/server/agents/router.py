@@ -27,11 +27,11 @@ from hashgrid.server.metrics import server_metrics
 from hashgrid.server.nodes import scheduling
 from hashgrid.server.nodes.scheduling import DEFAULT_STOP_GRACE_S
 from hashgrid.server.nodes.tables import Node
+from hashgrid.server.params import After, PathName, Wait
 from hashgrid.server.policy import CallingNode
 from hashgrid.server.power import reports as miner_reports
 from hashgrid.server.power import service as power
 from hashgrid.server.power import standby
-from hashgrid.server.schemas_common import After, PathName, Wait
 from hashgrid.server.sites.tables import Site
 from hashgrid.server.state import ServerState, Session, get_state
 

@@ -4,9 +4,9 @@ from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
 
+from hashgrid.contracts.api.audit import AuditEntryOut
 from hashgrid.server import pages
 from hashgrid.server.audit import service
-from hashgrid.server.audit.schemas import AuditEntryOut
 from hashgrid.server.errors import Invalid
 from hashgrid.server.policy import Caller
 from hashgrid.server.state import Session

@@ -1,9 +1,9 @@
 from fastapi import APIRouter, status
 
+from hashgrid.contracts.api.catalog import ModelCreate, ModelOut, ModelPrices
 from hashgrid.server.catalog import service
-from hashgrid.server.catalog.schemas import ModelCreate, ModelOut, ModelPrices
+from hashgrid.server.params import LongPathName
 from hashgrid.server.policy import Caller
-from hashgrid.server.schemas_common import LongPathName
 from hashgrid.server.state import Session, State
 
 router = APIRouter(prefix="/api/v1/models", tags=["catalog"])

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hashgrid.server.catalog.schemas import ModelCreate, ModelPrices
+from hashgrid.contracts.api.catalog import ModelCreate, ModelPrices
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.errors import Conflict, NotFound
 

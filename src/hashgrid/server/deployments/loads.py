@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from hashgrid.contracts.agent import ReplicaLoad
-from hashgrid.server.deployments.schemas import ReplicaLoadOut
+from hashgrid.contracts.api.deployments import ReplicaLoadOut
 
 # A report is fresh for this many heartbeat intervals after it arrived.
 STALE_AFTER_BEATS = 3

@@ -2,17 +2,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from hashgrid.contracts.bounds import NO_NUL
-from hashgrid.contracts.states import ReplicaStatus
-from hashgrid.server.deployments import service
-from hashgrid.server.deployments.schemas import (
+from hashgrid.contracts.api.deployments import (
     DeploymentChange,
     DeploymentCreate,
     DeploymentOut,
     ReplicaOut,
 )
+from hashgrid.contracts.bounds import NO_NUL
+from hashgrid.contracts.states import ReplicaStatus
+from hashgrid.server.deployments import service
+from hashgrid.server.params import LongPathName
 from hashgrid.server.policy import Caller
-from hashgrid.server.schemas_common import LongPathName
 from hashgrid.server.state import Session, State
 
 router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])

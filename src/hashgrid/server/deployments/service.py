@@ -5,13 +5,7 @@ from collections.abc import Sequence
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hashgrid.contracts.states import ACTIVE_REPLICA, ReplicaStatus, replica_can_move
-from hashgrid.server.catalog import service as catalog
-from hashgrid.server.catalog.tables import CatalogModel
-from hashgrid.server.db.base import utcnow
-from hashgrid.server.deployments import events
-from hashgrid.server.deployments.loads import ReplicaLoads
-from hashgrid.server.deployments.schemas import (
+from hashgrid.contracts.api.deployments import (
     DeploymentChange,
     DeploymentCreate,
     DeploymentOut,
@@ -20,6 +14,12 @@ from hashgrid.server.deployments.schemas import (
     Tier,
     resolve_bounds,
 )
+from hashgrid.contracts.states import ACTIVE_REPLICA, ReplicaStatus, replica_can_move
+from hashgrid.server.catalog import service as catalog
+from hashgrid.server.catalog.tables import CatalogModel
+from hashgrid.server.db.base import utcnow
+from hashgrid.server.deployments import events
+from hashgrid.server.deployments.loads import ReplicaLoads
 from hashgrid.server.deployments.sizing import engine_of
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.errors import Conflict, Invalid, NotFound

@@ -2,8 +2,8 @@ from fastapi import APIRouter, Request
 
 from hashgrid.contracts.gateway import DemandReport, GatewayView, UsageAck, UsageBatch
 from hashgrid.server.feed import service
+from hashgrid.server.params import After, Wait
 from hashgrid.server.policy import Caller
-from hashgrid.server.schemas_common import After, Wait
 from hashgrid.server.state import Session, State
 from hashgrid.server.usage import service as usage
 

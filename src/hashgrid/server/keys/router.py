@@ -2,11 +2,12 @@
 
 from fastapi import APIRouter, status
 
+from hashgrid.contracts.api.common import Limits
+from hashgrid.contracts.api.keys import KeyCreate, KeyCreated, KeyOut
 from hashgrid.server.keys import service
-from hashgrid.server.keys.schemas import KeyCreate, KeyCreated, KeyOut
 from hashgrid.server.keys.tables import ApiKey
+from hashgrid.server.params import PathName
 from hashgrid.server.policy import Caller
-from hashgrid.server.schemas_common import Limits, PathName
 from hashgrid.server.state import ServerState, Session, State
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])

@@ -6,12 +6,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.common.secrets import hash_secret, new_secret
+from hashgrid.contracts.api.common import Limits
+from hashgrid.contracts.api.organizations import OrgKind
 from hashgrid.server.db.base import utcnow
 from hashgrid.server.errors import Invalid, NotFound
 from hashgrid.server.keys.tables import ApiKey
 from hashgrid.server.organizations import service as organizations
-from hashgrid.server.organizations.tables import Organization, OrgKind
-from hashgrid.server.schemas_common import Limits
+from hashgrid.server.organizations.tables import Organization
 
 KEY_PREFIX = "sk-hg-"
 

@@ -1,10 +1,10 @@
 from fastapi import APIRouter, Request
 
+from hashgrid.contracts.api.nodes import DrainRequest, NodeOut
 from hashgrid.server.auth import node_credentials
 from hashgrid.server.nodes import scheduling, service
-from hashgrid.server.nodes.schemas import DrainRequest, NodeOut
+from hashgrid.server.params import PathName
 from hashgrid.server.policy import Caller
-from hashgrid.server.schemas_common import PathName
 from hashgrid.server.state import Session, State
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])

@@ -16,11 +16,11 @@ from hashgrid.contracts.agent import (
     Verification,
     VerificationReport,
 )
+from hashgrid.contracts.api.nodes import NodeOut
 from hashgrid.contracts.states import ACTIVE_REPLICA, NodePower, NodeStatus, ReplicaStatus
 from hashgrid.server.db.base import new_id, utcnow
 from hashgrid.server.deployments.tables import Replica
 from hashgrid.server.errors import NotFound
-from hashgrid.server.nodes.schemas import NodeOut
 from hashgrid.server.nodes.tables import Node
 from hashgrid.server.sites.tables import Site
 

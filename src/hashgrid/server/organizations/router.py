@@ -1,10 +1,11 @@
 from fastapi import APIRouter, status
 
+from hashgrid.contracts.api.common import Limits
+from hashgrid.contracts.api.organizations import OrganizationCreate, OrganizationOut
 from hashgrid.server.organizations import service
-from hashgrid.server.organizations.schemas import OrganizationCreate, OrganizationOut
 from hashgrid.server.organizations.tables import Organization
+from hashgrid.server.params import PathName
 from hashgrid.server.policy import Caller
-from hashgrid.server.schemas_common import Limits, PathName
 from hashgrid.server.state import ServerState, Session, State
 
 router = APIRouter(prefix="/api/v1/organizations", tags=["organizations"])

@@ -5,9 +5,10 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hashgrid.contracts.api.common import Limits
+from hashgrid.contracts.api.organizations import OrgKind
 from hashgrid.server.errors import Conflict, Invalid, NotFound
-from hashgrid.server.organizations.tables import Organization, OrgKind
-from hashgrid.server.schemas_common import Limits
+from hashgrid.server.organizations.tables import Organization
 
 PLATFORM_OPERATOR = "platform"
 

@@ -1,15 +1,9 @@
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hashgrid.server.db.base import Base, LimitColumns, UTCDateTime, new_id, utcnow
-
-
-class OrgKind(StrEnum):
-    OPERATOR = "operator"
-    CUSTOMER = "customer"
 
 
 class Organization(LimitColumns, Base):

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hashgrid.server.power.schemas import MIN_NODE_KW, GpuEconomics
+from hashgrid.contracts.api.power import MIN_NODE_KW, GpuEconomics
 
 DEFAULT_BUSY_KW = 10.2
 

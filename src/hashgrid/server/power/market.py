@@ -15,11 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hashgrid.energy import Market
-from hashgrid.energy.prices import Days
-from hashgrid.energy_data import day_number, price_columns, read_ercot_utc, read_hashprice
-from hashgrid.server.errors import Invalid
-from hashgrid.server.power.schemas import (
+from hashgrid.contracts.api.power import (
     ConstantAncillary,
     ConstantHashprice,
     ErcotAncillary,
@@ -31,6 +27,10 @@ from hashgrid.server.power.schemas import (
     PriceSource,
     TimeOfUse,
 )
+from hashgrid.energy import Market
+from hashgrid.energy.prices import Days
+from hashgrid.energy_data import day_number, price_columns, read_ercot_utc, read_hashprice
+from hashgrid.server.errors import Invalid
 
 # The online policy fits the real-time/day-ahead spread on the last 30 days of known prices;
 # a plan reads a day more so the first interval it decides has all of them.

@@ -33,9 +33,9 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from hashgrid import energy
+from hashgrid.contracts.api.power import IntervalOut, PowerModel
 from hashgrid.server.power.gpu_power import busy_power
 from hashgrid.server.power.market import HOUR, history, interval_starts, site_market
-from hashgrid.server.power.schemas import IntervalOut, PowerModel
 
 
 @dataclass(frozen=True)

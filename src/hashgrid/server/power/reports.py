@@ -8,8 +8,8 @@ from collections import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.contracts.agent import MinerResults
+from hashgrid.contracts.api.power import MinersOut
 from hashgrid.server.db.base import utcnow
-from hashgrid.server.power.schemas import MinersOut
 from hashgrid.server.power.tables import MinerReport
 
 

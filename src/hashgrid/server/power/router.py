@@ -4,9 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
-from hashgrid.server.policy import Caller
-from hashgrid.server.power import reports, service
-from hashgrid.server.power.schemas import (
+from hashgrid.contracts.api.common import Moment
+from hashgrid.contracts.api.power import (
     CurtailmentCreate,
     CurtailmentOut,
     HistoryOut,
@@ -14,7 +13,9 @@ from hashgrid.server.power.schemas import (
     PowerModel,
     SitePowerOut,
 )
-from hashgrid.server.schemas_common import Moment, PathName
+from hashgrid.server.params import PathName
+from hashgrid.server.policy import Caller
+from hashgrid.server.power import reports, service
 from hashgrid.server.sites import service as sites
 from hashgrid.server.state import Session, State
 

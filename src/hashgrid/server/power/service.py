@@ -10,6 +10,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.contracts.agent import MinerOrder, NodePowerOrder
+from hashgrid.contracts.api.power import (
+    CurtailmentCreate,
+    CurtailmentOut,
+    HistoryOut,
+    IntervalOut,
+    PlanOut,
+    PowerModel,
+    SitePowerOut,
+)
 from hashgrid.contracts.states import ACTIVE_REPLICA, NodePower, NodeStatus, SitePowerState
 from hashgrid.scheduler import Tier
 from hashgrid.server.changes import Changes
@@ -26,15 +35,6 @@ from hashgrid.server.power.planning import (
     mining_value,
     node_kw,
     plan_intervals,
-)
-from hashgrid.server.power.schemas import (
-    CurtailmentCreate,
-    CurtailmentOut,
-    HistoryOut,
-    IntervalOut,
-    PlanOut,
-    PowerModel,
-    SitePowerOut,
 )
 from hashgrid.server.power.shedding import Leads, Load, miner_orders, shed
 from hashgrid.server.power.tables import Curtailment, PlannedInterval, SitePower

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from hashgrid.contracts.agent import MinerOrder
+from hashgrid.contracts.api.power import AsicGroupSpec
 from hashgrid.contracts.states import MinerAction, SitePowerState
-from hashgrid.server.power.schemas import AsicGroupSpec
 
 
 @dataclass(frozen=True)

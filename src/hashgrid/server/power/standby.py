@@ -28,12 +28,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.contracts.agent import NodePowerOutcome
+from hashgrid.contracts.api.power import PowerModel, valid_model
 from hashgrid.contracts.states import ACTIVE_REPLICA, NodePower, NodeStatus, ReplicaStatus
 from hashgrid.scheduler import Snapshot, plan
 from hashgrid.server.db.base import utcnow
 from hashgrid.server.deployments.tables import Replica
 from hashgrid.server.nodes.tables import Node
-from hashgrid.server.power.schemas import PowerModel, valid_model
 from hashgrid.server.power.tables import SitePower
 from hashgrid.server.sites.tables import Site
 

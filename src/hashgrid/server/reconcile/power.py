@@ -18,13 +18,13 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hashgrid.contracts.api.power import PowerModel
 from hashgrid.server.changes import Changes
 from hashgrid.server.db.base import utcnow
 from hashgrid.server.errors import Invalid
 from hashgrid.server.power import service, standby
 from hashgrid.server.power.market import interval_of
 from hashgrid.server.power.planning import NodeWork
-from hashgrid.server.power.schemas import PowerModel
 from hashgrid.server.power.shedding import Leads
 from hashgrid.server.power.tables import SitePower
 from hashgrid.server.sites.tables import Site

@@ -1,9 +1,9 @@
 from fastapi import APIRouter, status
 
+from hashgrid.contracts.api.sites import JoinTokenCreate, JoinTokenCreated, SiteCreate, SiteOut
+from hashgrid.server.params import PathName
 from hashgrid.server.policy import Caller
-from hashgrid.server.schemas_common import PathName
 from hashgrid.server.sites import service
-from hashgrid.server.sites.schemas import JoinTokenCreate, JoinTokenCreated, SiteCreate, SiteOut
 from hashgrid.server.state import Session
 
 router = APIRouter(prefix="/api/v1/sites", tags=["sites"])

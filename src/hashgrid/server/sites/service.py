@@ -7,11 +7,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.common.secrets import hash_secret, new_secret
+from hashgrid.contracts.api.organizations import OrgKind
+from hashgrid.contracts.api.sites import SiteCreate
 from hashgrid.server.db.base import utcnow
 from hashgrid.server.errors import Conflict, NotFound, Unauthorized
 from hashgrid.server.organizations import service as organizations
-from hashgrid.server.organizations.tables import OrgKind
-from hashgrid.server.sites.schemas import SiteCreate
 from hashgrid.server.sites.tables import JoinToken, Site
 
 JOIN_TOKEN_PREFIX = "hg_join_"

@@ -2,10 +2,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from hashgrid.contracts.api.usage import RejectedUsageOut, UsageOut
 from hashgrid.server.policy import Caller
 from hashgrid.server.state import Session
 from hashgrid.server.usage import service
-from hashgrid.server.usage.schemas import RejectedUsageOut, UsageOut
 
 router = APIRouter(prefix="/api/v1/usage", tags=["usage"])
 

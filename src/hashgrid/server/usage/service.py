@@ -17,11 +17,11 @@ from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hashgrid.contracts.api.organizations import OrgKind
 from hashgrid.contracts.gateway import REQUEST_ID_LEN, UsageAck, UsageRecord
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.deployments.tables import Deployment
 from hashgrid.server.nodes.tables import Node
-from hashgrid.server.organizations.tables import OrgKind
 from hashgrid.server.sites.tables import Site
 from hashgrid.server.usage.spend import Spend
 from hashgrid.server.usage.tables import RejectedUsageRow, UsageRecordRow

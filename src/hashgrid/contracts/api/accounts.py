@@ -1,12 +1,23 @@
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from hashgrid.server.accounts.passwords import MAX_LENGTH, MIN_LENGTH
-from hashgrid.server.accounts.tables import MemberRole
-from hashgrid.server.organizations.tables import OrgKind
-from hashgrid.server.schemas_common import Name, Out
+from hashgrid.contracts.api.common import Name, Out
+from hashgrid.contracts.api.organizations import OrgKind
+
+PASSWORD_MIN = 10
+PASSWORD_MAX = 200
+
+
+class MemberRole(StrEnum):
+    """A user's role in one organization. An admin of the platform organization is the
+    platform admin; see `server/policy.py` for what each may do."""
+
+    ADMIN = "admin"  # manages the organization: its members, keys or sites
+    MEMBER = "member"  # reads what the organization may see
+
 
 Email = Annotated[
     str,
@@ -14,7 +25,7 @@ Email = Annotated[
         strip_whitespace=True, to_lower=True, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$"
     ),
 ]
-Password = Annotated[str, StringConstraints(min_length=MIN_LENGTH, max_length=MAX_LENGTH)]
+Password = Annotated[str, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
 PersonName = Annotated[str, StringConstraints(max_length=100, pattern=r"^[^\x00]*$")]
 Days = Annotated[int, Field(ge=1, le=366, description="Days until it expires")]
@@ -37,7 +48,7 @@ class SignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: Email
-    password: Annotated[str, StringConstraints(min_length=1, max_length=MAX_LENGTH)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=PASSWORD_MAX)]
     organization: Name | None = Field(None, description="Which of the user's organizations")
     token_name: Name = "cli"
     expires_days: Days = 90

@@ -2,8 +2,8 @@ from datetime import datetime
 
 from pydantic import ConfigDict
 
+from hashgrid.contracts.api.common import Out
 from hashgrid.contracts.gateway import UsageRecord
-from hashgrid.server.schemas_common import Out
 
 
 class UsageOut(UsageRecord):

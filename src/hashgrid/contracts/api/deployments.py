@@ -5,11 +5,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hashgrid.contracts.api.catalog import ModelName, Task
+from hashgrid.contracts.api.common import Name, Out
+from hashgrid.contracts.api.sites import Region
 from hashgrid.contracts.bounds import text
 from hashgrid.contracts.states import ReplicaStatus
-from hashgrid.server.catalog.schemas import ModelName
-from hashgrid.server.schemas_common import Name, Out
-from hashgrid.server.sites.schemas import Region
 
 
 class Tier(StrEnum):
@@ -18,7 +18,6 @@ class Tier(StrEnum):
 
 
 Engine = Literal["llamacpp", "vllm", "sglang"]
-Task = Literal["generate", "embed"]
 GpuType = Annotated[str, text(100, min_length=1)]
 MAX_REGIONS = 100
 MAX_TTFT_MS = 3_600_000  # an hour: any target above it is none

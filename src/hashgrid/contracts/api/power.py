@@ -5,11 +5,11 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hashgrid.contracts.api.asic_nameplates import nameplate
+from hashgrid.contracts.api.common import Moment, Out
+from hashgrid.contracts.api.sites import MAX_SITE_MW
 from hashgrid.contracts.bounds import text
 from hashgrid.contracts.states import CurtailmentStatus, SitePowerState
-from hashgrid.server.power.specs import nameplate
-from hashgrid.server.schemas_common import Moment, Out
-from hashgrid.server.sites.schemas import MAX_SITE_MW
 
 BmcUrl = Annotated[
     str,

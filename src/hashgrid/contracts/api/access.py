@@ -1,9 +1,14 @@
 from datetime import datetime
+from enum import StrEnum
 
 from pydantic import BaseModel
 
-from hashgrid.server.access.tables import Role
-from hashgrid.server.schemas_common import Name
+from hashgrid.contracts.api.common import Name
+
+
+class Role(StrEnum):
+    ADMIN = "admin"  # everything
+    GATEWAY = "gateway"  # read the gateway feed, write usage records
 
 
 class TokenCreate(BaseModel):

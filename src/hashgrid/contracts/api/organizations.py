@@ -1,9 +1,14 @@
 from datetime import datetime
+from enum import StrEnum
 
 from pydantic import BaseModel
 
-from hashgrid.server.organizations.tables import OrgKind
-from hashgrid.server.schemas_common import Limits, Name, Out
+from hashgrid.contracts.api.common import Limits, Name, Out
+
+
+class OrgKind(StrEnum):
+    OPERATOR = "operator"
+    CUSTOMER = "customer"
 
 
 class OrganizationCreate(BaseModel):

@@ -3,8 +3,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from hashgrid.contracts.api.common import Name, Out
 from hashgrid.contracts.bounds import NO_NUL
-from hashgrid.server.schemas_common import Name, Out
 
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 Region = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]

@@ -1,34 +1,19 @@
-"""Pieces every domain's API schemas share.
+"""Pieces every domain's API shapes share.
 
 Every input the API stores or looks up is bounded (`contracts/bounds.py`): strings as long as
 their column and without NUL, integers within their column's type, floats finite, so a bad
-value is a 422 before it reaches the database on either backend.
+value is a 422 before it reaches the database on either backend (and an error in the client,
+which builds the same shapes, before it is sent).
 """
 
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
-
-from hashgrid.contracts.bounds import INT64_MAX, NO_NUL
 
 Name = Annotated[
     str,
     StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"),
-]
-
-# A name or id in the URL path, looked up in a `String(100)` (or narrower) column; a
-# `{name:path}` of the catalog or deployments is one of `String(200)`.
-PathName = Annotated[str, Path(min_length=1, max_length=100, pattern=NO_NUL)]
-LongPathName = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)]
-
-# A long poll's parameters: the revision seen last, and how long to hold the poll open.
-After = Annotated[
-    int, Query(ge=0, le=INT64_MAX, description="Answer once the revision exceeds this")
-]
-Wait = Annotated[
-    float, Query(ge=0, le=3600, allow_inf_nan=False, description="Seconds to hold the poll open")
 ]
 
 

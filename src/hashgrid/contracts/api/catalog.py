@@ -3,8 +3,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from hashgrid.contracts.api.common import Out
 from hashgrid.contracts.bounds import INT64_MAX, text
-from hashgrid.server.schemas_common import Out
 
 ModelName = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")

@@ -2,7 +2,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from hashgrid.server.schemas_common import Limits, Name, Out
+from hashgrid.contracts.api.common import Limits, Name, Out
 
 
 class KeyCreate(BaseModel):

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from hashgrid.server.schemas_common import Out
+from hashgrid.contracts.api.common import Out
 
 
 class AuditEntryOut(Out):
