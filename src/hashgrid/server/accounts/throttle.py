@@ -9,12 +9,18 @@ must not tell a guesser when it got there. Per process: several servers each all
 
 import time
 
-from hashgrid.ratelimit import Charge, LocalBuckets
+from hashgrid.ratelimit import Charge, Clock, LocalBuckets
+
+
+def _monotonic_ms() -> float:
+    return time.monotonic() * 1000
 
 
 class SignInThrottle:
-    def __init__(self, per_account: int, per_address: int, window_s: float) -> None:
-        self._buckets = LocalBuckets(lambda: time.monotonic() * 1000, period_ms=window_s * 1000)
+    def __init__(
+        self, per_account: int, per_address: int, window_s: float, clock: Clock = _monotonic_ms
+    ) -> None:
+        self._buckets = LocalBuckets(clock, period_ms=window_s * 1000)
         self._per_account = per_account
         self._per_address = per_address
 
