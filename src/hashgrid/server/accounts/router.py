@@ -30,7 +30,7 @@ from hashgrid.server.accounts.tables import User
 from hashgrid.server.accounts.throttle import SignInThrottle
 from hashgrid.server.audit.recorder import attribute
 from hashgrid.server.auth import CSRF_COOKIE, SESSION_COOKIE, per_state
-from hashgrid.server.errors import Invalid, NotFound, TooManyRequests
+from hashgrid.server.errors import Invalid, TooManyRequests
 from hashgrid.server.organizations import service as organizations
 from hashgrid.server.organizations.tables import Organization
 from hashgrid.server.params import PathName
@@ -207,17 +207,15 @@ async def change_role(
     """Make a member an admin or a member (an organization keeps one admin at least)."""
     organization = await organizations.get_visible(session, name, caller.scope)
     membership = await service.set_role(session, organization.id, user_id, body.role)
-    assert membership is not None
-    for m, u in await service.members(session, organization.id):
-        if m.id == membership.id:
-            return MemberOut(
-                user_id=u.id,
-                email=u.email,
-                name=u.name,
-                role=MemberRole(m.role),
-                joined_at=m.created_at,
-            )
-    raise NotFound(f"no member {user_id!r}")
+    user = await session.get(User, user_id)
+    assert membership is not None and user is not None
+    return MemberOut(
+        user_id=user.id,
+        email=user.email,
+        name=user.name,
+        role=MemberRole(membership.role),
+        joined_at=membership.created_at,
+    )
 
 
 @router.delete("/organizations/{name}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
