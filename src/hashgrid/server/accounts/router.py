@@ -208,7 +208,8 @@ async def change_role(
     organization = await organizations.get_visible(session, name, caller.scope)
     membership = await service.set_role(session, organization.id, user_id, body.role)
     user = await session.get(User, user_id)
-    assert membership is not None and user is not None
+    assert membership is not None
+    assert user is not None
     return MemberOut(
         user_id=user.id,
         email=user.email,
