@@ -1,9 +1,10 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from hashgrid.contracts.bounds import NO_NUL
 from hashgrid.contracts.states import ReplicaStatus
+from hashgrid.server import pages
 from hashgrid.server.deployments import service
 from hashgrid.server.deployments.schemas import (
     DeploymentChange,
@@ -51,17 +52,39 @@ async def create_deployment(
 
 
 @router.get("")
-async def list_deployments(session: Session, state: State, caller: Caller) -> list[DeploymentOut]:
-    loads = state.loads
-    return [await service.to_out(session, d, loads) for d in await service.list_all(session)]
+async def list_deployments(
+    session: Session,
+    state: State,
+    caller: Caller,
+    request: Request,
+    response: Response,
+    limit: pages.Limit = 100,
+    cursor: pages.Cursor = None,
+    model: Annotated[
+        str | None, Query(max_length=200, pattern=NO_NUL, description="Of this catalog model")
+    ] = None,
+    customer: Annotated[
+        str | None,
+        Query(max_length=100, pattern=NO_NUL, description="Private to this customer"),
+    ] = None,
+) -> list[DeploymentOut]:
+    """Deployments by name: a customer's callers find the public ones and their own private
+    ones, the platform admin every one."""
+    after = str(pages.decode(cursor, 1)[0]) if cursor else None
+    rows = await service.list_visible(session, caller.scope, limit + 1, after, model, customer)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    pages.link_next(request, response, pages.encode(rows[-1].name) if more else None)
+    return [await service.to_out(session, d, state.loads) for d in rows]
 
 
 @router.get("/{name:path}")
 async def get_deployment(
     name: LongPathName, session: Session, state: State, caller: Caller
 ) -> DeploymentOut:
-    """A deployment with its active replicas, each with its engine load where reported."""
-    deployment = await service.get(session, name)
+    """A deployment with its active replicas, each with its engine load where reported; another
+    customer's private deployment is a 404, as a missing one."""
+    deployment = await service.get(session, name, caller.scope)
     return await service.to_out(session, deployment, state.loads)
 
 
