@@ -180,3 +180,31 @@ def test_deployments_are_listed_a_page_at_a_time_and_filtered_by_model_and_custo
         rest = http.get(DEPLOYMENTS, params={"limit": 10, "cursor": cursor})
         assert [d["name"] for d in rest.json()] == ["c-other", "open"]
         assert "x-next-cursor" not in rest.headers
+
+
+def test_a_customer_is_shown_no_site_endpoint_replica_or_event_of_a_deployment(
+    server: LiveServer, customers: tuple[str, str]
+) -> None:
+    """What serves a deployment is operators' infrastructure: the platform admin sees it."""
+    a, _ = customers
+    with server.client() as admin:
+        admin.create_site("s1", "us-south", "US", 1.0)
+    with server.http() as http:
+        body = {"name": "byo", "endpoint": "http://127.0.0.1:9/v1", "customer": "a"}
+        assert http.post(DEPLOYMENTS, json=body).status_code == 201
+        full = http.get(f"{DEPLOYMENTS}/byo").json()
+    assert (full["site"], full["endpoint"]) == ("s1", "http://127.0.0.1:9")
+    assert full["events"]
+    with server.http(a) as http:
+        shown = http.get(f"{DEPLOYMENTS}/byo").json()
+        listed = {d["name"]: d for d in http.get(DEPLOYMENTS).json()}["byo"]
+    assert shown == listed
+    hidden = {
+        "site": None,
+        "endpoint": None,
+        "events": [],
+        "replica_list": [],
+        "recent_failures": [],
+    }
+    moving = {"condition": None}  # the endpoint's probes change it meanwhile
+    assert {**shown, **moving} == {**full, **hidden, **moving}

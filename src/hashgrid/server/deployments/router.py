@@ -13,6 +13,7 @@ from hashgrid.server.deployments.schemas import (
     ReplicaOut,
 )
 from hashgrid.server.policy import Caller
+from hashgrid.server.principal import Principal
 from hashgrid.server.schemas_common import LongPathName
 from hashgrid.server.state import Session, State
 
@@ -69,23 +70,27 @@ async def list_deployments(
     ] = None,
 ) -> list[DeploymentOut]:
     """Deployments by name: a customer's callers find the public ones and their own private
-    ones, the platform admin every one."""
+    ones (without the replicas that serve them), the platform admin every one."""
     after = str(pages.decode(cursor, 1)[0]) if cursor else None
     rows = await service.list_visible(session, caller.scope, limit + 1, after, model, customer)
     more = len(rows) > limit
     rows = rows[:limit]
     pages.link_next(request, response, pages.encode(rows[-1].name) if more else None)
-    return [await service.to_out(session, d, state.loads) for d in rows]
+    return [_shown(caller, await service.to_out(session, d, state.loads)) for d in rows]
 
 
 @router.get("/{name:path}")
 async def get_deployment(
     name: LongPathName, session: Session, state: State, caller: Caller
 ) -> DeploymentOut:
-    """A deployment with its active replicas, each with its engine load where reported; another
-    customer's private deployment is a 404, as a missing one."""
+    """A deployment with its active replicas, each with its engine load where reported (the
+    platform admin's answer); another customer's private deployment is a 404, as a missing one."""
     deployment = await service.get(session, name, caller.scope)
-    return await service.to_out(session, deployment, state.loads)
+    return _shown(caller, await service.to_out(session, deployment, state.loads))
+
+
+def _shown(caller: Principal, out: DeploymentOut) -> DeploymentOut:
+    return out if caller.sees_all else service.as_customers_see_it(out)
 
 
 @router.patch("/{name:path}")

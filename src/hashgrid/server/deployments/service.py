@@ -406,6 +406,21 @@ async def to_out(
     )
 
 
+def as_customers_see_it(out: DeploymentOut) -> DeploymentOut:
+    """What a customer is shown of a deployment: what it serves and how ready it is, not the
+    replicas, nodes, sites and endpoints that serve it (operators' infrastructure, ids of other
+    organizations) nor the events that name them."""
+    return out.model_copy(
+        update={
+            "replica_list": [],
+            "recent_failures": [],
+            "events": [],
+            "endpoint": None,
+            "site": None,
+        }
+    )
+
+
 async def _external_out(session: AsyncSession, deployment: Deployment) -> DeploymentOut:
     """An external deployment: its endpoint is its one replica, ready while it answers probes."""
     site = await session.get(Site, deployment.site_id)
