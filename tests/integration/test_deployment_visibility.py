@@ -8,24 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
+from support.accounts import sign_up
 from support.live import LiveServer
 
 DEPLOYMENTS = "/api/v1/deployments"
-
-
-def sign_up(server: LiveServer, organization: str) -> str:
-    """A new customer organization's first admin: its personal token."""
-    body = {
-        "email": f"admin@{organization}.example",
-        "password": "a long enough password",
-        "organization": organization,
-        "kind": "customer",
-    }
-    with server.http(token=None) as anonymous:
-        r = anonymous.post("/api/v1/signup", json=body)
-    assert r.status_code == 201, r.text
-    token: str = r.json()["token"]
-    return token
 
 
 def member_token(server: LiveServer, admin_token: str) -> str:
