@@ -2,6 +2,7 @@
 private ones, the platform admin every one; another customer's private deployment is as absent
 as a missing one. On SQLite and PostgreSQL."""
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +159,8 @@ def test_deployments_are_listed_a_page_at_a_time_and_filtered_by_model_and_custo
         assert names(http, model="other") == ["c-other"]
         assert names(http, model="tiny", customer="b") == ["b-1", "b-2"]
         assert names(http, customer="nobody") == []
-        assert http.get(DEPLOYMENTS, params={"cursor": "bm9wZQ"}).status_code == 400
+        for made_up in ("bm9wZQ", base64.urlsafe_b64encode(b'["a\\u0000"]').decode()):
+            assert http.get(DEPLOYMENTS, params={"cursor": made_up}).status_code == 400
     with server.http(a) as http:  # a customer's pages hold what it finds, no more
         first = http.get(DEPLOYMENTS, params={"limit": 1})
         assert [d["name"] for d in first.json()] == ["a-only"]
