@@ -196,3 +196,18 @@ def test_a_customer_is_shown_no_site_endpoint_replica_or_event_of_a_deployment(
     }
     moving = {"condition": None}  # the endpoint's probes change it meanwhile
     assert {**shown, **moving} == {**full, **hidden, **moving}
+
+
+def test_an_external_endpoint_changes_customer_and_nothing_else(
+    server: LiveServer, customers: tuple[str, str]
+) -> None:
+    with server.client() as admin:
+        admin.create_site("s1", "us-south", "US", 1.0)
+    with server.http() as http:
+        body = {"name": "byo", "endpoint": "http://127.0.0.1:9/v1"}
+        assert http.post(DEPLOYMENTS, json=body).status_code == 201
+        moved = http.patch(f"{DEPLOYMENTS}/byo", json={"customer": "b"})
+        assert (moved.status_code, moved.json()["customer"]) == (200, "b")
+        resized = http.patch(f"{DEPLOYMENTS}/byo", json={"customer": "a", "replicas": 2})
+        assert resized.status_code == 400
+        assert http.get(f"{DEPLOYMENTS}/byo").json()["customer"] == "b"
