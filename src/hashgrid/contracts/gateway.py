@@ -71,6 +71,9 @@ class RoutedModel(BaseModel):
     # USD per million tokens, from the catalog: what a gateway counts against budgets.
     price_per_mtok_prompt: float = 0.0
     price_per_mtok_completion: float = 0.0
+    # The customer whose keys alone may call it (a private deployment); None: public, every
+    # customer's keys may. A key that may not call it is answered as for a model that is not.
+    customer_id: str | None = None
 
 
 class Limits(BaseModel):

@@ -166,21 +166,23 @@ def create_app(settings: GatewaySettings) -> Starlette:
         return await proxy().handle(request, "/v1/embeddings")
 
     async def models(request: Request) -> Response:
+        """The models the key may call: the public ones and its customer's private ones."""
         rid = reply_id(request)
         try:
-            await authenticate_current(request.headers.get("authorization"), watcher())
+            key = await authenticate_current(request.headers.get("authorization"), watcher())
         except OpenAIError as e:
             return e.response(rid)
-        data = [model_object(name) for name in sorted(watcher().view.models)]
+        data = [model_object(name) for name in watcher().view.names_for(key.customer_id)]
         return json_response({"object": "list", "data": data}, rid)
 
     async def model(request: Request) -> Response:
-        """OpenAI's retrieve-model: the model when the view routes it, else 404."""
+        """OpenAI's retrieve-model: the model when the view routes it and the key may call it,
+        else 404 (the same for another customer's private model as for none)."""
         rid = reply_id(request)
         try:
-            await authenticate_current(request.headers.get("authorization"), watcher())
+            key = await authenticate_current(request.headers.get("authorization"), watcher())
             name = request.path_params["model"]
-            if name not in watcher().view.models:
+            if watcher().view.model_for(key.customer_id, name) is None:
                 raise ModelNotFound(name)
         except OpenAIError as e:
             return e.response(rid)
@@ -196,14 +198,16 @@ def create_app(settings: GatewaySettings) -> Starlette:
         return InternalError().response(reply_id(request))
 
     async def healthz(request: Request) -> Response:
-        """200 once the first view arrived, with each model's routable replica count and the
-        replicas passive health keeps out (seconds of cool-down left)."""
+        """200 once the first view arrived, with each public model's routable replica count
+        (private models go unnamed: anyone may ask) and the replicas passive health keeps out
+        (seconds of cool-down left)."""
         w = watcher()
         synced = w.synced.is_set()
+        models = w.view.models
         body = {
             "status": "ok" if synced else "waiting for the control plane",
             "revision": w.view.revision,
-            "ready_replicas": {name: len(m.replicas) for name, m in w.view.models.items()},
+            "ready_replicas": {name: len(models[name].replicas) for name in w.view.public},
             "ejected": {rid: round(s, 1) for rid, s in policy.ejected().items()},
         }
         return Response(

@@ -157,7 +157,7 @@ class Proxy:
             )
             body = normalize(endpoint, _parse_body(await request.body()))
             x.model = body["model"]
-            routed = view.models.get(x.model)
+            routed = view.model_for(x.key.customer_id, x.model)
             if routed is None:
                 raise ModelNotFound(x.model)
             if routed.task != TASKS[endpoint]:
@@ -179,7 +179,7 @@ class Proxy:
             x.deployment = routed.deployment
             self._demand.begin(routed.deployment)
             if not routed.replicas and routed.max_replicas > 0:
-                routed = await self._first_replica(routed)
+                routed = await self._first_replica(routed, x.key.customer_id)
             route = RouteRequest(country, affinity_key(prompt_prefix(body)))
             upstream, data = await self._open(
                 routed, endpoint, orjson.dumps(body), route, x, read=not stream
@@ -223,16 +223,17 @@ class Proxy:
         )
 
     async def _first_replica(
-        self, routed: RoutedModel, tried: Set[str] = frozenset()
+        self, routed: RoutedModel, customer_id: str, tried: Set[str] = frozenset()
     ) -> RoutedModel:
         """`routed` as soon as it has a ready replica (one not in `tried`): a deployment scaled
         to zero is woken by the demand report this wait sends at once. Raises NoReplica after
-        the wait's bound."""
+        the wait's bound, ModelNotFound if meanwhile it went or `customer_id` may no longer
+        call it."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._cold_start_wait_s
         with self._demand.holding(routed.deployment):
             while True:
-                current = self._watcher.view.models.get(routed.name)
+                current = self._watcher.view.model_for(customer_id, routed.name)
                 if current is None:
                     raise ModelNotFound(routed.name)
                 if any(r.replica_id not in tried for r in current.replicas):
@@ -273,7 +274,8 @@ class Proxy:
         for _ in range(self._max_attempts):
             choice = self.policy.choose(route, candidates(routed, self._in_flight), sites, tried)
             if choice is None and refused == len(tried) > 0 and routed.max_replicas > 0:
-                routed = await self._first_replica(routed, tried)
+                assert x.key is not None  # a replica is chosen for an authenticated request
+                routed = await self._first_replica(routed, x.key.customer_id, tried)
                 replicas = {r.replica_id: r for r in routed.replicas}
                 sites = self._watcher.view.sites
                 choice = self.policy.choose(

@@ -5,10 +5,19 @@ away, so the gateway goes on serving from its last view. A poll waits at most `L
 the server answers at once when the view changed, and otherwise when the wait ends, with the
 engine loads the agents reported last (loads do not move the revision; see
 `server/feed/service.py`). So loads here are at most a few seconds older than the agents' beats.
+
+A model is public or private to one customer (`RoutedModel.customer_id`). A key may call the
+public ones and its customer's own; to it, another customer's private model does not exist.
+The public names and each customer's private names are sorted once per view (`names_by_owner`):
+a request decides with one lookup, and `/v1/models` merges two sorted lists. Kept apart rather
+than a full list per customer, so the view grows with the models, not with customers x models.
 """
 
 import asyncio
 import contextlib
+import heapq
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,14 +46,18 @@ LONG_POLL_S = 5.0
 @dataclass
 class View:
     revision: int = 0
-    models: dict[str, RoutedModel] = field(default_factory=dict)
+    models: dict[str, RoutedModel] = field(default_factory=dict)  # every model, by name
     keys: dict[str, KeyEntry] = field(default_factory=dict)  # by key hash
     sites: dict[str, SiteInfo] = field(default_factory=dict)  # by name
     customers: dict[str, CustomerEntry] = field(default_factory=dict)  # with limits, by id
     spend: SpendReport = field(default_factory=SpendReport)
+    public: tuple[str, ...] = ()  # the public models' names, sorted
+    # The names of each customer's private models, sorted (customers with none are absent).
+    private: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, view: GatewayView) -> "View":
+        public, private = names_by_owner(view.models)
         return cls(
             revision=view.revision,
             models={m.name: m for m in view.models},
@@ -52,7 +65,36 @@ class View:
             sites=site_infos(view.sites),
             customers={c.customer_id: c for c in view.customers},
             spend=view.spend,
+            public=public,
+            private=private,
         )
+
+    def model_for(self, customer_id: str, name: str) -> RoutedModel | None:
+        """The model `name` if keys of `customer_id` may call it; None when there is none and
+        when it is another customer's (the caller cannot tell the two apart)."""
+        model = self.models.get(name)
+        if model is None or (model.customer_id is not None and model.customer_id != customer_id):
+            return None
+        return model
+
+    def names_for(self, customer_id: str) -> Sequence[str]:
+        """The names of the models keys of `customer_id` may call, sorted."""
+        own = self.private.get(customer_id)
+        return list(heapq.merge(self.public, own)) if own else self.public
+
+
+def names_by_owner(
+    models: Iterable[RoutedModel],
+) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """The public models' names, and each customer's private models' names: each sorted."""
+    public: list[str] = []
+    private: defaultdict[str, list[str]] = defaultdict(list)
+    for m in models:
+        if m.customer_id is None:
+            public.append(m.name)
+        else:
+            private[m.customer_id].append(m.name)
+    return tuple(sorted(public)), {c: tuple(sorted(names)) for c, names in private.items()}
 
 
 class ViewWatcher:

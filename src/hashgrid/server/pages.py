@@ -42,8 +42,8 @@ def decode(cursor: str, arity: int) -> list[Any]:
     if (
         not isinstance(key, list)
         or len(key) != arity
-        or not all(isinstance(k, str | int) for k in key)
-    ):
+        or not all(isinstance(k, int) or (isinstance(k, str) and "\x00" not in k) for k in key)
+    ):  # a NUL no stored key holds, and PostgreSQL's text cannot take
         raise Invalid("cursor: not a cursor this API made")
     return key
 

@@ -118,6 +118,11 @@ class DeploymentCreate(Scaling):
         None,
         description="Only GPUs whose name contains this (any case), e.g. H100",
     )
+    customer: Name | None = Field(
+        None,
+        description="The customer organization it is private to (only its keys see and call "
+        "it); default: public, in the platform's catalog (every customer's keys may call it)",
+    )
 
     @field_validator("endpoint")
     @classmethod
@@ -161,7 +166,8 @@ class DeploymentChange(BaseModel):
 
     Size: `replicas` alone fixes it; min/max (and the targets) autoscale. What replicas run
     (`model`, `engine`, `tensor_parallel_size`, `gpu_type`, `regions`) starts a new generation,
-    rolled out a replica at a time while the old ones keep serving. `tier` applies at once.
+    rolled out a replica at a time while the old ones keep serving. `tier` and `customer`
+    apply at once (`customer` null: public).
     """
 
     model: ModelName | None = Field(None, description="Another catalog model to roll out")
@@ -176,6 +182,9 @@ class DeploymentChange(BaseModel):
     target_load: float | None = Field(None, gt=0, le=10_000, allow_inf_nan=False)
     ttft_target_ms: float | None = Field(None, gt=0, le=MAX_TTFT_MS, allow_inf_nan=False)
     idle_s: float | None = Field(None, ge=1, le=7 * 86_400, allow_inf_nan=False)
+    customer: Name | None = Field(
+        None, description="The customer organization it is private to; null: public"
+    )
 
 
 class ReplicaLoadOut(BaseModel):
@@ -234,6 +243,8 @@ class DeploymentOut(BaseModel):
     endpoint: str | None = None
     site: str | None = None
     task: str = "generate"
+    # The customer organization it is private to (only its keys see and call it); None: public.
+    customer: str | None = None
     created_at: datetime
     replica_list: list[ReplicaOut]  # active replicas
     recent_failures: list[ReplicaOut]  # the newest failed replicas, with the reason of each

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from hashgrid.contracts.api.deployments import (
     DeploymentChange,
@@ -10,9 +10,11 @@ from hashgrid.contracts.api.deployments import (
 )
 from hashgrid.contracts.bounds import NO_NUL
 from hashgrid.contracts.states import ReplicaStatus
+from hashgrid.server import pages
 from hashgrid.server.deployments import service
 from hashgrid.server.params import LongPathName
 from hashgrid.server.policy import Caller
+from hashgrid.server.principal import Principal
 from hashgrid.server.state import Session, State
 
 router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
@@ -51,18 +53,44 @@ async def create_deployment(
 
 
 @router.get("")
-async def list_deployments(session: Session, state: State, caller: Caller) -> list[DeploymentOut]:
-    loads = state.loads
-    return [await service.to_out(session, d, loads) for d in await service.list_all(session)]
+async def list_deployments(
+    session: Session,
+    state: State,
+    caller: Caller,
+    request: Request,
+    response: Response,
+    limit: pages.Limit = 100,
+    cursor: pages.Cursor = None,
+    model: Annotated[
+        str | None, Query(max_length=200, pattern=NO_NUL, description="Of this catalog model")
+    ] = None,
+    customer: Annotated[
+        str | None,
+        Query(max_length=100, pattern=NO_NUL, description="Private to this customer"),
+    ] = None,
+) -> list[DeploymentOut]:
+    """Deployments by name: a customer's callers find the public ones and their own private
+    ones (without the replicas that serve them), the platform admin every one."""
+    after = str(pages.decode(cursor, 1)[0]) if cursor else None
+    rows = await service.list_visible(session, caller.scope, limit + 1, after, model, customer)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    pages.link_next(request, response, pages.encode(rows[-1].name) if more else None)
+    return [_shown(caller, await service.to_out(session, d, state.loads)) for d in rows]
 
 
 @router.get("/{name:path}")
 async def get_deployment(
     name: LongPathName, session: Session, state: State, caller: Caller
 ) -> DeploymentOut:
-    """A deployment with its active replicas, each with its engine load where reported."""
-    deployment = await service.get(session, name)
-    return await service.to_out(session, deployment, state.loads)
+    """A deployment with its active replicas, each with its engine load where reported (the
+    platform admin's answer); another customer's private deployment is a 404, as a missing one."""
+    deployment = await service.get(session, name, caller.scope)
+    return _shown(caller, await service.to_out(session, deployment, state.loads))
+
+
+def _shown(caller: Principal, out: DeploymentOut) -> DeploymentOut:
+    return out if caller.sees_all else service.as_customers_see_it(out)
 
 
 @router.patch("/{name:path}")

@@ -1,8 +1,13 @@
-"""Deployments: what should run. Replicas: what runs, as the placement reconciler decided."""
+"""Deployments: what should run. Replicas: what runs, as the placement reconciler decided.
+
+A deployment is public (`customer_id` None: in the platform's catalog) or private to one
+customer organization. A caller that sees one organization (`scope`) finds the public ones and
+its own private ones; another customer's private deployment is as absent as a missing one.
+"""
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.contracts.api.deployments import (
@@ -14,6 +19,7 @@ from hashgrid.contracts.api.deployments import (
     Tier,
     resolve_bounds,
 )
+from hashgrid.contracts.api.organizations import OrgKind
 from hashgrid.contracts.states import ACTIVE_REPLICA, ReplicaStatus, replica_can_move
 from hashgrid.server.catalog import service as catalog
 from hashgrid.server.catalog.tables import CatalogModel
@@ -23,6 +29,8 @@ from hashgrid.server.deployments.loads import ReplicaLoads
 from hashgrid.server.deployments.sizing import engine_of
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.errors import Conflict, Invalid, NotFound
+from hashgrid.server.organizations import service as organizations
+from hashgrid.server.organizations.tables import Organization
 from hashgrid.server.sites.tables import Site
 
 RECENT_FAILURES = 3
@@ -53,6 +61,7 @@ async def create(session: AsyncSession, body: DeploymentCreate) -> Deployment:
     model = await catalog.get(session, body.model)
     name = body.name or model.name
     await _name_free(session, name)
+    customer_id = await _customer_id(session, body.customer)
     try:
         replicas, low, high = body.bounds()
     except ValueError as e:
@@ -71,10 +80,19 @@ async def create(session: AsyncSession, body: DeploymentCreate) -> Deployment:
         engine=body.engine,
         tensor_parallel_size=body.tensor_parallel_size,
         gpu_type=body.gpu_type,
+        customer_id=customer_id,
     )
     session.add(deployment)
     await session.commit()
     return deployment
+
+
+async def _customer_id(session: AsyncSession, customer: str | None) -> str | None:
+    """The id of the customer organization a deployment is private to; None: public. Raises
+    NotFound for no such organization, Invalid for one that is not a customer."""
+    if customer is None:
+        return None
+    return (await organizations.get(session, customer, OrgKind.CUSTOMER)).id
 
 
 async def _name_free(session: AsyncSession, name: str) -> None:
@@ -113,6 +131,7 @@ async def _create_external(
         )
     site = await _external_site(session, body.site)
     await _name_free(session, body.name)
+    customer_id = await _customer_id(session, body.customer)
     deployment = Deployment(
         name=body.name,
         model_id=None,
@@ -127,6 +146,7 @@ async def _create_external(
         regions=[],
         tier=body.tier,
         condition=UNPROBED,
+        customer_id=customer_id,
     )
     session.add(deployment)
     await session.flush()
@@ -151,26 +171,59 @@ async def _external_site(session: AsyncSession, name: str | None) -> Site:
     return sites[0]
 
 
-async def get(session: AsyncSession, name: str) -> Deployment:
-    deployment = await session.scalar(select(Deployment).where(Deployment.name == name))
+def visible_to(scope: str | None) -> ColumnElement[bool]:
+    """The deployments a caller seeing organization `scope` finds: the public ones and its own
+    private ones; `scope` None: every deployment."""
+    if scope is None:
+        return true()
+    return Deployment.customer_id.is_(None) | (Deployment.customer_id == scope)
+
+
+async def get(session: AsyncSession, name: str, scope: str | None = None) -> Deployment:
+    """The deployment called `name`, if a caller seeing `scope` finds it (None: any)."""
+    deployment = await session.scalar(
+        select(Deployment).where(Deployment.name == name, visible_to(scope))
+    )
     if deployment is None:
         raise NotFound(f"no deployment {name!r}")
     return deployment
 
 
-async def list_all(session: AsyncSession) -> Sequence[Deployment]:
-    return (await session.scalars(select(Deployment).order_by(Deployment.name))).all()
+async def list_visible(
+    session: AsyncSession,
+    scope: str | None,
+    limit: int,
+    after: str | None = None,
+    model: str | None = None,
+    customer: str | None = None,
+) -> Sequence[Deployment]:
+    """Up to `limit` deployments a caller seeing `scope` finds, by name, after the name `after`:
+    of catalog `model` and private to the organization called `customer`, where given."""
+    query = select(Deployment).where(visible_to(scope)).order_by(Deployment.name).limit(limit)
+    if after is not None:
+        query = query.where(Deployment.name > after)
+    if model is not None:
+        query = query.where(
+            Deployment.model_id.in_(select(CatalogModel.id).where(CatalogModel.name == model))
+        )
+    if customer is not None:
+        query = query.where(
+            Deployment.customer_id.in_(select(Organization.id).where(Organization.name == customer))
+        )
+    return (await session.scalars(query)).all()
 
 
 async def change(session: AsyncSession, deployment: Deployment, body: DeploymentChange) -> None:
     """Apply `body`: a new size or scaling targets at once; a change of what replicas run as a
-    new generation that placement rolls out. Raises Invalid (and changes nothing) on bad input,
-    and for an external deployment, which has no replicas to scale or roll."""
-    if deployment.endpoint is not None:
+    new generation that placement rolls out; who may call it (`customer`) at once. Raises
+    Invalid or NotFound (and changes nothing) on bad input, and for an external deployment
+    anything but `customer`: it has no replicas to scale or roll."""
+    given = body.model_fields_set
+    if deployment.endpoint is not None and given - {"customer"}:
         raise Invalid(
             f"deployment {deployment.name!r} is an external endpoint ({deployment.endpoint}), "
-            "one replica run outside hashgrid: there is nothing to scale or roll out; delete it "
-            "and deploy again to change it"
+            "one replica run outside hashgrid: there is nothing to scale or roll out; only "
+            "customer changes, for the rest delete it and deploy again"
         )
     current = (deployment.replicas, deployment.min_replicas, deployment.max_replicas)
     try:
@@ -179,10 +232,11 @@ async def change(session: AsyncSession, deployment: Deployment, body: Deployment
         )
     except ValueError as e:
         raise Invalid(str(e)) from None
-    given = body.model_fields_set
     for field in given & NOT_NULL:
         if getattr(body, field) is None:
             raise Invalid(f"{field} cannot be null")
+    if "customer" in given:
+        await _change_customer(session, deployment, body.customer)
     rolled = await _spec_changes(session, deployment, body)
     for field in given & {"target_load", "ttft_target_ms", "idle_s", "tier"}:
         setattr(deployment, field, getattr(body, field))
@@ -197,6 +251,18 @@ async def change(session: AsyncSession, deployment: Deployment, body: Deployment
             f"rolling out generation {deployment.generation}: {'; '.join(rolled)}",
         )
     await session.commit()
+
+
+async def _change_customer(
+    session: AsyncSession, deployment: Deployment, customer: str | None
+) -> None:
+    """Make `deployment` private to the organization called `customer` (None: public)."""
+    customer_id = await _customer_id(session, customer)
+    if customer_id != deployment.customer_id:
+        deployment.customer_id = customer_id
+        events.record(
+            session, deployment.id, f"private to {customer}" if customer else "made public"
+        )
 
 
 async def _spec_changes(
@@ -333,10 +399,26 @@ async def to_out(
         tensor_parallel_size=deployment.tensor_parallel_size,
         gpu_type=deployment.gpu_type,
         condition=deployment.condition,
+        customer=await _customer_name(session, deployment.customer_id),
         created_at=deployment.created_at,
         replica_list=[replica_out(r, loads) for r in replicas],
         recent_failures=[ReplicaOut.model_validate(r) for r in failures],
         events=[EventOut.model_validate(e) for e in await events.recent(session, deployment.id)],
+    )
+
+
+def as_customers_see_it(out: DeploymentOut) -> DeploymentOut:
+    """What a customer is shown of a deployment: what it serves and how ready it is, not the
+    replicas, nodes, sites and endpoints that serve it (operators' infrastructure, ids of other
+    organizations) nor the events that name them."""
+    return out.model_copy(
+        update={
+            "replica_list": [],
+            "recent_failures": [],
+            "events": [],
+            "endpoint": None,
+            "site": None,
+        }
     )
 
 
@@ -364,8 +446,16 @@ async def _external_out(session: AsyncSession, deployment: Deployment) -> Deploy
         endpoint=deployment.endpoint,
         site=site.name if site else None,
         task=deployment.task or "generate",
+        customer=await _customer_name(session, deployment.customer_id),
         created_at=deployment.created_at,
         replica_list=[],
         recent_failures=[],
         events=[EventOut.model_validate(e) for e in await events.recent(session, deployment.id)],
     )
+
+
+async def _customer_name(session: AsyncSession, customer_id: str | None) -> str | None:
+    if customer_id is None:
+        return None
+    org = await session.get(Organization, customer_id)
+    return org.name if org else None

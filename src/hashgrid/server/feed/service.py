@@ -160,6 +160,7 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
                 max_replicas=d.max_replicas,
                 price_per_mtok_prompt=m.price_per_mtok_prompt,
                 price_per_mtok_completion=m.price_per_mtok_completion,
+                customer_id=d.customer_id,
             )
             if m is not None
             # External: no catalog prices; max_replicas 0 since nothing will place another
@@ -170,6 +171,7 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
                 replicas=by_deployment[d.id],
                 task=d.task or "generate",
                 max_replicas=0,
+                customer_id=d.customer_id,
             )
             for d, m in deployments
         ],
