@@ -11,7 +11,7 @@ import pytest
 from hashgrid.common.net import free_port
 
 from support.cli import base_env, failed, ok, ok_json, one_line_error, server_env
-from support.live import ADMIN_TOKEN, LiveServer
+from support.live import ADMIN_TOKEN, LiveServer, server_settings
 
 PASSWORD = "correct horse battery"
 sqlite = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -66,6 +66,29 @@ def test_sign_up_saves_a_private_login_and_whoami_names_the_user(
     assert ok_json("whoami", env=operator)["role"] == "operator admin"
     # The admin token is nobody's user.
     assert "the admin token: platform admin" in ok("whoami", env=server_env(server))
+
+
+def test_invite_only_sign_up_takes_a_code_the_platform_admin_made(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = server_settings(tmp_path / "server", database_url, signup="invite")
+    with LiveServer(settings) as server:
+        env = user_env(tmp_path / "olu")
+        args = (
+            "signup", "--server", server.url, "--email", "olu@minerco.example",
+            "--organization", "minerco", "--kind", "operator", "--password-stdin",
+        )  # fmt: skip
+        refused = one_line_error(*args, env=env, stdin=PASSWORD)
+        assert "by invitation" in refused, refused
+        code = ok("invites", "signup", "--kind", "operator", env=server_env(server))
+        code = code.strip().splitlines()[-1]
+        assert code.startswith("hg_invite_")
+        customer = [*args[:-3], "--kind", "customer", "--password-stdin", "--invite", code]
+        wrong_kind = one_line_error(*customer, env=env, stdin=PASSWORD)
+        assert "403" in wrong_kind, wrong_kind
+        ok(*args, "--invite", code, env=env, stdin=PASSWORD)
+        assert ok_json("whoami", env=env)["role"] == "operator admin"
+        assert "403" in one_line_error("invites", "signup", "--kind", "customer", env=env)
 
 
 def test_login_reads_the_password_on_stdin_and_a_wrong_one_is_one_line(

@@ -3,7 +3,7 @@ and its record of changes. The organization is the one the caller acts in unless
 
 import typer
 
-from hashgrid.cli.connection import Connection, calling, client, server_url
+from hashgrid.cli.connection import Connection, calling, client, resolve, server_url
 from hashgrid.cli.output import JsonOption, console, emit_json, fail, table
 from hashgrid.cli.signin import PasswordStdinOption, SignedInJsonOption, keep, read_password
 from hashgrid.client import HashgridClient
@@ -109,10 +109,12 @@ def create_invite(
     as_json: bool = JsonOption,
 ) -> None:
     """A one-time code for someone to join your organization (`hashgrid invites accept`)."""
-    with client(ctx) as c:
+    connection = resolve(ctx)
+    with calling(connection) as c:
         name = organization_of(c, organization)
         invite = c.create_invite(name, InviteCreate(role=role, expires_days=days))
-    _print_invite(invite, as_json, f"to join {name} as {invite.role}")
+    how = f"hashgrid invites accept CODE --server {connection.server} --email EMAIL"
+    _print_invite(invite, as_json, f"to join {name} as {invite.role} (they run `{how}`)")
 
 
 @invites_app.command("signup")
