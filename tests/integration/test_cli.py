@@ -227,7 +227,7 @@ def test_help_lists_the_main_commands() -> None:
     text = ok("--help", env=base_env())
     for command in (
         "up", "server", "gateway", "agent", "deploy", "sites", "nodes", "deployments", "keys",
-        "models",
+        "models", "signup", "login", "logout", "whoami", "tokens", "members", "invites", "audit",
     ):  # fmt: skip
         assert f" {command} " in text, (command, text)
 

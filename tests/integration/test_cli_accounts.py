@@ -211,6 +211,10 @@ def test_personal_tokens_are_made_listed_and_revoked(server: LiveServer, tmp_pat
     (ci,) = [t for t in ok_json("tokens", "list", env=env) if t["name"] == "ci"]
     assert ci["revoked_at"] is not None
 
+    own = saved_login(tmp_path / "ada")["token_id"]
+    assert "signed out" in ok("tokens", "revoke", own, env=env)
+    assert not (tmp_path / "ada" / "config.json").exists()
+
 
 def test_customers_and_operators_each_see_only_their_own(
     server: LiveServer, tmp_path: Path
