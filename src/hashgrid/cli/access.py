@@ -40,7 +40,8 @@ def create_key(
     if as_json:
         return emit_json(key)
     console.print(
-        f"API key {key.name} for {customer or 'your organization'} (shown once; store it now):",
+        f"API key for {customer or 'your organization'}, named {key.name} (shown once; store "
+        "it now):",
         markup=False,
         highlight=False,
     )
