@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from support import postgres
-from support.live import wait_until
+from support.live import LiveServer, server_settings, wait_until
 
 README = Path(__file__).parents[2] / "README.md"
 
@@ -180,3 +180,33 @@ def _gateway_routes() -> bool:
     except (httpx.HTTPError, ValueError):
         return False
     return bool(health.get("ready_replicas", {}).get("llama-3-8b-q4"))
+
+
+def test_readme_accounts_commands_work(user_home: dict[str, str], tmp_path: Path) -> None:
+    """Each line of "Accounts" succeeds, the password typed at its prompt (no terminal: read
+    from stdin); the invited colleague runs theirs in a home of their own."""
+    colleague = {**user_home, "HOME": str(tmp_path / "colleague")}
+    password = "correct horse battery"
+    database = f"sqlite+aiosqlite:///{tmp_path / 'accounts.db'}"
+    with LiveServer(server_settings(tmp_path / "server", database)) as server:
+        code = ""
+        for raw in code_block("accounts").splitlines():
+            line = raw.split("  #")[0].strip()
+            line = line.replace("http://CONTROL-PLANE:7081", server.url)
+            words = line.replace("hg_invite_...", code).split()
+            assert words[0] == "hashgrid", line
+            done = subprocess.run(
+                [sys.executable, "-m", "hashgrid", *words[1:]],
+                env=colleague if words[1:3] == ["invites", "accept"] else user_home,
+                input=f"{password}\n{password}\n",
+                capture_output=True,
+                text=True,
+                timeout=60,
+                start_new_session=True,  # no controlling terminal: the prompt reads stdin
+            )
+            assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"
+            if words[1:3] == ["invites", "create"]:
+                code = done.stdout.strip().splitlines()[-1]
+    config = Path(user_home["HOME"]) / ".hashgrid" / "config.json"
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert json.loads(config.read_text())["email"] == "ada@acme.example"

@@ -1,9 +1,6 @@
 """The `hashgrid` command as a user runs it: a real subprocess against a live control plane."""
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,53 +12,11 @@ from typer.core import TyperGroup
 from hashgrid.cli.main import app
 from hashgrid.common.net import free_port
 
+from support.cli import base_env, failed, ok, ok_json, server_env
 from support.live import ADMIN_TOKEN, LiveServer
 
 # One backend is enough here: the API itself is tested on each in test_server_api.py.
 sqlite = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-# Connection settings a test must control itself, never inherited from the caller's shell.
-_CONNECTION_VARS = ("HASHGRID_SERVER", "HASHGRID_TOKEN", "HASHGRID_HOME")
-
-
-def base_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _CONNECTION_VARS}
-    return {**env, "NO_COLOR": "1", "COLUMNS": "200", **extra}
-
-
-def server_env(server: LiveServer, token: str = ADMIN_TOKEN) -> dict[str, str]:
-    return base_env(HASHGRID_SERVER=server.url, HASHGRID_TOKEN=token)
-
-
-def hashgrid(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hashgrid", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def ok(*args: str, env: dict[str, str]) -> str:
-    """Run a command that must succeed; its stdout."""
-    result = hashgrid(*args, env=env)
-    assert result.returncode == 0, (args, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr, result.stderr
-    return result.stdout
-
-
-def ok_json(*args: str, env: dict[str, str]) -> Any:
-    return json.loads(ok(*args, "--json", env=env))
-
-
-def failed(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run a command that must fail cleanly: non-zero exit, a message, no traceback."""
-    result = hashgrid(*args, env=env)
-    assert result.returncode != 0, (args, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr + result.stdout, result.stderr
-    assert result.stderr.strip(), "expected an error message on stderr"
-    return result
 
 
 @sqlite
@@ -272,7 +227,7 @@ def test_help_lists_the_main_commands() -> None:
     text = ok("--help", env=base_env())
     for command in (
         "up", "server", "gateway", "agent", "deploy", "sites", "nodes", "deployments", "keys",
-        "models",
+        "models", "signup", "login", "logout", "whoami", "tokens", "members", "invites", "audit",
     ):  # fmt: skip
         assert f" {command} " in text, (command, text)
 

@@ -21,9 +21,11 @@ BudgetOption = typer.Option(
 def create_key(
     ctx: typer.Context,
     customer_name: str | None = typer.Argument(
-        None, metavar="CUSTOMER", help="The customer organization (or --customer)."
+        None, metavar="[CUSTOMER]", help="The customer organization (or --customer)."
     ),
-    customer: str = typer.Option("default", help="The customer organization."),
+    customer: str | None = typer.Option(
+        None, help="The customer organization (default: yours; the platform admin names one)."
+    ),
     name: str = typer.Option("default", help="A label to tell keys apart."),
     rpm: int | None = RpmOption,
     tpm: int | None = TpmOption,
@@ -37,7 +39,12 @@ def create_key(
         key = c.create_key(KeyCreate(customer=customer, name=name, limits=limits))
     if as_json:
         return emit_json(key)
-    console.print(f"API key for {customer} (shown once; store it now):")
+    console.print(
+        f"API key for {customer or 'your organization'}, named {key.name} (shown once; store "
+        "it now):",
+        markup=False,
+        highlight=False,
+    )
     typer.echo(key.key)
 
 

@@ -4,6 +4,7 @@ import copy
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,37 +13,100 @@ import typer
 from pydantic import ValidationError
 from typer.core import TyperGroup
 
+from hashgrid.cli.loginfile import SavedLogin, same_server
 from hashgrid.cli.output import api_failure, fail, invalid
-from hashgrid.cli.upfile import UpFile
+from hashgrid.cli.upfile import UP_FILE, UpFile
 from hashgrid.client import ApiError, HashgridClient
 from hashgrid.common.paths import default_home
 
 
+@dataclass(frozen=True)
+class Connection:
+    """A control plane and the credential to call it with."""
+
+    server: str
+    token: str | None  # None: anonymous (sign-up, sign-in, accepting an invite)
+    login: SavedLogin | None = None  # where the token is the saved login's
+
+
+def home_of(ctx: typer.Context) -> Path:
+    home: Path | None = ctx.find_root().params.get("home")
+    return home or default_home()
+
+
+def _given(ctx: typer.Context, name: str) -> str | None:
+    value: str | None = ctx.find_root().params.get(name)
+    return value or os.environ.get(f"HASHGRID_{name.upper()}")
+
+
+def saved(home: Path) -> list[Connection]:
+    """The connections kept under `home`: the saved login's, then `hashgrid up`'s admin token."""
+    found = []
+    if login := SavedLogin.load(home):
+        found.append(Connection(login.server_url, login.token, login))
+    if up := UpFile.load(home):
+        found.append(Connection(up.server_url, up.admin_token))
+    return found
+
+
+def resolve(ctx: typer.Context) -> Connection:
+    """--server/--token (or HASHGRID_SERVER/HASHGRID_TOKEN), else the saved login
+    (`<home>/config.json`), else the admin token `hashgrid up` wrote (`<home>/up.json`).
+
+    A saved token goes only to the server it was saved for: with --server naming another, it
+    is not sent (the command fails, saying how to sign in there)."""
+    server, token = _given(ctx, "server"), _given(ctx, "token")
+    home = home_of(ctx)
+    kept = saved(home)
+    if token:
+        server = server or next((k.server for k in kept), None)
+        if server:
+            return Connection(server, token)
+    else:
+        for connection in kept:
+            if server is None or same_server(server, connection.server):
+                return connection
+        if server:
+            raise fail(
+                f"no token for {server}: run `hashgrid login --server {server} --email EMAIL`, "
+                "or pass --token (or set HASHGRID_TOKEN)"
+            )
+    raise fail(
+        "no control plane: run `hashgrid login --server URL --email EMAIL`, pass --server and "
+        "--token (or set HASHGRID_SERVER and HASHGRID_TOKEN), or run `hashgrid up` (which "
+        f"writes {home / UP_FILE})"
+    )
+
+
+def server_url(ctx: typer.Context) -> str:
+    """The control plane to sign up or sign in at: --server (or HASHGRID_SERVER), else the
+    saved login's, else the one `hashgrid up` runs."""
+    server = _given(ctx, "server") or next((k.server for k in saved(home_of(ctx))), None)
+    if server is None:
+        raise fail("which control plane? pass --server URL (or set HASHGRID_SERVER)")
+    return server
+
+
 @contextmanager
 def client(ctx: typer.Context) -> Iterator[HashgridClient]:
-    """A client from --server/--token, HASHGRID_SERVER/HASHGRID_TOKEN, or <home>/up.json.
+    """A client acting as the caller `resolve` finds."""
+    with calling(resolve(ctx)) as c:
+        yield c
 
-    An error answer from the API, no answer at all, or a request that breaks its shape ends the
-    command with one line saying what to do, never a traceback.
-    """
-    options = ctx.find_root().params
-    server = options.get("server") or os.environ.get("HASHGRID_SERVER")
-    token = options.get("token") or os.environ.get("HASHGRID_TOKEN")
-    home: Path = options.get("home") or default_home()
-    if not (server and token):
-        up = UpFile.load(home)
-        if up is not None:
-            server = server or up.server_url
-            token = token or up.admin_token
-    if not (server and token):
-        raise fail(
-            "no control plane: pass --server and --token, set HASHGRID_SERVER and "
-            f"HASHGRID_TOKEN, or run `hashgrid up` (which writes {home / 'up.json'})"
-        )
-    with HashgridClient(server, token) as c:
+
+@contextmanager
+def calling(connection: Connection) -> Iterator[HashgridClient]:
+    """A client for `connection`. An error answer from the API, no answer at all, or a request
+    that breaks its shape ends the command with one line saying what to do, never a
+    traceback."""
+    server, login = connection.server, connection.login
+    with HashgridClient(server, connection.token) as c:
         try:
             yield c
         except ApiError as e:
+            if e.status == 401 and login is not None:
+                hint = f"the saved login ({login.email}) is not valid any more: `hashgrid login`"
+                raise api_failure(e, hint) from e
             raise api_failure(e) from e
         except ValidationError as e:
             raise invalid(e) from e

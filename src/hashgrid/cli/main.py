@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from hashgrid.cli import access, catalog, fleet, power, processes, sim, up
+from hashgrid.cli import access, catalog, fleet, members, power, processes, signin, sim, up
 from hashgrid.cli.connection import ConnectionOptionsEverywhere
 
 app = typer.Typer(
@@ -20,10 +20,16 @@ app = typer.Typer(
 @app.callback()
 def root(
     server: str | None = typer.Option(
-        None, "--server", envvar="HASHGRID_SERVER", help="Control plane URL (default: up.json)."
+        None,
+        "--server",
+        envvar="HASHGRID_SERVER",
+        help="Control plane URL (default: the saved login's, else up.json's).",
     ),
     token: str | None = typer.Option(
-        None, "--token", envvar="HASHGRID_TOKEN", help="Admin token (default: up.json)."
+        None,
+        "--token",
+        envvar="HASHGRID_TOKEN",
+        help="A personal or admin token (default: the saved login, else up.json).",
     ),
     home: Path | None = typer.Option(
         None, "--home", envvar="HASHGRID_HOME", help="State directory (default ~/.hashgrid)."
@@ -36,12 +42,17 @@ def root(
 
 
 app.command("up")(up.up)
+app.command("signup")(signin.signup)
+app.command("login")(signin.login)
+app.command("logout")(signin.logout)
+app.command("whoami")(signin.whoami)
 app.command("server")(processes.server)
 app.command("gateway")(processes.gateway)
 app.command("agent")(processes.agent)
 app.command("deploy")(catalog.deploy)
 app.command("scale")(catalog.scale)
 app.command("usage")(access.usage)
+app.command("audit")(members.audit)
 app.command("sim")(sim.sim)
 app.add_typer(fleet.orgs_app, name="orgs")
 app.add_typer(fleet.sites_app, name="sites")
@@ -50,3 +61,6 @@ app.add_typer(fleet.nodes_app, name="nodes")
 app.add_typer(catalog.models_app, name="models")
 app.add_typer(catalog.deployments_app, name="deployments")
 app.add_typer(access.keys_app, name="keys")
+app.add_typer(signin.tokens_app, name="tokens")
+app.add_typer(members.members_app, name="members")
+app.add_typer(members.invites_app, name="invites")

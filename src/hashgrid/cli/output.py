@@ -7,6 +7,7 @@ from typing import Any
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from hashgrid.client import ApiError
@@ -37,12 +38,13 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
 
 
 def fail(message: str) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}")
+    """Print `error: message` on one line (never wrapped, its text never read as markup)."""
+    errors.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     return typer.Exit(1)
 
 
-def api_failure(e: ApiError) -> typer.Exit:
-    return fail(f"{e.detail} ({e.status} {e.title})")
+def api_failure(e: ApiError, hint: str = "") -> typer.Exit:
+    return fail(f"{e.detail} ({e.status} {e.title})" + (f"; {hint}" if hint else ""))
 
 
 def invalid(e: ValidationError) -> typer.Exit:

@@ -8,6 +8,22 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from hashgrid.contracts.api.access import TokenCreate, TokenCreated
+from hashgrid.contracts.api.accounts import (
+    InviteAccept,
+    InviteCreate,
+    InviteCreated,
+    Me,
+    MemberOut,
+    PersonalTokenCreated,
+    PersonalTokenOut,
+    RoleChange,
+    SignedIn,
+    SignIn,
+    SignUp,
+    SignupInviteCreate,
+)
+from hashgrid.contracts.api.accounts import TokenCreate as PersonalTokenCreate
+from hashgrid.contracts.api.audit import AuditEntryOut
 from hashgrid.contracts.api.catalog import ModelCreate, ModelOut, ModelPrices
 from hashgrid.contracts.api.common import Limits
 from hashgrid.contracts.api.deployments import DeploymentChange, DeploymentCreate, DeploymentOut
@@ -73,6 +89,55 @@ class HashgridClient:
             return self._http.get("/healthz", timeout=2.0).status_code == 200
         except httpx.HTTPError:
             return False
+
+    # accounts: sign-up and sign-in (no credential needed), the caller's own user and tokens
+    def sign_up(self, body: SignUp) -> SignedIn:
+        """A new organization and its first admin; answers that admin's personal token."""
+        return self._one(SignedIn, "POST", "/api/v1/signup", body)
+
+    def log_in(self, body: SignIn) -> SignedIn:
+        """An email and password traded for a personal token in one of the user's organizations."""
+        return self._one(SignedIn, "POST", "/api/v1/login", body)
+
+    def me(self) -> Me:
+        return self._one(Me, "GET", "/api/v1/me")
+
+    def create_personal_token(self, body: PersonalTokenCreate) -> PersonalTokenCreated:
+        return self._one(PersonalTokenCreated, "POST", "/api/v1/me/tokens", body)
+
+    def list_personal_tokens(self) -> list[PersonalTokenOut]:
+        return self._many(PersonalTokenOut, "/api/v1/me/tokens")
+
+    def revoke_personal_token(self, token_id: str) -> None:
+        self._call("DELETE", f"/api/v1/me/tokens/{token_id}")
+
+    # members and invitations
+    def members(self, organization: str) -> list[MemberOut]:
+        return self._many(MemberOut, f"/api/v1/organizations/{organization}/members")
+
+    def set_member_role(self, organization: str, user_id: str, body: RoleChange) -> MemberOut:
+        path = f"/api/v1/organizations/{organization}/members/{user_id}"
+        return self._one(MemberOut, "PUT", path, body)
+
+    def remove_member(self, organization: str, user_id: str) -> None:
+        self._call("DELETE", f"/api/v1/organizations/{organization}/members/{user_id}")
+
+    def create_invite(self, organization: str, body: InviteCreate) -> InviteCreated:
+        """A one-time code to join `organization` with a role."""
+        path = f"/api/v1/organizations/{organization}/invites"
+        return self._one(InviteCreated, "POST", path, body)
+
+    def create_signup_invite(self, body: SignupInviteCreate) -> InviteCreated:
+        """A one-time code for a new organization to sign up (invite-only sign-up)."""
+        return self._one(InviteCreated, "POST", "/api/v1/invites", body)
+
+    def accept_invite(self, body: InviteAccept) -> SignedIn:
+        return self._one(SignedIn, "POST", "/api/v1/invites/accept", body)
+
+    # the audit log
+    def audit(self, limit: int = 100) -> list[AuditEntryOut]:
+        """The newest changes made through the API that the caller may read."""
+        return self._many(AuditEntryOut, "/api/v1/audit", limit=limit)
 
     # organizations
     def create_organization(self, body: OrganizationCreate) -> OrganizationOut:
