@@ -153,6 +153,30 @@ def test_make_tiny_deploy_show_scale_and_delete(
 
 
 @sqlite
+def test_a_deployment_is_made_private_to_a_customer_and_public_again(
+    server: LiveServer, tiny_model: Path
+) -> None:
+    """`deploy --customer`, `deployments update --public | --customer`; list and show say who."""
+    env = server_env(server)
+    ok("orgs", "create", "acme", "--kind", "customer", env=env)
+    private = ok_json("deploy", str(tiny_model), "--replicas", "0", "--customer", "acme", env=env)
+    assert private["customer"] == "acme"
+    assert "for customer acme only" in " ".join(
+        ok("deployments", "show", private["name"], env=env).split()
+    )
+    assert (
+        ok_json("deployments", "update", private["name"], "--public", env=env)["customer"] is None
+    )
+    assert "public" in ok("deployments", "list", env=env)
+    back = ok_json("deployments", "update", private["name"], "--customer", "acme", env=env)
+    assert back["customer"] == "acme"
+    both = failed(
+        "deployments", "update", private["name"], "--public", "--customer", "acme", env=env
+    )
+    assert "exclude each other" in both.stderr
+
+
+@sqlite
 def test_connection_comes_from_up_json_and_is_explained_when_missing(
     server: LiveServer, tmp_path: Path
 ) -> None:

@@ -160,6 +160,9 @@ def deploy(
         None, help="With --endpoint: the site it is part of (default: the only site)."
     ),
     task: str | None = typer.Option(None, help="With --endpoint: generate (default) or embed."),
+    customer: str | None = typer.Option(
+        None, help="Private to this customer organization (default: public, every customer's)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Deploy a model: replicas are placed on nodes and served through the gateways. With
@@ -186,7 +189,14 @@ def deploy(
                 "outside hashgrid, named by MODEL, never placed or scaled"
             )
         with client(ctx) as c:
-            body = DeploymentCreate(name=model, endpoint=endpoint, site=site, task=task)
+            external = {
+                "name": model,
+                "endpoint": endpoint,
+                "site": site,
+                "task": task,
+                "customer": customer,
+            }
+            body = DeploymentCreate.model_validate(_given(external))
             deployment = c.deploy(body)
         if as_json:
             return emit_json(deployment)
@@ -211,6 +221,7 @@ def deploy(
             "engine": engine,
             "tensor_parallel_size": tensor_parallel_size,
             "gpu_type": gpu_type,
+            "customer": customer,
         }
         deployment = c.deploy(DeploymentCreate.model_validate(_given(asked)))
     if as_json:
@@ -255,11 +266,12 @@ def list_deployments(ctx: typer.Context, as_json: bool = JsonOption) -> None:
             f"{d.ready_replicas}/{d.replicas}",
             d.tier,
             ",".join(d.regions) or "any",
+            d.customer or "public",
             d.condition or "",
         )
         for d in deployments
     ]
-    columns = ["name", "model or endpoint", "ready", "tier", "regions", "condition"]
+    columns = ["name", "model or endpoint", "ready", "tier", "regions", "for", "condition"]
     table("deployments", columns, rows)
 
 
@@ -291,7 +303,8 @@ def print_deployment(d: DeploymentOut) -> None:
         f"ready {d.ready_replicas}/{d.replicas}  "
         f"{_scaling_text(d)}"
         f"tier {d.tier}  regions {','.join(d.regions) or 'any'}  engine {d.engine}  "
-        f"tensor parallel {d.tensor_parallel_size}{gpu_type}"
+        f"tensor parallel {d.tensor_parallel_size}{gpu_type}  "
+        f"for {f'customer {d.customer} only' if d.customer else 'every customer (public)'}"
     )
     if d.condition:
         console.print(f"condition: {d.condition}")
@@ -358,10 +371,17 @@ def update(
     gpu_type: str | None = typer.Option(None, help="Only GPUs whose name contains this."),
     regions: str | None = typer.Option(None, help="Comma-separated allowed regions."),
     tier: str | None = typer.Option(None, help="firm or flex (applies at once)."),
+    customer: str | None = typer.Option(
+        None, help="Make it private to this customer organization (applies at once)."
+    ),
+    public: bool = typer.Option(False, "--public", help="Make it public (applies at once)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Change what a deployment's replicas run: a new generation, rolled out one replica at a
-    time while the old ones keep serving (see `deployments show` for its progress)."""
+    time while the old ones keep serving (see `deployments show` for its progress). Who may
+    call it (--customer, --public) and its tier change at once."""
+    if public and customer is not None:
+        raise fail("--public and --customer exclude each other")
     with client(ctx) as c:
         asked = {
             "model": model,
@@ -370,8 +390,10 @@ def update(
             "gpu_type": gpu_type,
             "regions": None if regions is None else [r for r in regions.split(",") if r],
             "tier": tier,
+            "customer": customer,
         }
-        d = c.change_deployment(name, DeploymentChange.model_validate(_given(asked)))
+        change = _given(asked) | ({"customer": None} if public else {})
+        d = c.change_deployment(name, DeploymentChange.model_validate(change))
     if as_json:
         return emit_json(d)
     console.print(f"{d.name}: generation {d.generation}, {d.ready_replicas}/{d.replicas} ready")

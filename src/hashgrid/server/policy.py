@@ -165,7 +165,8 @@ async def authorize(request: Request) -> Principal:
     if principal.role not in admitted:
         if principal.role == CallerRole.ANONYMOUS:
             raise Unauthorized("this call needs a credential: a bearer token or a session")
-        raise Forbidden(f"a {principal.role} may not call {request.method} {path}")
+        who = principal.role.value
+        raise Forbidden(f"{who} credentials may not call {request.method} {rule_key('', path)[1]}")
     request.state.principal = principal
     return principal
 
