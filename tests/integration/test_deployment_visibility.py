@@ -9,11 +9,12 @@ from typing import Any
 import httpx
 import pytest
 
+from hashgrid.client import HashgridClient
 from hashgrid.contracts.api.catalog import ModelCreate
 from hashgrid.contracts.api.sites import SiteCreate
 
 from support.accounts import sign_up
-from support.live import LiveServer
+from support.live import ADMIN_TOKEN, LiveServer
 
 DEPLOYMENTS = "/api/v1/deployments"
 
@@ -163,6 +164,8 @@ def test_deployments_are_listed_a_page_at_a_time_and_filtered_by_model_and_custo
                 break
             assert r.headers["link"].endswith('>; rel="next"')
         assert (seen, pages) == (every, 3)
+        with HashgridClient(server.url, ADMIN_TOKEN, page_size=2) as paging:  # follows the pages
+            assert [d.name for d in paging.list_deployments()] == every
         assert names(http, model="other") == ["c-other"]
         assert names(http, model="tiny", customer="b") == ["b-1", "b-2"]
         assert names(http, customer="nobody") == []

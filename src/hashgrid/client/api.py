@@ -43,6 +43,8 @@ from hashgrid.contracts.api.usage import UsageOut
 
 T = TypeVar("T", bound=BaseModel)
 
+NEXT_CURSOR = "x-next-cursor"  # a list's answer: where its next page begins (server/pages.py)
+
 
 class ApiError(Exception):
     """The API answered with an error (its problem details)."""
@@ -55,7 +57,12 @@ class ApiError(Exception):
 
 
 class HashgridClient:
-    def __init__(self, server_url: str, token: str | None, timeout: float = 30.0) -> None:
+    def __init__(
+        self, server_url: str, token: str | None, timeout: float = 30.0, page_size: int = 1000
+    ) -> None:
+        """`page_size`: the items a list call asks for at once (1,000: the most a list answers);
+        list methods follow the pages to the end whatever it is."""
+        self._page_size = page_size
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=server_url.rstrip("/"), headers=headers, timeout=timeout)
 
@@ -68,7 +75,7 @@ class HashgridClient:
     def close(self) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, json: Any = None, **params: Any) -> Any:
+    def _send(self, method: str, path: str, json: Any = None, **params: Any) -> httpx.Response:
         r = self._http.request(method, path, json=json, params=params or None)
         if r.status_code >= 400:
             try:
@@ -76,13 +83,29 @@ class HashgridClient:
                 raise ApiError(r.status_code, body.get("title", ""), body.get("detail", r.text))
             except ValueError:
                 raise ApiError(r.status_code, r.reason_phrase, r.text) from None
+        return r
+
+    def _call(self, method: str, path: str, json: Any = None, **params: Any) -> Any:
+        r = self._send(method, path, json, **params)
         return r.json() if r.content else None
 
     def _one(self, model: type[T], method: str, path: str, body: BaseModel | None = None) -> T:
         return model.model_validate(self._call(method, path, _wire(body)))
 
-    def _many(self, model: type[T], path: str, **params: Any) -> list[T]:
-        return TypeAdapter(list[model]).validate_python(self._call("GET", path, **params))  # type: ignore[valid-type]
+    def _many(self, model: type[T], path: str, most: int | None = None, **params: Any) -> list[T]:
+        """Every item a list answers (`most` at most), page after page: each page's
+        `x-next-cursor` asks for the next."""
+        pages = TypeAdapter(list[model])  # type: ignore[valid-type]
+        items: list[T] = []
+        while most is None or len(items) < most:
+            limit = self._page_size if most is None else min(self._page_size, most - len(items))
+            r = self._send("GET", path, **params, limit=limit)
+            items.extend(pages.validate_python(r.json()))
+            cursor = r.headers.get(NEXT_CURSOR)
+            if not cursor:
+                break
+            params["cursor"] = cursor
+        return items
 
     def healthy(self) -> bool:
         try:
@@ -137,7 +160,7 @@ class HashgridClient:
     # the audit log
     def audit(self, limit: int = 100) -> list[AuditEntryOut]:
         """The newest changes made through the API that the caller may read."""
-        return self._many(AuditEntryOut, "/api/v1/audit", limit=limit)
+        return self._many(AuditEntryOut, "/api/v1/audit", most=limit)
 
     # organizations
     def create_organization(self, body: OrganizationCreate) -> OrganizationOut:
@@ -260,7 +283,7 @@ class HashgridClient:
 
     # usage
     def usage(self, limit: int = 100) -> list[UsageOut]:
-        return self._many(UsageOut, "/api/v1/usage", limit=limit)
+        return self._many(UsageOut, "/api/v1/usage", most=limit)
 
 
 def _wire(body: BaseModel | None) -> Any:
