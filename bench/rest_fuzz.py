@@ -15,8 +15,6 @@ import argparse
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -28,17 +26,11 @@ from support.live import LiveServer, server_settings
 EXAMPLES_PER_SWEEP = 50
 
 
-@contextmanager
-def database(kind: str, tmp: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp / 'hashgrid.db'}"
-        return
-    with postgres.fresh_database("hg_fuzz") as name:
-        yield postgres.sqlalchemy_url(name)
-
-
 def run(kind: str, cases: int) -> tuple[FuzzReport, float]:
-    with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp)) as url:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        postgres.database_url(kind, Path(tmp), "hg_fuzz") as url,
+    ):
         settings = server_settings(Path(tmp) / "home", url, long_poll_max_s=LONG_POLL_MAX_S)
         with LiveServer(settings) as server:
             started = time.perf_counter()
