@@ -79,7 +79,7 @@ class Tenants:
             ok(operator.put(f"/api/v1/sites/{site}/power", json=POWER_MODEL))
         self.node_x, self.node_x_token = self.join(SITE_X, self.x_admin.token)
         self.spare_node_x, _ = self.join(SITE_X, self.x_admin.token)
-        self.node_y, _ = self.join(SITE_Y, self.y_admin.token)
+        self.node_y, self.node_y_token = self.join(SITE_Y, self.y_admin.token)
         self.key_a = self.create_key(self.a_admin.token)
         self.key_b = self.create_key(self.b_admin.token)
         admin = self.http(self.platform)
