@@ -195,7 +195,7 @@ def test_a_member_can_change_nothing_of_its_organization(tenants: Tenants) -> No
     assert t.key_a in member.get("/api/v1/keys").text  # it reads
 
 
-def test_a_demoted_admin_loses_admin_at_once_and_a_removed_member_is_refused(
+def test_a_demoted_admin_loses_admin_at_once_and_a_removed_member_is_refused_for_good(
     tenants: Tenants,
 ) -> None:
     t = tenants
@@ -208,6 +208,11 @@ def test_a_demoted_admin_loses_admin_at_once_and_a_removed_member_is_refused(
     assert as_second.post("/api/v1/keys", json={"name": "again"}).status_code == 403
     assert as_second.get("/api/v1/keys").status_code == 200  # still a member: reads
     assert admin.delete(member_url).status_code == 204
+    assert as_second.get("/api/v1/me").status_code == 401
+    # Invited back, the user signs in anew: the old token stays dead.
+    code = ok(admin.post(f"/api/v1/organizations/{CUSTOMER_A}/invites", json={"role": "admin"}))
+    back = {"code": code["code"], "email": second.email, "password": PASSWORD}
+    assert t.http(None).post("/api/v1/invites/accept", json=back).status_code == 200
     assert as_second.get("/api/v1/me").status_code == 401
     as_second.close()
 
