@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from hashgrid.contracts.agent import PROTOCOL_HEADER
@@ -270,12 +270,16 @@ SAMPLES: dict[Route, Sample] = {
 WALKED_LAST = [("POST", "/api/v1/agent/rotate")]
 
 
+def app() -> FastAPI:
+    """The control plane's app, never started: for its routes."""
+    return create_app(server_settings(Path("/nonexistent"), "sqlite+aiosqlite:///:memory:"))
+
+
 def app_routes() -> set[Route]:
     """Every (method, path) of the app's API routes, as FastAPI declares them."""
-    app = create_app(server_settings(Path("/nonexistent"), "sqlite+aiosqlite:///:memory:"))
     return {
         (method, context.original_route.path)
-        for context in iter_route_contexts(app.routes)
+        for context in iter_route_contexts(app().routes)
         if isinstance(context.original_route, APIRoute)
         for method in context.original_route.methods
     }
@@ -299,20 +303,19 @@ def test_the_table_names_every_route_of_the_app_and_no_other() -> None:
 
 
 def test_the_policy_has_a_rule_for_every_route() -> None:
-    app = create_app(server_settings(Path("/nonexistent"), "sqlite+aiosqlite:///:memory:"))
-    assert routes_without_rule(app) == []
+    assert routes_without_rule(app()) == []
 
 
 def test_a_route_added_without_a_rule_is_found() -> None:
     """The check walks into included routers, where every route of the app is."""
-    app = create_app(server_settings(Path("/nonexistent"), "sqlite+aiosqlite:///:memory:"))
+    grown = app()
     router = APIRouter(prefix="/api/v1/unruled")
 
     @router.get("")
     async def unruled() -> None: ...
 
-    app.include_router(router)
-    assert routes_without_rule(app) == [("GET", "/api/v1/unruled")]
+    grown.include_router(router)
+    assert routes_without_rule(grown) == [("GET", "/api/v1/unruled")]
 
 
 def test_every_route_answers_every_caller_as_the_table_says(tenants: Tenants) -> None:
