@@ -24,14 +24,11 @@ def tiny_embedding_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_gguf(path, embedding=True)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=postgres.BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database on each backend: SQLite in a file, PostgreSQL as a new database."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'hashgrid.db'}"
-        return
-    with postgres.fresh_database() as name:
-        yield postgres.sqlalchemy_url(name)
+    with postgres.database_url(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import asyncpg
 
@@ -38,3 +39,17 @@ def fresh_database(prefix: str = "hg_test") -> Iterator[str]:
 def sqlalchemy_url(database: str) -> str:
     base = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     return f"{base}/{database}"
+
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@contextmanager
+def database_url(backend: str, folder: Path, prefix: str = "hg_test") -> Iterator[str]:
+    """The URL of a fresh, empty database on `backend`: SQLite in a file under `folder`, or a new
+    PostgreSQL database, dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{folder / 'hashgrid.db'}"
+        return
+    with fresh_database(prefix) as name:
+        yield sqlalchemy_url(name)

@@ -167,8 +167,10 @@ async def members(session: AsyncSession, organization_id: str) -> Sequence[tuple
 async def set_role(
     session: AsyncSession, organization_id: str, user_id: str, role: MemberRole | None
 ) -> Membership | None:
-    """Change a member's role, or remove the member (`role` None). An organization keeps one
-    admin at least: it could not be managed again otherwise."""
+    """Change a member's role, or remove the member (`role` None) and revoke their personal
+    tokens and browser sessions there: were the user invited back, their old credentials would
+    work again. An organization keeps one admin at least: it could not be managed again
+    otherwise."""
     membership = await session.scalar(
         select(Membership).where(
             Membership.organization_id == organization_id, Membership.user_id == user_id
@@ -189,6 +191,17 @@ async def set_role(
             raise Conflict("the organization's last admin cannot step down: make another first")
     if role is None:
         await session.delete(membership)
+        now = utcnow()
+        for credential in (PersonalToken, BrowserSession):
+            await session.execute(
+                update(credential)
+                .where(
+                    credential.user_id == user_id,
+                    credential.organization_id == organization_id,
+                    credential.revoked_at.is_(None),
+                )
+                .values(revoked_at=now)
+            )
         await session.commit()
         return None
     membership.role = role
