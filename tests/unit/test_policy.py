@@ -5,10 +5,9 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from hashgrid.server.app import create_app
-from hashgrid.server.policy import RULES, check_every_route_has_a_rule, rule_key
+from hashgrid.server.policy import RULES, api_routes, check_every_route_has_a_rule, rule_key
 from hashgrid.server.settings import ServerSettings
 
 
@@ -19,8 +18,7 @@ def _app(tmp_path: Path) -> FastAPI:
 def test_every_rule_names_a_route_of_the_app(tmp_path: Path) -> None:
     routes = {
         rule_key(method, route.path)
-        for route in _app(tmp_path).routes
-        if isinstance(route, APIRoute)
+        for route in api_routes(_app(tmp_path))
         for method in route.methods
     }
     assert set(RULES) - routes == set()

@@ -72,7 +72,7 @@ async def memberships(session: AsyncSession, user_id: str) -> Sequence[Joined]:
         .where(Membership.user_id == user_id)
         .order_by(Organization.name)
     )
-    return [(m, o) for m, o in rows.tuples()]
+    return [(m, o) for m, o in rows]
 
 
 def choose(joined: Sequence[Joined], organization: str | None) -> Joined:
@@ -161,7 +161,7 @@ async def members(session: AsyncSession, organization_id: str) -> Sequence[tuple
         .where(Membership.organization_id == organization_id)
         .order_by(User.email)
     )
-    return [(m, u) for m, u in rows.tuples()]
+    return [(m, u) for m, u in rows]
 
 
 async def set_role(
