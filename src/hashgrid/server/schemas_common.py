@@ -6,10 +6,17 @@ value is a 422 before it reaches the database on either backend.
 """
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from hashgrid.contracts.bounds import INT64_MAX, NO_NUL
 
@@ -22,6 +29,13 @@ Name = Annotated[
 # `{name:path}` of the catalog or deployments is one of `String(200)`.
 PathName = Annotated[str, Path(min_length=1, max_length=100, pattern=NO_NUL)]
 LongPathName = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)]
+
+
+def filter_by(description: str, max_length: int = 100) -> Any:
+    """A list's query filter on a name or id: bounded and without NUL, so a bad one is a 422,
+    never a database error."""
+    return Query(max_length=max_length, pattern=NO_NUL, description=description)
+
 
 # A long poll's parameters: the revision seen last, and how long to hold the poll open.
 After = Annotated[
@@ -41,6 +55,8 @@ def _within_years(moment: datetime) -> datetime:
 # A time the server computes from (a plan's start, a curtailment's deadline): near enough to now
 # that weeks of history before it and days of plan after it stay within datetime's range.
 Moment = Annotated[datetime, AfterValidator(_within_years)]
+# A time the caller gives a window of stored rows by: with its zone (UTC is not assumed).
+AwareMoment = Annotated[AwareDatetime, AfterValidator(_within_years)]
 
 
 class Out(BaseModel):

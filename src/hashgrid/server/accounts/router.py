@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Request, Response, status
 
+from hashgrid.server import pages
 from hashgrid.server.accounts import service
 from hashgrid.server.accounts.schemas import (
     InviteAccept,
@@ -24,7 +25,7 @@ from hashgrid.server.accounts.schemas import (
     TokenCreate,
     UserOut,
 )
-from hashgrid.server.accounts.tables import MemberRole, User
+from hashgrid.server.accounts.tables import MemberRole, Membership, User
 from hashgrid.server.accounts.throttle import SignInThrottle
 from hashgrid.server.audit.recorder import attribute
 from hashgrid.server.auth import CSRF_COOKIE, SESSION_COOKIE, per_state
@@ -156,10 +157,11 @@ async def me(caller: Caller, session: Session) -> Me:
 
 
 @router.get("/me/tokens")
-async def list_tokens(caller: Caller, session: Session) -> list[PersonalTokenOut]:
-    """The caller's personal tokens (never their secrets)."""
-    user_id = _user(caller)
-    return [PersonalTokenOut.model_validate(t) for t in await service.tokens(session, user_id)]
+async def list_tokens(caller: Caller, session: Session, page: pages.Page) -> list[PersonalTokenOut]:
+    """The caller's personal tokens (never their secrets), oldest first."""
+    found = await service.tokens(session, _user(caller), page.cursor, page.limit)
+    page.link(found.next_cursor)
+    return [PersonalTokenOut.model_validate(t) for t in found.items]
 
 
 @router.post("/me/tokens", status_code=status.HTTP_201_CREATED)
@@ -184,18 +186,14 @@ async def revoke_token(token_id: PathName, caller: Caller, session: Session) -> 
 
 
 @router.get("/organizations/{name}/members")
-async def list_members(name: PathName, caller: Caller, session: Session) -> list[MemberOut]:
+async def list_members(
+    name: PathName, caller: Caller, session: Session, page: pages.Page
+) -> list[MemberOut]:
+    """The organization's members, by email."""
     organization = await organizations.get_visible(session, name, caller.scope)
-    return [
-        MemberOut(
-            user_id=u.id,
-            email=u.email,
-            name=u.name,
-            role=MemberRole(m.role),
-            joined_at=m.created_at,
-        )
-        for m, u in await service.members(session, organization.id)
-    ]
+    found = await service.members(session, organization.id, page.cursor, page.limit)
+    page.link(found.next_cursor)
+    return [_member_out(m, u) for m, u in found.items]
 
 
 @router.put("/organizations/{name}/members/{user_id}")
@@ -204,18 +202,11 @@ async def change_role(
 ) -> MemberOut:
     """Make a member an admin or a member (an organization keeps one admin at least)."""
     organization = await organizations.get_visible(session, name, caller.scope)
-    membership = await service.set_role(session, organization.id, user_id, body.role)
-    assert membership is not None
-    for m, u in await service.members(session, organization.id):
-        if m.id == membership.id:
-            return MemberOut(
-                user_id=u.id,
-                email=u.email,
-                name=u.name,
-                role=MemberRole(m.role),
-                joined_at=m.created_at,
-            )
-    raise NotFound(f"no member {user_id!r}")
+    await service.set_role(session, organization.id, user_id, body.role)
+    found = await service.member(session, organization.id, user_id)
+    if found is None:
+        raise NotFound(f"no member {user_id!r}")
+    return _member_out(*found)
 
 
 @router.delete("/organizations/{name}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -242,6 +233,16 @@ async def create_invite(
         kind=None,
         role=body.role,
         expires_at=invite.expires_at,
+    )
+
+
+def _member_out(membership: Membership, user: User) -> MemberOut:
+    return MemberOut(
+        user_id=user.id,
+        email=user.email,
+        name=user.name,
+        role=MemberRole(membership.role),
+        joined_at=membership.created_at,
     )
 
 

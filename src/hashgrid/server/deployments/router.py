@@ -4,6 +4,7 @@ from fastapi import APIRouter, Query, status
 
 from hashgrid.contracts.bounds import NO_NUL
 from hashgrid.contracts.states import ReplicaStatus
+from hashgrid.server import pages
 from hashgrid.server.deployments import service
 from hashgrid.server.deployments.schemas import (
     DeploymentChange,
@@ -24,6 +25,7 @@ async def list_replicas(
     session: Session,
     state: State,
     caller: Caller,
+    page: pages.WholePage,
     deployment: Annotated[
         str | None, Query(max_length=200, pattern=NO_NUL, description="Deployment name")
     ] = None,
@@ -35,9 +37,12 @@ async def list_replicas(
     """Replicas, newest first, in every status (stopped and failed ones too), each with the
     engine load its node last reported (`load`, null when none is fresh)."""
     deployment_id = (await service.get(session, deployment)).id if deployment else None
-    rows = await service.list_replicas(session, deployment_id, node, status)
+    found = await service.list_replicas(
+        session, deployment_id, node, status, page.cursor, page.limit
+    )
+    page.link(found.next_cursor)
     loads = state.loads
-    return [service.replica_out(r, loads) for r in rows]
+    return [service.replica_out(r, loads) for r in found.items]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

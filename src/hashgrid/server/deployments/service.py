@@ -6,6 +6,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.contracts.states import ACTIVE_REPLICA, ReplicaStatus, replica_can_move
+from hashgrid.server import pages
 from hashgrid.server.catalog import service as catalog
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.db.base import utcnow
@@ -249,21 +250,26 @@ async def replicas_of(session: AsyncSession, deployment_id: str) -> Sequence[Rep
     ).all()
 
 
+REPLICA_ORDER = pages.Order(pages.By(Replica.created_at, descending=True), pages.By(Replica.id))
+
+
 async def list_replicas(
     session: AsyncSession,
     deployment_id: str | None,
     node_id: str | None,
     status: ReplicaStatus | None,
-    limit: int = 1000,
-) -> Sequence[Replica]:
-    query = select(Replica).order_by(Replica.created_at.desc(), Replica.id).limit(limit)
+    cursor: str | None,
+    limit: int,
+) -> pages.Items[Replica]:
+    """A page of the replicas, newest first, of a deployment, on a node, in a status if given."""
+    query = select(Replica)
     if deployment_id is not None:
         query = query.where(Replica.deployment_id == deployment_id)
     if node_id is not None:
         query = query.where(Replica.node_id == node_id)
     if status is not None:
         query = query.where(Replica.status == status)
-    return (await session.scalars(query)).all()
+    return await pages.scalars(session, query, REPLICA_ORDER, cursor, limit)
 
 
 async def report(

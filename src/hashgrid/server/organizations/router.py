@@ -1,8 +1,11 @@
-from fastapi import APIRouter, status
+from typing import Annotated
 
+from fastapi import APIRouter, Query, status
+
+from hashgrid.server import pages
 from hashgrid.server.organizations import service
 from hashgrid.server.organizations.schemas import OrganizationCreate, OrganizationOut
-from hashgrid.server.organizations.tables import Organization
+from hashgrid.server.organizations.tables import Organization, OrgKind
 from hashgrid.server.policy import Caller
 from hashgrid.server.schemas_common import Limits, PathName
 from hashgrid.server.state import ServerState, Session, State
@@ -20,9 +23,16 @@ async def create_organization(
 
 @router.get("")
 async def list_organizations(
-    session: Session, state: State, caller: Caller
+    session: Session,
+    state: State,
+    caller: Caller,
+    page: pages.WholePage,
+    kind: Annotated[OrgKind | None, Query(description="Only organizations of this kind")] = None,
 ) -> list[OrganizationOut]:
-    return [organization_out(o, state) for o in await service.list_visible(session, caller.scope)]
+    """The organizations the caller sees (its own; the platform admin's: all), by name."""
+    found = await service.list_visible(session, caller.scope, page.cursor, page.limit, kind)
+    page.link(found.next_cursor)
+    return [organization_out(o, state) for o in found.items]
 
 
 @router.get("/{name}")
