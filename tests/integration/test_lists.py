@@ -1,10 +1,13 @@
 """List endpoints page with cursors and filter in the database, on SQLite and PostgreSQL: a walk
 through the pages meets every row once, in the list's order, while rows are added; filters and
-scoping hold on every page; a cursor the server did not make is a 400."""
+scoping hold on every page; a cursor the server did not make is a 400. The usage summary sums
+what the caller sees."""
 
 import base64
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -267,6 +270,9 @@ BAD_FILTERS: list[tuple[str, dict[str, Any]]] = [
     ("/api/v1/usage", {"limit": 0}),
     ("/api/v1/keys", {"limit": 1001}),
     ("/api/v1/usage", {"cursor": "not base64!"}),
+    ("/api/v1/usage/summary", {"group_by": "week"}),
+    ("/api/v1/usage/summary", {"since": "2026-11-02T00:00:00Z", "until": "2026-11-01T00:00:00Z"}),
+    ("/api/v1/usage/summary", {"since": "2024-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}),
 ]
 
 FORGED_CURSORS = [
@@ -319,3 +325,72 @@ def test_scoping_holds_on_every_page(world: World) -> None:
         assert {n["id"] for n in nodes} == x_nodes
         sites, _ = walk(xop, "/api/v1/sites", 1)
         assert [s["name"] for s in sites] == ["x-east", "x-south", "x-west"]
+
+
+def _expected_summary(
+    records: list[dict[str, Any]], groups: list[str], region: dict[str | None, str | None]
+) -> list[dict[str, Any]]:
+    def group_of(r: dict[str, Any]) -> tuple[Any, ...]:
+        values = {
+            "day": r["started_at"][:10], "model": r["model"], "key_id": r["key_id"],
+            "region": region[r["site"]],
+        }  # fmt: skip
+        return tuple(values[g] for g in groups)
+
+    sums: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, 0, 0, Decimal(0)])
+    for r in records:
+        s = sums[group_of(r)]
+        s[0] += 1
+        s[1] += r["prompt_tokens"]
+        s[2] += r["completion_tokens"]
+        s[3] += Decimal(r["prompt_tokens"]) + Decimal(r["completion_tokens"]) / 2
+    return [
+        {**dict(zip(groups, g, strict=True)), "requests": s[0], "prompt_tokens": s[1],
+         "completion_tokens": s[2], "cost_usd": f"{s[3]:.9f}"}
+        for g, s in sorted(sums.items(), key=lambda kv: tuple((v is None, v) for v in kv[0]))
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("who", "group_by"),
+    [
+        ("acme", ["day"]),
+        ("acme", ["model", "key"]),
+        ("xop", ["region", "day"]),
+        ("acme", ["region"]),
+        (None, ["model", "region", "key", "day"]),
+    ],
+)
+def test_the_usage_summary_sums_what_the_caller_sees_by_its_groups(
+    world: World, who: str | None, group_by: list[str]
+) -> None:
+    region = {site: SITES[site][1] for site in SITES} | {None: None}
+    if who is None:
+        visible = world.records
+    elif who == "xop":
+        visible = [r for r in world.records if r["site"] and SITES[r["site"]][0] == "xop"]
+    else:
+        visible = [r for r in world.records if r["customer_id"] == world.org_ids[who]]
+    groups = ["key_id" if g == "key" else g for g in group_by]
+    with world.http(who) as http:
+        summary = http.get("/api/v1/usage/summary", params={"group_by": group_by}).json()
+    assert summary == _expected_summary(visible, groups, region)
+
+
+def test_the_usage_summary_filters_and_takes_a_window(world: World) -> None:
+    acme = [r for r in world.records if r["customer_id"] == world.org_ids["acme"]]
+    key = world.keys["acme"][2]
+    last_month = record(world, 99, "acme", None, started_at=_at(MONTH - timedelta(hours=1)))
+    world.send([last_month])
+    with world.http("acme") as http:
+        this_month = http.get("/api/v1/usage/summary", params={"group_by": "model"}).json()
+        assert sum(g["requests"] for g in this_month) == len(acme)
+        window = {"since": _at(MONTH - timedelta(days=1)), "until": _at(MONTH)}
+        before = http.get("/api/v1/usage/summary", params={**window, "group_by": "model"}).json()
+        assert [(g["model"], g["requests"]) for g in before] == [(last_month["model"], 1)]
+        params = {"model": "m-a", "key_id": key, "group_by": ["model", "key"]}
+        [only] = http.get("/api/v1/usage/summary", params=params).json()
+    chosen = [r for r in acme if r["model"] == "m-a" and r["key_id"] == key]
+    assert (only["model"], only["key_id"], only["requests"]) == ("m-a", key, len(chosen))
+    assert set(only) == {"model", "key_id", "requests", "prompt_tokens", "completion_tokens",
+                         "cost_usd"}  # fmt: skip

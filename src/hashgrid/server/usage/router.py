@@ -5,11 +5,13 @@ from fastapi import APIRouter, Query
 from hashgrid.server import pages
 from hashgrid.server.policy import Caller
 from hashgrid.server.state import Session
-from hashgrid.server.usage import service
+from hashgrid.server.usage import service, summary
 from hashgrid.server.usage.schemas import (
     RejectedUsageOut,
     UsageFilter,
     UsageOut,
+    UsageSummaryQuery,
+    UsageSummaryRow,
 )
 
 router = APIRouter(prefix="/api/v1/usage", tags=["usage"])
@@ -29,6 +31,15 @@ async def list_usage(
     )
     page.link(found.next_cursor)
     return [UsageOut.model_validate(r) for r in found.items]
+
+
+@router.get("/summary", response_model_exclude_unset=True)
+async def summarize_usage(
+    session: Session, caller: Caller, asked: Annotated[UsageSummaryQuery, Query()]
+) -> list[UsageSummaryRow]:
+    """The usage the caller sees (as `GET /usage` lists it), summed per day, model, key or
+    region (`group_by`, repeatable), over a window of at most a year (this month by default)."""
+    return await summary.summarize(session, caller.scope, caller.organization_kind, asked)
 
 
 @router.get("/rejected")

@@ -1,10 +1,13 @@
-from datetime import datetime
-from typing import Annotated
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 from hashgrid.contracts.bounds import text
 from hashgrid.contracts.gateway import ID_LEN, MODEL_LEN, UsageRecord
+from hashgrid.server.db.base import utcnow
 from hashgrid.server.schemas_common import AwareMoment, Out
 
 
@@ -33,3 +36,51 @@ class UsageFilter(BaseModel):
     key_id: Annotated[str, text(ID_LEN)] | None = Field(None, description="Of this key only")
     since: AwareMoment | None = Field(None, description="Started at this time or later")
     until: AwareMoment | None = Field(None, description="Started before this time")
+
+
+class Grouping(StrEnum):
+    """What usage is summed by."""
+
+    DAY = "day"  # the UTC day the request started
+    MODEL = "model"
+    KEY = "key"
+    REGION = "region"  # of the site that served the request
+
+
+# The longest window a summary sums over: a year, leap day included.
+MAX_SUMMARY_DAYS = 366
+
+
+class UsageSummaryQuery(UsageFilter):
+    """A summary's window (by default this calendar month, UTC; at most `MAX_SUMMARY_DAYS`)
+    and what it groups by (by day if not said; `group_by` may be given several times)."""
+
+    group_by: list[Grouping] = Field([Grouping.DAY], max_length=len(Grouping))
+
+    @model_validator(mode="after")
+    def _window(self) -> Self:
+        month = utcnow().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        self.since = self.since or month
+        self.until = self.until or (month + timedelta(days=32)).replace(day=1)
+        if self.until <= self.since:
+            raise ValueError("until must be after since")
+        if self.until - self.since > timedelta(days=MAX_SUMMARY_DAYS):
+            raise ValueError(f"the window from since to until is {MAX_SUMMARY_DAYS} days at most")
+        self.group_by = list(dict.fromkeys(self.group_by))
+        return self
+
+
+class UsageSummaryRow(BaseModel):
+    """The records of one group: only the fields it is grouped by are present (`region` null:
+    served by no known site)."""
+
+    day: date | None = None
+    model: str | None = None
+    key_id: str | None = None
+    region: str | None = None
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    # Summed from the records' costs and rounded to a billionth of a dollar; a decimal in a
+    # JSON string ("12.500000000"), since money is never a float here.
+    cost_usd: Annotated[Decimal, PlainSerializer(lambda d: f"{d:f}", return_type=str)]
