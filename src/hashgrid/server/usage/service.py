@@ -24,6 +24,7 @@ from hashgrid.server.deployments.tables import Deployment
 from hashgrid.server.nodes.tables import Node
 from hashgrid.server.organizations.tables import OrgKind
 from hashgrid.server.sites.tables import Site
+from hashgrid.server.usage.dialects import AnyOf
 from hashgrid.server.usage.schemas import UsageFilter
 from hashgrid.server.usage.spend import Spend
 from hashgrid.server.usage.tables import RejectedUsageRow, UsageRecordRow
@@ -166,7 +167,7 @@ def visible_to(scope: str | None, kind: OrgKind | None) -> ColumnElement[bool]:
     if kind == OrgKind.CUSTOMER:
         return UsageRecordRow.customer_id == scope
     served_by = select(Node.id).join(Site, Site.id == Node.site_id).where(Site.operator_id == scope)
-    return UsageRecordRow.node_id.in_(served_by)
+    return AnyOf(UsageRecordRow.node_id, served_by.scalar_subquery())
 
 
 def filtered(only: UsageFilter) -> ColumnElement[bool]:

@@ -1,46 +1,25 @@
 """A caller's usage summed by day, model, key or region, in the database.
 
 The sums run in SQL on the scoped, windowed records (`service.visible_to`), which the indexes
-on (customer_id, started_at) and (node_id, started_at) bound; no record is read into Python.
-A record's day is its UTC calendar day, written once per dialect (`UTCDay`).
+on (customer_id, started_at) and (node_id, started_at) bound and, on PostgreSQL, hold all that
+is summed (migration 0022): no record is read into Python, nor from the table. A record's day
+is its UTC calendar day (`dialects.UTCDay`).
 """
 
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 from hashgrid.server.organizations.tables import OrgKind
 from hashgrid.server.sites.tables import Site
+from hashgrid.server.usage.dialects import UTCDay
 from hashgrid.server.usage.schemas import Grouping, UsageSummaryQuery, UsageSummaryRow
 from hashgrid.server.usage.service import filtered, visible_to
 from hashgrid.server.usage.tables import UsageRecordRow
 
 COST_QUANTUM = Decimal("0.000000001")  # USD
-
-
-class UTCDay(FunctionElement[Any]):
-    """The UTC calendar day of a timestamp."""
-
-    type = Date()
-    name = "utc_day"
-    inherit_cache = True
-
-
-@compiles(UTCDay)
-def _utc_day(element: UTCDay, compiler: SQLCompiler, **kw: Any) -> str:
-    # PostgreSQL holds a zone; the day is taken in UTC whatever the session's zone.
-    return f"CAST(timezone('UTC', {compiler.process(element.clauses, **kw)}) AS DATE)"
-
-
-@compiles(UTCDay, "sqlite")
-def _utc_day_sqlite(element: UTCDay, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite holds UTC as text, 'YYYY-MM-DD HH:MM:SS.ffffff'.
-    return f"date({compiler.process(element.clauses, **kw)})"
 
 
 r = UsageRecordRow
