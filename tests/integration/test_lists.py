@@ -3,16 +3,22 @@ through the pages meets every row once, in the list's order, while rows are adde
 scoping hold on every page; a cursor the server did not make is a 400. The usage summary sums
 what the caller sees."""
 
+import asyncio
 import base64
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import cycle
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from hashgrid.server.db.base import utcnow
+from hashgrid.server.db.engine import make_engine
+from hashgrid.server.deployments.tables import Replica
 from hashgrid.server.pages import encode
 
 from support.live import LiveServer
@@ -154,7 +160,26 @@ LISTS = [
     ("acme", "/api/v1/usage", {"model": "m-a"}, "request_id"),
     ("acme", "/api/v1/me/tokens", {}, "id"),
     ("acme", "/api/v1/organizations/acme/members", {}, "email"),
+    (None, "/api/v1/usage/rejected", {}, "record"),
+    (None, "/api/v1/replicas", {}, "id"),
 ]
+
+
+def add_replicas(world: World, count: int) -> None:
+    """Replica rows on the world's nodes, as placement stores them, two to a creation time: the
+    list's tie on `created_at` is broken by id. (Placing real replicas needs engines.)"""
+
+    async def insert() -> None:
+        engine = make_engine(world.server.settings.resolved_database_url())
+        made = utcnow()
+        async with async_sessionmaker(engine)() as session:
+            for i, node in zip(range(count), cycle(world.nodes), strict=False):
+                session.add(Replica(deployment_id="d", node_id=node, memory_bytes=1,
+                                    created_at=made - timedelta(seconds=i // 2)))  # fmt: skip
+            await session.commit()
+        await engine.dispose()
+
+    asyncio.run(insert())
 
 
 def test_every_list_walked_in_pages_gives_the_rows_of_one_page_once_each_in_order(
@@ -166,6 +191,11 @@ def test_every_list_walked_in_pages_gives_the_rows_of_one_page_once_each_in_orde
             code = acme.post("/api/v1/organizations/acme/invites", json={}).json()["code"]
             body = {"code": code, "email": f"m{i}@acme.test", "password": PASSWORD}
             assert acme.post("/api/v1/invites/accept", json=body).status_code == 200
+    with world.http() as admin:  # records a gateway sent that were no usage records
+        bad = [{"request_id": f"bad-{i}"} for i in range(5)]
+        r = admin.post("/api/v1/gateway/usage", json={"records": bad})
+        assert r.json()["rejected"] == len(bad)
+    add_replicas(world, 7)
     for who, path, params, name in LISTS:
         with world.http(who) as http:
             whole = http.get(path, params={**params, "limit": 1000})
