@@ -95,6 +95,7 @@ GET    /api/v1/keys                                       401  ok  ok  ok  403 4
 PUT    /api/v1/keys/{key_id}/limits                       401  403 ok  404 403 403 403  403 ok
 DELETE /api/v1/keys/{key_id}                              401  403 ok  404 403 403 403  403 ok
 GET    /api/v1/usage                                      401  ok  ok  ok  ok  ok  403  403 ok
+GET    /api/v1/usage/summary                              401  ok  ok  ok  ok  ok  403  403 ok
 GET    /api/v1/usage/rejected                             401  403 403 403 403 403 403  403 ok
 POST   /api/v1/agent/join                                 ok   ok  ok  ok  ok  ok  ok   ok  ok
 POST   /api/v1/agent/heartbeat                            401  403 403 403 403 403 ok   403 403

@@ -1,7 +1,7 @@
 """The API's path and query parameters that several routers share: FastAPI's own annotations,
 so they stay in the server (the shapes of bodies live in `contracts/api/`)."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Path, Query
 
@@ -19,3 +19,9 @@ After = Annotated[
 Wait = Annotated[
     float, Query(ge=0, le=3600, allow_inf_nan=False, description="Seconds to hold the poll open")
 ]
+
+
+def filter_by(description: str, max_length: int = 100) -> Any:
+    """A list's query filter on a name or id: bounded and without NUL, so a bad one is a 422,
+    never a database error."""
+    return Query(max_length=max_length, pattern=NO_NUL, description=description)

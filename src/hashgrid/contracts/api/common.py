@@ -9,7 +9,7 @@ which builds the same shapes, before it is sent).
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 Name = Annotated[
     str,
@@ -26,6 +26,8 @@ def _within_years(moment: datetime) -> datetime:
 # A time the server computes from (a plan's start, a curtailment's deadline): near enough to now
 # that weeks of history before it and days of plan after it stay within datetime's range.
 Moment = Annotated[datetime, AfterValidator(_within_years)]
+# A time the caller gives a window of stored rows by: with its zone (UTC is not assumed).
+AwareMoment = Annotated[AwareDatetime, AfterValidator(_within_years)]
 
 
 class Out(BaseModel):

@@ -1,9 +1,13 @@
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Self
 
-from pydantic import ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
-from hashgrid.contracts.api.common import Out
-from hashgrid.contracts.gateway import UsageRecord
+from hashgrid.contracts.api.common import AwareMoment, Out
+from hashgrid.contracts.bounds import text
+from hashgrid.contracts.gateway import ID_LEN, MODEL_LEN, UsageRecord
 
 
 class UsageOut(UsageRecord):
@@ -22,3 +26,60 @@ class RejectedUsageOut(Out):
     reason: str  # each field that was wrong, and why
     record: str  # the record's JSON as received (ASCII escapes; cut after 4,000 characters)
     received_at: datetime
+
+
+class UsageFilter(BaseModel):
+    """Which of the records the caller sees to read (query parameters); absent: any."""
+
+    model: Annotated[str, text(MODEL_LEN)] | None = Field(None, description="Of this model only")
+    key_id: Annotated[str, text(ID_LEN)] | None = Field(None, description="Of this key only")
+    since: AwareMoment | None = Field(None, description="Started at this time or later")
+    until: AwareMoment | None = Field(None, description="Started before this time")
+
+
+class Grouping(StrEnum):
+    """What usage is summed by."""
+
+    DAY = "day"  # the UTC day the request started
+    MODEL = "model"
+    KEY = "key"
+    REGION = "region"  # of the site that served the request
+
+
+# The longest window a summary sums over: a year, leap day included.
+MAX_SUMMARY_DAYS = 366
+
+
+class UsageSummaryQuery(UsageFilter):
+    """A summary's window (by default this calendar month, UTC; at most `MAX_SUMMARY_DAYS`)
+    and what it groups by (by day if not said; `group_by` may be given several times)."""
+
+    group_by: list[Grouping] = Field([Grouping.DAY], max_length=len(Grouping))
+
+    @model_validator(mode="after")
+    def _window(self) -> Self:
+        month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        self.since = self.since or month
+        self.until = self.until or (month + timedelta(days=32)).replace(day=1)
+        if self.until <= self.since:
+            raise ValueError("until must be after since")
+        if self.until - self.since > timedelta(days=MAX_SUMMARY_DAYS):
+            raise ValueError(f"the window from since to until is {MAX_SUMMARY_DAYS} days at most")
+        self.group_by = list(dict.fromkeys(self.group_by))
+        return self
+
+
+class UsageSummaryRow(BaseModel):
+    """The records of one group: only the fields it is grouped by are present (`region` null:
+    served by no known site)."""
+
+    day: date | None = None
+    model: str | None = None
+    key_id: str | None = None
+    region: str | None = None
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    # Summed from the records' costs and rounded to a billionth of a dollar; a decimal in a
+    # JSON string ("12.500000000"), since money is never a float here.
+    cost_usd: Annotated[Decimal, PlainSerializer(lambda d: f"{d:f}", return_type=str)]

@@ -25,12 +25,13 @@ from hashgrid.contracts.api.accounts import (
     UserOut,
 )
 from hashgrid.contracts.api.organizations import OrgKind
+from hashgrid.server import pages
 from hashgrid.server.accounts import service
-from hashgrid.server.accounts.tables import User
+from hashgrid.server.accounts.tables import Membership, User
 from hashgrid.server.accounts.throttle import SignInThrottle
 from hashgrid.server.audit.recorder import attribute
 from hashgrid.server.auth import CSRF_COOKIE, SESSION_COOKIE, per_state
-from hashgrid.server.errors import Invalid, TooManyRequests
+from hashgrid.server.errors import Invalid, NotFound, TooManyRequests
 from hashgrid.server.organizations import service as organizations
 from hashgrid.server.organizations.tables import Organization
 from hashgrid.server.params import PathName
@@ -158,10 +159,11 @@ async def me(caller: Caller, session: Session) -> Me:
 
 
 @router.get("/me/tokens")
-async def list_tokens(caller: Caller, session: Session) -> list[PersonalTokenOut]:
-    """The caller's personal tokens (never their secrets)."""
-    user_id = _user(caller)
-    return [PersonalTokenOut.model_validate(t) for t in await service.tokens(session, user_id)]
+async def list_tokens(caller: Caller, session: Session, page: pages.Page) -> list[PersonalTokenOut]:
+    """The caller's personal tokens (never their secrets), oldest first."""
+    found = await service.tokens(session, _user(caller), page.cursor, page.limit)
+    page.link(found.next_cursor)
+    return [PersonalTokenOut.model_validate(t) for t in found.items]
 
 
 @router.post("/me/tokens", status_code=status.HTTP_201_CREATED)
@@ -186,18 +188,14 @@ async def revoke_token(token_id: PathName, caller: Caller, session: Session) -> 
 
 
 @router.get("/organizations/{name}/members")
-async def list_members(name: PathName, caller: Caller, session: Session) -> list[MemberOut]:
+async def list_members(
+    name: PathName, caller: Caller, session: Session, page: pages.Page
+) -> list[MemberOut]:
+    """The organization's members, by email."""
     organization = await organizations.get_visible(session, name, caller.scope)
-    return [
-        MemberOut(
-            user_id=u.id,
-            email=u.email,
-            name=u.name,
-            role=MemberRole(m.role),
-            joined_at=m.created_at,
-        )
-        for m, u in await service.members(session, organization.id)
-    ]
+    found = await service.members(session, organization.id, page.cursor, page.limit)
+    page.link(found.next_cursor)
+    return [_member_out(m, u) for m, u in found.items]
 
 
 @router.put("/organizations/{name}/members/{user_id}")
@@ -206,17 +204,11 @@ async def change_role(
 ) -> MemberOut:
     """Make a member an admin or a member (an organization keeps one admin at least)."""
     organization = await organizations.get_visible(session, name, caller.scope)
-    membership = await service.set_role(session, organization.id, user_id, body.role)
-    user = await session.get(User, user_id)
-    assert membership is not None
-    assert user is not None
-    return MemberOut(
-        user_id=user.id,
-        email=user.email,
-        name=user.name,
-        role=MemberRole(membership.role),
-        joined_at=membership.created_at,
-    )
+    await service.set_role(session, organization.id, user_id, body.role)
+    found = await service.member(session, organization.id, user_id)
+    if found is None:
+        raise NotFound(f"no member {user_id!r}")
+    return _member_out(*found)
 
 
 @router.delete("/organizations/{name}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -243,6 +235,16 @@ async def create_invite(
         kind=None,
         role=body.role,
         expires_at=invite.expires_at,
+    )
+
+
+def _member_out(membership: Membership, user: User) -> MemberOut:
+    return MemberOut(
+        user_id=user.id,
+        email=user.email,
+        name=user.name,
+        role=MemberRole(membership.role),
+        joined_at=membership.created_at,
     )
 
 

@@ -3,13 +3,14 @@
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.common.secrets import hash_secret, new_secret
 from hashgrid.contracts.api.accounts import InviteAccept, MemberRole, SignUp
 from hashgrid.contracts.api.organizations import OrgKind
+from hashgrid.server import pages
 from hashgrid.server.accounts.passwords import hash_password, verify_password
 from hashgrid.server.accounts.tables import (
     BrowserSession,
@@ -114,9 +115,15 @@ async def issue_token(
     return token, secret
 
 
-async def tokens(session: AsyncSession, user_id: str) -> Sequence[PersonalToken]:
+TOKEN_ORDER = pages.Order(pages.By(PersonalToken.created_at), pages.By(PersonalToken.id))
+
+
+async def tokens(
+    session: AsyncSession, user_id: str, cursor: str | None, limit: int
+) -> pages.Items[PersonalToken]:
+    """A page of the user's personal tokens, oldest first."""
     query = select(PersonalToken).where(PersonalToken.user_id == user_id)
-    return (await session.scalars(query.order_by(PersonalToken.created_at))).all()
+    return await pages.scalars(session, query, TOKEN_ORDER, cursor, limit)
 
 
 async def revoke_token(session: AsyncSession, user_id: str, token_id: str) -> None:
@@ -154,14 +161,27 @@ async def end_session(session: AsyncSession, session_id: str) -> None:
     await session.commit()
 
 
-async def members(session: AsyncSession, organization_id: str) -> Sequence[tuple[Membership, User]]:
-    rows = await session.execute(
-        select(Membership, User)
-        .join(User, User.id == Membership.user_id)
-        .where(Membership.organization_id == organization_id)
-        .order_by(User.email)
-    )
-    return [(m, u) for m, u in rows]
+MEMBER_ORDER = pages.Order(pages.By(User.email))
+
+
+def _members(organization_id: str) -> Select[Membership, User]:
+    query = select(Membership, User).join(User, User.id == Membership.user_id)
+    return query.where(Membership.organization_id == organization_id)
+
+
+async def members(
+    session: AsyncSession, organization_id: str, cursor: str | None, limit: int
+) -> pages.Items[Row[Membership, User]]:
+    """A page of the organization's members, by email."""
+    return await pages.rows(session, _members(organization_id), MEMBER_ORDER, cursor, limit)
+
+
+async def member(
+    session: AsyncSession, organization_id: str, user_id: str
+) -> tuple[Membership, User] | None:
+    """The user's membership of the organization, if any."""
+    row = (await session.execute(_members(organization_id).where(User.id == user_id))).first()
+    return None if row is None else row.tuple()
 
 
 async def set_role(

@@ -1,6 +1,7 @@
 from fastapi import APIRouter, status
 
 from hashgrid.contracts.api.catalog import ModelCreate, ModelOut, ModelPrices
+from hashgrid.server import pages
 from hashgrid.server.catalog import service
 from hashgrid.server.params import LongPathName
 from hashgrid.server.policy import Caller
@@ -16,8 +17,11 @@ async def add_model(body: ModelCreate, session: Session, caller: Caller) -> Mode
 
 
 @router.get("")
-async def list_models(session: Session, caller: Caller) -> list[ModelOut]:
-    return [ModelOut.model_validate(m) for m in await service.list_all(session)]
+async def list_models(session: Session, caller: Caller, page: pages.WholePage) -> list[ModelOut]:
+    """The catalog, by name."""
+    found = await service.list_all(session, page.cursor, page.limit)
+    page.link(found.next_cursor)
+    return [ModelOut.model_validate(m) for m in found.items]
 
 
 @router.put("/{name:path}/prices")

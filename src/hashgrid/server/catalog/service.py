@@ -1,11 +1,10 @@
 """The model catalog."""
 
-from collections.abc import Sequence
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.contracts.api.catalog import ModelCreate, ModelPrices
+from hashgrid.server import pages
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.errors import Conflict, NotFound
 
@@ -26,8 +25,14 @@ async def get(session: AsyncSession, name: str) -> CatalogModel:
     return model
 
 
-async def list_all(session: AsyncSession) -> Sequence[CatalogModel]:
-    return (await session.scalars(select(CatalogModel).order_by(CatalogModel.name))).all()
+ORDER = pages.Order(pages.By(CatalogModel.name))
+
+
+async def list_all(
+    session: AsyncSession, cursor: str | None, limit: int
+) -> pages.Items[CatalogModel]:
+    """A page of the catalog, by name."""
+    return await pages.scalars(session, select(CatalogModel), ORDER, cursor, limit)
 
 
 async def set_prices(session: AsyncSession, name: str, prices: ModelPrices) -> CatalogModel:

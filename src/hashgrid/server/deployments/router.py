@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, status
 
 from hashgrid.contracts.api.deployments import (
     DeploymentChange,
@@ -26,6 +26,7 @@ async def list_replicas(
     session: Session,
     state: State,
     caller: Caller,
+    page: pages.WholePage,
     deployment: Annotated[
         str | None, Query(max_length=200, pattern=NO_NUL, description="Deployment name")
     ] = None,
@@ -37,9 +38,12 @@ async def list_replicas(
     """Replicas, newest first, in every status (stopped and failed ones too), each with the
     engine load its node last reported (`load`, null when none is fresh)."""
     deployment_id = (await service.get(session, deployment)).id if deployment else None
-    rows = await service.list_replicas(session, deployment_id, node, status)
+    found = await service.list_replicas(
+        session, deployment_id, node, status, page.cursor, page.limit
+    )
+    page.link(found.next_cursor)
     loads = state.loads
-    return [service.replica_out(r, loads) for r in rows]
+    return [service.replica_out(r, loads) for r in found.items]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -57,10 +61,7 @@ async def list_deployments(
     session: Session,
     state: State,
     caller: Caller,
-    request: Request,
-    response: Response,
-    limit: pages.Limit = 100,
-    cursor: pages.Cursor = None,
+    page: pages.Page,
     model: Annotated[
         str | None, Query(max_length=200, pattern=NO_NUL, description="Of this catalog model")
     ] = None,
@@ -71,12 +72,11 @@ async def list_deployments(
 ) -> list[DeploymentOut]:
     """Deployments by name: a customer's callers find the public ones and their own private
     ones (without the replicas that serve them), the platform admin every one."""
-    after = str(pages.decode(cursor, 1)[0]) if cursor else None
-    rows = await service.list_visible(session, caller.scope, limit + 1, after, model, customer)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    pages.link_next(request, response, pages.encode(rows[-1].name) if more else None)
-    return [_shown(caller, await service.to_out(session, d, state.loads)) for d in rows]
+    found = await service.list_visible(
+        session, caller.scope, page.cursor, page.limit, model, customer
+    )
+    page.link(found.next_cursor)
+    return [_shown(caller, await service.to_out(session, d, state.loads)) for d in found.items]
 
 
 @router.get("/{name:path}")

@@ -21,6 +21,7 @@ from hashgrid.contracts.api.deployments import (
 )
 from hashgrid.contracts.api.organizations import OrgKind
 from hashgrid.contracts.states import ACTIVE_REPLICA, ReplicaStatus, replica_can_move
+from hashgrid.server import pages
 from hashgrid.server.catalog import service as catalog
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.db.base import utcnow
@@ -189,19 +190,20 @@ async def get(session: AsyncSession, name: str, scope: str | None = None) -> Dep
     return deployment
 
 
+DEPLOYMENT_ORDER = pages.Order(pages.By(Deployment.name))
+
+
 async def list_visible(
     session: AsyncSession,
     scope: str | None,
+    cursor: str | None,
     limit: int,
-    after: str | None = None,
     model: str | None = None,
     customer: str | None = None,
-) -> Sequence[Deployment]:
-    """Up to `limit` deployments a caller seeing `scope` finds, by name, after the name `after`:
-    of catalog `model` and private to the organization called `customer`, where given."""
-    query = select(Deployment).where(visible_to(scope)).order_by(Deployment.name).limit(limit)
-    if after is not None:
-        query = query.where(Deployment.name > after)
+) -> pages.Items[Deployment]:
+    """A page of the deployments a caller seeing `scope` finds, by name: of catalog `model` and
+    private to the organization called `customer`, where given."""
+    query = select(Deployment).where(visible_to(scope))
     if model is not None:
         query = query.where(
             Deployment.model_id.in_(select(CatalogModel.id).where(CatalogModel.name == model))
@@ -210,7 +212,7 @@ async def list_visible(
         query = query.where(
             Deployment.customer_id.in_(select(Organization.id).where(Organization.name == customer))
         )
-    return (await session.scalars(query)).all()
+    return await pages.scalars(session, query, DEPLOYMENT_ORDER, cursor, limit)
 
 
 async def change(session: AsyncSession, deployment: Deployment, body: DeploymentChange) -> None:
@@ -315,21 +317,26 @@ async def replicas_of(session: AsyncSession, deployment_id: str) -> Sequence[Rep
     ).all()
 
 
+REPLICA_ORDER = pages.Order(pages.By(Replica.created_at, descending=True), pages.By(Replica.id))
+
+
 async def list_replicas(
     session: AsyncSession,
     deployment_id: str | None,
     node_id: str | None,
     status: ReplicaStatus | None,
-    limit: int = 1000,
-) -> Sequence[Replica]:
-    query = select(Replica).order_by(Replica.created_at.desc(), Replica.id).limit(limit)
+    cursor: str | None,
+    limit: int,
+) -> pages.Items[Replica]:
+    """A page of the replicas, newest first, of a deployment, on a node, in a status if given."""
+    query = select(Replica)
     if deployment_id is not None:
         query = query.where(Replica.deployment_id == deployment_id)
     if node_id is not None:
         query = query.where(Replica.node_id == node_id)
     if status is not None:
         query = query.where(Replica.status == status)
-    return (await session.scalars(query)).all()
+    return await pages.scalars(session, query, REPLICA_ORDER, cursor, limit)
 
 
 async def report(

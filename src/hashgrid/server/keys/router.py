@@ -1,12 +1,15 @@
 """Customer API keys: stored hashed, shown once, with optional limits and a budget."""
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
 
 from hashgrid.contracts.api.common import Limits
 from hashgrid.contracts.api.keys import KeyCreate, KeyCreated, KeyOut
+from hashgrid.server import pages
 from hashgrid.server.keys import service
 from hashgrid.server.keys.tables import ApiKey
-from hashgrid.server.params import PathName
+from hashgrid.server.params import PathName, filter_by
 from hashgrid.server.policy import Caller
 from hashgrid.server.state import ServerState, Session, State
 
@@ -28,9 +31,22 @@ async def create_key(body: KeyCreate, session: Session, state: State, caller: Ca
 
 
 @router.get("")
-async def list_keys(session: Session, state: State, caller: Caller) -> list[KeyOut]:
-    """Every key (never its secret), with its limits and this month's spend."""
-    return [key_out(k, state) for k in await service.list_visible(session, caller.scope)]
+async def list_keys(
+    session: Session,
+    state: State,
+    caller: Caller,
+    page: pages.WholePage,
+    revoked: Annotated[
+        bool | None, Query(description="Only revoked keys, or only live ones")
+    ] = None,
+    customer: Annotated[str | None, filter_by("Only this customer's keys")] = None,
+) -> list[KeyOut]:
+    """The keys (never their secrets), oldest first, with their limits and this month's spend."""
+    found = await service.list_visible(
+        session, caller.scope, page.cursor, page.limit, revoked, customer
+    )
+    page.link(found.next_cursor)
+    return [key_out(k, state) for k in found.items]
 
 
 @router.put("/{key_id}/limits")

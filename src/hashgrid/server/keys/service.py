@@ -1,13 +1,12 @@
 """Customer API keys: random secrets stored as SHA-256 digests, with optional limits."""
 
-from collections.abc import Sequence
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.common.secrets import hash_secret, new_secret
 from hashgrid.contracts.api.common import Limits
 from hashgrid.contracts.api.organizations import OrgKind
+from hashgrid.server import pages
 from hashgrid.server.db.base import utcnow
 from hashgrid.server.errors import Invalid, NotFound
 from hashgrid.server.keys.tables import ApiKey
@@ -72,12 +71,30 @@ async def get(session: AsyncSession, key_id: str, scope: str | None = None) -> A
     return key
 
 
-async def list_visible(session: AsyncSession, scope: str | None) -> Sequence[ApiKey]:
-    """The keys of customer `scope` (None: every key), oldest first."""
-    query = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
+ORDER = pages.Order(pages.By(ApiKey.created_at), pages.By(ApiKey.id))  # oldest first
+
+
+async def list_visible(
+    session: AsyncSession,
+    scope: str | None,
+    cursor: str | None,
+    limit: int,
+    revoked: bool | None = None,
+    customer: str | None = None,
+) -> pages.Items[ApiKey]:
+    """A page of the keys of customer `scope` (None: every key), oldest first; only the revoked
+    or the live ones when `revoked` says, only those of the customer named `customer` if given."""
+    query = select(ApiKey)
     if scope is not None:
         query = query.where(ApiKey.customer_id == scope)
-    return (await session.scalars(query)).all()
+    if revoked is not None:
+        query = query.where(
+            ApiKey.revoked_at.is_not(None) if revoked else ApiKey.revoked_at.is_(None)
+        )
+    if customer is not None:
+        named = select(Organization.id).where(Organization.name == customer)
+        query = query.where(ApiKey.customer_id.in_(named.scalar_subquery()))
+    return await pages.scalars(session, query, ORDER, cursor, limit)
 
 
 async def set_limits(

@@ -1,9 +1,13 @@
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 
 from hashgrid.contracts.api.nodes import DrainRequest, NodeOut
+from hashgrid.contracts.states import NodeStatus
+from hashgrid.server import pages
 from hashgrid.server.auth import node_credentials
 from hashgrid.server.nodes import scheduling, service
-from hashgrid.server.params import PathName
+from hashgrid.server.params import PathName, filter_by
 from hashgrid.server.policy import Caller
 from hashgrid.server.state import Session, State
 
@@ -11,8 +15,17 @@ router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
 
 
 @router.get("")
-async def list_nodes(session: Session, caller: Caller) -> list[NodeOut]:
-    return [service.to_out(n, s) for n, s in await service.list_visible(session, caller.scope)]
+async def list_nodes(
+    session: Session,
+    caller: Caller,
+    page: pages.WholePage,
+    site: Annotated[str | None, filter_by("Only the nodes at this site")] = None,
+    status: Annotated[NodeStatus | None, Query(description="Only the nodes in this status")] = None,
+) -> list[NodeOut]:
+    """The nodes, by name."""
+    found = await service.list_visible(session, caller.scope, page.cursor, page.limit, site, status)
+    page.link(found.next_cursor)
+    return [service.to_out(n, s) for n, s in found.items]
 
 
 @router.get("/{node}")

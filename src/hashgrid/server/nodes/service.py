@@ -1,10 +1,9 @@
 """Registering nodes, moving them between ready and lost, and recording their verification."""
 
-from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.capacity.verdict import judge
@@ -18,6 +17,7 @@ from hashgrid.contracts.agent import (
 )
 from hashgrid.contracts.api.nodes import NodeOut
 from hashgrid.contracts.states import ACTIVE_REPLICA, NodePower, NodeStatus, ReplicaStatus
+from hashgrid.server import pages
 from hashgrid.server.db.base import new_id, utcnow
 from hashgrid.server.deployments.tables import Replica
 from hashgrid.server.errors import NotFound
@@ -174,12 +174,27 @@ def _judge_again(node: Node, fingerprint: Fingerprint) -> None:
     node.capacity_class = verdict.capacity_class
 
 
-async def list_visible(session: AsyncSession, scope: str | None) -> Sequence[tuple[Node, Site]]:
-    """The nodes at the sites of operator `scope` (None: every node), by name."""
-    query = select(Node, Site).join(Site, Node.site_id == Site.id).order_by(Node.name)
+ORDER = pages.Order(pages.By(Node.name))
+
+
+async def list_visible(
+    session: AsyncSession,
+    scope: str | None,
+    cursor: str | None,
+    limit: int,
+    site: str | None = None,
+    status: NodeStatus | None = None,
+) -> pages.Items[Row[Node, Site]]:
+    """A page of the nodes at the sites of operator `scope` (None: every node), by name; only
+    those at the site named `site`, or in `status`, if given."""
+    query = select(Node, Site).join(Site, Node.site_id == Site.id)
     if scope is not None:
         query = query.where(Site.operator_id == scope)
-    return [(n, s) for n, s in await session.execute(query)]
+    if site is not None:
+        query = query.where(Site.name == site)
+    if status is not None:
+        query = query.where(Node.status == status)
+    return await pages.rows(session, query, ORDER, cursor, limit)
 
 
 async def get(

@@ -1,7 +1,10 @@
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
 
 from hashgrid.contracts.api.common import Limits
-from hashgrid.contracts.api.organizations import OrganizationCreate, OrganizationOut
+from hashgrid.contracts.api.organizations import OrganizationCreate, OrganizationOut, OrgKind
+from hashgrid.server import pages
 from hashgrid.server.organizations import service
 from hashgrid.server.organizations.tables import Organization
 from hashgrid.server.params import PathName
@@ -21,9 +24,16 @@ async def create_organization(
 
 @router.get("")
 async def list_organizations(
-    session: Session, state: State, caller: Caller
+    session: Session,
+    state: State,
+    caller: Caller,
+    page: pages.WholePage,
+    kind: Annotated[OrgKind | None, Query(description="Only organizations of this kind")] = None,
 ) -> list[OrganizationOut]:
-    return [organization_out(o, state) for o in await service.list_visible(session, caller.scope)]
+    """The organizations the caller sees (its own; the platform admin's: all), by name."""
+    found = await service.list_visible(session, caller.scope, page.cursor, page.limit, kind)
+    page.link(found.next_cursor)
+    return [organization_out(o, state) for o in found.items]
 
 
 @router.get("/{name}")

@@ -1,12 +1,11 @@
 """Creating and finding organizations."""
 
-from collections.abc import Sequence
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.contracts.api.common import Limits
 from hashgrid.contracts.api.organizations import OrgKind
+from hashgrid.server import pages
 from hashgrid.server.errors import Conflict, Invalid, NotFound
 from hashgrid.server.organizations.tables import Organization
 
@@ -65,9 +64,21 @@ async def set_limits(session: AsyncSession, name: str, limits: Limits) -> Organi
     return org
 
 
-async def list_visible(session: AsyncSession, scope: str | None) -> Sequence[Organization]:
-    """Every organization a caller seeing `scope` may see (None: all), by name."""
-    query = select(Organization).order_by(Organization.name)
+ORDER = pages.Order(pages.By(Organization.name))
+
+
+async def list_visible(
+    session: AsyncSession,
+    scope: str | None,
+    cursor: str | None,
+    limit: int,
+    kind: OrgKind | None = None,
+) -> pages.Items[Organization]:
+    """A page of the organizations a caller seeing `scope` may see (None: all), by name; only
+    those of `kind` if given."""
+    query = select(Organization)
     if scope is not None:
         query = query.where(Organization.id == scope)
-    return (await session.scalars(query)).all()
+    if kind is not None:
+        query = query.where(Organization.kind == kind)
+    return await pages.scalars(session, query, ORDER, cursor, limit)

@@ -1,7 +1,10 @@
+from typing import Annotated
+
 from fastapi import APIRouter, status
 
 from hashgrid.contracts.api.sites import JoinTokenCreate, JoinTokenCreated, SiteCreate, SiteOut
-from hashgrid.server.params import PathName
+from hashgrid.server import pages
+from hashgrid.server.params import PathName, filter_by
 from hashgrid.server.policy import Caller
 from hashgrid.server.sites import service
 from hashgrid.server.state import Session
@@ -16,8 +19,19 @@ async def create_site(body: SiteCreate, session: Session, caller: Caller) -> Sit
 
 
 @router.get("")
-async def list_sites(session: Session, caller: Caller) -> list[SiteOut]:
-    return [SiteOut.model_validate(s) for s in await service.list_visible(session, caller.scope)]
+async def list_sites(
+    session: Session,
+    caller: Caller,
+    page: pages.WholePage,
+    region: Annotated[str | None, filter_by("Only the sites in this region")] = None,
+    operator: Annotated[str | None, filter_by("Only this operator's sites")] = None,
+) -> list[SiteOut]:
+    """The sites, by name."""
+    found = await service.list_visible(
+        session, caller.scope, page.cursor, page.limit, region, operator
+    )
+    page.link(found.next_cursor)
+    return [SiteOut.model_validate(s) for s in found.items]
 
 
 @router.get("/{name}")

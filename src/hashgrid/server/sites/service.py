@@ -1,6 +1,5 @@
 """Sites and their one-time join tokens."""
 
-from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -9,9 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hashgrid.common.secrets import hash_secret, new_secret
 from hashgrid.contracts.api.organizations import OrgKind
 from hashgrid.contracts.api.sites import SiteCreate
+from hashgrid.server import pages
 from hashgrid.server.db.base import utcnow
 from hashgrid.server.errors import Conflict, NotFound, Unauthorized
 from hashgrid.server.organizations import service as organizations
+from hashgrid.server.organizations.tables import Organization
 from hashgrid.server.sites.tables import JoinToken, Site
 
 JOIN_TOKEN_PREFIX = "hg_join_"
@@ -49,12 +50,28 @@ async def get(session: AsyncSession, name: str, scope: str | None = None) -> Sit
     return site
 
 
-async def list_visible(session: AsyncSession, scope: str | None) -> Sequence[Site]:
-    """The sites of operator `scope` (None: every site), by name."""
-    query = select(Site).order_by(Site.name)
+ORDER = pages.Order(pages.By(Site.name))
+
+
+async def list_visible(
+    session: AsyncSession,
+    scope: str | None,
+    cursor: str | None,
+    limit: int,
+    region: str | None = None,
+    operator: str | None = None,
+) -> pages.Items[Site]:
+    """A page of the sites of operator `scope` (None: every site), by name; only those in
+    `region`, or of the operator named `operator`, if given."""
+    query = select(Site)
     if scope is not None:
         query = query.where(Site.operator_id == scope)
-    return (await session.scalars(query)).all()
+    if region is not None:
+        query = query.where(Site.region == region)
+    if operator is not None:
+        named = select(Organization.id).where(Organization.name == operator)
+        query = query.where(Site.operator_id.in_(named.scalar_subquery()))
+    return await pages.scalars(session, query, ORDER, cursor, limit)
 
 
 async def create_join_token(session: AsyncSession, site: Site, ttl_s: int) -> tuple[JoinToken, str]:

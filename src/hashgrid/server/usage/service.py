@@ -13,16 +13,19 @@ from typing import Any
 
 import structlog
 from pydantic import JsonValue, ValidationError
-from sqlalchemy import ColumnElement, select, true
+from sqlalchemy import ColumnElement, and_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.contracts.api.organizations import OrgKind
+from hashgrid.contracts.api.usage import UsageFilter
 from hashgrid.contracts.gateway import REQUEST_ID_LEN, UsageAck, UsageRecord
+from hashgrid.server import pages
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.deployments.tables import Deployment
 from hashgrid.server.nodes.tables import Node
 from hashgrid.server.sites.tables import Site
+from hashgrid.server.usage.dialects import AnyOf
 from hashgrid.server.usage.spend import Spend
 from hashgrid.server.usage.tables import RejectedUsageRow, UsageRecordRow
 
@@ -129,13 +132,17 @@ def _rejected(item: JsonValue, error: ValidationError, gateway: str) -> dict[str
     }
 
 
-async def rejected(session: AsyncSession, limit: int) -> Sequence[RejectedUsageRow]:
-    """The newest records set aside, newest first."""
-    return (
-        await session.scalars(
-            select(RejectedUsageRow).order_by(RejectedUsageRow.received_at.desc()).limit(limit)
-        )
-    ).all()
+REJECTED_ORDER = pages.Order(
+    pages.By(RejectedUsageRow.received_at, descending=True),
+    pages.By(RejectedUsageRow.digest, descending=True),
+)
+
+
+async def rejected(
+    session: AsyncSession, cursor: str | None, limit: int
+) -> pages.Items[RejectedUsageRow]:
+    """A page of the records set aside, newest first."""
+    return await pages.scalars(session, select(RejectedUsageRow), REJECTED_ORDER, cursor, limit)
 
 
 async def _prices(session: AsyncSession, models: set[str]) -> dict[str, tuple[float, float]]:
@@ -160,17 +167,40 @@ def visible_to(scope: str | None, kind: OrgKind | None) -> ColumnElement[bool]:
     if kind == OrgKind.CUSTOMER:
         return UsageRecordRow.customer_id == scope
     served_by = select(Node.id).join(Site, Site.id == Node.site_id).where(Site.operator_id == scope)
-    return UsageRecordRow.node_id.in_(served_by)
+    return AnyOf(UsageRecordRow.node_id, served_by.scalar_subquery())
+
+
+def filtered(only: UsageFilter) -> ColumnElement[bool]:
+    """The records `only` lets through: of its model, of its key, started in its window (`since`
+    included, `until` not); a filter left out lets any through."""
+    r = UsageRecordRow
+    conditions = []
+    if only.model is not None:
+        conditions.append(r.model == only.model)
+    if only.key_id is not None:
+        conditions.append(r.key_id == only.key_id)
+    if only.since is not None:
+        conditions.append(r.started_at >= only.since)
+    if only.until is not None:
+        conditions.append(r.started_at < only.until)
+    return and_(true(), *conditions)
+
+
+ORDER = pages.Order(
+    pages.By(UsageRecordRow.started_at, descending=True),
+    pages.By(UsageRecordRow.request_id, descending=True),
+)
 
 
 async def recent(
-    session: AsyncSession, limit: int, scope: str | None = None, kind: OrgKind | None = None
-) -> Sequence[UsageRecordRow]:
-    """The newest records `scope` sees (see `visible_to`)."""
-    query = (
-        select(UsageRecordRow)
-        .where(visible_to(scope, kind))
-        .order_by(UsageRecordRow.started_at.desc())
-        .limit(limit)
-    )
-    return (await session.scalars(query)).all()
+    session: AsyncSession,
+    cursor: str | None,
+    limit: int,
+    scope: str | None = None,
+    kind: OrgKind | None = None,
+    only: UsageFilter | None = None,
+) -> pages.Items[UsageRecordRow]:
+    """A page of the records `scope` sees (see `visible_to`) that `only` lets through, newest
+    first."""
+    query = select(UsageRecordRow).where(visible_to(scope, kind), filtered(only or UsageFilter()))
+    return await pages.scalars(session, query, ORDER, cursor, limit)

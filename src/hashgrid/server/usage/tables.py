@@ -13,14 +13,23 @@ from hashgrid.contracts.gateway import (
 )
 from hashgrid.server.db.base import Base, UTCDateTime, utcnow
 
+# What a usage summary reads of a record besides its time (server/usage/summary.py).
+SUMMED = ["model", "key_id", "site", "prompt_tokens", "completion_tokens", "cost_usd"]
+
 
 class UsageRecordRow(Base):
     __tablename__ = "usage_records"
     # What the scoped reads seek by: a customer's records, and an operator's nodes' records,
-    # in time order (server/usage/service.py `visible_to`).
+    # in time order (server/usage/service.py `visible_to`). On PostgreSQL each also holds what
+    # a usage summary sums and groups by, so a summary reads the index alone, not the table.
     __table_args__ = (
-        Index("ix_usage_records_customer_started", "customer_id", "started_at"),
-        Index("ix_usage_records_node_started", "node_id", "started_at"),
+        Index(
+            "ix_usage_records_customer_started",
+            "customer_id",
+            "started_at",
+            postgresql_include=SUMMED,
+        ),
+        Index("ix_usage_records_node_started", "node_id", "started_at", postgresql_include=SUMMED),
     )
 
     # The gateway's request id, always its own: storing a record twice is impossible by
