@@ -176,6 +176,36 @@ def test_listings_never_hold_another_tenants_ids(tenants: Tenants) -> None:
     assert t.usage_a in t.http(t.x_admin.token).get("/api/v1/usage").text  # X's node served it
 
 
+def test_each_side_of_a_request_is_not_shown_the_other(tenants: Tenants) -> None:
+    """An operator sees the requests its node served but not whose (no key, customer or client
+    request id), nor may it pick them out by key; a customer sees its requests but not which
+    operator's node served them. The platform admin sees both sides."""
+    t = tenants
+
+    def record(token: str) -> dict[str, object]:
+        listed = ok(t.http(token).get("/api/v1/usage"))
+        return next(u for u in listed if u["request_id"] == t.usage_a)
+
+    operators, customers, platform = (
+        record(t.x_admin.token),
+        record(t.a_admin.token),
+        record(t.platform),
+    )
+    assert (operators["key_id"], operators["customer_id"], operators["client_request_id"]) == (
+        None, None, None,
+    )  # fmt: skip
+    assert operators["node_id"] == platform["node_id"] == t.node_x
+    assert (customers["node_id"], customers["replica_id"]) == (None, None)
+    assert customers["key_id"] == platform["key_id"] == t.key_a
+    x = t.http(t.x_admin.token)
+    for asked in ({"group_by": "key"}, {"key_id": t.key_a}):
+        assert x.get("/api/v1/usage/summary", params=asked).status_code == 400
+    assert x.get("/api/v1/usage", params={"key_id": t.key_a}).status_code == 400
+    assert (
+        t.http(t.a_admin.token).get("/api/v1/usage/summary", params={"group_by": "key"}).is_success
+    )
+
+
 def test_a_member_can_change_nothing_of_its_organization(tenants: Tenants) -> None:
     t = tenants
     member = t.http(t.a_member.token)

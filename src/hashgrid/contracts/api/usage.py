@@ -3,18 +3,34 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import BaseModel, Field, PlainSerializer, model_validator
 
 from hashgrid.contracts.api.common import AwareMoment, Out
 from hashgrid.contracts.bounds import text
-from hashgrid.contracts.gateway import ID_LEN, MODEL_LEN, UsageRecord
+from hashgrid.contracts.gateway import ID_LEN, MODEL_LEN
 
 
-class UsageOut(UsageRecord):
-    """A stored usage record, as the API shows it."""
+class UsageOut(Out):
+    """A stored usage record, as the API shows it to the caller: an operator is not shown whose
+    request its node served (key, customer and the client's request id are null), a customer
+    not which node served it (replica and node null); the platform admin sees every field."""
 
-    model_config = ConfigDict(from_attributes=True)
-
+    request_id: str
+    client_request_id: str | None
+    key_id: str | None
+    customer_id: str | None
+    model: str
+    endpoint: str
+    replica_id: str | None
+    node_id: str | None
+    site: str | None
+    status_code: int
+    prompt_tokens: int
+    completion_tokens: int
+    ttft_ms: float | None
+    duration_ms: float
+    started_at: datetime
+    usage_clamped: bool = False  # the serving node's counts were not trusted (see metering)
     cost_usd: float = 0.0  # at the catalog's prices when it was stored
 
 

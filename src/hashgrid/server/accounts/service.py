@@ -181,7 +181,7 @@ async def member(
 ) -> tuple[Membership, User] | None:
     """The user's membership of the organization, if any."""
     row = (await session.execute(_members(organization_id).where(User.id == user_id))).first()
-    return None if row is None else row.tuple()
+    return None if row is None else (row[0], row[1])
 
 
 async def set_role(

@@ -26,11 +26,11 @@ async def list_usage(
 ) -> list[UsageOut]:
     """Usage records, one per gateway request, newest first: a customer's its own requests, an
     operator's those its nodes served."""
-    found = await service.recent(
-        session, page.cursor, page.limit, caller.scope, caller.organization_kind, only
-    )
+    kind = caller.organization_kind
+    service.check_asked(kind, only)
+    found = await service.recent(session, page.cursor, page.limit, caller.scope, kind, only)
     page.link(found.next_cursor)
-    return [UsageOut.model_validate(r) for r in found.items]
+    return [service.shown(r, kind) for r in found.items]
 
 
 @router.get("/summary", response_model_exclude_unset=True)
@@ -39,6 +39,7 @@ async def summarize_usage(
 ) -> list[UsageSummaryRow]:
     """The usage the caller sees (as `GET /usage` lists it), summed per day, model, key or
     region (`group_by`, repeatable), over a window of at most a year (this month by default)."""
+    service.check_asked(caller.organization_kind, asked, asked.group_by)
     return await summary.summarize(session, caller.scope, caller.organization_kind, asked)
 
 

@@ -18,11 +18,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.contracts.api.organizations import OrgKind
-from hashgrid.contracts.api.usage import UsageFilter
+from hashgrid.contracts.api.usage import Grouping, UsageFilter, UsageOut
 from hashgrid.contracts.gateway import REQUEST_ID_LEN, UsageAck, UsageRecord
 from hashgrid.server import pages
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.deployments.tables import Deployment
+from hashgrid.server.errors import Invalid
 from hashgrid.server.nodes.tables import Node
 from hashgrid.server.sites.tables import Site
 from hashgrid.server.usage.dialects import AnyOf
@@ -168,6 +169,27 @@ def visible_to(scope: str | None, kind: OrgKind | None) -> ColumnElement[bool]:
         return UsageRecordRow.customer_id == scope
     served_by = select(Node.id).join(Site, Site.id == Node.site_id).where(Site.operator_id == scope)
     return AnyOf(UsageRecordRow.node_id, served_by.scalar_subquery())
+
+
+# What each side is not shown of a record it sees: an operator is not told whose request its node
+# served, a customer not which operator's node served it (the site, a place, it is told).
+HIDDEN_FROM = {
+    OrgKind.OPERATOR: {"key_id": None, "customer_id": None, "client_request_id": None},
+    OrgKind.CUSTOMER: {"replica_id": None, "node_id": None},
+}
+
+
+def shown(record: UsageRecordRow, kind: OrgKind | None) -> UsageOut:
+    """`record` as a caller of organization `kind` (None: the platform) is shown it."""
+    out = UsageOut.model_validate(record)
+    hidden = HIDDEN_FROM.get(kind) if kind is not None else None
+    return out.model_copy(update=hidden) if hidden else out
+
+
+def check_asked(kind: OrgKind | None, only: UsageFilter, group_by: Sequence[Grouping] = ()) -> None:
+    """An operator may not pick out or sum its usage by a customer's key: it is not shown them."""
+    if kind == OrgKind.OPERATOR and (only.key_id is not None or Grouping.KEY in group_by):
+        raise Invalid("an operator's usage is not told apart by key: filter or group otherwise")
 
 
 def filtered(only: UsageFilter) -> ColumnElement[bool]:
