@@ -78,7 +78,13 @@ def test_customers_and_operators_sign_up_and_run_their_part_seeing_only_their_ow
         assert (node["name"], node["site"], node["status"]) == ("olu-gpu-1", "tx-west", "ready")
         assert "olu-gpu-1" in ok("nodes", "list", env=operator)
         assert [s["name"] for s in ok_json("sites", "list", env=operator)] == ["tx-west"]
-        assert requests_in(ok_json("usage", env=operator)) == {"acme-1", "acme-2", "globex-1"}
+        # It is not shown whose requests they were.
+        served = ok_json("usage", env=operator)
+        assert [(r["node_id"], r["customer_id"], r["key_id"]) for r in served] == [
+            (node["id"], None, None)
+        ] * 3
+        (by_model,) = ok_json("usage", "--by", "model", env=operator)
+        assert (by_model["model"], by_model["requests"]) == ("tiny", 3)
         assert "403" in one_line_error("keys", "list", env=operator)
 
         # Each customer sees its own requests and keys only, and no site or node.
@@ -86,6 +92,10 @@ def test_customers_and_operators_sign_up_and_run_their_part_seeing_only_their_ow
         assert requests_in(acme_usage) == {"acme-1", "acme-2"}
         assert {r["customer_id"] for r in acme_usage} == {acme_key["customer_id"]}
         assert "acme-2" in ok("usage", env=acme)
+        assert {r["node_id"] for r in acme_usage} == {None}  # nor which node served them
+        (acme_day,) = ok_json("usage", "--by", "day", "--by", "key", env=acme)
+        assert (acme_day["key_id"], acme_day["requests"]) == (acme_key["id"], 2)
+        assert "tiny" in ok("usage", "--by", "model", env=acme)
         assert [k["id"] for k in ok_json("keys", "list", env=acme)] == [acme_key["id"]]
         assert requests_in(ok_json("usage", env=globex)) == {"globex-1"}
         assert [k["id"] for k in ok_json("keys", "list", env=globex)] == [globex_key["id"]]

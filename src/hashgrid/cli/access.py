@@ -6,6 +6,7 @@ from hashgrid.cli.connection import client
 from hashgrid.cli.output import JsonOption, console, emit_json, table
 from hashgrid.contracts.api.common import Limits
 from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.usage import Grouping, UsageSummaryQuery
 
 keys_app = typer.Typer(help="Customer API keys.", no_args_is_help=True)
 
@@ -111,9 +112,14 @@ def revoke_key(ctx: typer.Context, key_id: str) -> None:
 def usage(
     ctx: typer.Context,
     limit: int = typer.Option(20, min=1, help="How many records."),
+    by: list[Grouping] = typer.Option(
+        [], "--by", help="Sum this month's usage by day, model, key or region (repeatable)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """The newest usage records."""
+    """The newest usage records the caller sees, or with --by their sums this month."""
+    if by:
+        return usage_summary(ctx, by, as_json)
     with client(ctx) as c:
         records = c.usage(limit)
     if as_json:
@@ -131,3 +137,23 @@ def usage(
         for r in records
     ]
     table("usage", ["time", "model", "status", "prompt", "completion", "ms", "request"], rows)
+
+
+def usage_summary(ctx: typer.Context, by: list[Grouping], as_json: bool) -> None:
+    with client(ctx) as c:
+        groups = c.usage_summary(UsageSummaryQuery(group_by=by))
+    if as_json:
+        return emit_json(groups)
+    fields = {Grouping.DAY: "day", Grouping.MODEL: "model", Grouping.KEY: "key_id"}
+    columns = [g.value for g in dict.fromkeys(by)]
+    rows = [
+        (
+            *(str(getattr(g, fields.get(b, b.value)) or "") for b in dict.fromkeys(by)),
+            g.requests,
+            g.prompt_tokens,
+            g.completion_tokens,
+            f"${g.cost_usd:.4f}",
+        )
+        for g in groups
+    ]
+    table("usage this month", [*columns, "requests", "prompt", "completion", "cost"], rows)

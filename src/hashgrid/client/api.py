@@ -39,7 +39,7 @@ from hashgrid.contracts.api.power import (
     SitePowerOut,
 )
 from hashgrid.contracts.api.sites import JoinTokenCreate, JoinTokenCreated, SiteCreate, SiteOut
-from hashgrid.contracts.api.usage import UsageOut
+from hashgrid.contracts.api.usage import UsageOut, UsageSummaryQuery, UsageSummaryRow
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -284,6 +284,12 @@ class HashgridClient:
     # usage
     def usage(self, limit: int = 100) -> list[UsageOut]:
         return self._many(UsageOut, "/api/v1/usage", most=limit)
+
+    def usage_summary(self, asked: UsageSummaryQuery) -> list[UsageSummaryRow]:
+        """The caller's usage summed by `asked.group_by` over its window."""
+        params = asked.model_dump(mode="json", exclude_none=True)
+        rows = self._call("GET", "/api/v1/usage/summary", **params)
+        return TypeAdapter(list[UsageSummaryRow]).validate_python(rows)
 
 
 def _wire(body: BaseModel | None) -> Any:
