@@ -42,6 +42,7 @@ from hashgrid.server.principal import (
 from hashgrid.server.state import ServerState, get_state
 
 T = TypeVar("T")
+Held = TypeVar("Held", PersonalToken, BrowserSession)  # a user's credential, kept hashed
 
 PERSONAL_TOKEN_PREFIX = "hg_pat_"
 SESSION_COOKIE = "hg_session"
@@ -148,62 +149,66 @@ async def _access_token(session: AsyncSession, secret: str) -> Principal:
     return Principal(role, token_id=row.id)
 
 
-async def _personal_token(session: AsyncSession, secret: str) -> Principal:
-    now = utcnow()
+async def _held(
+    session: AsyncSession, kind: type[Held], secret: str
+) -> tuple[Held, str, Organization] | None:
+    """The live credential of `kind` whose hash `secret` has, with its user's role now in its
+    organization and the organization; None if unknown, revoked, expired, or its user is no
+    longer a member there."""
     found = (
         await session.execute(
-            select(PersonalToken, Membership.role, Organization)
+            select(kind, Membership.role, Organization)
             .join(
                 Membership,
-                (Membership.user_id == PersonalToken.user_id)
-                & (Membership.organization_id == PersonalToken.organization_id),
+                (Membership.user_id == kind.user_id)
+                & (Membership.organization_id == kind.organization_id),
             )
-            .join(Organization, Organization.id == PersonalToken.organization_id)
+            .join(Organization, Organization.id == kind.organization_id)
             .where(
-                PersonalToken.token_hash == hash_secret(secret),
-                PersonalToken.revoked_at.is_(None),
-                PersonalToken.expires_at > now,
+                kind.token_hash == hash_secret(secret),
+                kind.revoked_at.is_(None),
+                kind.expires_at > utcnow(),
             )
         )
     ).first()
-    if found is None:  # unknown, revoked, expired, or its user left the organization
+    if found is None:
+        return None
+    credential, role, organization = found
+    return credential, role, organization
+
+
+def _member(
+    organization: Organization, role: MemberRole, user_id: str, **credential: str
+) -> Principal:
+    return Principal(
+        role_in(organization, role),
+        organization_id=organization.id,
+        organization_kind=OrgKind(organization.kind),
+        user_id=user_id,
+        **credential,
+    )
+
+
+async def _personal_token(session: AsyncSession, secret: str) -> Principal:
+    found = await _held(session, PersonalToken, secret)
+    if found is None:
         raise Unauthorized("unknown, expired or revoked token")
     token, member_role, organization = found
     # The lower of the token's role and the user's role now: a demotion holds at once.
     both_admin = token.role == MemberRole.ADMIN and member_role == MemberRole.ADMIN
     role = MemberRole.ADMIN if both_admin else MemberRole.MEMBER
+    now = utcnow()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_EVERY:
         await session.execute(
             update(PersonalToken).where(PersonalToken.id == token.id).values(last_used_at=now)
         )
         await session.commit()
-    return Principal(
-        role_in(organization, role),
-        organization_id=organization.id,
-        organization_kind=OrgKind(organization.kind),
-        user_id=token.user_id,
-        token_id=token.id,
-    )
+    return _member(organization, role, token.user_id, token_id=token.id)
 
 
 async def _session(request: Request, cookie: str) -> Principal:
     async with get_state(request).sessions() as session:
-        found = (
-            await session.execute(
-                select(BrowserSession, Membership.role, Organization)
-                .join(
-                    Membership,
-                    (Membership.user_id == BrowserSession.user_id)
-                    & (Membership.organization_id == BrowserSession.organization_id),
-                )
-                .join(Organization, Organization.id == BrowserSession.organization_id)
-                .where(
-                    BrowserSession.token_hash == hash_secret(cookie),
-                    BrowserSession.revoked_at.is_(None),
-                    BrowserSession.expires_at > utcnow(),
-                )
-            )
-        ).first()
+        found = await _held(session, BrowserSession, cookie)
     if found is None:
         raise Unauthorized("the session ended: sign in again")
     browser, member_role, organization = found
@@ -211,13 +216,7 @@ async def _session(request: Request, cookie: str) -> Principal:
         sent = request.headers.get(CSRF_HEADER, "")
         if not sent or not same_secret(hash_secret(sent), browser.csrf_hash):
             raise Forbidden(f"a call that changes something needs the {CSRF_HEADER} header")
-    return Principal(
-        role_in(organization, MemberRole(member_role)),
-        organization_id=organization.id,
-        organization_kind=OrgKind(organization.kind),
-        user_id=browser.user_id,
-        session_id=browser.id,
-    )
+    return _member(organization, MemberRole(member_role), browser.user_id, session_id=browser.id)
 
 
 async def _node(request: Request, secret: str) -> NodePrincipal:
