@@ -424,3 +424,28 @@ def test_the_usage_summary_filters_and_takes_a_window(world: World) -> None:
     assert (only["model"], only["key_id"], only["requests"]) == ("m-a", key, len(chosen))
     assert set(only) == {"model", "key_id", "requests", "prompt_tokens", "completion_tokens",
                          "cost_usd"}  # fmt: skip
+
+
+def test_a_late_record_of_a_closed_day_is_counted_in_the_next_summary(world: World) -> None:
+    """The sums of closed days are kept between summaries; a record of such a day that arrives
+    late (a gateway's spool drained after an outage) drops them, and the next summary counts it."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    window = {
+        "since": _at(today - timedelta(days=10)),
+        "until": _at(datetime.now(UTC) + timedelta(minutes=1)),
+        "group_by": "day",
+    }
+    late = today - timedelta(days=3)
+    with world.http("acme") as http:
+
+        def by_day() -> dict[str, int]:
+            answer = http.get("/api/v1/usage/summary", params=window)
+            assert answer.status_code == 200, answer.text
+            return {g["day"]: g["requests"] for g in answer.json()}
+
+        before = by_day()
+        assert by_day() == before  # the second from the kept sums
+        world.send([record(world, 200, "acme", None, started_at=_at(late + timedelta(hours=1)))])
+        after = by_day()
+    day = late.date().isoformat()
+    assert after == before | {day: before.get(day, 0) + 1}

@@ -41,6 +41,7 @@ from hashgrid.server.reconcile.runner import start_all
 from hashgrid.server.settings import ServerSettings
 from hashgrid.server.sites.router import router as sites_router
 from hashgrid.server.state import ServerState
+from hashgrid.server.usage.closed_days import ClosedDays
 from hashgrid.server.usage.router import router as usage_router
 from hashgrid.server.usage.spend import Spend
 
@@ -85,6 +86,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             changes=Changes(),
             liveness=liveness,
             spend=spend,
+            summaries=ClosedDays(),
             loads=ReplicaLoads(STALE_AFTER_BEATS * settings.heartbeat_interval_s),
             demand=GatewayDemand(),
         )

@@ -13,6 +13,7 @@ from hashgrid.server.deployments.demand import GatewayDemand
 from hashgrid.server.deployments.loads import ReplicaLoads
 from hashgrid.server.nodes.liveness import Liveness
 from hashgrid.server.settings import ServerSettings
+from hashgrid.server.usage.closed_days import ClosedDays
 from hashgrid.server.usage.spend import Spend
 
 
@@ -24,6 +25,7 @@ class ServerState:
     changes: Changes
     liveness: Liveness
     spend: Spend  # this month's spend per key and customer, from stored usage
+    summaries: ClosedDays  # usage sums of closed days, per summary shape
     loads: ReplicaLoads  # engine loads, as the nodes' heartbeats last reported them
     demand: GatewayDemand  # requests in flight and held, as the gateways last reported them
 

@@ -32,7 +32,9 @@ async def post_usage(body: UsageBatch, session: Session, state: State, gateway: 
     """Store usage records; a record whose request id is stored already is skipped, one that
     is not a valid `UsageRecord` is set aside (`GET /api/v1/usage/rejected`). The ack's
     `spend_seq` is the first view `spend.seq` whose figures hold this batch."""
-    return await usage.store(session, body.records, gateway.credential_id, state.spend)
+    return await usage.store(
+        session, body.records, gateway.credential_id, state.spend, state.summaries
+    )
 
 
 @router.post("/demand", status_code=204)

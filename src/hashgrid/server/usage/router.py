@@ -11,7 +11,7 @@ from hashgrid.contracts.api.usage import (
 )
 from hashgrid.server import pages
 from hashgrid.server.policy import Caller
-from hashgrid.server.state import Session
+from hashgrid.server.state import Session, State
 from hashgrid.server.usage import service, summary
 
 router = APIRouter(prefix="/api/v1/usage", tags=["usage"])
@@ -35,12 +35,16 @@ async def list_usage(
 
 @router.get("/summary", response_model_exclude_unset=True)
 async def summarize_usage(
-    session: Session, caller: Caller, asked: Annotated[UsageSummaryQuery, Query()]
+    session: Session,
+    state: State,
+    caller: Caller,
+    asked: Annotated[UsageSummaryQuery, Query()],
 ) -> list[UsageSummaryRow]:
     """The usage the caller sees (as `GET /usage` lists it), summed per day, model, key or
     region (`group_by`, repeatable), over a window of at most a year (this month by default)."""
     service.check_asked(caller.organization_kind, asked, asked.group_by)
-    return await summary.summarize(session, caller.scope, caller.organization_kind, asked)
+    kind = caller.organization_kind
+    return await summary.summarize(session, caller.scope, kind, asked, state.summaries)
 
 
 @router.get("/rejected")

@@ -9,6 +9,7 @@ the batch refused instead, its gateway would resend it forever and ship nothing 
 import hashlib
 import json
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Any
 
 import structlog
@@ -26,6 +27,7 @@ from hashgrid.server.deployments.tables import Deployment
 from hashgrid.server.errors import Invalid
 from hashgrid.server.nodes.tables import Node
 from hashgrid.server.sites.tables import Site
+from hashgrid.server.usage.closed_days import ClosedDays
 from hashgrid.server.usage.dialects import AnyOf
 from hashgrid.server.usage.spend import Spend
 from hashgrid.server.usage.tables import RejectedUsageRow, UsageRecordRow
@@ -40,7 +42,11 @@ REJECTED_REASON_CHARS = 1000
 
 
 async def store(
-    session: AsyncSession, raw: Sequence[JsonValue], gateway: str, spend: Spend
+    session: AsyncSession,
+    raw: Sequence[JsonValue],
+    gateway: str,
+    spend: Spend,
+    closed: ClosedDays | None = None,
 ) -> UsageAck:
     """Store the valid records of a batch and set the others aside; one commit for both."""
     records: list[UsageRecord] = []
@@ -53,12 +59,15 @@ async def store(
     if rejected:
         await session.execute(_insert(session, RejectedUsageRow).on_conflict_do_nothing(), rejected)
         log.warning("usage records set aside", gateway=gateway, count=len(rejected))
-    ack = await _store_valid(session, records, spend)
+    ack = await _store_valid(session, records, spend, closed)
     return ack.model_copy(update={"rejected": len(rejected)})
 
 
 async def _store_valid(
-    session: AsyncSession, records: Sequence[UsageRecord], spend: Spend
+    session: AsyncSession,
+    records: Sequence[UsageRecord],
+    spend: Spend,
+    closed: ClosedDays | None,
 ) -> UsageAck:
     unique = {r.request_id: r for r in records}
     existing = set(
@@ -89,6 +98,8 @@ async def _store_valid(
         ).all()
     )
     await session.commit()
+    if closed is not None:  # records of a closed day arrived late: its kept sums no longer hold
+        closed.touched(r["started_at"].astimezone(UTC).date() for r in fresh)
     for r in fresh:
         if r["usage_clamped"] and r["request_id"] in stored:
             log.warning(
