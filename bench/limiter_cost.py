@@ -41,8 +41,8 @@ MODEL = RoutedModel(
     name="tiny",
     deployment="d",
     replicas=[],
-    price_per_mtok_prompt=0.1,
-    price_per_mtok_completion=0.4,
+    price_prompt=100_000,
+    price_completion=400_000,
 )
 
 

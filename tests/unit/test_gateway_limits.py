@@ -27,8 +27,8 @@ MODEL = RoutedModel(
     name="tiny",
     deployment="d1",
     replicas=[],
-    price_per_mtok_prompt=1000.0,  # $0.001 a token, so small requests make round sums
-    price_per_mtok_completion=2000.0,
+    price_prompt=1_000_000_000,  # $0.001 a token, so small requests make round sums
+    price_completion=2_000_000_000,
 )
 
 

@@ -68,9 +68,13 @@ class RoutedModel(BaseModel):
     # 0: the deployment may never have a replica, so a request waits for none (see
     # `gateway/proxy.py`: requests for a model with no ready replica wait for a while).
     max_replicas: int = 1
-    # USD per million tokens, from the catalog: what a gateway counts against budgets.
-    price_per_mtok_prompt: float = 0.0
-    price_per_mtok_completion: float = 0.0
+    # The price book's prices now, in pico-dollars per token (`hashgrid.billing`): what a
+    # gateway reserves and counts against budgets. The server prices each record itself.
+    price_prompt: int = 0
+    price_cached: int = 0
+    price_completion: int = 0
+    # Prompt plus completion tokens a request can take at most: bounds a worst-case cost.
+    context_length: int | None = None
     # The customer whose keys alone may call it (a private deployment); None: public, every
     # customer's keys may. A key that may not call it is answered as for a model that is not.
     customer_id: str | None = None
@@ -135,6 +139,9 @@ class UsageRecord(BaseModel):
     status_code: int = Field(ge=100, le=599)
     prompt_tokens: Count32
     completion_tokens: Count32
+    # Of the prompt tokens, those the engine served from its prefix cache (where it says so:
+    # OpenAI's `usage.prompt_tokens_details.cached_tokens`); priced at the cached rate.
+    cached_tokens: Count32 = 0
     ttft_ms: Annotated[Finite, Field(ge=0)] | None
     duration_ms: Annotated[Finite, Field(ge=0)]
     started_at: AwareDatetime

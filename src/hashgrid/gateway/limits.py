@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from hashgrid.billing.money import PICO_PER_USD
 from hashgrid.contracts.gateway import KeyEntry, Limits, RoutedModel
 from hashgrid.gateway.errors import QuotaExceeded, RateLimited
 from hashgrid.gateway.spend import SpendLedger
@@ -36,7 +37,6 @@ from hashgrid.ratelimit import Budget, Charge, LocalBuckets, Verdict, remaining
 
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4  # a chat template's role markers and separators
-MTOK = 1_000_000
 
 
 class Settler(Protocol):
@@ -89,8 +89,8 @@ class Ticket:
     tokens: tuple[Charge, ...]
     settler: Settler
     headers: dict[str, str]
-    price_prompt: float
-    price_completion: float
+    price_prompt: int  # pico-dollars per token
+    price_completion: int
 
 
 class Limiter:
@@ -133,8 +133,8 @@ class Limiter:
             tokens,
             settler,
             headers,
-            model.price_per_mtok_prompt,
-            model.price_per_mtok_completion,
+            model.price_prompt,
+            model.price_completion,
         )
 
     def settle(
@@ -157,7 +157,7 @@ class Limiter:
                 actual = c.cost  # no usage seen (a client gone mid-stream): keep the charge
             if actual != c.cost:
                 corrections.append((c, actual - c.cost))
-        usd = (prompt * ticket.price_prompt + completion * ticket.price_completion) / MTOK
+        usd = (prompt * ticket.price_prompt + completion * ticket.price_completion) / PICO_PER_USD
         p = ticket.policy
         spends: list[tuple[str, float]] = []
         if usd > 0 and (p.key_budget is not None or p.customer_budget is not None):

@@ -11,11 +11,13 @@ customers with a budget.
 
 import asyncio
 from collections import defaultdict
+from decimal import Decimal
 
 from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hashgrid.billing.money import price_of
 from hashgrid.contracts.gateway import (
     CustomerEntry,
     GatewayView,
@@ -158,8 +160,9 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
                 replicas=by_deployment[d.id],
                 task=m.task,
                 max_replicas=d.max_replicas,
-                price_per_mtok_prompt=m.price_per_mtok_prompt,
-                price_per_mtok_completion=m.price_per_mtok_completion,
+                price_prompt=price_of(Decimal(repr(m.price_per_mtok_prompt))),
+                price_completion=price_of(Decimal(repr(m.price_per_mtok_completion))),
+                context_length=m.context_length,
                 customer_id=d.customer_id,
             )
             if m is not None
