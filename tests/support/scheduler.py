@@ -9,6 +9,7 @@ from hashgrid.scheduler import (
     Plan,
     PowerState,
     ReplicaView,
+    Reservation,
     SiteView,
     Snapshot,
     Tier,
@@ -66,9 +67,20 @@ def dep(
     tier: Tier = Tier.FIRM,
     source: str | None = None,
     generation: int = 0,
+    reservations: Iterable[Reservation] = (),
 ) -> DeploymentView:
     return DeploymentView(
-        id, replicas, memory, tp, gpu_only, gpu_type, frozenset(regions), tier, source, generation
+        id,
+        replicas,
+        memory,
+        tp,
+        gpu_only,
+        gpu_type,
+        frozenset(regions),
+        tier,
+        source,
+        generation,
+        reservations=tuple(reservations),
     )
 
 
@@ -81,8 +93,11 @@ def rep(
     ready: bool = False,
     failed_too_long: bool = False,
     generation: int = 0,
+    contract: str | None = None,
 ) -> ReplicaView:
-    return ReplicaView(id, deployment, node, memory, gpus, ready, failed_too_long, generation)
+    return ReplicaView(
+        id, deployment, node, memory, gpus, ready, failed_too_long, generation, contract
+    )
 
 
 def snap(
@@ -118,6 +133,7 @@ def apply(s: Snapshot, p: Plan) -> Snapshot:
             by_id[x.deployment_id].memory_bytes,
             x.gpus,
             generation=by_id[x.deployment_id].generation,
+            contract_id=x.contract_id,
         )
         for rid, x in zip(ids, p.places, strict=True)
     ]

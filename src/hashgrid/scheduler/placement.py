@@ -12,10 +12,12 @@ One pass, deterministic for a given snapshot (whatever the order of its tuples):
    make up for it; new ones are placed while all together stay within `replicas + max_surge`.
    When there is no room for even one new replica beside the old, one old replica goes first
    (capacity dips by one while its successor starts where it was).
-3. Deployments with more replicas than wanted lose the surplus: not-ready ones first, then those
-   on the site, then the node, with most replicas of the deployment.
-4. Missing replicas are placed, firm deployments first, then the biggest (GPUs times memory per
-   GPU) first, which packs better. For each replica the best node is the least by: replicas of
+3. Deployments with more on-demand replicas than wanted lose the surplus: not-ready ones first,
+   then those on the site, then the node, with most replicas of the deployment. Replicas a
+   compute contract holds (`Reservation`) are never part of it.
+4. Missing replicas are placed: every contract's reserved replicas first, then on-demand ones;
+   firm deployments first, then the biggest (GPUs times memory per GPU) first, which packs
+   better. For each replica the best node is the least by: replicas of
    the deployment already at its site (spread over sites: they are failure domains), whether it
    runs a replica of it (spread over the site's nodes: a node fails alone too), whether it
    holds the model (warm: no download), whether it is in use (pack: a node already running
@@ -28,12 +30,17 @@ and runs replicas needing no GPU, one rank. Quarantined GPUs offer nothing; a no
 are all quarantined runs nothing (it does not fall back to RAM). New replicas go only to
 schedulable, uncordoned nodes of active sites, never to a (deployment, node) pair that failed
 lately.
+
+Compute contracts: a deployment's reserved replicas come on top of its on-demand count. They are
+held to the contract's terms (firm, in its regions), charged to their GPUs before any other
+replica (so an over-committed GPU loses an on-demand replica), placed before any on-demand
+replica of any deployment, and never scaled down: on-demand work never moves them.
 """
 
 import heapq
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hashgrid.scheduler.capacity import (
     CPU_SLOT,
@@ -84,6 +91,18 @@ class _Planner:
         self.nodes = [NodeState(i, n, site_index.get(n.site, -1)) for i, n in enumerate(views)]
         self.by_id = {n.view.id: n for n in self.nodes}
         self.deployments = {d.id: d for d in snapshot.deployments}
+        # What a reserved replica is held to: its deployment, firm, in its contract's regions.
+        self.reserved_views = {
+            (d.id, r.contract_id): replace(
+                d, replicas=r.replicas, regions=r.regions or d.regions, tier=Tier.FIRM
+            )
+            for d in snapshot.deployments
+            for r in d.reservations
+        }
+        # Of each deployment's kept replicas: how many each contract holds, how many on demand.
+        self.held: dict[str, Counter[str]] = defaultdict(Counter)
+        self.on_demand: Counter[str] = Counter()
+        self.placed_on: dict[str, list[NodeState]] = defaultdict(list)  # new ones, this pass
         self.result = Plan()
         # Replicas of an older generation that stay while the new one rolls out (see _roll).
         self.outdated: dict[str, list[ReplicaView]] = defaultdict(list)
@@ -106,10 +125,14 @@ class _Planner:
         """Replicas of each deployment's current generation that stay; older ones that may
         stay while they are replaced go to `self.outdated`."""
         kept: dict[str, list[ReplicaView]] = {d: [] for d in self.deployments}
-        for r in sorted(self.snapshot.replicas, key=lambda r: (not r.ready, r.id)):
+        # Reserved replicas are charged first: a GPU they would over-commit loses another one.
+        order = sorted(
+            self.snapshot.replicas, key=lambda r: (not self._reserved(r), not r.ready, r.id)
+        )
+        for r in order:
             d = self.deployments.get(r.deployment_id)
             outdated = d is not None and r.generation != d.generation
-            reason = self._why_not_kept(r, d, check_spec=not outdated)
+            reason = self._why_not_kept(r, self._spec(r), check_spec=not outdated)
             if reason is None:
                 node = self.by_id[r.node_id]
                 share = -(-r.memory_bytes // max(1, len(r.gpus)))
@@ -122,6 +145,18 @@ class _Planner:
             else:
                 kept[r.deployment_id].append(r)
         return kept
+
+    def _reserved(self, r: ReplicaView) -> bool:
+        """Whether `r` was placed for a contract its deployment still has in force."""
+        return (r.deployment_id, r.contract_id) in self.reserved_views
+
+    def _spec(self, r: ReplicaView) -> DeploymentView | None:
+        """What `r` is held to: its contract's terms if reserved, else its deployment."""
+        if r.contract_id is not None:
+            held = self.reserved_views.get((r.deployment_id, r.contract_id))
+            if held is not None:
+                return held
+        return self.deployments.get(r.deployment_id)
 
     def _why_not_kept(
         self, r: ReplicaView, d: DeploymentView | None, *, check_spec: bool
@@ -169,7 +204,7 @@ class _Planner:
             d = self.deployments[d_id]
             ready_new = sum(r.ready for r in kept[d_id])
             old = sorted(self.outdated[d_id], key=lambda r: (r.ready, r.id))
-            spare = ready_new + sum(r.ready for r in old) - d.replicas
+            spare = ready_new + sum(r.ready for r in old) - d.total
             stay = []
             for r in old:
                 if not r.ready or spare > 0:
@@ -184,16 +219,19 @@ class _Planner:
         self.result.removes.append(Remove(r.id, reason))
 
     def _scale_down(self, kept: dict[str, list[ReplicaView]]) -> dict[str, list[ReplicaView]]:
-        """Drop each deployment's surplus, giving its memory back before any placement."""
+        """Drop each deployment's on-demand surplus, giving its memory back before any
+        placement. Replicas its contracts hold stay whatever the count."""
         for d_id in sorted(kept):
             current = kept[d_id]
-            surplus = len(current) - self.deployments[d_id].replicas
+            on_demand = self._hold(self.deployments[d_id], current)
+            surplus = len(on_demand) - self.deployments[d_id].replicas
             if surplus <= 0:
                 continue
+            self.on_demand[d_id] -= surplus
             per_site = Counter(self.by_id[r.node_id].site for r in current)
             per_node = Counter(r.node_id for r in current)
             order = sorted(
-                current,
+                on_demand,
                 key=lambda r: (
                     r.ready,
                     -per_site[self.by_id[r.node_id].site],
@@ -207,6 +245,20 @@ class _Planner:
             gone = {r.id for r in order[:surplus]}
             kept[d_id] = [r for r in current if r.id not in gone]
         return kept
+
+    def _hold(self, d: DeploymentView, current: list[ReplicaView]) -> list[ReplicaView]:
+        """Count, per contract of `d`, the kept replicas it holds (up to its count, ready ones
+        first); the rest of `current` is on demand, and returned."""
+        room = {r.contract_id: r.replicas for r in d.reservations}
+        on_demand = []
+        for r in sorted(current, key=lambda r: (not r.ready, r.id)):
+            if r.contract_id is not None and room.get(r.contract_id, 0) > 0:
+                room[r.contract_id] -= 1
+                self.held[d.id][r.contract_id] += 1
+            else:
+                on_demand.append(r)
+        self.on_demand[d.id] = len(on_demand)
+        return on_demand
 
     def _release(self, r: ReplicaView) -> None:
         node = self.by_id[r.node_id]
@@ -245,34 +297,67 @@ class _Planner:
             self.deployments.values(),
             key=lambda d: (d.tier != Tier.FIRM, -d.tensor_parallel_size * d.gpu_memory_bytes, d.id),
         )
+        # While rolling, old and new together stay within the total + max_surge.
+        room = {
+            d.id: d.total + d.max_surge - len(kept[d.id]) - len(old)
+            if (old := self.outdated.get(d.id))
+            else d.total
+            for d in order
+        }
+        for d in order:  # every contract's reserved replicas before any on-demand one
+            for held in sorted(d.reservations, key=lambda r: r.contract_id):
+                missing = min(held.replicas - self.held[d.id][held.contract_id], room[d.id])
+                if missing > 0:
+                    view = self.reserved_views[(d.id, held.contract_id)]
+                    room[d.id] -= self._place_some(
+                        view, missing, kept, cooling, warm, reasons, held.contract_id
+                    )
         for d in order:
-            old = self.outdated.get(d.id, [])
-            # While rolling, old and new together stay within replicas + max_surge.
-            room = d.replicas + d.max_surge - len(kept[d.id]) - len(old) if old else d.replicas
-            missing = min(d.replicas - len(kept[d.id]), room)
-            if missing <= 0:
-                if old and len(kept[d.id]) < d.replicas and self._all_ready(kept, d):
-                    self._replace_in_place(d, old)  # no surge allowed: one at a time
-                continue
-            signature, site_pools = self._site_pools(d)
-            avoid = frozenset(cooling.get(d.id, ()))
-            ask = _Ask(
-                d,
-                d.gpu_memory_bytes,
-                site_pools,
-                Counter(self.by_id[r.node_id].site for r in kept[d.id]),
-                {self.by_id[r.node_id].rank for r in kept[d.id]},
-                avoid,
-                warm.get(d.source) if d.source is not None else None,
-                # Deployments come grouped by size: the next one often asks the same question.
-                None if avoid else self.memo.setdefault((signature, d.gpu_memory_bytes), {}),
+            missing = min(d.replicas - self.on_demand[d.id], room[d.id])
+            placed = (
+                self._place_some(d, missing, kept, cooling, warm, reasons) if missing > 0 else 0
             )
-            placed = self._place(ask, missing)
-            if placed == 0 and old and self._all_ready(kept, d):
+            old = self.outdated.get(d.id, [])
+            if (
+                placed == 0
+                and old
+                and not self.placed_on[d.id]
+                and len(kept[d.id]) < d.total
+                and self._all_ready(kept, d)
+            ):
                 self._replace_in_place(d, old)  # no room beside the old generation
-            if placed < missing:
-                why = reasons.why(d, [p for _, pools in site_pools for p in pools])
-                self.result.unplaced.append(Unplaced(d.id, missing - placed, why))
+
+    def _place_some(
+        self,
+        d: DeploymentView,
+        missing: int,
+        kept: dict[str, list[ReplicaView]],
+        cooling: dict[str, set[int]],
+        warm: dict[str, dict[int, list[NodeState]]],
+        reasons: Reasons,
+        contract_id: str | None = None,
+    ) -> int:
+        """Place up to `missing` replicas of `d` (for `contract_id`, if given), saying why the
+        rest wait; how many were placed."""
+        signature, site_pools = self._site_pools(d)
+        avoid = frozenset(cooling.get(d.id, ()))
+        nodes = [self.by_id[r.node_id] for r in kept[d.id]] + self.placed_on[d.id]
+        ask = _Ask(
+            d,
+            d.gpu_memory_bytes,
+            site_pools,
+            Counter(n.site for n in nodes),
+            {n.rank for n in nodes},
+            avoid,
+            warm.get(d.source) if d.source is not None else None,
+            # Deployments come grouped by size: the next one often asks the same question.
+            None if avoid else self.memo.setdefault((signature, d.gpu_memory_bytes), {}),
+        )
+        placed = self._place(ask, missing, contract_id)
+        if placed < missing:
+            why = reasons.why(d, [p for _, pools in site_pools for p in pools])
+            self.result.unplaced.append(Unplaced(d.id, missing - placed, why, contract_id))
+        return placed
 
     def _replace_in_place(self, d: DeploymentView, old: list[ReplicaView]) -> None:
         """Retire the first old replica whose place the new generation fits into, making room
@@ -329,7 +414,7 @@ class _Planner:
             found = self.signatures[signature] = [(s, tuple(p)) for s, p in sorted(by_site.items())]
         return signature, found
 
-    def _place(self, ask: "_Ask", missing: int) -> int:
+    def _place(self, ask: "_Ask", missing: int, contract_id: str | None) -> int:
         """Place up to `missing` replicas of `ask.d`; how many were placed."""
         d = ask.d
         heap = []
@@ -362,7 +447,8 @@ class _Planner:
             ask.levels[site] += 1
             ask.holding.add(rank)
             gpus = () if node.cpu else tuple(sorted(node.gpu_ids[i] for i in slots))
-            self.result.places.append(Place(d.id, node.view.id, gpus))
+            self.result.places.append(Place(d.id, node.view.id, gpus, contract_id))
+            self.placed_on[d.id].append(node)
             placed += 1
             # Rated again only if reached: most deployments never come back to a site.
             heapq.heappush(heap, (level + 1, STALE, 0, 0, 0, 0, -1, site, pools))

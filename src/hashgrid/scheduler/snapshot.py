@@ -54,9 +54,23 @@ class NodeView:
 
 
 @dataclass(frozen=True, slots=True)
+class Reservation:
+    """Replicas of a deployment that a compute contract holds, on top of its on-demand count.
+
+    They are placed before any on-demand replica, firm whatever the deployment's tier (they stay
+    on a curtailed site), and are never removed to scale the deployment down nor to make room
+    for other work: only their node, their site or the deployment itself moves them.
+    """
+
+    contract_id: str
+    replicas: int
+    regions: frozenset[str] = frozenset()  # where they go; empty: the deployment's regions
+
+
+@dataclass(frozen=True, slots=True)
 class DeploymentView:
     id: str
-    replicas: int
+    replicas: int  # on demand: the autoscaler's count (reserved replicas come on top)
     memory_bytes: int  # one replica over all its GPUs (see scheduler.memory.estimate)
     tensor_parallel_size: int = 1  # GPUs per replica, all on one node
     gpu_only: bool = False  # its engine serves from GPUs only (vLLM, SGLang)
@@ -68,6 +82,12 @@ class DeploymentView:
     # an older generation are replaced by rolling (see placement.py).
     generation: int = 0
     max_surge: int = 1  # replicas beyond `replicas` while rolling
+    reservations: tuple[Reservation, ...] = ()  # compute contracts in force (or about to be)
+
+    @property
+    def total(self) -> int:
+        """Every replica it should run: on demand and reserved."""
+        return self.replicas + sum(r.replicas for r in self.reservations)
 
     @property
     def gpu_memory_bytes(self) -> int:
@@ -94,6 +114,7 @@ class ReplicaView:
     # Failed and not brought back by its agent within the retry window: it moves elsewhere.
     failed_too_long: bool = False
     generation: int = 0  # its deployment's generation when it was placed
+    contract_id: str | None = None  # placed for this compute contract (see Reservation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +132,7 @@ class Place:
     deployment_id: str
     node_id: str
     gpus: tuple[int, ...] = ()  # empty: on a CPU node
+    contract_id: str | None = None  # a replica reserved for this compute contract
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +146,7 @@ class Unplaced:
     deployment_id: str
     count: int
     reason: str
+    contract_id: str | None = None  # replicas reserved for this compute contract
 
 
 @dataclass
