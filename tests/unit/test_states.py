@@ -6,11 +6,14 @@ import pytest
 
 from hashgrid.contracts.states import (
     ACTIVE_REPLICA,
+    CONTRACT_TRANSITIONS,
     NODE_TRANSITIONS,
     REPLICA_TRANSITIONS,
     TERMINAL_REPLICA,
+    ContractStatus,
     NodeStatus,
     ReplicaStatus,
+    contract_can_move,
     replica_can_move,
 )
 
@@ -99,3 +102,11 @@ def test_status_values_are_their_wire_strings() -> None:
     assert ReplicaStatus.READY == "ready"
     assert NodeStatus.LOST == "lost"
     assert ReplicaStatus("stopping") is ReplicaStatus.STOPPING
+
+
+def test_a_contract_ends_or_is_cancelled_and_never_comes_back() -> None:
+    assert set(CONTRACT_TRANSITIONS) == set(ContractStatus)
+    for done in (ContractStatus.ENDED, ContractStatus.CANCELLED):
+        assert [s for s in ContractStatus if contract_can_move(done, s)] == [done]
+    assert not contract_can_move(ContractStatus.ACTIVE, ContractStatus.PENDING)
+    assert contract_can_move(ContractStatus.PENDING, ContractStatus.CANCELLED)

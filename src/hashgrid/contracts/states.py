@@ -42,6 +42,17 @@ class CurtailmentStatus(StrEnum):
     CANCELLED = "cancelled"  # restored or replaced before it began
 
 
+class ContractStatus(StrEnum):
+    """Where a compute contract is (`server/contracts/tables.py: ComputeContract`): pending ->
+    active -> ended, or cancelled before it ends. The clock moves the first two edges (the
+    hour-accounting pass, `billing.contracts.due_status`); the platform admin cancels."""
+
+    PENDING = "pending"  # before its start; its replicas are placed a little ahead of it
+    ACTIVE = "active"  # in its term: replicas reserved, hours watched and billed
+    ENDED = "ended"  # its term is over
+    CANCELLED = "cancelled"  # stopped early; billed through the hour it was cancelled in
+
+
 class MinerAction(StrEnum):
     """What one ASIC miner is told to do (the control plane's target, the site agent's act)."""
 
@@ -98,6 +109,21 @@ NODE_TRANSITIONS: dict[NodeStatus, frozenset[NodeStatus]] = {
     NodeStatus.READY: frozenset({NodeStatus.LOST}),
     NodeStatus.LOST: frozenset({NodeStatus.READY}),
 }
+
+
+CONTRACT_TRANSITIONS: dict[ContractStatus, frozenset[ContractStatus]] = {
+    ContractStatus.PENDING: frozenset({ContractStatus.ACTIVE, ContractStatus.CANCELLED}),
+    ContractStatus.ACTIVE: frozenset({ContractStatus.ENDED, ContractStatus.CANCELLED}),
+    ContractStatus.ENDED: frozenset(),
+    ContractStatus.CANCELLED: frozenset(),
+}
+# Holding (or about to hold) replicas: what placement and the gateways' view read.
+LIVE_CONTRACT = frozenset({ContractStatus.PENDING, ContractStatus.ACTIVE})
+
+
+def contract_can_move(current: ContractStatus, new: ContractStatus) -> bool:
+    """True when a contract may go from `current` to `new` (staying put is always allowed)."""
+    return new == current or new in CONTRACT_TRANSITIONS[current]
 
 
 def replica_can_move(current: ReplicaStatus, new: ReplicaStatus) -> bool:
