@@ -4,6 +4,7 @@ from hashgrid.server.access.tables import AccessToken
 from hashgrid.server.accounts.tables import BrowserSession, Invite, Membership, PersonalToken, User
 from hashgrid.server.audit.tables import AuditEntry
 from hashgrid.server.catalog.tables import CatalogModel
+from hashgrid.server.contracts.tables import ComputeContract, ContractHour
 from hashgrid.server.db.base import Base
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.keys.tables import ApiKey
@@ -20,6 +21,8 @@ __all__ = [
     "Base",
     "BrowserSession",
     "CatalogModel",
+    "ComputeContract",
+    "ContractHour",
     "Curtailment",
     "Deployment",
     "Invite",

@@ -61,6 +61,9 @@ class Replica(Base):
     gpus: Mapped[list[int] | None] = mapped_column(JSON, default=None)
     endpoint: Mapped[str | None] = mapped_column(String(500), default=None)
     reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # Placed for this compute contract (server/contracts/): reserved for its customer while
+    # the contract is active. No FK: the scheduler reads it as a label.
+    contract_id: Mapped[str | None] = mapped_column(String(32), index=True, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
