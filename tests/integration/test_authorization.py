@@ -97,6 +97,10 @@ DELETE /api/v1/keys/{key_id}                              401  403 ok  404 403 4
 GET    /api/v1/usage                                      401  ok  ok  ok  ok  ok  403  403 ok
 GET    /api/v1/usage/summary                              401  ok  ok  ok  ok  ok  403  403 ok
 GET    /api/v1/usage/rejected                             401  403 403 403 403 403 403  403 ok
+POST   /api/v1/contracts                                  401  403 403 403 403 403 403  403 ok
+GET    /api/v1/contracts                                  401  ok  ok  ok  403 403 403  403 ok
+GET    /api/v1/contracts/{contract_id}                    401  ok  ok  404 403 403 403  403 ok
+POST   /api/v1/contracts/{contract_id}/cancel             401  403 403 403 403 403 403  403 ok
 POST   /api/v1/agent/join                                 ok   ok  ok  ok  ok  ok  ok   ok  ok
 POST   /api/v1/agent/heartbeat                            401  403 403 403 403 403 ok   403 403
 POST   /api/v1/agent/rotate                               401  403 403 403 403 403 ok   403 403
@@ -165,6 +169,19 @@ def _new_deployment(t: Tenants) -> str:
     name = t.unique("deployment")
     ok(t.http(t.platform).post("/api/v1/deployments", json={"model": MODEL, "name": name}))
     return f"/api/v1/deployments/{name}"
+
+
+def _contract(t: Tenants) -> dict[str, Any]:
+    """A contract of A's on the public deployment, far enough ahead that nothing is placed."""
+    return {
+        "customer": CUSTOMER_A, "model": MODEL, "replicas": 1, "price_per_replica_hour": "2.5",
+        "starts_at": "2099-01-01T00:00:00Z", "ends_at": "2099-01-02T00:00:00Z",
+    }  # fmt: skip
+
+
+def _new_contract(t: Tenants) -> str:
+    made = ok(t.http(t.platform).post("/api/v1/contracts", json=_contract(t)))
+    return f"/api/v1/contracts/{made['id']}"
 
 
 def _new_member(t: Tenants) -> str:
@@ -256,6 +273,11 @@ SAMPLES: dict[Route, Sample] = {
     ("PUT", "/api/v1/keys/{key_id}/limits"): Sample(lambda t: f"/api/v1/keys/{t.key_a}/limits", {}),
     ("DELETE", "/api/v1/keys/{key_id}"): Sample(
         lambda t: f"/api/v1/keys/{t.create_key(t.a_admin.token)}"
+    ),
+    ("POST", "/api/v1/contracts"): Sample(body=_contract),
+    ("GET", "/api/v1/contracts/{contract_id}"): Sample(_new_contract),
+    ("POST", "/api/v1/contracts/{contract_id}/cancel"): Sample(
+        lambda t: f"{_new_contract(t)}/cancel"
     ),
     ("POST", "/api/v1/agent/join"): Sample(body=_join),
     ("POST", "/api/v1/agent/heartbeat"): Sample(body={}),

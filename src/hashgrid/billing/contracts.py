@@ -137,7 +137,7 @@ def observe(hour: Hour | None, start: datetime, reserved: int, sample: Sample) -
     hosted = _take(sample.ready, reserved)
     ready = sum(hosted.values())
     placed = _take(sample.placed, reserved - ready)
-    missed: dict[str | None, int] = dict(placed)
+    missed: dict[str | None, int] = {node: n for node, n in placed.items()}
     unplaced = reserved - ready - sum(placed.values())
     if unplaced:
         missed[None] = unplaced

@@ -46,6 +46,10 @@ class RouteReplica(BaseModel):
     running: int | None = None
     waiting: int | None = None
     kv_cache_usage: float | None = None
+    # The customer a compute contract in force reserves it for (None: on demand): that
+    # customer's requests go to it first, others' only while that customer has nothing in
+    # flight on the model at the gateway (`routing/reservations.py`).
+    holder: str | None = None
 
 
 class RouteSite(BaseModel):

@@ -16,6 +16,8 @@ from hashgrid.server.audit.router import router as audit_router
 from hashgrid.server.bootstrap import bootstrap
 from hashgrid.server.catalog.router import router as catalog_router
 from hashgrid.server.changes import Changes
+from hashgrid.server.contracts.hours import ContractHours
+from hashgrid.server.contracts.router import router as contracts_router
 from hashgrid.server.db.engine import make_engine, make_sessionmaker
 from hashgrid.server.db.migrate import upgrade
 from hashgrid.server.deployments.demand import GatewayDemand
@@ -58,6 +60,7 @@ ROUTERS = (
     replicas_router,
     keys_router,
     usage_router,
+    contracts_router,
     agents_router,
     feed_router,
 )
@@ -94,7 +97,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         tasks = start_all(
             [
                 (
-                    PlacementReconciler(sessions, state.changes, settings.replica_retry_after_s),
+                    PlacementReconciler(
+                        sessions,
+                        state.changes,
+                        settings.replica_retry_after_s,
+                        contract_lead_s=settings.contract_lead_s,
+                    ),
                     settings.reconcile_interval_s,
                 ),
                 (
@@ -114,6 +122,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                 (
                     EndpointReconciler(sessions, state.changes, settings.endpoint_probe_interval_s),
                     settings.endpoint_probe_interval_s,
+                ),
+                (
+                    ContractHours(
+                        sessions, state.changes, timedelta(seconds=settings.contract_lead_s)
+                    ),
+                    settings.contract_sample_s,
                 ),
             ],
             state.changes,

@@ -106,6 +106,11 @@ RULES: dict[tuple[str, str], frozenset[CallerRole]] = {
     ("GET", f"{API}/usage"): USERS,
     ("GET", f"{API}/usage/summary"): USERS,
     ("GET", f"{API}/usage/rejected"): PLATFORM,
+    # compute contracts: the platform makes them for a customer, which reads its own
+    ("POST", f"{API}/contracts"): PLATFORM,
+    ("GET", f"{API}/contracts"): CUSTOMERS,
+    ("GET", f"{API}/contracts/{{contract_id}}"): CUSTOMERS,
+    ("POST", f"{API}/contracts/{{contract_id}}/cancel"): PLATFORM,
     # the agent protocol (join trades a one-time join token, sent in the body)
     ("POST", f"{API}/agent/join"): ANYONE,
     ("POST", f"{API}/agent/heartbeat"): NODES,

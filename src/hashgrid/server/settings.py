@@ -43,6 +43,10 @@ class ServerSettings(ConnectionLimits):
     # External endpoints (bring your own) are probed this often; one that does not answer
     # leaves the gateways' view until it does (reconcile/endpoints.py).
     endpoint_probe_interval_s: float = 5.0
+    # Compute contracts: their replicas are sampled this often for the SLA's hours, and placed
+    # this long before a contract starts, so they are ready for its first hour.
+    contract_sample_s: float = Field(10.0, gt=0)
+    contract_lead_s: float = Field(600.0, ge=0)
     long_poll_max_s: float = 30.0
     # An agent's assignments poll is held for a random (1 - jitter) to 100% of its wait, so
     # polls begun together do not all end together (see agents/router.py).

@@ -35,9 +35,7 @@ class ContractHour(Base):
 
     __tablename__ = "contract_hours"
 
-    contract_id: Mapped[str] = mapped_column(
-        ForeignKey("compute_contracts.id"), primary_key=True
-    )
+    contract_id: Mapped[str] = mapped_column(ForeignKey("compute_contracts.id"), primary_key=True)
     hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)  # its start
     reserved: Mapped[int] = mapped_column(Integer)
     min_ready: Mapped[int] = mapped_column(Integer)  # the fewest ready at once

@@ -20,10 +20,16 @@ from hashgrid.contracts.api.deployments import (
     resolve_bounds,
 )
 from hashgrid.contracts.api.organizations import OrgKind
-from hashgrid.contracts.states import ACTIVE_REPLICA, ReplicaStatus, replica_can_move
+from hashgrid.contracts.states import (
+    ACTIVE_REPLICA,
+    LIVE_CONTRACT,
+    ReplicaStatus,
+    replica_can_move,
+)
 from hashgrid.server import pages
 from hashgrid.server.catalog import service as catalog
 from hashgrid.server.catalog.tables import CatalogModel
+from hashgrid.server.contracts.tables import ComputeContract
 from hashgrid.server.db.base import utcnow
 from hashgrid.server.deployments import events
 from hashgrid.server.deployments.loads import ReplicaLoads
@@ -297,7 +303,19 @@ def _size_text(replicas: int, low: int, high: int) -> str:
 
 
 async def delete(session: AsyncSession, deployment: Deployment) -> None:
-    """Remove a deployment; its agents stop its replicas on their next poll."""
+    """Remove a deployment; its agents stop its replicas on their next poll. Raises Conflict
+    while a compute contract reserves replicas of it (cancel the contract first)."""
+    held = await session.scalar(
+        select(ComputeContract.id).where(
+            ComputeContract.deployment_id == deployment.id,
+            ComputeContract.status.in_(LIVE_CONTRACT),
+        )
+    )
+    if held is not None:
+        raise Conflict(
+            f"deployment {deployment.name!r} has compute contract {held} pending or active: "
+            "cancel it first"
+        )
     await session.execute(
         update(Replica)
         .where(Replica.deployment_id == deployment.id, Replica.status.in_(ACTIVE_REPLICA))

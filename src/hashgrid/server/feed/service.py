@@ -27,9 +27,10 @@ from hashgrid.contracts.gateway import (
     RouteReplica,
     RouteSite,
 )
-from hashgrid.contracts.states import NodeStatus, ReplicaStatus, SitePowerState
+from hashgrid.contracts.states import ContractStatus, NodeStatus, ReplicaStatus, SitePowerState
 from hashgrid.server.auth import per_state
 from hashgrid.server.catalog.tables import CatalogModel
+from hashgrid.server.contracts.tables import ComputeContract
 from hashgrid.server.deployments.loads import ReplicaLoads
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.keys.tables import ApiKey
@@ -107,9 +108,15 @@ def with_loads(view: GatewayView, loads: ReplicaLoads) -> GatewayView:
 
 async def view(session: AsyncSession, revision: int) -> GatewayView:
     ready = await session.execute(
-        select(Replica, Node, Site)
+        select(Replica, Node, Site, ComputeContract.customer_id)
         .join(Node, Replica.node_id == Node.id)
         .join(Site, Node.site_id == Site.id)
+        # A replica placed for a contract is reserved for its customer while it is in force.
+        .outerjoin(
+            ComputeContract,
+            (Replica.contract_id == ComputeContract.id)
+            & (ComputeContract.status == ContractStatus.ACTIVE),
+        )
         .where(Replica.status == ReplicaStatus.READY, Node.status == NodeStatus.READY)
         .where(Node.drain_deadline.is_(None))  # a draining node takes no new requests
         .where(Replica.endpoint.is_not(None))
@@ -117,7 +124,7 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
     )
     by_deployment: dict[str, list[RouteReplica]] = defaultdict(list)
     sites: dict[str, RouteSite] = {}
-    for replica, node, site in ready:
+    for replica, node, site, holder in ready:
         sites.setdefault(site.name, route_site(site))
         assert replica.endpoint is not None
         by_deployment[replica.deployment_id].append(
@@ -127,6 +134,7 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
                 node_id=node.id,
                 site=site.name,
                 region=site.region,
+                holder=holder,
             )
         )
     deployments = (

@@ -1,6 +1,7 @@
 """Placement: snapshot the database, let the pure scheduler decide, write its plan."""
 
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from hashgrid.scheduler import (
     Plan,
     PowerState,
     ReplicaView,
+    Reservation,
     SiteView,
     Snapshot,
     Tier,
@@ -24,6 +26,7 @@ from hashgrid.scheduler import (
 )
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.changes import Changes
+from hashgrid.server.contracts.service import reservations
 from hashgrid.server.db.base import new_id, utcnow
 from hashgrid.server.deployments import events
 from hashgrid.server.deployments.sizing import GPU_ONLY_ENGINES, engine_of, replica_memory
@@ -42,11 +45,17 @@ class PlacementReconciler:
     name = "placement"
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], changes: Changes, retry_after_s: float
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        changes: Changes,
+        retry_after_s: float,
+        contract_lead_s: float = 600.0,
     ) -> None:
         self._sessions = sessions
         self._changes = changes
         self._retry_after = timedelta(seconds=retry_after_s)
+        # Compute contracts' replicas are placed this long before their term starts.
+        self._contract_lead = timedelta(seconds=contract_lead_s)
         # The revision of a pass that found nothing to do and nothing waiting on the clock.
         self._settled_at: int | None = None
         self._aged_out_at = time.monotonic()  # when old deployment events were last deleted
@@ -107,14 +116,17 @@ class PlacementReconciler:
         ).all()
         # A failed replica stays where it is while its agent restarts it; one still failed
         # after the retry window is given up on there (its agent's backoff outgrew the window).
-        given_up_before = utcnow() - self._retry_after
+        now = utcnow()
+        given_up_before = now - self._retry_after
+        reserved = await reservations(session, now, self._contract_lead)
         failed = [r for r in active if r.status == ReplicaStatus.FAILED]
         snapshot = Snapshot(
             # Curtailments set the stored state (server/power/): flex leaves a curtailed site.
             sites=tuple(SiteView(s.id, s.region, PowerState(s.power_state)) for s in sites),
             nodes=tuple(node_view(n) for n in nodes),
             deployments=tuple(
-                deployment_view(d, m, specs[d.id].memory_bytes) for d, m in deployments
+                deployment_view(d, m, specs[d.id].memory_bytes, reserved.get(d.id, ()))
+                for d, m in deployments
             ),
             replicas=tuple(
                 ReplicaView(
@@ -127,6 +139,7 @@ class PlacementReconciler:
                     failed_too_long=r.status == ReplicaStatus.FAILED
                     and r.updated_at <= given_up_before,
                     generation=r.generation,
+                    contract_id=r.contract_id,
                 )
                 for r in active
             ),
@@ -148,13 +161,15 @@ class PlacementReconciler:
                 generation=spec.generation,
                 model_id=spec.model_id,
                 engine=spec.engine,
+                contract_id=place.contract_id,
             )
             session.add(placed)
             on = f"GPUs {','.join(map(str, place.gpus))}" if place.gpus else "CPU"
+            held = f", reserved for contract {place.contract_id[:8]}" if place.contract_id else ""
             events.record(
                 session,
                 place.deployment_id,
-                f"replica {placed.id[:8]} placed on node {place.node_id[:8]} ({on})",
+                f"replica {placed.id[:8]} placed on node {place.node_id[:8]} ({on}{held})",
             )
         for remove in decided.removes:
             replica = await session.get(Replica, remove.replica_id)
@@ -176,9 +191,11 @@ class PlacementReconciler:
             events.record(
                 session, replica.deployment_id, f"replica {replica.id[:8]} removed: {remove.reason}"
             )
-        conditions = {
-            u.deployment_id: f"{u.count} replica(s) pending: {u.reason}" for u in decided.unplaced
-        }
+        pending: defaultdict[str, list[str]] = defaultdict(list)
+        for u in decided.unplaced:
+            kind = "reserved replica(s)" if u.contract_id else "replica(s)"
+            pending[u.deployment_id].append(f"{u.count} {kind} pending: {u.reason}")
+        conditions = {d: "; ".join(said) for d, said in pending.items()}
         conditions_changed = False
         # External deployments' conditions are the endpoint reconciler's (reconcile/endpoints.py).
         by_nodes = select(Deployment).where(Deployment.endpoint.is_(None))
@@ -231,7 +248,12 @@ def holdings_of(raw: Any) -> frozenset[str] | None:
     )
 
 
-def deployment_view(deployment: Deployment, model: CatalogModel, memory: int) -> DeploymentView:
+def deployment_view(
+    deployment: Deployment,
+    model: CatalogModel,
+    memory: int,
+    reservations: tuple[Reservation, ...] = (),
+) -> DeploymentView:
     engine = engine_of(deployment, model)
     return DeploymentView(
         deployment.id,
@@ -244,4 +266,5 @@ def deployment_view(deployment: Deployment, model: CatalogModel, memory: int) ->
         tier=Tier.FLEX if deployment.tier == Tier.FLEX else Tier.FIRM,
         source=model.source,
         generation=deployment.generation,
+        reservations=reservations,
     )
