@@ -1,5 +1,10 @@
 """Forwarding one OpenAI request to a replica: choose, connect (retrying elsewhere before the
-first byte), pass the answer through, meter it."""
+first byte), pass the answer through, meter it.
+
+Where a compute contract reserves replicas of a model, the proxy counts the requests its holder
+has in flight or waiting here, per model: while that count is not 0, other customers' requests
+stay off the holder's replicas (`routing/reservations.py`), and wait, as for a cold start, when
+those are all the model has."""
 
 import asyncio
 import contextlib
@@ -7,7 +12,7 @@ import functools
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,7 +53,7 @@ from hashgrid.gateway.steering import (
     client_country,
 )
 from hashgrid.gateway.view import ViewWatcher
-from hashgrid.routing import RouteRequest, RoutingPolicy, affinity_key, prompt_prefix
+from hashgrid.routing import Holding, RouteRequest, RoutingPolicy, affinity_key, prompt_prefix
 
 log = structlog.get_logger("hashgrid.gateway")
 
@@ -80,6 +85,7 @@ class Exchange:
     relayed_tokens: int = 0  # content chunks relayed to the client: a stream's tokens so far
     prompt_estimate: int = 0  # a stream's prompt tokens from its length, until the engine says
     usage_clamped: bool = False  # the node's token counts were implausible, and were clamped
+    holding: tuple[str, str] | None = None  # (holder, deployment): counted as its request
 
     @property
     def reply_id(self) -> str:
@@ -140,6 +146,9 @@ class Proxy:
         self._demand = demand or DemandMeter()
         self._cold_start_wait_s = cold_start_wait_s
         self._in_flight: Counter[str] = Counter()
+        # Requests in flight or waiting here of customers holding reserved replicas, by
+        # (customer, deployment): while not 0, others' requests stay off their replicas.
+        self._holders_busy: Counter[tuple[str, str]] = Counter()
 
     async def handle(self, request: Request, endpoint: str) -> Response:
         # The record's id is always the gateway's own: were it the client's, a client that
@@ -178,9 +187,14 @@ class Proxy:
                 x.ticket = await self._limiter.admit(x.key, self._watcher.view, routed, body)
             x.deployment = routed.deployment
             self._demand.begin(routed.deployment)
-            if not routed.replicas and routed.max_replicas > 0:
-                routed = await self._first_replica(routed, x.key.customer_id)
-            route = RouteRequest(country, affinity_key(prompt_prefix(body)))
+            customer = x.key.customer_id
+            if customer in view.holders.get(routed.name, ()):
+                x.holding = (customer, routed.deployment)
+                self._holders_busy[x.holding] += 1
+            if routed.max_replicas > 0 and not self._routable(routed, customer):
+                routed = await self._first_replica(routed, customer)
+            holding = self._holding(routed, customer)
+            route = RouteRequest(country, affinity_key(prompt_prefix(body)), holding)
             upstream, data = await self._open(
                 routed, endpoint, orjson.dumps(body), route, x, read=not stream
             )
@@ -236,7 +250,7 @@ class Proxy:
                 current = self._watcher.view.model_for(customer_id, routed.name)
                 if current is None:
                     raise ModelNotFound(routed.name)
-                if any(r.replica_id not in tried for r in current.replicas):
+                if self._routable(current, customer_id, tried):
                     return current
                 left = deadline - loop.time()
                 if left <= 0 or current.max_replicas == 0:
@@ -245,6 +259,26 @@ class Proxy:
                         f"within {self._cold_start_wait_s:g} s. Retry later."
                     )
                 await self._watcher.next_view(left)
+
+    def _holding(self, routed: RoutedModel, customer: str) -> Holding | None:
+        """`customer`'s standing among the holders of `routed`'s reserved replicas now; None
+        when it has none (the common case: one lookup)."""
+        holders = self._watcher.view.holders.get(routed.name)
+        if holders is None:
+            return None
+        busy = self._holders_busy
+        deployment = routed.deployment
+        return Holding(
+            customer, frozenset(h for h in holders if h != customer and busy[(h, deployment)])
+        )
+
+    def _routable(self, routed: RoutedModel, customer: str, tried: Set[str] = frozenset()) -> bool:
+        """Whether `routed` has a replica not in `tried` that `customer`'s request may use now."""
+        holding = self._holding(routed, customer)
+        return any(
+            r.replica_id not in tried and (holding is None or holding.allows(r.holder))
+            for r in routed.replicas
+        )
 
     async def _open(
         self,
@@ -278,6 +312,7 @@ class Proxy:
                 routed = await self._first_replica(routed, x.key.customer_id, tried)
                 replicas = {r.replica_id: r for r in routed.replicas}
                 sites = self._watcher.view.sites
+                route = replace(route, holding=self._holding(routed, x.key.customer_id))
                 choice = self.policy.choose(
                     route, candidates(routed, self._in_flight), sites, tried
                 )
@@ -410,6 +445,10 @@ class Proxy:
         duration_ms = (time.perf_counter() - x.started) * 1000
         if x.deployment is not None:  # only a stream's first byte says how soon tokens come
             self._demand.end(x.deployment, x.ttft_ms if x.stream else None)
+        if x.holding is not None:
+            self._holders_busy[x.holding] -= 1
+            if not self._holders_busy[x.holding]:
+                del self._holders_busy[x.holding]
         if x.ticket is not None and self._limiter is not None:
             self._limiter.settle(
                 x.ticket, x.request_id, x.prompt_tokens, x.completion_tokens, x.status

@@ -8,6 +8,9 @@ engine loads the agents reported last (loads do not move the revision; see
 
 A model is public or private to one customer (`RoutedModel.customer_id`). A key may call the
 public ones and its customer's own; to it, another customer's private model does not exist.
+Replicas a compute contract reserves name their holder; `holders` says, per model that has any,
+which customers hold some, so that a request for a model without one looks no further.
+
 The public names and each customer's private names are sorted once per view (`names_by_owner`):
 a request decides with one lookup, and `/v1/models` merges two sorted lists. Kept apart rather
 than a full list per customer, so the view grows with the models, not with customers x models.
@@ -54,6 +57,8 @@ class View:
     public: tuple[str, ...] = ()  # the public models' names, sorted
     # The names of each customer's private models, sorted (customers with none are absent).
     private: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The customers holding reserved replicas of each model that has some, by model name.
+    holders: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, view: GatewayView) -> "View":
@@ -67,6 +72,7 @@ class View:
             spend=view.spend,
             public=public,
             private=private,
+            holders=holders_of(view.models),
         )
 
     def model_for(self, customer_id: str, name: str) -> RoutedModel | None:
@@ -81,6 +87,12 @@ class View:
         """The names of the models keys of `customer_id` may call, sorted."""
         own = self.private.get(customer_id)
         return list(heapq.merge(self.public, own)) if own else self.public
+
+
+def holders_of(models: Iterable[RoutedModel]) -> dict[str, frozenset[str]]:
+    """The customers holding reserved replicas of each model that has some."""
+    found = {m.name: frozenset(r.holder for r in m.replicas if r.holder) for m in models}
+    return {name: holders for name, holders in found.items() if holders}
 
 
 def names_by_owner(

@@ -17,6 +17,7 @@ from hashgrid.routing.policy import (
     RoutingPolicy,
 )
 from hashgrid.routing.replicas import Candidate, ReplicaLoad, choose_replica
+from hashgrid.routing.reservations import Holding
 from hashgrid.routing.sites import SiteInfo, SiteWeights
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Candidate",
     "Choice",
     "DefaultPolicy",
+    "Holding",
     "LatencyTable",
     "PassiveHealth",
     "PolicyConfig",

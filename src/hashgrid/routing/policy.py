@@ -16,6 +16,7 @@ from typing import Protocol
 from hashgrid.routing.health import PassiveHealth
 from hashgrid.routing.latency import BUILTIN, LatencyTable
 from hashgrid.routing.replicas import Candidate, choose_bounded, choose_least_loaded
+from hashgrid.routing.reservations import Holding
 from hashgrid.routing.sites import SiteInfo, SiteWeights, rank_sites
 
 
@@ -25,6 +26,9 @@ class RouteRequest:
 
     client_country: str | None = None  # ISO 3166-1 alpha-2; None: unknown
     affinity: bytes | None = None  # `affinity_key(prompt_prefix(body))`; None: no affinity
+    # Who sends it, for a model with reserved replicas (`reservations.py`); None: the model
+    # has none, and every candidate is alike.
+    holding: Holding | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +75,8 @@ class PolicyConfig:
 class DefaultPolicy:
     """Nearest usable site by RTT, load and power state; in it, the prompt prefix's replica by
     rendezvous hashing under a load bound, or the least loaded; ejected replicas only when no
-    other is left."""
+    other is left. Where replicas are reserved, the holder's own come first and another
+    customer's request avoids those of busy holders (`reservations.py`)."""
 
     def __init__(
         self,
@@ -96,12 +101,14 @@ class DefaultPolicy:
         if not untried:
             return None
         now = self._clock()
-        if self.health:
-            usable = [c for c in untried if self.health.available(c.replica_id, now)]
+        if request.holding is None:
+            # Every replica left is cooling down: trying one beats failing the request outright.
+            pool = self._usable(untried, now) or untried
         else:
-            usable = untried
-        # Every replica left is cooling down: trying one beats failing the request outright.
-        pool = usable or untried
+            own, others = request.holding.split(untried)
+            pool = self._usable(own, now) or self._usable(others, now) or own + others
+            if not pool:
+                return None
         first = pool[0].site
         if all(c.site == first for c in pool):  # one site (the common case): nothing to rank
             site, in_site = first, pool
@@ -117,6 +124,12 @@ class DefaultPolicy:
             chosen = choose_least_loaded(in_site, next(self._turn))
         probe = self.health.begin(chosen.replica_id, now)
         return Choice(chosen.replica_id, chosen.site, probe)
+
+    def _usable(self, candidates: list[Candidate], now: float) -> list[Candidate]:
+        """Those of `candidates` passive health does not keep out."""
+        if not self.health:
+            return candidates
+        return [c for c in candidates if self.health.available(c.replica_id, now)]
 
     def succeeded(self, replica_id: str) -> None:
         self.health.succeeded(replica_id)

@@ -35,6 +35,7 @@ class Candidate:
     in_flight: int = 0  # requests the caller sent it that have not finished
     running: int | None = None  # the engine's own figures, None when unknown or stale
     waiting: int | None = None
+    holder: str | None = None  # the customer a compute contract reserves it for
 
     @property
     def load(self) -> int:
