@@ -26,6 +26,7 @@ from hashgrid.contracts.api.accounts import TokenCreate as PersonalTokenCreate
 from hashgrid.contracts.api.audit import AuditEntryOut
 from hashgrid.contracts.api.catalog import ModelCreate, ModelOut, ModelPrices
 from hashgrid.contracts.api.common import Limits
+from hashgrid.contracts.api.compute_contracts import ContractCreate, ContractDetail, ContractOut
 from hashgrid.contracts.api.deployments import DeploymentChange, DeploymentCreate, DeploymentOut
 from hashgrid.contracts.api.keys import KeyCreate, KeyCreated, KeyOut
 from hashgrid.contracts.api.nodes import DrainRequest, NodeOut
@@ -290,6 +291,21 @@ class HashgridClient:
         params = asked.model_dump(mode="json", exclude_none=True)
         rows = self._call("GET", "/api/v1/usage/summary", **params)
         return TypeAdapter(list[UsageSummaryRow]).validate_python(rows)
+
+    # compute contracts
+    def create_contract(self, body: ContractCreate) -> ContractOut:
+        """Reserve replicas of a deployment for a customer (the platform admin)."""
+        return self._one(ContractOut, "POST", "/api/v1/contracts", body)
+
+    def list_contracts(self) -> list[ContractOut]:
+        return self._many(ContractOut, "/api/v1/contracts")
+
+    def get_contract(self, contract_id: str) -> ContractDetail:
+        """A contract with its replicas ready now and this month's hours."""
+        return self._one(ContractDetail, "GET", f"/api/v1/contracts/{contract_id}")
+
+    def cancel_contract(self, contract_id: str) -> ContractOut:
+        return self._one(ContractOut, "POST", f"/api/v1/contracts/{contract_id}/cancel")
 
 
 def _wire(body: BaseModel | None) -> Any:
