@@ -12,6 +12,7 @@ from hashgrid.cli import (
     fleet,
     members,
     power,
+    prices,
     processes,
     signin,
     sim,
@@ -73,6 +74,7 @@ app.add_typer(catalog.models_app, name="models")
 app.add_typer(catalog.deployments_app, name="deployments")
 app.add_typer(access.keys_app, name="keys")
 app.add_typer(compute.contracts_app, name="contracts")
+app.add_typer(prices.prices_app, name="prices")
 app.add_typer(signin.tokens_app, name="tokens")
 app.add_typer(members.members_app, name="members")
 app.add_typer(members.invites_app, name="invites")
