@@ -92,14 +92,22 @@ def test_an_hour_keeps_the_fewest_ready_and_where_the_missing_ones_were() -> Non
     h = watched(
         START,
         ALL_READY,
-        Sample({"n1": 1}, {"n2": 1}),  # n2's replica failed: missing on n2
-        Sample({"n1": 1}),  # and then it was gone: missing, placed nowhere (not lower)
+        Sample({"n1": 1}, down={"n2": 1}),  # n2 lost its replica: missing on n2
+        Sample({"n1": 1}, starting={"n3": 1}),  # its replacement starts on n3 (not lower)
         ALL_READY,
     )
     assert (h.reserved, h.min_ready, h.samples, h.missed_replicas) == (2, 1, 4, 1)
     assert h.hosted == {"n1": 4, "n2": 2}
     assert h.missed == {"n2": 1}
     assert watched(START, Sample(), ALL_READY).missed == {None: 2}
+
+
+def test_a_missing_replica_is_charged_to_the_node_that_let_it_down_not_its_replacement() -> None:
+    both = Sample(down={"z-lost": 1}, starting={"a-new": 1})
+    assert watched(START, both, reserved=1).missed == {"z-lost": 1}
+    assert watched(START, Sample(starting={"a-new": 1}), reserved=1).missed == {"a-new": 1}
+    short = Sample(down={"n1": 1}, starting={"n2": 1})
+    assert watched(START, short, reserved=3).missed == {"n1": 1, "n2": 1, None: 1}
 
 
 def test_more_ready_replicas_than_reserved_count_as_the_reserved() -> None:
@@ -133,7 +141,7 @@ def test_a_missed_hour_is_credited_to_the_node_whose_replica_was_missing() -> No
     only one replica placed anywhere (1 missed, the platform's). At 50% credit."""
     t = terms(hours=2, percent=50)
     hours = [
-        watched(START, ALL_READY, Sample({"n1": 1}, {"n2": 1})),
+        watched(START, ALL_READY, Sample({"n1": 1}, down={"n2": 1})),
         watched(START + HOUR, Sample({"n1": 1})),
     ]
     contract, credit = lines(t, hours, Period(2026, 3), LATER)
@@ -158,6 +166,7 @@ samples_st = st.lists(
         Sample,
         st.dictionaries(st.sampled_from(("n1", "n2", "n3")), st.integers(0, 3)),
         st.dictionaries(st.sampled_from(("n1", "n2", "n4")), st.integers(0, 3)),
+        st.dictionaries(st.sampled_from(("n2", "n4", "n5")), st.integers(0, 3)),
     ),
     min_size=1,
     max_size=6,

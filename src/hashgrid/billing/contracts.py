@@ -6,8 +6,10 @@ A contract reserves `replicas` replicas of one model for a term of whole UTC hou
 per replica-hour. The control plane watches each hour of the term (`observe`, fed a `Sample` of
 the contract's replicas every few seconds) and keeps per hour: the replicas reserved, the fewest
 ready at once (`min_ready`), each node's ready replica-samples (`hosted`) and, for the sample
-that set the minimum, where each missing replica was (`missed`: its node, None where none was
-placed). An hour with `min_ready < reserved` missed `reserved - min_ready` replica-hours.
+that set the minimum, where each missing replica was (`missed`). A missing replica is charged to
+a node that let one down (failed it, or was lost or drained with it, this hour), else to a node
+where one is starting, else to None: placed nowhere. An hour with `min_ready < reserved` missed
+`reserved - min_ready` replica-hours.
 
 From them, for a billing period (`lines`):
 - one CONTRACT line: every reserved replica-hour of the term within the period that is over,
@@ -104,11 +106,12 @@ def due_status(
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """A contract's replicas at one moment, by node: ready ones (routable), and placed ones not
-    ready (starting, failed, on a node gone silent)."""
+    """A contract's replicas at one moment, by node: ready ones (routable); ones the node let
+    down (failed, or lost or drained with it, this hour); ones starting (placed, never ready)."""
 
     ready: Mapping[str, int] = field(default_factory=dict)
-    placed: Mapping[str, int] = field(default_factory=dict)
+    down: Mapping[str, int] = field(default_factory=dict)
+    starting: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,18 +134,22 @@ def observe(hour: Hour | None, start: datetime, reserved: int, sample: Sample) -
     """`hour` (None: the first sample of the hour starting at `start`) with `sample` counted.
 
     Ready replicas count up to `reserved` (a replica rolling over to a new generation may be
-    ready twice for a moment), taken by node id; missing ones are charged to the nodes holding
-    a placed, unready replica, then to None.
+    ready twice for a moment), taken by node id; missing ones are charged to the nodes that let
+    one down, then to those where one is starting (a replacement is not at fault for what it
+    replaces), then to None.
     """
     hosted = _take(sample.ready, reserved)
     ready = sum(hosted.values())
-    placed = _take(sample.placed, reserved - ready)
-    missed: dict[str | None, int] = {node: n for node, n in placed.items()}
-    unplaced = reserved - ready - sum(placed.values())
-    if unplaced:
-        missed[None] = unplaced
+    missed: Counter[str | None] = Counter()
+    missing = reserved - ready
+    for by_node in (sample.down, sample.starting):
+        taken = _take(by_node, missing)
+        missed.update(taken)
+        missing -= sum(taken.values())
+    if missing:
+        missed[None] = missing
     if hour is None:
-        return Hour(start, reserved, ready, 1, hosted, missed)
+        return Hour(start, reserved, ready, 1, hosted, dict(missed))
     sums = Counter(hour.hosted)
     sums.update(hosted)
     lower = ready < hour.min_ready
@@ -152,7 +159,7 @@ def observe(hour: Hour | None, start: datetime, reserved: int, sample: Sample) -
         ready if lower else hour.min_ready,
         hour.samples + 1,
         dict(sums),
-        missed if lower else hour.missed,
+        dict(missed) if lower else hour.missed,
     )
 
 

@@ -2,8 +2,9 @@
 ended) and samples every active contract's replicas into the hour's `contract_hours` row.
 
 A sample counts, per node, the contract's replicas that gateways route to (ready, on a ready
-node that is not draining) and those placed but not (starting, failed, on a silent node); the
-pure `billing.contracts.observe` folds it into the hour. Passes come every
+node that is not draining), those the node let down (failed; ready on a lost or draining node;
+lost with their node this hour) and those starting; the pure `billing.contracts.observe` folds
+it into the hour, charging a missing replica to the node that let it down. Passes come every
 `contract_sample_s` (and after every change), so a replica down for less than that may go
 unseen: the SLA is watched at that grain.
 
@@ -16,7 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hashgrid.billing.contracts import Sample, due_status, hour_of, observe
@@ -79,6 +80,7 @@ class ContractHours:
         if not active:
             return
         ids = [c.id for c in active]
+        hour = hour_of(now)
         replicas = await session.execute(
             select(
                 Replica.contract_id,
@@ -88,20 +90,21 @@ class ContractHours:
                 Node.drain_deadline,
             )
             .join(Node, Replica.node_id == Node.id)
-            .where(Replica.contract_id.in_(ids), Replica.status.in_(ACTIVE_REPLICA))
+            .where(
+                Replica.contract_id.in_(ids),
+                or_(
+                    Replica.status.in_(ACTIVE_REPLICA),
+                    (Replica.status == ReplicaStatus.LOST) & (Replica.updated_at >= hour),
+                ),
+            )
         )
-        ready: defaultdict[str, Counter[str]] = defaultdict(Counter)
-        placed: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        counts: dict[str, defaultdict[str, Counter[str]]] = {
+            kind: defaultdict(Counter) for kind in ("ready", "down", "starting")
+        }
         for contract_id, node_id, status, node_status, drain_deadline in replicas:
             assert contract_id is not None  # selected by it
-            # What the gateways' view routes to (server/feed/service.py).
-            routed = (
-                status == ReplicaStatus.READY
-                and node_status == NodeStatus.READY
-                and drain_deadline is None
-            )
-            (ready if routed else placed)[contract_id][node_id] += 1
-        hour = hour_of(now)
+            serves = node_status == NodeStatus.READY and drain_deadline is None
+            counts[_kind(status, serves)][contract_id][node_id] += 1
         rows = {
             row.contract_id: row
             for row in await session.scalars(
@@ -113,8 +116,18 @@ class ContractHours:
         for c in active:
             row = rows.get(c.id)
             before = hour_of_row(row) if row is not None else None
-            after = observe(before, hour, c.replicas, Sample(ready[c.id], placed[c.id]))
+            sample = Sample(*(counts[kind][c.id] for kind in ("ready", "down", "starting")))
+            after = observe(before, hour, c.replicas, sample)
             if row is None:
                 row = ContractHour(contract_id=c.id, hour=hour)
                 session.add(row)
             store(row, after)
+
+
+def _kind(status: str, node_serves: bool) -> str:
+    """How a sample counts a replica: ready when the gateways' view routes to it (ready, on a
+    ready node not draining: server/feed/service.py), starting before it was ever ready, else
+    down (its node let it down)."""
+    if status in (ReplicaStatus.SCHEDULED, ReplicaStatus.STARTING):
+        return "starting"
+    return "ready" if status == ReplicaStatus.READY and node_serves else "down"
