@@ -207,6 +207,7 @@ class ReplicaOut(Out):
     updated_at: datetime
     # null when the node reported none within the last three heartbeats
     load: ReplicaLoadOut | None = None
+    contract_id: str | None = None  # placed for this compute contract (reserved replicas)
 
     @field_validator("gpus", mode="before")
     @classmethod
