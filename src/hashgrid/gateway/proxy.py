@@ -154,6 +154,7 @@ class Proxy:
         # Requests in flight or waiting here of customers holding reserved replicas, by
         # (customer, deployment): while not 0, others' requests stay off their replicas.
         self._holders_busy: Counter[tuple[str, str]] = Counter()
+        self._freed = asyncio.Event()  # set (and replaced) when a holder's last request ends
 
     async def handle(self, request: Request, endpoint: str) -> Response:
         # The record's id is always the gateway's own: were it the client's, a client that
@@ -196,7 +197,10 @@ class Proxy:
             if customer in view.holders.get(routed.name, ()):
                 x.holding = (customer, routed.deployment)
                 self._holders_busy[x.holding] += 1
-            if routed.max_replicas > 0 and not self._routable(routed, customer):
+            # None ready yet, or each reserved for another customer busy with it: wait for one.
+            if (routed.max_replicas > 0 or routed.replicas) and not self._routable(
+                routed, customer
+            ):
                 routed = await self._first_replica(routed, customer)
             holding = self._holding(routed, customer)
             route = RouteRequest(country, affinity_key(prompt_prefix(body)), holding)
@@ -244,10 +248,11 @@ class Proxy:
     async def _first_replica(
         self, routed: RoutedModel, customer_id: str, tried: Set[str] = frozenset()
     ) -> RoutedModel:
-        """`routed` as soon as it has a ready replica (one not in `tried`): a deployment scaled
-        to zero is woken by the demand report this wait sends at once. Raises NoReplica after
-        the wait's bound, ModelNotFound if meanwhile it went or `customer_id` may no longer
-        call it."""
+        """`routed` as soon as it has a ready replica (one not in `tried`) `customer_id` may
+        use: a deployment scaled to zero is woken by the demand report this wait sends at once;
+        a replica reserved for another customer is free once that customer's requests here
+        end. Raises NoReplica after the wait's bound, ModelNotFound if meanwhile it went or
+        `customer_id` may no longer call it."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._cold_start_wait_s
         with self._demand.holding(routed.deployment):
@@ -258,12 +263,26 @@ class Proxy:
                 if self._routable(current, customer_id, tried):
                     return current
                 left = deadline - loop.time()
-                if left <= 0 or current.max_replicas == 0:
+                # Nothing will come: no replica may be placed, and none is held by another.
+                if left <= 0 or (current.max_replicas == 0 and not current.replicas):
                     raise NoReplica(
                         f"The model `{routed.name}` has no ready replica: none became ready "
                         f"within {self._cold_start_wait_s:g} s. Retry later."
                     )
-                await self._watcher.next_view(left)
+                await self._next_change(left)
+
+    async def _next_change(self, within_s: float) -> None:
+        """Return when the next view arrives, a holder's last request here ends (its
+        reserved replicas are free for others), or `within_s` passes."""
+        waits = [
+            asyncio.ensure_future(self._watcher.next_view(within_s)),
+            asyncio.ensure_future(self._freed.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     def _holding(self, routed: RoutedModel, customer: str) -> Holding | None:
         """`customer`'s standing among the holders of `routed`'s reserved replicas now; None
@@ -365,6 +384,11 @@ class Proxy:
             raise NoReplica(
                 f"The model `{routed.name}` has no ready replica right now. Retry later."
             )
+        if not tried:  # each one is reserved for another customer's work in flight
+            raise NoReplica(
+                f"Every replica of `{routed.name}` is reserved for other work right now. Retry "
+                "later."
+            )
         raise NoReplica(f"No replica of `{routed.name}` could take the request ({last_error}).")
 
     async def _relay(
@@ -454,6 +478,8 @@ class Proxy:
             self._holders_busy[x.holding] -= 1
             if not self._holders_busy[x.holding]:
                 del self._holders_busy[x.holding]
+                freed, self._freed = self._freed, asyncio.Event()
+                freed.set()
         if x.ticket is not None and self._limiter is not None:
             self._limiter.settle(
                 x.ticket, x.request_id, x.prompt_tokens, x.completion_tokens, x.status

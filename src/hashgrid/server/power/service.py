@@ -19,9 +19,16 @@ from hashgrid.contracts.api.power import (
     PowerModel,
     SitePowerOut,
 )
-from hashgrid.contracts.states import ACTIVE_REPLICA, NodePower, NodeStatus, SitePowerState
+from hashgrid.contracts.states import (
+    ACTIVE_REPLICA,
+    LIVE_CONTRACT,
+    NodePower,
+    NodeStatus,
+    SitePowerState,
+)
 from hashgrid.scheduler import Tier
 from hashgrid.server.changes import Changes
+from hashgrid.server.contracts.tables import ComputeContract
 from hashgrid.server.db.base import utcnow
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.errors import Conflict, Invalid
@@ -138,14 +145,19 @@ async def node_work(session: AsyncSession, site: Site, model: PowerModel) -> Nod
     ready = await _ready_nodes(session, site)
     nodes = [node_id for node_id, _ in ready]
     tiers = await session.execute(
-        select(Replica.node_id, Deployment.tier)
+        select(Replica.node_id, Deployment.tier, ComputeContract.id)
         .join(Deployment, Replica.deployment_id == Deployment.id)
+        # A compute contract's replicas are firm whatever their deployment's tier.
+        .outerjoin(
+            ComputeContract,
+            (Replica.contract_id == ComputeContract.id) & ComputeContract.status.in_(LIVE_CONTRACT),
+        )
         .where(Replica.node_id.in_(nodes), Replica.status.in_(ACTIVE_REPLICA))
     )
     firm: set[str] = set()
     flex: set[str] = set()
-    for node_id, tier in tiers:
-        (firm if tier == Tier.FIRM else flex).add(node_id)
+    for node_id, tier, reserved in tiers:
+        (firm if tier == Tier.FIRM or reserved is not None else flex).add(node_id)
     flex -= firm
     return NodeWork(
         firm=len(firm),
