@@ -12,8 +12,8 @@ sqlite = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @sqlite
 def test_contracts_create_list_show_and_cancel(server: LiveServer) -> None:
     """A contract from next hour for a day; prices are decimals as typed; bad terms are one
-    readable line each; its deployment stays while it is live; a cancelled one cannot be
-    cancelled again."""
+    readable line each; its deployment stays, callable by its holder, while it is live; a
+    cancelled one cannot be cancelled again."""
     env = server_env(server)
     ok("orgs", "create", "acme", "--kind", "customer", env=env)
     ok("models", "add", "llama", "--source", "https://h/m.gguf", "--size", "1000", env=env)
@@ -53,6 +53,9 @@ def test_contracts_create_list_show_and_cancel(server: LiveServer) -> None:
 
     held = failed("deployments", "delete", "llama", env=env)
     assert "cancel it first" in held.stderr, held.stderr
+    ok("orgs", "create", "globex", "--kind", "customer", env=env)
+    taken = failed("deployments", "update", "llama", "--customer", "globex", env=env)
+    assert "cancel it first" in taken.stderr, taken.stderr
     assert "cancelled" in ok("contracts", "cancel", made["id"], env=env)
     again = failed("contracts", "cancel", made["id"], env=env)
     assert "409" in again.stderr, again.stderr

@@ -264,8 +264,17 @@ async def change(session: AsyncSession, deployment: Deployment, body: Deployment
 async def _change_customer(
     session: AsyncSession, deployment: Deployment, customer: str | None
 ) -> None:
-    """Make `deployment` private to the organization called `customer` (None: public)."""
+    """Make `deployment` private to the organization called `customer` (None: public). Raises
+    Conflict while another customer's compute contract reserves replicas of it: its keys
+    would lose the model they hold replicas of."""
     customer_id = await _customer_id(session, customer)
+    if customer_id is not None:
+        held = await _live_contract(session, deployment, ComputeContract.customer_id != customer_id)
+        if held is not None:
+            raise Conflict(
+                f"customer: compute contract {held} of another customer reserves replicas of "
+                f"{deployment.name!r}; cancel it first"
+            )
     if customer_id != deployment.customer_id:
         deployment.customer_id = customer_id
         events.record(
@@ -305,12 +314,7 @@ def _size_text(replicas: int, low: int, high: int) -> str:
 async def delete(session: AsyncSession, deployment: Deployment) -> None:
     """Remove a deployment; its agents stop its replicas on their next poll. Raises Conflict
     while a compute contract reserves replicas of it (cancel the contract first)."""
-    held = await session.scalar(
-        select(ComputeContract.id).where(
-            ComputeContract.deployment_id == deployment.id,
-            ComputeContract.status.in_(LIVE_CONTRACT),
-        )
-    )
+    held = await _live_contract(session, deployment)
     if held is not None:
         raise Conflict(
             f"deployment {deployment.name!r} has compute contract {held} pending or active: "
@@ -323,6 +327,19 @@ async def delete(session: AsyncSession, deployment: Deployment) -> None:
     )
     await session.delete(deployment)
     await session.commit()
+
+
+async def _live_contract(
+    session: AsyncSession, deployment: Deployment, *where: ColumnElement[bool]
+) -> str | None:
+    """The id of a pending or active compute contract on `deployment` (and `where`), if any."""
+    return await session.scalar(
+        select(ComputeContract.id).where(
+            ComputeContract.deployment_id == deployment.id,
+            ComputeContract.status.in_(LIVE_CONTRACT),
+            *where,
+        )
+    )
 
 
 async def replicas_of(session: AsyncSession, deployment_id: str) -> Sequence[Replica]:
