@@ -194,13 +194,15 @@ class Proxy:
             x.deployment = routed.deployment
             self._demand.begin(routed.deployment)
             customer = x.key.customer_id
-            if customer in view.holders.get(routed.name, ()):
-                x.holding = (customer, routed.deployment)
-                self._holders_busy[x.holding] += 1
-            # None ready yet, or each reserved for another customer busy with it: wait for one.
-            if (routed.max_replicas > 0 or routed.replicas) and not self._routable(
-                routed, customer
-            ):
+            holders = view.holders.get(routed.name)
+            if holders is None:  # no reserved replica (the common case): wait if none is ready
+                wait = not routed.replicas and routed.max_replicas > 0
+            else:  # or if each is reserved for another customer busy with it
+                if customer in holders:
+                    x.holding = (customer, routed.deployment)
+                    self._holders_busy[x.holding] += 1
+                wait = not self._routable(routed, customer)
+            if wait:
                 routed = await self._first_replica(routed, customer)
             holding = self._holding(routed, customer)
             route = RouteRequest(country, affinity_key(prompt_prefix(body)), holding)
