@@ -87,20 +87,8 @@ REDIS_URL = os.environ.get("HASHGRID_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"
 # USD per million tokens, odd enough that each record's cost has fractions of a cent.
 PRICE_PROMPT, PRICE_COMPLETION = 3.37, 12.13
 KILL_GATEWAY_AT, KILL_SERVER_AT = 0.3, 0.6
-WORDS = (
-    "the",
-    "grid",
-    "hashes",
-    "blocks",
-    "while",
-    "the",
-    "model",
-    "streams",
-    "tokens",
-    "to",
-    "every",
-    "customer",
-)
+WORDS = ("the", "grid", "hashes", "blocks", "while", "the", "model", "streams", "tokens", "to",
+         "every", "customer")  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ the stack
@@ -204,7 +192,7 @@ def stack(tmp: Path, gateways: int) -> Iterator[Stack]:
             wait_until(lambda g=g: g.ready_replicas(MODEL) >= 1, 300, f"{MODEL} routable")
         print(
             f"the engine serves {MODEL} through {gateways} gateways "
-            f"({time.monotonic() - began:.0f} s after the agent started)",
+            f"(routable {time.monotonic() - began:.0f} s after the gateways started)",
             flush=True,
         )
         yield s
@@ -459,7 +447,8 @@ def drain(s: Stack, since: datetime, timeout_s: float) -> tuple[float, bool]:
     return time.monotonic() - began, False
 
 
-def report(s: Stack, run: Run, since: datetime, drained: tuple[float, bool]) -> None:
+def report(s: Stack, run: Run, since: datetime, drained: tuple[float, bool]) -> bool:
+    """Print the figures; whether every difference is 0."""
     outcomes = run.outcomes
     records: dict[str, list[UsageOut]] = {}
     for r in s.admin.usage(limit=10 * len(outcomes) + 1000):
@@ -529,11 +518,18 @@ def report(s: Stack, run: Run, since: datetime, drained: tuple[float, bool]) -> 
         f"  = answered {len(answered):,} records, {stored_p:,} + {stored_c:,} tokens"
         f" + cut and billed {billed_cut} records, {cut_p:,} + {cut_c:,} tokens"
     )
-    print(
-        f"  difference (must be 0): {n - len(answered) - billed_cut - twice} records, "
-        f"{p - stored_p - cut_p} + {c - stored_c - cut_c} tokens; records of requests not "
-        f"sent {strangers}"
+    unexplained = (
+        n - len(answered) - billed_cut - twice,
+        p - stored_p - cut_p,
+        c - stored_c - cut_c,
     )
+    print(
+        f"  difference (must be 0): {unexplained[0]} records, {unexplained[1]} + "
+        f"{unexplained[2]} tokens; records of requests not sent {strangers}"
+    )
+    differences = (stored_p - reported_p, stored_c - reported_c, missing, differ, twice,
+                   *unexplained, strangers)  # fmt: skip
+    return ok and not any(differences)
 
 
 def report_cut(cut: dict[str, Outcome], records: dict[str, list[UsageOut]]) -> None:
@@ -568,10 +564,12 @@ def report_cut(cut: dict[str, Outcome], records: dict[str, list[UsageOut]]) -> N
     print(f"  errors the clients got: {dict(errors)}")
 
 
-def check_invoices(s: Stack, run: Run) -> None:
+def check_invoices(s: Stack, run: Run) -> bool | None:
     """The invoice figures: the tokens on the customer's invoices against those the engines
-    reported, each invoice against its recomputation (cents), the ledger's balance (cents)."""
+    reported, each invoice against its recomputation (cents), the ledger's balance (cents);
+    whether every difference is 0 (None: not judged)."""
     print("\ninvoices: not on main yet")
+    return None
 
 
 def main() -> None:
@@ -592,8 +590,8 @@ def main() -> None:
             )
             run = asyncio.run(drive(s, args.requests, args.concurrency, args.max_tokens))
             drained = drain(s, since, args.drain_timeout)
-            report(s, run, since, drained)
-            check_invoices(s, run)
+            exact = report(s, run, since, drained)
+            exact = check_invoices(s, run) is not False and exact
         except BaseException:
             for log in sorted(Path(tmp).rglob("*.log")):
                 print(
@@ -601,6 +599,7 @@ def main() -> None:
                 )
             raise
     print(f"\nthe whole bench took {time.monotonic() - began:.0f} s")
+    sys.exit(0 if exact else 1)
 
 
 if __name__ == "__main__":
