@@ -56,11 +56,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import asyncpg
 import httpx
 import httpx2
 import openai
 import redis
 
+from hashgrid.billing.periods import Period
 from hashgrid.client import HashgridClient
 from hashgrid.common.net import free_port
 from hashgrid.contracts.api.access import TokenCreate
@@ -82,6 +84,7 @@ from support.live import AgentProcess, GatewayProcess, wait_until
 
 MODEL = "tiny"
 SITE = "chaos-site"
+CUSTOMER = "chaos-customer"
 PASSWORD = "bench-billing-chaos"
 REDIS_URL = os.environ.get("HASHGRID_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 # USD per million tokens, odd enough that each record's cost has fractions of a cent.
@@ -100,9 +103,11 @@ class Stack:
 
     tmp: Path
     database_url: str
+    dsn: str  # the same database, for asyncpg
     server: Server
     server_port: int
     admin: HashgridClient
+    http: httpx.Client  # the platform admin's, for what the client has no method for yet
     gateways: list[GatewayProcess] = field(default_factory=list)
     gateway_settings: dict[str, str] = field(default_factory=dict)
     gateway_token: str = ""
@@ -145,12 +150,16 @@ def stack(tmp: Path, gateways: int) -> Iterator[Stack]:
     prefix = f"billing-chaos-{os.getpid()}"
     with postgres.fresh_database("billing_chaos") as database, ExitStack() as cleanup:
         url = postgres.sqlalchemy_url(database)
+        dsn = postgres.ADMIN_URL.rsplit("/", 1)[0] + f"/{database}"
         port = free_port()
         server = Server(url, tmp / "server", port)
         admin = HashgridClient(server.url, ADMIN_TOKEN)
-        s = Stack(tmp, url, server, port, admin)
+        headers = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+        http = httpx.Client(base_url=server.url, headers=headers, timeout=60)
+        s = Stack(tmp, url, dsn, server, port, admin, http)
         cleanup.callback(lambda: s.server.stop())
         cleanup.callback(admin.close)
+        cleanup.callback(http.close)
         s.admin.create_site(SiteCreate(name=SITE, region="us-south", country="US", power_mw=1.0))
         weights = make_tiny_gguf(tmp / "tiny-llama.gguf")
         size = weights.stat().st_size
@@ -179,7 +188,7 @@ def stack(tmp: Path, gateways: int) -> Iterator[Stack]:
                 SignUp(
                     email="ada@chaos.bench",
                     password=PASSWORD,
-                    organization="chaos-customer",
+                    organization=CUSTOMER,
                     kind="customer",
                 )
             )
@@ -447,8 +456,19 @@ def drain(s: Stack, since: datetime, timeout_s: float) -> tuple[float, bool]:
     return time.monotonic() - began, False
 
 
-def report(s: Stack, run: Run, since: datetime, drained: tuple[float, bool]) -> bool:
-    """Print the figures; whether every difference is 0."""
+@dataclass
+class Tally:
+    """What the usage figures found: whether every difference was 0, and the tokens (prompt,
+    completion) that must be billed: those the engines reported for the answered requests, and
+    those stored for cut ones (what reached their clients)."""
+
+    exact: bool
+    reported: tuple[int, int]
+    cut_billed: tuple[int, int]
+
+
+def report(s: Stack, run: Run, since: datetime, drained: tuple[float, bool]) -> Tally:
+    """Print the usage figures."""
     outcomes = run.outcomes
     records: dict[str, list[UsageOut]] = {}
     for r in s.admin.usage(limit=10 * len(outcomes) + 1000):
@@ -480,9 +500,11 @@ def report(s: Stack, run: Run, since: datetime, drained: tuple[float, bool]) -> 
     stored_c = sum(stored(rid)[1] for rid in answered)
     missing = sum(rid not in records for rid in answered)
     twice = sum(len(records.get(rid, [])) > 1 for rid in answered)
-    differ = sum(
-        rid in records and stored(rid) != (x.prompt, x.completion) for rid, x in answered.items()
-    )
+    differ = [
+        rid
+        for rid, x in answered.items()
+        if rid in records and stored(rid) != (x.prompt, x.completion)
+    ]
     print(f"\nanswered requests: {len(answered):,}")
     print(f"{'':34} {'prompt':>10} {'completion':>11} {'total':>10}")
     line = "{:34} {:>10,} {:>11,} {:>10,}"
@@ -499,9 +521,13 @@ def report(s: Stack, run: Run, since: datetime, drained: tuple[float, bool]) -> 
         )
     )
     print(
-        f"answered requests with no record {missing}, with other counts {differ}, "
+        f"answered requests with no record {missing}, with other counts {len(differ)}, "
         f"with two records {twice} (each must be 0)"
     )
+    if differ:
+        statuses = Counter(r.status_code for rid in differ for r in records[rid])
+        streams = sum(outcomes[rid].stream for rid in differ)
+        print(f"  those with other counts: {streams} streamed, stored with status {dict(statuses)}")
 
     report_cut(cut, records)
 
@@ -527,9 +553,9 @@ def report(s: Stack, run: Run, since: datetime, drained: tuple[float, bool]) -> 
         f"  difference (must be 0): {unexplained[0]} records, {unexplained[1]} + "
         f"{unexplained[2]} tokens; records of requests not sent {strangers}"
     )
-    differences = (stored_p - reported_p, stored_c - reported_c, missing, differ, twice,
+    differences = (stored_p - reported_p, stored_c - reported_c, missing, len(differ), twice,
                    *unexplained, strangers)  # fmt: skip
-    return ok and not any(differences)
+    return Tally(ok and not any(differences), (reported_p, reported_c), (cut_p, cut_c))
 
 
 def report_cut(cut: dict[str, Outcome], records: dict[str, list[UsageOut]]) -> None:
@@ -564,12 +590,67 @@ def report_cut(cut: dict[str, Outcome], records: dict[str, list[UsageOut]]) -> N
     print(f"  errors the clients got: {dict(errors)}")
 
 
-def check_invoices(s: Stack, run: Run) -> bool | None:
+def check_invoices(s: Stack, tally: Tally) -> bool | None:
     """The invoice figures: the tokens on the customer's invoices against those the engines
     reported, each invoice against its recomputation (cents), the ledger's balance (cents);
-    whether every difference is 0 (None: not judged)."""
-    print("\ninvoices: not on main yet")
-    return None
+    whether every difference is 0 (None: not judged).
+
+    Invoices are issued for ended periods only, so the customer's records are first moved a
+    calendar month back in the database (`started_at`, nothing else: each record keeps the
+    prices it was charged at), into the last month, whose invoice may then be issued."""
+    period = Period.of(datetime.now(UTC)).previous()
+    if s.http.get("/api/v1/ledger", params={"period": str(period)}).status_code == 404:
+        print("\ninvoices: not on main yet")
+        return None
+    moved = asyncio.run(date_back(s.dsn, s.customer_id))
+    print(f"\ninvoices of {period} ({moved:,} records of the run dated a month back):")
+    issued = s.http.post("/api/v1/invoices", json={"customer": CUSTOMER, "period": str(period)})
+    if issued.status_code not in (201, 409):  # 409: the monthly reconciler issued it first
+        issued.raise_for_status()
+    listed = s.http.get("/api/v1/invoices", params={"customer": CUSTOMER, "period": str(period)})
+    numbers = [i["number"] for i in listed.raise_for_status().json()]
+    invoices = [s.http.get(f"/api/v1/invoices/{n}").raise_for_status().json() for n in numbers]
+    lines = [line for i in invoices for line in i["lines"]]
+    prompt = sum(x["quantity"] for x in lines if x["unit"].endswith("prompt tokens"))
+    completion = sum(x["quantity"] for x in lines if x["unit"] == "completion tokens")
+    owed_p = tally.reported[0] + tally.cut_billed[0]
+    owed_c = tally.reported[1] + tally.cut_billed[1]
+    line = "{:44} {:>10,} {:>11,}"
+    print(f"{'':44} {'prompt':>10} {'completion':>11}")
+    print(line.format(f"tokens on the {len(invoices)} invoice(s)", prompt, completion))
+    print(line.format("tokens the engines reported (+ cut, billed)", owed_p, owed_c))
+    print(line.format("difference (must be 0)", prompt - owed_p, completion - owed_c))
+    differences = [prompt - owed_p, completion - owed_c]
+    for n in numbers:
+        again = s.http.get(f"/api/v1/invoices/{n}/recomputation").raise_for_status().json()
+        differences.append(again["difference_cents"])
+        print(
+            f"invoice {n}: ${again['stored_total_usd']} stored, ${again['recomputed_total_usd']} "
+            f"recomputed: difference {again['difference_cents']} cents (must be 0)"
+        )
+    ledger = s.http.get("/api/v1/ledger", params={"period": str(period)}).raise_for_status().json()
+    unbalanced = int(Decimal(ledger["difference_usd"]) * 100)
+    differences.append(unbalanced)
+    print(
+        f"ledger of {period}: ${ledger['gross_usd']} invoiced = ${ledger['earnings_usd']} "
+        f"operators' earnings + ${ledger['platform_share_usd']} platform share + "
+        f"${ledger['credits_usd']} credits: difference {unbalanced} cents (must be 0)"
+    )
+    return not any(differences)
+
+
+async def date_back(dsn: str, customer_id: str) -> int:
+    """Move the customer's usage records a calendar month back; how many."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        done = await conn.execute(
+            "UPDATE usage_records SET started_at = started_at - interval '1 month', "
+            "received_at = received_at - interval '1 month' WHERE customer_id = $1",
+            customer_id,
+        )
+    finally:
+        await conn.close()
+    return int(done.split()[-1])
 
 
 def main() -> None:
@@ -590,8 +671,8 @@ def main() -> None:
             )
             run = asyncio.run(drive(s, args.requests, args.concurrency, args.max_tokens))
             drained = drain(s, since, args.drain_timeout)
-            exact = report(s, run, since, drained)
-            exact = check_invoices(s, run) is not False and exact
+            tally = report(s, run, since, drained)
+            exact = check_invoices(s, tally) is not False and tally.exact
         except BaseException:
             for log in sorted(Path(tmp).rglob("*.log")):
                 print(
