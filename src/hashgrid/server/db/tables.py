@@ -10,6 +10,7 @@ from hashgrid.server.keys.tables import ApiKey
 from hashgrid.server.nodes.tables import Node
 from hashgrid.server.organizations.tables import Organization
 from hashgrid.server.power.tables import Curtailment, PlannedInterval, SitePower
+from hashgrid.server.prices.tables import DiscountRow, PriceRow
 from hashgrid.server.sites.tables import JoinToken, Site
 from hashgrid.server.usage.tables import RejectedUsageRow, UsageRecordRow
 
@@ -22,6 +23,7 @@ __all__ = [
     "CatalogModel",
     "Curtailment",
     "Deployment",
+    "DiscountRow",
     "Invite",
     "JoinToken",
     "Membership",
@@ -29,6 +31,7 @@ __all__ = [
     "Organization",
     "PersonalToken",
     "PlannedInterval",
+    "PriceRow",
     "RejectedUsageRow",
     "Replica",
     "Site",
