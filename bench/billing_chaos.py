@@ -67,9 +67,10 @@ from hashgrid.client import HashgridClient
 from hashgrid.common.net import free_port
 from hashgrid.contracts.api.access import TokenCreate
 from hashgrid.contracts.api.accounts import SignUp
-from hashgrid.contracts.api.catalog import ModelCreate, ModelPrices
+from hashgrid.contracts.api.catalog import ModelCreate
 from hashgrid.contracts.api.deployments import DeploymentCreate
 from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.prices import PriceCreate
 from hashgrid.contracts.api.sites import SiteCreate
 from hashgrid.contracts.api.usage import UsageOut, UsageSummaryQuery
 from hashgrid.gateway.metering import ACKED, JOURNAL, SEGMENT_SUFFIX
@@ -88,7 +89,8 @@ CUSTOMER = "chaos-customer"
 PASSWORD = "bench-billing-chaos"
 REDIS_URL = os.environ.get("HASHGRID_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 # USD per million tokens, odd enough that each record's cost has fractions of a cent.
-PRICE_PROMPT, PRICE_COMPLETION = 3.37, 12.13
+PRICE_PROMPT, PRICE_COMPLETION = Decimal("3.37"), Decimal("12.13")
+MTOK = 1_000_000
 KILL_GATEWAY_AT, KILL_SERVER_AT = 0.3, 0.6
 WORDS = ("the", "grid", "hashes", "blocks", "while", "the", "model", "streams", "tokens", "to",
          "every", "customer")  # fmt: skip
@@ -208,11 +210,9 @@ def stack(tmp: Path, gateways: int) -> Iterator[Stack]:
 
 
 def set_prices(admin: HashgridClient) -> None:
-    """The model's price per million tokens, so that every answered request costs something."""
-    admin.set_model_prices(
-        MODEL,
-        ModelPrices(price_per_mtok_prompt=PRICE_PROMPT, price_per_mtok_completion=PRICE_COMPLETION),
-    )
+    """The model's price per million tokens in the price book (both tiers), from now on: every
+    answered request costs something."""
+    admin.add_prices(PriceCreate(model=MODEL, prompt=PRICE_PROMPT, completion=PRICE_COMPLETION))
 
 
 def stop_agent(agent: AgentProcess | None, home: Path) -> None:
@@ -532,13 +532,20 @@ def report(s: Stack, run: Run, since: datetime, drained: tuple[float, bool]) -> 
     report_cut(cut, records)
 
     n, p, c, cost = totals(s, since)
+    priced = (p * PRICE_PROMPT + c * PRICE_COMPLETION) / MTOK
+    unpriced = sum(not r.priced for rs in records.values() for r in rs)
     cut_p = sum(stored(rid)[0] for rid in cut)
     cut_c = sum(stored(rid)[1] for rid in cut)
     billed_cut = sum(rid in records for rid in cut)
     strangers = sum(len(rs) for rid, rs in records.items() if rid not in outcomes)
     print(
         f"\nstored in all (GET /api/v1/usage/summary): {n:,} records, {p:,} prompt + {c:,} "
-        f"completion tokens, ${cost} at ${PRICE_PROMPT}/${PRICE_COMPLETION} per million"
+        f"completion tokens, costing ${cost}"
+    )
+    print(
+        f"  their tokens at ${PRICE_PROMPT} + ${PRICE_COMPLETION} per million: ${priced}, "
+        f"difference ${cost - priced:f} (must be 0); records no price covered: {unpriced} "
+        "(must be 0)"
     )
     print(
         f"  = answered {len(answered):,} records, {stored_p:,} + {stored_c:,} tokens"
@@ -554,7 +561,7 @@ def report(s: Stack, run: Run, since: datetime, drained: tuple[float, bool]) -> 
         f"{unexplained[2]} tokens; records of requests not sent {strangers}"
     )
     differences = (stored_p - reported_p, stored_c - reported_c, missing, len(differ), twice,
-                   *unexplained, strangers)  # fmt: skip
+                   *unexplained, strangers, cost - priced, unpriced)  # fmt: skip
     return Tally(ok and not any(differences), (reported_p, reported_c), (cut_p, cut_c))
 
 
