@@ -15,9 +15,12 @@ OpenAI's `stream_options.include_usage`) go out with the official `openai` Async
 nothing to a gateway while it refuses connections (as a TCP load balancer's health check). Each
 request carries its own `x-request-id`, which its usage record keeps (`client_request_id`).
 
-The chaos: when 30% of the requests have finished, gateway A is SIGKILLed and started again a
-second later on the same port and home (its usage spool); at 60%, the control plane is
-SIGKILLed and started again at once. No request is retried: one a client saw fail is "cut".
+The chaos: when 30% of the requests have finished, gateway A is SIGKILLed (as soon as its
+journal of open streams holds some, within 5 s: right after a sync tick, so that streams it
+journaled are cut, and others end before the kill, their final record spooled after their
+journaled one) and started again a second later on the same port and home (its usage spool);
+at 60%, the control plane is SIGKILLed and started again at once. No request is retried: one a
+client saw fail is "cut".
 
 Then, once both gateways' spools are empty (read on disk: acknowledged up to the end of the
 last segment, no journal of open streams) and the stored totals stopped changing (or after
@@ -124,9 +127,13 @@ class Stack:
         )
 
     def kill_gateway(self, index: int) -> str:
-        """SIGKILL gateway `index`, and start it again a second later on its port and home; what
-        its spool held that the server did not have yet."""
+        """SIGKILL gateway `index` once its journal holds open streams (within 5 s), and start it
+        again a second later on its port and home; what its spool held that the server did not
+        have yet."""
         old = self.gateways[index]
+        deadline = time.monotonic() + 5
+        while unshipped(old.home)[1] == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
         old.proc.kill()
         old.proc.wait(10)
         records, streams = unshipped(old.home)
@@ -580,18 +587,22 @@ def report_cut(cut: dict[str, Outcome], records: dict[str, list[UsageOut]]) -> N
     for kind, rids in sorted(kinds.items()):
         billed = [r for rid in rids for r in records.get(rid, [])]
         statuses = Counter(r.status_code for r in billed)
-        tokens = sum(r.prompt_tokens + r.completion_tokens for r in billed)
+        prompt = sum(r.prompt_tokens for r in billed)
+        completion = sum(r.completion_tokens for r in billed)
         chunks = sum(cut[rid].chunks for rid in rids)
         reached = f", {chunks} content chunks had reached their clients" if chunks else ""
-        print(f"  {kind}: {len(rids)}{reached}; billed {len(billed)} "
-              f"(status {dict(statuses)}), {tokens:,} tokens")  # fmt: skip
+        print(
+            f"  {kind}: {len(rids)}{reached}; billed {len(billed)} (status {dict(statuses)}), "
+            f"{prompt:,} prompt + {completion:,} completion tokens"
+        )
     print(
         "  A request the gateway never answered is not billed: a refused one never reached it,\n"
         "  and one cut before its engine answered left no record. A stream open at the gateway's\n"
         "  last sync tick (usage_fsync_s, 1 s) was journaled (gateway/metering.py) and is billed,\n"
-        "  status 499, for the chunks that had reached its client; a younger one is not billed.\n"
-        "  An answer spooled just before the kill but never delivered is billed as answered\n"
-        "  (status 200). The restarted gateway ships either record from its spool."
+        "  status 499, for the content chunks that had then reached its client and its prompt\n"
+        "  (the engine's count, or before it came the gateway's estimate from its length); a\n"
+        "  younger one is not billed. An answer spooled just before the kill but never delivered\n"
+        "  is billed as answered (status 200). The restarted gateway ships them from its spool."
     )
     errors = Counter(x.error.split(":")[0] for x in cut.values())
     print(f"  errors the clients got: {dict(errors)}")
@@ -625,7 +636,7 @@ def check_invoices(s: Stack, tally: Tally) -> bool | None:
     line = "{:44} {:>10,} {:>11,}"
     print(f"{'':44} {'prompt':>10} {'completion':>11}")
     print(line.format(f"tokens on the {len(invoices)} invoice(s)", prompt, completion))
-    print(line.format("tokens the engines reported (+ cut, billed)", owed_p, owed_c))
+    print(line.format("engines reported + stored for cut requests", owed_p, owed_c))
     print(line.format("difference (must be 0)", prompt - owed_p, completion - owed_c))
     differences = [prompt - owed_p, completion - owed_c]
     for n in numbers:
