@@ -1,23 +1,26 @@
-"""Billing under chaos: every token the engines reported to clients is stored once, although a
-gateway is SIGKILLed and the control plane killed mid-run.
+"""Billing under chaos: every token the engines reported to clients is billed once, although a
+gateway is SIGKILLed and the control plane killed mid-run; the invoices match to the token and
+the cent.
 
     python bench/billing_chaos.py [--requests 10000] [--concurrency 16] [--max-tokens 8]
+    python bench/billing_chaos.py --requests 200    # a smoke run, about 40 s
 
 Builds the stack as an operator runs it, each part its own process: `hashgrid server` on a
 fresh PostgreSQL database (`billing_chaos_<hex>`, dropped at the end), a site and the generated
-tiny llama GGUF (`hashgrid.models.tiny`) in the catalog, deployed, with a price; a real
-`hashgrid agent` joined to the site, serving it on the real llama.cpp engine; two `hashgrid
-gateway` processes on their own ports and homes, sharing limits in Redis under a prefix of
-their own. A customer signs up and makes a key through the REST API. Then `--requests` chat
-completions (`max_tokens` 4 to `--max-tokens`, varied prompts; every second one streamed with
-OpenAI's `stream_options.include_usage`) go out with the official `openai` AsyncOpenAI client,
-`--concurrency` at a time, spread over the two gateways by a client-side balancer that sends
-nothing to a gateway while it refuses connections (as a TCP load balancer's health check). Each
-request carries its own `x-request-id`, which its usage record keeps (`client_request_id`).
+tiny llama GGUF (`hashgrid.models.tiny`) in the catalog, deployed, priced in the price book; a
+real `hashgrid agent` joined to the site, serving it on the real llama.cpp engine; two
+`hashgrid gateway` processes on their own ports and homes, sharing limits in Redis under a
+prefix of their own. A customer signs up and makes a key through the REST API. Then
+`--requests` chat completions (`max_tokens` 4 to `--max-tokens`, varied prompts, about half of
+them streamed with OpenAI's `stream_options.include_usage`) go out with the official `openai`
+AsyncOpenAI client, `--concurrency` at a time, spread over the two gateways by a client-side
+balancer that sends nothing to a gateway while it refuses connections (as a TCP load
+balancer's health check does). Each request carries its own `x-request-id`, which its usage
+record keeps (`client_request_id`).
 
 The chaos: when 30% of the requests have finished, gateway A is SIGKILLed (as soon as its
 journal of open streams holds some, within 5 s: right after a sync tick, so that streams it
-journaled are cut, and others end before the kill, their final record spooled after their
+journaled are cut, and others end before the kill, their final record spooled before their
 journaled one) and started again a second later on the same port and home (its usage spool);
 at 60%, the control plane is SIGKILLed and started again at once. No request is retried: one a
 client saw fail is "cut".
@@ -32,12 +35,17 @@ and the totals (`GET /api/v1/usage/summary`), and prints:
   counts, or two records (each must be 0);
 - the cut requests, apart, by what happened to them: refused (the gateway was down: never
   reached it, never billed) or cut in flight by the kill; of those, the ones with a stored
-  record (a stream the gateway journaled as open at its last sync tick, billed for what reached
-  the client, status 499; or an answer spooled just before the kill that never reached the
-  client) and the ones without (nothing reached the client before the last tick: not billed);
+  record (a stream the gateway journaled as open at its last sync tick, status 499; or an
+  answer spooled just before the kill that never reached the client) and the ones without;
 - the stored totals against the answered plus the cut requests' records (difference 0: no
-  record of a request the bench did not send, none counted twice), and their cost;
-- the run's request rate, and the invoice figures (`check_invoices`).
+  record of a request the bench did not send, none counted twice), their cost against their
+  tokens at the price book's prices (difference 0) and the records no price covered (0);
+- the invoice figures (`check_invoices`): invoices are issued for ended months only, so the
+  customer's records are moved a calendar month back in the database first (`started_at`
+  alone: each record keeps the prices it was charged); then its invoice of that month is
+  issued, and the tokens on it are compared with those the engines reported (plus those
+  stored for cut requests), the invoice with its recomputation (cents) and the month's ledger
+  checked to balance (cents). Each difference must be 0; the bench exits 1 otherwise.
 
 The machine is small and shared: the request rate is this run's; the differences must be 0.
 PostgreSQL: HASHGRID_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test);
