@@ -140,7 +140,7 @@ class Stack:
         have yet."""
         old = self.gateways[index]
         deadline = time.monotonic() + 5
-        while unshipped(old.home)[1] == 0 and time.monotonic() < deadline:
+        while not journaled(old.home) and time.monotonic() < deadline:
             time.sleep(0.005)
         old.proc.kill()
         old.proc.wait(10)
@@ -260,11 +260,15 @@ def unshipped(home: Path) -> tuple[int, int]:
             if n >= segment:
                 f.seek(offset if n == segment else 0)
                 records += f.read().count(b"\n")
+    return records, journaled(home)
+
+
+def journaled(home: Path) -> int:
+    """The open streams a gateway's journal holds: what its last sync tick wrote."""
     try:
-        streams = (spool / JOURNAL).read_bytes().count(b"\n")
+        return (home / "usage-spool" / JOURNAL).read_bytes().count(b"\n")
     except FileNotFoundError:
-        streams = 0
-    return records, streams
+        return 0
 
 
 # ------------------------------------------------------------------------------- the load
@@ -419,7 +423,7 @@ async def drive(s: Stack, requests: int, concurrency: int, max_tokens: int) -> R
     seconds = time.monotonic() - began
     for task in (progress, watcher):
         task.cancel()
-    await chaos_task  # both acts happen before the last request finishes
+    await chaos_task  # the server may still be coming back when the last request ends
     await balancer.close()
     return Run(outcomes, seconds, events)
 
