@@ -650,7 +650,7 @@ def check_invoices(s: Stack, tally: Tally) -> bool | None:
     print(line.format(f"tokens on the {len(invoices)} invoice(s)", prompt, completion))
     print(line.format("engines reported + stored for cut requests", owed_p, owed_c))
     print(line.format("difference (must be 0)", prompt - owed_p, completion - owed_c))
-    differences = [prompt - owed_p, completion - owed_c]
+    differences: list[object] = [prompt - owed_p, completion - owed_c]
     for n in numbers:
         again = s.http.get(f"/api/v1/invoices/{n}/recomputation").raise_for_status().json()
         differences.append(again["difference_cents"])
@@ -659,14 +659,14 @@ def check_invoices(s: Stack, tally: Tally) -> bool | None:
             f"recomputed: difference {again['difference_cents']} cents (must be 0)"
         )
     ledger = s.http.get("/api/v1/ledger", params={"period": str(period)}).raise_for_status().json()
-    unbalanced = int(Decimal(ledger["difference_usd"]) * 100)
+    unbalanced = Decimal(ledger["difference_usd"])
     differences.append(unbalanced)
     print(
         f"ledger of {period}: ${ledger['gross_usd']} invoiced = ${ledger['earnings_usd']} "
         f"operators' earnings + ${ledger['platform_share_usd']} platform share + "
-        f"${ledger['credits_usd']} credits: difference {unbalanced} cents (must be 0)"
+        f"${ledger['credits_usd']} credits: difference ${unbalanced} (must be 0)"
     )
-    return not any(differences)
+    return bool(numbers) and not any(differences)
 
 
 async def date_back(dsn: str, customer_id: str) -> int:
