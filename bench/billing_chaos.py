@@ -60,11 +60,12 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import asyncpg
@@ -72,6 +73,7 @@ import httpx
 import httpx2
 import openai
 import redis
+from openai.types.chat import ChatCompletionMessageParam
 
 from hashgrid.billing.periods import Period
 from hashgrid.client import HashgridClient
@@ -338,16 +340,19 @@ async def one_request(balancer: Balancer, i: int, max_tokens: int) -> tuple[str,
     x = Outcome(stream=draw.random() < 0.5, gateway="AB"[g])
     client = balancer.clients[g]
     words = " ".join(draw.choices(WORDS, k=draw.randint(3, 20)))
-    common = {
-        "model": MODEL,
-        "messages": [{"role": "user", "content": f"request {i}: {words}"}],
-        "max_tokens": draw.randint(4, max_tokens),
-        "extra_headers": {"x-request-id": rid},
-    }
+    messages: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": f"request {i}: {words}"}
+    ]
+    tokens, headers = draw.randint(4, max_tokens), {"x-request-id": rid}
     try:
         if x.stream:
             stream = await client.chat.completions.create(
-                **common, stream=True, stream_options={"include_usage": True}
+                model=MODEL,
+                messages=messages,
+                max_tokens=tokens,
+                extra_headers=headers,
+                stream=True,
+                stream_options={"include_usage": True},
             )
             async for chunk in stream:
                 if chunk.choices and chunk.choices[0].delta.content:
@@ -361,7 +366,9 @@ async def one_request(balancer: Balancer, i: int, max_tokens: int) -> tuple[str,
             if not x.answered:
                 x.error = "the stream ended without its usage chunk"
         else:
-            answer = await client.chat.completions.create(**common)
+            answer = await client.chat.completions.create(
+                model=MODEL, messages=messages, max_tokens=tokens, extra_headers=headers
+            )
             assert answer.usage is not None, "an answer without usage"
             x.prompt, x.completion = answer.usage.prompt_tokens, answer.usage.completion_tokens
             x.answered = True
@@ -399,17 +406,21 @@ async def drive(s: Stack, requests: int, concurrency: int, max_tokens: int) -> R
                 finished.notify_all()
 
     async def chaos() -> None:
-        acts = (
+        acts: list[tuple[float, str, Callable[[], str]]] = [
             (
                 KILL_GATEWAY_AT,
                 "gateway A SIGKILLed, restarted 1 s later",
-                lambda: s.kill_gateway(0),
+                partial(s.kill_gateway, 0),
             ),
             (KILL_SERVER_AT, "control plane SIGKILLed and restarted", s.kill_server),
-        )
+        ]
+
+        def reached(share: float) -> bool:
+            return len(outcomes) >= share * requests
+
         for share, what, act in acts:
             async with finished:
-                await finished.wait_for(lambda share=share: len(outcomes) >= share * requests)
+                await finished.wait_for(partial(reached, share))
             at, began = len(outcomes), time.monotonic()
             detail = await asyncio.to_thread(act)
             took = time.monotonic() - began
