@@ -13,6 +13,7 @@ from hashgrid.server.access.router import router as access_router
 from hashgrid.server.accounts.router import router as accounts_router
 from hashgrid.server.agents.router import router as agents_router
 from hashgrid.server.audit.router import router as audit_router
+from hashgrid.server.billing.router import router as billing_router
 from hashgrid.server.bootstrap import bootstrap
 from hashgrid.server.catalog.router import router as catalog_router
 from hashgrid.server.changes import Changes
@@ -34,10 +35,11 @@ from hashgrid.server.power.router import router as power_router
 from hashgrid.server.power.service import curtailment_leads
 from hashgrid.server.reconcile.autoscale import AutoscaleReconciler
 from hashgrid.server.reconcile.endpoints import EndpointReconciler
+from hashgrid.server.reconcile.invoicing import InvoiceReconciler
 from hashgrid.server.reconcile.liveness import LivenessReconciler
 from hashgrid.server.reconcile.placement import PlacementReconciler
 from hashgrid.server.reconcile.power import PowerReconciler
-from hashgrid.server.reconcile.runner import start_all
+from hashgrid.server.reconcile.runner import Reconciler, start_all
 from hashgrid.server.settings import ServerSettings
 from hashgrid.server.sites.router import router as sites_router
 from hashgrid.server.state import ServerState
@@ -58,6 +60,7 @@ ROUTERS = (
     replicas_router,
     keys_router,
     usage_router,
+    billing_router,
     agents_router,
     feed_router,
 )
@@ -89,35 +92,37 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             summaries=ClosedDays(),
             loads=ReplicaLoads(STALE_AFTER_BEATS * settings.heartbeat_interval_s),
             demand=GatewayDemand(),
+            line_providers=(),  # where invoice lines besides usage come from (billing/providers.py)
         )
         app.state.hashgrid = state
-        tasks = start_all(
-            [
-                (
-                    PlacementReconciler(sessions, state.changes, settings.replica_retry_after_s),
-                    settings.reconcile_interval_s,
+        reconcilers: list[tuple[Reconciler, float]] = [
+            (
+                PlacementReconciler(sessions, state.changes, settings.replica_retry_after_s),
+                settings.reconcile_interval_s,
+            ),
+            (
+                LivenessReconciler(sessions, state.changes, state.liveness),
+                min(1.0, settings.node_ttl_s / 4),
+            ),
+            (AutoscaleReconciler(state), settings.autoscale_interval_s),
+            (
+                PowerReconciler(
+                    sessions,
+                    state.changes,
+                    curtailment_leads(settings),
+                    timedelta(seconds=settings.node_standby_after_s),
                 ),
-                (
-                    LivenessReconciler(sessions, state.changes, state.liveness),
-                    min(1.0, settings.node_ttl_s / 4),
-                ),
-                (AutoscaleReconciler(state), settings.autoscale_interval_s),
-                (
-                    PowerReconciler(
-                        sessions,
-                        state.changes,
-                        curtailment_leads(settings),
-                        timedelta(seconds=settings.node_standby_after_s),
-                    ),
-                    settings.power_interval_s,
-                ),
-                (
-                    EndpointReconciler(sessions, state.changes, settings.endpoint_probe_interval_s),
-                    settings.endpoint_probe_interval_s,
-                ),
-            ],
-            state.changes,
-        )
+                settings.power_interval_s,
+            ),
+            (
+                EndpointReconciler(sessions, state.changes, settings.endpoint_probe_interval_s),
+                settings.endpoint_probe_interval_s,
+            ),
+        ]
+        if settings.invoice_grace_s is not None:
+            invoicing = InvoiceReconciler(sessions, state.line_providers, settings.invoice_grace_s)
+            reconcilers.append((invoicing, settings.invoice_interval_s))
+        tasks = start_all(reconcilers, state.changes)
         try:
             yield
         finally:
