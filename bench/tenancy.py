@@ -208,7 +208,7 @@ async def load(dsn: str, records: int, now: datetime) -> dict[str, Any]:
                     "replica_id": new_id(), "node_id": node["id"],
                     "site": site_name[node["site_id"]], "status_code": 200,
                     "prompt_tokens": prompt, "completion_tokens": completion,
-                    "cost_usd": (prompt * 0.2 + completion * 0.6) / 1e6, "ttft_ms": 80.0,
+                    "cost_pico": prompt * 200_000 + completion * 600_000, "ttft_ms": 80.0,
                     "duration_ms": 900.0, "started_at": started,
                     "received_at": started + timedelta(seconds=1),
                 })  # fmt: skip

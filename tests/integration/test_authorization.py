@@ -85,7 +85,10 @@ POST   /api/v1/nodes/{node}/revoke                        401  403 403 403 ok  4
 POST   /api/v1/models                                     401  403 403 403 403 403 403  403 ok
 GET    /api/v1/models                                     401  ok  ok  ok  ok  ok  403  403 ok
 GET    /api/v1/models/{name:path}                         401  ok  ok  ok  ok  ok  403  403 ok
-PUT    /api/v1/models/{name:path}/prices                  401  403 403 403 403 403 403  403 ok
+GET    /api/v1/prices                                     401  ok  ok  ok  ok  ok  403  403 ok
+POST   /api/v1/prices                                     401  403 403 403 403 403 403  403 ok
+GET    /api/v1/discounts                                  401  ok  ok  ok  403 403 403  403 ok
+POST   /api/v1/discounts                                  401  403 403 403 403 403 403  403 ok
 POST   /api/v1/deployments                                401  403 403 403 403 403 403  403 ok
 GET    /api/v1/deployments                                401  ok  ok  ok  403 403 403  403 ok
 GET    /api/v1/deployments/{name:path}                    401  ok  ok  ok  403 403 403  403 ok
@@ -296,10 +299,8 @@ SAMPLES: dict[Route, Sample] = {
         body=lambda t: {"name": t.unique("model"), "source": "/nowhere/m.gguf", "size_bytes": 1}
     ),
     ("GET", "/api/v1/models/{name:path}"): Sample(f"/api/v1/models/{MODEL}"),
-    ("PUT", "/api/v1/models/{name:path}/prices"): Sample(
-        f"/api/v1/models/{MODEL}/prices",
-        {"price_per_mtok_prompt": 1.0, "price_per_mtok_completion": 2.0},
-    ),
+    ("POST", "/api/v1/prices"): Sample(body={"model": MODEL, "prompt": "1", "completion": "2"}),
+    ("POST", "/api/v1/discounts"): Sample(body={"customer": CUSTOMER_A, "percent": "10"}),
     ("POST", "/api/v1/deployments"): Sample(
         body=lambda t: {"model": MODEL, "name": t.unique("deployment"), "replicas": 0}
     ),

@@ -100,8 +100,14 @@ def test_keys_orgs_and_models_take_limits_budgets_and_prices(
     assert "600 rpm, $1000/month" in ok("orgs", "list", env=env)
 
     ok("models", "add", "tiny", "--path", str(tiny_model), env=env)
-    priced = ok_json("models", "prices", "tiny", "--prompt", "0.5", "--completion", "1.5", env=env)
-    assert (priced["price_per_mtok_prompt"], priced["price_per_mtok_completion"]) == (0.5, 1.5)
+    priced = ok_json("prices", "set", "tiny", "--prompt", "0.5", "--completion", "1.5", env=env)
+    assert [(p["tier"], p["prompt"], p["cached"], p["completion"]) for p in priced] == [
+        ("firm", "0.50", "0.50", "1.50"),
+        ("flex", "0.50", "0.50", "1.50"),
+    ]
+    assert "$0.50" in ok("prices", env=env)
+    bad = failed("prices", "set", "tiny", "--prompt", "0.0000001", "--completion", "1", env=env)
+    assert "decimal" in bad.stderr
 
 
 @sqlite

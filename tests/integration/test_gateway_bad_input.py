@@ -7,6 +7,7 @@ engine: each is answered as OpenAI would (status, error shape, `param`), carries
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from hashgrid.contracts.api.catalog import ModelCreate
 from hashgrid.contracts.api.deployments import DeploymentCreate
 from hashgrid.contracts.api.keys import KeyCreate
 from hashgrid.contracts.api.organizations import OrganizationCreate
+from hashgrid.contracts.api.prices import PriceCreate
 from hashgrid.contracts.api.sites import SiteCreate
 
 from support.live import AgentProcess, LiveGateway, LiveServer, server_settings, wait_until
@@ -201,11 +203,10 @@ def stack(
             source=str(tiny_model),
             size_bytes=size,
             context_length=CONTEXT,
-            price_per_mtok_prompt=1000.0,
-            price_per_mtok_completion=1000.0,
         )
     )
     admin.deploy(DeploymentCreate(model="tiny"))
+    admin.add_prices(PriceCreate(model="tiny", prompt=Decimal(1000), completion=Decimal(1000)))
     embed = tiny_embedding_model
     admin.add_model(
         ModelCreate(
@@ -213,11 +214,11 @@ def stack(
             source=str(embed),
             size_bytes=embed.stat().st_size,
             context_length=CONTEXT,
-            price_per_mtok_prompt=1000.0,
             task="embed",
         )
     )
     admin.deploy(DeploymentCreate(model="tiny-embed"))
+    admin.add_prices(PriceCreate(model="tiny-embed", prompt=Decimal(1000), completion=Decimal(0)))
     agent = AgentProcess(server.url, home / "agent", admin.create_join_token("local").token, "n1")
     gateway = LiveGateway(
         server.url,
@@ -295,7 +296,7 @@ def test_refused_requests_meter_no_token_and_cost_nothing(stack: Stack) -> None:
         return found if len(found) >= len(keyed) else None
 
     found = wait_until(records, 30, "a usage record per refused request")
-    assert {(u.prompt_tokens, u.completion_tokens, u.cost_usd) for u in found} == {(0, 0, 0.0)}
+    assert {(u.prompt_tokens, u.completion_tokens, u.cost_usd) for u in found} == {(0, 0, 0)}
     assert {u.status_code for u in found} <= {400, 404}
 
 

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +18,18 @@ import redis.asyncio as redis
 
 from hashgrid.client import HashgridClient
 from hashgrid.contracts.api.access import TokenCreate
-from hashgrid.contracts.api.catalog import ModelCreate, ModelPrices
+from hashgrid.contracts.api.catalog import ModelCreate
 from hashgrid.contracts.api.common import Limits
 from hashgrid.contracts.api.deployments import DeploymentCreate
 from hashgrid.contracts.api.keys import KeyCreate
 from hashgrid.contracts.api.organizations import OrganizationCreate
+from hashgrid.contracts.api.prices import PriceCreate
 from hashgrid.contracts.api.sites import SiteCreate
 
 from support.live import AgentProcess, LiveGateway, LiveServer, server_settings, wait_until
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-PRICE = 1000.0  # USD per million tokens, prompt and completion: $0.001 a token
+PRICE = Decimal(1000)  # USD per million tokens, prompt and completion: $0.001 a token
 MESSAGES = [{"role": "user", "content": "hello"}]
 
 
@@ -79,10 +81,8 @@ def stack(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     admin.create_organization(OrganizationCreate(name="acme", kind="customer"))
     size = tiny_model.stat().st_size
     admin.add_model(ModelCreate(name="tiny", source=str(tiny_model), size_bytes=size))
-    admin.set_model_prices(
-        "tiny", ModelPrices(price_per_mtok_prompt=PRICE, price_per_mtok_completion=PRICE)
-    )
     admin.deploy(DeploymentCreate(model="tiny"))
+    admin.add_prices(PriceCreate(model="tiny", prompt=PRICE, completion=PRICE))
     agent = AgentProcess(server.url, home / "agent", admin.create_join_token("local").token, "n1")
     prefix = f"hg-test-{uuid.uuid4().hex[:12]}"
     token = admin.create_token(TokenCreate(name="gw", role="gateway")).token
@@ -229,7 +229,7 @@ def test_a_budget_spent_by_one_request_refuses_the_next_at_both_gateways(stack: 
         return found[0] if found else None
 
     record = wait_until(stored, 15, "the usage record at the control plane")
-    assert record.cost_usd == pytest.approx(usage.total_tokens * PRICE / 1e6)
+    assert record.cost_usd == usage.total_tokens * PRICE / 1_000_000
     (listed,) = [k for k in stack.admin.list_keys() if k.prefix == key[:10]]
     assert listed.month_spend_usd >= record.cost_usd
 

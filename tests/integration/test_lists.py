@@ -24,8 +24,8 @@ from hashgrid.server.pages import encode
 from support.live import LiveServer
 
 PASSWORD = "correct horse battery"
-PRICE_PROMPT = 1_000_000.0  # USD per million tokens: a dollar a token, exact in binary
-PRICE_COMPLETION = 500_000.0
+PRICE_PROMPT = "10000"  # USD per million tokens: a cent a token
+PRICE_COMPLETION = "5000"
 MONTH = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
@@ -98,12 +98,13 @@ def world(server: LiveServer) -> World:
             "token"
         ]
         for name in ("m-a", "m-b", "m-c"):
-            model = {"name": name, "source": f"/nowhere/{name}.gguf", "size_bytes": 1,
-                     "price_per_mtok_prompt": PRICE_PROMPT,
-                     "price_per_mtok_completion": PRICE_COMPLETION}  # fmt: skip
+            model = {"name": name, "source": f"/nowhere/{name}.gguf", "size_bytes": 1}
             assert admin.post("/api/v1/models", json=model).status_code == 201
             deployment = {"model": name, "replicas": 0}
             assert admin.post("/api/v1/deployments", json=deployment).status_code == 201
+            price = {"model": name, "prompt": PRICE_PROMPT, "completion": PRICE_COMPLETION,
+                     "effective_from": "2000-01-01T00:00:00Z"}  # fmt: skip
+            assert admin.post("/api/v1/prices", json=price).status_code == 201
     for site, (operator, region) in SITES.items():
         body = {"name": site, "region": region, "country": "US", "power_mw": 1}
         with w.http(operator) as http:
@@ -373,10 +374,10 @@ def _expected_summary(
         s[0] += 1
         s[1] += r["prompt_tokens"]
         s[2] += r["completion_tokens"]
-        s[3] += Decimal(r["prompt_tokens"]) + Decimal(r["completion_tokens"]) / 2
+        s[3] += Decimal(r["prompt_tokens"]) / 100 + Decimal(r["completion_tokens"]) / 200
     return [
         {**dict(zip(groups, g, strict=True)), "requests": s[0], "prompt_tokens": s[1],
-         "completion_tokens": s[2], "cost_usd": f"{s[3]:.9f}"}
+         "completion_tokens": s[2], "cost_usd": s[3]}
         for g, s in sorted(sums.items(), key=lambda kv: tuple((v is None, v) for v in kv[0]))
     ]  # fmt: skip
 
@@ -404,7 +405,8 @@ def test_the_usage_summary_sums_what_the_caller_sees_by_its_groups(
     groups = ["key_id" if g == "key" else g for g in group_by]
     with world.http(who) as http:
         summary = http.get("/api/v1/usage/summary", params={"group_by": group_by}).json()
-    assert summary == _expected_summary(visible, groups, region)
+    exact = [{**g, "cost_usd": Decimal(g["cost_usd"])} for g in summary]
+    assert exact == _expected_summary(visible, groups, region)
 
 
 def test_the_usage_summary_filters_and_takes_a_window(world: World) -> None:

@@ -1,6 +1,7 @@
 """The control plane's REST API over real HTTP, on SQLite and on PostgreSQL."""
 
 import asyncio
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,12 @@ from sqlalchemy import text
 
 from hashgrid.client import ApiError
 from hashgrid.common.secrets import hash_secret
-from hashgrid.contracts.api.catalog import ModelCreate, ModelPrices
+from hashgrid.contracts.api.catalog import ModelCreate
 from hashgrid.contracts.api.common import Limits
 from hashgrid.contracts.api.deployments import DeploymentChange, DeploymentCreate
 from hashgrid.contracts.api.keys import KeyCreate
 from hashgrid.contracts.api.organizations import OrganizationCreate
+from hashgrid.contracts.api.prices import PriceCreate
 from hashgrid.contracts.api.sites import SiteCreate
 from hashgrid.server.db.base import utcnow
 from hashgrid.server.db.engine import make_engine
@@ -286,23 +288,16 @@ def test_bad_limits_are_refused_with_problem_details_and_change_nothing(
         }
 
 
-def test_usage_is_costed_at_catalog_prices_and_spend_outlives_a_restart(
+def test_usage_is_costed_at_price_book_prices_and_spend_outlives_a_restart(
     server: LiveServer, tiny_model: Path
 ) -> None:
-    """Usage is stored with its cost at the deployment's model's prices; keys, customers and
+    """Usage is stored with its cost at the price book's prices; keys, customers and
     the gateway view show this month's spend, also after the server restarts."""
     with server.client() as c:
         c.create_organization(OrganizationCreate(name="acme", kind="customer"))
-        assert c.add_model(
-            ModelCreate(
-                name="tiny", source=str(tiny_model), size_bytes=1000, price_per_mtok_prompt=2.0
-            )
-        )
-        priced = c.set_model_prices(
-            "tiny", ModelPrices(price_per_mtok_prompt=1.0, price_per_mtok_completion=3.0)
-        )
-        assert (priced.price_per_mtok_prompt, priced.price_per_mtok_completion) == (1.0, 3.0)
+        assert c.add_model(ModelCreate(name="tiny", source=str(tiny_model), size_bytes=1000))
         c.deploy(DeploymentCreate(model="tiny"))
+        c.add_prices(PriceCreate(model="tiny", prompt=Decimal(1), completion=Decimal(3)))
         key = c.create_key(KeyCreate(customer="acme", limits=Limits(monthly_budget_usd=10)))
         c.set_organization_limits("acme", Limits(monthly_budget_usd=100))
     record = {
@@ -319,8 +314,9 @@ def test_usage_is_costed_at_catalog_prices_and_spend_outlives_a_restart(
     assert view["spend"]["keys"] == {key.id: 2.5}
     assert view["spend"]["customers"] == {key.customer_id: 2.5}
     with server.client() as c:
-        costs = {u.request_id: u.cost_usd for u in c.usage()}
-        assert costs == {"req-1": 2.5, "req-2": 0.0}  # no price for a model without deployment
+        costs = {u.request_id: (u.cost_usd, u.priced) for u in c.usage()}
+        # A model no price covers is stored unpriced, flagged: never silently free.
+        assert costs == {"req-1": (Decimal("2.5"), True), "req-2": (0, False)}
     server.stop()
     with LiveServer(server.settings, port=server.port) as again, again.client() as c:
         (listed,) = c.list_keys()

@@ -37,6 +37,7 @@ def record(request_id: str, prompt_tokens: int = 5) -> dict[str, Any]:
         "status_code": 200,
         "prompt_tokens": prompt_tokens,
         "completion_tokens": 7,
+        "cached_tokens": 0,
         "ttft_ms": 12.5,
         "duration_ms": 40.0,
         "started_at": datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
@@ -423,3 +424,20 @@ def test_a_batch_holds_no_more_bytes_than_its_bound_and_the_next_read_goes_on(
     assert one.read(100, max_bytes=10).request_ids == ["big"]  # a record larger than the bound
     spool.close()
     one.close()
+
+
+def test_cached_prompt_tokens_are_taken_from_usage_details_within_the_prompt() -> None:
+    """OpenAI's `prompt_tokens_details.cached_tokens` is kept (within the prompt's count);
+    absent or implausible, none are cached."""
+    x = Exchange(request_id="q1", endpoint="/v1/chat/completions", model="tiny", status=200)
+    x.take_usage(
+        {"prompt_tokens": 10, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 6}}
+    )
+    assert (x.prompt_tokens, x.cached_tokens) == (10, 6)
+    x.take_usage(
+        {"prompt_tokens": 4, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 9}}
+    )
+    assert x.cached_tokens == 4
+    y = Exchange(request_id="q2", endpoint="/v1/chat/completions", model="tiny", status=200)
+    y.take_usage({"prompt_tokens": 4, "prompt_tokens_details": {"cached_tokens": -3}})
+    assert y.cached_tokens == 0

@@ -8,7 +8,7 @@ import typer
 from hashgrid.cli.connection import client
 from hashgrid.cli.output import JsonOption, console, emit_json, fail, table
 from hashgrid.client import ApiError, HashgridClient
-from hashgrid.contracts.api.catalog import ModelCreate, ModelOut, ModelPrices
+from hashgrid.contracts.api.catalog import ModelCreate, ModelOut
 from hashgrid.contracts.api.deployments import (
     DeploymentChange,
     DeploymentCreate,
@@ -42,8 +42,6 @@ def add(
     ),
     context_length: int = typer.Option(2048, help="Context length to serve with."),
     task: str = typer.Option("generate", help="generate (chat, completions) or embed."),
-    price_prompt: float = typer.Option(0.0, min=0.0, help="USD per million prompt tokens."),
-    price_completion: float = typer.Option(0.0, min=0.0, help="USD per million completion tokens."),
     as_json: bool = JsonOption,
 ) -> None:
     """Add a GGUF model to the catalog, from a local file or a download source."""
@@ -64,28 +62,7 @@ def add(
                 sha256=sha256,
             )
             model = c.add_model(body)
-        if price_prompt or price_completion:
-            model = c.set_model_prices(model.name, _prices(price_prompt, price_completion))
     emit_json(model) if as_json else console.print(f"added model [bold]{model.name}[/bold]")
-
-
-@models_app.command("prices")
-def prices(
-    ctx: typer.Context,
-    name: str,
-    prompt: float = typer.Option(..., min=0.0, help="USD per million prompt tokens."),
-    completion: float = typer.Option(..., min=0.0, help="USD per million completion tokens."),
-    as_json: bool = JsonOption,
-) -> None:
-    """Set a model's prices, which usage and budgets count from now on."""
-    with client(ctx) as c:
-        model = c.set_model_prices(name, _prices(prompt, completion))
-    if as_json:
-        return emit_json(model)
-    console.print(
-        f"{model.name}: ${model.price_per_mtok_prompt:g} prompt, "
-        f"${model.price_per_mtok_completion:g} completion per million tokens"
-    )
 
 
 @models_app.command("list")
@@ -97,10 +74,6 @@ def list_models(ctx: typer.Context, as_json: bool = JsonOption) -> None:
         return emit_json(models)
     rows = [(m.name, m.engine, f"{m.size_bytes:,}", m.context_length, m.source) for m in models]
     table("models", ["name", "engine", "bytes", "context", "source"], rows)
-
-
-def _prices(prompt: float, completion: float) -> ModelPrices:
-    return ModelPrices(price_per_mtok_prompt=prompt, price_per_mtok_completion=completion)
 
 
 def add_file(

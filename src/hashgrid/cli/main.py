@@ -5,7 +5,19 @@ from pathlib import Path
 
 import typer
 
-from hashgrid.cli import access, billing, catalog, fleet, members, power, processes, signin, sim, up
+from hashgrid.cli import (
+    access,
+    billing,
+    catalog,
+    fleet,
+    members,
+    power,
+    prices,
+    processes,
+    signin,
+    sim,
+    up,
+)
 from hashgrid.cli.connection import ConnectionOptionsEverywhere
 
 app = typer.Typer(
@@ -62,6 +74,7 @@ app.add_typer(fleet.nodes_app, name="nodes")
 app.add_typer(catalog.models_app, name="models")
 app.add_typer(catalog.deployments_app, name="deployments")
 app.add_typer(access.keys_app, name="keys")
+app.add_typer(prices.prices_app, name="prices")
 app.add_typer(signin.tokens_app, name="tokens")
 app.add_typer(members.members_app, name="members")
 app.add_typer(members.invites_app, name="invites")

@@ -34,7 +34,7 @@ from hashgrid.contracts.api.billing import (
     ShareSet,
     StatementOut,
 )
-from hashgrid.contracts.api.catalog import ModelCreate, ModelOut, ModelPrices
+from hashgrid.contracts.api.catalog import ModelCreate, ModelOut
 from hashgrid.contracts.api.common import Limits
 from hashgrid.contracts.api.deployments import DeploymentChange, DeploymentCreate, DeploymentOut
 from hashgrid.contracts.api.keys import KeyCreate, KeyCreated, KeyOut
@@ -48,6 +48,7 @@ from hashgrid.contracts.api.power import (
     PowerModel,
     SitePowerOut,
 )
+from hashgrid.contracts.api.prices import DiscountCreate, DiscountOut, PriceCreate, PriceOut
 from hashgrid.contracts.api.sites import JoinTokenCreate, JoinTokenCreated, SiteCreate, SiteOut
 from hashgrid.contracts.api.usage import UsageOut, UsageSummaryQuery, UsageSummaryRow
 from hashgrid.contracts.states import InvoiceStatus
@@ -103,10 +104,10 @@ class HashgridClient:
     def _one(self, model: type[T], method: str, path: str, body: BaseModel | None = None) -> T:
         return model.model_validate(self._call(method, path, _wire(body)))
 
-    def _many(self, model: type[T], path: str, most: int | None = None, **params: Any) -> list[T]:
+    def _many(self, shape: type[T], path: str, most: int | None = None, **params: Any) -> list[T]:
         """Every item a list answers (`most` at most), page after page: each page's
         `x-next-cursor` asks for the next."""
-        pages = TypeAdapter(list[model])  # type: ignore[valid-type]
+        pages = TypeAdapter(list[shape])  # type: ignore[valid-type]
         items: list[T] = []
         while most is None or len(items) < most:
             limit = self._page_size if most is None else min(self._page_size, most - len(items))
@@ -245,13 +246,27 @@ class HashgridClient:
         path = f"/api/v1/nodes/{node}/drain"
         return self._one(NodeOut, "POST", path, body or DrainRequest())
 
+    # the price book and discounts
+    def add_prices(self, body: PriceCreate) -> list[PriceOut]:
+        """A model's prices from a moment on: one entry per tier it names (both when none)."""
+        return TypeAdapter(list[PriceOut]).validate_python(
+            self._call("POST", "/api/v1/prices", _wire(body))
+        )
+
+    def list_prices(self, model: str | None = None) -> list[PriceOut]:
+        if model is None:
+            return self._many(PriceOut, "/api/v1/prices")
+        return self._many(PriceOut, "/api/v1/prices", model=model)
+
+    def add_discount(self, body: DiscountCreate) -> DiscountOut:
+        return self._one(DiscountOut, "POST", "/api/v1/discounts", body)
+
+    def list_discounts(self) -> list[DiscountOut]:
+        return self._many(DiscountOut, "/api/v1/discounts")
+
     # catalog
     def add_model(self, body: ModelCreate) -> ModelOut:
         return self._one(ModelOut, "POST", "/api/v1/models", body)
-
-    def set_model_prices(self, name: str, prices: ModelPrices) -> ModelOut:
-        """USD per million prompt and completion tokens."""
-        return self._one(ModelOut, "PUT", f"/api/v1/models/{name}/prices", prices)
 
     def get_model(self, name: str) -> ModelOut:
         return self._one(ModelOut, "GET", f"/api/v1/models/{name}")

@@ -73,6 +73,7 @@ class Exchange:
     status: int = 200
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of the prompt's, served from the engine's prefix cache
     ttft_ms: float | None = None
     ticket: Ticket | None = None  # the request's rate limit charges, when its key has limits
     deployment: str | None = None  # set once counted as demand on it
@@ -102,6 +103,10 @@ class Exchange:
             return False
         self.prompt_tokens, prompt_ok = token_count(usage.get("prompt_tokens"))
         self.completion_tokens, completion_ok = token_count(usage.get("completion_tokens"))
+        details = usage.get("prompt_tokens_details")
+        if isinstance(details, dict):  # OpenAI's; absent where the engine does not say
+            cached, _ = token_count(details.get("cached_tokens"))
+            self.cached_tokens = min(cached, self.prompt_tokens)
         if not (prompt_ok and completion_ok):
             self.usage_clamped = True
             log.warning(
@@ -459,6 +464,7 @@ def usage_record(x: Exchange, key: KeyEntry, duration_ms: float) -> dict[str, An
         "status_code": x.status,
         "prompt_tokens": x.prompt_tokens,
         "completion_tokens": x.completion_tokens,
+        "cached_tokens": x.cached_tokens,
         "ttft_ms": x.ttft_ms,
         "duration_ms": duration_ms,
         "started_at": x.started_at,

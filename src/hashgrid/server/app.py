@@ -33,6 +33,7 @@ from hashgrid.server.organizations.router import router as organizations_router
 from hashgrid.server.policy import authorize, check_every_route_has_a_rule
 from hashgrid.server.power.router import router as power_router
 from hashgrid.server.power.service import curtailment_leads
+from hashgrid.server.prices.router import router as prices_router
 from hashgrid.server.reconcile.autoscale import AutoscaleReconciler
 from hashgrid.server.reconcile.endpoints import EndpointReconciler
 from hashgrid.server.reconcile.invoicing import InvoiceReconciler
@@ -56,6 +57,7 @@ ROUTERS = (
     power_router,
     nodes_router,
     catalog_router,
+    prices_router,
     deployments_router,
     replicas_router,
     keys_router,

@@ -91,7 +91,11 @@ RULES: dict[tuple[str, str], frozenset[CallerRole]] = {
     ("POST", f"{API}/models"): PLATFORM,
     ("GET", f"{API}/models"): USERS,
     ("GET", f"{API}/models/{{name}}"): USERS,
-    ("PUT", f"{API}/models/{{name}}/prices"): PLATFORM,
+    # the price book: every signed-in user reads prices; a customer its own discounts
+    ("GET", f"{API}/prices"): USERS,
+    ("POST", f"{API}/prices"): PLATFORM,
+    ("GET", f"{API}/discounts"): CUSTOMERS,
+    ("POST", f"{API}/discounts"): PLATFORM,
     ("POST", f"{API}/deployments"): PLATFORM,
     ("GET", f"{API}/deployments"): CUSTOMERS,
     ("GET", f"{API}/deployments/{{name}}"): CUSTOMERS,

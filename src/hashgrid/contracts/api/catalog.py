@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from hashgrid.contracts.api.common import Out
 from hashgrid.contracts.bounds import INT64_MAX, text
@@ -38,19 +38,6 @@ class ModelCreate(BaseModel):
     architecture: Architecture | None = Field(
         None, description="Sizes the KV cache for placement; without it, estimated from the size"
     )
-    price_per_mtok_prompt: float = Field(
-        0.0, ge=0, le=1e6, allow_inf_nan=False, description="USD per million prompt tokens"
-    )
-    price_per_mtok_completion: float = Field(
-        0.0, ge=0, le=1e6, allow_inf_nan=False, description="USD per million completion tokens"
-    )
-
-
-class ModelPrices(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    price_per_mtok_prompt: float = Field(ge=0, le=1e6, allow_inf_nan=False)
-    price_per_mtok_completion: float = Field(ge=0, le=1e6, allow_inf_nan=False)
 
 
 class ModelOut(Out):
@@ -64,6 +51,4 @@ class ModelOut(Out):
     task: Task = "generate"
     sha256: str | None = None
     architecture: Architecture | None = None
-    price_per_mtok_prompt: float
-    price_per_mtok_completion: float
     created_at: datetime

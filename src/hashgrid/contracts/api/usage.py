@@ -31,7 +31,11 @@ class UsageOut(Out):
     duration_ms: float
     started_at: datetime
     usage_clamped: bool = False  # the serving node's counts were not trusted (see metering)
-    cost_usd: float = 0.0  # at the catalog's prices when it was stored
+    cached_tokens: int = 0  # of the prompt tokens, those served from the engine's cache
+    tier: str | None = None
+    # Exact, at the prices it was charged (the price book's when it started, less discount).
+    cost_usd: Annotated[Decimal, PlainSerializer(lambda d: f"{d:f}", return_type=str)]
+    priced: bool = True  # False: no price covered it yet (cost 0 until one does)
 
 
 class RejectedUsageOut(Out):
@@ -96,6 +100,6 @@ class UsageSummaryRow(BaseModel):
     requests: int
     prompt_tokens: int
     completion_tokens: int
-    # Summed from the records' costs and rounded to a billionth of a dollar; a decimal in a
-    # JSON string ("12.500000000"), since money is never a float here.
+    # The records' exact costs summed; a decimal in a JSON string ("12.50"), since money is
+    # never a float here.
     cost_usd: Annotated[Decimal, PlainSerializer(lambda d: f"{d:f}", return_type=str)]

@@ -1,11 +1,11 @@
 from fastapi import APIRouter, status
 
-from hashgrid.contracts.api.catalog import ModelCreate, ModelOut, ModelPrices
+from hashgrid.contracts.api.catalog import ModelCreate, ModelOut
 from hashgrid.server import pages
 from hashgrid.server.catalog import service
 from hashgrid.server.params import LongPathName
 from hashgrid.server.policy import Caller
-from hashgrid.server.state import Session, State
+from hashgrid.server.state import Session
 
 router = APIRouter(prefix="/api/v1/models", tags=["catalog"])
 
@@ -22,16 +22,6 @@ async def list_models(session: Session, caller: Caller, page: pages.WholePage) -
     found = await service.list_all(session, page.cursor, page.limit)
     page.link(found.next_cursor)
     return [ModelOut.model_validate(m) for m in found.items]
-
-
-@router.put("/{name:path}/prices")
-async def set_model_prices(
-    name: LongPathName, body: ModelPrices, session: Session, state: State, caller: Caller
-) -> ModelOut:
-    """Set a model's prices (USD per million tokens), which budgets count from now on."""
-    model = await service.set_prices(session, name, body)
-    await state.changes.bump()  # gateways count unshipped spend at the new prices
-    return ModelOut.model_validate(model)
 
 
 @router.get("/{name:path}")

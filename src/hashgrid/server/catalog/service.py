@@ -3,7 +3,7 @@
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hashgrid.contracts.api.catalog import ModelCreate, ModelPrices
+from hashgrid.contracts.api.catalog import ModelCreate
 from hashgrid.server import pages
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.errors import Conflict, NotFound
@@ -33,12 +33,3 @@ async def list_all(
 ) -> pages.Items[CatalogModel]:
     """A page of the catalog, by name."""
     return await pages.scalars(session, select(CatalogModel), ORDER, cursor, limit)
-
-
-async def set_prices(session: AsyncSession, name: str, prices: ModelPrices) -> CatalogModel:
-    """New prices count for usage stored from now on; stored usage keeps its cost."""
-    model = await get(session, name)
-    model.price_per_mtok_prompt = prices.price_per_mtok_prompt
-    model.price_per_mtok_completion = prices.price_per_mtok_completion
-    await session.commit()
-    return model

@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, Integer, String
+from sqlalchemy import JSON, BigInteger, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hashgrid.server.db.base import Base, UTCDateTime, new_id, utcnow
@@ -26,7 +26,4 @@ class CatalogModel(Base):
     # {"layers", "kv_heads", "head_dim", "kv_bytes_per_element"}: sizes the KV cache; None:
     # estimated from the weights' size.
     architecture: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
-    # USD per million tokens: what usage costs, and what budgets count.
-    price_per_mtok_prompt: Mapped[float] = mapped_column(Float, default=0.0)
-    price_per_mtok_completion: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

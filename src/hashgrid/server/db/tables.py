@@ -11,6 +11,7 @@ from hashgrid.server.keys.tables import ApiKey
 from hashgrid.server.nodes.tables import Node
 from hashgrid.server.organizations.tables import Organization
 from hashgrid.server.power.tables import Curtailment, PlannedInterval, SitePower
+from hashgrid.server.prices.tables import DiscountRow, PriceRow
 from hashgrid.server.sites.tables import JoinToken, Site
 from hashgrid.server.usage.tables import RejectedUsageRow, UsageRecordRow
 
@@ -23,6 +24,7 @@ __all__ = [
     "CatalogModel",
     "Curtailment",
     "Deployment",
+    "DiscountRow",
     "Invite",
     "Invoice",
     "InvoiceLineRow",
@@ -33,6 +35,7 @@ __all__ = [
     "Organization",
     "PersonalToken",
     "PlannedInterval",
+    "PriceRow",
     "RejectedUsageRow",
     "Replica",
     "Site",

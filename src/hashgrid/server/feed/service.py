@@ -11,13 +11,12 @@ customers with a budget.
 
 import asyncio
 from collections import defaultdict
-from decimal import Decimal
 
 from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hashgrid.billing.money import price_of
+from hashgrid.billing.money import FREE
 from hashgrid.contracts.gateway import (
     CustomerEntry,
     GatewayView,
@@ -30,11 +29,13 @@ from hashgrid.contracts.gateway import (
 from hashgrid.contracts.states import NodeStatus, ReplicaStatus, SitePowerState
 from hashgrid.server.auth import per_state
 from hashgrid.server.catalog.tables import CatalogModel
+from hashgrid.server.db.base import utcnow
 from hashgrid.server.deployments.loads import ReplicaLoads
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.keys.tables import ApiKey
 from hashgrid.server.nodes.tables import Node
 from hashgrid.server.organizations.tables import Organization
+from hashgrid.server.prices import service as prices
 from hashgrid.server.sites.tables import Site
 from hashgrid.server.state import ServerState
 from hashgrid.server.usage.spend import Spend
@@ -141,6 +142,18 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
         if d.condition is None:  # answering the endpoint reconciler's probes
             sites.setdefault(site.name, route_site(site))
             by_deployment[d.id].append(external_replica(d, site))
+    now = utcnow()
+    book = await prices.book(session, (d.name for d, _ in deployments))
+
+    def prices_now(d: Deployment) -> dict[str, int]:
+        """The deployment's list prices in force now (0 where the book has none)."""
+        found = book.list_price(d.name, d.tier, now) or FREE
+        return {
+            "price_prompt": found.prompt,
+            "price_cached": found.cached,
+            "price_completion": found.completion,
+        }
+
     keys = (await session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)))).all()
     limited = (
         await session.scalars(
@@ -160,9 +173,8 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
                 replicas=by_deployment[d.id],
                 task=m.task,
                 max_replicas=d.max_replicas,
-                price_prompt=price_of(Decimal(repr(m.price_per_mtok_prompt))),
-                price_completion=price_of(Decimal(repr(m.price_per_mtok_completion))),
                 context_length=m.context_length,
+                **prices_now(d),
                 customer_id=d.customer_id,
             )
             if m is not None
@@ -175,6 +187,7 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
                 task=d.task or "generate",
                 max_replicas=0,
                 customer_id=d.customer_id,
+                **prices_now(d),
             )
             for d, m in deployments
         ],

@@ -1,5 +1,5 @@
-"""Storing usage records exactly once per request id, whatever a gateway resends, each with its
-cost at the catalog's prices.
+"""Storing usage records exactly once per request id, whatever a gateway resends, each priced
+from the price book (server/usage/pricing.py).
 
 A batch is checked record by record: the valid ones are stored, the others set aside in
 `usage_rejected` (once each, by digest) with the reason, and the batch is acknowledged. Were
@@ -18,15 +18,15 @@ from sqlalchemy import ColumnElement, and_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hashgrid.billing.money import PICO_PER_USD
 from hashgrid.contracts.api.organizations import OrgKind
 from hashgrid.contracts.api.usage import Grouping, UsageFilter, UsageOut
 from hashgrid.contracts.gateway import REQUEST_ID_LEN, UsageAck, UsageRecord
 from hashgrid.server import pages
-from hashgrid.server.catalog.tables import CatalogModel
-from hashgrid.server.deployments.tables import Deployment
 from hashgrid.server.errors import Invalid
 from hashgrid.server.nodes.tables import Node
 from hashgrid.server.sites.tables import Site
+from hashgrid.server.usage import pricing
 from hashgrid.server.usage.closed_days import ClosedDays
 from hashgrid.server.usage.dialects import AnyOf
 from hashgrid.server.usage.spend import Spend
@@ -34,7 +34,6 @@ from hashgrid.server.usage.tables import RejectedUsageRow, UsageRecordRow
 
 log = structlog.get_logger("hashgrid.server.usage")
 
-MTOK = 1_000_000
 # What is kept of a rejected record's JSON and of the reason: enough to read what went wrong,
 # bounded whatever a gateway sends.
 REJECTED_RECORD_CHARS = 4000
@@ -81,10 +80,7 @@ async def _store_valid(
     if not fresh:
         await session.commit()  # the rejected records, if any
         return UsageAck(accepted=0, duplicates=len(records), spend_seq=spend.seq)
-    prices = await _prices(session, {r["model"] for r in fresh})
-    for r in fresh:
-        prompt, completion = prices.get(r["model"], (0.0, 0.0))
-        r["cost_usd"] = (r["prompt_tokens"] * prompt + r["completion_tokens"] * completion) / MTOK
+    await pricing.price(session, fresh)
     # ON CONFLICT DO NOTHING also covers a concurrent batch carrying the same ids; RETURNING
     # tells which rows this batch stored, so their cost is counted once.
     stored = set(
@@ -109,7 +105,7 @@ async def _store_valid(
                 request_id=r["request_id"],
             )
     seq = spend.add(
-        (r["key_id"], r["customer_id"], r["started_at"], r["cost_usd"])
+        (r["key_id"], r["customer_id"], r["started_at"], r["cost_pico"] / PICO_PER_USD)
         for r in fresh
         if r["request_id"] in stored
     )
@@ -155,20 +151,6 @@ async def rejected(
 ) -> pages.Items[RejectedUsageRow]:
     """A page of the records set aside, newest first."""
     return await pages.scalars(session, select(RejectedUsageRow), REJECTED_ORDER, cursor, limit)
-
-
-async def _prices(session: AsyncSession, models: set[str]) -> dict[str, tuple[float, float]]:
-    """USD per million prompt and completion tokens, by the name clients use (deployment)."""
-    rows = await session.execute(
-        select(
-            Deployment.name,
-            CatalogModel.price_per_mtok_prompt,
-            CatalogModel.price_per_mtok_completion,
-        )
-        .join(CatalogModel, Deployment.model_id == CatalogModel.id)
-        .where(Deployment.name.in_(models))
-    )
-    return {name: (prompt, completion) for name, prompt, completion in rows}
 
 
 def visible_to(scope: str | None, kind: OrgKind | None) -> ColumnElement[bool]:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hashgrid.billing.money import PICO_PER_USD
 from hashgrid.contracts.gateway import SpendReport
 from hashgrid.server.db.base import utcnow
 from hashgrid.server.usage.tables import UsageRecordRow
@@ -45,13 +46,13 @@ class Spend:
         self._reset(period_of(now))
         u = UsageRecordRow
         rows = await session.execute(
-            select(u.key_id, u.customer_id, func.sum(u.cost_usd))
+            select(u.key_id, u.customer_id, func.sum(u.cost_pico))
             .where(u.started_at >= period_start(now))
             .group_by(u.key_id, u.customer_id)
         )
         for key_id, customer_id, usd in rows:
-            self._keys[key_id] += float(usd or 0.0)
-            self._customers[customer_id] += float(usd or 0.0)
+            self._keys[key_id] += int(usd or 0) / PICO_PER_USD
+            self._customers[customer_id] += int(usd or 0) / PICO_PER_USD
 
     def add(self, costs: Iterable[tuple[str, str, datetime, float]]) -> int:
         """Count newly stored records (key id, customer id, start, cost); return the new seq."""

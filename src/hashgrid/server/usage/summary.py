@@ -13,12 +13,12 @@ part of a day before `since` is not summed; today is summed each time): a summar
 
 from collections.abc import Hashable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hashgrid.billing.money import usd
 from hashgrid.contracts.api.organizations import OrgKind
 from hashgrid.contracts.api.usage import Grouping, UsageSummaryQuery, UsageSummaryRow
 from hashgrid.server.db.base import utcnow
@@ -28,8 +28,7 @@ from hashgrid.server.usage.dialects import UTCDay
 from hashgrid.server.usage.service import filtered, visible_to
 from hashgrid.server.usage.tables import UsageRecordRow
 
-COST_QUANTUM = Decimal("0.000000001")  # USD
-SUMMED = ("requests", "prompt_tokens", "completion_tokens", "cost_usd")
+SUMMED = ("requests", "prompt_tokens", "completion_tokens", "cost_pico")
 DAY_OF = "day_of"  # the column that splits a query's sums into days (apart from a `day` group)
 
 r = UsageRecordRow
@@ -100,7 +99,7 @@ async def _sums(
             func.count().label("requests"),
             func.coalesce(func.sum(r.prompt_tokens), 0).label("prompt_tokens"),
             func.coalesce(func.sum(r.completion_tokens), 0).label("completion_tokens"),
-            func.coalesce(func.sum(r.cost_usd), 0.0).label("cost_usd"),
+            func.coalesce(func.sum(r.cost_pico), 0).label("cost_pico"),
         )
         .select_from(r)
         .where(visible_to(scope, kind), filtered(window))
@@ -127,7 +126,7 @@ def _merged(rows: Sums, group_by: Sequence[Grouping]) -> list[UsageSummaryRow]:
 
 
 def _row(values: dict[str, Any]) -> UsageSummaryRow:
-    values["cost_usd"] = Decimal(repr(float(values["cost_usd"]))).quantize(COST_QUANTUM)
+    values["cost_usd"] = usd(int(values.pop("cost_pico")))
     return UsageSummaryRow(**values)
 
 

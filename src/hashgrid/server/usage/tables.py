@@ -1,8 +1,10 @@
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import Boolean, Float, Index, Integer, String, Text, false
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text, false, true
 from sqlalchemy.orm import Mapped, mapped_column
 
+from hashgrid.billing.money import usd
 from hashgrid.contracts.gateway import (
     CLIENT_REQUEST_ID_LEN,
     ENDPOINT_LEN,
@@ -14,7 +16,7 @@ from hashgrid.contracts.gateway import (
 from hashgrid.server.db.base import Base, UTCDateTime, utcnow
 
 # What a usage summary reads of a record besides its time (server/usage/summary.py).
-SUMMED = ["model", "key_id", "site", "prompt_tokens", "completion_tokens", "cost_usd"]
+SUMMED = ["model", "key_id", "site", "prompt_tokens", "completion_tokens", "cost_pico"]
 
 
 class UsageRecordRow(Base):
@@ -49,14 +51,30 @@ class UsageRecordRow(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     completion_tokens: Mapped[int] = mapped_column(Integer)
-    # At the catalog's prices when the record was stored (prices may change later).
-    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    # What it was charged (server/usage/pricing.py): the price book's entry in force when it
+    # started, for its deployment's tier, net of the customer's discount; pico-dollars per token.
+    # A record keeps these whatever the book says later.
+    tier: Mapped[str | None] = mapped_column(String(8), default=None)
+    cached_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    price_prompt: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    price_cached: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    price_completion: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    discount_bps: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cost_pico: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # exact
+    # False: no entry of the book covered it when stored (cost 0 until one does).
+    priced: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # The issued invoice that bills it; None: not invoiced yet (a draft, or a late record).
+    invoice_id: Mapped[str | None] = mapped_column(String(ID_LEN), index=True, default=None)
     ttft_ms: Mapped[float | None] = mapped_column(Float)
     duration_ms: Mapped[float] = mapped_column(Float)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The serving node's token counts were implausible; these are the gateway's clamped ones.
     usage_clamped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+    @property
+    def cost_usd(self) -> Decimal:
+        return usd(self.cost_pico)
 
 
 class RejectedUsageRow(Base):
