@@ -206,9 +206,11 @@ ISSUED: dict[int, str] = {}  # an invoice of A per tenants, for the routes that 
 def _billed_month(t: Tenants) -> str:
     """A month (from 2020 on, before the tenants' usage) with a priced request of A in it."""
     admin = t.http(t.platform)
-    if not ok(admin.get("/api/v1/prices", params={"model": MODEL})):
-        price = {"model": MODEL, "prompt": "1", "completion": "2"}
-        ok(admin.post("/api/v1/prices", json={**price, "effective_from": "2020-01-01T00:00:00Z"}))
+    since = "2020-01-01T00:00:00Z"
+    book = ok(admin.get("/api/v1/prices", params={"model": MODEL}))
+    if not any(p["effective_from"].startswith("2020-01-01") for p in book):
+        price = {"model": MODEL, "prompt": "1", "completion": "2", "effective_from": since}
+        ok(admin.post("/api/v1/prices", json=price))
     year, month = divmod(next(MONTHS), 12)
     period = f"{2020 + year}-{month + 1:02d}"
     record = {

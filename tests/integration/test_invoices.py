@@ -350,7 +350,9 @@ def test_the_ledger_balances_to_the_cent_and_each_operator_reads_its_own_earning
         assert z.get("/api/v1/ledger").status_code == 403
 
     w.admin.set_operator_share("op-x", ShareSet(share_bps=5000))  # from the next invoice on
-    assert w.admin.statements(NOV, "op-x") == [x]
+    (later,) = w.admin.statements(NOV, "op-x")
+    assert later.share_bps == 5000
+    assert later.model_copy(update={"share_bps": 7000}) == x  # the issued month kept its split
     assert w.admin.ledger(NOV) == ledger
 
 

@@ -12,14 +12,15 @@ from typing import Annotated
 from pydantic import BaseModel, Field, PlainSerializer, StringConstraints
 
 from hashgrid.billing.lines import LineKind
-from hashgrid.billing.periods import PERIOD
 from hashgrid.contracts.api.common import Name
 from hashgrid.contracts.states import InvoiceStatus
 
 # A USD amount in a JSON string, every digit as held.
 Usd = Annotated[Decimal, PlainSerializer(lambda d: f"{d:f}", return_type=str)]
-# A billing period: the UTC calendar month, `YYYY-MM`.
-PeriodText = Annotated[str, StringConstraints(pattern=PERIOD.pattern)]
+# A billing period: the UTC calendar month, `YYYY-MM`, of the years 2000 to 2100 (as every time
+# the API takes: contracts/api/common.py).
+PERIOD_PATTERN = r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])$"
+PeriodText = Annotated[str, StringConstraints(pattern=PERIOD_PATTERN)]
 # An invoice's number, given when it is issued: `HG-<year issued>-<sequence>`.
 NUMBER_PATTERN = r"^HG-\d{4}-\d{6,}$"
 NUMBER_LEN = 20

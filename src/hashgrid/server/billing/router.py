@@ -5,9 +5,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from hashgrid.billing.periods import PERIOD, Period
+from hashgrid.billing.periods import Period
 from hashgrid.contracts.api.billing import (
     NUMBER_PATTERN,
+    PERIOD_PATTERN,
     InvoiceDetail,
     InvoiceIssue,
     InvoiceOut,
@@ -32,7 +33,7 @@ router = APIRouter(prefix="/api/v1", tags=["billing"])
 Number = Annotated[str, Path(max_length=20, pattern=NUMBER_PATTERN, description="HG-2026-000001")]
 PeriodQuery = Annotated[
     str | None,
-    Query(pattern=PERIOD.pattern, description="YYYY-MM, a UTC month (default: this one)"),
+    Query(pattern=PERIOD_PATTERN, description="YYYY-MM, a UTC month (default: this one)"),
 ]
 CSV = "text/csv; charset=utf-8"
 
