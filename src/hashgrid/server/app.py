@@ -40,7 +40,7 @@ from hashgrid.server.reconcile.invoicing import InvoiceReconciler
 from hashgrid.server.reconcile.liveness import LivenessReconciler
 from hashgrid.server.reconcile.placement import PlacementReconciler
 from hashgrid.server.reconcile.power import PowerReconciler
-from hashgrid.server.reconcile.runner import Reconciler, start_all
+from hashgrid.server.reconcile.runner import start_all
 from hashgrid.server.settings import ServerSettings
 from hashgrid.server.sites.router import router as sites_router
 from hashgrid.server.state import ServerState
@@ -97,34 +97,36 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             line_providers=(),  # where invoice lines besides usage come from (billing/providers.py)
         )
         app.state.hashgrid = state
-        reconcilers: list[tuple[Reconciler, float]] = [
-            (
-                PlacementReconciler(sessions, state.changes, settings.replica_retry_after_s),
-                settings.reconcile_interval_s,
-            ),
-            (
-                LivenessReconciler(sessions, state.changes, state.liveness),
-                min(1.0, settings.node_ttl_s / 4),
-            ),
-            (AutoscaleReconciler(state), settings.autoscale_interval_s),
-            (
-                PowerReconciler(
-                    sessions,
-                    state.changes,
-                    curtailment_leads(settings),
-                    timedelta(seconds=settings.node_standby_after_s),
+        tasks = start_all(
+            [
+                (
+                    PlacementReconciler(sessions, state.changes, settings.replica_retry_after_s),
+                    settings.reconcile_interval_s,
                 ),
-                settings.power_interval_s,
-            ),
-            (
-                EndpointReconciler(sessions, state.changes, settings.endpoint_probe_interval_s),
-                settings.endpoint_probe_interval_s,
-            ),
-        ]
+                (
+                    LivenessReconciler(sessions, state.changes, state.liveness),
+                    min(1.0, settings.node_ttl_s / 4),
+                ),
+                (AutoscaleReconciler(state), settings.autoscale_interval_s),
+                (
+                    PowerReconciler(
+                        sessions,
+                        state.changes,
+                        curtailment_leads(settings),
+                        timedelta(seconds=settings.node_standby_after_s),
+                    ),
+                    settings.power_interval_s,
+                ),
+                (
+                    EndpointReconciler(sessions, state.changes, settings.endpoint_probe_interval_s),
+                    settings.endpoint_probe_interval_s,
+                ),
+            ],
+            state.changes,
+        )
         if settings.invoice_grace_s is not None:
             invoicing = InvoiceReconciler(sessions, state.line_providers, settings.invoice_grace_s)
-            reconcilers.append((invoicing, settings.invoice_interval_s))
-        tasks = start_all(reconcilers, state.changes)
+            tasks += start_all([(invoicing, settings.invoice_interval_s)], state.changes)
         try:
             yield
         finally:
