@@ -13,6 +13,7 @@ from hashgrid.server.access.router import router as access_router
 from hashgrid.server.accounts.router import router as accounts_router
 from hashgrid.server.agents.router import router as agents_router
 from hashgrid.server.audit.router import router as audit_router
+from hashgrid.server.billing.router import router as billing_router
 from hashgrid.server.bootstrap import bootstrap
 from hashgrid.server.catalog.router import router as catalog_router
 from hashgrid.server.changes import Changes
@@ -35,6 +36,7 @@ from hashgrid.server.power.service import curtailment_leads
 from hashgrid.server.prices.router import router as prices_router
 from hashgrid.server.reconcile.autoscale import AutoscaleReconciler
 from hashgrid.server.reconcile.endpoints import EndpointReconciler
+from hashgrid.server.reconcile.invoicing import InvoiceReconciler
 from hashgrid.server.reconcile.liveness import LivenessReconciler
 from hashgrid.server.reconcile.placement import PlacementReconciler
 from hashgrid.server.reconcile.power import PowerReconciler
@@ -60,6 +62,7 @@ ROUTERS = (
     replicas_router,
     keys_router,
     usage_router,
+    billing_router,
     agents_router,
     feed_router,
 )
@@ -91,6 +94,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             summaries=ClosedDays(),
             loads=ReplicaLoads(STALE_AFTER_BEATS * settings.heartbeat_interval_s),
             demand=GatewayDemand(),
+            line_providers=(),  # where invoice lines besides usage come from (billing/providers.py)
         )
         app.state.hashgrid = state
         tasks = start_all(
@@ -120,6 +124,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             ],
             state.changes,
         )
+        if settings.invoice_grace_s is not None:
+            invoicing = InvoiceReconciler(sessions, state.line_providers, settings.invoice_grace_s)
+            tasks += start_all([(invoicing, settings.invoice_interval_s)], state.changes)
         try:
             yield
         finally:
