@@ -18,9 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hashgrid.billing.lines import Line, LineKind, Source
+from hashgrid.billing.money import BPS, half_even
 
 DEFAULT_SHARE_BPS = 7000  # an operator's share of what its nodes earn: 70%
-BPS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +110,7 @@ def allocate(total: int, parts: Sequence[int]) -> list[int]:
 
 def operator_part(amount: int, share_bps: int) -> int:
     """An operator's share of `amount` cents, half to even; the platform keeps the rest."""
-    whole, rest = divmod(amount * share_bps, BPS)
-    return whole + (2 * rest > BPS or (2 * rest == BPS and whole % 2 == 1))
+    return half_even(amount * share_bps, BPS)
 
 
 def node_parts(line: Line) -> list[tuple[str | None, int]]:
