@@ -13,6 +13,7 @@ exist; a role that may not call the route at all gets 403 (401 without a credent
 route is adding its line here (and a sample request in `SAMPLES` if it takes parameters).
 """
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from support.live import server_settings
 from support.tenants import (
     CUSTOMER_A,
     MODEL,
+    OPERATOR_X,
     PASSWORD,
     POWER_MODEL,
     SITE_X,
@@ -104,6 +106,19 @@ POST   /api/v1/contracts                                  401  403 403 403 403 4
 GET    /api/v1/contracts                                  401  ok  ok  ok  403 403 403  403 ok
 GET    /api/v1/contracts/{contract_id}                    401  ok  ok  404 403 403 403  403 ok
 POST   /api/v1/contracts/{contract_id}/cancel             401  403 403 403 403 403 403  403 ok
+GET    /api/v1/invoices                                   401  ok  ok  ok  403 403 403  403 ok
+POST   /api/v1/invoices                                   401  403 403 403 403 403 403  403 ok
+GET    /api/v1/invoices/draft                             401  ok  ok  404 403 403 403  403 ok
+GET    /api/v1/invoices/{number}                          401  ok  ok  404 403 403 403  403 ok
+GET    /api/v1/invoices/{number}/csv                      401  ok  ok  404 403 403 403  403 ok
+GET    /api/v1/invoices/{number}/pdf                      401  ok  ok  404 403 403 403  403 ok
+GET    /api/v1/invoices/{number}/recomputation            401  ok  ok  404 403 403 403  403 ok
+POST   /api/v1/invoices/{number}/pay                      401  403 403 403 403 403 403  403 ok
+POST   /api/v1/invoices/{number}/void                     401  403 403 403 403 403 403  403 ok
+GET    /api/v1/statements                                 401  403 403 403 ok  404 403  403 ok
+GET    /api/v1/payouts                                    401  403 403 403 403 403 403  403 ok
+GET    /api/v1/ledger                                     401  403 403 403 403 403 403  403 ok
+PUT    /api/v1/organizations/{name}/share                 401  403 403 403 403 403 403  403 ok
 POST   /api/v1/agent/join                                 ok   ok  ok  ok  ok  ok  ok   ok  ok
 POST   /api/v1/agent/heartbeat                            401  403 403 403 403 403 ok   403 403
 POST   /api/v1/agent/rotate                               401  403 403 403 403 403 ok   403 403
@@ -201,6 +216,49 @@ def _join(t: Tenants) -> dict[str, Any]:
     return {"join_token": token, "name": t.unique("node"), "fingerprint": t.fingerprint}
 
 
+MONTHS = itertools.count()  # the months invoices of A are issued for, one after another
+ISSUED: dict[int, str] = {}  # an invoice of A per tenants, for the routes that only read it
+
+
+def _billed_month(t: Tenants) -> str:
+    """A month (from 2020 on, before the tenants' usage) with a priced request of A in it."""
+    admin = t.http(t.platform)
+    since = "2020-01-01T00:00:00Z"
+    book = ok(admin.get("/api/v1/prices", params={"model": MODEL}))
+    if not any(p["effective_from"].startswith("2020-01-01") for p in book):
+        price = {"model": MODEL, "prompt": "1", "completion": "2", "effective_from": since}
+        ok(admin.post("/api/v1/prices", json=price))
+    year, month = divmod(next(MONTHS), 12)
+    period = f"{2020 + year}-{month + 1:02d}"
+    record = {
+        "request_id": t.unique("billed"), "key_id": t.key_a, "customer_id": t.org_ids[CUSTOMER_A],
+        "model": MODEL, "endpoint": "/v1/chat/completions", "replica_id": None,
+        "node_id": t.node_x, "site": SITE_X, "status_code": 200, "prompt_tokens": 5,
+        "completion_tokens": 7, "ttft_ms": 1.5, "duration_ms": 9.0,
+        "started_at": f"{period}-02T00:00:00Z",
+    }  # fmt: skip
+    ok(t.http(t.gateway).post("/api/v1/gateway/usage", json={"records": [record]}))
+    return period
+
+
+def _new_invoice(t: Tenants) -> str:
+    """A's invoice of a month of its own, newly issued: the one a payment or a void uses up."""
+    body = {"customer": CUSTOMER_A, "period": _billed_month(t)}
+    number: str = ok(t.http(t.platform).post("/api/v1/invoices", json=body))["number"]
+    return number
+
+
+def _invoice(tail: str = "") -> Maker:
+    """The path of an invoice of A (issued once per tenants), with `tail`."""
+
+    def path(t: Tenants) -> str:
+        if id(t) not in ISSUED:
+            ISSUED[id(t)] = _new_invoice(t)
+        return f"/api/v1/invoices/{ISSUED[id(t)]}{tail}"
+
+    return path
+
+
 A = f"/api/v1/organizations/{CUSTOMER_A}"
 SITE = f"/api/v1/sites/{SITE_X}"
 SAMPLES: dict[Route, Sample] = {
@@ -279,6 +337,24 @@ SAMPLES: dict[Route, Sample] = {
     ("GET", "/api/v1/contracts/{contract_id}"): Sample(_new_contract),
     ("POST", "/api/v1/contracts/{contract_id}/cancel"): Sample(
         lambda t: f"{_new_contract(t)}/cancel"
+    ),
+    ("POST", "/api/v1/invoices"): Sample(
+        body=lambda t: {"customer": CUSTOMER_A, "period": _billed_month(t)}
+    ),
+    ("GET", "/api/v1/invoices/draft"): Sample(f"/api/v1/invoices/draft?customer={CUSTOMER_A}"),
+    ("GET", "/api/v1/invoices/{number}"): Sample(_invoice()),
+    ("GET", "/api/v1/invoices/{number}/csv"): Sample(_invoice("/csv")),
+    ("GET", "/api/v1/invoices/{number}/pdf"): Sample(_invoice("/pdf")),
+    ("GET", "/api/v1/invoices/{number}/recomputation"): Sample(_invoice("/recomputation")),
+    ("POST", "/api/v1/invoices/{number}/pay"): Sample(
+        lambda t: f"/api/v1/invoices/{_new_invoice(t)}/pay"
+    ),
+    ("POST", "/api/v1/invoices/{number}/void"): Sample(
+        lambda t: f"/api/v1/invoices/{_new_invoice(t)}/void"
+    ),
+    ("GET", "/api/v1/statements"): Sample(f"/api/v1/statements?operator={OPERATOR_X}"),
+    ("PUT", "/api/v1/organizations/{name}/share"): Sample(
+        f"/api/v1/organizations/{OPERATOR_X}/share", {"share_bps": 7000}
     ),
     ("POST", "/api/v1/agent/join"): Sample(body=_join),
     ("POST", "/api/v1/agent/heartbeat"): Sample(body={}),

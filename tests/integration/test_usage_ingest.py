@@ -95,6 +95,22 @@ def test_bad_records_are_set_aside_and_the_rest_of_the_batch_and_later_ones_are_
     assert all(r["request_id"] is None for r in rejected if r["record"] in ("42", "null"))
 
 
+def test_the_first_record_of_a_request_id_in_a_batch_is_the_one_stored(
+    server: LiveServer, gateway_token: str
+) -> None:
+    """A stream journaled at a sync tick that then ended is spooled whole, and its journaled
+    copy (a 499 with the tokens so far) after it when the gateway restarts from a crash; both
+    may ship in one batch, and the whole record is the one billed."""
+    whole = record("stream-1", completion_tokens=7)
+    journaled = record("stream-1", status_code=499, completion_tokens=0)
+    with server.http(gateway_token) as gw:
+        ack = post(gw, [whole, journaled])
+    assert (ack.accepted, ack.duplicates) == (1, 1)
+    with server.client() as admin:
+        (stored,) = admin.usage(limit=10)
+    assert (stored.status_code, stored.completion_tokens) == (200, 7)
+
+
 def test_a_huge_bad_record_is_kept_cut_to_a_bound(server: LiveServer, gateway_token: str) -> None:
     with server.http(gateway_token) as gw:
         ack = post(gw, [record("big", model="m" * 100_000)])

@@ -93,6 +93,8 @@ def server_settings(home: Path, database_url: str, **overrides: Any) -> ServerSe
         "replica_retry_after_s": 5.0,
         "long_poll_max_s": 5.0,
         "keep_alive_s": KEEP_ALIVE_S,
+        # Invoices are issued by the tests that issue them, not by the monthly pass.
+        "invoice_grace_s": None,
         **overrides,
     }
     return ServerSettings(**values)

@@ -1,12 +1,13 @@
 """Money's units and its roundings (see the package docstring for why these units)."""
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 PICO_PER_USD = 10**12
 MICROS_PER_USD = 10**6
 PICO_PER_MICRO = 10**6
 PICO_PER_CENT = 10**10
+BPS = 10_000  # basis points in a whole: shares and discounts
 CENT = Decimal("0.01")
 # The finest unit price a price sheet may name: one micro-dollar per million tokens.
 PRICE_QUANTUM = Decimal("0.000001")
@@ -61,9 +62,15 @@ def usd(pico: int) -> Decimal:
     return Decimal(pico).scaleb(-12).normalize() + Decimal("0.00")
 
 
-def cents(pico: int | Decimal) -> int:
+def half_even(numerator: int, denominator: int) -> int:
+    """`numerator / denominator` (denominator > 0) rounded half to even, in integers."""
+    q, r = divmod(numerator, denominator)
+    return q + (2 * r > denominator or (2 * r == denominator and q % 2 == 1))
+
+
+def cents(pico: int) -> int:
     """Pico-dollars to whole cents, half to even: the one rounding of an invoice line."""
-    return int((Decimal(pico) / PICO_PER_CENT).to_integral_value(ROUND_HALF_EVEN))
+    return half_even(pico, PICO_PER_CENT)
 
 
 def cents_usd(amount_cents: int) -> Decimal:

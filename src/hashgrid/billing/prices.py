@@ -16,9 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from hashgrid.billing.money import UnitPrices
+from hashgrid.billing.money import BPS, UnitPrices, half_even
 
-BPS = 10_000  # basis points in a whole
 TIERS = ("firm", "flex")
 DEFAULT_TIER = "flex"  # a request whose deployment is gone is priced at the default tier
 
@@ -53,8 +52,7 @@ def discounted(prices: UnitPrices, bps: int) -> UnitPrices:
 
 
 def _less(price: int, bps: int) -> int:
-    q, r = divmod(price * (BPS - bps), BPS)
-    return q + (1 if 2 * r > BPS or (2 * r == BPS and q % 2) else 0)
+    return half_even(price * (BPS - bps), BPS)
 
 
 class PriceBook:

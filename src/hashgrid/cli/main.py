@@ -7,6 +7,7 @@ import typer
 
 from hashgrid.cli import (
     access,
+    billing,
     catalog,
     compute,
     fleet,
@@ -65,6 +66,7 @@ app.command("deploy")(catalog.deploy)
 app.command("scale")(catalog.scale)
 app.command("usage")(access.usage)
 app.command("audit")(members.audit)
+app.command("earnings")(billing.earnings)
 app.command("sim")(sim.sim)
 app.add_typer(fleet.orgs_app, name="orgs")
 app.add_typer(fleet.sites_app, name="sites")
@@ -78,3 +80,5 @@ app.add_typer(prices.prices_app, name="prices")
 app.add_typer(signin.tokens_app, name="tokens")
 app.add_typer(members.members_app, name="members")
 app.add_typer(members.invites_app, name="invites")
+app.add_typer(billing.invoices_app, name="invoices")
+app.add_typer(billing.payouts_app, name="payouts")

@@ -24,6 +24,16 @@ from hashgrid.contracts.api.accounts import (
 )
 from hashgrid.contracts.api.accounts import TokenCreate as PersonalTokenCreate
 from hashgrid.contracts.api.audit import AuditEntryOut
+from hashgrid.contracts.api.billing import (
+    InvoiceDetail,
+    InvoiceIssue,
+    InvoiceOut,
+    LedgerOut,
+    Recomputation,
+    ShareOut,
+    ShareSet,
+    StatementOut,
+)
 from hashgrid.contracts.api.catalog import ModelCreate, ModelOut
 from hashgrid.contracts.api.common import Limits
 from hashgrid.contracts.api.compute_contracts import ContractCreate, ContractDetail, ContractOut
@@ -42,6 +52,7 @@ from hashgrid.contracts.api.power import (
 from hashgrid.contracts.api.prices import DiscountCreate, DiscountOut, PriceCreate, PriceOut
 from hashgrid.contracts.api.sites import JoinTokenCreate, JoinTokenCreated, SiteCreate, SiteOut
 from hashgrid.contracts.api.usage import UsageOut, UsageSummaryQuery, UsageSummaryRow
+from hashgrid.contracts.states import InvoiceStatus
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -321,6 +332,71 @@ class HashgridClient:
 
     def cancel_contract(self, contract_id: str) -> ContractOut:
         return self._one(ContractOut, "POST", f"/api/v1/contracts/{contract_id}/cancel")
+
+    # invoices, statements, payouts, the ledger
+    def list_invoices(
+        self,
+        period: str | None = None,
+        customer: str | None = None,
+        status: InvoiceStatus | None = None,
+    ) -> list[InvoiceOut]:
+        """The issued invoices the caller sees, newest first."""
+        return self._many(
+            InvoiceOut,
+            "/api/v1/invoices",
+            **_given(period=period, customer=customer, status=status),
+        )
+
+    def draft_invoice(
+        self, customer: str | None = None, period: str | None = None
+    ) -> InvoiceDetail:
+        """A customer's invoice of a period as it would be issued now (default: yours, this
+        month)."""
+        found = self._call(
+            "GET", "/api/v1/invoices/draft", **_given(customer=customer, period=period)
+        )
+        return InvoiceDetail.model_validate(found)
+
+    def get_invoice(self, number: str) -> InvoiceDetail:
+        return self._one(InvoiceDetail, "GET", f"/api/v1/invoices/{number}")
+
+    def invoice_file(self, number: str, kind: str) -> bytes:
+        """The invoice as a document: `kind` is "csv" or "pdf"."""
+        return self._send("GET", f"/api/v1/invoices/{number}/{kind}").content
+
+    def recompute_invoice(self, number: str) -> Recomputation:
+        return self._one(Recomputation, "GET", f"/api/v1/invoices/{number}/recomputation")
+
+    def issue_invoice(self, body: InvoiceIssue) -> InvoiceDetail:
+        return self._one(InvoiceDetail, "POST", "/api/v1/invoices", body)
+
+    def pay_invoice(self, number: str) -> InvoiceOut:
+        return self._one(InvoiceOut, "POST", f"/api/v1/invoices/{number}/pay")
+
+    def void_invoice(self, number: str) -> InvoiceOut:
+        return self._one(InvoiceOut, "POST", f"/api/v1/invoices/{number}/void")
+
+    def statements(
+        self, period: str | None = None, operator: str | None = None
+    ) -> list[StatementOut]:
+        found = self._call("GET", "/api/v1/statements", **_given(period=period, operator=operator))
+        return TypeAdapter(list[StatementOut]).validate_python(found)
+
+    def payouts_csv(self, period: str | None = None) -> str:
+        return self._send("GET", "/api/v1/payouts", **_given(period=period)).text
+
+    def ledger(self, period: str | None = None) -> LedgerOut:
+        return LedgerOut.model_validate(
+            self._call("GET", "/api/v1/ledger", **_given(period=period))
+        )
+
+    def set_operator_share(self, operator: str, body: ShareSet) -> ShareOut:
+        return self._one(ShareOut, "PUT", f"/api/v1/organizations/{operator}/share", body)
+
+
+def _given(**params: Any) -> dict[str, Any]:
+    """The query parameters given: one that is None is left out, so the server's default holds."""
+    return {name: value for name, value in params.items() if value is not None}
 
 
 def _wire(body: BaseModel | None) -> Any:

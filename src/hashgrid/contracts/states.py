@@ -129,3 +129,30 @@ def contract_can_move(current: ContractStatus, new: ContractStatus) -> bool:
 def replica_can_move(current: ReplicaStatus, new: ReplicaStatus) -> bool:
     """True when a replica may go from `current` to `new` (staying put is always allowed)."""
     return new == current or new in REPLICA_TRANSITIONS[current]
+
+
+class InvoiceStatus(StrEnum):
+    """Where a customer's invoice of one period is (`server/billing/`): draft -> issued -> paid,
+    or issued -> void. A draft is never stored: it is computed on read from the records not yet
+    invoiced, so it is always live; issuing stores it, numbered, and it never changes after."""
+
+    DRAFT = "draft"  # computed on read; no number
+    ISSUED = "issued"  # numbered and stored with its lines; its records name it; immutable
+    PAID = "paid"  # the platform recorded the payment
+    VOID = "void"  # cancelled by the platform: its records are free again, billed anew
+
+
+INVOICE_TRANSITIONS: dict[InvoiceStatus, frozenset[InvoiceStatus]] = {
+    InvoiceStatus.DRAFT: frozenset({InvoiceStatus.ISSUED}),
+    # ISSUED -> VOID: issued in error (a wrong price, a wrong customer); its records go on the
+    # period's next issue, or on the next invoice as adjustments.
+    InvoiceStatus.ISSUED: frozenset({InvoiceStatus.PAID, InvoiceStatus.VOID}),
+    # No PAID -> VOID: money was received against it; a correction is a credit on a later one.
+    InvoiceStatus.PAID: frozenset(),
+    InvoiceStatus.VOID: frozenset(),
+}
+
+
+def invoice_can_move(current: InvoiceStatus, new: InvoiceStatus) -> bool:
+    """True when an invoice may go from `current` to `new`."""
+    return new in INVOICE_TRANSITIONS[current]

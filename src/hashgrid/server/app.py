@@ -13,10 +13,12 @@ from hashgrid.server.access.router import router as access_router
 from hashgrid.server.accounts.router import router as accounts_router
 from hashgrid.server.agents.router import router as agents_router
 from hashgrid.server.audit.router import router as audit_router
+from hashgrid.server.billing.router import router as billing_router
 from hashgrid.server.bootstrap import bootstrap
 from hashgrid.server.catalog.router import router as catalog_router
 from hashgrid.server.changes import Changes
 from hashgrid.server.contracts.hours import ContractHours
+from hashgrid.server.contracts.invoicing import contract_lines
 from hashgrid.server.contracts.router import router as contracts_router
 from hashgrid.server.db.engine import make_engine, make_sessionmaker
 from hashgrid.server.db.migrate import upgrade
@@ -37,6 +39,7 @@ from hashgrid.server.power.service import curtailment_leads
 from hashgrid.server.prices.router import router as prices_router
 from hashgrid.server.reconcile.autoscale import AutoscaleReconciler
 from hashgrid.server.reconcile.endpoints import EndpointReconciler
+from hashgrid.server.reconcile.invoicing import InvoiceReconciler
 from hashgrid.server.reconcile.liveness import LivenessReconciler
 from hashgrid.server.reconcile.placement import PlacementReconciler
 from hashgrid.server.reconcile.power import PowerReconciler
@@ -63,6 +66,7 @@ ROUTERS = (
     keys_router,
     usage_router,
     contracts_router,
+    billing_router,
     agents_router,
     feed_router,
 )
@@ -94,6 +98,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             summaries=ClosedDays(),
             loads=ReplicaLoads(STALE_AFTER_BEATS * settings.heartbeat_interval_s),
             demand=GatewayDemand(),
+            # Where invoice lines besides usage come from (billing/providers.py).
+            line_providers=(contract_lines,),
         )
         app.state.hashgrid = state
         tasks = start_all(
@@ -134,6 +140,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             ],
             state.changes,
         )
+        if settings.invoice_grace_s is not None:
+            invoicing = InvoiceReconciler(sessions, state.line_providers, settings.invoice_grace_s)
+            tasks += start_all([(invoicing, settings.invoice_interval_s)], state.changes)
         try:
             yield
         finally:

@@ -48,6 +48,10 @@ class ServerSettings(ConnectionLimits):
     contract_sample_s: float = Field(10.0, gt=0)
     contract_lead_s: float = Field(600.0, ge=0)
     long_poll_max_s: float = 30.0
+    # Last month's invoices are issued this long after it ends (the gateways' spools drained),
+    # checked every invoice_interval_s; None: only by hand (reconcile/invoicing.py).
+    invoice_grace_s: float | None = Field(3600.0, ge=0)
+    invoice_interval_s: float = Field(300.0, gt=0)
     # An agent's assignments poll is held for a random (1 - jitter) to 100% of its wait, so
     # polls begun together do not all end together (see agents/router.py).
     long_poll_jitter: float = Field(0.5, ge=0.0, le=0.9)

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hashgrid.server.audit.recorder import watch
+from hashgrid.server.billing.providers import LineProvider
 from hashgrid.server.changes import Changes
 from hashgrid.server.deployments.demand import GatewayDemand
 from hashgrid.server.deployments.loads import ReplicaLoads
@@ -28,6 +29,8 @@ class ServerState:
     summaries: ClosedDays  # usage sums of closed days, per summary shape
     loads: ReplicaLoads  # engine loads, as the nodes' heartbeats last reported them
     demand: GatewayDemand  # requests in flight and held, as the gateways last reported them
+    # Where invoice lines other than usage come from (compute contracts): billing/providers.py
+    line_providers: tuple[LineProvider, ...] = ()
 
 
 def get_state(request: Request) -> ServerState:

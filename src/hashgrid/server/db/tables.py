@@ -3,6 +3,7 @@
 from hashgrid.server.access.tables import AccessToken
 from hashgrid.server.accounts.tables import BrowserSession, Invite, Membership, PersonalToken, User
 from hashgrid.server.audit.tables import AuditEntry
+from hashgrid.server.billing.tables import Invoice, InvoiceLineRow, InvoiceNumber
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.contracts.tables import ComputeContract, ContractHour
 from hashgrid.server.db.base import Base
@@ -28,6 +29,9 @@ __all__ = [
     "Deployment",
     "DiscountRow",
     "Invite",
+    "Invoice",
+    "InvoiceLineRow",
+    "InvoiceNumber",
     "JoinToken",
     "Membership",
     "Node",

@@ -68,7 +68,12 @@ async def _store_valid(
     spend: Spend,
     closed: ClosedDays | None,
 ) -> UsageAck:
-    unique = {r.request_id: r for r in records}
+    # The first record of a request id wins, in a batch as across batches: a stream journaled
+    # at a sync tick that then ended is spooled whole first, and its journaled copy (a 499) after
+    # it when the gateway restarts from a crash.
+    unique: dict[str, UsageRecord] = {}
+    for r in records:
+        unique.setdefault(r.request_id, r)
     existing = set(
         (
             await session.scalars(
