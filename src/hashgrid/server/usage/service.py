@@ -72,8 +72,8 @@ async def _store_valid(
     # at a sync tick that then ended is spooled whole first, and its journaled copy (a 499) after
     # it when the gateway restarts from a crash.
     unique: dict[str, UsageRecord] = {}
-    for r in records:
-        unique.setdefault(r.request_id, r)
+    for one in records:
+        unique.setdefault(one.request_id, one)
     existing = set(
         (
             await session.scalars(
