@@ -37,7 +37,7 @@ from hashgrid.gateway.errors import (
     UpstreamFailed,
 )
 from hashgrid.gateway.limits import Limiter, Ticket, estimate_tokens
-from hashgrid.gateway.metering import UsageSpool, clamp_text, token_count
+from hashgrid.gateway.metering import UsageSpool, cached_count, clamp_text, token_count
 from hashgrid.gateway.normalize import normalize
 from hashgrid.gateway.request_ids import client_request_id, new_request_id
 from hashgrid.gateway.sse import EventSplitter, event_json
@@ -103,11 +103,8 @@ class Exchange:
             return False
         self.prompt_tokens, prompt_ok = token_count(usage.get("prompt_tokens"))
         self.completion_tokens, completion_ok = token_count(usage.get("completion_tokens"))
-        details = usage.get("prompt_tokens_details")
-        if isinstance(details, dict):  # OpenAI's; absent where the engine does not say
-            cached, _ = token_count(details.get("cached_tokens"))
-            self.cached_tokens = min(cached, self.prompt_tokens)
-        if not (prompt_ok and completion_ok):
+        self.cached_tokens, cached_ok = cached_count(usage, self.prompt_tokens)
+        if not (prompt_ok and completion_ok and cached_ok):
             self.usage_clamped = True
             log.warning(
                 "node reported implausible token counts; clamped",
@@ -116,6 +113,7 @@ class Exchange:
                 request_id=self.request_id,
                 reported_prompt_tokens=repr(usage.get("prompt_tokens"))[:40],
                 reported_completion_tokens=repr(usage.get("completion_tokens"))[:40],
+                reported_prompt_tokens_details=repr(usage.get("prompt_tokens_details"))[:80],
             )
         return True
 
