@@ -36,7 +36,8 @@ from hashgrid.gateway.errors import (
     OpenAIError,
     UpstreamFailed,
 )
-from hashgrid.gateway.limits import Limiter, Ticket, estimate_tokens
+from hashgrid.gateway.estimates import estimate_tokens
+from hashgrid.gateway.limits import Limiter, Ticket
 from hashgrid.gateway.metering import UsageSpool, cached_count, clamp_text, token_count
 from hashgrid.gateway.normalize import normalize
 from hashgrid.gateway.request_ids import client_request_id, new_request_id
@@ -178,7 +179,9 @@ class Proxy:
                 # Always ask the engine for usage: it is how every streamed token is metered.
                 body["stream_options"] = {**(options or {}), "include_usage": True}
             if self._limiter is not None:  # limits: decided here, settled in _finish
-                x.ticket = await self._limiter.admit(x.key, self._watcher.view, routed, body)
+                x.ticket = await self._limiter.admit(
+                    x.key, self._watcher.view, routed, body, x.request_id
+                )
             x.deployment = routed.deployment
             self._demand.begin(routed.deployment)
             if not routed.replicas and routed.max_replicas > 0:
@@ -415,7 +418,7 @@ class Proxy:
             self._demand.end(x.deployment, x.ttft_ms if x.stream else None)
         if x.ticket is not None and self._limiter is not None:
             self._limiter.settle(
-                x.ticket, x.request_id, x.prompt_tokens, x.completion_tokens, x.status
+                x.ticket, x.prompt_tokens, x.completion_tokens, x.status, x.cached_tokens
             )
         replica = x.replica
         if self._access_log is not None:
