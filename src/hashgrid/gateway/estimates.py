@@ -5,11 +5,13 @@ Rate limits charge an estimate, as OpenAI and LiteLLM do: the prompt's length (4
 a token, plus 4 per message) plus `max_tokens` (or `max_completion_tokens`, times `n`), later
 corrected to the engine's count. Budgets need a bound instead, since they are never to be
 overshot: a byte-level tokenizer makes at most one token of each byte, so the prompt's text
-in UTF-8 bytes (with 4 tokens per message for the chat template's markers, and the bytes of
-what the template also renders: tool definitions, tool calls, names) bounds its tokens, and
-token ids count one each. An image or audio part may make more tokens than its bytes, so a
-prompt that has one is bounded by the model's context alone. No prompt exceeds the context, nor
-does any choice's prompt plus completion, so the model's `context_length` caps both.
+in UTF-8 bytes (and the bytes of what the template also renders: tool definitions, tool calls,
+names) bounds its tokens, and token ids count one each. The chat template's own markers are
+taken as 4 tokens a message, OpenAI's figure: the gateway does not know the template, and one
+that spends more on its markers is not bounded. An image or audio part may make more tokens
+than its bytes, so a prompt that has one is bounded by the model's context alone. No prompt
+exceeds the context, nor does any choice's prompt plus completion, so the model's
+`context_length` caps both.
 """
 
 from dataclasses import dataclass

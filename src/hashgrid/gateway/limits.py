@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from hashgrid.billing.money import UnitPrices, micros_up, micros_usd
+from hashgrid.billing.money import FREE, UnitPrices, micros_up, micros_usd
 from hashgrid.billing.periods import Period
 from hashgrid.contracts.gateway import KeyEntry, Limits, RoutedModel
 from hashgrid.gateway.errors import QuotaExceeded, RateLimited
@@ -94,7 +94,8 @@ class Ticket:
     budgets: tuple[Budget, ...]  # each holding the request's worst case
     settler: Settler
     headers: dict[str, str]
-    prices: UnitPrices  # the model's in the view that admitted it (pico-dollars per token)
+    # The model's in the view that admitted it (pico-dollars per token), where it has budgets.
+    prices: UnitPrices
 
 
 class Limiter:
@@ -146,9 +147,8 @@ class Limiter:
         headers = rate_headers(charges, len(policy.requests), verdict.levels)
         if not verdict.allowed:
             raise refusal(policy, charges, budgets, verdict, headers)
-        return Ticket(
-            policy, request_id, tokens, tuple(budgets), settler, headers, prices_of(model)
-        )
+        prices = prices_of(model) if budgets else FREE  # what is spent counts for budgets only
+        return Ticket(policy, request_id, tokens, tuple(budgets), settler, headers, prices)
 
     def settle(
         self,
@@ -186,7 +186,7 @@ class Limiter:
     def _policy(self, key: KeyEntry, view: View) -> Policy | None:
         """The key's policy, built once per view (and month) and then looked up."""
         period = self._ledger.period
-        if view is not self._policies_view or period != self._policies_period:
+        if view is not self._policies_view or period is not self._policies_period:
             self._policies = {}
             self._policies_view, self._policies_period = view, period
         try:

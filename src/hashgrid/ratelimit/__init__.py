@@ -15,12 +15,12 @@ tokens) and is allowed only if every bucket has room; if one refuses, none is ch
 Budgets are hard, in integer micro-dollars: a request is admitted only if its worst-case cost
 fits what is left, `spent + reserved + cost <= limit` (and never once `spent` reaches the
 limit, so a budget of 0 refuses everything). Admitting it *reserves* its worst case until it is
-settled: the reservation is released and the actual cost, never more than the worst case, is
-spent. So spend never exceeds a budget, however many requests run at once. A reservation
-carries a deadline (`hold_ms`): one whose request is never settled (its gateway died) lapses
-then, and stops holding the budget. A budget that refuses refuses before any bucket is charged.
-`gateway/redis_limits.py` holds the same decision in Lua; the unit tests run one table of cases
-through both.
+settled: the reservation is released and the actual cost is spent. So as long as no request
+costs more than its worst case, spend never exceeds a budget, however many run at once. A
+reservation carries a deadline (`hold_ms`): one whose request is never settled (its gateway
+died) lapses then, and stops holding the budget. A budget that refuses refuses before any
+bucket is charged. `gateway/redis_limits.py` holds the same decision in Lua; the unit tests run
+one table of cases through both.
 """
 
 import math
@@ -226,11 +226,3 @@ class LocalBuckets:
     def level(self, bucket: str) -> float:
         """A bucket's level now (ms to drain)."""
         return level_of(self._tats.get(bucket, 0.0), self._clock())
-
-    def reserved(self, counter: str) -> int:
-        """Micro-dollars of budget `counter` that requests in flight hold now."""
-        holds = self._holds.get(counter)
-        if holds is None:
-            return 0
-        holds.lapse(self._clock())
-        return holds.total
