@@ -7,7 +7,7 @@ copying the table as batch mode does: a copy drops the table the keys' foreign k
 which SQLite refuses while a key exists.
 
 Revision ID: 0026
-Revises: 0023
+Revises: 0024
 """
 
 from collections.abc import Callable, Sequence
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0026"
-down_revision: str | None = "0023"
+down_revision: str | None = "0024"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
