@@ -1,6 +1,7 @@
 """What hashgrid's gateway adds in front of an engine, beside LiteLLM's proxy doing the same job.
 
     python bench/gateway_overhead.py [--rounds 3] [--duration 5] [--stream] [--skip-litellm]
+                                     [--budget USD]
 
 Starts, each in its own process, on loopback:
 - a fixed-response OpenAI-compatible upstream (`bench/loopback.py upstream`): the engine, as
@@ -35,6 +36,10 @@ alone ("direct"). A stream whose first token comes late has a shorter span, so i
 read above the upstream's pace; TTFT and the stream's duration show that delay. Streams that end
 short of `--tokens` content events, carry an error or arrive in one read count against the goal.
 
+With `--budget` hashgrid's bench key has a monthly budget: every request is then admitted
+against it, reserves its worst case and settles it (the upstream is an external endpoint, with
+no prices, so the budget is never spent; its cost is the decision's, which is what is measured).
+
 The machine is shared and small: compare the columns of one run, not figures from elsewhere.
 Goals (issue 4): 30x LiteLLM's requests/s at 32 connections; with `--paced`, hashgrid's
 streaming tokens/s per stream within 5% of direct at 1 and at 32 streams.
@@ -53,12 +58,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from loopback import CHAT, MODEL, Load
 
 from hashgrid.contracts.api.access import TokenCreate
+from hashgrid.contracts.api.common import Limits
 from hashgrid.contracts.api.deployments import DeploymentCreate
 from hashgrid.contracts.api.keys import KeyCreate
 from hashgrid.contracts.api.organizations import OrganizationCreate
@@ -201,9 +208,12 @@ def start_ceiling(tmp: Path, upstream: str) -> Target:
     return target
 
 
-def start_hashgrid(tmp: Path, upstream_base: str, profile: Path | None) -> Target:
-    """A control plane with one customer, key, site and the upstream deployed as an external
-    endpoint (`hashgrid deploy NAME --endpoint URL`); the gateway."""
+def start_hashgrid(
+    tmp: Path, upstream_base: str, profile: Path | None, budget: Decimal | None = None
+) -> Target:
+    """A control plane with one customer, key (with a monthly `budget` if given), site and the
+    upstream deployed as an external endpoint (`hashgrid deploy NAME --endpoint URL`); the
+    gateway."""
     from hashgrid.client import HashgridClient
 
     home = tmp / "hashgrid"
@@ -224,7 +234,8 @@ def start_hashgrid(tmp: Path, upstream_base: str, profile: Path | None) -> Targe
     wait_for(answers(server_url, "/healthz"), 60, "hashgrid server", server, log)
     with HashgridClient(server_url, ADMIN_TOKEN) as admin:
         admin.create_organization(OrganizationCreate(name="bench", kind="customer"))
-        target.key = admin.create_key(KeyCreate(customer="bench")).key
+        limits = Limits(monthly_budget_usd=budget)
+        target.key = admin.create_key(KeyCreate(customer="bench", limits=limits)).key
         admin.create_site(
             SiteCreate(name="bench-site", region="us-south", country="US", power_mw=1.0)
         )
@@ -623,7 +634,7 @@ def compare(args: argparse.Namespace) -> bool | None:
             targets.append(upstream)
             base = upstream.url.removesuffix("/v1/chat/completions")
             targets.append(start_ceiling(tmp, base))
-            hashgrid = start_hashgrid(tmp, base, args.profile_gateway)
+            hashgrid = start_hashgrid(tmp, base, args.profile_gateway, args.budget)
             targets.append(hashgrid)
             stream = args.stream or args.paced
             for t in targets:
@@ -675,6 +686,13 @@ def main() -> None:
         "--pace-ms", type=float, default=2.0, help="ms between a paced stream's token events"
     )
     parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument(
+        "--budget",
+        type=Decimal,
+        metavar="USD",
+        help="a monthly budget on hashgrid's bench key: every request then reserves its worst "
+        "case and settles it",
+    )
     parser.add_argument(
         "--profile-gateway",
         type=Path,

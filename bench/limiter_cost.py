@@ -3,10 +3,11 @@
     python bench/limiter_cost.py [--redis redis://127.0.0.1:6379/0] [--n 20000]
 
 Cases: a key without limits (no decision at all); a key with rpm, tpm and a budget and a
-customer with rpm (four buckets and a budget in one decision), in process and in Redis. In
-Redis: the decision alone, one request at a time (what a request waits for: one round trip),
-then decision and settlement (the correction after the answer, batched off the request's
-path), one at a time and 64 at once (what a busy gateway pays per request). For reference, in
+customer with rpm (four buckets and a budget's reservation in one decision), in process and in
+Redis. In Redis: the decision alone, one request at a time (what a request waits for: one
+round trip), then decision and settlement (the correction and the reservation's release after
+the answer, batched off the request's path), one at a time and 64 at once (what a busy gateway
+pays per request). For reference, in
 the same run: a bare Redis PING, and the common fixed-window check (pipelined INCR + EXPIRE),
 each one round trip. Wall-clock figures on a shared machine: compare the lines of one run, not
 with figures from elsewhere.
@@ -14,6 +15,7 @@ with figures from elsewhere.
 
 import argparse
 import asyncio
+import itertools
 import statistics
 import time
 import uuid
@@ -51,7 +53,7 @@ def wall_ms() -> float:
 
 
 def view(limited: bool) -> tuple[View, KeyEntry]:
-    limits = Limits(rpm=BIG, tpm=BIG, monthly_budget_usd=1e9) if limited else Limits()
+    limits = Limits(rpm=BIG, tpm=BIG, monthly_budget_micros=10**15) if limited else Limits()
     key = KeyEntry(key_id=uuid.uuid4().hex, key_hash="h", customer_id="c1", limits=limits)
     customers = [CustomerEntry(customer_id="c1", limits=Limits(rpm=BIG))] if limited else []
     return View.of(GatewayView(revision=1, models=[MODEL], keys=[key], customers=customers)), key
@@ -69,14 +71,16 @@ async def per_check_us(
     limiter = Limiter(store, SpendLedger(wall_ms), 256)
     v, key = view(limited)
 
-    async def one(i: int) -> None:
-        ticket = await limiter.admit(key, v, MODEL, BODY)
+    ids = itertools.count()
+
+    async def one() -> None:
+        ticket = await limiter.admit(key, v, MODEL, BODY, f"req_{next(ids)}")
         if ticket is not None and settle:
-            limiter.settle(ticket, f"r{i}", 300, 200, 200)
+            limiter.settle(ticket, 300, 200, 200)
 
     async def worker(count: int) -> None:
-        for i in range(count):
-            await one(i)
+        for _ in range(count):
+            await one()
 
     await worker(min(n, 200))  # warm: scripts loaded, connections open
     figures = []

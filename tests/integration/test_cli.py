@@ -85,19 +85,21 @@ def test_keys_orgs_and_models_take_limits_budgets_and_prices(
     ok("orgs", "create", "acme", "--kind", "customer", env=env)
     key = ok_json("keys", "create", "acme", "--rpm", "60", "--tpm", "100000", "--budget", "50",
                   env=env)  # fmt: skip
-    assert key["limits"] == {"rpm": 60, "tpm": 100000, "monthly_budget_usd": 50.0}
-    assert "60 rpm, 100000 tpm, $50/month" in ok("keys", "list", env=env)
+    assert key["limits"] == {"rpm": 60, "tpm": 100000, "monthly_budget_usd": "50.00"}
+    assert "60 rpm, 100000 tpm, $50.00/month" in ok("keys", "list", env=env)
 
     lifted = ok_json("keys", "limits", key["id"], "--tpm", "500", env=env)
     assert lifted["limits"] == {"rpm": None, "tpm": 500, "monthly_budget_usd": None}
     bad = failed("keys", "limits", key["id"], "--rpm", "0", env=env)
     assert "--rpm" in bad.stderr
+    finer = failed("keys", "limits", key["id"], "--budget", "0.0000001", env=env)
+    assert "--budget" in finer.stderr
     (listed,) = ok_json("keys", "list", env=env)
     assert listed["limits"]["tpm"] == 500
 
-    org = ok_json("orgs", "limits", "acme", "--rpm", "600", "--budget", "1000", env=env)
-    assert org["limits"] == {"rpm": 600, "tpm": None, "monthly_budget_usd": 1000.0}
-    assert "600 rpm, $1000/month" in ok("orgs", "list", env=env)
+    org = ok_json("orgs", "limits", "acme", "--rpm", "600", "--budget", "1000.5", env=env)
+    assert org["limits"] == {"rpm": 600, "tpm": None, "monthly_budget_usd": "1000.50"}
+    assert "600 rpm, $1000.50/month" in ok("orgs", "list", env=env)
 
     ok("models", "add", "tiny", "--path", str(tiny_model), env=env)
     priced = ok_json("prices", "set", "tiny", "--prompt", "0.5", "--completion", "1.5", env=env)

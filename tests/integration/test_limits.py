@@ -29,7 +29,11 @@ from hashgrid.contracts.api.sites import SiteCreate
 from support.live import AgentProcess, LiveGateway, LiveServer, server_settings, wait_until
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-PRICE = Decimal(1000)  # USD per million tokens, prompt and completion: $0.001 a token
+# USD per million completion tokens: $0.001 a token. Prompt tokens are free here: the tiny
+# model's chat template spells its markers out in some 40 tokens, more than the 4 a message
+# the gateway bounds a prompt's template with, so a priced prompt could cost more than its
+# worst case, which budgets take to be the most a request costs.
+PRICE = Decimal(1000)
 MESSAGES = [{"role": "user", "content": "hello"}]
 
 
@@ -39,9 +43,10 @@ class Stack:
     gateways: tuple[LiveGateway, LiveGateway]
     admin: HashgridClient
 
-    def key(self, **limits: Any) -> str:
-        """A new key of `acme` with `limits`, once both gateways accept it."""
-        secret = self.admin.create_key(KeyCreate(customer="acme", limits=Limits(**limits))).key
+    def key(self, customer: str = "acme", **limits: Any) -> str:
+        """A new key of `customer` with `limits`, once both gateways accept it."""
+        limited = Limits(**limits)
+        secret = self.admin.create_key(KeyCreate(customer=customer, limits=limited)).key
         for g in self.gateways:
             wait_until(lambda g=g: _models(g, secret) == 200, 10, "the gateways to know the key")
         return secret
@@ -82,7 +87,7 @@ def stack(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     size = tiny_model.stat().st_size
     admin.add_model(ModelCreate(name="tiny", source=str(tiny_model), size_bytes=size))
     admin.deploy(DeploymentCreate(model="tiny"))
-    admin.add_prices(PriceCreate(model="tiny", prompt=PRICE, completion=PRICE))
+    admin.add_prices(PriceCreate(model="tiny", prompt=Decimal(0), completion=PRICE))
     agent = AgentProcess(server.url, home / "agent", admin.create_join_token("local").token, "n1")
     prefix = f"hg-test-{uuid.uuid4().hex[:12]}"
     token = admin.create_token(TokenCreate(name="gw", role="gateway")).token
@@ -190,20 +195,18 @@ def test_tokens_are_charged_up_front_and_corrected_to_the_metered_usage(stack: S
     assert "Request too large" in too_large.value.message
 
 
-def test_a_budget_spent_by_one_request_refuses_the_next_at_both_gateways(stack: Stack) -> None:
-    """At $0.001 a token a $0.01 budget is spent by the first request: the next one gets 429
-    insufficient_quota with x-should-retry: false, at once at the same gateway (its own spend)
-    and at the other through Redis; the control plane stores the cost."""
-    key = stack.key(monthly_budget_usd=0.01)
-    first = _openai(stack.gateways[0], key).chat.completions.with_raw_response.create(
-        model="tiny", messages=MESSAGES, max_tokens=4, extra_headers={"x-request-id": key[-12:]}
-    )
-    usage = first.parse().usage
-    assert usage is not None
-    assert usage.total_tokens * PRICE / 1_000_000 >= Decimal("0.01")
+def test_a_request_that_would_cross_its_budget_is_refused_up_front_at_both_gateways(
+    stack: Stack,
+) -> None:
+    """A $0.01 key budget at $0.001 a completion token: asking for 11 tokens may cost more than
+    the budget and is refused before any work (429 insufficient_quota, x-should-retry: false);
+    asking for 4 is served, and what it cost counts at the other gateway at once (through
+    Redis): there, the request that no longer fits is refused, the one that fits exactly is
+    served; the control plane stores the costs."""
+    key = stack.key(monthly_budget_usd=Decimal("0.01"))
     with pytest.raises(openai.RateLimitError) as refused:
         _openai(stack.gateways[0], key).chat.completions.create(
-            model="tiny", messages=MESSAGES, max_tokens=4
+            model="tiny", messages=MESSAGES, max_tokens=11
         )
     error = refused.value
     assert (error.status_code, error.code, error.type) == (
@@ -212,26 +215,86 @@ def test_a_budget_spent_by_one_request_refuses_the_next_at_both_gateways(stack: 
         "insufficient_quota",
     )
     assert error.response.headers["x-should-retry"] == "false"
+    assert "is $0.01; $0.00 is spent" in error.message
+    assert "may cost up to $0.011" in error.message
+    first = _openai(stack.gateways[0], key).chat.completions.create(
+        model="tiny", messages=MESSAGES, max_tokens=4, extra_headers={"x-request-id": key[-12:]}
+    )
+    assert first.usage is not None
+    used = first.usage.completion_tokens
+    left = 10 - used  # completion tokens the budget still pays for
 
-    def refused_at_the_other() -> bool:
-        r = httpx.post(
+    def ask_the_other(max_tokens: int) -> httpx.Response:
+        return httpx.post(
             f"{stack.gateways[1].url}/v1/chat/completions",
-            json={"model": "tiny", "messages": MESSAGES, "max_tokens": 2},
+            json={"model": "tiny", "messages": MESSAGES, "max_tokens": max_tokens},
             headers={"authorization": f"Bearer {key}"},
             timeout=30,
         )
+
+    def refused_at_the_other() -> bool:
+        r = ask_the_other(left + 1)
         return r.status_code == 429 and r.json()["error"]["code"] == "insufficient_quota"
 
-    wait_until(refused_at_the_other, 10, "the other gateway to refuse the spent key")
+    wait_until(refused_at_the_other, 10, "the other gateway to count the first request's cost")
+    assert ask_the_other(left).status_code == 200, "what is left is spendable to the micro"
 
     def stored() -> Any:
         found = [u for u in stack.admin.usage(limit=1000) if u.client_request_id == key[-12:]]
         return found[0] if found else None
 
     record = wait_until(stored, 15, "the usage record at the control plane")
-    assert record.cost_usd == usage.total_tokens * PRICE / 1_000_000
+    assert record.cost_usd == used * PRICE / 1_000_000
     (listed,) = [k for k in stack.admin.list_keys() if k.prefix == key[:10]]
-    assert listed.month_spend_usd >= float(record.cost_usd)
+    assert record.cost_usd <= listed.month_spend_usd <= Decimal("0.01")
+
+
+def test_a_1_dollar_budget_hit_by_32_concurrent_requests_across_two_gateways(
+    stack: Stack,
+) -> None:
+    """A customer with a $1 budget sends 32 requests at once, half through each gateway, each
+    of which may cost $0.20 (200 completion tokens at $0.001): only as many as fit beside the
+    reservations in flight are served, the others are refused with insufficient_quota, and the
+    spend the control plane stores, once every record has arrived, never exceeds $1."""
+    stack.admin.create_organization(OrganizationCreate(name="thrift", kind="customer"))
+    key = stack.key(customer="thrift")
+    stack.admin.set_organization_limits("thrift", Limits(monthly_budget_usd=Decimal(1)))
+    with stack.server.http() as http:
+        revision = http.get("/api/v1/gateway/view").json()["revision"]
+    for g in stack.gateways:
+        wait_until(lambda g=g: g.health()["revision"] >= revision, 10, "the view with the budget")
+    clients = [_openai(g, key) for g in stack.gateways]
+    tag = uuid.uuid4().hex[:8]
+
+    def send(i: int) -> Any:
+        try:
+            return clients[i % 2].chat.completions.create(
+                model="tiny",
+                messages=MESSAGES,
+                max_tokens=200,
+                extra_headers={"x-request-id": f"{tag}-{i}"},
+            )
+        except openai.RateLimitError as e:
+            return e
+
+    with ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(send, range(32)))
+    refused = [r for r in results if isinstance(r, openai.RateLimitError)]
+    served = [r for r in results if not isinstance(r, openai.RateLimitError)]
+    assert refused, "32 requests of $0.20 cannot all fit in $1"
+    assert served
+    assert {(e.code, e.response.headers["x-should-retry"]) for e in refused} == {
+        ("insufficient_quota", "false")
+    }
+    assert sum(r.usage.completion_tokens for r in served) > 0
+
+    def records() -> list[Any] | None:
+        mine = [u for u in stack.admin.usage(limit=1000) if (u.client_request_id or "")[:8] == tag]
+        return mine if len(mine) == 32 else None
+
+    spent = sum(u.cost_usd for u in wait_until(records, 30, "every request's usage record"))
+    assert 0 < spent <= Decimal(1)
+    assert stack.admin.get_organization("thrift").month_spend_usd <= Decimal(1)
 
 
 def test_a_revoked_key_is_refused_within_five_seconds(stack: Stack) -> None:

@@ -229,25 +229,33 @@ def test_limits_of_keys_and_customers_are_set_shown_and_put_in_the_gateway_view(
                 limits=Limits(rpm=60, tpm=100_000, monthly_budget_usd=50),
             )
         )
-        assert key.limits.model_dump() == {"rpm": 60, "tpm": 100_000, "monthly_budget_usd": 50.0}
+        assert key.limits.model_dump() == {
+            "rpm": 60,
+            "tpm": 100_000,
+            "monthly_budget_usd": Decimal(50),
+        }
         assert c.set_key_limits(key.id, Limits(tpm=5000)).limits.model_dump() == {
             "rpm": None,
             "tpm": 5000,
             "monthly_budget_usd": None,
         }
         org = c.set_organization_limits("acme", Limits(rpm=600, monthly_budget_usd=0))
-        assert (org.limits.rpm, org.limits.tpm, org.limits.monthly_budget_usd) == (600, None, 0.0)
+        assert (org.limits.rpm, org.limits.tpm, org.limits.monthly_budget_usd) == (600, None, 0)
         with pytest.raises(ApiError) as operator:
             c.set_organization_limits("platform", Limits(rpm=1))
         assert operator.value.status == 400
     with server.http() as http:
+        budget = {"rpm": 600, "monthly_budget_usd": "12.345678"}
+        shown = http.put("/api/v1/organizations/acme/limits", json=budget).json()["limits"]
+        assert shown["monthly_budget_usd"] == "12.345678", "money is a decimal string"
+        http.put("/api/v1/organizations/acme/limits", json={"rpm": 600, "monthly_budget_usd": 0})
         view = http.get("/api/v1/gateway/view").json()
     (entry,) = view["keys"]
-    assert entry["limits"] == {"rpm": None, "tpm": 5000, "monthly_budget_usd": None}
+    assert entry["limits"] == {"rpm": None, "tpm": 5000, "monthly_budget_micros": None}
     assert view["customers"] == [
         {
             "customer_id": org.id,
-            "limits": {"rpm": 600, "tpm": None, "monthly_budget_usd": 0.0},
+            "limits": {"rpm": 600, "tpm": None, "monthly_budget_micros": 0},
         }
     ]
 
@@ -259,6 +267,8 @@ def test_limits_of_keys_and_customers_are_set_shown_and_put_in_the_gateway_view(
         {"tpm": -5},
         {"monthly_budget_usd": -1},
         {"monthly_budget_usd": "NaN"},
+        {"monthly_budget_usd": "0.0000001"},  # finer than a micro-dollar
+        {"monthly_budget_usd": 1e10},  # beyond $1e9
         {"rpm": 1.5},
         {"rpm": "lots"},
         {"rmp": 60},  # a typo is refused, not ignored
@@ -311,8 +321,8 @@ def test_usage_is_costed_at_price_book_prices_and_spend_outlives_a_restart(
         ack = http.post("/api/v1/gateway/usage", json={"records": batch}).json()
         view = http.get("/api/v1/gateway/view").json()
     assert view["spend"]["seq"] >= ack["spend_seq"]
-    assert view["spend"]["keys"] == {key.id: 2.5}
-    assert view["spend"]["customers"] == {key.customer_id: 2.5}
+    assert view["spend"]["keys"] == {key.id: 2_500_000}
+    assert view["spend"]["customers"] == {key.customer_id: 2_500_000}
     with server.client() as c:
         costs = {u.request_id: (u.cost_usd, u.priced) for u in c.usage()}
         # A model no price covers is stored unpriced, flagged: never silently free.
@@ -320,5 +330,5 @@ def test_usage_is_costed_at_price_book_prices_and_spend_outlives_a_restart(
     server.stop()
     with LiveServer(server.settings, port=server.port) as again, again.client() as c:
         (listed,) = c.list_keys()
-        assert listed.month_spend_usd == 2.5
-        assert c.get_organization("acme").month_spend_usd == 2.5
+        assert listed.month_spend_usd == Decimal("2.5")
+        assert c.get_organization("acme").month_spend_usd == Decimal("2.5")

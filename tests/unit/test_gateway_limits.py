@@ -1,13 +1,16 @@
 """The gateway's limiter on an injected clock: which buckets a key's and its customer's limits
-make, the up-front token estimate and its correction, OpenAI's headers and 429s, budgets, and
-the spend ledger that counts this gateway's spend exactly once."""
+make, the up-front token estimate and its correction, OpenAI's headers and 429s, budgets with
+the worst-case cost each request reserves, and the spend ledger that counts this gateway's
+spend exactly once."""
 
+import itertools
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
 
+from hashgrid.billing.periods import Period
 from hashgrid.contracts.gateway import (
     CustomerEntry,
     GatewayView,
@@ -17,8 +20,15 @@ from hashgrid.contracts.gateway import (
     SpendReport,
 )
 from hashgrid.gateway.errors import QuotaExceeded, RateLimited
-from hashgrid.gateway.limits import InProcess, Limiter, duration, estimate_tokens, token_cost
-from hashgrid.gateway.spend import SpendLedger, period_of_ms
+from hashgrid.gateway.estimates import (
+    estimate_tokens,
+    measure,
+    token_cost,
+    worst_cost,
+    worst_tokens,
+)
+from hashgrid.gateway.limits import InProcess, Limiter, duration
+from hashgrid.gateway.spend import SpendLedger
 from hashgrid.gateway.view import View
 from hashgrid.ratelimit import LocalBuckets
 
@@ -28,8 +38,11 @@ MODEL = RoutedModel(
     deployment="d1",
     replicas=[],
     price_prompt=1_000_000_000,  # $0.001 a token, so small requests make round sums
+    price_cached=100_000_000,
     price_completion=2_000_000_000,
 )
+SMALL = MODEL.model_copy(update={"name": "small", "context_length": 200})
+FREE = MODEL.model_copy(update={"price_prompt": 0, "price_cached": 0, "price_completion": 0})
 
 
 class Clock:
@@ -58,6 +71,14 @@ def key(key_id: str = "k1", customer_id: str = "c1", **limits: Any) -> KeyEntry:
     return KeyEntry(
         key_id=key_id, key_hash=f"h-{key_id}", customer_id=customer_id, limits=Limits(**limits)
     )
+
+
+_ids = itertools.count()
+
+
+def rid() -> str:
+    """A new request id: each admitted request's reservation is held by its own."""
+    return f"req_{next(_ids)}"
 
 
 def chat(content: str = "hi", **extra: Any) -> dict[str, Any]:
@@ -114,7 +135,7 @@ async def test_a_key_without_limits_costs_no_decision_and_gets_no_headers(
     limiter: Limiter,
 ) -> None:
     k = key()
-    assert await limiter.admit(k, view_of(k), MODEL, chat()) is None
+    assert await limiter.admit(k, view_of(k), MODEL, chat(), rid()) is None
 
 
 async def test_requests_per_minute_give_headers_then_a_429_with_retry_after(
@@ -122,16 +143,16 @@ async def test_requests_per_minute_give_headers_then_a_429_with_retry_after(
 ) -> None:
     k = key(rpm=2)
     view = view_of(k)
-    first = await limiter.admit(k, view, MODEL, chat())
+    first = await limiter.admit(k, view, MODEL, chat(), rid())
     assert first is not None
     assert first.headers == {
         "x-ratelimit-limit-requests": "2",
         "x-ratelimit-remaining-requests": "1",
         "x-ratelimit-reset-requests": "30s",
     }
-    await limiter.admit(k, view, MODEL, chat())
+    await limiter.admit(k, view, MODEL, chat(), rid())
     with pytest.raises(RateLimited) as refused:
-        await limiter.admit(k, view, MODEL, chat())
+        await limiter.admit(k, view, MODEL, chat(), rid())
     error = refused.value
     assert (error.status, error.type, error.code) == (429, "requests", "rate_limit_exceeded")
     assert error.headers["retry-after"] == "30"
@@ -142,7 +163,7 @@ async def test_requests_per_minute_give_headers_then_a_429_with_retry_after(
     body = orjson.loads(error.response("r1").body)
     assert body["error"]["code"] == "rate_limit_exceeded"
     clock.now += 30_000
-    assert await limiter.admit(k, view, MODEL, chat()) is not None
+    assert await limiter.admit(k, view, MODEL, chat(), rid()) is not None
 
 
 async def test_the_customer_limit_holds_over_all_its_keys_and_headers_show_the_tighter(
@@ -150,14 +171,14 @@ async def test_the_customer_limit_holds_over_all_its_keys_and_headers_show_the_t
 ) -> None:
     a, b = key("ka", rpm=100), key("kb", rpm=100)
     view = view_of(a, b, customers=(CustomerEntry(customer_id="c1", limits=Limits(rpm=3)),))
-    ticket = await limiter.admit(a, view, MODEL, chat())
+    ticket = await limiter.admit(a, view, MODEL, chat(), rid())
     assert ticket is not None
     assert ticket.headers["x-ratelimit-limit-requests"] == "3"
     assert ticket.headers["x-ratelimit-remaining-requests"] == "2"
-    await limiter.admit(b, view, MODEL, chat())
-    await limiter.admit(b, view, MODEL, chat())
+    await limiter.admit(b, view, MODEL, chat(), rid())
+    await limiter.admit(b, view, MODEL, chat(), rid())
     with pytest.raises(RateLimited) as refused:
-        await limiter.admit(a, view, MODEL, chat())
+        await limiter.admit(a, view, MODEL, chat(), rid())
     assert "customer c1" in refused.value.message
 
 
@@ -166,19 +187,19 @@ async def test_tokens_are_charged_up_front_and_corrected_to_the_metered_usage(
 ) -> None:
     k = key(tpm=1000)
     view = view_of(k)
-    ticket = await limiter.admit(k, view, MODEL, chat("x" * 40, max_tokens=500))
+    ticket = await limiter.admit(k, view, MODEL, chat("x" * 40, max_tokens=500), rid())
     assert ticket is not None
     assert ticket.headers["x-ratelimit-remaining-tokens"] == str(1000 - (10 + 4 + 500))
-    limiter.settle(ticket, "r1", prompt=30, completion=20, status=200)
-    after = await limiter.admit(k, view, MODEL, chat("x" * 40, max_tokens=100))
+    limiter.settle(ticket, prompt=30, completion=20, status=200)
+    after = await limiter.admit(k, view, MODEL, chat("x" * 40, max_tokens=100), rid())
     assert after is not None
     assert after.headers["x-ratelimit-remaining-tokens"] == str(1000 - 50 - 114)
-    limiter.settle(after, "r2", prompt=0, completion=0, status=503)  # failed: charge given back
-    again = await limiter.admit(k, view, MODEL, chat("x" * 40, max_tokens=100))
+    limiter.settle(after, prompt=0, completion=0, status=503)  # failed: charge given back
+    again = await limiter.admit(k, view, MODEL, chat("x" * 40, max_tokens=100), rid())
     assert again is not None
     assert again.headers["x-ratelimit-remaining-tokens"] == str(1000 - 50 - 114)
     with pytest.raises(RateLimited) as refused:
-        await limiter.admit(k, view, MODEL, chat(max_tokens=900))
+        await limiter.admit(k, view, MODEL, chat(max_tokens=900), rid())
     # 50 + 114 charged, 905 asked: 69 tokens over, which drain in 69 x 60 ms = 4.14 s.
     assert (refused.value.type, refused.value.headers["retry-after"]) == ("tokens", "5")
     assert refused.value.headers["retry-after-ms"] == "4140"
@@ -189,69 +210,201 @@ async def test_a_request_larger_than_a_minute_of_tokens_is_told_not_to_retry(
 ) -> None:
     k = key(tpm=100)
     with pytest.raises(RateLimited) as refused:
-        await limiter.admit(k, view_of(k), MODEL, chat(max_tokens=200))
+        await limiter.admit(k, view_of(k), MODEL, chat(max_tokens=200), rid())
     assert refused.value.headers["x-should-retry"] == "false"
     assert "retry-after" not in refused.value.headers
     assert "Request too large" in refused.value.message
 
 
-async def test_a_budget_is_refused_once_the_metered_spend_reaches_it(limiter: Limiter) -> None:
-    k = key(monthly_budget_usd=0.05)
+async def test_a_request_is_admitted_only_if_its_worst_case_fits_the_budget(
+    limiter: Limiter, ledger: SpendLedger
+) -> None:
+    """$1 budget; each request may cost up to 6 prompt tokens ($0.006) and 100 completion
+    tokens ($0.20): four are held ($0.824), a fifth does not fit until one is settled at its
+    actual cost ($0.026), which releases its hold."""
+    k = key(monthly_budget_micros=1_000_000)
     view = view_of(k)
-    ticket = await limiter.admit(k, view, MODEL, chat())
-    assert ticket is not None
-    assert ticket.headers == {}, "a budget alone sends no rate limit headers"
-    limiter.settle(ticket, "r1", prompt=20, completion=10, status=200)  # $0.02 + $0.02
-    assert await limiter.admit(k, view, MODEL, chat()) is not None
-    limiter.settle(ticket, "r2", prompt=10, completion=0, status=200)  # $0.01 more: $0.05
+    tickets = [await limiter.admit(k, view, MODEL, chat(max_tokens=100), rid()) for _ in range(4)]
+    assert tickets[0] is not None
+    assert tickets[0].headers == {}, "a budget alone sends no rate limit headers"
+    assert [b.cost for b in tickets[0].budgets] == [206_000]
     with pytest.raises(QuotaExceeded) as refused:
-        await limiter.admit(k, view, MODEL, chat())
+        await limiter.admit(k, view, MODEL, chat(max_tokens=100), rid())
     error = refused.value
-    assert (error.status, error.type) == (429, "insufficient_quota")
-    assert error.code == "insufficient_quota"
+    assert (error.status, error.type, error.code) == (
+        429,
+        "insufficient_quota",
+        "insufficient_quota",
+    )
     assert error.headers["x-should-retry"] == "false"
-    assert "$0.05" in error.message
+    assert "the monthly budget of key k1 is $1.00" in error.message
+    assert "$0.00 is spent this month and $0.824 reserved by requests in flight" in error.message
+    assert "may cost up to $0.206" in error.message
+    limiter.settle(tickets[0], prompt=6, completion=10, status=200)
+    assert ledger.key("k1", view.spend) == 26_000
+    assert await limiter.admit(k, view, MODEL, chat(max_tokens=100), rid()) is not None
+    with pytest.raises(QuotaExceeded):
+        await limiter.admit(k, view, MODEL, chat(max_tokens=100), rid())
+
+
+async def test_a_failed_request_releases_its_reservation_and_spends_nothing(
+    limiter: Limiter, ledger: SpendLedger
+) -> None:
+    k = key(monthly_budget_micros=300_000)
+    view = view_of(k)
+    ticket = await limiter.admit(k, view, MODEL, chat(max_tokens=100), rid())
+    assert ticket is not None
+    with pytest.raises(QuotaExceeded):
+        await limiter.admit(k, view, MODEL, chat(max_tokens=100), rid())
+    limiter.settle(ticket, prompt=0, completion=0, status=503)
+    assert ledger.key("k1", view.spend) == 0
+    assert await limiter.admit(k, view, MODEL, chat(max_tokens=100), rid()) is not None
+
+
+async def test_cached_prompt_tokens_are_spent_at_the_cached_price(
+    limiter: Limiter, ledger: SpendLedger
+) -> None:
+    k = key(monthly_budget_micros=1_000_000)
+    view = view_of(k)
+    ticket = await limiter.admit(k, view, MODEL, chat(max_tokens=10), rid())
+    assert ticket is not None
+    limiter.settle(ticket, prompt=10, completion=1, status=200, cached=8)
+    assert ledger.key("k1", view.spend) == 2 * 1000 + 8 * 100 + 1 * 2000
+
+
+async def test_a_spent_budget_refuses_at_once_and_a_budget_of_zero_refuses_all(
+    limiter: Limiter,
+) -> None:
+    zero = key("k0", monthly_budget_micros=0)
+    with pytest.raises(QuotaExceeded):
+        await limiter.admit(zero, view_of(zero), FREE, chat(max_tokens=1), rid())
+    k = key(monthly_budget_micros=1_000_000)
+    spent = SpendReport(seq=1, period="2027-01", keys={"k1": 1_000_000})
+    with pytest.raises(QuotaExceeded):
+        await limiter.admit(k, view_of(k, spend=spent), FREE, chat(max_tokens=1), rid())
+
+
+async def test_without_max_tokens_the_whole_context_is_reserved(limiter: Limiter) -> None:
+    """A model of 200 tokens of context: the worst case is 200 completion tokens (the dearer),
+    whatever the prompt; where the view knows no context, `default_completion_tokens`."""
+    k = key(monthly_budget_micros=10_000_000)
+    view = view_of(k)
+    ticket = await limiter.admit(k, view, SMALL, chat("x" * 50), rid())
+    assert ticket is not None
+    assert [b.cost for b in ticket.budgets] == [200 * 2000]
+    ticket = await limiter.admit(k, view, MODEL, chat("x" * 50), rid())
+    assert ticket is not None
+    assert [b.cost for b in ticket.budgets] == [54 * 1000 + 256 * 2000]
 
 
 async def test_the_customer_budget_counts_the_spend_of_every_key_in_the_view(
     limiter: Limiter,
 ) -> None:
     k = key()
-    customers = (CustomerEntry(customer_id="c1", limits=Limits(monthly_budget_usd=2.0)),)
+    customers = (CustomerEntry(customer_id="c1", limits=Limits(monthly_budget_micros=2_000_000)),)
     nothing = SpendReport(seq=4, period="2027-01")
-    assert await limiter.admit(k, view_of(k, customers=customers, spend=nothing), MODEL, chat())
-    spent = SpendReport(seq=5, period="2027-01", customers={"c1": 2.0})
+    body = chat(max_tokens=10)
+    assert await limiter.admit(
+        k, view_of(k, customers=customers, spend=nothing), MODEL, body, rid()
+    )
+    spent = SpendReport(seq=5, period="2027-01", customers={"c1": 1_990_000})
     with pytest.raises(QuotaExceeded) as refused:
-        await limiter.admit(k, view_of(k, customers=customers, spend=spent), MODEL, chat())
+        await limiter.admit(k, view_of(k, customers=customers, spend=spent), MODEL, body, rid())
     assert "customer c1" in refused.value.message
+    assert "$1.99 is spent" in refused.value.message
     last_month = spent.model_copy(update={"period": "2026-12"})
-    assert await limiter.admit(k, view_of(k, customers=customers, spend=last_month), MODEL, chat())
+    view = view_of(k, customers=customers, spend=last_month)
+    assert await limiter.admit(k, view, MODEL, body, rid())
+
+
+async def test_a_key_without_a_budget_reserves_nothing(limiter: Limiter) -> None:
+    k = key(rpm=10)
+    ticket = await limiter.admit(k, view_of(k), MODEL, chat(), rid())
+    assert ticket is not None
+    assert ticket.budgets == ()
 
 
 def test_own_spend_counts_until_the_server_figures_hold_it_and_never_twice(
     ledger: SpendLedger,
 ) -> None:
-    ledger.add("r1", "k1", "c1", 0.6)
-    ledger.add("r2", "k1", None, 0.1)
+    ledger.add("r1", "k1", "c1", 600_000)
+    ledger.add("r2", "k1", None, 100_000)
     empty = SpendReport(seq=1, period="2027-01")
-    assert ledger.key("k1", empty) == pytest.approx(0.7)
-    assert ledger.customer("c1", empty) == pytest.approx(0.6)
+    assert ledger.key("k1", empty) == 700_000
+    assert ledger.customer("c1", empty) == 600_000
     ledger.shipped(["r1", "r2", "not-mine"], seq=10)
-    before = SpendReport(seq=9, period="2027-01", keys={"k1": 5.0})
-    assert ledger.key("k1", before) == pytest.approx(5.7), "the batch is not in seq 9"
-    holding = SpendReport(seq=10, period="2027-01", keys={"k1": 5.7}, customers={"c1": 0.6})
-    assert ledger.key("k1", holding) == pytest.approx(5.7)
-    assert ledger.customer("c1", holding) == pytest.approx(0.6)
+    before = SpendReport(seq=9, period="2027-01", keys={"k1": 5_000_000})
+    assert ledger.key("k1", before) == 5_700_000, "the batch is not in seq 9"
+    holding = SpendReport(
+        seq=10, period="2027-01", keys={"k1": 5_700_000}, customers={"c1": 600_000}
+    )
+    assert ledger.key("k1", holding) == 5_700_000
+    assert ledger.customer("c1", holding) == 600_000
 
 
 def test_a_new_month_starts_every_budget_from_nothing(ledger: SpendLedger, clock: Clock) -> None:
-    ledger.add("r1", "k1", None, 3.0)
-    january = SpendReport(seq=1, period="2027-01", keys={"k1": 4.0})
-    assert ledger.key("k1", january) == pytest.approx(7.0)
+    ledger.add("r1", "k1", None, 3_000_000)
+    january = SpendReport(seq=1, period="2027-01", keys={"k1": 4_000_000})
+    assert ledger.key("k1", january) == 7_000_000
     clock.now = datetime(2027, 2, 1, tzinfo=UTC).timestamp() * 1000
-    assert ledger.key("k1", january) == 0.0
-    assert ledger.period == "2027-02"
-    assert period_of_ms(datetime(2027, 12, 31, 23, 59, tzinfo=UTC).timestamp() * 1000) == (
-        "2027-12",
-        datetime(2028, 1, 1, tzinfo=UTC).timestamp() * 1000,
-    )
+    assert ledger.key("k1", january) == 0
+    assert ledger.period == Period(2027, 2)
+
+
+# ------------------------------------------------------------------ the worst-case estimate
+
+
+def worst(body: dict[str, Any], model: RoutedModel = MODEL, default: int = 256) -> tuple[int, int]:
+    return worst_tokens(measure(body), model, default)
+
+
+def test_the_prompt_is_bounded_by_its_utf8_bytes_and_4_tokens_a_message() -> None:
+    body = {
+        "messages": [
+            {"role": "system", "content": "héllo"},  # 6 bytes
+            {"role": "user", "content": [{"type": "text", "text": "abc"}]},
+        ],
+        "max_tokens": 5,
+    }
+    assert worst(body) == (6 + 3 + 2 * 4, 5)
+    assert estimate_tokens(body, 256)[0] == 2 + 2 * 4, "rate limits estimate 4 characters a token"
+    assert worst({"prompt": [1, 2, 3], "max_tokens": 2}) == (3, 2), "token ids count one each"
+    assert worst({"prompt": "abcd", "max_tokens": 2, "n": 3}) == (4, 6)
+    assert worst({"prompt": ["ab", [1, 2, 3]], "max_tokens": 2}) == (5, 4), "a batch of two"
+
+
+def test_what_the_template_also_renders_counts_in_the_prompt() -> None:
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+    call = {"role": "assistant", "content": "", "tool_calls": [{"id": "c1"}]}
+    body = {"messages": [call], "tools": tools, "max_tokens": 1}
+    extra = len(orjson.dumps(tools)) + len(orjson.dumps({"tool_calls": [{"id": "c1"}]}))
+    assert worst(body) == (extra + 4, 1)
+
+
+def test_the_context_length_caps_the_prompt_and_the_completion() -> None:
+    """SMALL has 200 tokens of context: no prompt is longer, and prompt and completion of each
+    choice fit in it, with the dearer tokens (here the completion's) counted first."""
+    assert worst({"prompt": "x" * 500, "max_tokens": 10}, SMALL) == (190, 10)
+    assert worst({"prompt": "x" * 50}, SMALL) == (0, 200)
+    assert worst({"prompt": "x" * 50, "max_tokens": 120, "n": 2}, SMALL) == (50, 240)
+    cheap_completion = SMALL.model_copy(update={"price_prompt": 3_000_000_000})
+    assert worst({"prompt": "x" * 500}, cheap_completion) == (200, 0)
+    image = {"type": "image_url", "image_url": {"url": "http://x/y.png"}}
+    body = {"messages": [{"role": "user", "content": [image]}], "max_tokens": 10}
+    assert worst(body, SMALL) == (190, 10), "an image may take the whole context"
+
+
+def test_without_max_tokens_the_completion_is_the_context_or_the_default() -> None:
+    assert worst({"prompt": "ab"}, MODEL, default=99) == (2, 99)
+    assert worst({"prompt": "ab"}, SMALL) == (0, 200)
+
+
+def test_embeddings_have_no_completion() -> None:
+    embed = SMALL.model_copy(update={"task": "embed"})
+    assert worst({"input": ["abc", "de"]}, embed) == (5, 0)
+
+
+def test_the_worst_cost_is_rounded_up_to_a_micro_dollar() -> None:
+    tiny = MODEL.model_copy(update={"price_prompt": 1, "price_completion": 1})
+    assert worst_cost(measure({"prompt": "a", "max_tokens": 1}), tiny, 256) == 1
+    assert worst_cost(measure({"prompt": "ab", "max_tokens": 5}), MODEL, 256) == 12_000

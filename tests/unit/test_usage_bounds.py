@@ -1,5 +1,6 @@
 """What the gateway records is what the server can store: client-given strings cut to their
-columns without NUL, a node's token counts clamped and held against the node."""
+columns without NUL, a node's token counts clamped and held against the node, and the cached
+prompt tokens an engine reports (OpenAI's `usage.prompt_tokens_details.cached_tokens`)."""
 
 from typing import Any
 
@@ -10,7 +11,7 @@ from structlog.testing import capture_logs
 
 from hashgrid.contracts.bounds import INT32_MAX
 from hashgrid.contracts.gateway import KeyEntry, RouteReplica, UsageRecord
-from hashgrid.gateway.metering import PLAUSIBLE_TOKENS, clamp_text, token_count
+from hashgrid.gateway.metering import PLAUSIBLE_TOKENS, cached_count, clamp_text, token_count
 from hashgrid.gateway.proxy import Exchange, usage_record
 
 KEY = KeyEntry(key_id="k1", key_hash="h", customer_id="c1")
@@ -96,6 +97,46 @@ def test_plausible_counts_are_taken_as_reported_and_not_flagged() -> None:
     assert (x.prompt_tokens, x.completion_tokens, x.usage_clamped) == (7, 2, False)
     assert logs == []
     assert not x.take_usage("lots")  # no usage object: nothing taken
+
+
+@pytest.mark.parametrize(
+    ("usage", "kept"),
+    [
+        ({"prompt_tokens": 10}, (0, True)),
+        ({"prompt_tokens": 10, "prompt_tokens_details": None}, (0, True)),
+        ({"prompt_tokens": 10, "prompt_tokens_details": {"audio_tokens": 3}}, (0, True)),
+        ({"prompt_tokens": 10, "prompt_tokens_details": {"cached_tokens": 8}}, (8, True)),
+        ({"prompt_tokens": 10, "prompt_tokens_details": {"cached_tokens": 25}}, (10, True)),
+        ({"prompt_tokens": 10, "prompt_tokens_details": {"cached_tokens": -1}}, (0, False)),
+        ({"prompt_tokens": 10, "prompt_tokens_details": {"cached_tokens": "8"}}, (0, False)),
+    ],
+)
+def test_cached_prompt_tokens_are_read_from_the_details_and_never_exceed_the_prompt(
+    usage: dict[str, Any], kept: tuple[int, bool]
+) -> None:
+    assert cached_count(usage, usage["prompt_tokens"]) == kept
+
+
+def test_a_record_carries_the_cached_tokens_of_an_answer_or_a_streams_last_chunk() -> None:
+    """The same usage object ends a plain answer and, with `include_usage`, a stream."""
+    answer = exchange(model="tiny")
+    usage = {
+        "prompt_tokens": 12,
+        "completion_tokens": 3,
+        "prompt_tokens_details": {"cached_tokens": 9},
+    }
+    assert answer.take_usage(usage)
+    assert stored(answer).cached_tokens == 9
+    assert not stored(answer).usage_clamped
+    stream = exchange(model="tiny", stream=True)
+    chunk = orjson.loads(orjson.dumps({"choices": [], "usage": {**usage, "prompt_tokens": 4}}))
+    assert stream.take_usage(chunk["usage"])
+    assert (stored(stream).prompt_tokens, stored(stream).cached_tokens) == (4, 4)
+    lying = exchange(model="tiny")
+    with capture_logs() as logs:
+        lying.take_usage({**usage, "prompt_tokens_details": {"cached_tokens": -3}})
+    assert (stored(lying).cached_tokens, stored(lying).usage_clamped) == (0, True)
+    assert [e for e in logs if "implausible" in e["event"]]
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,13 @@
 """`hashgrid keys ...` and `hashgrid usage`."""
 
+from decimal import Decimal
+
 import typer
+from pydantic import TypeAdapter, ValidationError
 
 from hashgrid.cli.connection import client
 from hashgrid.cli.output import JsonOption, console, emit_json, table
-from hashgrid.contracts.api.common import Limits
+from hashgrid.contracts.api.common import BudgetUsd, Limits
 from hashgrid.contracts.api.keys import KeyCreate
 from hashgrid.contracts.api.usage import Grouping, UsageSummaryQuery
 
@@ -13,8 +16,22 @@ keys_app = typer.Typer(help="Customer API keys.", no_args_is_help=True)
 
 RpmOption = typer.Option(None, "--rpm", min=1, help="Requests per minute (default: no limit).")
 TpmOption = typer.Option(None, "--tpm", min=1, help="Tokens per minute (default: no limit).")
+
+
+def budget_usd(text: str) -> Decimal:
+    """A budget as the API takes it: USD with at most 6 decimals."""
+    try:
+        return TypeAdapter(BudgetUsd).validate_python(text)
+    except ValidationError as e:
+        raise typer.BadParameter(e.errors()[0]["msg"]) from None
+
+
 BudgetOption = typer.Option(
-    None, "--budget", min=0.0, help="USD per calendar month, UTC (default: no budget)."
+    None,
+    "--budget",
+    parser=budget_usd,
+    metavar="USD",
+    help="USD per calendar month, UTC, e.g. 50 or 12.5 (default: no budget).",
 )
 
 
@@ -30,7 +47,7 @@ def create_key(
     name: str = typer.Option("default", help="A label to tell keys apart."),
     rpm: int | None = RpmOption,
     tpm: int | None = TpmOption,
-    budget: float | None = BudgetOption,
+    budget: Decimal | None = BudgetOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Create an API key, with limits if given. It is shown once."""
@@ -55,7 +72,7 @@ def key_limits(
     key_id: str,
     rpm: int | None = RpmOption,
     tpm: int | None = TpmOption,
-    budget: float | None = BudgetOption,
+    budget: Decimal | None = BudgetOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Replace a key's limits; a limit not given is lifted."""
@@ -81,7 +98,7 @@ def list_keys(ctx: typer.Context, as_json: bool = JsonOption) -> None:
             k.prefix + "...",
             k.customer_id,
             describe(k.limits),
-            f"${k.month_spend_usd:.4f}",
+            f"${k.month_spend_usd}",
             k.revoked_at or "",
         )
         for k in keys
@@ -90,14 +107,14 @@ def list_keys(ctx: typer.Context, as_json: bool = JsonOption) -> None:
 
 
 def describe(limits: Limits) -> str:
-    """`60 rpm, 100000 tpm, $50/month`, or `none`."""
+    """`60 rpm, 100000 tpm, $50.00/month`, or `none`."""
     parts = []
     if limits.rpm is not None:
         parts.append(f"{limits.rpm} rpm")
     if limits.tpm is not None:
         parts.append(f"{limits.tpm} tpm")
     if limits.monthly_budget_usd is not None:
-        parts.append(f"${limits.monthly_budget_usd:g}/month")
+        parts.append(f"${limits.monthly_budget_usd:f}/month")
     return ", ".join(parts) or "none"
 
 

@@ -1,5 +1,7 @@
 """`hashgrid orgs ...`, `hashgrid sites ...`, `hashgrid nodes ...`."""
 
+from decimal import Decimal
+
 import typer
 
 from hashgrid.cli.access import BudgetOption, RpmOption, TpmOption, describe
@@ -45,7 +47,7 @@ def org_limits(
     name: str,
     rpm: int | None = RpmOption,
     tpm: int | None = TpmOption,
-    budget: float | None = BudgetOption,
+    budget: Decimal | None = BudgetOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Replace a customer's limits, over all its keys together; a limit not given is lifted."""

@@ -89,7 +89,8 @@ class Limits(BaseModel):
 
     rpm: int | None = None  # requests per minute
     tpm: int | None = None  # tokens (prompt + completion) per minute
-    monthly_budget_usd: float | None = None  # spend per calendar month (UTC)
+    # Spend per billing period (the UTC calendar month), in micro-dollars.
+    monthly_budget_micros: int | None = None
 
 
 class KeyEntry(BaseModel):
@@ -108,12 +109,13 @@ class CustomerEntry(BaseModel):
 
 
 class SpendReport(BaseModel):
-    """Stored spend this `period` (UTC month, `YYYY-MM`) of keys and customers with budgets."""
+    """Stored spend this `period` (UTC month, `YYYY-MM`) of keys and customers with budgets,
+    in micro-dollars (each one's exact cost summed, then rounded up)."""
 
     seq: int = 0
     period: str = ""
-    keys: dict[str, float] = {}  # USD by key id; absent: nothing spent
-    customers: dict[str, float] = {}  # USD by customer id
+    keys: dict[str, int] = {}  # micro-dollars by key id; absent: nothing spent
+    customers: dict[str, int] = {}  # micro-dollars by customer id
 
 
 class GatewayView(BaseModel):

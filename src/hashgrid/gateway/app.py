@@ -84,7 +84,8 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 on_shipped=ledger.shipped,
                 fsync_s=settings.usage_fsync_s,
             )
-            local = LocalBuckets(wall_ms)
+            hold_ms = settings.budget_hold_s * 1000
+            local = LocalBuckets(wall_ms, hold_ms=hold_ms)
             shared = None
             store: Store = InProcess(local)
             if settings.redis_url:
@@ -94,6 +95,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
                     local,
                     timeout_s=settings.redis_timeout_s,
                     retry_s=settings.redis_retry_s,
+                    hold_ms=hold_ms,
                 )
                 store = shared
             limiter = Limiter(store, ledger, settings.default_completion_tokens)

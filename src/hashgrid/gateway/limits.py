@@ -1,26 +1,30 @@
 """Per-key and per-customer rate limits and budgets, decided before a request is forwarded.
 
-A key may have requests-per-minute and tokens-per-minute limits and a monthly budget (USD);
-its customer may have the same, over all its keys together. Every limit is a bucket of the
-pure core (`hashgrid.ratelimit`): one decision takes from all of a request's buckets at once,
-or from none. The buckets live in this process (`LocalBuckets`) or, with
+A key may have requests-per-minute and tokens-per-minute limits and a monthly budget (integer
+micro-dollars); its customer may have the same, over all its keys together. Every limit is a
+bucket of the pure core (`hashgrid.ratelimit`): one decision takes from all of a request's
+buckets at once, or from none. The buckets live in this process (`LocalBuckets`) or, with
 `HASHGRID_GATEWAY_REDIS_URL`, in Redis (`RedisBuckets`), shared by every gateway there, one
 round trip per decision. A key with no limits and a customer with none cost no decision at all.
 
-Tokens are charged before the answer exists, as OpenAI and LiteLLM do: the prompt's length
-(4 characters a token, plus 4 per message) plus `max_tokens` (or `max_completion_tokens`,
-times `n`). Without `max_tokens` the completion is taken as `default_completion_tokens`, but
-then never as more than the limit, so the request can always pass once the bucket has room.
-When the answer is metered the charge is corrected to the tokens the engine counted (a failed
-request gets its charge back). Budgets count only metered tokens at the model's prices, never
-estimates: a request is refused once the month's spend reaches the budget, so the request that
-crosses it completes (see `gateway/spend.py` for where spend figures come from).
+Tokens are charged before the answer exists, as an estimate (`gateway/estimates.py`); without
+`max_tokens` the completion is taken as `default_completion_tokens`, but then never as more
+than the limit, so the request can always pass once the bucket has room. When the answer is
+metered the charge is corrected to the tokens the engine counted (a failed request gets its
+charge back).
+
+Budgets are hard: a request is admitted only if its worst-case cost (`estimates.worst_cost`:
+a bound of its prompt, plus all the completion it allows, at the model's prices in the view)
+fits what is left of each budget, after the month's spend (`gateway/spend.py`) and what the
+requests in flight hold. Admitted, it reserves that worst case; when its answer is metered the
+reservation is released and its actual cost (the engine's tokens at the same prices, rounded up
+to a micro-dollar) is spent. A key or customer without a budget pays nothing of this.
 
 Every answer to a limited key carries OpenAI's headers: `x-ratelimit-{limit,remaining,reset}-
 {requests,tokens}`, for the tighter of the key's and its customer's limits. A refusal is a 429
 in OpenAI's shape with `retry-after` (seconds) and `retry-after-ms`; where waiting cannot help
-(a spent budget, a request larger than a whole minute's tokens) it says `x-should-retry: false`
-instead, which the OpenAI SDKs obey.
+(a budget the request does not fit, a request larger than a whole minute's tokens) it says
+`x-should-retry: false` instead, which the OpenAI SDKs obey.
 """
 
 import math
@@ -28,28 +32,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from hashgrid.billing.money import PICO_PER_USD
+from hashgrid.billing.money import FREE, UnitPrices, micros_up, micros_usd
+from hashgrid.billing.periods import Period
 from hashgrid.contracts.gateway import KeyEntry, Limits, RoutedModel
 from hashgrid.gateway.errors import QuotaExceeded, RateLimited
+from hashgrid.gateway.estimates import measure, prices_of, token_cost, tokens_of, worst_cost
 from hashgrid.gateway.spend import SpendLedger
 from hashgrid.gateway.view import View
-from hashgrid.ratelimit import Budget, Charge, LocalBuckets, Verdict, remaining
-
-CHARS_PER_TOKEN = 4
-TOKENS_PER_MESSAGE = 4  # a chat template's role markers and separators
+from hashgrid.ratelimit import Budget, Charge, LocalBuckets, Spend, Verdict, remaining
 
 
 class Settler(Protocol):
     def settle(
-        self, corrections: Sequence[tuple[Charge, int]], spends: Sequence[tuple[str, float]]
+        self, corrections: Sequence[tuple[Charge, int]], spends: Sequence[Spend]
     ) -> None: ...
 
 
 class Store(Protocol):
-    """Where buckets live: in this process, or in Redis."""
+    """Where buckets and budget reservations live: in this process, or in Redis."""
 
     async def take(
-        self, charges: Sequence[Charge], budgets: Sequence[Budget]
+        self, charges: Sequence[Charge], budgets: Sequence[Budget], hold: str
     ) -> tuple[Verdict, Settler]: ...
 
 
@@ -60,9 +63,9 @@ class InProcess:
         self._local = local
 
     async def take(
-        self, charges: Sequence[Charge], budgets: Sequence[Budget]
+        self, charges: Sequence[Charge], budgets: Sequence[Budget], hold: str
     ) -> tuple[Verdict, Settler]:
-        return self._local.take(charges, budgets), self._local
+        return self._local.take(charges, budgets, hold), self._local
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,26 +74,28 @@ class Policy:
 
     key_id: str
     customer_id: str
-    period: str
+    period: Period
     key_buckets: str  # the prefix of the key's own buckets and counter
     requests: tuple[Charge, ...]  # cost 1: the key's rpm, the customer's rpm
     tokens: tuple[tuple[str, int], ...]  # bucket and tpm limit: the key's, the customer's
-    key_budget: float | None
-    customer_budget: float | None
+    key_budget: int | None  # micro-dollars a month
+    customer_budget: int | None
     key_counter: str
     customer_counter: str
 
 
 @dataclass(slots=True)
 class Ticket:
-    """An admitted request's charges, to be corrected when its answer is metered."""
+    """An admitted request's charges and reservations, settled when its answer is metered."""
 
     policy: Policy
+    request_id: str  # what holds its reservations, and its spend in the ledger
     tokens: tuple[Charge, ...]
+    budgets: tuple[Budget, ...]  # each holding the request's worst case
     settler: Settler
     headers: dict[str, str]
-    price_prompt: int  # pico-dollars per token
-    price_completion: int
+    # The model's in the view that admitted it (pico-dollars per token), where it has budgets.
+    prices: UnitPrices
 
 
 class Limiter:
@@ -100,52 +105,61 @@ class Limiter:
         self._default_completion = default_completion_tokens
         self._policies: dict[str, Policy | None] = {}
         self._policies_view: View | None = None
-        self._policies_period = ""
+        self._policies_period: Period | None = None
 
     async def admit(
-        self, key: KeyEntry, view: View, model: RoutedModel, body: dict[str, Any]
+        self,
+        key: KeyEntry,
+        view: View,
+        model: RoutedModel,
+        body: dict[str, Any],
+        request_id: str,
     ) -> Ticket | None:
-        """Charge the request to its buckets, or raise a 429; None for a key without limits."""
+        """Charge the request to its buckets and reserve its worst case from its budgets (as
+        `request_id`), or raise a 429; None for a key without limits."""
         policy = self._policy(key, view)
         if policy is None:
             return None
+        budgeted = policy.key_budget is not None or policy.customer_budget is not None
+        size = measure(body, bound=budgeted) if policy.tokens or budgeted else None
         tokens: tuple[Charge, ...] = ()
         if policy.tokens:
-            prompt, completion, explicit = estimate_tokens(body, self._default_completion)
+            assert size is not None
+            prompt, completion, explicit = tokens_of(size, self._default_completion)
             tokens = tuple(
                 Charge(bucket, limit, token_cost(prompt, completion, explicit, limit))
                 for bucket, limit in policy.tokens
             )
         charges = policy.requests + tokens
-        budgets = []
-        if policy.key_budget is not None:
-            spent = self._ledger.key(policy.key_id, view.spend)
-            budgets.append(Budget(policy.key_counter, policy.key_budget, spent))
-        if policy.customer_budget is not None:
-            spent = self._ledger.customer(policy.customer_id, view.spend)
-            budgets.append(Budget(policy.customer_counter, policy.customer_budget, spent))
-        verdict, settler = await self._store.take(charges, budgets)
+        budgets: list[Budget] = []
+        if budgeted:
+            assert size is not None
+            worst = worst_cost(size, model, self._default_completion)
+            if policy.key_budget is not None:
+                spent = self._ledger.key(policy.key_id, view.spend)
+                budgets.append(Budget(policy.key_counter, policy.key_budget, spent, worst))
+            if policy.customer_budget is not None:
+                spent = self._ledger.customer(policy.customer_id, view.spend)
+                budgets.append(
+                    Budget(policy.customer_counter, policy.customer_budget, spent, worst)
+                )
+        verdict, settler = await self._store.take(charges, budgets, request_id)
         headers = rate_headers(charges, len(policy.requests), verdict.levels)
         if not verdict.allowed:
             raise refusal(policy, charges, budgets, verdict, headers)
-        return Ticket(
-            policy,
-            tokens,
-            settler,
-            headers,
-            model.price_prompt,
-            model.price_completion,
-        )
+        prices = prices_of(model) if budgets else FREE  # what is spent counts for budgets only
+        return Ticket(policy, request_id, tokens, tuple(budgets), settler, headers, prices)
 
     def settle(
         self,
         ticket: Ticket,
-        request_id: str,
         prompt: int,
         completion: int,
         status: int,
+        cached: int = 0,
     ) -> None:
-        """Correct the token charges to what the engine counted, and count the spend."""
+        """Correct the token charges to what the engine counted, release the reservations and
+        count the spend."""
         used = prompt + completion
         corrections: list[tuple[Charge, int]] = []
         for c in ticket.tokens:
@@ -157,24 +171,22 @@ class Limiter:
                 actual = c.cost  # no usage seen (a client gone mid-stream): keep the charge
             if actual != c.cost:
                 corrections.append((c, actual - c.cost))
-        usd = (prompt * ticket.price_prompt + completion * ticket.price_completion) / PICO_PER_USD
-        p = ticket.policy
-        spends: list[tuple[str, float]] = []
-        if usd > 0 and (p.key_budget is not None or p.customer_budget is not None):
-            key_id = p.key_id if p.key_budget is not None else None
-            customer_id = p.customer_id if p.customer_budget is not None else None
-            self._ledger.add(request_id, key_id, customer_id, usd)
-            if key_id is not None:
-                spends.append((p.key_counter, usd))
-            if customer_id is not None:
-                spends.append((p.customer_counter, usd))
+        spends: list[Spend] = []
+        if ticket.budgets:
+            p = ticket.policy
+            cost = micros_up(ticket.prices.cost(prompt, cached, completion))
+            if cost:
+                key_id = p.key_id if p.key_budget is not None else None
+                customer_id = p.customer_id if p.customer_budget is not None else None
+                self._ledger.add(ticket.request_id, key_id, customer_id, cost)
+            spends = [Spend(b, ticket.request_id, cost) for b in ticket.budgets]
         if corrections or spends:
             ticket.settler.settle(corrections, spends)
 
     def _policy(self, key: KeyEntry, view: View) -> Policy | None:
         """The key's policy, built once per view (and month) and then looked up."""
         period = self._ledger.period
-        if view is not self._policies_view or period != self._policies_period:
+        if view is not self._policies_view or period is not self._policies_period:
             self._policies = {}
             self._policies_view, self._policies_period = view, period
         try:
@@ -186,7 +198,7 @@ class Limiter:
             return policy
 
 
-def policy_of(key: KeyEntry, customer: Limits | None, period: str) -> Policy | None:
+def policy_of(key: KeyEntry, customer: Limits | None, period: Period) -> Policy | None:
     """The buckets and budgets of `key` and of its customer's `Limits` (or None)."""
     k = key.limits
     tag = "{c:" + key.customer_id + "}"  # one Redis cluster slot for a request's keys
@@ -202,8 +214,9 @@ def policy_of(key: KeyEntry, customer: Limits | None, period: str) -> Policy | N
             requests.append(Charge(f"{tag}:rpm", customer.rpm, 1))
         if customer.tpm is not None:
             tokens.append((f"{tag}:tpm", customer.tpm))
-    customer_budget = customer.monthly_budget_usd if customer is not None else None
-    if not requests and not tokens and k.monthly_budget_usd is None and customer_budget is None:
+    key_budget = k.monthly_budget_micros
+    customer_budget = customer.monthly_budget_micros if customer is not None else None
+    if not requests and not tokens and key_budget is None and customer_budget is None:
         return None
     return Policy(
         key_id=key.key_id,
@@ -212,57 +225,11 @@ def policy_of(key: KeyEntry, customer: Limits | None, period: str) -> Policy | N
         key_buckets=mine,
         requests=tuple(requests),
         tokens=tuple(tokens),
-        key_budget=k.monthly_budget_usd,
+        key_budget=key_budget,
         customer_budget=customer_budget,
-        key_counter=f"{mine}:usd:{period}",
-        customer_counter=f"{tag}:usd:{period}",
+        key_counter=f"{mine}:spend:{period}",
+        customer_counter=f"{tag}:spend:{period}",
     )
-
-
-def estimate_tokens(body: dict[str, Any], default_completion: int) -> tuple[int, int, bool]:
-    """The prompt's tokens as estimated from its length, the completion's most, and whether
-    the client set that most (`max_tokens`) itself."""
-    chars = 0
-    tokens = 0
-    prompts = 1
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        tokens += TOKENS_PER_MESSAGE * len(messages)
-        for m in messages:
-            content = m.get("content") if isinstance(m, dict) else None
-            if isinstance(content, str):
-                chars += len(content)
-            elif isinstance(content, list):
-                for part in content:
-                    if isinstance(part, dict) and isinstance(text := part.get("text"), str):
-                        chars += len(text)
-    prompt = body.get("prompt")
-    if isinstance(prompt, str):
-        chars += len(prompt)
-    elif isinstance(prompt, list) and prompt:
-        if all(isinstance(p, int) for p in prompt):
-            tokens += len(prompt)  # one prompt, as token ids
-        else:
-            prompts = len(prompt)  # a batch: strings, or lists of token ids
-            for p in prompt:
-                if isinstance(p, str):
-                    chars += len(p)
-                elif isinstance(p, list):
-                    tokens += len(p)
-    most = body.get("max_completion_tokens", body.get("max_tokens"))
-    explicit = isinstance(most, int) and not isinstance(most, bool) and most > 0
-    completion = int(most) if explicit and most is not None else default_completion
-    n = body.get("n")
-    choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
-    prompt_tokens = tokens + (chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
-    return prompt_tokens, completion * choices * prompts, explicit
-
-
-def token_cost(prompt: int, completion: int, explicit: bool, limit: int) -> int:
-    """The up-front charge to a `limit`-tpm bucket: the estimate, where the completion's part
-    is a default (no `max_tokens`) never more than the limit, so the request can pass."""
-    cost = max(1, prompt + completion)
-    return cost if explicit else max(prompt, min(cost, limit))
 
 
 def rate_headers(
@@ -302,8 +269,10 @@ def refusal(
         )
         return QuotaExceeded(
             f"You exceeded your current quota: the monthly budget of {whose} is "
-            f"${b.limit_usd:.2f} and ${verdict.spent_usd:.2f} is spent this month. "
-            "Raise the budget, or wait for next month.",
+            f"${micros_usd(b.limit)}; ${micros_usd(verdict.spent)} is spent this month and "
+            f"${micros_usd(verdict.reserved)} reserved by requests in flight, and this request "
+            f"may cost up to ${micros_usd(b.cost)}. Lower max_tokens, raise the budget, or "
+            "wait for next month.",
             headers={**headers, "x-should-retry": "false"},
         )
     c = charges[verdict.refused]

@@ -34,7 +34,9 @@ model name or request id holding NUL or longer than its column, or a node's toke
 negative, not an integer or beyond any context, would otherwise be a record the server cannot
 store. An implausible count is the node's error: it is kept as 0 (the customer never pays
 for it), the record is flagged (`usage_clamped`, stored with it, so the server and billing can
-tell it from a trusted count) and a warning names the node and replica.
+tell it from a trusted count) and a warning names the node and replica. Prompt tokens the engine
+served from its prefix cache (OpenAI's `usage.prompt_tokens_details.cached_tokens`, priced at
+the cached rate) are kept the same way, and never as more than the prompt's tokens.
 """
 
 import asyncio
@@ -88,6 +90,17 @@ def token_count(reported: object) -> tuple[int, bool]:
     if type(reported) is int and 0 <= reported <= PLAUSIBLE_TOKENS:
         return reported, True
     return 0, False
+
+
+def cached_count(usage: Mapping[str, Any], prompt_tokens: int) -> tuple[int, bool]:
+    """Of `prompt_tokens`, those the engine served from its prefix cache, as OpenAI's
+    `usage.prompt_tokens_details.cached_tokens` says (0 where it says nothing), never more than
+    the prompt; and whether the count was plausible as reported (`token_count`)."""
+    details = usage.get("prompt_tokens_details")
+    if not isinstance(details, dict):
+        return 0, True
+    cached, plausible = token_count(details.get("cached_tokens"))
+    return min(cached, prompt_tokens), plausible
 
 
 @dataclass

@@ -41,8 +41,9 @@ from hashgrid.gateway.errors import (
     OpenAIError,
     UpstreamFailed,
 )
-from hashgrid.gateway.limits import Limiter, Ticket, estimate_tokens
-from hashgrid.gateway.metering import UsageSpool, clamp_text, token_count
+from hashgrid.gateway.estimates import estimate_tokens
+from hashgrid.gateway.limits import Limiter, Ticket
+from hashgrid.gateway.metering import UsageSpool, cached_count, clamp_text, token_count
 from hashgrid.gateway.normalize import normalize
 from hashgrid.gateway.request_ids import client_request_id, new_request_id
 from hashgrid.gateway.sse import EventSplitter, event_json
@@ -109,11 +110,8 @@ class Exchange:
             return False
         self.prompt_tokens, prompt_ok = token_count(usage.get("prompt_tokens"))
         self.completion_tokens, completion_ok = token_count(usage.get("completion_tokens"))
-        details = usage.get("prompt_tokens_details")
-        if isinstance(details, dict):  # OpenAI's; absent where the engine does not say
-            cached, _ = token_count(details.get("cached_tokens"))
-            self.cached_tokens = min(cached, self.prompt_tokens)
-        if not (prompt_ok and completion_ok):
+        self.cached_tokens, cached_ok = cached_count(usage, self.prompt_tokens)
+        if not (prompt_ok and completion_ok and cached_ok):
             self.usage_clamped = True
             log.warning(
                 "node reported implausible token counts; clamped",
@@ -122,6 +120,7 @@ class Exchange:
                 request_id=self.request_id,
                 reported_prompt_tokens=repr(usage.get("prompt_tokens"))[:40],
                 reported_completion_tokens=repr(usage.get("completion_tokens"))[:40],
+                reported_prompt_tokens_details=repr(usage.get("prompt_tokens_details"))[:80],
             )
         return True
 
@@ -190,7 +189,9 @@ class Proxy:
                 # Always ask the engine for usage: it is how every streamed token is metered.
                 body["stream_options"] = {**(options or {}), "include_usage": True}
             if self._limiter is not None:  # limits: decided here, settled in _finish
-                x.ticket = await self._limiter.admit(x.key, self._watcher.view, routed, body)
+                x.ticket = await self._limiter.admit(
+                    x.key, self._watcher.view, routed, body, x.request_id
+                )
             x.deployment = routed.deployment
             self._demand.begin(routed.deployment)
             customer = x.key.customer_id
@@ -484,7 +485,7 @@ class Proxy:
                 freed.set()
         if x.ticket is not None and self._limiter is not None:
             self._limiter.settle(
-                x.ticket, x.request_id, x.prompt_tokens, x.completion_tokens, x.status
+                x.ticket, x.prompt_tokens, x.completion_tokens, x.status, x.cached_tokens
             )
         replica = x.replica
         if self._access_log is not None:

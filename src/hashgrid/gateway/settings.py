@@ -49,8 +49,12 @@ class GatewaySettings(ConnectionLimits):
     # event loop delays answers, and failing open then would lift limits when they matter.
     redis_timeout_s: float = 1.0
     redis_retry_s: float = 2.0
-    # Completion tokens charged up front against tpm when a request sets no max_tokens.
+    # Completion tokens charged up front against tpm when a request sets no max_tokens, and
+    # reserved from a budget then when the view does not know the model's context length.
     default_completion_tokens: int = 256
+    # How long a budget reservation holds at most: a request answered for longer (a very long
+    # stream) lets its reservation lapse; a gateway that dies holds none for longer than this.
+    budget_hold_s: float = Field(900.0, gt=0)
     log_level: str = "info"
     # One info line per request (model, replica, status, ttft, tokens), like an access log;
     # false drops it (usage records still hold every request).

@@ -7,9 +7,18 @@ which builds the same shapes, before it is sent).
 """
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+)
 
 Name = Annotated[
     str,
@@ -30,6 +39,13 @@ Moment = Annotated[datetime, AfterValidator(_within_years)]
 AwareMoment = Annotated[AwareDatetime, AfterValidator(_within_years)]
 
 
+# A USD amount as the API writes it: a JSON string with every digit, never a float.
+Usd = Annotated[Decimal, PlainSerializer(lambda d: f"{d:f}", return_type=str, when_used="json")]
+# A budget: whole micro-dollars (at most 6 decimals), at most $1e9 (so its micro-dollars stay
+# exact wherever they are counted, Lua's doubles in Redis included). Numbers are taken too.
+BudgetUsd = Annotated[Usd, Field(ge=0, le=10**9, decimal_places=6, allow_inf_nan=False)]
+
+
 class Out(BaseModel):
     """A response shape read from table rows."""
 
@@ -40,8 +56,10 @@ class Limits(BaseModel):
     """Limits of a key or a customer; null (or absent): no limit of that kind.
 
     A request is refused with 429 while the key's or its customer's requests or tokens in the
-    last minute reach `rpm` or `tpm`, or while this calendar month's (UTC) spend reaches
-    `monthly_budget_usd` (0 refuses every request).
+    last minute reach `rpm` or `tpm`, or when its worst-case cost does not fit what is left of
+    `monthly_budget_usd` this calendar month (UTC), after the spend and the requests in flight
+    (0 refuses every request). The budget is a decimal string in USD (`"50.00"`; a number is
+    accepted too), with at most 6 decimals.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -51,6 +69,4 @@ class Limits(BaseModel):
     tpm: int | None = Field(
         None, ge=1, le=2_000_000_000, description="Tokens (prompt + completion) per minute"
     )
-    monthly_budget_usd: float | None = Field(
-        None, ge=0, le=1e12, allow_inf_nan=False, description="USD per calendar month (UTC)"
-    )
+    monthly_budget_usd: BudgetUsd | None = Field(None, description="USD per calendar month (UTC)")

@@ -1,8 +1,9 @@
 from datetime import datetime
+from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
 
-from hashgrid.contracts.api.common import Limits, Name, Out
+from hashgrid.contracts.api.common import Limits, Name, Out, Usd
 
 
 class KeyCreate(BaseModel):
@@ -22,7 +23,9 @@ class KeyOut(Out):
     created_at: datetime
     revoked_at: datetime | None
     limits: Limits
-    month_spend_usd: float = 0.0  # this calendar month's stored usage (UTC), at its prices
+    # This calendar month's (UTC) stored usage at its prices, in whole micro-dollars (rounded
+    # up, as budgets count it).
+    month_spend_usd: Usd = Decimal("0.00")
 
 
 class KeyCreated(KeyOut):

@@ -1,9 +1,10 @@
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel
 
-from hashgrid.contracts.api.common import Limits, Name, Out
+from hashgrid.contracts.api.common import Limits, Name, Out, Usd
 
 
 class OrgKind(StrEnum):
@@ -22,4 +23,6 @@ class OrganizationOut(Out):
     kind: OrgKind
     created_at: datetime
     limits: Limits  # a customer's, over all its keys together
-    month_spend_usd: float = 0.0  # a customer's stored usage this calendar month (UTC)
+    # A customer's stored usage this calendar month (UTC), in whole micro-dollars (rounded up,
+    # as budgets count it).
+    month_spend_usd: Usd = Decimal("0.00")

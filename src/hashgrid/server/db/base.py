@@ -4,10 +4,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Float, Integer, MetaData
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from hashgrid.billing.money import micros_of, micros_usd
+from hashgrid.contracts.api.common import Limits
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -51,22 +54,25 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class LimitColumns:
-    """A key's or an organization's limits (mixed into its table); None: no limit."""
+    """A key's or an organization's limits (mixed into its table); None: no limit. The budget
+    is kept in integer micro-dollars, as the gateways count it."""
 
     rpm_limit: Mapped[int | None] = mapped_column(Integer, default=None)
     tpm_limit: Mapped[int | None] = mapped_column(Integer, default=None)
-    monthly_budget_usd: Mapped[float | None] = mapped_column(Float, default=None)
+    monthly_budget_micros: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
     @property
-    def limits(self) -> dict[str, float | None]:
-        """The limits in the API's and the gateway feed's shape (`rpm`, `tpm`, budget)."""
-        return {
-            "rpm": self.rpm_limit,
-            "tpm": self.tpm_limit,
-            "monthly_budget_usd": self.monthly_budget_usd,
-        }
+    def limits(self) -> Limits:
+        """The limits in the API's shape (the budget in USD)."""
+        budget = self.monthly_budget_micros
+        return Limits(
+            rpm=self.rpm_limit,
+            tpm=self.tpm_limit,
+            monthly_budget_usd=None if budget is None else micros_usd(budget),
+        )
 
-    def set_limits(self, rpm: int | None, tpm: int | None, budget_usd: float | None) -> None:
-        self.rpm_limit = rpm
-        self.tpm_limit = tpm
-        self.monthly_budget_usd = budget_usd
+    def set_limits(self, limits: Limits) -> None:
+        budget = limits.monthly_budget_usd
+        self.rpm_limit = limits.rpm
+        self.tpm_limit = limits.tpm
+        self.monthly_budget_micros = None if budget is None else micros_of(budget)

@@ -30,7 +30,7 @@ from hashgrid.contracts.states import ContractStatus, NodeStatus, ReplicaStatus,
 from hashgrid.server.auth import per_state
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.contracts.tables import ComputeContract
-from hashgrid.server.db.base import utcnow
+from hashgrid.server.db.base import LimitColumns, utcnow
 from hashgrid.server.deployments.loads import ReplicaLoads
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.keys.tables import ApiKey
@@ -82,8 +82,8 @@ def views(request: Request) -> Views:
 def budgeted(view: GatewayView) -> tuple[list[str], list[str]]:
     """The ids of keys and of customers that have a budget: the spend gateways need."""
     return (
-        [k.key_id for k in view.keys if k.limits.monthly_budget_usd is not None],
-        [c.customer_id for c in view.customers if c.limits.monthly_budget_usd is not None],
+        [k.key_id for k in view.keys if k.limits.monthly_budget_micros is not None],
+        [c.customer_id for c in view.customers if c.limits.monthly_budget_micros is not None],
     )
 
 
@@ -168,7 +168,7 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
             select(Organization).where(
                 Organization.rpm_limit.is_not(None)
                 | Organization.tpm_limit.is_not(None)
-                | Organization.monthly_budget_usd.is_not(None)
+                | Organization.monthly_budget_micros.is_not(None)
             )
         )
     ).all()
@@ -204,15 +204,19 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
                 key_id=k.id,
                 key_hash=k.key_hash,
                 customer_id=k.customer_id,
-                limits=Limits.model_validate(k.limits),
+                limits=feed_limits(k),
             )
             for k in keys
         ],
-        customers=[
-            CustomerEntry(customer_id=o.id, limits=Limits.model_validate(o.limits)) for o in limited
-        ],
+        customers=[CustomerEntry(customer_id=o.id, limits=feed_limits(o)) for o in limited],
         sites=sorted(sites.values(), key=lambda s: s.name),
     )
+
+
+def feed_limits(row: LimitColumns) -> Limits:
+    """A key's or organization's limits as gateways count them (the budget in micro-dollars)."""
+    budget = row.monthly_budget_micros
+    return Limits(rpm=row.rpm_limit, tpm=row.tpm_limit, monthly_budget_micros=budget)
 
 
 def route_site(site: Site) -> RouteSite:

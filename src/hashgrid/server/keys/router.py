@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from hashgrid.billing.money import micros_usd
 from hashgrid.contracts.api.common import Limits
 from hashgrid.contracts.api.keys import KeyCreate, KeyCreated, KeyOut
 from hashgrid.server import pages
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 
 def key_out(key: ApiKey, state: ServerState) -> KeyOut:
     out = KeyOut.model_validate(key)
-    out.month_spend_usd = state.spend.of_key(key.id)
+    out.month_spend_usd = micros_usd(state.spend.of_key(key.id))
     return out
 
 

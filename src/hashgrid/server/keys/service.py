@@ -34,7 +34,7 @@ async def create(
         key_hash=hash_secret(secret),
         prefix=secret[: len(KEY_PREFIX) + 4],
     )
-    key.set_limits(limits.rpm, limits.tpm, limits.monthly_budget_usd)
+    key.set_limits(limits)
     session.add(key)
     await session.commit()
     return key, secret
@@ -54,10 +54,11 @@ async def _customer(session: AsyncSession, name: str | None, scope: str | None) 
 def _within(limits: Limits, org: Organization) -> None:
     """A key's limits may not exceed its organization's (both hold on every request anyway: a
     higher one would only mislead)."""
+    theirs_all = org.limits
     for kind, own, theirs in (
-        ("rpm", limits.rpm, org.rpm_limit),
-        ("tpm", limits.tpm, org.tpm_limit),
-        ("monthly_budget_usd", limits.monthly_budget_usd, org.monthly_budget_usd),
+        ("rpm", limits.rpm, theirs_all.rpm),
+        ("tpm", limits.tpm, theirs_all.tpm),
+        ("monthly_budget_usd", limits.monthly_budget_usd, theirs_all.monthly_budget_usd),
     ):
         if theirs is not None and (own is None or own > theirs):
             raise Invalid(f"limits.{kind}: the organization allows {theirs} at most")
@@ -104,7 +105,7 @@ async def set_limits(
     key = await get(session, key_id, scope)
     org = await organizations.get_by_id(session, key.customer_id)
     _within(limits, org)
-    key.set_limits(limits.rpm, limits.tpm, limits.monthly_budget_usd)
+    key.set_limits(limits)
     await session.commit()
     return key
 

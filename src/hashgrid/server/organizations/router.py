@@ -2,6 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from hashgrid.billing.money import micros_usd
 from hashgrid.contracts.api.common import Limits
 from hashgrid.contracts.api.organizations import OrganizationCreate, OrganizationOut, OrgKind
 from hashgrid.server import pages
@@ -56,5 +57,5 @@ async def set_organization_limits(
 
 def organization_out(org: Organization, state: ServerState) -> OrganizationOut:
     out = OrganizationOut.model_validate(org)
-    out.month_spend_usd = state.spend.of_customer(org.id)
+    out.month_spend_usd = micros_usd(state.spend.of_customer(org.id))
     return out

@@ -59,7 +59,7 @@ async def get_visible(session: AsyncSession, name: str, scope: str | None) -> Or
 async def set_limits(session: AsyncSession, name: str, limits: Limits) -> Organization:
     """Replace a customer's limits, which hold over all its keys together."""
     org = await get(session, name, OrgKind.CUSTOMER)
-    org.set_limits(limits.rpm, limits.tpm, limits.monthly_budget_usd)
+    org.set_limits(limits)
     await session.commit()
     return org
 

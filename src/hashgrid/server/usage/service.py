@@ -18,7 +18,6 @@ from sqlalchemy import ColumnElement, and_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hashgrid.billing.money import PICO_PER_USD
 from hashgrid.contracts.api.organizations import OrgKind
 from hashgrid.contracts.api.usage import Grouping, UsageFilter, UsageOut
 from hashgrid.contracts.gateway import REQUEST_ID_LEN, UsageAck, UsageRecord
@@ -72,8 +71,8 @@ async def _store_valid(
     # at a sync tick that then ended is spooled whole first, and its journaled copy (a 499) after
     # it when the gateway restarts from a crash.
     unique: dict[str, UsageRecord] = {}
-    for r in records:
-        unique.setdefault(r.request_id, r)
+    for one in records:
+        unique.setdefault(one.request_id, one)
     existing = set(
         (
             await session.scalars(
@@ -110,7 +109,7 @@ async def _store_valid(
                 request_id=r["request_id"],
             )
     seq = spend.add(
-        (r["key_id"], r["customer_id"], r["started_at"], r["cost_pico"] / PICO_PER_USD)
+        (r["key_id"], r["customer_id"], r["started_at"], r["cost_pico"])
         for r in fresh
         if r["request_id"] in stored
     )
