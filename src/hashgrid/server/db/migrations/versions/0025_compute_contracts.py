@@ -2,7 +2,7 @@
 replica-hour for a term, each watched hour of them, and the replicas placed for them.
 
 Revision ID: 0025
-Revises: 0023
+Revises: 0026
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0025"
-down_revision: str | None = "0023"
+down_revision: str | None = "0026"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
