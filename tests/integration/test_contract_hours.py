@@ -1,7 +1,8 @@
 """A compute contract's hours on each database: the real placement reconciler reserves its
 replica, the real hour-accounting pass samples it on a controlled clock, its node is lost (the
 liveness path) and the replica replaced; `contract_lines` then bills every reserved hour and
-credits the missed one to the node that lost it."""
+credits the missed one to the node that lost it, on the customer's draft invoice and, in the
+ledger, to that node's operator."""
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,11 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hashgrid.billing.contracts import HOUR, hour_of
+from hashgrid.billing.ledger import Owner, split
 from hashgrid.billing.lines import LineKind
 from hashgrid.billing.money import PICO_PER_USD
 from hashgrid.billing.periods import Period
 from hashgrid.contracts.api.compute_contracts import ContractCreate
 from hashgrid.contracts.states import ContractStatus, NodeStatus, ReplicaStatus
+from hashgrid.server.billing.service import draft
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.changes import Changes
 from hashgrid.server.contracts import service
@@ -30,6 +33,7 @@ from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.feed.service import view
 from hashgrid.server.nodes.service import set_status
 from hashgrid.server.nodes.tables import Node
+from hashgrid.server.organizations import service as organizations
 from hashgrid.server.organizations.tables import Organization
 from hashgrid.server.reconcile.placement import PlacementReconciler
 from hashgrid.server.sites.tables import Site
@@ -176,6 +180,14 @@ async def test_a_missed_hour_is_credited_to_the_node_that_lost_its_replica(fleet
         assert (credit.kind, credit.quantity, credit.cents) == (LineKind.CREDIT, 1, -250)
         assert credit.sources == ((lost_node, -P),)
         assert (credit.ref, credit.model) == (contract_id, "tiny")
+
+        # The customer's draft invoice holds them, and the ledger charges the credit to the
+        # operator of the node that lost the replica.
+        acme = await organizations.get(s, "acme")
+        drafted = await draft(s, (contract_lines,), acme, Period.of(start))
+        assert [x for x in drafted.lines if x.ref == contract_id] == [contract_line, credit]
+        owners = {n: Owner("op", "tx") for n in (lost_node, second.node_id)}
+        assert split([(drafted.lines, owners)]).operators["op"].credits == 250
 
         # The customer's view of the month counts the same hours.
         shown = await service.detail(s, ended, now=start + 2 * HOUR)
