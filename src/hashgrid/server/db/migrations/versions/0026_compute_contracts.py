@@ -1,8 +1,8 @@
 """Compute contracts: a customer's reserved replicas of a deployment at a price per
 replica-hour for a term, each watched hour of them, and the replicas placed for them.
 
-Revision ID: 0025
-Revises: 0026
+Revision ID: 0026
+Revises: 0025
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0025"
-down_revision: str | None = "0026"
+revision: str = "0026"
+down_revision: str | None = "0025"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -6,7 +6,7 @@ The old column is dropped in place (SQLite 3.35+ drops a plain column natively),
 copying the table as batch mode does: a copy drops the table the keys' foreign key points to,
 which SQLite refuses while a key exists.
 
-Revision ID: 0026
+Revision ID: 0025
 Revises: 0024
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0026"
+revision: str = "0025"
 down_revision: str | None = "0024"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
