@@ -20,7 +20,8 @@ from hashgrid.billing.money import PICO_PER_USD
 from hashgrid.billing.periods import Period
 from hashgrid.contracts.api.compute_contracts import ContractCreate
 from hashgrid.contracts.states import ContractStatus, NodeStatus, ReplicaStatus
-from hashgrid.server.billing.service import draft
+from hashgrid.server.billing.service import draft, issue, recompute
+from hashgrid.server.billing.statements import ledger_of
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.changes import Changes
 from hashgrid.server.contracts import service
@@ -194,6 +195,23 @@ async def test_a_missed_hour_is_credited_to_the_node_that_lost_its_replica(fleet
         period = shown.this_period
         assert (period.replica_hours, period.replica_hours_missed) == (2, 1)
         assert (period.amount_usd, period.credit_usd) == (Decimal("5.00"), Decimal("-2.50"))
+
+        # Issued once the month is over: the same lines, equal to their recomputation, and the
+        # month's ledger balances with the credit charged to the operator.
+        month = Period.of(start)
+        invoice = await issue(s, (contract_lines,), "acme", month, month.end + HOUR)
+        assert (invoice.subtotal_cents, invoice.credits_cents, invoice.total_cents) == (
+            500, 250, 250,
+        )  # fmt: skip
+        again = await recompute(s, invoice)
+        assert (again.difference_cents, again.recomputed_total_usd) == (0, Decimal("2.50"))
+        books = await ledger_of(s, month)
+        assert (books.gross_usd, books.credits_usd, books.difference_usd) == (
+            Decimal("5.00"), Decimal("2.50"), 0,
+        )  # fmt: skip
+        # The operator earns 70% of the $3.75 of hours its nodes hosted ($2.62) and bears the
+        # whole credit ($2.50); the platform keeps the rest, with the $1.25 no node hosted.
+        assert (books.earnings_usd, books.platform_share_usd) == (Decimal("0.12"), Decimal("2.38"))
 
 
 async def test_placement_keeps_reserved_replicas_for_an_active_contract_only(
