@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from support import postgres
+from support.cli import hashgrid, ok, ok_json, server_env
 from support.live import LiveServer, server_settings, wait_until
 
 README = Path(__file__).parents[2] / "README.md"
@@ -210,3 +211,22 @@ def test_readme_accounts_commands_work(user_home: dict[str, str], tmp_path: Path
     config = Path(user_home["HOME"]) / ".hashgrid" / "config.json"
     assert config.stat().st_mode & 0o777 == 0o600
     assert json.loads(config.read_text())["email"] == "ada@acme.example"
+
+
+def test_readme_money_commands_work(tmp_path: Path, tiny_model: Path) -> None:
+    """Each line of "Money" succeeds as the platform admin runs it, on a control plane with the
+    customer, the deployment and the key the lines name."""
+    database = f"sqlite+aiosqlite:///{tmp_path / 'money.db'}"
+    with LiveServer(server_settings(tmp_path / "server", database)) as server:
+        env = server_env(server)
+        ok("orgs", "create", "acme", "--kind", "customer", env=env)
+        ok("models", "add", "llama-3-8b", "--path", str(tiny_model), env=env)
+        ok("deploy", "llama-3-8b", "--replicas", "0", env=env)
+        key = ok_json("keys", "create", "--customer", "acme", env=env)["id"]
+        for raw in code_block("money").splitlines():
+            line = raw.split("  #")[0].replace("KEY_ID", key)
+            words = line.replace("payouts.csv", str(tmp_path / "payouts.csv")).split()
+            assert words[0] == "hashgrid", raw
+            done = hashgrid(*words[1:], env=env)
+            assert done.returncode == 0, f"{raw}\n{done.stdout}\n{done.stderr}"
+    assert (tmp_path / "payouts.csv").read_text().startswith("period,operator,")
