@@ -220,6 +220,7 @@ def test_readme_money_commands_work(tmp_path: Path, tiny_model: Path) -> None:
     with LiveServer(server_settings(tmp_path / "server", database)) as server:
         env = server_env(server)
         ok("orgs", "create", "acme", "--kind", "customer", env=env)
+        ok("orgs", "create", "minerco", "--kind", "operator", env=env)
         ok("models", "add", "llama-3-8b", "--path", str(tiny_model), env=env)
         ok("deploy", "llama-3-8b", "--replicas", "0", env=env)
         key = ok_json("keys", "create", "--customer", "acme", env=env)["id"]

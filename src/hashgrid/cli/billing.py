@@ -1,13 +1,14 @@
 """`hashgrid invoices ...`, `hashgrid earnings` and `hashgrid payouts ...`."""
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import typer
 
 from hashgrid.billing.periods import Period
 from hashgrid.cli.connection import client
-from hashgrid.cli.output import JsonOption, console, emit_json, table
+from hashgrid.cli.output import JsonOption, console, emit_json, fail, table
 from hashgrid.contracts.api.billing import InvoiceDetail, InvoiceIssue, ShareSet
 from hashgrid.contracts.states import InvoiceStatus
 
@@ -174,9 +175,12 @@ def export_payouts(
 def set_share(
     ctx: typer.Context,
     operator: str,
-    percent: float = typer.Argument(..., min=0, max=100, help="e.g. 70 for 70%."),
+    percent: Decimal = typer.Argument(..., help="e.g. 70 or 72.5 (at most 2 decimals)."),
 ) -> None:
     """(platform admin) An operator's share of what its nodes earn, from the next invoice on."""
+    bps = percent * 100
+    if not 0 <= bps <= 10_000 or bps != bps.to_integral_value():
+        raise fail("the share is a percent from 0 to 100 with at most 2 decimals")
     with client(ctx) as c:
-        share = c.set_operator_share(operator, ShareSet(share_bps=round(percent * 100)))
+        share = c.set_operator_share(operator, ShareSet(share_bps=int(bps)))
     console.print(f"{share.operator} earns {share.share_bps / 100:g}% of what its nodes serve")
