@@ -21,6 +21,7 @@ from hashgrid.contracts.gateway import (
 )
 from hashgrid.gateway.errors import QuotaExceeded, RateLimited
 from hashgrid.gateway.estimates import (
+    TemplateOverheads,
     estimate_tokens,
     measure,
     token_cost,
@@ -368,9 +369,10 @@ def test_the_prompt_is_bounded_by_its_utf8_bytes_and_4_tokens_a_message() -> Non
     }
     assert worst(body) == (6 + 3 + 2 * 4, 5)
     assert estimate_tokens(body, 256)[0] == 2 + 2 * 4, "rate limits estimate 4 characters a token"
-    assert worst({"prompt": [1, 2, 3], "max_tokens": 2}) == (3, 2), "token ids count one each"
-    assert worst({"prompt": "abcd", "max_tokens": 2, "n": 3}) == (4, 6)
-    assert worst({"prompt": ["ab", [1, 2, 3]], "max_tokens": 2}) == (5, 4), "a batch of two"
+    # A prompt without messages gets one message's worth of template (a BOS token, ...).
+    assert worst({"prompt": [1, 2, 3], "max_tokens": 2}) == (3 + 4, 2), "token ids count one each"
+    assert worst({"prompt": "abcd", "max_tokens": 2, "n": 3}) == (4 + 4, 6)
+    assert worst({"prompt": ["ab", [1, 2, 3]], "max_tokens": 2}) == (5 + 8, 4), "a batch of two"
 
 
 def test_what_the_template_also_renders_counts_in_the_prompt() -> None:
@@ -386,7 +388,7 @@ def test_the_context_length_caps_the_prompt_and_the_completion() -> None:
     choice fit in it, with the dearer tokens (here the completion's) counted first."""
     assert worst({"prompt": "x" * 500, "max_tokens": 10}, SMALL) == (190, 10)
     assert worst({"prompt": "x" * 50}, SMALL) == (0, 200)
-    assert worst({"prompt": "x" * 50, "max_tokens": 120, "n": 2}, SMALL) == (50, 240)
+    assert worst({"prompt": "x" * 50, "max_tokens": 120, "n": 2}, SMALL) == (54, 240)
     cheap_completion = SMALL.model_copy(update={"price_prompt": 3_000_000_000})
     assert worst({"prompt": "x" * 500}, cheap_completion) == (200, 0)
     image = {"type": "image_url", "image_url": {"url": "http://x/y.png"}}
@@ -395,16 +397,36 @@ def test_the_context_length_caps_the_prompt_and_the_completion() -> None:
 
 
 def test_without_max_tokens_the_completion_is_the_context_or_the_default() -> None:
-    assert worst({"prompt": "ab"}, MODEL, default=99) == (2, 99)
+    assert worst({"prompt": "ab"}, MODEL, default=99) == (6, 99)
     assert worst({"prompt": "ab"}, SMALL) == (0, 200)
 
 
 def test_embeddings_have_no_completion() -> None:
     embed = SMALL.model_copy(update={"task": "embed"})
-    assert worst({"input": ["abc", "de"]}, embed) == (5, 0)
+    assert worst({"input": ["abc", "de"]}, embed) == (5 + 8, 0)
 
 
 def test_the_worst_cost_is_rounded_up_to_a_micro_dollar() -> None:
     tiny = MODEL.model_copy(update={"price_prompt": 1, "price_completion": 1})
     assert worst_cost(measure({"prompt": "a", "max_tokens": 1}), tiny, 256) == 1
-    assert worst_cost(measure({"prompt": "ab", "max_tokens": 5}), MODEL, 256) == 12_000
+    assert worst_cost(measure({"prompt": "ab", "max_tokens": 5}), MODEL, 256) == 16_000
+
+
+def test_a_template_spending_more_than_4_tokens_a_message_widens_the_bound_once_metered() -> (
+    None
+):
+    """A ChatML template spells its markers out (tens of tokens): once one answer is metered
+    above the bound, the model's requests are bounded with that template's tokens a message."""
+    overheads = TemplateOverheads()
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+    size = measure(body)
+    assert worst_tokens(size, MODEL, 256, overheads.per_message("tiny")) == (2 + 4, 1)
+    overheads.learn("tiny", size, 33)  # the engine counted 31 tokens beyond the 2 bytes
+    per_message = overheads.per_message("tiny")
+    assert per_message == 31
+    assert worst_tokens(size, MODEL, 256, per_message)[0] >= 33
+    two = measure({"messages": [{"role": "user", "content": "hi"}] * 2, "max_tokens": 1})
+    assert worst_tokens(two, MODEL, 256, per_message)[0] == 4 + 2 * 31
+    overheads.learn("tiny", size, 10)  # a smaller count never narrows it
+    assert overheads.per_message("tiny") == 31
+    assert overheads.per_message("other") == 4

@@ -6,10 +6,13 @@ a token, plus 4 per message) plus `max_tokens` (or `max_completion_tokens`, time
 corrected to the engine's count. Budgets need a bound instead, since they are never to be
 overshot: a byte-level tokenizer makes at most one token of each byte, so the prompt's text
 in UTF-8 bytes (and the bytes of what the template also renders: tool definitions, tool calls,
-names) bounds its tokens, and token ids count one each. The chat template's own markers are
-taken as 4 tokens a message, OpenAI's figure: the gateway does not know the template, and one
-that spends more on its markers is not bounded. An image or audio part may make more tokens
-than its bytes, so a prompt that has one is bounded by the model's context alone. No prompt
+names) bounds its tokens, and token ids count one each. The chat template's own markers (and a
+prompt's BOS) are not in the body: the gateway does not know the template, so it takes them as
+4 tokens a message (at least one message's worth), OpenAI's figure, until metered answers show a
+model's template spends more (`TemplateOverheads`: the most metered prompt tokens beyond the
+bytes, per message, each gateway learns from its own budgeted requests); a model's first
+answers may so exceed their bound by the template's excess. An image or audio part may make
+more tokens than its bytes, so a prompt that has one is bounded by the model's context alone. No prompt
 exceeds the context, nor does any choice's prompt plus completion, so the model's
 `context_length` caps both.
 """
@@ -121,13 +124,37 @@ def token_cost(prompt: int, completion: int, explicit: bool, limit: int) -> int:
     return cost if explicit else max(prompt, min(cost, limit))
 
 
-def worst_tokens(size: Size, model: RoutedModel, default_completion: int) -> tuple[int, int]:
+class TemplateOverheads:
+    """The most tokens each model's chat template was seen to add to a prompt, per message:
+    metered prompt tokens beyond the prompt's bytes and token ids, spread over its messages (a
+    template's fixed part spread over one message is counted again for each of more, which only
+    widens the bound)."""
+
+    def __init__(self) -> None:
+        self._per_message: dict[str, int] = {}
+
+    def per_message(self, model: str) -> int:
+        return self._per_message.get(model, TOKENS_PER_MESSAGE)
+
+    def learn(self, model: str, size: Size, metered_prompt: int) -> None:
+        if size.media:
+            return  # bounded by the context, not its bytes
+        extra = metered_prompt - size.token_ids - size.utf8
+        per = -(-extra // max(size.messages, size.prompts))
+        if per > self.per_message(model):
+            self._per_message[model] = per
+
+
+def worst_tokens(
+    size: Size, model: RoutedModel, default_completion: int, per_message: int = TOKENS_PER_MESSAGE
+) -> tuple[int, int]:
     """Prompt and completion tokens that cost the most this request could cost: at most its
-    prompt's bound and the completion it allows (without `max_tokens`: the whole context, or
-    `default_completion` where the context is unknown), within the context of each choice."""
+    prompt's bound (with `per_message` tokens of template a message) and the completion it
+    allows (without `max_tokens`: the whole context, or `default_completion` where the context
+    is unknown), within the context of each choice."""
     context = model.context_length
     choices = size.choices * size.prompts
-    prompt = size.token_ids + size.utf8 + TOKENS_PER_MESSAGE * size.messages
+    prompt = size.token_ids + size.utf8 + per_message * max(size.messages, size.prompts)
     if model.task == "embed":
         completion = 0
     elif size.most is not None:
@@ -145,9 +172,11 @@ def worst_tokens(size: Size, model: RoutedModel, default_completion: int) -> tup
     return prompt, min(completion, total - prompt)
 
 
-def worst_cost(size: Size, model: RoutedModel, default_completion: int) -> int:
+def worst_cost(
+    size: Size, model: RoutedModel, default_completion: int, per_message: int = TOKENS_PER_MESSAGE
+) -> int:
     """The most the request can cost, in micro-dollars (rounded up) at `model`'s prices."""
-    prompt, completion = worst_tokens(size, model, default_completion)
+    prompt, completion = worst_tokens(size, model, default_completion, per_message)
     return micros_up(prices_of(model).cost(prompt, 0, completion))
 
 

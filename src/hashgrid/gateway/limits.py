@@ -36,7 +36,15 @@ from hashgrid.billing.money import FREE, UnitPrices, micros_up, micros_usd
 from hashgrid.billing.periods import Period
 from hashgrid.contracts.gateway import KeyEntry, Limits, RoutedModel
 from hashgrid.gateway.errors import QuotaExceeded, RateLimited
-from hashgrid.gateway.estimates import measure, prices_of, token_cost, tokens_of, worst_cost
+from hashgrid.gateway.estimates import (
+    Size,
+    TemplateOverheads,
+    measure,
+    prices_of,
+    token_cost,
+    tokens_of,
+    worst_cost,
+)
 from hashgrid.gateway.spend import SpendLedger
 from hashgrid.gateway.view import View
 from hashgrid.ratelimit import Budget, Charge, LocalBuckets, Spend, Verdict, remaining
@@ -96,6 +104,8 @@ class Ticket:
     headers: dict[str, str]
     # The model's in the view that admitted it (pico-dollars per token), where it has budgets.
     prices: UnitPrices
+    model: str = ""
+    size: Size | None = None  # the body as measured for its budgets: what metering teaches
 
 
 class Limiter:
@@ -103,6 +113,7 @@ class Limiter:
         self._store = store
         self._ledger = ledger
         self._default_completion = default_completion_tokens
+        self._overheads = TemplateOverheads()
         self._policies: dict[str, Policy | None] = {}
         self._policies_view: View | None = None
         self._policies_period: Period | None = None
@@ -134,7 +145,8 @@ class Limiter:
         budgets: list[Budget] = []
         if budgeted:
             assert size is not None
-            worst = worst_cost(size, model, self._default_completion)
+            per_message = self._overheads.per_message(model.name)
+            worst = worst_cost(size, model, self._default_completion, per_message)
             if policy.key_budget is not None:
                 spent = self._ledger.key(policy.key_id, view.spend)
                 budgets.append(Budget(policy.key_counter, policy.key_budget, spent, worst))
@@ -147,8 +159,12 @@ class Limiter:
         headers = rate_headers(charges, len(policy.requests), verdict.levels)
         if not verdict.allowed:
             raise refusal(policy, charges, budgets, verdict, headers)
-        prices = prices_of(model) if budgets else FREE  # what is spent counts for budgets only
-        return Ticket(policy, request_id, tokens, tuple(budgets), settler, headers, prices)
+        if not budgets:  # what is spent counts for budgets only
+            return Ticket(policy, request_id, tokens, (), settler, headers, FREE)
+        return Ticket(
+            policy, request_id, tokens, tuple(budgets), settler, headers, prices_of(model),
+            model.name, size,
+        )  # fmt: skip
 
     def settle(
         self,
@@ -173,6 +189,8 @@ class Limiter:
                 corrections.append((c, actual - c.cost))
         spends: list[Spend] = []
         if ticket.budgets:
+            if ticket.size is not None and prompt and status < 400:
+                self._overheads.learn(ticket.model, ticket.size, prompt)
             p = ticket.policy
             cost = micros_up(ticket.prices.cost(prompt, cached, completion))
             if cost:
