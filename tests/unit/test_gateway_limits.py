@@ -412,9 +412,7 @@ def test_the_worst_cost_is_rounded_up_to_a_micro_dollar() -> None:
     assert worst_cost(measure({"prompt": "ab", "max_tokens": 5}), MODEL, 256) == 16_000
 
 
-def test_a_template_spending_more_than_4_tokens_a_message_widens_the_bound_once_metered() -> (
-    None
-):
+def test_a_template_spending_more_than_4_tokens_a_message_widens_the_bound_once_metered() -> None:
     """A ChatML template spells its markers out (tens of tokens): once one answer is metered
     above the bound, the model's requests are bounded with that template's tokens a message."""
     overheads = TemplateOverheads()

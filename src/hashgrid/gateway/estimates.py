@@ -12,8 +12,8 @@ prompt's BOS) are not in the body: the gateway does not know the template, so it
 model's template spends more (`TemplateOverheads`: the most metered prompt tokens beyond the
 bytes, per message, each gateway learns from its own budgeted requests); a model's first
 answers may so exceed their bound by the template's excess. An image or audio part may make
-more tokens than its bytes, so a prompt that has one is bounded by the model's context alone. No prompt
-exceeds the context, nor does any choice's prompt plus completion, so the model's
+more tokens than its bytes, so a prompt that has one is bounded by the model's context alone.
+No prompt exceeds the context, nor does any choice's prompt plus completion, so the model's
 `context_length` caps both.
 """
 
