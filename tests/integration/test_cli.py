@@ -304,6 +304,10 @@ def test_operator_plans_curtails_and_restores_a_site(server: LiveServer, tmp_pat
     # Above the S21's worth ($119/MWh) the miners sleep: the evening peak at $300.
     assert [h["mining_mw"] for h in hours[16:22]] == [0.7, 0, 0, 0, 0, 0.7]
 
+    # A grid call sheds what runs now: at a flat price the miners run whatever the hour (at the
+    # evening peak above they would be asleep already, with nothing to shed).
+    model.write_text(json.dumps({**POWER_MODEL, "price": {"kind": "fixed", "usd_per_mwh": 30.0}}))
+    ok("power", "set", "tx", str(model), env=env)
     event = ok_json("power", "curtail", "tx", "--to-mw", "0.2", "--reason", "drill", "--grid",
                     env=env)  # fmt: skip
     assert (event["source"], event["power_state"]) == ("grid", "active")
