@@ -6,39 +6,15 @@ price book: a price change between two records makes two groups, and so two line
 """
 
 from collections import defaultdict
-from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import String
 
 from hashgrid.billing.invoices import UsageSum
 from hashgrid.billing.money import UnitPrices
 from hashgrid.billing.periods import Period
+from hashgrid.server.usage.dialects import UTCMonth
 from hashgrid.server.usage.tables import UsageRecordRow
-
-
-class UTCMonth(FunctionElement[Any]):
-    """The UTC calendar month of a timestamp as `YYYY-MM`: a record's billing period."""
-
-    type = String()
-    name = "utc_month"
-    inherit_cache = True
-
-
-@compiles(UTCMonth)
-def _utc_month(element: UTCMonth, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"to_char(timezone('UTC', {compiler.process(element.clauses, **kw)}), 'YYYY-MM')"
-
-
-@compiles(UTCMonth, "sqlite")
-def _utc_month_sqlite(element: UTCMonth, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite holds the UTC time as text, 'YYYY-MM-DD HH:MM:SS.ffffff'.
-    return f"substr({compiler.process(element.clauses, **kw)}, 1, 7)"
-
 
 r = UsageRecordRow
 # A record's cached tokens are part of its prompt tokens: never more than them.
