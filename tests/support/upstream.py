@@ -16,7 +16,8 @@ from support.live import ThreadedServer
 
 class PacedUpstream:
     """Answers every chat with `tokens` tokens ("t0 t1 ..."), streamed one per chunk every
-    `pace_s`, and `usage` as its count (default: 7 prompt tokens and `tokens`)."""
+    `pace_s`, and `usage` as its count (default: 7 prompt tokens and `tokens`). `served` lists
+    the answers in the order they were made: "answer" (whole), "stream" (at its last event)."""
 
     def __init__(
         self, tokens: int = 3, pace_s: float = 0.0, usage: dict[str, Any] | None = None
@@ -24,6 +25,7 @@ class PacedUpstream:
         self.tokens = tokens
         self.pace_s = pace_s
         self.usage = usage
+        self.served: list[str] = []
         routes = [
             Route("/v1/models", self._models, methods=["GET"]),
             Route("/v1/chat/completions", self._chat, methods=["POST"]),
@@ -46,6 +48,7 @@ class PacedUpstream:
             message = {"role": "assistant", "content": "".join(words)}
             choice = {"index": 0, "message": message, "finish_reason": "stop"}
             answer = {**base, "object": "chat.completion", "choices": [choice]}
+            self.served.append("answer")
             return JSONResponse({**answer, "usage": self._usage()})
 
         def event(delta: dict[str, str] | None, usage: dict[str, Any] | None = None) -> bytes:
@@ -62,6 +65,7 @@ class PacedUpstream:
                 yield event({"content": word})
             if (body.get("stream_options") or {}).get("include_usage"):
                 yield event(None, self._usage())
+            self.served.append("stream")
             yield b"data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
