@@ -168,15 +168,7 @@ async def payouts_csv(session: AsyncSession, period: Period) -> str:
     credits charged to it, and the payout (earned less credits)."""
     _, billed = await issued(session, period)
     ledger = split(billed)
-    names = dict(
-        (
-            await session.execute(
-                select(Organization.id, Organization.name).where(
-                    Organization.id.in_(list(ledger.operators))
-                )
-            )
-        ).all()
-    )
+    names = await organizations.names_of(session, ledger.operators)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["period", "operator", "earned_usd", "credits_usd", "payout_usd"])

@@ -1,5 +1,7 @@
 """Creating and finding organizations."""
 
+from collections.abc import Iterable
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,6 +47,14 @@ async def get_by_id(session: AsyncSession, organization_id: str) -> Organization
     if org is None:
         raise NotFound(f"no organization {organization_id!r}")
     return org
+
+
+async def names_of(session: AsyncSession, organization_ids: Iterable[str]) -> dict[str, str]:
+    """The names of these organizations, by id."""
+    found = await session.execute(
+        select(Organization.id, Organization.name).where(Organization.id.in_(set(organization_ids)))
+    )
+    return {org_id: name for org_id, name in found}
 
 
 async def get_visible(session: AsyncSession, name: str, scope: str | None) -> Organization:

@@ -16,7 +16,6 @@ from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.deployments.tables import Deployment
 from hashgrid.server.errors import Conflict, Invalid, NotFound
 from hashgrid.server.organizations import service as organizations
-from hashgrid.server.organizations.tables import Organization
 from hashgrid.server.prices.tables import DiscountRow, PriceRow
 
 
@@ -115,12 +114,7 @@ async def list_discounts(
     if scope is not None:
         query = query.where(DiscountRow.customer_id == scope)
     found = await pages.scalars(session, query, DISCOUNT_ORDER, cursor, limit)
-    found_names = await session.execute(
-        select(Organization.id, Organization.name).where(
-            Organization.id.in_({d.customer_id for d in found.items})
-        )
-    )
-    names = {org_id: name for org_id, name in found_names}
+    names = await organizations.names_of(session, (d.customer_id for d in found.items))
     return pages.Items(
         [discount_out(d, names[d.customer_id]) for d in found.items], found.next_cursor
     )
