@@ -35,6 +35,7 @@ def charge(record: MutableMapping[str, Any], prices: PriceBook, tier: str | None
     if found is None:
         record.update(
             tier=tier,
+            cached_tokens=cached,
             price_prompt=0,
             price_cached=0,
             price_completion=0,
