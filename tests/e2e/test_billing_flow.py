@@ -11,22 +11,12 @@ import openai
 
 from hashgrid.billing.periods import Period
 
-from support.cli import base_env, ok, ok_json, server_env
+from support.cli import ok, ok_json, server_env, sign_up
 from support.live import AgentProcess, LiveFleet, wait_until
 
-PASSWORD = "correct horse battery"
 PROMPT, COMPLETION = Decimal("2.50"), Decimal("10.00")  # USD per 1M tokens
 HOUR_PRICE = Decimal("1.75")  # USD per replica-hour
 CENT = Decimal("0.01")
-
-
-def sign_up(url: str, home: Path, email: str, organization: str, kind: str) -> dict[str, str]:
-    env = base_env(HASHGRID_HOME=str(home))
-    ok(
-        "signup", "--server", url, "--email", email, "--organization", organization,
-        "--kind", kind, "--password-stdin", env=env, stdin=PASSWORD,
-    )  # fmt: skip
-    return env
 
 
 def billed(amount: Decimal) -> Decimal:

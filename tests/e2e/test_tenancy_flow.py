@@ -8,20 +8,8 @@ from pathlib import Path
 
 import openai
 
-from support.cli import base_env, ok, ok_json, one_line_error, server_env
+from support.cli import ok, ok_json, one_line_error, server_env, sign_up
 from support.live import AgentProcess, LiveFleet, wait_until
-
-PASSWORD = "correct horse battery"
-
-
-def sign_up(url: str, home: Path, email: str, organization: str, kind: str) -> dict[str, str]:
-    """`hashgrid signup`, the password on stdin; the environment of that user's shell."""
-    env = base_env(HASHGRID_HOME=str(home))
-    ok(
-        "signup", "--server", url, "--email", email, "--organization", organization,
-        "--kind", kind, "--password-stdin", env=env, stdin=PASSWORD,
-    )  # fmt: skip
-    return env
 
 
 def ask(gateway_url: str, key: str, request_id: str) -> None:

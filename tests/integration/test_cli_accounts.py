@@ -10,28 +10,15 @@ import pytest
 
 from hashgrid.common.net import free_port
 
-from support.cli import base_env, failed, ok, ok_json, one_line_error, server_env
+from support.cli import PASSWORD, base_env, failed, ok, ok_json, one_line_error, server_env, sign_up
 from support.live import ADMIN_TOKEN, LiveServer, server_settings
 
-PASSWORD = "correct horse battery"
 sqlite = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 def user_env(home: Path) -> dict[str, str]:
     """The environment of a user whose hashgrid home is `home`: no server or token set."""
     return base_env(HASHGRID_HOME=str(home))
-
-
-def sign_up(
-    server: LiveServer, home: Path, email: str, organization: str, kind: str
-) -> dict[str, str]:
-    """`hashgrid signup` with the password on stdin; the user's environment."""
-    env = user_env(home)
-    ok(
-        "signup", "--server", server.url, "--email", email, "--organization", organization,
-        "--kind", kind, "--password-stdin", env=env, stdin=PASSWORD + "\n",
-    )  # fmt: skip
-    return env
 
 
 def saved_login(home: Path) -> dict[str, str]:
@@ -62,7 +49,7 @@ def test_sign_up_saves_a_private_login_and_whoami_names_the_user(
     me = ok_json("whoami", env=env)
     assert (me["organization"], me["kind"], me["role"]) == ("acme", "customer", "customer admin")
 
-    operator = sign_up(server, tmp_path / "olu", "olu@minerco.example", "minerco", "operator")
+    operator = sign_up(server.url, tmp_path / "olu", "olu@minerco.example", "minerco", "operator")
     assert ok_json("whoami", env=operator)["role"] == "operator admin"
     # The admin token is nobody's user.
     assert "the admin token: platform admin" in ok("whoami", env=server_env(server))
@@ -94,7 +81,7 @@ def test_invite_only_sign_up_takes_a_code_the_platform_admin_made(
 def test_login_reads_the_password_on_stdin_and_a_wrong_one_is_one_line(
     server: LiveServer, tmp_path: Path
 ) -> None:
-    sign_up(server, tmp_path / "signup-home", "ada@example.com", "acme", "customer")
+    sign_up(server.url, tmp_path / "signup-home", "ada@example.com", "acme", "customer")
     home = tmp_path / "laptop"
     env = user_env(home)
     args = ("login", "--server", server.url, "--email", "ada@example.com", "--password-stdin")
@@ -116,7 +103,7 @@ def test_login_reads_the_password_on_stdin_and_a_wrong_one_is_one_line(
 
 def test_logout_revokes_the_saved_token_and_forgets_it(server: LiveServer, tmp_path: Path) -> None:
     home = tmp_path / "ada"
-    env = sign_up(server, home, "ada@example.com", "acme", "customer")
+    env = sign_up(server.url, home, "ada@example.com", "acme", "customer")
     token = saved_login(home)["token"]
     assert stat.S_IMODE((home / "config.json").stat().st_mode) == 0o600
 
@@ -131,7 +118,7 @@ def test_logout_revokes_the_saved_token_and_forgets_it(server: LiveServer, tmp_p
 def test_an_invited_member_reads_keys_makes_one_once_an_admin_and_is_locked_out_once_removed(
     server: LiveServer, tmp_path: Path
 ) -> None:
-    admin = sign_up(server, tmp_path / "ada", "ada@example.com", "acme", "customer")
+    admin = sign_up(server.url, tmp_path / "ada", "ada@example.com", "acme", "customer")
     code = ok("invites", "create", env=admin).strip().splitlines()[-1]
     assert code.startswith("hg_invite_")
 
@@ -196,7 +183,7 @@ def new_member(server: LiveServer, tmp_path: Path, admin: dict[str, str]) -> dic
 
 
 def test_personal_tokens_are_made_listed_and_revoked(server: LiveServer, tmp_path: Path) -> None:
-    env = sign_up(server, tmp_path / "ada", "ada@example.com", "acme", "customer")
+    env = sign_up(server.url, tmp_path / "ada", "ada@example.com", "acme", "customer")
     made = ok_json("tokens", "create", "ci", "--role", "member", "--days", "7", env=env)
     assert made["token"].startswith("hg_pat_")
     assert made["token"] not in ok("tokens", "list", env=env)
@@ -221,9 +208,9 @@ def test_customers_and_operators_each_see_only_their_own(
 ) -> None:
     """A customer may not list sites or nodes; an operator may not list keys; one customer
     never sees another's keys; the platform admin must name the customer of a key."""
-    acme = sign_up(server, tmp_path / "ada", "ada@example.com", "acme", "customer")
-    globex = sign_up(server, tmp_path / "gus", "gus@globex.example", "globex", "customer")
-    operator = sign_up(server, tmp_path / "olu", "olu@minerco.example", "minerco", "operator")
+    acme = sign_up(server.url, tmp_path / "ada", "ada@example.com", "acme", "customer")
+    globex = sign_up(server.url, tmp_path / "gus", "gus@globex.example", "globex", "customer")
+    operator = sign_up(server.url, tmp_path / "olu", "olu@minerco.example", "minerco", "operator")
 
     ok("sites", "create", "tx", "--region", "us-south", "--country", "US", "--power-mw", "1",
        env=operator)  # fmt: skip
@@ -263,7 +250,7 @@ def test_a_login_beats_up_json_and_is_never_sent_to_another_server(
     env = user_env(home)
     assert ok_json("whoami", env=env)["role"] == "platform admin"
 
-    sign_up(server, home, "ada@example.com", "acme", "customer")
+    sign_up(server.url, home, "ada@example.com", "acme", "customer")
     assert ok_json("whoami", env=env)["role"] == "customer admin"
     # The same server however written: the saved login still applies.
     assert ok_json("whoami", "--server", server.url + "/", env=env)["role"] == "customer admin"

@@ -4,9 +4,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from support.live import ADMIN_TOKEN, LiveServer
+
+PASSWORD = "correct horse battery"  # what `sign_up` signs up with
 
 # Connection settings a test must control itself, never inherited from the caller's shell.
 _CONNECTION_VARS = ("HASHGRID_SERVER", "HASHGRID_TOKEN", "HASHGRID_HOME")
@@ -19,6 +22,16 @@ def base_env(**extra: str) -> dict[str, str]:
 
 def server_env(server: LiveServer, token: str = ADMIN_TOKEN) -> dict[str, str]:
     return base_env(HASHGRID_SERVER=server.url, HASHGRID_TOKEN=token)
+
+
+def sign_up(url: str, home: Path, email: str, organization: str, kind: str) -> dict[str, str]:
+    """`hashgrid signup` with `PASSWORD` on stdin; the environment of that user's shell."""
+    env = base_env(HASHGRID_HOME=str(home))
+    ok(
+        "signup", "--server", url, "--email", email, "--organization", organization,
+        "--kind", kind, "--password-stdin", env=env, stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    return env
 
 
 def hashgrid(
