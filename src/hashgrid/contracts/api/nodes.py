@@ -3,7 +3,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from hashgrid.contracts.agent import Fingerprint, Holding, Verification
-from hashgrid.contracts.states import NodePower, NodeStatus
+from hashgrid.contracts.states import NodeAdmission, NodePower, NodeStatus
 
 
 class NodeOut(BaseModel):
@@ -24,6 +24,10 @@ class NodeOut(BaseModel):
     # Derived by the server from the benchmark the agent ran at join (None until it reported).
     capacity_class: str | None = None
     verification: Verification | None = None
+    # Whether it takes customer traffic, and why it is where it is (the claim and the figure
+    # a refusal rests on, the spot-checks a quarantine rests on).
+    admission: NodeAdmission = NodeAdmission.PENDING
+    admission_reason: str | None = None
 
 
 class DrainRequest(BaseModel):

@@ -16,7 +16,13 @@ from hashgrid.contracts.agent import (
     VerificationReport,
 )
 from hashgrid.contracts.api.nodes import NodeOut
-from hashgrid.contracts.states import ACTIVE_REPLICA, NodePower, NodeStatus, ReplicaStatus
+from hashgrid.contracts.states import (
+    ACTIVE_REPLICA,
+    NodeAdmission,
+    NodePower,
+    NodeStatus,
+    ReplicaStatus,
+)
 from hashgrid.server import pages
 from hashgrid.server.db.base import new_id, utcnow
 from hashgrid.server.deployments.tables import Replica
@@ -236,6 +242,8 @@ def to_out(node: Node, site: Site) -> NodeOut:
         verification=(
             Verification.model_validate(node.verification) if node.verification else None
         ),
+        admission=NodeAdmission(node.admission),
+        admission_reason=node.admission_reason,
     )
 
 
