@@ -21,6 +21,7 @@ from hashgrid.contracts.api.organizations import OrganizationCreate
 from hashgrid.contracts.api.sites import SiteCreate
 
 from support.live import LiveFleet, LiveGateway, wait_until
+from support.tunnel import NodeTunnel
 from support.upstream import PacedUpstream
 
 CHAT = {"model": "paced", "messages": [{"role": "user", "content": "hi"}]}
@@ -82,8 +83,10 @@ def test_another_customer_uses_a_reserved_replica_only_while_its_holder_is_idle(
             path = f"/api/v1/agent/replicas/{placed[0]['replica_id']}/state"
             assert node.put(path, json=ready).status_code == 200
             gateway = fleet.start_gateway()
-            wait_until(lambda: gateway.ready_replicas("paced") == 1, 30, "the replica routable")
-            _check_sharing(gateway, keys, upstream)
+            with NodeTunnel(gateway.tunnel_url, node) as tunnel:
+                tunnel.engines[placed[0]["replica_id"]] = upstream.server.url
+                wait_until(lambda: gateway.ready_replicas("paced") == 1, 30, "replica routable")
+                _check_sharing(gateway, keys, upstream)
         finally:
             stop.set()
             node.close()

@@ -144,6 +144,11 @@ class LiveGateway(ThreadedServer):
         super().__init__(create_gateway(settings), limits=settings)
         self.settings = settings
 
+    @property
+    def tunnel_url(self) -> str:
+        """Where nodes dial this gateway."""
+        return self.settings.advertised_tunnel_url
+
     def health(self) -> dict[str, Any]:
         body: dict[str, Any] = httpx.get(f"{self.url}/healthz", timeout=5).json()
         return body
