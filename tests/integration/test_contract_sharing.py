@@ -20,7 +20,7 @@ from hashgrid.contracts.api.keys import KeyCreate
 from hashgrid.contracts.api.organizations import OrganizationCreate
 from hashgrid.contracts.api.sites import SiteCreate
 
-from support.live import LiveFleet, LiveGateway, wait_until
+from support.live import LiveFleet, LiveGateway, beating, wait_until
 from support.tunnel import NodeTunnel
 from support.upstream import PacedUpstream
 
@@ -33,18 +33,6 @@ def upstream() -> Iterator[PacedUpstream]:
     engine.server.start()
     yield engine
     engine.server.stop()
-
-
-def beating(node: httpx.Client, stop: threading.Event) -> threading.Thread:
-    """The node's heartbeats, as its agent would send them, until `stop`."""
-
-    def beat() -> None:
-        while not stop.wait(0.5):
-            node.post("/api/v1/agent/heartbeat", json={})
-
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-    return thread
 
 
 def test_another_customer_uses_a_reserved_replica_only_while_its_holder_is_idle(

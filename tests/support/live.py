@@ -132,6 +132,18 @@ class LiveServer(ThreadedServer):
         return node
 
 
+def beating(node: httpx.Client, stop: threading.Event) -> threading.Thread:
+    """A node's heartbeats, as its agent would send them, until `stop` (for `join_node`'s)."""
+
+    def beat() -> None:
+        while not stop.wait(0.5):
+            node.post("/api/v1/agent/heartbeat", json={})
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    return thread
+
+
 class LiveGateway(ThreadedServer):
     def __init__(self, server_url: str, token: str, home: Path, **overrides: Any) -> None:
         values: dict[str, Any] = {

@@ -24,6 +24,7 @@ class NodeTunnel:
         self._stop = asyncio.Event()
         self._connected = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._client: TunnelClient | None = None
 
     def __enter__(self) -> Self:
         self._thread.start()
@@ -32,8 +33,22 @@ class NodeTunnel:
     def __exit__(
         self, kind: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(10)
+
+    def close(self) -> None:
+        """Cut the tunnel now (the gateway sees it close) and stop dialling."""
+        self.__exit__(None, None, None)
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.connected.is_set()
+
+    @property
+    def refusals(self) -> int:
+        """How many times the gateway refused to open the tunnel."""
+        return self._client.refusals if self._client is not None else 0
 
     def wait_connected(self, timeout_s: float = 20.0) -> None:
         assert self._connected.wait(timeout_s), f"the tunnel to {self._url} did not open"
@@ -46,6 +61,7 @@ class NodeTunnel:
             client = TunnelClient(
                 self._url, lambda: self._credential, lambda: self.engines, session
             )
+            self._client = client
             watching = asyncio.create_task(self._watch(client))
             await client.run(self._stop)
             watching.cancel()

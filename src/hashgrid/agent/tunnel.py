@@ -58,6 +58,7 @@ class TunnelClient:
         self._session = session
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self.connected = asyncio.Event()
+        self.refusals = 0  # handshakes the gateway refused (401: a credential it does not know)
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = Backoff(base=0.5, cap=10.0)
@@ -81,6 +82,7 @@ class TunnelClient:
                         self.connected.clear()
                     log.info("tunnel closed", gateway=self.url, code=ws.close_code)
             except aiohttp.WSServerHandshakeError as e:
+                self.refusals += 1
                 log.warning("gateway refused the tunnel", gateway=self.url, status=e.status)
             except (aiohttp.ClientError, OSError, TimeoutError) as e:
                 log.warning("cannot reach the gateway", gateway=self.url, error=str(e))

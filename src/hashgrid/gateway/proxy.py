@@ -430,6 +430,9 @@ class Proxy:
         finally:
             if not complete and x.status < 400:
                 x.status = 499  # the client went away; closing upstream cancels the generation
+            if not done:  # cut short: billed for what reached the client, as after a crash
+                x.prompt_tokens = x.prompt_tokens or x.prompt_estimate
+                x.completion_tokens = max(x.completion_tokens, x.relayed_tokens)
             self._release(upstream, x, abort=not complete)
             self._finish(x)
 

@@ -122,9 +122,10 @@ class TunnelResponse:
 class Tunnel:
     """One node's connection: many requests at once, each on its own stream."""
 
-    def __init__(self, node_id: str, ws: web.WebSocketResponse) -> None:
+    def __init__(self, node_id: str, digest: str, ws: web.WebSocketResponse) -> None:
         self.node_id = node_id
-        self._ws = ws
+        self.digest = digest  # of the credential it opened with
+        self.ws = ws
         self._streams: dict[int, TunnelResponse] = {}
         self._next_stream = 0
         self.closed = False
@@ -139,7 +140,7 @@ class Tunnel:
         response = TunnelResponse(self, stream)
         self._streams[stream] = response
         try:
-            await self._ws.send_bytes(open_frame(stream, replica_id, path, body))
+            await self.ws.send_bytes(open_frame(stream, replica_id, path, body))
         except (ConnectionError, RuntimeError) as e:  # closing under us
             self.forget(stream, cancel=False)
             raise TunnelClosed(f"the tunnel of node {self.node_id} closed: {e}") from None
@@ -153,7 +154,7 @@ class Tunnel:
 
     async def _send_quietly(self, data: bytes) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):
-            await self._ws.send_bytes(data)
+            await self.ws.send_bytes(data)
 
     def receive(self, message: bytes) -> None:
         """One frame from the node. Raises BadFrame."""
@@ -194,7 +195,6 @@ class TunnelHub:
         self._nodes = nodes
         self._changed = changed
         self._tunnels: dict[str, Tunnel] = {}
-        self._sockets: dict[str, web.WebSocketResponse] = {}
         self._runner: web.AppRunner | None = None
         self._closing: set[asyncio.Future[bool]] = set()
 
@@ -215,12 +215,17 @@ class TunnelHub:
         return await tunnel.request(replica_id, path, body, head_timeout_s)
 
     def prune(self) -> None:
-        """Close the tunnels of nodes the view no longer lists (revoked, rotated, deleted)."""
-        listed = set(self._nodes().values())
-        for node_id, ws in list(self._sockets.items()):
-            if node_id not in listed:
-                log.info("closing the tunnel of a node the view no longer lists", node=node_id)
-                closing = asyncio.ensure_future(ws.close(code=4401, message=b"credential revoked"))
+        """Close the tunnels whose credential the view no longer lists (revoked, rotated, the
+        node deleted)."""
+        nodes = self._nodes()
+        for tunnel in list(self._tunnels.values()):
+            if nodes.get(tunnel.digest) != tunnel.node_id:
+                log.info(
+                    "closing a tunnel whose credential is no longer valid", node=tunnel.node_id
+                )
+                closing = asyncio.ensure_future(
+                    tunnel.ws.close(code=4401, message=b"credential no longer valid")
+                )
                 self._closing.add(closing)
                 closing.add_done_callback(self._closing.discard)
 
@@ -235,14 +240,15 @@ class TunnelHub:
         await web.TCPSite(self._runner, host, port, ssl_context=ssl_context).start()
 
     async def stop(self) -> None:
-        for ws in list(self._sockets.values()):
-            await ws.close(code=1001, message=b"gateway stopping")
+        for tunnel in list(self._tunnels.values()):
+            await tunnel.ws.close(code=1001, message=b"gateway stopping")
         if self._runner is not None:
             await self._runner.cleanup()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        node_id = self._authenticate(request.headers.get("authorization", ""))
-        if node_id is None:
+        digest = _digest(request.headers.get("authorization", ""))
+        node_id = self._nodes().get(digest) if digest is not None else None
+        if digest is None or node_id is None:
             return web.json_response(
                 {"error": "unknown node credential: not (or no longer) in this gateway's view"},
                 status=401,
@@ -251,12 +257,11 @@ class TunnelHub:
             heartbeat=HEARTBEAT_S, max_msg_size=MAX_FRAME_BYTES, compress=False
         )
         await ws.prepare(request)
-        older = self._sockets.get(node_id)
+        older = self._tunnels.get(node_id)
         if older is not None:
-            await older.close(code=4409, message=b"replaced by a newer tunnel")
-        tunnel = Tunnel(node_id, ws)
+            await older.ws.close(code=4409, message=b"replaced by a newer tunnel")
+        tunnel = Tunnel(node_id, digest, ws)
         self._tunnels[node_id] = tunnel
-        self._sockets[node_id] = ws
         self._changed()
         log.info("node tunnel open", node=node_id, peer=request.remote)
         reason = "the node closed it"
@@ -273,17 +278,18 @@ class TunnelHub:
             tunnel.close(reason)
             if self._tunnels.get(node_id) is tunnel:
                 del self._tunnels[node_id]
-                del self._sockets[node_id]
                 self._changed()
             log.info("node tunnel closed", node=node_id, reason=reason)
         return ws
 
-    def _authenticate(self, authorization: str) -> str | None:
-        scheme, _, credential = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not credential:
-            return None
-        # Looked up by digest, as API keys are: a credential's digest says nothing of another's.
-        return self._nodes().get(hash_secret(credential))
+
+def _digest(authorization: str) -> str | None:
+    """The digest of a bearer credential, which the view's nodes are looked up by (as API keys
+    are); None without one."""
+    scheme, _, credential = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not credential:
+        return None
+    return hash_secret(credential)
 
 
 def _drop_result(task: "asyncio.Future[Any]") -> None:
