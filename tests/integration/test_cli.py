@@ -277,6 +277,32 @@ def test_models_add_takes_a_download_source_with_its_size(server: LiveServer) ->
     assert "exactly one" in failed("models", "add", "y", env=env).stderr
 
 
+@sqlite
+def test_models_add_takes_a_safetensors_repository_for_a_gpu_engine(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """hf://OWNER/REPO[@REV] and a folder are repositories: safetensors, served by vLLM unless
+    another engine that serves them is named; llama.cpp is refused with the reason."""
+    env = server_env(server)
+    repo = "hf://Qwen/Qwen2.5-0.5B-Instruct@7ae557604adf67be50417f59c2c2f167def9a775"
+    model = ok_json("models", "add", "qwen", "--source", repo, "--size", "988000000", env=env)
+    assert (model["format"], model["engine"], model["source"]) == ("safetensors", "vllm", repo)
+    folder = tmp_path / "qwen"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"x" * 1000)
+    local = ok_json("models", "add", "qwen-local", "--path", str(folder), "--engine", "sglang",
+                    env=env)  # fmt: skip
+    assert (local["format"], local["engine"], local["size_bytes"]) == (
+        "safetensors",
+        "sglang",
+        1002,
+    )
+    refused = failed("models", "add", "q3", "--source", repo, "--size", "1", "--engine",
+                     "llamacpp", env=env)  # fmt: skip
+    assert "llamacpp serves gguf models, not safetensors" in refused.stderr
+
+
 POWER_MODEL = {
     "asics": [{"model": "Antminer S21", "count": 200}],  # 0.7 MW
     "price": {"kind": "time_of_use", "usd_per_mwh": [30.0] * 17 + [300.0] * 4 + [30.0] * 3},

@@ -126,6 +126,7 @@ def admin(server: LiveServer) -> Iterator[HashgridClient]:
         yield c
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_an_agent_with_llama_server_serves_through_the_gateway_and_reports_load(
     server: LiveServer, admin: HashgridClient, llama_server: str, tiny_model: Path, tmp_path: Path
 ) -> None:
