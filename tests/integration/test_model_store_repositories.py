@@ -2,6 +2,8 @@
 through `huggingface_hub.snapshot_download`, against a hub on loopback (`support.fake_hub`):
 only the format's files, resume, the store's budget and eviction, and the cache."""
 
+import asyncio
+import json
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,6 +12,7 @@ import pytest
 
 from hashgrid.agent.store import DownloadFailed, ModelStore, ModelTooLarge
 from hashgrid.contracts.engines import FORMATS
+from hashgrid.models.hub import describe_repository
 
 from support.fake_hub import FakeHub
 
@@ -131,3 +134,23 @@ async def test_a_repository_the_hub_does_not_have_fails_at_once(
     with pytest.raises(DownloadFailed, match="org/missing"):
         await store_at(tmp_path, hub).fetch("hf://org/missing", files=SAFETENSORS)
     assert len([r for r in hub.requests if "org/missing" in r.path]) == 1  # not retried
+
+
+async def test_a_repository_is_described_from_the_hubs_listing_without_its_weights(
+    hub: FakeHub,
+) -> None:
+    """What `hashgrid models add --source hf://...` registers: the bytes of the format's files and
+    the architecture in config.json, with no weight file fetched."""
+    hub.repos["org/tiny"]["config.json"] = json.dumps(
+        {"num_hidden_layers": 2, "num_attention_heads": 4, "hidden_size": 64}
+    ).encode()
+    size = sum(len(v) for k, v in hub.repos["org/tiny"].items() if not k.endswith((".bin", ".pth")))
+    facts = await asyncio.to_thread(describe_repository, "hf://org/tiny", SAFETENSORS, hub.url)
+    assert facts.size_bytes == size
+    assert facts.architecture == {
+        "layers": 2,
+        "kv_heads": 4,
+        "head_dim": 16,
+        "kv_bytes_per_element": 2,
+    }
+    assert not hub.downloads("model-00001-of-00002.safetensors")

@@ -7,6 +7,9 @@ Large files are LFS files as on the hub: their tree entry carries their SHA-256.
 
 import asyncio
 import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -136,3 +139,20 @@ def _range_start(value: str | None) -> int | None:
     if value is None:
         return None
     return int(value.removeprefix("bytes=").split("-")[0])
+
+
+@contextmanager
+def hub_in_thread(repos: dict[str, dict[str, bytes]]) -> Iterator[FakeHub]:
+    """A `FakeHub` serving from a thread of its own, for tests that are not async (a CLI's)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    hub = FakeHub(repos)
+    asyncio.run_coroutine_threadsafe(hub.start(), loop).result(10)
+    try:
+        yield hub
+    finally:
+        asyncio.run_coroutine_threadsafe(hub.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

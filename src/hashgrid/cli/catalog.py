@@ -18,6 +18,7 @@ from hashgrid.contracts.api.deployments import (
     ReplicaLoadOut,
 )
 from hashgrid.contracts.engines import ENGINES, FORMATS, engine_help
+from hashgrid.models.hub import RepositoryFacts, describe_folder, describe_repository
 
 models_app = typer.Typer(help="The model catalog, and the tiny test model.", no_args_is_help=True)
 
@@ -45,7 +46,10 @@ def add(
         help="Or where nodes download it: an http(s) URL or hf://OWNER/REPO/FILE[@REV] (one GGUF "
         "file), or hf://OWNER/REPO[@REV] (a safetensors repository).",
     ),
-    size: int | None = typer.Option(None, help="Bytes of a --source model (for placement)."),
+    size: int | None = typer.Option(
+        None,
+        help="Bytes of a --source model (for placement); a repository's are read from the hub.",
+    ),
     sha256: str | None = typer.Option(
         None, help="SHA-256 of a one-file --source model: nodes check their download against it."
     ),
@@ -67,10 +71,15 @@ def add(
     with client(ctx) as c:
         if path is not None:
             model = add_file(c, name, path, context_length, task, format=format, engine=engine)
-        elif size is None:
-            raise fail("--source needs --size (bytes), so placement knows what fits")
         else:
             repository = sources.is_repository(str(source))
+            format = format or ("safetensors" if repository else "gguf")
+            architecture = None
+            if repository and size is None:
+                facts = _describe(str(source), format)
+                size, architecture = facts.size_bytes, facts.architecture
+            if size is None:
+                raise fail("--source needs --size (bytes), so placement knows what fits")
             body = _create(
                 name=name,
                 source=str(source),
@@ -78,11 +87,21 @@ def add(
                 context_length=context_length,
                 task=task,
                 sha256=sha256,
-                format=format or ("safetensors" if repository else "gguf"),
+                format=format,
                 engine=engine,
+                architecture=architecture,
             )
             model = c.add_model(body)
     emit_json(model) if as_json else console.print(f"added model [bold]{model.name}[/bold]")
+
+
+def _describe(source: str, format: str) -> RepositoryFacts:
+    """A repository's size and architecture, as the hub (HF_ENDPOINT, HF_TOKEN) lists them."""
+    known = FORMATS.get(format)
+    try:
+        return describe_repository(source, known.files if known is not None else ())
+    except Exception as e:  # the hub's and its HTTP client's errors, a source that is no repo
+        raise fail(f"cannot read {source} from the hub ({e}); give --size") from e
 
 
 def _create(**fields: object) -> ModelCreate:
@@ -115,8 +134,10 @@ def add_file(
 ) -> ModelOut:
     """Add the model at `path` (a file, or a repository's folder), as nodes will find it there."""
     path = path.expanduser().resolve()
+    architecture = None
     if path.is_dir():
-        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        facts = describe_folder(path)
+        size, architecture = facts.size_bytes, facts.architecture
         format = format or "safetensors"
     elif path.is_file():
         size = path.stat().st_size
@@ -127,6 +148,7 @@ def add_file(
         name=name,
         source=str(path),
         size_bytes=size,
+        architecture=architecture,
         context_length=context_length,
         task=task,
         format=format,

@@ -53,5 +53,9 @@ def is_remote(source: str) -> bool:
 
 
 def is_repository(source: str) -> bool:
-    """Whether `source` names a whole Hugging Face repository rather than one file."""
-    return source.startswith(HF_PREFIX) and parse_hf(source).path is None
+    """Whether `source` names a whole Hugging Face repository rather than one file (a malformed
+    `hf://` source names neither)."""
+    try:
+        return source.startswith(HF_PREFIX) and parse_hf(source).path is None
+    except ValueError:
+        return False
