@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hashgrid.agent.store import DownloadFailed, ModelStore, ModelTooLarge
+from hashgrid.agent.store import DownloadFailed, ModelStore, ModelTooLarge, VerificationError
 from hashgrid.contracts.engines import FORMATS
 from hashgrid.models.hub import describe_repository
 
@@ -103,6 +103,23 @@ async def test_a_dropped_connection_resumes_where_it_stopped(tmp_path: Path, hub
     assert second.range is not None
     assert second.range.startswith("bytes=")
     assert int(second.range.removeprefix("bytes=").split("-")[0]) > 0
+
+
+@pytest.mark.parametrize("bad", ["model-00002-of-00002.safetensors", "tokenizer.json"])
+async def test_a_file_that_is_not_what_the_hub_named_it_is_refused_and_fetched_again(
+    tmp_path: Path, hub: FakeHub, bad: str
+) -> None:
+    """LFS files are checked against their SHA-256, the others against their git blob id."""
+    hub.corrupt.add(bad)
+    store = store_at(tmp_path, hub)
+    with pytest.raises(VerificationError, match="digest mismatch"):
+        await store.fetch("hf://org/tiny", files=SAFETENSORS)
+    assert store.holdings() == []
+    hub.corrupt.clear()
+    folder = await store.fetch("hf://org/tiny", files=SAFETENSORS)
+    assert (folder / bad).read_bytes() == TINY[bad]
+    assert len(hub.downloads(bad)) == 2
+    assert len(hub.downloads("model-00001-of-00002.safetensors")) == 1  # kept, not fetched again
 
 
 async def test_a_repository_larger_than_the_store_is_refused_before_downloading(

@@ -33,6 +33,9 @@ class FakeHub:
     requests: list[Request] = field(default_factory=list)
     # Close the first GET of each of these files after this many bytes (a dropped connection).
     drop_after: dict[str, int] = field(default_factory=dict)
+    # Serve these files with their last byte changed, under their true size and ETag (a bad
+    # mirror, a disk fault on the way).
+    corrupt: set[str] = field(default_factory=set)
     url: str = field(default_factory=lambda: f"http://127.0.0.1:{free_port()}")
 
     def __post_init__(self) -> None:
@@ -112,6 +115,8 @@ class FakeHub:
             headers["Content-Length"] = str(len(data))
             return web.Response(status=200, headers=headers)
         start = _range_start(request.headers.get("Range"))
+        if path in self.corrupt:
+            data = data[:-1] + bytes([data[-1] ^ 0xFF])
         body = data[start or 0 :]
         resp = web.StreamResponse(status=200 if start is None else 206, headers=headers)
         resp.content_length = len(body)

@@ -241,6 +241,7 @@ class ModelStore:
                 )
             finally:
                 watch.cancel()
+            await asyncio.to_thread(_verify_blobs, source, cache)
             if progress is not None:
                 progress(total, total)
             return self._commit_repository(key, source, cache, folder.path, listing.commit)
@@ -630,6 +631,32 @@ async def _report_progress(cache: Path, total: int, progress: Progress | None) -
     while True:
         await asyncio.sleep(REPOSITORY_PROGRESS_S)
         progress(min(await asyncio.to_thread(_tree_bytes, cache), total), total)
+
+
+def _verify_blobs(source: str, cache: Path) -> None:
+    """Check every file of a hub cache against the name the hub gave it (blocking): in its
+    layout a blob is named by its ETag, which is the SHA-256 of an LFS file's bytes and the git
+    blob id (SHA-1 of `blob <size>\\0` and the bytes) of any other. huggingface_hub checks
+    sizes only. A blob that does not match is deleted, so a later fetch downloads it again."""
+    for blob in cache.glob("*/blobs/*"):
+        name = blob.name
+        if len(name) == 64 and all(c in "0123456789abcdef" for c in name):
+            got = _sha256_file(blob)
+        elif len(name) == 40 and all(c in "0123456789abcdef" for c in name):
+            got = _git_blob_id(blob)
+        else:
+            continue  # a name that is no digest (an .incomplete file, another hub's ETag)
+        if got != name:
+            blob.unlink(missing_ok=True)
+            raise VerificationError(f"{source}: {blob.name}", "digest", name, got)
+
+
+def _git_blob_id(path: Path) -> str:
+    h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode(), usedforsecurity=False)
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK_BYTES):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _tree_bytes(folder: Path) -> int:
