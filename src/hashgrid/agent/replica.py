@@ -23,6 +23,7 @@ from hashgrid.agent.store import ModelStore, StoreError
 from hashgrid.common.net import free_port
 from hashgrid.common.restarts import Restarts
 from hashgrid.contracts.agent import Assignment, ReplicaReport
+from hashgrid.contracts.engines import FORMATS
 from hashgrid.contracts.states import ReplicaStatus
 
 log = structlog.get_logger("hashgrid.agent.replica")
@@ -38,13 +39,14 @@ STOP_FAILED_S = 10.0
 
 @dataclass(frozen=True)
 class EngineConfig:
-    bind_host: str  # where engines listen
-    advertise_host: str  # how gateways reach them
     log_dir: Path
     records_dir: Path  # a record per running engine, for the next agent to find
     ready_timeout_s: float
     store: ModelStore
     restart_first_s: float = 1.0  # the first restart's backoff; doubles up to a minute
+    # Where engines listen: the node's loopback only. Gateways reach them down the tunnels the
+    # agent opened (`agent/tunnel.py`); nothing outside the node can.
+    bind_host: str = "127.0.0.1"
 
 
 class Reports(Protocol):
@@ -131,8 +133,13 @@ class ReplicaRunner:
             spec.source, lambda reason: self._report(ReplicaStatus.STARTING, reason=reason)
         )
         try:
+            model_format = FORMATS.get(spec.format)
             model_path = await self._config.store.fetch(
-                spec.source, size_bytes=spec.size_bytes, sha256=spec.sha256, progress=progress
+                spec.source,
+                size_bytes=spec.size_bytes,
+                sha256=spec.sha256,
+                progress=progress,
+                files=model_format.files if model_format is not None else (),
             )
         except StoreError as e:
             return Failure(f"model not available: {e}", 0.0)
@@ -212,7 +219,7 @@ class ReplicaRunner:
             self._records.remove(self._id)
 
     def _endpoint(self, port: int) -> str:
-        return f"http://{self._config.advertise_host}:{port}"
+        return f"http://{self._config.bind_host}:{port}"
 
     def _report(
         self, status: ReplicaStatus, *, endpoint: str | None = None, reason: str | None = None

@@ -99,8 +99,9 @@ MAX_REPORTED = 1024
 class ReplicaLoad(BaseModel):
     """One ready replica's engine load, as its agent read it from the engine.
 
-    A figure is None when the engine did not say: llama.cpp has no metrics (its load is what
-    the gateways observe), and a scrape that failed or timed out tells nothing.
+    A figure is None when the engine did not say: llama-cpp-python (llama.cpp's fallback where
+    llama-server is not installed) has no metrics, and its load is what the gateways observe;
+    llama-server has no KV-cache figure; a scrape that failed or timed out tells nothing.
     """
 
     replica_id: str = Field(max_length=64)
@@ -139,6 +140,9 @@ class HeartbeatAck(BaseModel):
     # The node awaits a verification (`hashgrid nodes verify`, or never verified): benchmark the
     # reference model again now and report it, unless one is running or was reported since.
     verify: bool = False
+    # The tunnel listeners of the gateways up now (wss://host:port/tunnel): the node keeps a
+    # tunnel open to each, over which they send it requests (`agent/tunnel.py`).
+    gateways: list[str] = Field(default_factory=list)
 
 
 class ModelSpec(BaseModel):
