@@ -27,7 +27,7 @@ from hashgrid.contracts.states import ReplicaStatus
 from hashgrid.gateway.steering import SITE_HEADER
 
 from support.fake_miner import FakeLuxMiner
-from support.live import LiveFleet, wait_until
+from support.live import LiveFleet, admitted, wait_until
 from support.load import Load
 
 T = TypeVar("T")
@@ -114,7 +114,7 @@ def test_a_curtailment_sheds_miners_moves_flex_work_with_no_failed_request_and_r
         assert (first.node_id, first.status) == (nodes["tx-gpu"], ReplicaStatus.READY)
 
         fleet.add_agent("py-east", "py-gpu")
-        wait_until(lambda: len(admin.list_nodes()) == 2, 60, "the py-east node")
+        wait_until(lambda: admitted(admin) == 2, 60, "the py-east node admitted")
         nodes = {n.name: n.id for n in admin.list_nodes()}
         client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
 

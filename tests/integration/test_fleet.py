@@ -20,7 +20,14 @@ from hashgrid.contracts.api.nodes import DrainRequest
 from hashgrid.contracts.api.organizations import OrganizationCreate
 from hashgrid.contracts.api.sites import SiteCreate
 
-from support.live import AgentProcess, LiveGateway, LiveServer, server_settings, wait_until
+from support.live import (
+    AgentProcess,
+    LiveGateway,
+    LiveServer,
+    admitted,
+    server_settings,
+    wait_until,
+)
 
 
 @dataclass
@@ -78,7 +85,7 @@ def fleet(tiny_model: Path, tmp_path: Path) -> Iterator[Fleet]:
         for name in ("n1", "n2")
     }
     try:
-        wait_until(lambda: len(admin.list_nodes()) == 2, 60, "both agents to join")
+        wait_until(lambda: admitted(admin) == 2, 60, "both agents to join and pass verification")
         admin.add_model(
             ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
         )

@@ -23,7 +23,14 @@ from hashgrid.contracts.api.organizations import OrganizationCreate
 from hashgrid.contracts.api.sites import SiteCreate
 
 from support.data import RIPE
-from support.live import AgentProcess, LiveGateway, LiveServer, server_settings, wait_until
+from support.live import (
+    AgentProcess,
+    LiveGateway,
+    LiveServer,
+    admitted,
+    server_settings,
+    wait_until,
+)
 
 COUNTRY = "x-hashgrid-client-country"
 MESSAGES = [{"role": "user", "content": "hello"}]
@@ -67,7 +74,7 @@ def two_sites(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     gateway = LiveGateway(server.url, token, home / "gateway", rtt_table=RIPE)
     gateway.start()
     try:
-        wait_until(lambda: len(admin.list_nodes()) == 2, 60, "both agents to join")
+        wait_until(lambda: admitted(admin) == 2, 60, "both agents to join and pass verification")
         admin.add_model(
             ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
         )

@@ -102,6 +102,11 @@ def server_settings(home: Path, database_url: str, **overrides: Any) -> ServerSe
     return ServerSettings(**values)
 
 
+def admitted(admin: HashgridClient) -> int:
+    """How many nodes are admitted: joined and verified, so placement may use them."""
+    return sum(n.admission == "admitted" for n in admin.list_nodes())
+
+
 class LiveServer(ThreadedServer):
     def __init__(self, settings: ServerSettings, port: int | None = None) -> None:
         super().__init__(create_server(settings), port, settings)
@@ -299,7 +304,8 @@ class LiveFleet:
         return agent
 
     def wait_for_nodes(self, count: int) -> None:
-        wait_until(lambda: len(self.admin.list_nodes()) == count, 60, f"{count} node(s)")
+        """Until `count` nodes joined and passed their verification (admitted: placeable)."""
+        wait_until(lambda: admitted(self.admin) == count, 60, f"{count} node(s) admitted")
 
     def start_gateway(self, **overrides: Any) -> LiveGateway:
         token = self.admin.create_token(TokenCreate(name="gw", role="gateway")).token

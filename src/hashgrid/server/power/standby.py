@@ -29,7 +29,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.contracts.agent import NodePowerOutcome
 from hashgrid.contracts.api.power import PowerModel, valid_model
-from hashgrid.contracts.states import ACTIVE_REPLICA, NodePower, NodeStatus, ReplicaStatus
+from hashgrid.contracts.states import (
+    ACTIVE_REPLICA,
+    NodeAdmission,
+    NodePower,
+    NodeStatus,
+    ReplicaStatus,
+)
 from hashgrid.scheduler import Snapshot, plan
 from hashgrid.server.db.base import utcnow
 from hashgrid.server.deployments.tables import Replica
@@ -52,7 +58,8 @@ async def standby_idle(
     session: AsyncSession, site: Site, model: PowerModel, idle_for: timedelta
 ) -> Standby:
     """Order off the site's ready, powered nodes with a BMC that have held no replica for
-    `idle_for` (an operator's cordon or drain leaves a node alone)."""
+    `idle_for` (an operator's cordon or drain leaves a node alone, and so does a pending
+    verification)."""
     if not model.gpus.bmcs:
         return Standby([], None)
     candidates = (
@@ -63,6 +70,8 @@ async def standby_idle(
                 Node.power == NodePower.ON,
                 Node.cordoned.is_(False),
                 Node.drain_deadline.is_(None),
+                # A pending node must stay up to benchmark: nothing would wake it for that.
+                Node.admission != NodeAdmission.PENDING,
                 Node.name.in_(list(model.gpus.bmcs)),
             )
         )
