@@ -1,10 +1,11 @@
 """When the agent verifies its node: first join, changed GPUs, or when asked."""
 
 import json
+import time
 from pathlib import Path
 
 from hashgrid.agent.settings import AgentSettings
-from hashgrid.agent.verification import needed, usable_gpus
+from hashgrid.agent.verification import VerifyRequests, needed, usable_gpus
 from hashgrid.common.paths import write_private
 from hashgrid.contracts.agent import Fingerprint, GpuInfo
 
@@ -59,3 +60,32 @@ def test_an_unreadable_record_means_verifying_again(tmp_path: Path) -> None:
     assert needed(settings, "n1", _fingerprint())
     write_private(settings.verification_path, "[1, 2]")
     assert needed(settings, "n1", _fingerprint())
+
+
+# Requests from the control plane (a heartbeat ack's `verify`).
+
+
+async def test_a_request_from_the_control_plane_is_wanted_once_nothing_answers_it() -> None:
+    asked = VerifyRequests()
+    asked.asked(time.monotonic())
+    assert asked.wanted.is_set()
+
+
+async def test_requests_while_a_verification_runs_are_answered_by_that_run() -> None:
+    asked = VerifyRequests()
+    asked.running()
+    asked.asked(time.monotonic())
+    assert not asked.wanted.is_set()
+
+
+async def test_an_ack_that_crossed_the_report_settling_it_is_ignored_but_a_later_one_is_not() -> (
+    None
+):
+    asked = VerifyRequests()
+    asked.running()
+    beat_sent = time.monotonic()  # while the report was on its way
+    asked.settled()
+    asked.asked(beat_sent)
+    assert not asked.wanted.is_set()
+    asked.asked(time.monotonic())  # the node is still pending: asked again
+    assert asked.wanted.is_set()
