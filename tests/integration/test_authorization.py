@@ -130,6 +130,7 @@ POST   /api/v1/agent/miners/results                       401  403 403 403 403 4
 GET    /api/v1/gateway/view                               401  403 403 403 403 403 403  ok  ok
 POST   /api/v1/gateway/usage                              401  403 403 403 403 403 403  ok  ok
 POST   /api/v1/gateway/demand                             401  403 403 403 403 403 403  ok  ok
+POST   /api/v1/gateway/spot-checks                        401  403 403 403 403 403 403  ok  ok
 """
 
 Route = tuple[str, str]
@@ -365,6 +366,7 @@ SAMPLES: dict[Route, Sample] = {
     ("POST", "/api/v1/agent/miners/results"): Sample(body={"revision": 0, "results": []}),
     ("POST", "/api/v1/gateway/usage"): Sample(body={"records": []}),
     ("POST", "/api/v1/gateway/demand"): Sample(body={"gateway": "matrix", "models": []}),
+    ("POST", "/api/v1/gateway/spot-checks"): Sample(body={"results": []}),
 }
 # Walked after every other route: the node's credential changes, and the old one is refused.
 WALKED_LAST = [("POST", "/api/v1/agent/rotate")]

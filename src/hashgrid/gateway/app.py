@@ -39,6 +39,7 @@ from hashgrid.gateway.proxy import Proxy
 from hashgrid.gateway.redis_limits import RedisBuckets
 from hashgrid.gateway.settings import GatewaySettings
 from hashgrid.gateway.spend import SpendLedger
+from hashgrid.gateway.spotcheck import SpotChecker, SpotCheckShipper, direct_replay
 from hashgrid.gateway.steering import load_latency
 from hashgrid.gateway.view import ViewWatcher
 from hashgrid.ratelimit import LocalBuckets
@@ -102,7 +103,12 @@ def create_app(settings: GatewaySettings) -> Starlette:
             demand = DemandMeter()
             access_log = AccessLog() if settings.access_log else None
             holder["watcher"] = watcher
-            holder["proxy"] = Proxy(
+            checker = SpotChecker(
+                direct_replay(session),
+                settings.spot_check_share,
+                threshold=settings.spot_check_threshold,
+            )
+            holder["proxy"] = the_proxy = Proxy(
                 session,
                 watcher,
                 spool,
@@ -114,6 +120,10 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 demand=demand,
                 cold_start_wait_s=settings.cold_start_wait_s,
             )
+            the_proxy.spot_checks = checker
+            checks = SpotCheckShipper(
+                checker, session, settings.server_url, settings.token, settings.spot_check_flush_s
+            )
             reporter = DemandReporter(
                 demand, session, settings.server_url, settings.token, settings.demand_report_s
             )
@@ -122,6 +132,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 asyncio.create_task(shipper.run(), name="usage"),
                 asyncio.create_task(shipper.sync_forever(), name="usage-fsync"),
                 asyncio.create_task(reporter.run(), name="demand"),
+                asyncio.create_task(checks.run(), name="spot-checks"),
             ]
             if access_log is not None:
                 tasks.append(asyncio.create_task(access_log.run(), name="access-log"))

@@ -55,6 +55,12 @@ class GatewaySettings(ConnectionLimits):
     # How long a budget reservation holds at most: a request answered for longer (a very long
     # stream) lets its reservation lapse; a gateway that dies holds none for longer than this.
     budget_hold_s: float = Field(900.0, gt=0)
+    # Spot-checks (gateway/spotcheck.py): the share of greedy answers from untrusted nodes
+    # replayed on a trusted replica, the statistical agreement a replay on other hardware must
+    # reach, and how often results go to the control plane.
+    spot_check_share: float = Field(0.01, ge=0.0, le=1.0)
+    spot_check_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    spot_check_flush_s: float = Field(2.0, gt=0)
     log_level: str = "info"
     # One info line per request (model, replica, status, ttft, tokens), like an access log;
     # false drops it (usage records still hold every request).

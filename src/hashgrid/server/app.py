@@ -44,6 +44,7 @@ from hashgrid.server.reconcile.liveness import LivenessReconciler
 from hashgrid.server.reconcile.placement import PlacementReconciler
 from hashgrid.server.reconcile.power import PowerReconciler
 from hashgrid.server.reconcile.runner import start_all
+from hashgrid.server.reconcile.scores import ScoreReconciler
 from hashgrid.server.settings import ServerSettings
 from hashgrid.server.sites.router import router as sites_router
 from hashgrid.server.state import ServerState
@@ -130,6 +131,15 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                 (
                     EndpointReconciler(sessions, state.changes, settings.endpoint_probe_interval_s),
                     settings.endpoint_probe_interval_s,
+                ),
+                (
+                    ScoreReconciler(
+                        sessions,
+                        state.changes,
+                        settings.score_interval_s,
+                        settings.score_window_s,
+                    ),
+                    settings.score_interval_s,
                 ),
                 (
                     ContractHours(

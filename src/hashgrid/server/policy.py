@@ -143,6 +143,7 @@ RULES: dict[tuple[str, str], frozenset[CallerRole]] = {
     ("GET", f"{API}/gateway/view"): GATEWAYS,
     ("POST", f"{API}/gateway/usage"): GATEWAYS,
     ("POST", f"{API}/gateway/demand"): GATEWAYS,
+    ("POST", f"{API}/gateway/spot-checks"): GATEWAYS,
 }
 
 

@@ -48,6 +48,13 @@ class ServerSettings(ConnectionLimits):
     contract_sample_s: float = Field(10.0, gt=0)
     contract_lead_s: float = Field(600.0, ge=0)
     long_poll_max_s: float = 30.0
+    # Spot-checks (reliability/service.py): a node with `quarantine_mismatches` failed checks
+    # among its last `quarantine_window` is quarantined. Reliability scores are computed every
+    # score_interval_s over the last score_window_s.
+    quarantine_mismatches: int = Field(3, ge=1)
+    quarantine_window: int = Field(10, ge=1)
+    score_interval_s: float = Field(60.0, gt=0)
+    score_window_s: float = Field(24 * 3600.0, gt=0)
     # Last month's invoices are issued this long after it ends (the gateways' spools drained),
     # checked every invoice_interval_s; None: only by hand (reconcile/invoicing.py).
     invoice_grace_s: float | None = Field(3600.0, ge=0)
