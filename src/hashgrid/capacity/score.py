@@ -6,8 +6,8 @@ Parts, each in [0, 1]:
 - `success`: requests answered without a 5xx, of those it served;
 - `speed`: requests whose time to first token met its capacity class's expectation;
 - `agreement`: spot-checks its answers passed (`capacity/agreement.py`).
-Rates carry one good event of prior (`(good + 1) / (all + 1)`), so a node with no traffic yet
-scores 1 and one bad request among none is not a verdict of 0.
+Rates carry a few good events of prior (`(good + k) / (all + k)`), so a node with no traffic
+yet scores 1 and one bad request among none is not a verdict of 0.
 
 score = uptime * success * agreement * (1 + speed) / 2: a node that is down, fails requests or
 alters answers loses traffic in proportion; slowness only halves it at worst, since a slow
@@ -74,19 +74,25 @@ class Reliability:
         }
 
 
-def _rate(bad: int, total: int) -> float:
-    """Good of all with one good event of prior; counts out of order are clamped."""
+# Good events assumed before any is counted: a node's first failed request out of one costs
+# it a sixth of its success, not half. Spot-checks get one: an altered answer is rarer news.
+REQUEST_PRIOR = 5
+CHECK_PRIOR = 1
+
+
+def _rate(bad: int, total: int, prior: int) -> float:
+    """Good of all with `prior` good events assumed; counts out of order are clamped."""
     total = max(total, 0)
     bad = min(max(bad, 0), total)
-    return (total - bad + 1) / (total + 1)
+    return (total - bad + prior) / (total + prior)
 
 
 def reliability(c: Counts) -> Reliability:
     """The score of `c` and its parts (module docstring)."""
     uptime = min(max(c.up_s / c.seen_s, 0.0), 1.0) if c.seen_s > 0 else 1.0
-    success = _rate(c.failed, c.requests)
-    speed = _rate(c.slow, c.requests)
-    agreement = _rate(c.mismatches, c.checks)
+    success = _rate(c.failed, c.requests, REQUEST_PRIOR)
+    speed = _rate(c.slow, c.requests, REQUEST_PRIOR)
+    agreement = _rate(c.mismatches, c.checks, CHECK_PRIOR)
     score = uptime * success * agreement * (1 + speed) / 2
     return Reliability(round(score, 4), uptime, success, speed, agreement)
 

@@ -51,6 +51,7 @@ class NodeView:
     schedulable: bool = True  # False (lost, draining): its replicas must go elsewhere
     cordoned: bool = False  # True: keeps its replicas, takes no new ones
     holds: frozenset[str] | None = None  # model sources in its store; None: unknown
+    score: float | None = None  # reliability in [0, 1] (`capacity/score.py`); None: unscored
 
 
 @dataclass(frozen=True, slots=True)
