@@ -3,6 +3,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from hashgrid.contracts.agent import Fingerprint, Holding, Verification
+from hashgrid.contracts.api.common import ReliabilityOut
 from hashgrid.contracts.states import NodePower, NodeStatus
 
 
@@ -24,6 +25,8 @@ class NodeOut(BaseModel):
     # Derived by the server from the benchmark the agent ran at join (None until it reported).
     capacity_class: str | None = None
     verification: Verification | None = None
+    # Its reliability over the last day, with the parts behind it; None until first scored.
+    reliability: ReliabilityOut | None = None
 
 
 class DrainRequest(BaseModel):

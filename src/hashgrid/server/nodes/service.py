@@ -15,6 +15,7 @@ from hashgrid.contracts.agent import (
     Verification,
     VerificationReport,
 )
+from hashgrid.contracts.api.common import ReliabilityOut
 from hashgrid.contracts.api.nodes import NodeOut
 from hashgrid.contracts.states import ACTIVE_REPLICA, NodePower, NodeStatus, ReplicaStatus
 from hashgrid.server import pages
@@ -215,7 +216,7 @@ async def get(
     return node, site
 
 
-def to_out(node: Node, site: Site) -> NodeOut:
+def to_out(node: Node, site: Site, reliability: ReliabilityOut | None = None) -> NodeOut:
     return NodeOut(
         id=node.id,
         name=node.name,
@@ -236,6 +237,7 @@ def to_out(node: Node, site: Site) -> NodeOut:
         verification=(
             Verification.model_validate(node.verification) if node.verification else None
         ),
+        reliability=reliability,
     )
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hashgrid.capacity.score import Counts, decayed, expected_ttft_ms, reliability, total
+from hashgrid.contracts.api.common import ReliabilityOut
 from hashgrid.contracts.spotchecks import SpotCheckAck, SpotCheckResult
 from hashgrid.contracts.states import NodeStatus
 from hashgrid.server.changes import Changes
@@ -226,3 +227,14 @@ async def scores(
         )
     )
     return {r.subject_id: r for r in rows.all()}
+
+
+def reliability_out(row: ReliabilityScore | None) -> ReliabilityOut | None:
+    """A stored score as the REST API shows it."""
+    if row is None:
+        return None
+    parts = row.parts or {}
+    return ReliabilityOut.model_validate(
+        {"uptime": 1.0, "success": 1.0, "speed": 1.0, "agreement": 1.0, **parts}
+        | {"score": row.score, "computed_at": row.computed_at}
+    )

@@ -6,7 +6,10 @@ from hashgrid.contracts.api.sites import JoinTokenCreate, JoinTokenCreated, Site
 from hashgrid.server import pages
 from hashgrid.server.params import PathName, filter_by
 from hashgrid.server.policy import Caller
+from hashgrid.server.reliability import service as reliability
+from hashgrid.server.reliability.tables import ReliabilityScore
 from hashgrid.server.sites import service
+from hashgrid.server.sites.tables import Site
 from hashgrid.server.state import Session
 
 router = APIRouter(prefix="/api/v1/sites", tags=["sites"])
@@ -31,12 +34,21 @@ async def list_sites(
         session, caller.scope, page.cursor, page.limit, region, operator
     )
     page.link(found.next_cursor)
-    return [SiteOut.model_validate(s) for s in found.items]
+    scores = await reliability.scores(session, reliability.SITE, (s.id for s in found.items))
+    return [_out(s, scores) for s in found.items]
 
 
 @router.get("/{name}")
 async def get_site(name: PathName, session: Session, caller: Caller) -> SiteOut:
-    return SiteOut.model_validate(await service.get(session, name, caller.scope))
+    """A site by name, with its nodes' reliability counted together."""
+    site = await service.get(session, name, caller.scope)
+    return _out(site, await reliability.scores(session, reliability.SITE, [site.id]))
+
+
+def _out(site: Site, scores: dict[str, ReliabilityScore]) -> SiteOut:
+    out = SiteOut.model_validate(site)
+    out.reliability = reliability.reliability_out(scores.get(site.id))
+    return out
 
 
 @router.post("/{name}/join-tokens", status_code=status.HTTP_201_CREATED)
