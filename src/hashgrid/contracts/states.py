@@ -11,6 +11,16 @@ class NodeStatus(StrEnum):
     LOST = "lost"  # missed its TTL; its replicas are lost with it
 
 
+class NodeAdmission(StrEnum):
+    """Whether a node may take customer traffic (`nodes.admission`), set only through
+    `server/nodes/admission.py: set_admission`, each move with its reason."""
+
+    PENDING = "pending"  # not verified yet, or re-verification asked: no placements, no traffic
+    ADMITTED = "admitted"  # its verification passed: placed on and routed to
+    REFUSED = "refused"  # its verification failed; `admission_reason` says which claim and figure
+    QUARANTINED = "quarantined"  # admitted, then its answers failed spot-checks
+
+
 class NodePower(StrEnum):
     """Whether hashgrid keeps a GPU node powered (`nodes.power`), for nodes whose BMC the site's
     power model names: on -> standby (idle long enough: its BMC turns it off) -> waking (work
@@ -109,6 +119,24 @@ NODE_TRANSITIONS: dict[NodeStatus, frozenset[NodeStatus]] = {
     NodeStatus.READY: frozenset({NodeStatus.LOST}),
     NodeStatus.LOST: frozenset({NodeStatus.READY}),
 }
+
+# Any state -> PENDING: re-verification asked (`hashgrid nodes verify`); the agent benchmarks again.
+NODE_ADMISSION_TRANSITIONS: dict[NodeAdmission, frozenset[NodeAdmission]] = {
+    NodeAdmission.PENDING: frozenset({NodeAdmission.ADMITTED, NodeAdmission.REFUSED}),
+    # ADMITTED -> REFUSED: a later verification of the node (its GPUs changed) failed.
+    NodeAdmission.ADMITTED: frozenset(
+        {NodeAdmission.PENDING, NodeAdmission.REFUSED, NodeAdmission.QUARANTINED}
+    ),
+    # REFUSED -> ADMITTED: its agent verified again by itself (GPUs changed, `agent --verify`).
+    NodeAdmission.REFUSED: frozenset({NodeAdmission.PENDING, NodeAdmission.ADMITTED}),
+    # A quarantined node's own reports change nothing: only a re-verification asked for frees it.
+    NodeAdmission.QUARANTINED: frozenset({NodeAdmission.PENDING}),
+}
+
+
+def admission_can_move(current: NodeAdmission, new: NodeAdmission) -> bool:
+    """True when a node's admission may go from `current` to `new` (staying put is allowed)."""
+    return new == current or new in NODE_ADMISSION_TRANSITIONS[current]
 
 
 CONTRACT_TRANSITIONS: dict[ContractStatus, frozenset[ContractStatus]] = {

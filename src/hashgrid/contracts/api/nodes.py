@@ -4,7 +4,7 @@ from pydantic import BaseModel, Field
 
 from hashgrid.contracts.agent import Fingerprint, Holding, Verification
 from hashgrid.contracts.api.common import ReliabilityOut
-from hashgrid.contracts.states import NodePower, NodeStatus
+from hashgrid.contracts.states import NodeAdmission, NodePower, NodeStatus
 
 
 class NodeOut(BaseModel):
@@ -25,6 +25,10 @@ class NodeOut(BaseModel):
     # Derived by the server from the benchmark the agent ran at join (None until it reported).
     capacity_class: str | None = None
     verification: Verification | None = None
+    # Whether it takes customer traffic, and why it is where it is (the claim and the figure
+    # a refusal rests on, the spot-checks a quarantine rests on).
+    admission: NodeAdmission = NodeAdmission.PENDING
+    admission_reason: str | None = None
     # Its reliability over the last day, with the parts behind it; None until first scored.
     reliability: ReliabilityOut | None = None
 

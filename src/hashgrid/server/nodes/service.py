@@ -17,7 +17,13 @@ from hashgrid.contracts.agent import (
 )
 from hashgrid.contracts.api.common import ReliabilityOut
 from hashgrid.contracts.api.nodes import NodeOut
-from hashgrid.contracts.states import ACTIVE_REPLICA, NodePower, NodeStatus, ReplicaStatus
+from hashgrid.contracts.states import (
+    ACTIVE_REPLICA,
+    NodeAdmission,
+    NodePower,
+    NodeStatus,
+    ReplicaStatus,
+)
 from hashgrid.server import pages
 from hashgrid.server.db.base import new_id, utcnow
 from hashgrid.server.deployments.tables import Replica
@@ -237,6 +243,8 @@ def to_out(node: Node, site: Site, reliability: ReliabilityOut | None = None) ->
         verification=(
             Verification.model_validate(node.verification) if node.verification else None
         ),
+        admission=NodeAdmission(node.admission),
+        admission_reason=node.admission_reason,
         reliability=reliability,
     )
 

@@ -4,7 +4,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hashgrid.contracts.states import NodePower, NodeStatus
+from hashgrid.contracts.states import NodeAdmission, NodePower, NodeStatus
 from hashgrid.server.db.base import Base, UTCDateTime, new_id, utcnow
 
 
@@ -44,3 +44,10 @@ class Node(Base):
     # class the server derives from it (None until the agent has reported one).
     verification: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     capacity_class: Mapped[str | None] = mapped_column(String(32), default=None)
+    # Whether the node may take customer traffic (`NodeAdmission`) and why it is where it is;
+    # written only by `nodes/admission.py: set_admission`. Indexed: placement and the gateways'
+    # view read admitted nodes only.
+    admission: Mapped[str] = mapped_column(
+        String(16), default=NodeAdmission.PENDING, server_default="pending", index=True
+    )
+    admission_reason: Mapped[str | None] = mapped_column(String(2000), default=None)

@@ -26,9 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hashgrid.capacity.score import Counts, decayed, expected_ttft_ms, reliability, total
 from hashgrid.contracts.api.common import ReliabilityOut
 from hashgrid.contracts.spotchecks import SpotCheckAck, SpotCheckResult
-from hashgrid.contracts.states import NodeStatus
+from hashgrid.contracts.states import NodeAdmission, NodeStatus
 from hashgrid.server.changes import Changes
 from hashgrid.server.db.base import utcnow
+from hashgrid.server.nodes.admission import set_admission
 from hashgrid.server.nodes.tables import Node
 from hashgrid.server.reliability.tables import ReliabilityScore, SpotCheckRow
 from hashgrid.server.usage.tables import UsageRecordRow
@@ -89,9 +90,6 @@ async def _judge(
     session: AsyncSession, node_id: str, rule: QuarantineRule, changes: Changes
 ) -> bool:
     """Quarantine `node_id` if its latest checks fail the rule; True if it was quarantined now."""
-    from hashgrid.contracts.states import NodeAdmission  # TODO(merge admission): top level
-    from hashgrid.server.nodes.admission import set_admission
-
     node = await session.get(Node, node_id)
     if node is None or node.admission != NodeAdmission.ADMITTED:
         return False
