@@ -1,7 +1,7 @@
 """Spot-checks gateways report, and the reliability scores of nodes and sites.
 
 Revision ID: 0028
-Revises: 0026
+Revises: 0027
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0028"
-down_revision: str | None = "0026"
+down_revision: str | None = "0027"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
