@@ -82,6 +82,7 @@ POST   /api/v1/nodes/{node}/cordon                        401  403 403 403 ok  4
 POST   /api/v1/nodes/{node}/uncordon                      401  403 403 403 ok  404 403  403 ok
 POST   /api/v1/nodes/{node}/drain                         401  403 403 403 ok  404 403  403 ok
 POST   /api/v1/nodes/{node}/revoke                        401  403 403 403 ok  404 403  403 ok
+POST   /api/v1/nodes/{node}/verify                        401  403 403 403 ok  404 403  403 ok
 POST   /api/v1/models                                     401  403 403 403 403 403 403  403 ok
 GET    /api/v1/models                                     401  ok  ok  ok  ok  ok  403  403 ok
 GET    /api/v1/models/{name:path}                         401  ok  ok  ok  ok  ok  403  403 ok
@@ -315,6 +316,7 @@ SAMPLES: dict[Route, Sample] = {
     ("POST", "/api/v1/nodes/{node}/revoke"): Sample(
         lambda t: f"/api/v1/nodes/{t.spare_node_x}/revoke"
     ),
+    ("POST", "/api/v1/nodes/{node}/verify"): Sample(lambda t: f"/api/v1/nodes/{t.node_x}/verify"),
     ("POST", "/api/v1/models"): Sample(
         body=lambda t: {"name": t.unique("model"), "source": "/nowhere/m.gguf", "size_bytes": 1}
     ),

@@ -26,6 +26,8 @@ from hashgrid.gateway.settings import GatewaySettings
 from hashgrid.server.app import create_app as create_server
 from hashgrid.server.settings import ServerSettings
 
+from support.admission import admit
+
 ADMIN_TOKEN = "hg_admin_test-token-for-tests-only"
 KEEP_ALIVE_S = 75.0
 
@@ -113,11 +115,17 @@ class LiveServer(ThreadedServer):
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
     def join_node(
-        self, site: str, name: str, gpus: list[dict[str, Any]] | None = None
+        self,
+        site: str,
+        name: str,
+        gpus: list[dict[str, Any]] | None = None,
+        *,
+        verified: bool = True,
     ) -> httpx.Client:
         """A node joined to `site` through the agent protocol, with this machine's fingerprint
         (and `gpus`, as NVML on a GPU machine reports them, where given) and no engine: a client
-        speaking as the node (its id in `x-node-id`, for the test)."""
+        speaking as the node (its id in `x-node-id`, for the test). `verified`: it reported a
+        real benchmark, as its agent would, and is admitted; else it is pending."""
         with self.client() as admin:
             token = admin.create_join_token(site).token
         fingerprint = collect().model_dump(mode="json")
@@ -126,6 +134,10 @@ class LiveServer(ThreadedServer):
         body = {"join_token": token, "name": name, "fingerprint": fingerprint}
         with self.http(token=None) as http:
             joined: dict[str, Any] = http.post("/api/v1/agent/join", json=body).json()
+        if verified:
+            with self.http(token=joined["credential"]) as reporting:
+                reporting.headers[PROTOCOL_HEADER] = "1"
+                admit(reporting, fingerprint)
         node = self.http(token=joined["credential"])
         node.headers[PROTOCOL_HEADER] = "1"
         node.headers["x-node-id"] = joined["node_id"]

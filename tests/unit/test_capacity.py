@@ -1,4 +1,4 @@
-"""The capacity class and the hardware check at join: pure, from fingerprint and benchmark."""
+"""The capacity class and the verification verdict: pure, from fingerprint and benchmark."""
 
 from collections.abc import Callable
 
@@ -117,7 +117,7 @@ def test_several_gpus_add_a_count_and_the_smallest_sets_the_tier() -> None:
     assert judge(mixed, ON_GPU).capacity_class == "gpu-24g-x2"
 
 
-def test_quarantined_gpus_count_for_nothing_and_are_listed() -> None:
+def test_quarantined_gpus_count_for_nothing_and_are_noted_without_refusing() -> None:
     reason = "XID 79 (GPU has fallen off the bus)"
     two = node(
         gpu(0, "NVIDIA H200", 143771 * MIB),
@@ -125,7 +125,9 @@ def test_quarantined_gpus_count_for_nothing_and_are_listed() -> None:
     )
     verdict = judge(two, ON_GPU)
     assert verdict.capacity_class == "gpu-141g"
-    assert verdict.problems == [f"GPU 1 (NVIDIA H200) is quarantined: {reason}"]
+    assert verdict.problems == []
+    assert verdict.passed
+    assert verdict.notes == [f"GPU 1 (NVIDIA H200) is quarantined: {reason}"]
     none_left = node(gpu(0, "NVIDIA H200", 143771 * MIB, quarantined=True))
     assert judge(none_left, ran()).capacity_class == UNUSABLE
 
@@ -177,30 +179,87 @@ def _no_cpus(fp: Fingerprint) -> None:
             _wrong_memory,
             "GPU 0 (NVIDIA GeForce RTX 4090) reports 79.6 GiB, but a RTX 4090 has 24 GB",
         ),
-        (_unknown, "GPU 0 (Acme Matrix Engine 9000) is not a model this control plane knows"),
         (_no_memory, "GPU 0 (NVIDIA H100 80GB HBM3) reports no memory"),
         (_ram_over_total, "reports 513.0 GiB of memory available but only 512.0 GiB in all"),
         (_disk_over_total, "of disk free but only"),
         (_no_cpus, "reports 0 CPUs"),
     ],
 )
-def test_an_inconsistent_fingerprint_is_flagged(
+def test_an_inconsistent_fingerprint_refuses_the_node(
     break_it: Callable[[Fingerprint], None], problem: str
 ) -> None:
     fp = node(gpu(0, "NVIDIA H100 80GB HBM3", 81559 * MIB))
     assert judge(fp, ON_GPU).problems == []
     break_it(fp)
-    problems = judge(fp, ON_GPU).problems
-    assert len(problems) == 1, problems
-    assert problem in problems[0], problems
+    verdict = judge(fp, ON_GPU)
+    assert len(verdict.problems) == 1, verdict.problems
+    assert problem in verdict.problems[0], verdict.problems
+    assert not verdict.passed
+    assert verdict.reason().startswith("verification failed: ")
 
 
-def test_a_gpu_node_whose_benchmark_ran_on_the_cpu_is_flagged_but_keeps_its_class() -> None:
-    verdict = judge(node(gpu(0, "NVIDIA L40S", 46068 * MIB)), ran(gpu_offload=False))
-    assert verdict.capacity_class == "gpu-48g"
+def test_an_unknown_gpu_model_is_noted_and_held_to_the_floor_of_any_gpu() -> None:
+    fp = node(gpu(0, "Acme Matrix Engine 9000", 81559 * MIB))
+    verdict = judge(fp, ran(gpu_offload=True, generation_tokens_per_s=10.0, seconds=13.0))
+    assert verdict.passed, verdict.problems
+    assert verdict.notes == [
+        "GPU 0 (Acme Matrix Engine 9000) is not a model this control plane knows; memory unchecked"
+    ]
+    slow = judge(fp, ran(gpu_offload=True, generation_tokens_per_s=4.0, seconds=33.0))
+    assert not slow.passed
+    assert (
+        "under the 4.9 expected (Acme Matrix Engine 9000 is not in the public" in (slow.problems[0])
+    )
+
+
+def test_a_node_claiming_an_h100_whose_benchmark_ran_on_the_cpu_is_refused_naming_both() -> None:
+    h100 = node(gpu(0, "NVIDIA H100 80GB HBM3", 81559 * MIB))
+    verdict = judge(h100, ran(gpu_offload=False, generation_tokens_per_s=2345.0))
+    assert verdict.capacity_class == "gpu-80g"  # the class is the hardware's; admission refuses
+    assert not verdict.passed
     assert verdict.problems == [
-        "the benchmark ran on the CPU although the node reports 1 usable GPU(s): "
-        "llama.cpp on this node cannot offload to them"
+        "claims 1 GPU(s) (NVIDIA H100 80GB HBM3), but the benchmark ran on the CPU "
+        "(gpu_offload false, 2,345 tokens/s generated): llama.cpp on this node did not use them"
+    ]
+    assert verdict.reason() == "verification failed: " + verdict.problems[0]
+
+
+def test_a_gpu_far_slower_than_the_one_claimed_is_refused_with_claim_figure_and_floor() -> None:
+    h100 = node(gpu(0, "NVIDIA H100 80GB HBM3", 81559 * MIB))
+    verdict = judge(h100, ran(gpu_offload=True, generation_tokens_per_s=20.0, seconds=7.0))
+    assert verdict.problems == [
+        "claims NVIDIA H100 80GB HBM3, but generated the reference model at only 20.0 tokens/s, "
+        "under the 31.4 expected (an H100 generates Llama-3-8B at 62.9 tokens/s or more in the "
+        "public llama.cpp table): the machine is slower than claimed, shared or throttled"
+    ]
+
+
+def test_a_gpu_at_or_above_its_floor_passes_and_says_what_it_was_measured_against() -> None:
+    h100 = node(gpu(0, "NVIDIA H100 80GB HBM3", 81559 * MIB))
+    verdict = judge(h100, ran(gpu_offload=True, generation_tokens_per_s=3000.0))
+    assert verdict.passed
+    assert verdict.reason() == (
+        "verification passed: generated the reference model at 3,000 tokens/s on NVIDIA H100 "
+        "80GB HBM3, at least 31 expected (an H100 generates Llama-3-8B at 62.9 tokens/s or more "
+        "in the public llama.cpp table)"
+    )
+
+
+def test_several_gpus_are_held_to_the_floor_of_the_slowest_claimed() -> None:
+    mixed = node(gpu(0, "NVIDIA H100 PCIe", 81559 * MIB), gpu(1, "NVIDIA RTX 4000 Ada", 20 * GIB))
+    # 20 tokens/s: under an H100's floor (31.4), over an RTX 4000 Ada's (10.3).
+    verdict = judge(mixed, ran(gpu_offload=True, generation_tokens_per_s=20.0, seconds=7.0))
+    assert verdict.passed, verdict.problems
+    assert "NVIDIA H100 PCIe, NVIDIA RTX 4000 Ada" in verdict.reason()
+
+
+def test_a_cpu_node_is_held_to_the_cpu_floor() -> None:
+    assert judge(node(), ran(generation_tokens_per_s=150.0, seconds=1.0)).passed
+    slow = judge(node(), ran(generation_tokens_per_s=50.0, seconds=3.0))
+    assert slow.problems == [
+        "has no GPU, but generated the reference model at only 50.0 tokens/s, under the 100.0 "
+        "expected (a node with no GPU is held to the CPU floor): the machine is slower than "
+        "claimed, shared or throttled"
     ]
 
 
@@ -209,10 +268,10 @@ def test_a_benchmark_on_a_gpu_the_node_does_not_report_is_flagged() -> None:
     assert verdict.problems == ["the benchmark ran on a GPU, but the node reports no usable GPU"]
 
 
-def test_a_starved_node_is_flagged() -> None:
-    problems = judge(node(), ran(generation_tokens_per_s=3.0, seconds=60.0)).problems
+def test_a_starved_node_is_refused() -> None:
+    problems = judge(node(), ran(prompt_tokens_per_s=30.0, seconds=60.0)).problems
     assert len(problems) == 1
-    assert problems[0].startswith("generation ran at 3 tokens/s, far below any healthy node")
+    assert problems[0].startswith("prompt ran at 30 tokens/s, far below any healthy node")
 
 
 def test_speeds_that_do_not_fit_the_run_time_are_flagged() -> None:
@@ -276,11 +335,12 @@ def _rank(capacity_class: str) -> int:
 
 
 @given(consistent_nodes())
-def test_a_consistent_node_has_no_problems_but_its_quarantined_gpus(fp: Fingerprint) -> None:
+def test_a_consistent_node_passes_with_a_note_per_quarantined_gpu(fp: Fingerprint) -> None:
     verdict = judge(fp, ON_GPU if any(not g.quarantined for g in fp.gpus) else ran())
     quarantined = [g for g in fp.gpus if g.quarantined]
-    assert len(verdict.problems) == len(quarantined)
-    assert all("is quarantined" in p for p in verdict.problems)
+    assert verdict.problems == []
+    assert len(verdict.notes) == len(quarantined)
+    assert all("is quarantined" in n for n in verdict.notes)
 
 
 @given(consistent_nodes())

@@ -2,6 +2,7 @@
 some wait. Invariants over random snapshots are in test_scheduler_properties.py."""
 
 import random
+from dataclasses import replace
 
 from hashgrid.scheduler import Place, Plan, PowerState, Remove, Snapshot, Tier, Unplaced, plan
 
@@ -435,6 +436,20 @@ def test_removes_replicas_on_unschedulable_or_unknown_nodes_and_replaces_them() 
         Remove("r2", "node not schedulable"),
     ]
     assert placed_nodes(p) == ["up", "up"]
+
+
+def test_a_node_not_admitted_takes_no_replica_and_loses_those_it_runs() -> None:
+    refused = replace(cpu("refused", memory=50 * GIB), admitted=False)
+    replicas = [rep("r1", "d", "refused", ready=True)]
+    p = plan(snap([refused, cpu("ok")], [dep(replicas=2)], replicas))
+    assert p.removes == [Remove("r1", "node not admitted")]
+    assert placed_nodes(p) == ["ok", "ok"]
+
+
+def test_unplaced_when_no_ready_node_is_admitted_says_so() -> None:
+    p = plan(snap([replace(cpu("a"), admitted=False)], [dep(replicas=1)]))
+    assert p.places == []
+    assert p.unplaced == [Unplaced("d", 1, "no admitted node (awaiting or failed verification)")]
 
 
 def test_a_failed_replica_its_agent_restarts_keeps_its_place() -> None:

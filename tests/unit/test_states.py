@@ -7,12 +7,15 @@ import pytest
 from hashgrid.contracts.states import (
     ACTIVE_REPLICA,
     CONTRACT_TRANSITIONS,
+    NODE_ADMISSION_TRANSITIONS,
     NODE_TRANSITIONS,
     REPLICA_TRANSITIONS,
     TERMINAL_REPLICA,
     ContractStatus,
+    NodeAdmission,
     NodeStatus,
     ReplicaStatus,
+    admission_can_move,
     contract_can_move,
     replica_can_move,
 )
@@ -26,6 +29,28 @@ def test_every_replica_status_appears_in_the_transition_table() -> None:
 
 def test_every_node_status_appears_in_the_transition_table() -> None:
     assert set(NODE_TRANSITIONS) == set(NodeStatus)
+
+
+def test_every_admission_state_appears_in_the_transition_table() -> None:
+    assert set(NODE_ADMISSION_TRANSITIONS) == set(NodeAdmission)
+    for targets in NODE_ADMISSION_TRANSITIONS.values():
+        assert targets <= set(NodeAdmission)
+
+
+def test_any_admission_state_may_go_back_to_pending_for_a_re_verification() -> None:
+    for state in NodeAdmission:
+        assert admission_can_move(state, NodeAdmission.PENDING)
+
+
+def test_only_a_re_verification_frees_a_quarantined_node() -> None:
+    for other in set(NodeAdmission) - {NodeAdmission.PENDING, NodeAdmission.QUARANTINED}:
+        assert not admission_can_move(NodeAdmission.QUARANTINED, other)
+
+
+def test_only_an_admitted_node_can_be_quarantined() -> None:
+    for state in NodeAdmission:
+        allowed = admission_can_move(state, NodeAdmission.QUARANTINED)
+        assert allowed == (state in (NodeAdmission.ADMITTED, NodeAdmission.QUARANTINED))
 
 
 def test_active_and_terminal_replica_statuses_do_not_overlap() -> None:

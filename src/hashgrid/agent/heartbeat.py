@@ -2,12 +2,14 @@
 load of every ready engine, and the store's holdings when they changed."""
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 import structlog
 
 from hashgrid.agent.control_plane import ControlPlane, Unreachable
 from hashgrid.agent.holdings import HoldingsReport
+from hashgrid.agent.verification import VerifyRequests
 from hashgrid.common.backoff import Backoff
 from hashgrid.common.waiting import sleep_unless
 from hashgrid.contracts.agent import Fingerprint, Heartbeat, ReplicaLoad
@@ -40,10 +42,12 @@ async def beat_until(
     *,
     loads: Callable[[], Awaitable[list[ReplicaLoad]]] | None = None,
     holdings: HoldingsReport | None = None,
+    verify_requests: VerifyRequests | None = None,
 ) -> None:
     """Beat every `interval_s` (the server may change it) until `stop`; back off while away.
     Every few beats carry a fresh fingerprint from `collect`; every beat the engines' `loads`;
-    and the store's `holdings` when it says so."""
+    and the store's `holdings` when it says so. An ack that asks for a verification is passed
+    to `verify_requests`."""
     backoff = Backoff(base=interval_s, cap=retry_cap(interval_s, None))
     beats = 0
     away = False
@@ -54,6 +58,7 @@ async def beat_until(
             replicas=await loads() if loads is not None else [],
             holdings=holdings.for_beat(with_fingerprint) if holdings is not None else None,
         )
+        sent_at = time.monotonic()
         try:
             # A connection attempt to a host that drops packets (one rebooting) is retried
             # within the same bound as a refused one.
@@ -71,6 +76,8 @@ async def beat_until(
         if holdings is not None:
             holdings.acknowledged(body.holdings)
         beats += 1
+        if ack.verify and verify_requests is not None:
+            verify_requests.asked(sent_at)
         interval_s = ack.heartbeat_interval_s
         backoff.base, backoff.cap = interval_s, retry_cap(interval_s, ack.node_ttl_s)
         await sleep_unless(stop, interval_s)

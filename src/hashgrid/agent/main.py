@@ -24,7 +24,7 @@ from hashgrid.common.logging import configure_logging
 from hashgrid.common.net import outbound_address
 from hashgrid.common.paths import keep_private, private_dir
 from hashgrid.common.waiting import sleep_unless
-from hashgrid.contracts.agent import Fingerprint, ReplicaLoad, Verification
+from hashgrid.contracts.agent import Fingerprint, Heartbeat, ReplicaLoad, Verification
 
 log = structlog.get_logger("hashgrid.agent")
 
@@ -83,6 +83,7 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
         async def loads() -> list[ReplicaLoad]:
             return await scraper.loads(supervisor.serving())
 
+        asked = verification.VerifyRequests()
         heartbeat = beat_until(
             stop,
             control_plane,
@@ -90,13 +91,20 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
             gpus.collect,
             loads=loads,
             holdings=HoldingsReport(lambda: holdings_of(store)),
+            verify_requests=asked,
         )
         beating = asyncio.create_task(heartbeat, name="heartbeat")
         # Verified before any engine starts, so the benchmark has the machine to itself.
-        verifying = await _verify(stop, control_plane, settings, identity, gpus.collect())
+        verifying = await _verify(stop, control_plane, settings, identity, gpus.collect(), asked)
         loops = [
             beating,
             asyncio.create_task(reporter.run(), name="reporter"),
+            asyncio.create_task(
+                _verify_when_asked(
+                    stop, control_plane, settings, identity, gpus.collect, supervisor, asked
+                ),
+                name="verify-when-asked",
+            ),
         ]
         # Engines an agent before this one left running are adopted or stopped before the
         # first assignments answer, which says which of them are still wanted.
@@ -157,24 +165,77 @@ async def _verify(
     settings: AgentSettings,
     identity: registration.Identity,
     fingerprint: Fingerprint,
+    asked: verification.VerifyRequests,
 ) -> list[asyncio.Task[Verification | None]]:
     """Benchmark the node if it needs verifying; the task that reports the result, if any.
 
     The benchmark is awaited (bounded by `verify_timeout_s`, cut short by `stop`); the report
-    goes on in the background, so a control plane that is away delays no engine.
+    goes on in the background, so a control plane that is away delays no engine. Requests to
+    verify that the control plane sends meanwhile are answered by this run.
     """
     if not verification.needed(settings, identity.node_id, fingerprint):
         return []
     log.info("verifying: benchmarking the reference model")
+    asked.running()
     report = await _unless_stopped(stop, verification.measure(settings, fingerprint))
     if report is None:
+        asked.settled()
         return []
     if report.error:
         log.warning("benchmark failed; reporting the error", error=report.error)
-    deliver = verification.deliver(
-        stop, control_plane, settings, identity.node_id, fingerprint, report
-    )
-    return [asyncio.create_task(deliver, name="verification")]
+
+    async def deliver() -> Verification | None:
+        try:
+            return await verification.deliver(
+                stop, control_plane, settings, identity.node_id, fingerprint, report
+            )
+        finally:
+            asked.settled()
+
+    return [asyncio.create_task(deliver(), name="verification")]
+
+
+# How long a verification the control plane asked for waits for the node's engines to stop
+# (placement takes replicas off a node that is not admitted) before it benchmarks anyway.
+QUIET_WAIT_S = 10.0
+
+
+async def _verify_when_asked(
+    stop: asyncio.Event,
+    control_plane: ControlPlane,
+    settings: AgentSettings,
+    identity: registration.Identity,
+    collect: Callable[[], Fingerprint],
+    supervisor: Supervisor,
+    asked: verification.VerifyRequests,
+) -> None:
+    """Benchmark again and report whenever a heartbeat ack asks (`hashgrid nodes verify`)."""
+    while not stop.is_set():
+        await _unless_stopped(stop, asked.wanted.wait())
+        if stop.is_set():
+            return
+        asked.running()
+        try:
+            log.info("the control plane asks for a verification: benchmarking the reference model")
+            for _ in range(int(QUIET_WAIT_S / 0.5)):
+                if not supervisor.serving() or stop.is_set():
+                    break
+                await sleep_unless(stop, 0.5)
+            fingerprint = collect()
+            report = await _unless_stopped(stop, verification.measure(settings, fingerprint))
+            if report is None:
+                return
+            if report.error:
+                log.warning("benchmark failed; reporting the error", error=report.error)
+            # The report is judged against the stored fingerprint: store the hardware as it is
+            # now first (a GPU fixed or removed since the last full beat).
+            with suppress(Unreachable, Rejected):
+                await control_plane.heartbeat(Heartbeat(fingerprint=fingerprint))
+            await verification.deliver(
+                stop, control_plane, settings, identity.node_id, fingerprint, report
+            )
+        finally:
+            asked.settled()
 
 
 async def _unless_stopped(stop: asyncio.Event, work: Coroutine[Any, Any, T]) -> T | None:

@@ -1,16 +1,19 @@
-"""Verification at join: benchmark the reference model, report it, and remember it was taken.
+"""Verification: benchmark the reference model, report it, and remember it was taken.
 
 The agent verifies after its first join, again when the usable GPUs differ from those of the
-last verification, and whenever the operator asks (`hashgrid agent --verify`). The benchmark
-runs in a child process bounded by `verify_timeout_s` before the agent follows assignments, so
-it never competes with an engine for the GPU; heartbeats go on meanwhile. A benchmark that fails
-is reported as an error: it never stops the agent from serving.
+last verification, whenever the operator asks (`hashgrid agent --verify`), and whenever the
+control plane asks (a heartbeat ack's `verify`, after `hashgrid nodes verify`: `VerifyRequests`).
+The benchmark runs in a child process bounded by `verify_timeout_s`, at join before the agent
+follows assignments, so it never competes with an engine for the GPU; heartbeats go on
+meanwhile. A benchmark that fails is reported as an error. The control plane's verdict admits
+or refuses the node: a refused node keeps its agent running but gets no replicas.
 """
 
 import asyncio
 import json
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +31,34 @@ log = structlog.get_logger("hashgrid.agent.verification")
 
 _STDERR_TAIL = 1500  # characters of a failed benchmark's stderr put in its error
 _ERROR_MAX = 2000  # what the protocol takes
+
+
+class VerifyRequests:
+    """The control plane's requests to verify again, as heartbeat acks carry them.
+
+    An ack says `verify` while the node is pending, so a request is ignored while a verification
+    runs, and when its beat was sent before the last report was answered (the ack crossed the
+    report that settled it).
+    """
+
+    def __init__(self) -> None:
+        self.wanted = asyncio.Event()
+        self._running = False
+        self._settled_at = float("-inf")
+
+    def asked(self, beat_sent_at: float) -> None:
+        if not self._running and beat_sent_at > self._settled_at:
+            self.wanted.set()
+
+    def running(self) -> None:
+        self._running = True
+        self.wanted.clear()
+
+    def settled(self) -> None:
+        """The last verification's report was answered (or given up on)."""
+        self._running = False
+        self._settled_at = time.monotonic()
+        self.wanted.clear()
 
 
 def usable_gpus(fingerprint: Fingerprint) -> list[str]:
@@ -103,7 +134,7 @@ async def deliver(
         try:
             verdict = await control_plane.verify(report)
         except Rejected as e:
-            log.warning("verification refused", why=str(e))
+            log.warning("verification report rejected", why=str(e))
             return None
         except Unreachable:
             # RuntimeError: the client was closed under the call, which is how shutdown ends it.
@@ -116,8 +147,9 @@ async def deliver(
             "at": datetime.now(UTC).isoformat(),
         }
         write_private(settings.verification_path, json.dumps(taken))
-        log.info(
-            "verified",
+        say = log.warning if verdict.problems else log.info
+        say(
+            "verification refused: no replicas until it passes" if verdict.problems else "verified",
             capacity_class=verdict.capacity_class,
             problems=verdict.problems,
             generation_tokens_per_s=(

@@ -123,6 +123,7 @@ def list_nodes(ctx: typer.Context, as_json: bool = JsonOption) -> None:
             n.name,
             n.site,
             _node_state(n),
+            n.admission,
             len(n.fingerprint.gpus) or "-",
             n.fingerprint.cpu_count,
             gib(n.capacity_bytes),
@@ -134,9 +135,9 @@ def list_nodes(ctx: typer.Context, as_json: bool = JsonOption) -> None:
         for n in nodes
     ]
     columns = [
-        *("name", "site", "status", "gpus", "cpus", "capacity", "models held", "class", "score"),
-        "id",
-    ]
+        "name", "site", "status", "admission", "gpus", "cpus", "capacity", "models held", "class",
+        "score", "id",
+    ]  # fmt: skip
     table("nodes", columns, rows)
 
 
@@ -167,6 +168,13 @@ def show_node(ctx: typer.Context, node: str, as_json: bool = JsonOption) -> None
         table("gpus", ["index", "name", "memory", "uuid", "quarantined"], rows)
     elif fp.gpu_error:
         console.print(f"no GPU: {fp.gpu_error}", highlight=False, markup=False)
+    # One line, never wrapped: the reason is what an operator searches for and quotes.
+    console.print(
+        f"admission: {n.admission}" + (f": {n.admission_reason}" if n.admission_reason else ""),
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
     _print_verification(n)
     _print_reliability(n.reliability)
 
@@ -206,11 +214,13 @@ def _print_verification(n: NodeOut) -> None:
             highlight=False,
         )
     if v.problems:
-        console.print("problems:")
+        console.print("problems (each refuses the node):")
         for problem in v.problems:
-            console.print(f"  - {problem}", highlight=False, markup=False)
+            console.print(f"  - {problem}", highlight=False, markup=False, soft_wrap=True)
     else:
         console.print("no problems found")
+    for note in v.notes:
+        console.print(f"  note: {note}", highlight=False, markup=False)
 
 
 def _node_state(n: NodeOut) -> str:
@@ -248,3 +258,14 @@ def drain(
     with client(ctx) as c:
         n = c.drain(node, DrainRequest(deadline_s=deadline))
     emit_json(n) if as_json else console.print(f"{n.name}: {_node_state(n)}")
+
+
+@nodes_app.command("verify")
+def verify(ctx: typer.Context, node: str, as_json: bool = JsonOption) -> None:
+    """Verify NODE again: it takes no traffic until its agent's new benchmark passes."""
+    with client(ctx) as c:
+        n = c.verify_node(node)
+    if as_json:
+        return emit_json(n)
+    said = f"{n.name}: {n.admission}: {n.admission_reason}"
+    console.print(said, highlight=False, markup=False, soft_wrap=True)

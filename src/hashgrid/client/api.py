@@ -243,6 +243,10 @@ class HashgridClient:
     def uncordon(self, node: str) -> NodeOut:
         return self._one(NodeOut, "POST", f"/api/v1/nodes/{node}/uncordon")
 
+    def verify_node(self, node: str) -> NodeOut:
+        """Send the node back to pending; its agent benchmarks again at its next heartbeat."""
+        return self._one(NodeOut, "POST", f"/api/v1/nodes/{node}/verify")
+
     def drain(self, node: str, body: DrainRequest | None = None) -> NodeOut:
         path = f"/api/v1/nodes/{node}/drain"
         return self._one(NodeOut, "POST", path, body or DrainRequest())

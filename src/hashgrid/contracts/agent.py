@@ -136,6 +136,9 @@ class HeartbeatAck(BaseModel):
     # How long the control plane waits for a silent node before declaring it lost: the agent
     # retries beats well inside it while the control plane is away (None: an older server).
     node_ttl_s: float | None = None
+    # The node awaits a verification (`hashgrid nodes verify`, or never verified): benchmark the
+    # reference model again now and report it, unless one is running or was reported since.
+    verify: bool = False
 
 
 class ModelSpec(BaseModel):
@@ -210,7 +213,8 @@ class Verification(VerificationReport):
     the class is the server's own, never one an agent sent."""
 
     capacity_class: str
-    problems: list[str] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list)  # each refuses the node
+    notes: list[str] = Field(default_factory=list)  # for an operator's eye; refuse nothing
     verified_at: datetime
 
 

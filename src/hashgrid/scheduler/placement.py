@@ -175,6 +175,8 @@ class _Planner:
         node = self.by_id.get(r.node_id)
         if node is None or node.site < 0 or not node.view.schedulable:
             return "node not schedulable"
+        if not node.view.admitted:
+            return "node not admitted"
         if r.failed_too_long:
             return "kept failing on its node"
         site = self.sites[node.site]
@@ -280,6 +282,7 @@ class _Planner:
         return (
             node.site >= 0
             and view.schedulable
+            and view.admitted
             and not view.cordoned
             and self.sites[node.site].power in (PowerState.ACTIVE, PowerState.FLEX_PAUSED)
         )

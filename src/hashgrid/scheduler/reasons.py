@@ -14,8 +14,10 @@ class Reasons:
         nodes: list[NodeState],
         cooling: frozenset[tuple[str, str]],
     ) -> None:
-        ready = [n for n in nodes if n.site >= 0 and n.view.schedulable]
+        up = [n for n in nodes if n.site >= 0 and n.view.schedulable]
+        ready = [n for n in up if n.view.admitted]
         uncordoned = [n for n in ready if not n.view.cordoned]
+        self.any_up = bool(up)
         self.any_ready = bool(ready)
         self.any_uncordoned = bool(uncordoned)
         self.regions = {sites[n.site].region for n in uncordoned}
@@ -30,7 +32,11 @@ class Reasons:
     def why(self, d: DeploymentView, pools: list[Pool]) -> str:
         """The reason replicas of `d` wait, given the pools that could run it memory aside."""
         if not self.any_ready:
-            return "no ready node"
+            return (
+                "no admitted node (awaiting or failed verification)"
+                if self.any_up
+                else ("no ready node")
+            )
         if not self.any_uncordoned:
             return "every ready node is cordoned"
         if d.regions and not self.regions & d.regions:

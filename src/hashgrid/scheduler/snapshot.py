@@ -51,6 +51,9 @@ class NodeView:
     schedulable: bool = True  # False (lost, draining): its replicas must go elsewhere
     cordoned: bool = False  # True: keeps its replicas, takes no new ones
     holds: frozenset[str] | None = None  # model sources in its store; None: unknown
+    # False (pending, refused, quarantined: `NodeAdmission`): takes no customer traffic, so its
+    # replicas must go elsewhere and waking it helps nothing.
+    admitted: bool = True
     score: float | None = None  # reliability in [0, 1] (`capacity/score.py`); None: unscored
 
 

@@ -86,6 +86,7 @@ RULES: dict[tuple[str, str], frozenset[CallerRole]] = {
     ("POST", f"{API}/nodes/{{node}}/uncordon"): OPERATOR_ADMINS,
     ("POST", f"{API}/nodes/{{node}}/drain"): OPERATOR_ADMINS,
     ("POST", f"{API}/nodes/{{node}}/revoke"): OPERATOR_ADMINS,
+    ("POST", f"{API}/nodes/{{node}}/verify"): OPERATOR_ADMINS,
     # the catalog (everyone signed in reads it) and deployments (a customer sees the public ones
     # and its own private ones)
     ("POST", f"{API}/models"): PLATFORM,

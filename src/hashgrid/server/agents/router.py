@@ -99,6 +99,7 @@ async def heartbeat(
         heartbeat_interval_s=state.settings.heartbeat_interval_s,
         assignments_revision=state.changes.revision,
         node_ttl_s=state.settings.node_ttl_s,
+        verify=known.awaits_verification(node.id),
     )
 
 
@@ -185,11 +186,13 @@ async def report_verification(
 ) -> Verification:
     """Report the benchmark this node ran at join (or why it could not); the control plane's
     verdict, its capacity class derived from the node's stored fingerprint and the benchmark.
+    The verdict admits or refuses the node (`nodes/admission.py`).
 
-    The revision moves only when the class changes: the figures alone concern no watcher.
+    The revision moves when the class or the admission changes: the figures alone concern no
+    watcher.
     """
     _check_protocol(protocol)
-    verdict, class_changed = await service.verify(session, node, body)
+    verdict, class_changed = await service.verify(session, node, body, state.changes)
     if class_changed:
         await state.changes.bump()
     return verdict

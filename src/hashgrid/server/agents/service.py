@@ -20,9 +20,10 @@ from hashgrid.contracts.agent import (
     Verification,
     VerificationReport,
 )
-from hashgrid.contracts.states import ACTIVE_REPLICA, NodeStatus
+from hashgrid.contracts.states import ACTIVE_REPLICA, NodeAdmission, NodeStatus
 from hashgrid.server.auth import per_state
 from hashgrid.server.catalog.tables import CatalogModel
+from hashgrid.server.changes import Changes
 from hashgrid.server.deployments.sizing import GPU_ONLY_ENGINES, engine_of, gpu_memory_fraction
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.errors import Unauthorized
@@ -42,7 +43,8 @@ def _stable(fingerprint: dict[str, Any]) -> dict[str, Any]:
 
 
 class KnownNodes:
-    """Each node's status as the database last said, and its stored fingerprint, in memory.
+    """Each node's status and admission as the database last said, and its stored fingerprint,
+    in memory.
 
     With it a heartbeat from a ready node whose fingerprint did not change runs no SQL at all.
     Statuses are read again, all in one query, once the change revision moved since the last
@@ -56,6 +58,7 @@ class KnownNodes:
     def __init__(self, state: ServerState) -> None:
         self._state = state
         self._status: dict[str, str] = {}
+        self._admission: dict[str, str] = {}
         self._fingerprint: dict[str, dict[str, Any]] = {}
         self._holdings: dict[str, list[dict[str, Any]]] = {}
         self._revision: int | None = None
@@ -70,12 +73,17 @@ class KnownNodes:
             if self._revision == revision:
                 return
             async with self._state.sessions() as session:
-                rows = (await session.execute(select(Node.id, Node.status))).all()
-            self._status = {node_id: status for node_id, status in rows}
+                rows = (await session.execute(select(Node.id, Node.status, Node.admission))).all()
+            self._status = {node_id: status for node_id, status, _ in rows}
+            self._admission = {node_id: admission for node_id, _, admission in rows}
             self._revision = revision
 
     def status(self, node_id: str) -> str | None:
         return self._status.get(node_id)
+
+    def awaits_verification(self, node_id: str) -> bool:
+        """Whether the node is pending admission, as last read (`set_admission` bumps)."""
+        return self._admission.get(node_id) == NodeAdmission.PENDING
 
     def counts(self) -> dict[str, int]:
         """How many nodes are in each status."""
@@ -318,7 +326,7 @@ async def heartbeat(
         if row is None or row.credential_hash != node.credential_hash:
             raise Unauthorized("unknown node credential")  # revoked while this beat was on its way
         if fingerprint is not None:
-            await nodes.update_fingerprint(session, row, fingerprint)
+            await nodes.update_fingerprint(session, row, fingerprint, state.changes)
         if held is not None:
             await nodes.update_holdings(session, row, held)
         changed = await nodes.set_status(session, row, NodeStatus.READY)
@@ -348,10 +356,11 @@ def _identity(node: Node, site: Site, credential: str, heartbeat_s: float) -> Jo
 
 
 async def verify(
-    session: AsyncSession, node: NodePrincipal, report: VerificationReport
+    session: AsyncSession, node: NodePrincipal, report: VerificationReport, changes: Changes
 ) -> tuple[Verification, bool]:
-    """Store the verdict on the calling node's benchmark; it and whether its class changed."""
+    """Store the verdict on the calling node's benchmark and admit or refuse the node on it;
+    the verdict and whether the node's class changed."""
     row = await session.get(Node, node.id)
     if row is None or row.credential_hash != node.credential_hash:
         raise Unauthorized("unknown node credential")  # revoked while this report was on its way
-    return await nodes.record_verification(session, row, report)
+    return await nodes.record_verification(session, row, report, changes)

@@ -26,7 +26,13 @@ from hashgrid.contracts.gateway import (
     RouteReplica,
     RouteSite,
 )
-from hashgrid.contracts.states import ContractStatus, NodeStatus, ReplicaStatus, SitePowerState
+from hashgrid.contracts.states import (
+    ContractStatus,
+    NodeAdmission,
+    NodeStatus,
+    ReplicaStatus,
+    SitePowerState,
+)
 from hashgrid.server.auth import per_state
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.contracts.tables import ComputeContract
@@ -125,6 +131,7 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
         )
         .where(Replica.status == ReplicaStatus.READY, Node.status == NodeStatus.READY)
         .where(Node.drain_deadline.is_(None))  # a draining node takes no new requests
+        .where(Node.admission == NodeAdmission.ADMITTED)  # verified, not quarantined
         .where(Replica.endpoint.is_not(None))
         .order_by(Replica.id)
     )

@@ -11,6 +11,7 @@ edges are `contracts/states.py: NODE_ADMISSION_TRANSITIONS`.
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hashgrid.capacity.verdict import Verdict
 from hashgrid.contracts.states import NodeAdmission, admission_can_move
 from hashgrid.server.changes import Changes
 from hashgrid.server.errors import Conflict
@@ -47,3 +48,31 @@ async def set_admission(
     if current != state:
         log.info("node admission", node=node.name, was=current, now=state, reason=reason)
     return True
+
+
+async def follow_verdict(
+    session: AsyncSession, node: Node, verdict: Verdict, *, fresh: bool, changes: Changes
+) -> bool:
+    """Admit or refuse `node` as `verdict` says, with its reason. `fresh`: the verdict is on a
+    benchmark just reported; otherwise on the stored one, judged again against a changed
+    fingerprint, which settles nothing for a node awaiting a new benchmark. A quarantined node
+    stays quarantined: only a re-verification asked for frees it."""
+    current = NodeAdmission(node.admission)
+    if current == NodeAdmission.QUARANTINED or (current == NodeAdmission.PENDING and not fresh):
+        return False
+    wanted = NodeAdmission.ADMITTED if verdict.passed else NodeAdmission.REFUSED
+    return await set_admission(session, node, wanted, verdict.reason(), changes=changes)
+
+
+async def request_verification(
+    session: AsyncSession, node: Node, asked_by: str, *, changes: Changes
+) -> None:
+    """Send `node` back to pending; its agent hears in its next heartbeat ack to benchmark
+    again, and its replicas move elsewhere meanwhile."""
+    await set_admission(
+        session,
+        node,
+        NodeAdmission.PENDING,
+        f"re-verification asked by {asked_by}; its agent benchmarks again at its next heartbeat",
+        changes=changes,
+    )

@@ -6,7 +6,7 @@ from hashgrid.contracts.api.nodes import DrainRequest, NodeOut
 from hashgrid.contracts.states import NodeStatus
 from hashgrid.server import pages
 from hashgrid.server.auth import node_credentials
-from hashgrid.server.nodes import scheduling, service
+from hashgrid.server.nodes import admission, scheduling, service
 from hashgrid.server.params import PathName, filter_by
 from hashgrid.server.policy import Caller
 from hashgrid.server.reliability import service as reliability
@@ -80,4 +80,14 @@ async def revoke_node(
     await service.revoke(session, row)
     node_credentials(request).forget(row.id)  # after the commit: no read can refill it
     await state.changes.bump()
+    return service.to_out(row, site)
+
+
+@router.post("/{node}/verify")
+async def verify_node(node: PathName, session: Session, state: State, caller: Caller) -> NodeOut:
+    """Verify the node again: it goes back to pending (its replicas move elsewhere) and its agent
+    benchmarks the reference model at its next heartbeat; the verdict admits or refuses it."""
+    row, site = await service.get(session, node, caller.scope)
+    asked_by = "the platform admin" if caller.sees_all else "its operator"
+    await admission.request_verification(session, row, asked_by, changes=state.changes)
     return service.to_out(row, site)

@@ -6,7 +6,7 @@ from pydantic import ValidationError
 from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hashgrid.capacity.verdict import judge
+from hashgrid.capacity.verdict import Verdict, judge
 from hashgrid.common.secrets import hash_secret, new_secret
 from hashgrid.contracts.agent import (
     Fingerprint,
@@ -25,9 +25,11 @@ from hashgrid.contracts.states import (
     ReplicaStatus,
 )
 from hashgrid.server import pages
+from hashgrid.server.changes import Changes
 from hashgrid.server.db.base import new_id, utcnow
 from hashgrid.server.deployments.tables import Replica
 from hashgrid.server.errors import NotFound
+from hashgrid.server.nodes import admission
 from hashgrid.server.nodes.tables import Node
 from hashgrid.server.sites.tables import Site
 
@@ -125,15 +127,20 @@ def _stable(fingerprint: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def update_fingerprint(session: AsyncSession, node: Node, fingerprint: Fingerprint) -> None:
+async def update_fingerprint(
+    session: AsyncSession, node: Node, fingerprint: Fingerprint, changes: Changes
+) -> None:
     """Store the fingerprint when something other than a moving reading changed (a GPU
-    quarantined, a driver upgraded, memory added)."""
+    quarantined, a driver upgraded, memory added), and judge the stored benchmark against it:
+    a node may not claim hardware after its verification that the benchmark contradicts."""
     reported = fingerprint.model_dump(mode="json")
     if _stable(reported) != _stable(node.fingerprint):
         node.fingerprint = reported
         node.capacity_bytes = capacity_of(fingerprint)
-        _judge_again(node, fingerprint)
+        verdict = _judge_again(node, fingerprint)
         await session.commit()
+        if verdict is not None:
+            await admission.follow_verdict(session, node, verdict, fresh=False, changes=changes)
 
 
 async def update_holdings(
@@ -146,9 +153,10 @@ async def update_holdings(
 
 
 async def record_verification(
-    session: AsyncSession, node: Node, report: VerificationReport
+    session: AsyncSession, node: Node, report: VerificationReport, changes: Changes
 ) -> tuple[Verification, bool]:
-    """Judge `report` against the node's stored fingerprint and store the verdict and class.
+    """Judge `report` against the node's stored fingerprint, store the verdict and class, and
+    admit or refuse the node on it (`admission.follow_verdict`).
 
     The class is derived here, from what the server holds, never taken from the agent.
     Returns the verdict and whether the node's capacity class changed.
@@ -159,26 +167,33 @@ async def record_verification(
         error=report.error,
         capacity_class=verdict.capacity_class,
         problems=verdict.problems,
+        notes=verdict.notes,
         verified_at=utcnow(),
     )
     changed = node.capacity_class != verdict.capacity_class
     node.verification = verification.model_dump(mode="json")
     node.capacity_class = verdict.capacity_class
     await session.commit()
+    await admission.follow_verdict(session, node, verdict, fresh=True, changes=changes)
     return verification, changed
 
 
-def _judge_again(node: Node, fingerprint: Fingerprint) -> None:
+def _judge_again(node: Node, fingerprint: Fingerprint) -> Verdict | None:
     """Re-derive a verified node's class and problems from its new fingerprint (a GPU
-    quarantined since, say), with the benchmark it last reported."""
+    quarantined since, say), with the benchmark it last reported; the new verdict, if any."""
     if node.verification is None:
-        return
+        return None
     stored = Verification.model_validate(node.verification)
     verdict = judge(fingerprint, stored)
     node.verification = stored.model_copy(
-        update={"capacity_class": verdict.capacity_class, "problems": verdict.problems}
+        update={
+            "capacity_class": verdict.capacity_class,
+            "problems": verdict.problems,
+            "notes": verdict.notes,
+        }
     ).model_dump(mode="json")
     node.capacity_class = verdict.capacity_class
+    return verdict
 
 
 ORDER = pages.Order(pages.By(Node.name))

@@ -10,7 +10,13 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hashgrid.contracts.states import ACTIVE_REPLICA, NodePower, NodeStatus, ReplicaStatus
+from hashgrid.contracts.states import (
+    ACTIVE_REPLICA,
+    NodeAdmission,
+    NodePower,
+    NodeStatus,
+    ReplicaStatus,
+)
 from hashgrid.scheduler import (
     DeploymentView,
     GpuView,
@@ -241,6 +247,7 @@ def node_view(node: Node, score: float | None = None) -> NodeView:
         and node.power == NodePower.ON,
         cordoned=node.cordoned,
         holds=holdings_of(node.holdings),
+        admitted=node.admission == NodeAdmission.ADMITTED,
         score=score,
     )
 
