@@ -201,6 +201,11 @@ def _check(fleet: LiveFleet, gateway: str, key: str, liar_engine: AlteringUpstre
     assert liar_score is not None
     assert liar_score.score < honest.reliability.score
 
+    mine = admin.get_site("mine").reliability  # the site: its two nodes' counts together
+    assert mine is not None
+    assert mine.checks >= liar_score.checks + 3
+    assert mine.mismatches == liar_score.mismatches
+
     # Not billed: every usage record is a customer's answer from the miner's site, and the
     # trusted node, which answered every replay, has none.
     wait_until(lambda: len(admin.usage(limit=500)) == len(answered), 30, "every answer metered")

@@ -155,6 +155,8 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 with suppress(aiohttp.ClientError, TimeoutError):
                     # A last try at shipping; what stays is sent on the next start.
                     await asyncio.wait_for(shipper.ship_once(), 2.0)
+                with suppress(aiohttp.ClientError, TimeoutError):
+                    await asyncio.wait_for(checks.ship_once(), 1.0)  # spot-checks: memory only
                 with suppress(OSError):
                     await asyncio.to_thread(spool.sync)
                 spool.close()
