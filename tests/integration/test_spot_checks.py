@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -24,6 +25,7 @@ from hashgrid.contracts.api.organizations import OrganizationCreate
 from hashgrid.contracts.api.sites import SiteCreate
 
 from support.live import LiveFleet, wait_until
+from support.tunnel import NodeTunnel
 from support.upstream import AlteringUpstream
 
 HEARTBEAT = "/api/v1/agent/heartbeat"
@@ -118,19 +120,25 @@ def test_a_node_whose_engine_alters_answers_is_quarantined_and_an_honest_one_is_
                 )
             )
             admin.deploy(DeploymentCreate(model="tiny", replicas=3))  # one on each node
+            replicas = {}
             for name, node in nodes.items():
                 placed = wait_until(
                     lambda node=node: node.get("/api/v1/agent/assignments").json()["assignments"],
                     30,
                     f"a replica placed on {name}",
                 )
+                replicas[name] = placed[0]["replica_id"]
                 ready = {"status": "ready", "endpoint": endpoints[name]}
-                path = f"/api/v1/agent/replicas/{placed[0]['replica_id']}/state"
+                path = f"/api/v1/agent/replicas/{replicas[name]}/state"
                 assert node.put(path, json=ready).status_code == 200
             key = admin.create_key(KeyCreate(customer="acme")).key
             gateway = fleet.start_gateway(spot_check_share=1.0, spot_check_flush_s=0.2)
-            wait_until(lambda: gateway.ready_replicas("tiny") == 3, 30, "three replicas routable")
-            _check(fleet, gateway.url, key, liar_engine)
+            with ExitStack() as tunnels:
+                for name, node in nodes.items():  # each node serves its engine down its tunnel
+                    tunnel = tunnels.enter_context(NodeTunnel(gateway.tunnel_url, node))
+                    tunnel.engines[replicas[name]] = endpoints[name]
+                wait_until(lambda: gateway.ready_replicas("tiny") == 3, 30, "replicas routable")
+                _check(fleet, gateway.url, key, liar_engine)
         finally:
             stop.set()
             for node in nodes.values():

@@ -12,7 +12,7 @@ from hashgrid.agent.holdings import HoldingsReport
 from hashgrid.agent.verification import VerifyRequests
 from hashgrid.common.backoff import Backoff
 from hashgrid.common.waiting import sleep_unless
-from hashgrid.contracts.agent import Fingerprint, Heartbeat, ReplicaLoad
+from hashgrid.contracts.agent import Fingerprint, Heartbeat, HeartbeatAck, ReplicaLoad
 
 log = structlog.get_logger("hashgrid.agent.heartbeat")
 
@@ -43,11 +43,12 @@ async def beat_until(
     loads: Callable[[], Awaitable[list[ReplicaLoad]]] | None = None,
     holdings: HoldingsReport | None = None,
     verify_requests: VerifyRequests | None = None,
+    acknowledged: Callable[[HeartbeatAck], None] | None = None,
 ) -> None:
     """Beat every `interval_s` (the server may change it) until `stop`; back off while away.
     Every few beats carry a fresh fingerprint from `collect`; every beat the engines' `loads`;
-    and the store's `holdings` when it says so. An ack that asks for a verification is passed
-    to `verify_requests`."""
+    and the store's `holdings` when it says so. Each answer goes to `acknowledged`; an ack that
+    asks for a verification is passed to `verify_requests`."""
     backoff = Backoff(base=interval_s, cap=retry_cap(interval_s, None))
     beats = 0
     away = False
@@ -75,6 +76,8 @@ async def beat_until(
         backoff.reset()
         if holdings is not None:
             holdings.acknowledged(body.holdings)
+        if acknowledged is not None:
+            acknowledged(ack)
         beats += 1
         if ack.verify and verify_requests is not None:
             verify_requests.asked(sent_at)

@@ -150,6 +150,7 @@ def up(
     home: Path | None = typer.Option(None, help="State directory [env: HASHGRID_HOME]."),
     gateway_port: int = typer.Option(7080, help="Port of the OpenAI-compatible gateway."),
     server_port: int = typer.Option(7081, help="Port of the control plane."),
+    tunnel_port: int = typer.Option(7082, help="Port the local node's tunnel dials."),
     model: Path | None = typer.Option(
         None, help="A GGUF model to serve (default: a tiny generated test model)."
     ),
@@ -161,6 +162,7 @@ def up(
     for port, what, option in (
         (server_port, "the control plane", "--server-port"),
         (gateway_port, "the gateway", "--gateway-port"),
+        (tunnel_port, "the gateway's node tunnels", "--tunnel-port"),
     ):
         if port_taken(port):
             raise fail(
@@ -201,10 +203,6 @@ def up(
                 server_url,
                 "--name",
                 "local-node",
-                "--advertise-address",
-                "127.0.0.1",
-                "--engine-host",
-                "127.0.0.1",
             ]
             # The agent keeps its credential from the first run, even if the ports changed.
             if not registration.move(home / "agent" / "credential.json", server_url):
@@ -214,7 +212,15 @@ def up(
             status.update("starting the gateway")
             stack.start(
                 "gateway",
-                ["gateway", "--server", server_url, "--port", str(gateway_port)],
+                [
+                    "gateway",
+                    "--server",
+                    server_url,
+                    "--port",
+                    str(gateway_port),
+                    "--tunnel-port",
+                    str(tunnel_port),
+                ],
                 {"HASHGRID_GATEWAY_TOKEN": gateway_token},
             )
 

@@ -139,6 +139,9 @@ class HeartbeatAck(BaseModel):
     # The node awaits a verification (`hashgrid nodes verify`, or never verified): benchmark the
     # reference model again now and report it, unless one is running or was reported since.
     verify: bool = False
+    # The tunnel listeners of the gateways up now (wss://host:port/tunnel): the node keeps a
+    # tunnel open to each, over which they send it requests (`agent/tunnel.py`).
+    gateways: list[str] = Field(default_factory=list)
 
 
 class ModelSpec(BaseModel):

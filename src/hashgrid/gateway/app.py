@@ -1,4 +1,5 @@
-"""The gateway's Starlette application: `/v1` for customers, `/healthz` for load balancers.
+"""The gateway's Starlette application: `/v1` for customers, `/healthz` for load balancers; and,
+on a port of its own, the listener its nodes' tunnels dial (`gateway/tunnel.py`).
 
 Plain Starlette routes, not FastAPI: bodies are parsed once with orjson and passed on, with no
 model validation of whole bodies on the hot path.
@@ -39,8 +40,10 @@ from hashgrid.gateway.proxy import Proxy
 from hashgrid.gateway.redis_limits import RedisBuckets
 from hashgrid.gateway.settings import GatewaySettings
 from hashgrid.gateway.spend import SpendLedger
-from hashgrid.gateway.spotcheck import SpotChecker, SpotCheckShipper, direct_replay
+from hashgrid.gateway.spotcheck import SpotChecker, SpotCheckShipper, replay_over
 from hashgrid.gateway.steering import load_latency
+from hashgrid.gateway.tunnel import TunnelHub
+from hashgrid.gateway.upstreams import Upstreams
 from hashgrid.gateway.view import ViewWatcher
 from hashgrid.ratelimit import LocalBuckets
 from hashgrid.routing import DefaultPolicy, PolicyConfig
@@ -71,8 +74,14 @@ def create_app(settings: GatewaySettings) -> Starlette:
             adopt_sqlite_spool(
                 settings.home / "usage-spool.db", spool
             )  # a spool left by an older gateway
+            tunnels = TunnelHub(lambda: watcher.view.nodes, lambda: watcher.reachability_changed())
+            upstreams = Upstreams(session, tunnels)
             watcher = ViewWatcher(
-                session, settings.server_url, settings.token, saved=settings.view_path
+                session,
+                settings.server_url,
+                settings.token,
+                saved=settings.view_path,
+                reachable=upstreams.reachable,
             )
             ledger = SpendLedger(wall_ms)
             shipper = UsageShipper(
@@ -104,12 +113,12 @@ def create_app(settings: GatewaySettings) -> Starlette:
             access_log = AccessLog() if settings.access_log else None
             holder["watcher"] = watcher
             checker = SpotChecker(
-                direct_replay(session),
+                replay_over(upstreams),
                 settings.spot_check_share,
                 threshold=settings.spot_check_threshold,
             )
             holder["proxy"] = the_proxy = Proxy(
-                session,
+                upstreams,
                 watcher,
                 spool,
                 settings.max_attempts,
@@ -125,14 +134,21 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 checker, session, settings.server_url, settings.token, settings.spot_check_flush_s
             )
             reporter = DemandReporter(
-                demand, session, settings.server_url, settings.token, settings.demand_report_s
+                demand,
+                session,
+                settings.server_url,
+                settings.token,
+                settings.demand_report_s,
+                tunnel_url=settings.advertised_tunnel_url,
             )
+            await tunnels.start(settings.host, settings.tunnel_port)
             tasks = [
                 asyncio.create_task(watcher.run(), name="view"),
                 asyncio.create_task(shipper.run(), name="usage"),
                 asyncio.create_task(shipper.sync_forever(), name="usage-fsync"),
                 asyncio.create_task(reporter.run(), name="demand"),
                 asyncio.create_task(checks.run(), name="spot-checks"),
+                asyncio.create_task(_prune_tunnels(watcher, tunnels), name="tunnels"),
             ]
             if access_log is not None:
                 tasks.append(asyncio.create_task(access_log.run(), name="access-log"))
@@ -147,6 +163,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             try:
                 yield
             finally:
+                await tunnels.stop()
                 await cancel_all(tasks)
                 if shared is not None:
                     with suppress(TimeoutError):
@@ -247,6 +264,13 @@ def create_app(settings: GatewaySettings) -> Starlette:
             Middleware(BodyLimit, settings.max_body_bytes, too_large(settings.max_body_bytes))
         ],
     )
+
+
+async def _prune_tunnels(watcher: ViewWatcher, tunnels: TunnelHub) -> None:
+    """Close a node's tunnel once the view stops listing its credential (revoked, rotated)."""
+    while True:
+        await watcher.next_view(60.0)
+        tunnels.prune()
 
 
 def reply_id(request: Request) -> str:

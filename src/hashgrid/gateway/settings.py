@@ -1,5 +1,6 @@
 """The gateway's settings, read from `HASHGRID_GATEWAY_*` environment variables and the CLI."""
 
+import socket
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -7,6 +8,7 @@ from pydantic_settings import SettingsConfigDict
 
 from hashgrid.common.connection_limits import ConnectionLimits
 from hashgrid.common.paths import default_home
+from hashgrid.contracts.tunnel import PATH as TUNNEL_PATH
 from hashgrid.routing import country_code
 
 
@@ -17,6 +19,12 @@ class GatewaySettings(ConnectionLimits):
     token: str  # a gateway (or admin) token for the control plane
     host: str = "127.0.0.1"
     port: int = 7080
+    # Where nodes dial this gateway (`gateway/tunnel.py`): its tunnel listener, on `host`.
+    tunnel_port: int = 7082
+    # The URL nodes dial, as they reach this gateway (behind a load balancer or NAT: its public
+    # name); default: ws://HOST:TUNNEL_PORT/tunnel, with this machine's host name for HOST when
+    # the gateway listens on every address.
+    tunnel_url: str | None = None
     home: Path = Field(default_factory=lambda: default_home() / "gateway")
     # A request for a model with no ready replica (scaled to zero, or all its replicas moving)
     # waits this long for one, then gets a 503.
@@ -75,6 +83,13 @@ class GatewaySettings(ConnectionLimits):
         if code is None:
             raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
         return code
+
+    @property
+    def advertised_tunnel_url(self) -> str:
+        if self.tunnel_url is not None:
+            return self.tunnel_url
+        host = socket.gethostname() if self.host in ("0.0.0.0", "::") else self.host
+        return f"ws://{host}:{self.tunnel_port}{TUNNEL_PATH}"
 
     @property
     def view_path(self) -> Path:

@@ -8,8 +8,9 @@ one choice (`n` absent or 1). Greedy decoding is what makes two engines' answers
 hardware. Of those, `share` (default 0.01) is drawn at random.
 
 How: after the customer has the answer, in the background, the same body goes to a trusted
-replica of the same deployment on another node. The replay is the platform's cost: it goes
-straight to the replica, never through the proxy's metering, limits or budgets, so it enters
+replica of the same deployment on another node, the way the proxy reaches replicas (down the
+node's tunnel). The replay is the platform's cost: it never passes the proxy's metering,
+limits or budgets, so it enters
 no usage record and no customer's rate limit. At most `MAX_IN_FLIGHT` replays run at once;
 beyond that a drawn request is skipped rather than queued, so checks never pile up on the
 trusted replicas under load.
@@ -33,12 +34,13 @@ import structlog
 from hashgrid.capacity.agreement import DEFAULT_THRESHOLD, compare
 from hashgrid.contracts.gateway import RoutedModel, RouteReplica
 from hashgrid.contracts.spotchecks import CheckMode, SpotCheckBatch, SpotCheckResult
+from hashgrid.gateway.upstreams import Upstreams
 
 log = structlog.get_logger("hashgrid.gateway.spotcheck")
 
 MAX_IN_FLIGHT = 4
 MAX_PENDING = 10_000  # results held while the control plane is away; the oldest go first
-REPLAY_TIMEOUT = aiohttp.ClientTimeout(total=300.0, sock_connect=5.0)
+REPLAY_TIMEOUT_S = 300.0
 ENDPOINTS = frozenset({"/v1/chat/completions", "/v1/completions"})
 
 # Sends `body` to `replica`'s `endpoint` and returns the status and the whole answer.
@@ -78,17 +80,16 @@ def answer_text(data: bytes) -> str | None:
     return "\n".join(texts)
 
 
-def direct_replay(session: aiohttp.ClientSession) -> Replay:
-    """Replays over the gateway's own HTTP session, to the replica's endpoint."""
+def replay_over(upstreams: Upstreams) -> Replay:
+    """Replays the way the proxy reaches a replica: down its node's tunnel, or to an external
+    endpoint (`gateway/upstreams.py`)."""
 
     async def replay(replica: RouteReplica, endpoint: str, body: bytes) -> tuple[int, bytes]:
-        async with session.post(
-            replica.endpoint + endpoint,
-            data=body,
-            headers={"content-type": "application/json"},
-            timeout=REPLAY_TIMEOUT,
-        ) as answer:
-            return answer.status, await answer.read()
+        answer = await asyncio.wait_for(upstreams.post(replica, endpoint, body), REPLAY_TIMEOUT_S)
+        try:
+            return answer.status, await asyncio.wait_for(answer.read(), REPLAY_TIMEOUT_S)
+        finally:
+            answer.release()
 
     return replay
 

@@ -100,6 +100,7 @@ async def heartbeat(
         assignments_revision=state.changes.revision,
         node_ttl_s=state.settings.node_ttl_s,
         verify=known.awaits_verification(node.id),
+        gateways=state.demand.tunnel_urls(),
     )
 
 
@@ -115,6 +116,7 @@ async def rotate(
     _check_protocol(protocol)
     response = await service.rotate(session, node, state.settings.heartbeat_interval_s)
     node_credentials(request).forget(node.id)  # after the commit: no read can refill it
+    await state.changes.bump()  # gateways learn the new credential, and drop the old one
     return response
 
 

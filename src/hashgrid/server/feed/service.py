@@ -23,6 +23,7 @@ from hashgrid.contracts.gateway import (
     KeyEntry,
     Limits,
     RoutedModel,
+    RouteNode,
     RouteReplica,
     RouteSite,
 )
@@ -148,6 +149,7 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
                 site=site.name,
                 region=site.region,
                 holder=holder,
+                via="tunnel",
                 trusted=operator == PLATFORM_OPERATOR,
                 score=node_score,
                 capacity_class=node.capacity_class,
@@ -178,6 +180,7 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
         }
 
     keys = (await session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)))).all()
+    nodes = (await session.execute(select(Node.id, Node.credential_hash).order_by(Node.id))).all()
     limited = (
         await session.scalars(
             select(Organization).where(
@@ -225,6 +228,7 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
         ],
         customers=[CustomerEntry(customer_id=o.id, limits=feed_limits(o)) for o in limited],
         sites=sorted(sites.values(), key=lambda s: s.name),
+        nodes=[RouteNode(node_id=n, credential_hash=h) for n, h in nodes],
     )
 
 
