@@ -13,6 +13,7 @@ from hashgrid.contracts.api.catalog import ModelCreate
 from hashgrid.contracts.api.deployments import DeploymentCreate
 from hashgrid.contracts.api.sites import SiteCreate
 
+from support.admission import admit
 from support.live import LiveServer, wait_until
 
 PROBLEM = "application/problem+json"
@@ -63,6 +64,7 @@ def test_join_heartbeat_assignment_and_replica_reports(
     with _node_http(server, joined["credential"]) as node, server.client() as admin:
         ack = node.post("/api/v1/agent/heartbeat", json={}).json()
         assert ack["node_id"] == joined["node_id"]
+        admit(node, admin.get_node(joined["node_id"]).fingerprint.model_dump(mode="json"))
         first = node.get("/api/v1/agent/assignments", params={"after": 0}).json()
         assert first["assignments"] == []
 

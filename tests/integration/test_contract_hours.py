@@ -19,7 +19,7 @@ from hashgrid.billing.lines import LineKind
 from hashgrid.billing.money import PICO_PER_USD
 from hashgrid.billing.periods import Period
 from hashgrid.contracts.api.compute_contracts import ContractCreate
-from hashgrid.contracts.states import ContractStatus, NodeStatus, ReplicaStatus
+from hashgrid.contracts.states import ContractStatus, NodeAdmission, NodeStatus, ReplicaStatus
 from hashgrid.server.billing.service import draft, issue, recompute
 from hashgrid.server.billing.statements import ledger_of
 from hashgrid.server.catalog.tables import CatalogModel
@@ -97,6 +97,7 @@ async def fleet(database_url: str) -> AsyncIterator[Fleet]:
                     credential_hash=f"hash-{name}",
                     fingerprint={},
                     capacity_bytes=8 * 2**30,
+                    admission=NodeAdmission.ADMITTED,
                 )
             )
         model = CatalogModel(

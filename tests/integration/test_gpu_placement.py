@@ -11,6 +11,7 @@ from hashgrid.contracts.api.catalog import ModelCreate
 from hashgrid.contracts.api.deployments import DeploymentCreate
 from hashgrid.contracts.api.sites import SiteCreate
 
+from support.admission import admit
 from support.live import LiveServer, wait_until
 
 GIB = 2**30
@@ -58,6 +59,7 @@ def join_gpu_node(server: LiveServer) -> httpx.Client:
     assert joined.status_code == 200, joined.text
     node = server.http(token=joined.json()["credential"])
     node.headers[PROTOCOL_HEADER] = "1"
+    admit(node, body["fingerprint"])  # as its agent would: a benchmark on the GPUs it claims
     return node
 
 

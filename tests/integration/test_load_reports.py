@@ -5,6 +5,7 @@ holds (stored on the node, written only when they change)."""
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -24,6 +25,7 @@ from hashgrid.contracts.api.catalog import ModelCreate
 from hashgrid.contracts.api.deployments import DeploymentCreate
 from hashgrid.contracts.api.sites import SiteCreate
 
+from support.admission import admit
 from support.live import ADMIN_TOKEN, AgentProcess, LiveServer, server_settings, wait_until
 from support.metrics import db_writes, heartbeats, server_metrics
 
@@ -62,6 +64,7 @@ def _join(server: LiveServer, admin: HashgridClient, name: str) -> tuple[str, ht
         joined = http.post("/api/v1/agent/join", json=body).json()
     node = server.http(token=joined["credential"])
     node.headers[PROTOCOL_HEADER] = "1"
+    admit(node, body["fingerprint"])
     return str(joined["node_id"]), node
 
 
@@ -320,8 +323,10 @@ def test_the_cli_shows_replica_loads_and_models_held(
         assert as_json["replica_list"][0]["load"]["running"] == 3
         listed = _cli(env, "nodes", "list")
         assert "models held" in listed
+        header = next(line for line in listed.splitlines() if "models held" in line)
         rig = next(line for line in listed.splitlines() if "rig-1" in line)
-        assert [cell.strip() for cell in rig.split("│")][7] == "1"
+        columns = [cell.strip() for cell in re.split("[│┃]", header)]
+        assert [cell.strip() for cell in rig.split("│")][columns.index("models held")] == "1"
         nodes = json.loads(_cli(env, "nodes", "list", "--json"))
         assert [h["source"] for h in nodes[0]["holdings"]] == ["http://models/m.gguf"]
 

@@ -15,6 +15,7 @@ from hashgrid.contracts.api.catalog import ModelCreate
 from hashgrid.contracts.api.deployments import DeploymentCreate
 from hashgrid.contracts.api.sites import SiteCreate
 
+from support.admission import admit
 from support.live import LiveServer, server_settings, wait_until
 from support.metrics import db_writes as _writes
 from support.metrics import server_metrics as _metrics
@@ -32,6 +33,7 @@ def _joined_node(server: LiveServer) -> tuple[dict[str, Any], httpx.Client]:
         joined: dict[str, Any] = http.post("/api/v1/agent/join", json=body).json()
     node = server.http(token=joined["credential"])
     node.headers[PROTOCOL_HEADER] = "1"
+    admit(node, body["fingerprint"])
     return joined, node
 
 

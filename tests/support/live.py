@@ -134,13 +134,11 @@ class LiveServer(ThreadedServer):
         body = {"join_token": token, "name": name, "fingerprint": fingerprint}
         with self.http(token=None) as http:
             joined: dict[str, Any] = http.post("/api/v1/agent/join", json=body).json()
-        if verified:
-            with self.http(token=joined["credential"]) as reporting:
-                reporting.headers[PROTOCOL_HEADER] = "1"
-                admit(reporting, fingerprint)
         node = self.http(token=joined["credential"])
         node.headers[PROTOCOL_HEADER] = "1"
         node.headers["x-node-id"] = joined["node_id"]
+        if verified:
+            admit(node, fingerprint)
         return node
 
 
