@@ -24,6 +24,7 @@ from hashgrid.contracts.api.nodes import NodeOut
 from hashgrid.contracts.api.organizations import OrganizationCreate
 from hashgrid.contracts.api.sites import SiteCreate
 
+from support.cli import ok, ok_json, server_env
 from support.live import LiveFleet, wait_until
 from support.tunnel import NodeTunnel
 from support.upstream import AlteringUpstream
@@ -208,6 +209,16 @@ def _check(fleet: LiveFleet, gateway: str, key: str, liar_engine: AlteringUpstre
     liar_score = node("liar").reliability
     assert liar_score is not None
     assert liar_score.score < honest.reliability.score
+
+    # What the operator reads: the score and why (`hashgrid nodes show`, `sites list`).
+    env = server_env(fleet.server)
+    shown = ok("nodes", "show", "liar", env=env)
+    assert "quarantined" in shown
+    assert f"agreement  {liar_score.agreement:.2f}" in shown
+    assert f"({liar_score.mismatches} of {liar_score.checks} spot-checks disagreed)" in shown
+    sites = {s["name"]: s for s in ok_json("sites", "list", env=env)}
+    assert sites["mine"]["reliability"]["mismatches"] >= 2
+    assert sites["home"]["reliability"]["checks"] == 0  # the trusted node is never checked
 
     mine = admin.get_site("mine").reliability  # the site: its two nodes' counts together
     assert mine is not None
