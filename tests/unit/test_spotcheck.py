@@ -101,3 +101,17 @@ async def test_nothing_is_checked_without_a_trusted_replica_or_outside_the_share
     await unlucky.drain()
     assert not unlucky.pending
     assert unlucky.skipped == 0
+
+
+async def test_a_trusted_replica_this_gateway_cannot_reach_is_not_a_reference() -> None:
+    async def replay(reference: RouteReplica, endpoint: str, body: bytes) -> tuple[int, bytes]:
+        raise AssertionError("no replay expected")
+
+    body = {"model": "m", "messages": [], "temperature": 0}
+    node = replica("a", "n1", False)
+    routed = RoutedModel(name="m", deployment="d", replicas=[node, replica("t", "n2", True)])
+    checker = SpotChecker(replay, 1.0, reachable=lambda r: r.replica_id != "t")
+    checker.consider(routed, node, CHAT, body, chat_answer("x"), "r")
+    await checker.drain()
+    assert checker.skipped == 1
+    assert not checker.pending

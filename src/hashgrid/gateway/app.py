@@ -116,6 +116,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 replay_over(upstreams),
                 settings.spot_check_share,
                 threshold=settings.spot_check_threshold,
+                reachable=upstreams.reachable,
             )
             holder["proxy"] = the_proxy = Proxy(
                 upstreams,

@@ -102,8 +102,10 @@ class SpotChecker:
         *,
         threshold: float = DEFAULT_THRESHOLD,
         draw: Callable[[], float] = random.random,
+        reachable: Callable[[RouteReplica], bool] = lambda _: True,
     ) -> None:
         self._replay = replay
+        self._reachable = reachable
         self.share = share
         self.threshold = threshold
         self._draw = draw
@@ -125,7 +127,11 @@ class SpotChecker:
             return
         if self._draw() >= self.share:
             return
-        references = [r for r in routed.replicas if r.trusted and r.node_id != replica.node_id]
+        references = [
+            r
+            for r in routed.replicas
+            if r.trusted and r.node_id != replica.node_id and self._reachable(r)
+        ]
         if not references or len(self._tasks) >= MAX_IN_FLIGHT:
             self.skipped += 1
             return
@@ -134,7 +140,12 @@ class SpotChecker:
             self._check(routed.name, replica, reference, endpoint, body, answer, request_id)
         )
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: "asyncio.Task[None]") -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("spot-check failed in the gateway", exc_info=error)
 
     async def _check(
         self,
