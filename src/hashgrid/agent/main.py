@@ -2,13 +2,14 @@
 
 import asyncio
 import signal
+import ssl
 from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from typing import Any, TypeVar
 
 import structlog
 
-from hashgrid.agent import registration, verification
+from hashgrid.agent import registration, trust, verification
 from hashgrid.agent.control_plane import AWAY_RETRY_CAP_S, ControlPlane, Rejected, Unreachable
 from hashgrid.agent.fingerprint import GpuWatch
 from hashgrid.agent.heartbeat import beat_until
@@ -50,8 +51,11 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
     agent on this home to adopt.
     """
     stop = stop or _stop_on_signals()
-    control_plane = ControlPlane(settings.server_url)
     private_dir(settings.home)
+    trusted = await _trust(settings, stop)
+    if trusted is False:
+        return
+    control_plane = ControlPlane(settings.server_url, ssl_context=trusted)
     # Held open for the agent's life, so GPU errors (XIDs) between reports are not missed.
     gpus = GpuWatch(disk_path=settings.home)
     try:
@@ -128,6 +132,23 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
         await control_plane.close()
         gpus.close()
         log.info("agent stopped")
+
+
+async def _trust(settings: AgentSettings, stop: asyncio.Event) -> ssl.SSLContext | bool | None:
+    """The SSL context the control plane is verified by (None: plain http); retried while the
+    control plane is away; False if stopped first. A CA whose hash is not the one given raises
+    UntrustedCA: the agent stops, saying so."""
+    backoff = Backoff(cap=AWAY_RETRY_CAP_S)
+    while not stop.is_set():
+        try:
+            return await asyncio.to_thread(trust.control_plane_context, settings)
+        except OSError as e:
+            delay = backoff.next_delay()
+            log.warning(
+                "cannot fetch the control plane's CA; retrying", error=str(e), retry_s=delay
+            )
+            await sleep_unless(stop, delay)
+    return False
 
 
 async def _identity(

@@ -14,6 +14,10 @@ class AgentSettings(BaseSettings):
 
     server_url: str
     join_token: str | None = None  # needed once; afterwards the stored credential is used
+    # The control plane's CA (https only): its hash, checked once and the CA pinned at
+    # <home>/ca.pem (a join token from `hashgrid sites join-token` carries it), or its file.
+    ca_hash: str | None = None
+    ca_file: Path | None = None
     home: Path = Field(default_factory=lambda: default_home() / "agent")
     name: str = Field(default_factory=socket.gethostname)
     # Where engines listen, and the address gateways use to reach them (default: the address
@@ -42,6 +46,11 @@ class AgentSettings(BaseSettings):
     @property
     def credential_path(self) -> Path:
         return self.home / "credential.json"
+
+    @property
+    def ca_path(self) -> Path:
+        """The control plane's CA, pinned at join (agent/trust.py)."""
+        return self.home / "ca.pem"
 
     @property
     def log_dir(self) -> Path:
