@@ -68,7 +68,7 @@ def test_join_token_carries_the_ca_hash_and_gives_back_its_secret(tmp_path: Path
     assert split_join_token(token) == ("hg_join_abc-DEF_123", ca.hash)
     assert split_join_token("hg_join_abc-DEF_123") == ("hg_join_abc-DEF_123", None)
     assert split_join_token("hg_join_abc.notahash") == ("hg_join_abc.notahash", None)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a CA hash"):
         normalized_hash("sha256:1234")
 
 
@@ -95,8 +95,11 @@ def test_server_hosts_hold_loopback_the_host_and_extras() -> None:
     hosts = server_hosts("10.1.2.3", ["cp.example.test"])
     assert {"localhost", "127.0.0.1", "::1", "10.1.2.3", "cp.example.test"} <= set(hosts)
     assert "127.0.0.1" in server_hosts("0.0.0.0", [])
-    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
-    assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.1")
+    assert is_loopback("127.0.0.1")
+    assert is_loopback("localhost")
+    assert is_loopback("::1")
+    assert not is_loopback("0.0.0.0")
+    assert not is_loopback("10.0.0.1")
 
 
 @pytest.fixture
@@ -131,9 +134,11 @@ def tls_echo(tmp_path: Path) -> Iterator[tuple[int, bytes]]:
 def _hello(port: int, context: ssl.SSLContext, host: str = "127.0.0.1") -> bytes:
     import socket
 
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with context.wrap_socket(raw, server_hostname=host) as tls:
-            return tls.recv(5)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        return tls.recv(5)
 
 
 def test_client_trusting_the_ca_connects(tls_echo: tuple[int, bytes]) -> None:
@@ -164,4 +169,5 @@ def test_contexts_take_tls_1_2_at_least(tmp_path: Path) -> None:
     )
     client = client_context(ca.cert_pem)
     assert client.minimum_version == ssl.TLSVersion.TLSv1_2
-    assert client.verify_mode == ssl.CERT_REQUIRED and client.check_hostname
+    assert client.verify_mode == ssl.CERT_REQUIRED
+    assert client.check_hostname

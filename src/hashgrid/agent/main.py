@@ -53,7 +53,7 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
     stop = stop or _stop_on_signals()
     private_dir(settings.home)
     trusted = await _trust(settings, stop)
-    if trusted is False:
+    if stop.is_set():
         return
     control_plane = ControlPlane(settings.server_url, ssl_context=trusted)
     # Held open for the agent's life, so GPU errors (XIDs) between reports are not missed.
@@ -134,9 +134,9 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
         log.info("agent stopped")
 
 
-async def _trust(settings: AgentSettings, stop: asyncio.Event) -> ssl.SSLContext | bool | None:
-    """The SSL context the control plane is verified by (None: plain http); retried while the
-    control plane is away; False if stopped first. A CA whose hash is not the one given raises
+async def _trust(settings: AgentSettings, stop: asyncio.Event) -> ssl.SSLContext | None:
+    """The SSL context the control plane is verified by (None: plain http, or stopped first);
+    retried while the control plane is away. A CA whose hash is not the one given raises
     UntrustedCA: the agent stops, saying so."""
     backoff = Backoff(cap=AWAY_RETRY_CAP_S)
     while not stop.is_set():
@@ -148,7 +148,7 @@ async def _trust(settings: AgentSettings, stop: asyncio.Event) -> ssl.SSLContext
                 "cannot fetch the control plane's CA; retrying", error=str(e), retry_s=delay
             )
             await sleep_unless(stop, delay)
-    return False
+    return None
 
 
 async def _identity(

@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from hashgrid.common.body_limit import BodyLimit
 from hashgrid.common.waiting import cancel_all
-from hashgrid.gateway import request_ids
+from hashgrid.gateway import request_ids, trust
 from hashgrid.gateway.access_log import AccessLog
 from hashgrid.gateway.auth import authenticate_current
 from hashgrid.gateway.demand import DemandMeter, DemandReporter
@@ -62,21 +62,32 @@ def create_app(settings: GatewaySettings) -> Starlette:
         PolicyConfig(eject_s=settings.eject_s, eject_max_s=settings.eject_max_s),
     )
 
+    tls = trust.prepare(settings)  # the CA it trusts, its certificate (gateway/trust.py)
+    control_ssl = tls.control_plane_context()
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-        async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+        # The control plane's calls on a session of their own: verified against its CA alone,
+        # while engines and external endpoints keep the default trust.
+        control_connector = aiohttp.TCPConnector(
+            ssl=control_ssl if control_ssl is not None else True
+        )
+        async with (
+            aiohttp.ClientSession(connector=connector, auto_decompress=False) as session,
+            aiohttp.ClientSession(connector=control_connector) as control,
+        ):
             spool = UsageSpool(settings.spool_path)
             adopt_sqlite_spool(
                 settings.home / "usage-spool.db", spool
             )  # a spool left by an older gateway
             watcher = ViewWatcher(
-                session, settings.server_url, settings.token, saved=settings.view_path
+                control, settings.server_url, settings.token, saved=settings.view_path
             )
             ledger = SpendLedger(wall_ms)
             shipper = UsageShipper(
                 spool,
-                session,
+                control,
                 settings.server_url,
                 settings.token,
                 settings.usage_batch_size,
@@ -115,7 +126,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 cold_start_wait_s=settings.cold_start_wait_s,
             )
             reporter = DemandReporter(
-                demand, session, settings.server_url, settings.token, settings.demand_report_s
+                demand, control, settings.server_url, settings.token, settings.demand_report_s
             )
             tasks = [
                 asyncio.create_task(watcher.run(), name="view"),
@@ -219,7 +230,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             headers={"x-request-id": reply_id(request)},
         )
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/completions", completions, methods=["POST"]),
@@ -234,6 +245,8 @@ def create_app(settings: GatewaySettings) -> Starlette:
             Middleware(BodyLimit, settings.max_body_bytes, too_large(settings.max_body_bytes))
         ],
     )
+    app.state.tls = tls
+    return app
 
 
 def reply_id(request: Request) -> str:

@@ -7,6 +7,7 @@ from pydantic_settings import SettingsConfigDict
 
 from hashgrid.common.connection_limits import ConnectionLimits
 from hashgrid.common.paths import default_home
+from hashgrid.common.tls import is_loopback
 from hashgrid.routing import country_code
 
 
@@ -17,6 +18,14 @@ class GatewaySettings(ConnectionLimits):
     token: str  # a gateway (or admin) token for the control plane
     host: str = "127.0.0.1"
     port: int = 7080
+    # TLS: /v1 serves HTTPS whenever the gateway listens beyond loopback, unless `insecure`;
+    # on loopback only when `tls` is set. Its certificate comes from the control plane's CA
+    # (gateway/trust.py), which it trusts by `ca_file`, or by `ca_hash` (then pinned).
+    tls: bool = False
+    insecure: bool = False
+    tls_hosts: list[str] = Field(default_factory=list)  # names its certificate holds besides
+    ca_hash: str | None = None
+    ca_file: Path | None = None
     home: Path = Field(default_factory=lambda: default_home() / "gateway")
     # A request for a model with no ready replica (scaled to zero, or all its replicas moving)
     # waits this long for one, then gets a 503.
@@ -69,6 +78,19 @@ class GatewaySettings(ConnectionLimits):
         if code is None:
             raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
         return code
+
+    @property
+    def tls_on(self) -> bool:
+        return self.tls or (not is_loopback(self.host) and not self.insecure)
+
+    @property
+    def ca_path(self) -> Path:
+        """The control plane's CA, pinned (gateway/trust.py)."""
+        return self.home / "ca.pem"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.home / "tls"
 
     @property
     def view_path(self) -> Path:
