@@ -1,0 +1,247 @@
+"""TLS on every hop: the control plane serves HTTPS as its fleet's CA; agents pin that CA from
+their join token; gateways get a certificate with their token; each refuses the others' peers
+that a plain or foreign-CA client would be."""
+
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hashgrid.agent import registration
+from hashgrid.agent import trust as agent_trust
+from hashgrid.agent.control_plane import ControlPlane, Rejected
+from hashgrid.agent.fingerprint import collect
+from hashgrid.agent.settings import AgentSettings
+from hashgrid.common.ca import load_or_create_ca
+from hashgrid.common.net import free_port
+from hashgrid.common.tls import (
+    UntrustedCA,
+    ca_hash,
+    client_context,
+    split_join_token,
+    with_ca_hash,
+)
+from hashgrid.contracts.api.access import Role, TokenCreate
+from hashgrid.contracts.api.sites import SiteCreate
+from hashgrid.gateway import trust as gateway_trust
+from hashgrid.gateway.settings import GatewaySettings
+
+from support.live import AgentProcess, LiveGateway, LiveServer, server_settings, wait_until
+
+SITE = "tx-west"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A control plane serving HTTPS on loopback (`tls`), with a site to join."""
+    db = f"sqlite+aiosqlite:///{tmp_path / 'db'}"
+    with LiveServer(server_settings(tmp_path / "server", db, tls=True)) as live:
+        with live.client() as admin:
+            admin.create_site(SiteCreate(name=SITE, region="us-south", country="US", power_mw=1))
+        yield live
+
+
+def _join_token(server: LiveServer) -> str:
+    with server.client() as admin:
+        return admin.create_join_token(SITE).token
+
+
+def test_server_serves_https_with_a_certificate_from_its_own_ca(server: LiveServer) -> None:
+    assert server.url.startswith("https://")
+    r = httpx.get(f"{server.url}/healthz", verify=server.verify())
+    assert r.status_code == 200
+    ca = httpx.get(f"{server.url}/api/v1/ca", verify=server.verify())
+    assert ca.headers["content-type"] == "application/x-pem-file"
+    assert server.ca is not None
+    assert ca_hash(ca.content) == server.ca.hash
+    key = server.settings.tls_dir / "ca-key.pem"
+    assert key.stat().st_mode & 0o777 == 0o600
+
+
+def test_plain_http_and_a_client_trusting_another_ca_are_refused(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{server.port}/healthz", timeout=5)
+    other = load_or_create_ca(tmp_path / "other-ca")
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        httpx.get(f"{server.url}/healthz", verify=client_context(other.cert_pem), timeout=5)
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        httpx.get(f"{server.url}/healthz", timeout=5)  # the system's store knows it not
+
+
+def test_join_token_carries_the_hash_of_the_servers_ca(server: LiveServer) -> None:
+    _, carried = split_join_token(_join_token(server))
+    assert server.ca is not None
+    assert carried == server.ca.hash
+
+
+def test_agent_joins_over_tls_pinning_the_ca_from_its_join_token(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """One command (server URL and join token) joins; the CA is pinned under the agent's home,
+    and a later start trusts that pin alone (no token, no hash)."""
+    home = tmp_path / "agent"
+    agent = AgentProcess(server.url, home, _join_token(server), "rig-1")
+    try:
+        with server.client() as admin:
+            wait_until(lambda: [n.status for n in admin.list_nodes()] == ["ready"], 60, "the node")
+        assert server.ca is not None
+        assert ca_hash((home / "ca.pem").read_bytes()) == server.ca.hash
+        assert (home / "ca.pem").stat().st_mode & 0o777 == 0o600
+    finally:
+        assert agent.terminate() == 0, agent.log()
+
+
+def test_agent_refuses_a_ca_whose_hash_differs_from_its_join_tokens(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    secret, _ = split_join_token(_join_token(server))
+    stranger = load_or_create_ca(tmp_path / "stranger")
+    home = tmp_path / "agent"
+    agent = AgentProcess(server.url, home, with_ca_hash(secret, stranger.hash), "rig-1")
+    assert agent.proc.wait(60) == 1
+    assert "refusing to trust it" in agent.log()
+    assert not (home / "ca.pem").exists()
+    assert not (home / "credential.json").exists()  # the token was never sent
+    with server.client() as admin:
+        assert admin.list_nodes() == []
+
+
+def test_agent_with_an_https_server_and_no_ca_hash_says_how_to_get_one(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    secret, _ = split_join_token(_join_token(server))
+    agent = AgentProcess(server.url, tmp_path / "agent", secret, "rig-1")
+    assert agent.proc.wait(60) == 1
+    assert "--ca-hash" in agent.log()
+
+
+async def test_a_revoked_node_cannot_reconnect_over_tls(server: LiveServer, tmp_path: Path) -> None:
+    settings = AgentSettings(
+        server_url=server.url, join_token=_join_token(server), home=tmp_path, name="rig-1"
+    )
+    control_plane = ControlPlane(
+        server.url, ssl_context=agent_trust.control_plane_context(settings)
+    )
+    try:
+        identity = await registration.join(control_plane, settings, collect())
+        control_plane.use_credential(identity.credential)
+        assert (await control_plane.heartbeat(None)).node_id == identity.node_id
+        with server.http() as admin:
+            assert admin.post(f"/api/v1/nodes/{identity.node_id}/revoke").status_code == 200
+        with pytest.raises(Rejected) as refused:
+            await control_plane.heartbeat(None)
+        assert refused.value.status == 401
+    finally:
+        await control_plane.close()
+    again = AgentProcess(server.url, tmp_path, None, "rig-1")  # its stored credential and pin
+    assert again.proc.wait(60) != 0
+    assert "unknown node credential" in again.log()
+
+
+def test_gateway_serves_https_from_the_ca_and_reads_its_view_over_tls(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """Trusting the CA by hash (fetched and pinned), with a gateway token: its certificate
+    comes from the control plane's CA, its view over TLS."""
+    assert server.ca is not None
+    with server.client() as admin:
+        token = admin.create_token(TokenCreate(name="gw", role=Role.GATEWAY)).token
+    home = tmp_path / "gw"
+    with LiveGateway(server.url, token, home, tls=True, ca_hash=server.ca.hash) as gateway:
+        assert gateway.url.startswith("https://")
+        wait_until(lambda: gateway.health()["status"] == "ok", 30, "the first view")
+        assert ca_hash((home / "ca.pem").read_bytes()) == server.ca.hash
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{gateway.port}/healthz", timeout=5)
+
+
+def test_gateway_without_a_valid_token_gets_no_certificate(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    assert server.ca is not None
+    settings = GatewaySettings(
+        server_url=server.url,
+        token="hg_gw_not-a-token",
+        home=tmp_path / "gw",
+        tls=True,
+        ca_hash=server.ca.hash,
+    )
+    with pytest.raises(gateway_trust.NoCertificate, match="refused a certificate: 401"):
+        gateway_trust.prepare(settings)
+    assert not (tmp_path / "gw" / "tls" / "gateway.pem").exists()
+    with server.http(token="hg_gw_not-a-token") as stranger:
+        assert stranger.get("/api/v1/gateway/view").status_code == 401
+    with server.http(token=None) as anonymous:
+        r = anonymous.post("/api/v1/gateway/certificate", json={"csr": "x"})
+        assert r.status_code == 401
+
+
+def test_gateway_refuses_a_control_plane_whose_ca_hash_differs(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    stranger = load_or_create_ca(tmp_path / "stranger")
+    settings = GatewaySettings(
+        server_url=server.url, token="unused", home=tmp_path / "gw", ca_hash=stranger.hash
+    )
+    with pytest.raises(UntrustedCA):
+        gateway_trust.prepare(settings)
+
+
+def test_tunnel_contexts_let_an_agent_reach_a_gateway_of_its_ca_only(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """The contexts the tunnel uses: the gateway's listener, and the agent's client that
+    verifies it against the CA pinned at join (a gateway of another CA is refused)."""
+    assert server.ca is not None
+    with server.client() as admin:
+        token = admin.create_token(TokenCreate(name="gw", role=Role.GATEWAY)).token
+    gateway = gateway_trust.prepare(
+        GatewaySettings(
+            server_url=server.url, token=token, home=tmp_path / "gw", ca_hash=server.ca.hash
+        )
+    )
+    listener = gateway.tunnel_server_context()
+    assert listener is not None
+    agent = AgentSettings(
+        server_url=server.url, join_token=_join_token(server), home=tmp_path / "agent"
+    )
+    assert _handshake(listener, agent_trust.gateway_client_context(agent)) == b"ok"
+
+    foreign = load_or_create_ca(tmp_path / "foreign")
+    (tmp_path / "foreign-agent").mkdir()
+    (tmp_path / "foreign-agent" / "ca.pem").write_bytes(foreign.cert_pem)
+    misled = AgentSettings(server_url=server.url, home=tmp_path / "foreign-agent")
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _handshake(listener, agent_trust.gateway_client_context(misled))
+
+
+def _handshake(server_side: ssl.SSLContext, client_side: ssl.SSLContext) -> bytes:
+    """One TLS connection on loopback between the two contexts; what the server sent."""
+    port = free_port()
+    listener = socket.create_server(("127.0.0.1", port))
+
+    def accept() -> None:
+        conn, _ = listener.accept()
+        try:
+            with server_side.wrap_socket(conn, server_side=True) as tls:
+                tls.sendall(b"ok")
+        except (ssl.SSLError, OSError):
+            pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+            client_side.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            return tls.recv(2)
+    finally:
+        listener.close()
+        thread.join(5)
