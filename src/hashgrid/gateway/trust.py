@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import httpx
 
-from hashgrid.common.ca import expires_within, new_key_and_request
 from hashgrid.common.paths import private_dir, write_private
 from hashgrid.common.serving import CertFiles
 from hashgrid.common.tls import client_context, pin_ca, server_context, server_hosts
@@ -81,6 +80,9 @@ def certificate(settings: GatewaySettings, ca_pem: bytes) -> CertFiles:
     """A certificate for this gateway's listeners, asked of the control plane with its token;
     the one kept from before if the control plane cannot be reached and it is still good.
     NoCertificate if the control plane refuses (a token that is not a gateway's)."""
+    # `cryptography` only in a gateway that needs a certificate: not in every gateway's memory.
+    from hashgrid.common.ca import new_key_and_request
+
     files = CertFiles(settings.tls_dir / CERT_FILE, settings.tls_dir / KEY_FILE)
     hosts = server_hosts(settings.host, settings.tls_hosts)
     key_pem, csr = new_key_and_request("hashgrid gateway", hosts)
@@ -106,6 +108,8 @@ def certificate(settings: GatewaySettings, ca_pem: bytes) -> CertFiles:
 
 
 def _still_good(files: CertFiles) -> bool:
+    from hashgrid.common.ca import expires_within
+
     try:
         return files.key.exists() and not expires_within(files.cert.read_bytes(), RENEW_WITHIN_DAYS)
     except (OSError, ValueError):
