@@ -44,7 +44,8 @@ def start_up(home: Path, *extra: str) -> Up:
         proc = subprocess.Popen(
             [
                 sys.executable, "-m", "hashgrid", "up", "--home", str(home),
-                "--gateway-port", str(free_port()), "--server-port", str(free_port()), *extra,
+                "--gateway-port", str(free_port()), "--server-port", str(free_port()),
+                "--tunnel-port", str(free_port()), *extra,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -250,7 +251,8 @@ def test_a_busy_port_is_named_in_one_line_before_anything_starts(tmp_path: Path)
         port = held.getsockname()[1]
         done = subprocess.run(
             [sys.executable, "-m", "hashgrid", "up", "--home", str(tmp_path / "home"),
-             "--server-port", str(port), "--gateway-port", str(free_port())],
+             "--server-port", str(port), "--gateway-port", str(free_port()),
+             "--tunnel-port", str(free_port())],
             capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"},
         )  # fmt: skip
     assert done.returncode == 1

@@ -179,8 +179,6 @@ class Reports:
 
 def engine_config(tmp_path: Path) -> EngineConfig:
     return EngineConfig(
-        bind_host="127.0.0.1",
-        advertise_host="127.0.0.1",
         log_dir=tmp_path / "logs",
         records_dir=tmp_path / "engines",
         ready_timeout_s=60.0,

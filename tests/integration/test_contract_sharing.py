@@ -20,7 +20,8 @@ from hashgrid.contracts.api.keys import KeyCreate
 from hashgrid.contracts.api.organizations import OrganizationCreate
 from hashgrid.contracts.api.sites import SiteCreate
 
-from support.live import LiveFleet, LiveGateway, wait_until
+from support.live import LiveFleet, LiveGateway, beating, wait_until
+from support.tunnel import NodeTunnel
 from support.upstream import PacedUpstream
 
 CHAT = {"model": "paced", "messages": [{"role": "user", "content": "hi"}]}
@@ -32,18 +33,6 @@ def upstream() -> Iterator[PacedUpstream]:
     engine.server.start()
     yield engine
     engine.server.stop()
-
-
-def beating(node: httpx.Client, stop: threading.Event) -> threading.Thread:
-    """The node's heartbeats, as its agent would send them, until `stop`."""
-
-    def beat() -> None:
-        while not stop.wait(0.5):
-            node.post("/api/v1/agent/heartbeat", json={})
-
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-    return thread
 
 
 def test_another_customer_uses_a_reserved_replica_only_while_its_holder_is_idle(
@@ -82,8 +71,10 @@ def test_another_customer_uses_a_reserved_replica_only_while_its_holder_is_idle(
             path = f"/api/v1/agent/replicas/{placed[0]['replica_id']}/state"
             assert node.put(path, json=ready).status_code == 200
             gateway = fleet.start_gateway()
-            wait_until(lambda: gateway.ready_replicas("paced") == 1, 30, "the replica routable")
-            _check_sharing(gateway, keys, upstream)
+            with NodeTunnel(gateway.tunnel_url, node) as tunnel:
+                tunnel.engines[placed[0]["replica_id"]] = upstream.server.url
+                wait_until(lambda: gateway.ready_replicas("paced") == 1, 30, "replica routable")
+                _check_sharing(gateway, keys, upstream)
         finally:
             stop.set()
             node.close()

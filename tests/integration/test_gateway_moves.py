@@ -4,6 +4,7 @@ The request that meets the refused connection has no other replica to retry on, 
 as for a cold start, for the replacement, and is answered from there."""
 
 import threading
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,7 @@ from hashgrid.contracts.api.organizations import OrganizationCreate
 from hashgrid.contracts.api.sites import SiteCreate
 
 from support.live import LiveFleet, ThreadedServer, wait_until
+from support.tunnel import NodeTunnel
 
 ANSWER = {
     "id": "chatcmpl-moved",
@@ -37,14 +39,16 @@ async def _chat(_: Request) -> Response:
     return JSONResponse(ANSWER)
 
 
-def _serve(node: httpx.Client, endpoint: str) -> str:
-    """Wait for a replica on `node` and report it ready at `endpoint`; its id."""
+def _serve(node: httpx.Client, tunnel: NodeTunnel, endpoint: str) -> str:
+    """Wait for a replica on `node` and report it ready, served down `tunnel` from `endpoint`;
+    its id."""
 
     def placed() -> list[str]:
         got = node.get("/api/v1/agent/assignments").json()["assignments"]
         return [a["replica_id"] for a in got]
 
     replica: str = wait_until(placed, 20, "a replica placed")[0]
+    tunnel.engines[replica] = endpoint
     ready = {"status": "ready", "endpoint": endpoint}
     assert node.put(f"/api/v1/agent/replicas/{replica}/state", json=ready).status_code == 200
     return replica
@@ -58,6 +62,7 @@ def test_a_request_meeting_its_only_replica_stopped_is_answered_by_the_replaceme
     )
     engine.start()
     nodes: list[httpx.Client] = []
+    tunnels = ExitStack()
     try:
         with LiveFleet(tmp_path) as fleet:
             admin, server = fleet.admin, fleet.server
@@ -73,9 +78,10 @@ def test_a_request_meeting_its_only_replica_stopped_is_answered_by_the_replaceme
             )
             admin.deploy(DeploymentCreate(model="tiny", replicas=1))
             nodes.append(server.join_node("local", "old"))
-            # Its engine is already stopped: nothing listens on the port it was reported on.
-            old = _serve(nodes[0], f"http://127.0.0.1:{free_port()}")
             routed = fleet.start_gateway()
+            old_tunnel = tunnels.enter_context(NodeTunnel(routed.tunnel_url, nodes[0]))
+            # Its engine is already stopped: nothing listens on the port it was reported on.
+            old = _serve(nodes[0], old_tunnel, f"http://127.0.0.1:{free_port()}")
             wait_until(lambda: routed.ready_replicas("tiny") == 1, 30, "the old replica routable")
 
             answers: list[httpx.Response] = []
@@ -94,14 +100,16 @@ def test_a_request_meeting_its_only_replica_stopped_is_answered_by_the_replaceme
             wait_until(lambda: old in routed.health()["ejected"], 20, "the refusal")
             # ...and the replica moves: its node drains, a new one takes it and becomes ready.
             nodes.append(server.join_node("local", "new"))
+            new_tunnel = tunnels.enter_context(NodeTunnel(routed.tunnel_url, nodes[1]))
             admin.drain(nodes[0].headers["x-node-id"])
-            new = _serve(nodes[1], engine.url)
+            new = _serve(nodes[1], new_tunnel, engine.url)
             assert new != old
             request.join(60)
             (answer,) = answers
             assert answer.status_code == 200, answer.text
             assert answer.json()["id"] == ANSWER["id"]
     finally:
+        tunnels.close()
         for node in nodes:
             node.close()
         engine.stop()

@@ -24,6 +24,7 @@ from hashgrid.contracts.agent import PROTOCOL_HEADER
 from hashgrid.contracts.api.access import TokenCreate
 from hashgrid.gateway.app import create_app as create_gateway
 from hashgrid.gateway.settings import GatewaySettings
+from hashgrid.gateway.trust import tunnel_url
 from hashgrid.server.app import create_app as create_server
 from hashgrid.server.pki.service import server_certificate
 from hashgrid.server.settings import ServerSettings
@@ -147,9 +148,26 @@ class LiveServer(ThreadedServer):
         return node
 
 
+def beating(node: httpx.Client, stop: threading.Event) -> threading.Thread:
+    """A node's heartbeats, as its agent would send them, until `stop` (for `join_node`'s)."""
+
+    def beat() -> None:
+        while not stop.wait(0.5):
+            node.post("/api/v1/agent/heartbeat", json={})
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    return thread
+
+
 class LiveGateway(ThreadedServer):
     def __init__(self, server_url: str, token: str, home: Path, **overrides: Any) -> None:
-        values: dict[str, Any] = {"usage_flush_s": 0.2, "keep_alive_s": KEEP_ALIVE_S, **overrides}
+        values: dict[str, Any] = {
+            "usage_flush_s": 0.2,
+            "keep_alive_s": KEEP_ALIVE_S,
+            "tunnel_port": free_port(),
+            **overrides,
+        }
         settings = GatewaySettings(server_url=server_url, token=token, home=home, **values)
         app = create_gateway(settings)
         self.tls = app.state.tls  # gateway/trust.py's GatewayTls
@@ -160,6 +178,11 @@ class LiveGateway(ThreadedServer):
     def verify(self) -> Any:
         """What a client verifies this gateway by: the control plane's CA, when it serves TLS."""
         return client_context(self.tls.ca_pem) if self.url.startswith("https") else True
+
+    @property
+    def tunnel_url(self) -> str:
+        """Where nodes dial this gateway (`wss://` when it has a certificate from the CA)."""
+        return tunnel_url(self.settings, self.tls.certificate is not None)
 
     def health(self) -> dict[str, Any]:
         body: dict[str, Any] = httpx.get(
@@ -190,10 +213,11 @@ class GatewayProcess:
             sys.executable, "-m", "hashgrid", "gateway", "--server", server_url,
             "--token", token, "--port", str(port), "--home", str(home),
         ]  # fmt: skip
+        settings = {"tunnel_port": str(free_port()), **(settings or {})}
         env = {
             **os.environ,
             "NO_COLOR": "1",
-            **{f"HASHGRID_GATEWAY_{k.upper()}": v for k, v in (settings or {}).items()},
+            **{f"HASHGRID_GATEWAY_{k.upper()}": v for k, v in settings.items()},
         }
         with (home / "gateway.log").open("ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -229,7 +253,7 @@ class AgentProcess:
         home.mkdir(parents=True, exist_ok=True)
         args = [
             sys.executable, "-m", "hashgrid", "agent", "--server", server_url, "--home", str(home),
-            "--name", name, "--advertise-address", "127.0.0.1", "--engine-host", "127.0.0.1",
+            "--name", name,
         ]  # fmt: skip
         if join_token:
             args += ["--join-token", join_token]

@@ -65,6 +65,12 @@ class ControlPlane:
         if credential:
             self.use_credential(credential)
 
+    @property
+    def credential(self) -> str:
+        """The node credential in use (the tunnels present it to gateways)."""
+        assert self._credential is not None, "joined nodes have a credential"
+        return self._credential
+
     def use_credential(self, credential: str) -> None:
         self._credential = credential
         self._headers["authorization"] = f"Bearer {credential}"

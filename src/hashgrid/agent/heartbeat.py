@@ -10,7 +10,7 @@ from hashgrid.agent.control_plane import ControlPlane, Unreachable
 from hashgrid.agent.holdings import HoldingsReport
 from hashgrid.common.backoff import Backoff
 from hashgrid.common.waiting import sleep_unless
-from hashgrid.contracts.agent import Fingerprint, Heartbeat, ReplicaLoad
+from hashgrid.contracts.agent import Fingerprint, Heartbeat, HeartbeatAck, ReplicaLoad
 
 log = structlog.get_logger("hashgrid.agent.heartbeat")
 
@@ -40,10 +40,11 @@ async def beat_until(
     *,
     loads: Callable[[], Awaitable[list[ReplicaLoad]]] | None = None,
     holdings: HoldingsReport | None = None,
+    acknowledged: Callable[[HeartbeatAck], None] | None = None,
 ) -> None:
     """Beat every `interval_s` (the server may change it) until `stop`; back off while away.
     Every few beats carry a fresh fingerprint from `collect`; every beat the engines' `loads`;
-    and the store's `holdings` when it says so."""
+    and the store's `holdings` when it says so. Each answer goes to `acknowledged`."""
     backoff = Backoff(base=interval_s, cap=retry_cap(interval_s, None))
     beats = 0
     away = False
@@ -70,6 +71,8 @@ async def beat_until(
         backoff.reset()
         if holdings is not None:
             holdings.acknowledged(body.holdings)
+        if acknowledged is not None:
+            acknowledged(ack)
         beats += 1
         interval_s = ack.heartbeat_interval_s
         backoff.base, backoff.cap = interval_s, retry_cap(interval_s, ack.node_ttl_s)

@@ -34,6 +34,11 @@ class ServingEngine:
     engine: str  # its name in `ENGINES`
     port: int  # where it listens on this node
 
+    @property
+    def base_url(self) -> str:
+        """Where the engine answers, on this node's loopback."""
+        return f"http://127.0.0.1:{self.port}"
+
 
 class LoadScraper:
     """Reads engines' loads over one HTTP session; close it when the agent stops."""

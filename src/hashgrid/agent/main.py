@@ -20,9 +20,9 @@ from hashgrid.agent.reporter import Reporter
 from hashgrid.agent.settings import AgentSettings
 from hashgrid.agent.store import ModelStore
 from hashgrid.agent.supervisor import Supervisor
+from hashgrid.agent.tunnel import Tunnels
 from hashgrid.common.backoff import Backoff
 from hashgrid.common.logging import configure_logging
-from hashgrid.common.net import outbound_address
 from hashgrid.common.paths import keep_private, private_dir
 from hashgrid.common.waiting import sleep_unless
 from hashgrid.contracts.agent import Fingerprint, ReplicaLoad, Verification
@@ -72,8 +72,6 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
         )
         supervisor = Supervisor(
             EngineConfig(
-                bind_host=settings.engine_host,
-                advertise_host=settings.advertise_address or outbound_address(settings.server_url),
                 log_dir=settings.log_dir,
                 records_dir=settings.engines_dir,
                 ready_timeout_s=settings.engine_ready_timeout_s,
@@ -83,6 +81,13 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
             reporter,
         )
         scraper = LoadScraper()  # on loopback, as the supervisor probes health
+        tunnels = Tunnels(
+            stop,
+            lambda: control_plane.credential,
+            lambda: {e.replica_id: e.base_url for e in supervisor.serving()},
+            # Gateways' certificates come from the control plane's CA: the pin verifies them.
+            ssl_context=trusted,
+        )
 
         async def loads() -> list[ReplicaLoad]:
             return await scraper.loads(supervisor.serving())
@@ -94,6 +99,7 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
             gpus.collect,
             loads=loads,
             holdings=HoldingsReport(lambda: holdings_of(store)),
+            acknowledged=lambda ack: tunnels.follow(ack.gateways),
         )
         beating = asyncio.create_task(heartbeat, name="heartbeat")
         # Verified before any engine starts, so the benchmark has the machine to itself.
@@ -119,6 +125,7 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
         # Loops end by themselves once `stop` is set, at their next look at it; closing the
         # control plane client below ends a long poll in flight.
         stop.set()
+        await tunnels.close()  # requests in flight end first: the engines stop next
         await supervisor.stop_all()
         await reporter.flush(within_s=3.0)
         reporter.close()

@@ -38,13 +38,14 @@ STOP_FAILED_S = 10.0
 
 @dataclass(frozen=True)
 class EngineConfig:
-    bind_host: str  # where engines listen
-    advertise_host: str  # how gateways reach them
     log_dir: Path
     records_dir: Path  # a record per running engine, for the next agent to find
     ready_timeout_s: float
     store: ModelStore
     restart_first_s: float = 1.0  # the first restart's backoff; doubles up to a minute
+    # Where engines listen: the node's loopback only. Gateways reach them down the tunnels the
+    # agent opened (`agent/tunnel.py`); nothing outside the node can.
+    bind_host: str = "127.0.0.1"
 
 
 class Reports(Protocol):
@@ -212,7 +213,7 @@ class ReplicaRunner:
             self._records.remove(self._id)
 
     def _endpoint(self, port: int) -> str:
-        return f"http://{self._config.advertise_host}:{port}"
+        return f"http://{self._config.bind_host}:{port}"
 
     def _report(
         self, status: ReplicaStatus, *, endpoint: str | None = None, reason: str | None = None

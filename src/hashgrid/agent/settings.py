@@ -20,10 +20,6 @@ class AgentSettings(BaseSettings):
     ca_file: Path | None = None
     home: Path = Field(default_factory=lambda: default_home() / "agent")
     name: str = Field(default_factory=socket.gethostname)
-    # Where engines listen, and the address gateways use to reach them (default: the address
-    # this host uses to reach the server).
-    engine_host: str = "0.0.0.0"
-    advertise_address: str | None = None
     engine_ready_timeout_s: float = 600.0
     # A failed engine is restarted after about this long, then twice as long each time, up to
     # a minute (reset once it has served for five minutes).

@@ -58,6 +58,14 @@ def gateway(
     ),
     host: str | None = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Port to listen on (default 7080)."),
+    tunnel_port: int | None = typer.Option(
+        None, help="Port nodes dial to open their tunnels (default 7082)."
+    ),
+    tunnel_url: str | None = typer.Option(
+        None,
+        help="The URL nodes dial, as they reach this gateway "
+        "(default: ws://HOST:TUNNEL_PORT/tunnel, wss:// when its control plane serves TLS).",
+    ),
     home: Path | None = typer.Option(None, help="Where the usage spool lives."),
     rtt_table: Path | None = typer.Option(
         None,
@@ -96,6 +104,8 @@ def gateway(
     given = _given(
         host=host,
         port=port,
+        tunnel_port=tunnel_port,
+        tunnel_url=tunnel_url,
         home=home,
         rtt_table=rtt_table,
         country=country,
@@ -132,12 +142,6 @@ def agent(
     ca_file: Path | None = typer.Option(None, help="The control plane's CA certificate (PEM)."),
     name: str | None = typer.Option(None, help="Node name (default: the hostname)."),
     home: Path | None = typer.Option(None, help="Where the credential and logs live."),
-    advertise_address: str | None = typer.Option(
-        None, help="Address gateways use to reach engines (default: the route to the server)."
-    ),
-    engine_host: str | None = typer.Option(
-        None, help="Address engines listen on (default 0.0.0.0)."
-    ),
     verify: bool = typer.Option(
         False, "--verify", help="Benchmark and report this node again, even if verified before."
     ),
@@ -154,8 +158,6 @@ def agent(
         ca_file=ca_file,
         name=name,
         home=home,
-        advertise_address=advertise_address,
-        engine_host=engine_host,
         verify=verify or None,  # unset: HASHGRID_AGENT_VERIFY may still ask
         miners=miners or None,
     )

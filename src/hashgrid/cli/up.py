@@ -151,6 +151,7 @@ def up(
     home: Path | None = typer.Option(None, help="State directory [env: HASHGRID_HOME]."),
     gateway_port: int = typer.Option(7080, help="Port of the OpenAI-compatible gateway."),
     server_port: int = typer.Option(7081, help="Port of the control plane."),
+    tunnel_port: int = typer.Option(7082, help="Port the local node's tunnel dials."),
     model: Path | None = typer.Option(
         None, help="A GGUF model to serve (default: a tiny generated test model)."
     ),
@@ -162,6 +163,7 @@ def up(
     for port, what, option in (
         (server_port, "the control plane", "--server-port"),
         (gateway_port, "the gateway", "--gateway-port"),
+        (tunnel_port, "the gateway's node tunnels", "--tunnel-port"),
     ):
         if port_taken(port):
             raise fail(
@@ -208,10 +210,6 @@ def up(
                 server_url,
                 "--name",
                 "local-node",
-                "--advertise-address",
-                "127.0.0.1",
-                "--engine-host",
-                "127.0.0.1",
                 "--ca-file",  # on this machine; another node would pin it from its join token
                 str(ca_file),
             ]
@@ -231,6 +229,8 @@ def up(
                     str(gateway_port),
                     "--ca-file",
                     str(ca_file),
+                    "--tunnel-port",
+                    str(tunnel_port),
                 ],
                 {"HASHGRID_GATEWAY_TOKEN": gateway_token},
             )

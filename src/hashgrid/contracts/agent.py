@@ -138,6 +138,9 @@ class HeartbeatAck(BaseModel):
     # How long the control plane waits for a silent node before declaring it lost: the agent
     # retries beats well inside it while the control plane is away (None: an older server).
     node_ttl_s: float | None = None
+    # The tunnel listeners of the gateways up now (wss://host:port/tunnel): the node keeps a
+    # tunnel open to each, over which they send it requests (`agent/tunnel.py`).
+    gateways: list[str] = Field(default_factory=list)
 
 
 class ModelSpec(BaseModel):

@@ -18,7 +18,7 @@ every key and customer with a budget; its `seq` grows with each stored batch of 
 in `spend`, has arrived there (see `gateway/spend.py`).
 """
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, JsonValue
 
@@ -37,8 +37,13 @@ SITE_LEN = 100
 
 class RouteReplica(BaseModel):
     replica_id: str
+    # Where the engine listens: on its node's loopback for "tunnel" replicas (for operators to
+    # read; the gateway never connects to it), the URL an admin registered for "direct" ones.
     endpoint: str
     node_id: str  # "external": an endpoint run outside hashgrid (its deployment's id is the id)
+    # "tunnel": reached only down the tunnel its node opened to the gateway (`gateway/tunnel.py`);
+    # "direct": an external endpoint, called at `endpoint`.
+    via: Literal["tunnel", "direct"] = "direct"
     site: str
     region: str
     # The engine's own load as its agent last reported it; None when unknown (llama.cpp reports
@@ -118,10 +123,20 @@ class SpendReport(BaseModel):
     customers: dict[str, int] = {}  # micro-dollars by customer id
 
 
+class RouteNode(BaseModel):
+    """A node that may open a tunnel to gateways: the digest of its current credential."""
+
+    node_id: str
+    credential_hash: str
+
+
 class GatewayView(BaseModel):
     revision: int
     models: list[RoutedModel]
     keys: list[KeyEntry]
+    # Every node whose credential is valid: a tunnel authenticates against these, and a
+    # node's tunnel closes when it leaves the list (revoked, rotated, deleted).
+    nodes: list[RouteNode] = []
     # Every site that holds a replica in `models` (older servers send none).
     sites: list[RouteSite] = []
     customers: list[CustomerEntry] = []  # those with limits; a customer not here has none
@@ -171,6 +186,9 @@ class DemandReport(BaseModel):
 
     gateway: str  # the gateway process's own id, new at each start
     models: list[ModelDemand]
+    # Where nodes dial this gateway's tunnel listener (wss://host:port/tunnel); None: it has
+    # none, so nodes do not learn of it.
+    tunnel_url: Annotated[str, text(500, 1)] | None = None
 
 
 class UsageBatch(BaseModel):

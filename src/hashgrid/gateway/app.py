@@ -1,4 +1,5 @@
-"""The gateway's Starlette application: `/v1` for customers, `/healthz` for load balancers.
+"""The gateway's Starlette application: `/v1` for customers, `/healthz` for load balancers; and,
+on a port of its own, the listener its nodes' tunnels dial (`gateway/tunnel.py`).
 
 Plain Starlette routes, not FastAPI: bodies are parsed once with orjson and passed on, with no
 model validation of whole bodies on the hot path.
@@ -40,6 +41,8 @@ from hashgrid.gateway.redis_limits import RedisBuckets
 from hashgrid.gateway.settings import GatewaySettings
 from hashgrid.gateway.spend import SpendLedger
 from hashgrid.gateway.steering import load_latency
+from hashgrid.gateway.tunnel import TunnelHub
+from hashgrid.gateway.upstreams import Upstreams
 from hashgrid.gateway.view import ViewWatcher
 from hashgrid.ratelimit import LocalBuckets
 from hashgrid.routing import DefaultPolicy, PolicyConfig
@@ -64,6 +67,8 @@ def create_app(settings: GatewaySettings) -> Starlette:
 
     tls = trust.prepare(settings)  # the CA it trusts, its certificate (gateway/trust.py)
     control_ssl = tls.control_plane_context()
+    tunnel_ssl = tls.tunnel_server_context()
+    tunnel_url = trust.tunnel_url(settings, tunnel_ssl is not None)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -81,8 +86,14 @@ def create_app(settings: GatewaySettings) -> Starlette:
             adopt_sqlite_spool(
                 settings.home / "usage-spool.db", spool
             )  # a spool left by an older gateway
+            tunnels = TunnelHub(lambda: watcher.view.nodes, lambda: watcher.reachability_changed())
+            upstreams = Upstreams(session, tunnels)
             watcher = ViewWatcher(
-                control, settings.server_url, settings.token, saved=settings.view_path
+                control,
+                settings.server_url,
+                settings.token,
+                saved=settings.view_path,
+                reachable=upstreams.reachable,
             )
             ledger = SpendLedger(wall_ms)
             shipper = UsageShipper(
@@ -114,7 +125,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             access_log = AccessLog() if settings.access_log else None
             holder["watcher"] = watcher
             holder["proxy"] = Proxy(
-                session,
+                upstreams,
                 watcher,
                 spool,
                 settings.max_attempts,
@@ -126,13 +137,22 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 cold_start_wait_s=settings.cold_start_wait_s,
             )
             reporter = DemandReporter(
-                demand, control, settings.server_url, settings.token, settings.demand_report_s
+                demand,
+                control,
+                settings.server_url,
+                settings.token,
+                settings.demand_report_s,
+                tunnel_url=tunnel_url,
             )
+            # Agents dial the tunnel over TLS whenever the control plane's CA issued this
+            # gateway a certificate, and verify it against that CA (gateway/trust.py).
+            await tunnels.start(settings.host, settings.tunnel_port, tunnel_ssl)
             tasks = [
                 asyncio.create_task(watcher.run(), name="view"),
                 asyncio.create_task(shipper.run(), name="usage"),
                 asyncio.create_task(shipper.sync_forever(), name="usage-fsync"),
                 asyncio.create_task(reporter.run(), name="demand"),
+                asyncio.create_task(_prune_tunnels(watcher, tunnels), name="tunnels"),
             ]
             if access_log is not None:
                 tasks.append(asyncio.create_task(access_log.run(), name="access-log"))
@@ -147,6 +167,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             try:
                 yield
             finally:
+                await tunnels.stop()
                 await cancel_all(tasks)
                 if shared is not None:
                     with suppress(TimeoutError):
@@ -247,6 +268,13 @@ def create_app(settings: GatewaySettings) -> Starlette:
     )
     app.state.tls = tls
     return app
+
+
+async def _prune_tunnels(watcher: ViewWatcher, tunnels: TunnelHub) -> None:
+    """Close a node's tunnel once the view stops listing its credential (revoked, rotated)."""
+    while True:
+        await watcher.next_view(60.0)
+        tunnels.prune()
 
 
 def reply_id(request: Request) -> str:

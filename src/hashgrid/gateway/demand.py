@@ -85,8 +85,12 @@ class DemandReporter:
         server_url: str,
         token: str,
         interval_s: float = 1.0,
+        tunnel_url: str | None = None,
     ) -> None:
         self._meter = meter
+        # Reported every time, so the control plane tells nodes where to dial while the
+        # gateway is up: a gateway with a tunnel listener reports even with no demand.
+        self._tunnel_url = tunnel_url
         self._session = session
         self._url = server_url.rstrip("/") + "/api/v1/gateway/demand"
         self._headers = {"authorization": f"Bearer {token}"}
@@ -100,7 +104,8 @@ class DemandReporter:
                 await asyncio.wait_for(self._meter.urgent.wait(), self._interval_s)
             self._meter.urgent.clear()
             report = self._meter.report()
-            if not report.models and not said_something:
+            report.tunnel_url = self._tunnel_url
+            if not report.models and not said_something and self._tunnel_url is None:
                 continue  # nothing now, and the server already knows it
             try:
                 async with self._session.post(

@@ -53,6 +53,7 @@ from hashgrid.gateway.steering import (
     candidates,
     client_country,
 )
+from hashgrid.gateway.upstreams import Upstream, Upstreams
 from hashgrid.gateway.view import ViewWatcher
 from hashgrid.routing import Holding, RouteRequest, RoutingPolicy, affinity_key, prompt_prefix
 
@@ -61,7 +62,6 @@ log = structlog.get_logger("hashgrid.gateway")
 # Answers that mean "this replica cannot take it now", worth another replica before any byte.
 RETRYABLE_STATUS = frozenset({502, 503, 504})
 JSON_HEADERS = {"content-type": "application/json"}
-CONNECT_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=600.0)
 
 
 @dataclass
@@ -128,7 +128,7 @@ class Exchange:
 class Proxy:
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        upstreams: Upstreams,
         watcher: ViewWatcher,
         spool: UsageSpool,
         max_attempts: int,
@@ -139,7 +139,7 @@ class Proxy:
         demand: DemandMeter | None = None,
         cold_start_wait_s: float = 120.0,
     ) -> None:
-        self._session = session
+        self._upstreams = upstreams
         self._watcher = watcher
         self._spool = spool
         self._max_attempts = max_attempts
@@ -316,7 +316,7 @@ class Proxy:
         x: Exchange,
         *,
         read: bool,
-    ) -> tuple[aiohttp.ClientResponse, bytes]:
+    ) -> tuple[Upstream, bytes]:
         """Connect to a replica the policy chooses, trying others while the client has no byte.
 
         With `read` (a request not streamed) the body is read here too: the client gets nothing
@@ -348,15 +348,9 @@ class Proxy:
             replica = replicas[choice.replica_id]
             tried.add(replica.replica_id)
             self._in_flight[replica.replica_id] += 1
-            upstream: aiohttp.ClientResponse | None = None
+            upstream: Upstream | None = None
             try:
-                upstream = await self._session.post(
-                    replica.endpoint + endpoint,
-                    data=payload,
-                    # No x-request-id: llama-cpp-python's server refuses ids that are not UUIDs.
-                    headers=JSON_HEADERS,
-                    timeout=CONNECT_TIMEOUT,
-                )
+                upstream = await self._upstreams.post(replica, endpoint, payload)
                 if upstream.status in RETRYABLE_STATUS:
                     last_error = f"replica answered {upstream.status}"
                 else:
@@ -395,7 +389,7 @@ class Proxy:
         raise NoReplica(f"No replica of `{routed.name}` could take the request ({last_error}).")
 
     async def _relay(
-        self, upstream: aiohttp.ClientResponse, x: Exchange, *, strip_usage: bool
+        self, upstream: Upstream, x: Exchange, *, strip_usage: bool
     ) -> AsyncIterator[bytes]:
         splitter = EventSplitter()
         complete = False
@@ -436,12 +430,13 @@ class Proxy:
         finally:
             if not complete and x.status < 400:
                 x.status = 499  # the client went away; closing upstream cancels the generation
+            if not done:  # cut short: billed for what reached the client, as after a crash
+                x.prompt_tokens = x.prompt_tokens or x.prompt_estimate
+                x.completion_tokens = max(x.completion_tokens, x.relayed_tokens)
             self._release(upstream, x, abort=not complete)
             self._finish(x)
 
-    async def _upstream_error(
-        self, upstream: aiohttp.ClientResponse, x: Exchange, data: bytes
-    ) -> Response:
+    async def _upstream_error(self, upstream: Upstream, x: Exchange, data: bytes) -> Response:
         """An engine's refusal or failure, answered in OpenAI's shape without its internals
         (`engine_errors`); what the engine said goes to the log."""
         self._release(upstream, x)
@@ -465,7 +460,7 @@ class Proxy:
             response.headers[SITE_HEADER] = x.replica.site
         return response
 
-    def _release(self, upstream: aiohttp.ClientResponse, x: Exchange, abort: bool = False) -> None:
+    def _release(self, upstream: Upstream, x: Exchange, abort: bool = False) -> None:
         if abort:
             upstream.close()
         else:

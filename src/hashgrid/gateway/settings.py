@@ -1,5 +1,6 @@
 """The gateway's settings, read from `HASHGRID_GATEWAY_*` environment variables and the CLI."""
 
+import socket
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -8,6 +9,7 @@ from pydantic_settings import SettingsConfigDict
 from hashgrid.common.connection_limits import ConnectionLimits
 from hashgrid.common.paths import default_home
 from hashgrid.common.tls import is_loopback
+from hashgrid.contracts.tunnel import PATH as TUNNEL_PATH
 from hashgrid.routing import country_code
 
 
@@ -26,6 +28,12 @@ class GatewaySettings(ConnectionLimits):
     tls_hosts: list[str] = Field(default_factory=list)  # names its certificate holds besides
     ca_hash: str | None = None
     ca_file: Path | None = None
+    # Where nodes dial this gateway (`gateway/tunnel.py`): its tunnel listener, on `host`.
+    tunnel_port: int = 7082
+    # The URL nodes dial, as they reach this gateway (behind a load balancer or NAT: its public
+    # name); default: ws://HOST:TUNNEL_PORT/tunnel, with this machine's host name for HOST when
+    # the gateway listens on every address.
+    tunnel_url: str | None = None
     home: Path = Field(default_factory=lambda: default_home() / "gateway")
     # A request for a model with no ready replica (scaled to zero, or all its replicas moving)
     # waits this long for one, then gets a 503.
@@ -91,6 +99,13 @@ class GatewaySettings(ConnectionLimits):
     @property
     def tls_dir(self) -> Path:
         return self.home / "tls"
+
+    @property
+    def advertised_tunnel_url(self) -> str:
+        if self.tunnel_url is not None:
+            return self.tunnel_url
+        host = socket.gethostname() if self.host in ("0.0.0.0", "::") else self.host
+        return f"ws://{host}:{self.tunnel_port}{TUNNEL_PATH}"
 
     @property
     def view_path(self) -> Path:

@@ -46,6 +46,15 @@ class GatewayTls:
         return server_context(self.certificate.cert, self.certificate.key)
 
 
+def tunnel_url(settings: GatewaySettings, tls: bool) -> str:
+    """The URL nodes dial this gateway's tunnel at: `wss://` when it serves TLS, unless the
+    operator gave one (`tunnel_url`, e.g. behind a TLS-terminating balancer)."""
+    url = settings.advertised_tunnel_url
+    if tls and settings.tunnel_url is None:
+        return "wss://" + url.removeprefix("ws://")
+    return url
+
+
 def control_plane_ca(settings: GatewaySettings) -> bytes | None:
     """The control plane's CA (PEM); None over plain http. NoCertificate if none is given."""
     if not settings.server_url.startswith("https://"):

@@ -8,6 +8,10 @@ engine loads the agents reported last (loads do not move the revision; see
 
 A model is public or private to one customer (`RoutedModel.customer_id`). A key may call the
 public ones and its customer's own; to it, another customer's private model does not exist.
+Replicas whose node has no tunnel to this gateway now (`gateway/tunnel.py`) are left out of the
+view until it opens one: this gateway could not reach them. The view is rebuilt from the last
+answer when a tunnel opens or closes, and requests waiting for a replica are woken by it.
+
 Replicas a compute contract reserves name their holder; `holders` says, per model that has any,
 which customers hold some, so that a request for a model without one looks no further.
 
@@ -20,7 +24,7 @@ import asyncio
 import contextlib
 import heapq
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +38,7 @@ from hashgrid.contracts.gateway import (
     GatewayView,
     KeyEntry,
     RoutedModel,
+    RouteReplica,
     SpendReport,
 )
 from hashgrid.gateway.steering import site_infos
@@ -59,20 +64,26 @@ class View:
     private: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # The customers holding reserved replicas of each model that has some, by model name.
     holders: dict[str, frozenset[str]] = field(default_factory=dict)
+    nodes: dict[str, str] = field(default_factory=dict)  # node id by credential digest
 
     @classmethod
-    def of(cls, view: GatewayView) -> "View":
-        public, private = names_by_owner(view.models)
+    def of(
+        cls, view: GatewayView, reachable: Callable[[RouteReplica], bool] | None = None
+    ) -> "View":
+        """The lookups of `view`; with `reachable`, only the replicas it says yes to."""
+        models = view.models if reachable is None else reachable_only(view.models, reachable)
+        public, private = names_by_owner(models)
         return cls(
             revision=view.revision,
-            models={m.name: m for m in view.models},
+            models={m.name: m for m in models},
             keys={k.key_hash: k for k in view.keys},
             sites=site_infos(view.sites),
             customers={c.customer_id: c for c in view.customers},
             spend=view.spend,
             public=public,
             private=private,
-            holders=holders_of(view.models),
+            holders=holders_of(models),
+            nodes={n.credential_hash: n.node_id for n in view.nodes},
         )
 
     def model_for(self, customer_id: str, name: str) -> RoutedModel | None:
@@ -87,6 +98,19 @@ class View:
         """The names of the models keys of `customer_id` may call, sorted."""
         own = self.private.get(customer_id)
         return list(heapq.merge(self.public, own)) if own else self.public
+
+
+def reachable_only(
+    models: Iterable[RoutedModel], reachable: Callable[[RouteReplica], bool]
+) -> list[RoutedModel]:
+    """`models` with only their reachable replicas (a model is copied only if one is not)."""
+    kept = []
+    for m in models:
+        replicas = [r for r in m.replicas if reachable(r)]
+        kept.append(
+            m if len(replicas) == len(m.replicas) else m.model_copy(update={"replicas": replicas})
+        )
+    return kept
 
 
 def holders_of(models: Iterable[RoutedModel]) -> dict[str, frozenset[str]]:
@@ -116,9 +140,17 @@ class ViewWatcher:
     replicas that are gone; keys revoked meanwhile are refused once the server answers)."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, server_url: str, token: str, saved: Path | None = None
+        self,
+        session: aiohttp.ClientSession,
+        server_url: str,
+        token: str,
+        saved: Path | None = None,
+        reachable: Callable[[RouteReplica], bool] | None = None,
     ) -> None:
         self._session = session
+        self._reachable = reachable
+        self._answer = GatewayView(revision=0, models=[], keys=[])
+        self._rebuild_due = False
         self._url = server_url.rstrip("/") + "/api/v1/gateway/view"
         self._headers = {"authorization": f"Bearer {token}"}
         self._saved = saved
@@ -136,7 +168,8 @@ class ViewWatcher:
         except (OSError, ValueError) as e:
             log.warning("saved view unreadable; waiting for the control plane", error=str(e))
             return
-        self.view = View.of(answer)
+        self._answer = answer
+        self.view = View.of(answer, self._reachable)
         self._saved_revision = answer.revision
         self.synced.set()
         log.info(
@@ -153,13 +186,28 @@ class ViewWatcher:
             r.raise_for_status()
             body = await r.read()
             answer = GatewayView.model_validate_json(body)
-        self.view = View.of(answer)
+        self._answer = answer
+        self.view = View.of(answer, self._reachable)
         self.synced.set()
-        arrived, self._arrived = self._arrived, asyncio.Event()
-        arrived.set()
+        self._wake()
         if self._saved is not None and answer.revision != self._saved_revision:
             await asyncio.to_thread(write_private, self._saved, body.decode())
             self._saved_revision = answer.revision
+
+    def reachability_changed(self) -> None:
+        """A tunnel opened or closed: rebuild the view from the last answer, once per burst."""
+        if not self._rebuild_due:
+            self._rebuild_due = True
+            asyncio.get_running_loop().call_soon(self._rebuild)
+
+    def _rebuild(self) -> None:
+        self._rebuild_due = False
+        self.view = View.of(self._answer, self._reachable)
+        self._wake()
+
+    def _wake(self) -> None:
+        arrived, self._arrived = self._arrived, asyncio.Event()
+        arrived.set()
 
     async def next_view(self, within_s: float) -> None:
         """Return when the next answer arrives (with a change or fresh loads), or `within_s`

@@ -99,6 +99,7 @@ async def heartbeat(
         heartbeat_interval_s=state.settings.heartbeat_interval_s,
         assignments_revision=state.changes.revision,
         node_ttl_s=state.settings.node_ttl_s,
+        gateways=state.demand.tunnel_urls(),
     )
 
 
@@ -114,6 +115,7 @@ async def rotate(
     _check_protocol(protocol)
     response = await service.rotate(session, node, state.settings.heartbeat_interval_s)
     node_credentials(request).forget(node.id)  # after the commit: no read can refill it
+    await state.changes.bump()  # gateways learn the new credential, and drop the old one
     return response
 
 

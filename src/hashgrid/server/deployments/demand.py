@@ -1,4 +1,5 @@
-"""Demand that gateways report: requests in flight and held per deployment, kept in memory only.
+"""Demand that gateways report: requests in flight and held per deployment, kept in memory only;
+with it, where each gateway takes node tunnels (what the heartbeat tells nodes to dial).
 
 Each gateway reports about every second (`gateway/demand.py`), and at once when a request starts
 waiting for a model with no ready replica. A report replaces the gateway's one before and goes
@@ -20,6 +21,7 @@ from hashgrid.scheduler.autoscale import Demand
 class _Report:
     at: float
     models: dict[str, ModelDemand]  # by deployment id
+    tunnel_url: str | None = None
 
 
 class GatewayDemand:
@@ -32,10 +34,21 @@ class GatewayDemand:
     def record(self, report: DemandReport) -> None:
         now = self._clock()
         models = {m.deployment: m for m in report.models}
-        self._by_gateway[report.gateway] = _Report(now, models)
+        self._by_gateway[report.gateway] = _Report(now, models, report.tunnel_url)
         for deployment, m in models.items():
             if m.started or m.in_flight or m.held:
                 self._last_request[deployment] = now
+
+    def tunnel_urls(self) -> list[str]:
+        """Where the gateways that reported lately take node tunnels: what nodes dial."""
+        now = self._clock()
+        return sorted(
+            {
+                r.tunnel_url
+                for r in self._by_gateway.values()
+                if r.tunnel_url is not None and now - r.at <= self._stale_after_s
+            }
+        )
 
     def of(self, deployment: str, engine_load: float = 0.0) -> Demand:
         """`deployment`'s demand over every fresh report, the engines' own load considered:

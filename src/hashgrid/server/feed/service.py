@@ -23,6 +23,7 @@ from hashgrid.contracts.gateway import (
     KeyEntry,
     Limits,
     RoutedModel,
+    RouteNode,
     RouteReplica,
     RouteSite,
 )
@@ -136,6 +137,7 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
                 site=site.name,
                 region=site.region,
                 holder=holder,
+                via="tunnel",
             )
         )
     deployments = (
@@ -163,6 +165,7 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
         }
 
     keys = (await session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)))).all()
+    nodes = (await session.execute(select(Node.id, Node.credential_hash).order_by(Node.id))).all()
     limited = (
         await session.scalars(
             select(Organization).where(
@@ -210,6 +213,7 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
         ],
         customers=[CustomerEntry(customer_id=o.id, limits=feed_limits(o)) for o in limited],
         sites=sorted(sites.values(), key=lambda s: s.name),
+        nodes=[RouteNode(node_id=n, credential_hash=h) for n, h in nodes],
     )
 
 
