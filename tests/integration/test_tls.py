@@ -26,13 +26,25 @@ from hashgrid.common.tls import (
     with_ca_hash,
 )
 from hashgrid.contracts.api.access import Role, TokenCreate
+from hashgrid.contracts.api.catalog import ModelCreate
+from hashgrid.contracts.api.deployments import DeploymentCreate
+from hashgrid.contracts.api.keys import KeyCreate
+from hashgrid.contracts.api.organizations import OrganizationCreate
 from hashgrid.contracts.api.sites import SiteCreate
 from hashgrid.gateway import trust as gateway_trust
 from hashgrid.gateway.settings import GatewaySettings
 
-from support.live import AgentProcess, LiveGateway, LiveServer, server_settings, wait_until
+from support.live import (
+    AgentProcess,
+    LiveFleet,
+    LiveGateway,
+    LiveServer,
+    server_settings,
+    wait_until,
+)
 
 SITE = "tx-west"
+THREE = {"max_tokens": 3}
 
 
 @pytest.fixture
@@ -245,3 +257,37 @@ def _handshake(server_side: ssl.SSLContext, client_side: ssl.SSLContext) -> byte
     finally:
         listener.close()
         thread.join(5)
+
+
+def test_a_completion_crosses_every_hop_over_tls(tiny_model: Path, tmp_path: Path) -> None:
+    """Client -> gateway (HTTPS), gateway -> node (the agent's tunnel, wss:// verified against
+    the CA pinned at join), agent and gateway -> control plane (HTTPS): a real agent serves the
+    tiny model through all of them."""
+    with LiveFleet(tmp_path, tls=True) as fleet:
+        server, admin = fleet.server, fleet.admin
+        assert server.ca is not None
+        admin.create_site(SiteCreate(name=SITE, region="us-south", country="US", power_mw=1))
+        admin.create_organization(OrganizationCreate(name="acme", kind="customer"))
+        key = admin.create_key(KeyCreate(customer="acme")).key
+        admin.add_model(
+            ModelCreate(name="tiny", source=str(tiny_model), size_bytes=tiny_model.stat().st_size)
+        )
+        admin.deploy(DeploymentCreate(model="tiny", replicas=1))
+        fleet.add_agent(SITE, "rig-1")
+        gateway = fleet.start_gateway(tls=True, ca_hash=server.ca.hash)
+        assert gateway.url.startswith("https://")
+        assert gateway.tunnel_url.startswith("wss://")
+        wait_until(lambda: gateway.ready_replicas("tiny") == 1, 120, "the replica, tunnelled")
+        r = httpx.post(
+            f"{gateway.url}/v1/chat/completions",
+            json={
+                "model": "tiny",
+                "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": 3,
+            },
+            headers={"authorization": f"Bearer {key}"},
+            timeout=60,
+            verify=gateway.verify(),
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["usage"]["completion_tokens"] == 3
