@@ -34,7 +34,9 @@ from hashgrid.contracts.api.sites import SiteCreate
 from hashgrid.gateway import trust as gateway_trust
 from hashgrid.gateway.settings import GatewaySettings
 
+from support.cli import PASSWORD, base_env, ok, one_line_error
 from support.live import (
+    ADMIN_TOKEN,
     AgentProcess,
     LiveFleet,
     LiveGateway,
@@ -291,3 +293,33 @@ def test_a_completion_crosses_every_hop_over_tls(tiny_model: Path, tmp_path: Pat
         )
         assert r.status_code == 200, r.text
         assert r.json()["usage"]["completion_tokens"] == 3
+
+
+def test_cli_trusts_a_ca_file_or_the_one_login_pinned_by_hash_and_no_other(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    assert server.ca is not None
+    admin = base_env(
+        HASHGRID_HOME=str(tmp_path / "admin"),
+        HASHGRID_SERVER=server.url,
+        HASHGRID_TOKEN=ADMIN_TOKEN,
+    )
+    assert "does not trust" in one_line_error("sites", "list", env=admin)
+    ca_file = str(server.settings.tls_dir / "ca.pem")
+    assert SITE in ok("sites", "list", "--ca-file", ca_file, env=admin)
+
+    first = base_env(HASHGRID_HOME=str(tmp_path / "first"))
+    ok(
+        "signup", "--server", server.url, "--email", "ada@acme.example", "--organization",
+        "acme", "--kind", "customer", "--password-stdin", "--ca-file", ca_file,
+        env=first, stdin=PASSWORD + "\n",
+    )  # fmt: skip
+
+    laptop = base_env(HASHGRID_HOME=str(tmp_path / "laptop"))
+    login = ["login", "--server", server.url, "--email", "ada@acme.example", "--password-stdin"]
+    stranger = load_or_create_ca(tmp_path / "stranger")
+    refused = one_line_error(*login, "--ca-hash", stranger.hash, env=laptop, stdin=PASSWORD)
+    assert "refusing to trust it" in refused
+    ok(*login, "--ca-hash", server.ca.hash, env=laptop, stdin=PASSWORD + "\n")
+    assert ca_hash((tmp_path / "laptop" / "ca.pem").read_bytes()) == server.ca.hash
+    assert "ada@acme.example" in ok("whoami", env=laptop)  # the pin, with no option

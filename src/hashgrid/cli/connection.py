@@ -138,6 +138,8 @@ def _keep(ctx: Any, param: Any, value: object) -> None:
     (`ctx` and `param` are the types of the click that typer vendors and does not export.)"""
     if value is not None:
         ctx.find_root().params[param.name] = value
+        if param.name == "ca_file":
+            os.environ["HASHGRID_CA_FILE"] = str(value)  # where cli/trust.py reads it
 
 
 class ConnectionOptionsEverywhere(TyperGroup):
