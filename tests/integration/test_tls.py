@@ -126,6 +126,17 @@ def test_agent_refuses_a_ca_whose_hash_differs_from_its_join_tokens(
         assert admin.list_nodes() == []
 
 
+def test_agent_will_not_send_a_tls_join_token_over_plain_http(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    plain = server.url.replace("https://", "http://")
+    agent = AgentProcess(plain, tmp_path / "agent", _join_token(server), "rig-1")
+    assert agent.proc.wait(60) == 1
+    assert "use its https:// URL" in agent.log()
+    with server.client() as admin:
+        assert admin.list_nodes() == []
+
+
 def test_agent_with_an_https_server_and_no_ca_hash_says_how_to_get_one(
     server: LiveServer, tmp_path: Path
 ) -> None:

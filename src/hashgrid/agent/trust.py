@@ -30,9 +30,17 @@ def pinned_ca(settings: AgentSettings) -> bytes | None:
     fetched (the control plane away: worth retrying), NoTrust with nothing to check against.
     """
     if not settings.server_url.startswith("https://"):
+        if expected_hash(settings) is not None:  # the token would cross the network in clear
+            raise NoTrust(
+                f"the join token (or --ca-hash) is for a control plane serving TLS, and "
+                f"{settings.server_url} is plain http: use its https:// URL"
+            )
         return None
     if settings.ca_file is not None:
-        return settings.ca_file.read_bytes()
+        try:
+            return settings.ca_file.read_bytes()
+        except OSError as e:  # not worth retrying: a wrong path stays wrong
+            raise NoTrust(f"cannot read the CA file {settings.ca_file}: {e}") from e
     ca = pin_ca(settings.ca_path, settings.server_url, expected_hash(settings))
     if ca is None:
         raise NoTrust(
