@@ -2,6 +2,7 @@
 their join token; gateways get a certificate with their token; each refuses the others' peers
 that a plain or foreign-CA client would be."""
 
+import json
 import socket
 import ssl
 import threading
@@ -25,6 +26,7 @@ from hashgrid.common.tls import (
     split_join_token,
     with_ca_hash,
 )
+from hashgrid.contracts.agent import PROTOCOL_HEADER
 from hashgrid.contracts.api.access import Role, TokenCreate
 from hashgrid.contracts.api.catalog import ModelCreate
 from hashgrid.contracts.api.deployments import DeploymentCreate
@@ -167,6 +169,32 @@ async def test_a_revoked_node_cannot_reconnect_over_tls(server: LiveServer, tmp_
     again = AgentProcess(server.url, tmp_path, None, "rig-1")  # its stored credential and pin
     assert again.proc.wait(60) != 0
     assert "unknown node credential" in again.log()
+
+
+def test_agent_rotates_its_credential_over_tls_and_the_old_one_stops_working(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    home = tmp_path / "agent"
+    rotate = {"HASHGRID_AGENT_CREDENTIAL_ROTATE_S": "3"}
+    agent = AgentProcess(server.url, home, _join_token(server), "rig-1", env=rotate)
+    try:
+        first = wait_until(lambda: _credential(home), 60, "the first credential")
+        wait_until(lambda: _credential(home) not in (None, first), 60, "a rotated credential")
+        with server.http(token=first) as old:
+            r = old.post("/api/v1/agent/heartbeat", json={}, headers={PROTOCOL_HEADER: "1"})
+            assert r.status_code == 401
+        with server.client() as admin:
+            wait_until(lambda: [n.status for n in admin.list_nodes()] == ["ready"], 30, "ready")
+    finally:
+        assert agent.terminate() == 0, agent.log()
+    assert "node credential rotated" in agent.log()
+
+
+def _credential(home: Path) -> str | None:
+    try:
+        return str(json.loads((home / "credential.json").read_text())["credential"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def test_gateway_serves_https_from_the_ca_and_reads_its_view_over_tls(

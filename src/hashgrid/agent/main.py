@@ -3,6 +3,7 @@
 import asyncio
 import signal
 import ssl
+import time
 from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from typing import Any, TypeVar
@@ -120,6 +121,9 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
             loops.append(
                 asyncio.create_task(_drive_miners(stop, control_plane, settings), name="miners")
             )
+        if settings.credential_rotate_s is not None:
+            rotating = _rotate_credential(stop, control_plane, settings, identity)
+            loops.append(asyncio.create_task(rotating, name="rotation"))
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait([stopped, *loops], return_when=asyncio.FIRST_COMPLETED)
         # Loops end by themselves once `stop` is set, at their next look at it; closing the
@@ -177,6 +181,40 @@ async def _identity(
             log.warning("control plane unreachable; retrying join", error=str(e), retry_s=delay)
             await sleep_unless(stop, delay)
     return None
+
+
+async def _rotate_credential(
+    stop: asyncio.Event,
+    control_plane: ControlPlane,
+    settings: AgentSettings,
+    identity: registration.Identity,
+) -> None:
+    """Trade the node credential for a new one each `credential_rotate_s`, counted from when
+    the stored one was written, so restarts do not put rotation off. Tunnels opened with the
+    old credential are closed by their gateways once the view drops it; they dial again with
+    the new one."""
+    assert settings.credential_rotate_s is not None
+    backoff = Backoff(cap=AWAY_RETRY_CAP_S)
+    while not stop.is_set():
+        try:
+            stored_at = settings.credential_path.stat().st_mtime
+        except OSError:
+            stored_at = time.time()
+        due_s = stored_at + settings.credential_rotate_s - time.time()
+        if await sleep_unless(stop, max(due_s, 0.0)):
+            return
+        try:
+            identity = await registration.rotate(control_plane, settings, identity)
+        except Unreachable as e:
+            log.warning("cannot rotate the node credential; retrying", error=str(e))
+            await sleep_unless(stop, backoff.next_delay())
+            continue
+        except Rejected as e:
+            if e.status == 401:
+                raise CredentialRefused(str(e)) from e
+            raise
+        backoff.reset()
+        log.info("node credential rotated", node_id=identity.node_id)
 
 
 async def _verify(

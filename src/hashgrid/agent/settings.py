@@ -18,6 +18,9 @@ class AgentSettings(BaseSettings):
     # <home>/ca.pem (a join token from `hashgrid sites join-token` carries it), or its file.
     ca_hash: str | None = None
     ca_file: Path | None = None
+    # The node credential is traded for a new one this long after it was stored (the credential
+    # file's age says when, across restarts); None: never. The old one stops working at once.
+    credential_rotate_s: float | None = Field(30 * 86400.0, gt=0)
     home: Path = Field(default_factory=lambda: default_home() / "agent")
     name: str = Field(default_factory=socket.gethostname)
     engine_ready_timeout_s: float = 600.0
