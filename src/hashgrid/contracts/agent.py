@@ -101,8 +101,9 @@ MAX_REPORTED = 1024
 class ReplicaLoad(BaseModel):
     """One ready replica's engine load, as its agent read it from the engine.
 
-    A figure is None when the engine did not say: llama.cpp has no metrics (its load is what
-    the gateways observe), and a scrape that failed or timed out tells nothing.
+    A figure is None when the engine did not say: llama-cpp-python (llama.cpp's fallback where
+    llama-server is not installed) has no metrics, and its load is what the gateways observe;
+    llama-server has no KV-cache figure; a scrape that failed or timed out tells nothing.
     """
 
     replica_id: str = Field(max_length=64)

@@ -24,7 +24,7 @@ from hashgrid.contracts.agent import (
 from hashgrid.contracts.states import ACTIVE_REPLICA, NodeStatus
 from hashgrid.server.auth import per_state
 from hashgrid.server.catalog.tables import CatalogModel
-from hashgrid.server.deployments.sizing import GPU_ONLY_ENGINES, engine_of, gpu_memory_fraction
+from hashgrid.server.deployments.sizing import engine_of, gpu_memory_fraction, gpu_only
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.errors import Unauthorized
 from hashgrid.server.nodes import service as nodes
@@ -272,7 +272,7 @@ async def assignments_of(session: AsyncSession, node_id: str) -> list[Assignment
             size_bytes=model.size_bytes,
             sha256=model.sha256,
         )
-        if gpus and engine in GPU_ONLY_ENGINES:
+        if gpus and gpu_only(engine):
             if gpu_memory is None:
                 gpu_memory = await _gpu_memory(session, node_id)
             totals = [gpu_memory.get(g, 0) for g in gpus]
