@@ -1,5 +1,7 @@
 """Fixtures shared by every test directory."""
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +11,21 @@ from hashgrid.models.tiny import make_tiny_gguf
 
 from support import postgres
 from support.engines import kill_engines_under
+
+# The suite runs llama.cpp as llama-cpp-python's server, which the project installs, on every
+# machine: agents never pick up a llama-server that happens to be on PATH. Tests of llama-server
+# name the binary found here (HASHGRID_LLAMA_SERVER, else on PATH) and skip where there is none.
+# (Set before any test imports the agent, which reads it when its engines module loads.)
+LLAMA_SERVER = os.environ.get("HASHGRID_LLAMA_SERVER") or shutil.which("llama-server")
+os.environ["HASHGRID_LLAMA_SERVER"] = ""
+
+
+@pytest.fixture
+def llama_server() -> str:
+    """The llama-server binary on this machine; the test is skipped where there is none."""
+    if not LLAMA_SERVER:
+        pytest.skip("llama-server is not installed (set HASHGRID_LLAMA_SERVER or put it on PATH)")
+    return LLAMA_SERVER
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from hashgrid.cli.main import app
 from hashgrid.common.net import free_port
 
 from support.cli import base_env, failed, ok, ok_json, server_env
+from support.fake_hub import hub_in_thread
 from support.live import ADMIN_TOKEN, LiveServer
 
 # One backend is enough here: the API itself is tested on each in test_server_api.py.
@@ -275,6 +276,55 @@ def test_models_add_takes_a_download_source_with_its_size(server: LiveServer) ->
     assert (model["source"], model["size_bytes"]) == ("hf://org/repo/model.gguf@v1", 123456)
     assert "--size" in failed("models", "add", "x", "--source", "https://h/m.gguf", env=env).stderr
     assert "exactly one" in failed("models", "add", "y", env=env).stderr
+
+
+@sqlite
+def test_models_add_takes_a_safetensors_repository_for_a_gpu_engine(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """hf://OWNER/REPO[@REV] and a folder are repositories: safetensors, served by vLLM unless
+    another engine that serves them is named; llama.cpp is refused with the reason."""
+    env = server_env(server)
+    repo = "hf://Qwen/Qwen2.5-0.5B-Instruct@7ae557604adf67be50417f59c2c2f167def9a775"
+    model = ok_json("models", "add", "qwen", "--source", repo, "--size", "988000000", env=env)
+    assert (model["format"], model["engine"], model["source"]) == ("safetensors", "vllm", repo)
+    folder = tmp_path / "qwen"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"x" * 1000)
+    local = ok_json("models", "add", "qwen-local", "--path", str(folder), "--engine", "sglang",
+                    env=env)  # fmt: skip
+    assert (local["format"], local["engine"], local["size_bytes"]) == (
+        "safetensors",
+        "sglang",
+        1002,
+    )
+    refused = failed("models", "add", "q3", "--source", repo, "--size", "1", "--engine",
+                     "llamacpp", env=env)  # fmt: skip
+    assert "llamacpp serves gguf models, not safetensors" in refused.stderr
+
+
+@sqlite
+def test_models_add_reads_a_repositorys_size_and_architecture_from_the_hub(
+    server: LiveServer,
+) -> None:
+    config = {"num_hidden_layers": 2, "num_attention_heads": 4, "hidden_size": 64}
+    files = {
+        "config.json": json.dumps(config).encode(),
+        "model.safetensors": b"w" * 5000,
+        "pytorch_model.bin": b"not fetched, not counted" * 100,
+    }
+    with hub_in_thread({"org/tiny": files}) as hub:
+        env = {**server_env(server), "HF_ENDPOINT": hub.url}
+        model = ok_json("models", "add", "tiny-hub", "--source", "hf://org/tiny", env=env)
+        assert not hub.downloads("model.safetensors")
+    assert model["size_bytes"] == 5000 + len(files["config.json"])
+    assert model["architecture"] == {
+        "layers": 2, "kv_heads": 4, "head_dim": 16, "kv_bytes_per_element": 2,
+    }  # fmt: skip
+    assert (model["format"], model["engine"]) == ("safetensors", "vllm")
+    gone = failed("models", "add", "x", "--source", "hf://org/tiny", env=env)  # hub stopped
+    assert "give --size" in gone.stderr
 
 
 POWER_MODEL = {

@@ -82,9 +82,11 @@ def test_engines_and_gateway_keep_serving_while_the_control_plane_is_away(
 
         for i in range(2):
             chat(i)
-        # A gateway restarted while the server is away serves from the view it saved.
+        # A gateway restarted while the server is away serves from the view it saved, its node
+        # dialling it again where it was.
         gateway.stop()
-        gateway = LiveGateway(server.url, gateway_token, tmp_path / "gw")
+        tunnel_port = gateway.settings.tunnel_port
+        gateway = LiveGateway(server.url, gateway_token, tmp_path / "gw", tunnel_port=tunnel_port)
         gateway.start()
         chat(2)
         assert agent.proc.poll() is None

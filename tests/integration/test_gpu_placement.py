@@ -5,10 +5,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from hashgrid.client import ApiError
 from hashgrid.contracts.agent import PROTOCOL_HEADER, Fingerprint, GpuInfo
 from hashgrid.contracts.api.catalog import ModelCreate
-from hashgrid.contracts.api.deployments import DeploymentCreate
+from hashgrid.contracts.api.deployments import DeploymentChange, DeploymentCreate
 from hashgrid.contracts.api.sites import SiteCreate
 
 from support.admission import admit
@@ -123,3 +125,35 @@ def test_deploy_refuses_an_unknown_engine(server: LiveServer, tiny_model: Path) 
         )
         r = http.post("/api/v1/deployments", json={"model": "tiny", "engine": "tgi"})
         assert r.status_code == 422
+
+
+REPO = "hf://Qwen/Qwen2.5-0.5B-Instruct@7ae557604adf67be50417f59c2c2f167def9a775"
+
+
+def test_a_safetensors_repository_is_placed_for_vllm_and_never_given_to_llama_cpp(
+    server: LiveServer, tiny_model: Path
+) -> None:
+    with join_gpu_node(server) as node, server.client() as admin:
+        model = admin.add_model(
+            ModelCreate(name="qwen", source=REPO, format="safetensors", size_bytes=988 * 2**20)
+        )
+        assert (model.format, model.engine) == ("safetensors", "vllm")
+        asked = {"name": "q2", "source": REPO, "format": "safetensors", "size_bytes": 1}
+        with server.http() as http:
+            refused = http.post("/api/v1/models", json={**asked, "engine": "llamacpp"})
+        assert refused.status_code == 422
+        assert "llamacpp serves gguf models, not safetensors" in refused.text
+        with pytest.raises(ApiError, match="cannot serve 'qwen', a safetensors model"):
+            admin.deploy(DeploymentCreate(model="qwen", engine="llamacpp"))
+
+        admin.deploy(DeploymentCreate(model="qwen"))
+        [assignment] = wait_until(lambda: assignments(node), 15, "an assignment")
+        assert assignment["engine"] == "vllm"
+        assert (assignment["model"]["source"], assignment["model"]["format"]) == (
+            REPO,
+            "safetensors",
+        )
+        assert len(assignment["gpus"]) == 1
+        with pytest.raises(ApiError, match="cannot serve"):
+            admin.change_deployment("qwen", DeploymentChange(engine="llamacpp"))
+        assert admin.get_deployment("qwen").engine == "vllm"

@@ -296,7 +296,7 @@ async def test_local_path_is_returned_unchanged_and_checked(
 
 
 @pytest.mark.parametrize(
-    "source", ["", "ftp://host/x.gguf", "s3://bucket/x.gguf", "hf://owner/repo", "http:///x"]
+    "source", ["", "ftp://host/x.gguf", "s3://bucket/x.gguf", "hf://owner", "http:///x"]
 )
 async def test_unsupported_sources_are_value_errors(store: ModelStore, source: str) -> None:
     """Schemes other than http, https and hf, and malformed hf sources, are refused."""

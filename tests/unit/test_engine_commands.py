@@ -1,4 +1,10 @@
-"""The llama.cpp engine's command line, and the stream-usage helpers of its server wrapper."""
+"""The llama.cpp engine's command lines (llama-server's, and llama-cpp-python's as the fallback),
+and the stream-usage helpers of the fallback's server wrapper.
+
+llama-server's flags are those of ggml-org/llama.cpp common/arg.cpp (--model, --alias, --host,
+--port, --ctx-size, --parallel, --metrics, --n-gpu-layers, --embedding); tools/server/README.md
+says the context is divided among the --parallel slots.
+"""
 
 import sys
 from collections.abc import Iterator
@@ -8,9 +14,10 @@ from typing import Any
 import pytest
 
 from hashgrid.agent.engines import ENGINES
-from hashgrid.agent.engines.llamacpp import LlamaCpp
+from hashgrid.agent.engines.llamacpp import SERVER_ENV, LlamaCpp, find_llama_server
 from hashgrid.agent.engines.llamacpp_server import _ending_with_usage, _with_stream_usage
 from hashgrid.contracts.agent import Assignment, ModelSpec
+from hashgrid.contracts.engines import ENGINES as FACTS
 
 SPEC = ModelSpec(name="tiny-chat", source="/models/with space/tiny.gguf", context_length=4096)
 
@@ -24,6 +31,73 @@ def assignment(spec: ModelSpec = SPEC, gpus: list[int] | None = None) -> Assignm
 def value_after(argv: list[str], flag: str) -> str:
     assert argv.count(flag) == 1, f"{flag} should appear once in {argv}"
     return argv[argv.index(flag) + 1]
+
+
+SERVER = "/opt/llama.cpp/bin/llama-server"
+
+
+def test_llama_server_serves_the_local_file_under_the_models_name_on_the_given_address() -> None:
+    argv = LlamaCpp(SERVER).launch(assignment(), "/cache/tiny.gguf", "127.0.0.1", 40123).argv
+    assert argv[0] == SERVER
+    assert all(isinstance(a, str) for a in argv)
+    assert value_after(argv, "--model") == "/cache/tiny.gguf"  # the local path, not the source
+    assert value_after(argv, "--alias") == "tiny-chat"
+    assert value_after(argv, "--host") == "127.0.0.1"
+    assert value_after(argv, "--port") == "40123"
+
+
+def test_llama_server_gives_each_of_its_slots_the_models_full_context() -> None:
+    """The replica was sized for the table's sequences at full context; llama-server divides
+    --ctx-size among its --parallel slots."""
+    slots = FACTS["llamacpp"].sequences
+    argv = LlamaCpp(SERVER).launch(assignment(), SPEC.source, "127.0.0.1", 1).argv
+    assert value_after(argv, "--parallel") == str(slots)
+    assert slots > 1  # continuous batching over several requests
+    assert value_after(argv, "--ctx-size") == str(4096 * slots)
+
+
+def test_llama_server_serves_its_metrics_and_is_probed_on_health() -> None:
+    runtime = LlamaCpp(SERVER)
+    argv = runtime.launch(assignment(), SPEC.source, "127.0.0.1", 1).argv
+    assert "--metrics" in argv  # without it, /metrics answers 501
+    assert (runtime.health_path, runtime.metrics_path) == ("/health", "/metrics")
+
+
+def test_llama_server_offloads_every_layer_to_the_assigned_gpus_and_none_on_a_cpu() -> None:
+    gpu = LlamaCpp(SERVER).launch(assignment(gpus=[1]), SPEC.source, "127.0.0.1", 1)
+    assert gpu.env == {"CUDA_VISIBLE_DEVICES": "1"}
+    assert int(value_after(gpu.argv, "--n-gpu-layers")) >= 999
+    cpu = LlamaCpp(SERVER).launch(assignment(), SPEC.source, "127.0.0.1", 1)
+    assert cpu.env == {"CUDA_VISIBLE_DEVICES": ""}
+    assert value_after(cpu.argv, "--n-gpu-layers") == "0"
+
+
+def test_llama_server_serves_embeddings_for_an_embedding_model() -> None:
+    embed = SPEC.model_copy(update={"task": "embed"})
+    assert "--embedding" in LlamaCpp(SERVER).launch(assignment(embed), "/m", "h", 1).argv
+    assert "--embedding" not in LlamaCpp(SERVER).launch(assignment(), "/m", "h", 1).argv
+
+
+def test_llama_server_is_found_on_path_unless_the_setting_names_one_or_none(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    binary = tmp_path / "llama-server"
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    monkeypatch.delenv(SERVER_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert find_llama_server() == str(binary)
+    assert LlamaCpp(find_llama_server()).available()
+    monkeypatch.setenv(SERVER_ENV, "")  # never: llama-cpp-python even where llama-server is
+    assert find_llama_server() is None
+    monkeypatch.setenv(SERVER_ENV, "/elsewhere/llama-server")
+    assert find_llama_server() == "/elsewhere/llama-server"
+    monkeypatch.delenv(SERVER_ENV)
+    monkeypatch.setenv("PATH", str(tmp_path / "none"))
+    assert find_llama_server() is None
+
+
+# --- llama-cpp-python's server, the fallback --------------------------------------------------
 
 
 def test_launch_runs_the_server_module_with_the_current_python() -> None:
@@ -63,6 +137,11 @@ def test_engines_maps_llamacpp_to_the_llamacpp_runtime() -> None:
     engine = ENGINES["llamacpp"]
     assert isinstance(engine, LlamaCpp)
     assert engine.name == "llamacpp"
+    assert engine.available()
+
+
+def test_llama_cpp_python_is_probed_where_it_answers_and_has_no_metrics() -> None:
+    engine = LlamaCpp(server=None)
     assert engine.health_path == "/openapi.json"  # answers while a generation runs
     assert engine.metrics_path is None
     assert engine.available()  # llama-cpp-python is a dependency

@@ -1,5 +1,5 @@
 """Scraping engines' loads for the heartbeat, against a real HTTP server on loopback that serves
-metrics the way vLLM and SGLang do (metric names as in `agent/engines/metrics.py`)."""
+metrics the way llama-server, vLLM and SGLang do (metric names as in `contracts/engines.py`)."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
+from hashgrid.agent.engines.llamacpp import LlamaCpp
 from hashgrid.agent.loads import LoadScraper, ServingEngine
 from hashgrid.common.net import free_port
 from hashgrid.contracts.agent import ReplicaLoad
@@ -23,6 +24,15 @@ vllm:num_requests_waiting{engine="0",model_name="m"} 2.0
 # HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.
 # TYPE vllm:kv_cache_usage_perc gauge
 vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.5
+"""
+
+LLAMA_SERVER = """\
+# HELP llamacpp:requests_processing Number of requests processing
+# TYPE llamacpp:requests_processing gauge
+llamacpp:requests_processing 2
+# HELP llamacpp:requests_deferred Number of requests deferred
+# TYPE llamacpp:requests_deferred gauge
+llamacpp:requests_deferred 1
 """
 
 SGLANG = """\
@@ -102,13 +112,29 @@ async def test_sglang_metrics_sum_requests_and_take_the_fullest_kv_pool(
     assert loads == [ReplicaLoad(replica_id="r1", running=21, waiting=4, kv_cache_usage=0.75)]
 
 
-async def test_llamacpp_is_reported_with_no_figures_and_not_scraped(
-    engine: MetricsServer, scraper: LoadScraper
+async def test_llama_cpp_python_is_reported_with_no_figures_and_not_scraped(
+    engine: MetricsServer,
 ) -> None:
-    engine.text = VLLM
-    loads = await scraper.loads([ServingEngine("r1", "llamacpp", engine.port)])
+    engine.text = LLAMA_SERVER
+    scraper = LoadScraper(within_s=2.0, runtimes={"llamacpp": LlamaCpp(server=None)})
+    try:
+        loads = await scraper.loads([ServingEngine("r1", "llamacpp", engine.port)])
+    finally:
+        await scraper.close()
     assert loads == [ReplicaLoad(replica_id="r1")]
     assert engine.hits == 0
+
+
+async def test_llama_servers_metrics_become_the_replicas_load(engine: MetricsServer) -> None:
+    engine.text = LLAMA_SERVER
+    runtime = LlamaCpp(server="/opt/llama.cpp/bin/llama-server")
+    scraper = LoadScraper(within_s=2.0, runtimes={"llamacpp": runtime})
+    try:
+        loads = await scraper.loads([ServingEngine("r1", "llamacpp", engine.port)])
+    finally:
+        await scraper.close()
+    assert loads == [ReplicaLoad(replica_id="r1", running=2, waiting=1, kv_cache_usage=None)]
+    assert engine.hits == 1
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,9 @@ The samples follow the shape of each engine's documented /metrics output: vLLM's
 (docs.vllm.ai "Production Metrics"; gauges registered in vllm-project/vllm
 vllm/v1/metrics/loggers.py with labels model_name and engine) and SGLang's (docs.sglang.io
 "Production Metrics"; gauges registered in sgl-project/sglang
-python/sglang/srt/metrics/collector.py).
+python/sglang/srt/metrics/collector.py) and llama.cpp's llama-server's (ggml-org/llama.cpp
+tools/server/server-task.cpp `to_metrics`, which writes each figure with C++ `<<`, so whole
+numbers have no decimal point; builds before mid-2025 also wrote `kv_cache_usage_ratio`).
 """
 
 # ruff: noqa: E501  (exposition lines are kept whole, as an engine writes them)
@@ -85,6 +87,60 @@ sglang:time_to_first_token_seconds_count{model_name="meta-llama/Llama-3.1-8B-Ins
 """
 
 
+# llama-server with --metrics and --parallel 4: two slots busy, one request deferred.
+LLAMA_SERVER = """\
+# HELP llamacpp:prompt_tokens_total Number of prompt tokens processed, excluding cached tokens
+# TYPE llamacpp:prompt_tokens_total counter
+llamacpp:prompt_tokens_total 1187
+# HELP llamacpp:prompt_seconds_total Total time spent processing prompts
+# TYPE llamacpp:prompt_seconds_total counter
+llamacpp:prompt_seconds_total 2.913
+# HELP llamacpp:n_tokens_max Largest observed sequence length (prompt + generation)
+# TYPE llamacpp:n_tokens_max counter
+llamacpp:n_tokens_max 361
+# HELP llamacpp:prompt_tokens_seconds Average prompt throughput in tokens/s
+# TYPE llamacpp:prompt_tokens_seconds gauge
+llamacpp:prompt_tokens_seconds 407.483
+# HELP llamacpp:requests_processing Number of requests processing
+# TYPE llamacpp:requests_processing gauge
+llamacpp:requests_processing 2
+# HELP llamacpp:requests_deferred Number of requests deferred
+# TYPE llamacpp:requests_deferred gauge
+llamacpp:requests_deferred 1
+# HELP llamacpp:n_busy_slots_per_decode Average number of busy slots per llama_decode() call
+# TYPE llamacpp:n_busy_slots_per_decode gauge
+llamacpp:n_busy_slots_per_decode 1.73
+"""
+
+# An older llama-server, which also wrote its KV-cache fill.
+LLAMA_SERVER_OLD = """\
+# HELP llamacpp:kv_cache_usage_ratio KV-cache usage. 1 means 100 percent usage.
+# TYPE llamacpp:kv_cache_usage_ratio gauge
+llamacpp:kv_cache_usage_ratio 0.125
+# HELP llamacpp:kv_cache_tokens KV-cache tokens.
+# TYPE llamacpp:kv_cache_tokens gauge
+llamacpp:kv_cache_tokens 512
+# HELP llamacpp:requests_processing Number of request processing.
+# TYPE llamacpp:requests_processing gauge
+llamacpp:requests_processing 1
+# HELP llamacpp:requests_deferred Number of request deferred.
+# TYPE llamacpp:requests_deferred gauge
+llamacpp:requests_deferred 0
+"""
+
+
+def test_llama_server_reads_busy_slots_and_deferred_requests() -> None:
+    assert load_from_metrics("llamacpp", LLAMA_SERVER) == EngineLoad(
+        running=2, waiting=1, kv_cache_usage=None
+    )
+
+
+def test_an_older_llama_server_also_reads_its_kv_cache_fill() -> None:
+    assert load_from_metrics("llamacpp", LLAMA_SERVER_OLD) == EngineLoad(
+        running=1, waiting=0, kv_cache_usage=0.125
+    )
+
+
 def test_vllm_sums_requests_over_engines_and_takes_the_fullest_kv_cache() -> None:
     assert load_from_metrics("vllm", VLLM) == EngineLoad(running=7, waiting=6, kv_cache_usage=0.625)
 
@@ -113,10 +169,12 @@ def test_sglang_sums_requests_over_schedulers_and_takes_the_fullest_token_pool()
 def test_one_engines_metrics_mean_nothing_to_the_other() -> None:
     assert load_from_metrics("sglang", VLLM) == EngineLoad(0, 0, None)
     assert load_from_metrics("vllm", SGLANG) == EngineLoad(0, 0, None)
+    assert load_from_metrics("llamacpp", VLLM) == EngineLoad(0, 0, None)
+    assert load_from_metrics("vllm", LLAMA_SERVER) == EngineLoad(0, 0, None)
 
 
 def test_unknown_engine_reads_as_idle() -> None:
-    assert load_from_metrics("llamacpp", VLLM) == EngineLoad(0, 0, None)
+    assert load_from_metrics("no-such-engine", VLLM) == EngineLoad(0, 0, None)
 
 
 def test_missing_kv_cache_metric_reads_as_unknown_but_counts_still_read() -> None:

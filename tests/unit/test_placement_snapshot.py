@@ -122,7 +122,7 @@ def test_a_deployment_view_takes_engine_tier_regions_and_source() -> None:
 def test_replica_memory_counts_kv_cache_from_the_architecture_and_the_engines_batch() -> None:
     arch = {"layers": 32, "kv_heads": 8, "head_dim": 128}
     llama = replica_memory(deployment(), model(architecture=arch))
-    assert llama.kv_cache_bytes == 128 * KIB * 8192  # one sequence
+    assert llama.kv_cache_bytes == 4 * 128 * KIB * 8192  # llama-server's four slots
     vllm = replica_memory(
         deployment(engine="vllm", tensor_parallel_size=2), model(architecture=arch)
     )

@@ -1,21 +1,22 @@
 """Each serving engine's load, read for the heartbeat.
 
-vLLM and SGLang serve their running and waiting requests and KV-cache fill as Prometheus text
-(`engines/metrics.py`); it is scraped from the engine on loopback with a short timeout, all
-engines at once. llama.cpp (llama-cpp-python's server) has no metrics: its replicas are reported
-with no figures, since its load is what the gateways observe. A scrape that fails, times out or
+llama-server, vLLM and SGLang serve their running and waiting requests (and, most of them, their
+KV-cache fill) as Prometheus text (`engines/metrics.py`); it is scraped from the engine on
+loopback with a short timeout, all engines at once. llama-cpp-python's server, llama.cpp's
+fallback, has no metrics: its replicas are reported with no figures, since its load is what the
+gateways observe. A scrape that fails, times out or
 reads as something other than the engine's metrics reports the replica with unknown load: the
 beat goes out all the same.
 """
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import aiohttp
 import structlog
 
-from hashgrid.agent.engines import ENGINES
+from hashgrid.agent.engines import ENGINES, EngineRuntime
 from hashgrid.agent.engines.metrics import read_load
 from hashgrid.contracts.agent import ReplicaLoad
 
@@ -43,8 +44,14 @@ class ServingEngine:
 class LoadScraper:
     """Reads engines' loads over one HTTP session; close it when the agent stops."""
 
-    def __init__(self, host: str = "127.0.0.1", within_s: float = SCRAPE_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        within_s: float = SCRAPE_TIMEOUT_S,
+        runtimes: Mapping[str, EngineRuntime] = ENGINES,
+    ) -> None:
         self._host = host
+        self._runtimes = runtimes
         self._within_s = within_s
         self._session: aiohttp.ClientSession | None = None
         self._failing: set[str] = set()  # replicas whose last scrape failed (logged once)
@@ -77,7 +84,7 @@ class LoadScraper:
 
     async def _scrape(self, session: aiohttp.ClientSession, engine: ServingEngine) -> ReplicaLoad:
         unknown = ReplicaLoad(replica_id=engine.replica_id)
-        runtime = ENGINES.get(engine.engine)
+        runtime = self._runtimes.get(engine.engine)
         path = runtime.metrics_path if runtime is not None else None
         if path is None:
             return unknown

@@ -23,6 +23,7 @@ from hashgrid.agent.store import ModelStore, StoreError
 from hashgrid.common.net import free_port
 from hashgrid.common.restarts import Restarts
 from hashgrid.contracts.agent import Assignment, ReplicaReport
+from hashgrid.contracts.engines import FORMATS
 from hashgrid.contracts.states import ReplicaStatus
 
 log = structlog.get_logger("hashgrid.agent.replica")
@@ -132,8 +133,13 @@ class ReplicaRunner:
             spec.source, lambda reason: self._report(ReplicaStatus.STARTING, reason=reason)
         )
         try:
+            model_format = FORMATS.get(spec.format)
             model_path = await self._config.store.fetch(
-                spec.source, size_bytes=spec.size_bytes, sha256=spec.sha256, progress=progress
+                spec.source,
+                size_bytes=spec.size_bytes,
+                sha256=spec.sha256,
+                progress=progress,
+                files=model_format.files if model_format is not None else (),
             )
         except StoreError as e:
             return Failure(f"model not available: {e}", 0.0)

@@ -1,9 +1,18 @@
-"""The node's model store: fetches model files by source, resumes broken downloads, verifies
-them, and keeps the downloaded ones within a byte budget by evicting the least recently used.
+"""The node's model store: fetches models by source, resumes broken downloads, verifies them,
+and keeps the downloaded ones within a byte budget by evicting the least recently used.
 
-Layout under `root`: `partial/<key>.part` (downloads in progress), `models/<key>/<filename>`
-(complete, verified files) and `index.json` (what is held and when it was last used), where
-`<key>` is the SHA-256 of the source string.
+A model is one file (a GGUF: a local path, an http(s) URL, or `hf://OWNER/REPO/PATH[@REV]`),
+or a whole Hugging Face repository (`hf://OWNER/REPO[@REV]`: config, tokenizer and safetensors
+shards, as vLLM and SGLang load them), fetched with `huggingface_hub.snapshot_download`: its
+cache layout, its resume of interrupted files, its handling of the hub's redirects and storage
+backends. Each repository gets a hub cache of its own, so that evicting it frees exactly its
+bytes; only the files the model's format needs are fetched.
+
+Layout under `root`: `partial/<key>.part` (file downloads in progress), `partial/<key>.hub/` (a
+repository's hub cache while it downloads), `models/<key>/<filename>` (complete, verified
+files), `models/<key>/models--OWNER--REPO/snapshots/<commit>/` (complete repositories) and
+`index.json` (what is held and when it was last used), where `<key>` is the SHA-256 of the
+source string.
 
 The store cannot know which files a running engine has open: the supervisor must call `touch`
 for every model it runs, so that eviction takes the models nobody used for longest.
@@ -27,15 +36,16 @@ import structlog
 
 from hashgrid.common.backoff import Backoff
 from hashgrid.common.paths import write_atomic
+from hashgrid.contracts import sources
 
 log = structlog.get_logger("hashgrid.agent.store")
 
 Progress = Callable[[int, int | None], None]
 
 CHUNK_BYTES = 1 << 20
-HF_PREFIX = "hf://"
-HF_DEFAULT_REVISION = "main"
 INDEX_VERSION = 1
+# How often a repository's download reports its progress (bytes on disk so far).
+REPOSITORY_PROGRESS_S = 1.0
 # A peer that stops sending for this long is treated as gone; the download then resumes.
 TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
@@ -74,9 +84,9 @@ class _Transient(Exception):
 @dataclass(frozen=True)
 class CachedModel:
     source: str
-    path: Path
+    path: Path  # the file, or a repository's snapshot folder
     size_bytes: int
-    sha256: str
+    sha256: str  # of the file; of a repository, the commit it was fetched at
     last_used: float
 
 
@@ -90,10 +100,11 @@ class _Remote:
 @dataclass(frozen=True)
 class _Entry:
     source: str
-    filename: str
+    filename: str  # under models/<key>/: the file, or a repository's snapshot folder
     size_bytes: int
-    sha256: str
+    sha256: str  # of the file; of a repository, its commit
     last_used: float
+    repository: bool = False
 
 
 class ModelStore:
@@ -130,8 +141,14 @@ class ModelStore:
         size_bytes: int | None = None,
         sha256: str | None = None,
         progress: Progress | None = None,
+        files: tuple[str, ...] = (),
     ) -> Path:
-        """The local path of `source`, downloading it unless the store already holds it."""
+        """The local path of `source`, downloading it unless the store already holds it: a file,
+        or a repository's folder holding the files that match `files` (glob patterns; none: all).
+        A repository's `size_bytes` is not checked (a catalog gives its weights' size, for
+        placement) and it has no `sha256` (its commit pins it)."""
+        if source.startswith(sources.HF_PREFIX) and sources.parse_hf(source).path is None:
+            return await self._fetch_repository(source, files, progress)
         remote = self._remote(source)
         if remote is None:
             return await asyncio.to_thread(_check_local, source, size_bytes, sha256)
@@ -169,7 +186,7 @@ class ModelStore:
 
     def _remote(self, source: str) -> _Remote | None:
         """Where to download `source` from; None for a local path."""
-        if source.startswith(HF_PREFIX):
+        if source.startswith(sources.HF_PREFIX):
             return self._hf_remote(source)
         scheme = urlsplit(source).scheme if "://" in source else ""
         if scheme in ("http", "https"):
@@ -179,29 +196,95 @@ class ModelStore:
             return _Remote(source, _filename(unquote(parts.path)), {})
         if scheme or not source:
             raise ValueError(
-                f"unsupported model source {source!r}: expected a local path, an http(s):// URL"
-                " or hf://OWNER/REPO/PATH[@REVISION]"
+                f"unsupported model source {source!r}: expected a local path, an http(s):// URL,"
+                " hf://OWNER/REPO/PATH[@REVISION] or hf://OWNER/REPO[@REVISION]"
             )
         return None
 
     def _hf_remote(self, source: str) -> _Remote:
-        body = source.removeprefix(HF_PREFIX)
-        revision = HF_DEFAULT_REVISION
-        if "@" in body:
-            body, _, revision = body.rpartition("@")
-        segments = body.split("/")
-        if len(segments) < 3 or not revision or any(s in ("", ".", "..") for s in segments):
-            raise ValueError(
-                f"bad Hugging Face source {source!r}: expected hf://OWNER/REPO/PATH[@REVISION]"
-            )
-        owner, repo, path = segments[0], segments[1], "/".join(segments[2:])
+        hf = sources.parse_hf(source)
+        assert hf.path is not None  # a repository is fetched by `_fetch_repository`
         url = (
-            f"{self._hf_endpoint}/{quote(owner)}/{quote(repo)}/resolve/"
-            f"{quote(revision, safe='')}/{quote(path)}"
+            f"{self._hf_endpoint}/{quote(hf.owner)}/{quote(hf.repo)}/resolve/"
+            f"{quote(hf.revision, safe='')}/{quote(hf.path)}"
         )
         token = os.environ.get("HF_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return _Remote(url, _filename(path), headers)
+        return _Remote(url, _filename(hf.path), headers)
+
+    # Repositories
+
+    async def _fetch_repository(
+        self, source: str, files: tuple[str, ...], progress: Progress | None
+    ) -> Path:
+        hf = sources.parse_hf(source)
+        key = _key(source)
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            held = self._held(key, None, None)
+            if held is not None:
+                return held
+            cache = self._partial / f"{key}.hub"
+            patterns = list(files) or None
+            listing = await self._with_retries(
+                source, lambda: _snapshot(hf, cache, patterns, self._hf_endpoint, dry_run=True)
+            )
+            total = sum(size for size in listing.sizes if size is not None)
+            if total > self._max_bytes:
+                raise self._too_large(source, total)
+            # Room now, so that the download does not fill the disk past the budget.
+            self._evict(room_for=total)
+            log.info("downloading repository", source=source, files=len(listing.sizes), bytes=total)
+            watch = asyncio.create_task(_report_progress(cache, total, progress))
+            try:
+                folder = await self._with_retries(
+                    source, lambda: _snapshot(hf, cache, patterns, self._hf_endpoint, dry_run=False)
+                )
+            finally:
+                watch.cancel()
+            await asyncio.to_thread(_verify_blobs, source, cache)
+            if progress is not None:
+                progress(total, total)
+            return self._commit_repository(key, source, cache, folder.path, listing.commit)
+
+    async def _with_retries(self, source: str, call: Callable[[], "_Snapshot"]) -> "_Snapshot":
+        """`call` in a thread, again after a network failure or a hub error worth retrying."""
+        backoff = Backoff(base=self._backoff_base_s)
+        while True:
+            try:
+                return await asyncio.to_thread(call)
+            except _Transient as exc:
+                if backoff.attempts + 1 >= self._attempts:
+                    raise DownloadFailed(
+                        f"{source}: gave up after {self._attempts} attempts: {exc}"
+                    ) from exc
+                delay = backoff.next_delay()
+                log.warning("download interrupted", source=source, error=str(exc), retry_s=delay)
+                await asyncio.sleep(delay)
+
+    def _commit_repository(
+        self, key: str, source: str, cache: Path, folder: Path, commit: str
+    ) -> Path:
+        """Move a complete repository's hub cache under `models/`; no await, no interleaving."""
+        size = _tree_bytes(cache)
+        if size > self._max_bytes:
+            shutil.rmtree(cache, ignore_errors=True)
+            raise self._too_large(source, size)
+        self._evict(room_for=size)
+        snapshot = folder.relative_to(cache).as_posix()
+        entry = _Entry(source, snapshot, size, commit, self._now(), repository=True)
+        dest = self._models / key
+        self._index[key] = entry
+        self._save_index()
+        try:
+            shutil.rmtree(dest, ignore_errors=True)
+            os.replace(cache, dest)
+        except OSError:
+            self._remove(key)
+            self._save_index()
+            raise
+        path = self._path(key, entry)
+        log.info("repository stored", source=source, path=str(path), size_bytes=size)
+        return path
 
     # Downloads
 
@@ -293,7 +376,7 @@ class ModelStore:
         matches = (size_bytes is None or size_bytes == entry.size_bytes) and (
             sha256 is None or sha256.lower() == entry.sha256
         )
-        if not matches or not path.is_file():
+        if not matches or not _intact(entry, path):
             log.info("dropping stale model", source=entry.source)
             self._remove(key)
             self._save_index()
@@ -365,8 +448,7 @@ class ModelStore:
     def _reconcile(self) -> None:
         """Make the index and `models/` agree after a crash or a hand edit."""
         for key, entry in list(self._index.items()):
-            path = self._path(key, entry)
-            if not path.is_file() or path.stat().st_size != entry.size_bytes:
+            if not _intact(entry, self._path(key, entry)):
                 self._remove(key)
         for child in self._models.iterdir():
             if child.name not in self._index:
@@ -466,6 +548,125 @@ def _verify(source: str, part: _Part, size_bytes: int | None, sha256: str | None
         got_sha = part.hexdigest()
         part.delete()
         raise VerificationError(source, "sha256", sha256.lower(), got_sha)
+
+
+def _intact(entry: _Entry, path: Path) -> bool:
+    """Whether what the index says is held is there: the file at its size, or the folder."""
+    if entry.repository:
+        return path.is_dir()
+    return path.is_file() and path.stat().st_size == entry.size_bytes
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    commit: str
+    path: Path  # the snapshot folder (a dry run: where it will be)
+    sizes: list[int | None]  # of the files a dry run would fetch
+
+
+def _snapshot(
+    hf: sources.HfSource,
+    cache: Path,
+    patterns: list[str] | None,
+    endpoint: str,
+    *,
+    dry_run: bool,
+) -> _Snapshot:
+    """`snapshot_download` of `hf` into the hub cache `cache` (blocking): what it would fetch,
+    or the folder it fetched. Raises `_Transient` for a failure worth another attempt."""
+    # Imported on first use: only nodes that serve repositories need it.
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.utils import disable_progress_bars  # type: ignore[attr-defined]
+
+    disable_progress_bars()  # progress is the store's, through `progress`
+    token = os.environ.get("HF_TOKEN") or None
+    try:
+        if dry_run:
+            infos = snapshot_download(
+                hf.repo_id,
+                revision=hf.revision,
+                cache_dir=cache,
+                allow_patterns=patterns,
+                endpoint=endpoint,
+                token=token,
+                dry_run=True,
+            )
+            commit = infos[0].commit_hash if infos else hf.revision
+            return _Snapshot(commit, cache, [i.file_size for i in infos])
+        folder = Path(
+            snapshot_download(
+                hf.repo_id,
+                revision=hf.revision,
+                cache_dir=cache,
+                allow_patterns=patterns,
+                endpoint=endpoint,
+                token=token,
+            )
+        )
+        return _Snapshot(folder.name, folder, [])
+    except Exception as exc:  # the network, the hub (its HTTP client has its own exceptions)
+        status = _hub_status(exc, HfHubHTTPError)
+        # Not found, gated, unauthorized: no retry mends those; the hub for a moment might.
+        if status is not None and status < 500 and status not in RETRYABLE_STATUSES:
+            raise DownloadFailed(f"hf://{hf.repo_id}@{hf.revision}: {exc}") from exc
+        raise _Transient(str(exc) or type(exc).__name__) from exc
+
+
+def _hub_status(exc: BaseException, http_error: type[Exception]) -> int | None:
+    """The HTTP status of the hub's answer behind `exc` (a dry run wraps it), if any."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        response = getattr(seen, "response", None) if isinstance(seen, http_error) else None
+        if response is not None:
+            return int(response.status_code)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+async def _report_progress(cache: Path, total: int, progress: Progress | None) -> None:
+    """Report the bytes a repository's download has on disk, now and then, until cancelled."""
+    if progress is None:
+        return
+    while True:
+        await asyncio.sleep(REPOSITORY_PROGRESS_S)
+        progress(min(await asyncio.to_thread(_tree_bytes, cache), total), total)
+
+
+def _verify_blobs(source: str, cache: Path) -> None:
+    """Check every file of a hub cache against the name the hub gave it (blocking): in its
+    layout a blob is named by its ETag, which is the SHA-256 of an LFS file's bytes and the git
+    blob id (SHA-1 of `blob <size>\\0` and the bytes) of any other. huggingface_hub checks
+    sizes only. A blob that does not match is deleted, so a later fetch downloads it again."""
+    for blob in cache.glob("*/blobs/*"):
+        name = blob.name
+        if len(name) == 64 and all(c in "0123456789abcdef" for c in name):
+            got = _sha256_file(blob)
+        elif len(name) == 40 and all(c in "0123456789abcdef" for c in name):
+            got = _git_blob_id(blob)
+        else:
+            continue  # a name that is no digest (an .incomplete file, another hub's ETag)
+        if got != name:
+            blob.unlink(missing_ok=True)
+            raise VerificationError(f"{source}: {blob.name}", "digest", name, got)
+
+
+def _git_blob_id(path: Path) -> str:
+    h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode(), usedforsecurity=False)
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK_BYTES):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _tree_bytes(folder: Path) -> int:
+    """Bytes of the regular files under `folder` (a hub cache's links are not counted twice)."""
+    total = 0
+    for path in folder.rglob("*"):
+        with contextlib.suppress(OSError):
+            if not path.is_symlink() and path.is_file():
+                total += path.stat().st_size
+    return total
 
 
 def _check_local(source: str, size_bytes: int | None, sha256: str | None) -> Path:

@@ -4,10 +4,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 
 from hashgrid.cli.connection import client
 from hashgrid.cli.output import JsonOption, console, emit_json, fail, table
 from hashgrid.client import ApiError, HashgridClient
+from hashgrid.contracts import sources
 from hashgrid.contracts.api.catalog import ModelCreate, ModelOut
 from hashgrid.contracts.api.deployments import (
     DeploymentChange,
@@ -15,6 +17,8 @@ from hashgrid.contracts.api.deployments import (
     DeploymentOut,
     ReplicaLoadOut,
 )
+from hashgrid.contracts.engines import ENGINES, FORMATS, engine_help
+from hashgrid.models.hub import RepositoryFacts, describe_folder, describe_repository
 
 models_app = typer.Typer(help="The model catalog, and the tiny test model.", no_args_is_help=True)
 
@@ -32,37 +36,79 @@ def make_tiny(path: Path, seed: int = typer.Option(0, help="Seed of the random w
 def add(
     ctx: typer.Context,
     name: str,
-    path: Path | None = typer.Option(None, "--path", help="A GGUF file, at this path on nodes."),
-    source: str | None = typer.Option(
-        None, help="Or where nodes download it: an http(s) URL or hf://OWNER/REPO/FILE[@REV]."
+    path: Path | None = typer.Option(
+        None,
+        "--path",
+        help="A GGUF file, or a folder of a safetensors repository, at this path on nodes.",
     ),
-    size: int | None = typer.Option(None, help="Bytes of a --source model (for placement)."),
+    source: str | None = typer.Option(
+        None,
+        help="Or where nodes download it: an http(s) URL or hf://OWNER/REPO/FILE[@REV] (one GGUF "
+        "file), or hf://OWNER/REPO[@REV] (a safetensors repository).",
+    ),
+    size: int | None = typer.Option(
+        None,
+        help="Bytes of a --source model (for placement); a repository's are read from the hub.",
+    ),
     sha256: str | None = typer.Option(
-        None, help="SHA-256 of a --source model: nodes check their download against it."
+        None, help="SHA-256 of a one-file --source model: nodes check their download against it."
     ),
     context_length: int = typer.Option(2048, help="Context length to serve with."),
     task: str = typer.Option("generate", help="generate (chat, completions) or embed."),
+    format: str | None = typer.Option(
+        None,
+        "--format",
+        help=f"{' or '.join(FORMATS)}; default: safetensors for a repository or folder, else gguf.",
+    ),
+    engine: str | None = typer.Option(
+        None, help=f"{engine_help()}; default: llamacpp for gguf, else the first GPU engine."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Add a GGUF model to the catalog, from a local file or a download source."""
+    """Add a model to the catalog, from a path on the nodes or a download source."""
     if (path is None) == (source is None):
         raise fail("give exactly one of --path and --source")
     with client(ctx) as c:
         if path is not None:
-            model = add_file(c, name, path, context_length, task)
-        elif size is None:
-            raise fail("--source needs --size (bytes), so placement knows what fits")
+            model = add_file(c, name, path, context_length, task, format=format, engine=engine)
         else:
-            body = ModelCreate(
+            repository = sources.is_repository(str(source))
+            format = format or ("safetensors" if repository else "gguf")
+            architecture = None
+            if repository and size is None:
+                facts = _describe(str(source), format)
+                size, architecture = facts.size_bytes, facts.architecture
+            if size is None:
+                raise fail("--source needs --size (bytes), so placement knows what fits")
+            body = _create(
                 name=name,
                 source=str(source),
                 size_bytes=size,
                 context_length=context_length,
                 task=task,
                 sha256=sha256,
+                format=format,
+                engine=engine,
+                architecture=architecture,
             )
             model = c.add_model(body)
     emit_json(model) if as_json else console.print(f"added model [bold]{model.name}[/bold]")
+
+
+def _describe(source: str, format: str) -> RepositoryFacts:
+    """A repository's size and architecture, as the hub (HF_ENDPOINT, HF_TOKEN) lists them."""
+    known = FORMATS.get(format)
+    try:
+        return describe_repository(source, known.files if known is not None else ())
+    except Exception as e:  # the hub's and its HTTP client's errors, a source that is no repo
+        raise fail(f"cannot read {source} from the hub ({e}); give --size") from e
+
+
+def _create(**fields: object) -> ModelCreate:
+    try:
+        return ModelCreate.model_validate(fields)
+    except ValidationError as e:
+        raise fail("; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())) from e
 
 
 @models_app.command("list")
@@ -77,14 +123,36 @@ def list_models(ctx: typer.Context, as_json: bool = JsonOption) -> None:
 
 
 def add_file(
-    c: HashgridClient, name: str, path: Path, context_length: int = 2048, task: str = "generate"
+    c: HashgridClient,
+    name: str,
+    path: Path,
+    context_length: int = 2048,
+    task: str = "generate",
+    *,
+    format: str | None = None,
+    engine: str | None = None,
 ) -> ModelOut:
+    """Add the model at `path` (a file, or a repository's folder), as nodes will find it there."""
     path = path.expanduser().resolve()
-    if not path.is_file():
-        raise fail(f"no such file: {path}")
-    size = path.stat().st_size
-    body = ModelCreate(
-        name=name, source=str(path), size_bytes=size, context_length=context_length, task=task
+    architecture = None
+    if path.is_dir():
+        facts = describe_folder(path)
+        size, architecture = facts.size_bytes, facts.architecture
+        format = format or "safetensors"
+    elif path.is_file():
+        size = path.stat().st_size
+        format = format or "gguf"
+    else:
+        raise fail(f"no such file or folder: {path}")
+    body = _create(
+        name=name,
+        source=str(path),
+        size_bytes=size,
+        architecture=architecture,
+        context_length=context_length,
+        task=task,
+        format=format,
+        engine=engine,
     )
     return c.add_model(body)
 
@@ -115,9 +183,7 @@ def deploy(
     ),
     regions: str = typer.Option("", help="Comma-separated allowed regions; default: any."),
     tier: str = typer.Option("flex", help="firm (never curtailed) or flex (cheaper)."),
-    engine: str | None = typer.Option(
-        None, help="llamacpp (CPU or GPU), vllm or sglang (GPUs only); default: the model's."
-    ),
+    engine: str | None = typer.Option(None, help=f"{engine_help()}; default: the model's."),
     tensor_parallel_size: int = typer.Option(
         1, "--tensor-parallel-size", "--tp", min=1, help="GPUs per replica, on one node."
     ),
@@ -337,7 +403,7 @@ def update(
     ctx: typer.Context,
     name: str,
     model: str | None = typer.Option(None, help="Another catalog model to roll out."),
-    engine: str | None = typer.Option(None, help="llamacpp, vllm or sglang."),
+    engine: str | None = typer.Option(None, help=f"{', '.join(ENGINES)}."),
     tensor_parallel_size: int | None = typer.Option(
         None, "--tensor-parallel-size", "--tp", min=1, help="GPUs per replica."
     ),

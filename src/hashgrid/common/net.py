@@ -1,6 +1,7 @@
 """Ports and addresses."""
 
 import socket
+from urllib.parse import urlsplit
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -20,3 +21,13 @@ def port_taken(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return True
         return False
+
+
+def outbound_address(server_url: str) -> str:
+    """The local address this host uses to reach `server_url`: what peers on that path see."""
+    parts = urlsplit(server_url)
+    host = parts.hostname or "127.0.0.1"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        # A UDP connect sends nothing; it only asks the kernel to choose a route.
+        s.connect((host, parts.port or 80))
+        return str(s.getsockname()[0])

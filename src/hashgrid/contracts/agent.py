@@ -77,7 +77,9 @@ class Fingerprint(BaseModel):
 
 class JoinRequest(BaseModel):
     protocol_version: Count32 = PROTOCOL_VERSION
-    join_token: ShortText
+    # Its secret, and (what an agent strips, though a hand-made call may not) the CA hash it
+    # carries: `hg_join_<secret>.<64 hex>`.
+    join_token: Annotated[str, text(200)]
     name: Annotated[str, text(100, min_length=1)]  # the node's, in `String(100)`
     fingerprint: Fingerprint
 
@@ -99,8 +101,9 @@ MAX_REPORTED = 1024
 class ReplicaLoad(BaseModel):
     """One ready replica's engine load, as its agent read it from the engine.
 
-    A figure is None when the engine did not say: llama.cpp has no metrics (its load is what
-    the gateways observe), and a scrape that failed or timed out tells nothing.
+    A figure is None when the engine did not say: llama-cpp-python (llama.cpp's fallback where
+    llama-server is not installed) has no metrics, and its load is what the gateways observe;
+    llama-server has no KV-cache figure; a scrape that failed or timed out tells nothing.
     """
 
     replica_id: str = Field(max_length=64)

@@ -46,8 +46,8 @@ class RouteReplica(BaseModel):
     via: Literal["tunnel", "direct"] = "direct"
     site: str
     region: str
-    # The engine's own load as its agent last reported it; None when unknown (llama.cpp reports
-    # none, a scrape failed, or the report is stale).
+    # The engine's own load as its agent last reported it; None when unknown (llama-cpp-python
+    # reports none, a scrape failed, or the report is stale).
     running: int | None = None
     waiting: int | None = None
     kv_cache_usage: float | None = None

@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from hashgrid.common.body_limit import BodyLimit
 from hashgrid.common.waiting import cancel_all
-from hashgrid.gateway import request_ids
+from hashgrid.gateway import request_ids, trust
 from hashgrid.gateway.access_log import AccessLog
 from hashgrid.gateway.auth import authenticate_current
 from hashgrid.gateway.demand import DemandMeter, DemandReporter
@@ -66,10 +66,23 @@ def create_app(settings: GatewaySettings) -> Starlette:
         PolicyConfig(eject_s=settings.eject_s, eject_max_s=settings.eject_max_s),
     )
 
+    tls = trust.prepare(settings)  # the CA it trusts, its certificate (gateway/trust.py)
+    control_ssl = tls.control_plane_context()
+    tunnel_ssl = tls.tunnel_server_context()
+    tunnel_url = trust.tunnel_url(settings, tunnel_ssl is not None)
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-        async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+        # The control plane's calls on a session of their own: verified against its CA alone,
+        # while engines and external endpoints keep the default trust.
+        control_connector = aiohttp.TCPConnector(
+            ssl=control_ssl if control_ssl is not None else True
+        )
+        async with (
+            aiohttp.ClientSession(connector=connector, auto_decompress=False) as session,
+            aiohttp.ClientSession(connector=control_connector) as control,
+        ):
             spool = UsageSpool(settings.spool_path)
             adopt_sqlite_spool(
                 settings.home / "usage-spool.db", spool
@@ -77,7 +90,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             tunnels = TunnelHub(lambda: watcher.view.nodes, lambda: watcher.reachability_changed())
             upstreams = Upstreams(session, tunnels)
             watcher = ViewWatcher(
-                session,
+                control,
                 settings.server_url,
                 settings.token,
                 saved=settings.view_path,
@@ -86,7 +99,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             ledger = SpendLedger(wall_ms)
             shipper = UsageShipper(
                 spool,
-                session,
+                control,
                 settings.server_url,
                 settings.token,
                 settings.usage_batch_size,
@@ -136,13 +149,15 @@ def create_app(settings: GatewaySettings) -> Starlette:
             )
             reporter = DemandReporter(
                 demand,
-                session,
+                control,
                 settings.server_url,
                 settings.token,
                 settings.demand_report_s,
-                tunnel_url=settings.advertised_tunnel_url,
+                tunnel_url=tunnel_url,
             )
-            await tunnels.start(settings.host, settings.tunnel_port)
+            # Agents dial the tunnel over TLS whenever the control plane's CA issued this
+            # gateway a certificate, and verify it against that CA (gateway/trust.py).
+            await tunnels.start(settings.host, settings.tunnel_port, tunnel_ssl)
             tasks = [
                 asyncio.create_task(watcher.run(), name="view"),
                 asyncio.create_task(shipper.run(), name="usage"),
@@ -250,7 +265,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             headers={"x-request-id": reply_id(request)},
         )
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/completions", completions, methods=["POST"]),
@@ -265,6 +280,8 @@ def create_app(settings: GatewaySettings) -> Starlette:
             Middleware(BodyLimit, settings.max_body_bytes, too_large(settings.max_body_bytes))
         ],
     )
+    app.state.tls = tls
+    return app
 
 
 async def _prune_tunnels(watcher: ViewWatcher, tunnels: TunnelHub) -> None:

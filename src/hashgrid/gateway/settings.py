@@ -1,13 +1,14 @@
 """The gateway's settings, read from `HASHGRID_GATEWAY_*` environment variables and the CLI."""
 
-import socket
 from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from hashgrid.common.connection_limits import ConnectionLimits
+from hashgrid.common.net import outbound_address
 from hashgrid.common.paths import default_home
+from hashgrid.common.tls import is_loopback
 from hashgrid.contracts.tunnel import PATH as TUNNEL_PATH
 from hashgrid.routing import country_code
 
@@ -19,11 +20,19 @@ class GatewaySettings(ConnectionLimits):
     token: str  # a gateway (or admin) token for the control plane
     host: str = "127.0.0.1"
     port: int = 7080
+    # TLS: /v1 serves HTTPS whenever the gateway listens beyond loopback, unless `insecure`;
+    # on loopback only when `tls` is set. Its certificate comes from the control plane's CA
+    # (gateway/trust.py), which it trusts by `ca_file`, or by `ca_hash` (then pinned).
+    tls: bool = False
+    insecure: bool = False
+    tls_hosts: list[str] = Field(default_factory=list)  # names its certificate holds besides
+    ca_hash: str | None = None
+    ca_file: Path | None = None
     # Where nodes dial this gateway (`gateway/tunnel.py`): its tunnel listener, on `host`.
     tunnel_port: int = 7082
     # The URL nodes dial, as they reach this gateway (behind a load balancer or NAT: its public
-    # name); default: ws://HOST:TUNNEL_PORT/tunnel, with this machine's host name for HOST when
-    # the gateway listens on every address.
+    # name); default: ws://HOST:TUNNEL_PORT/tunnel, where HOST is the address this machine uses
+    # to reach the control plane when the gateway listens on every address.
     tunnel_url: str | None = None
     home: Path = Field(default_factory=lambda: default_home() / "gateway")
     # A request for a model with no ready replica (scaled to zero, or all its replicas moving)
@@ -85,10 +94,24 @@ class GatewaySettings(ConnectionLimits):
         return code
 
     @property
+    def tls_on(self) -> bool:
+        return self.tls or (not is_loopback(self.host) and not self.insecure)
+
+    @property
+    def ca_path(self) -> Path:
+        """The control plane's CA, pinned (gateway/trust.py)."""
+        return self.home / "ca.pem"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.home / "tls"
+
+    @property
     def advertised_tunnel_url(self) -> str:
         if self.tunnel_url is not None:
             return self.tunnel_url
-        host = socket.gethostname() if self.host in ("0.0.0.0", "::") else self.host
+        wildcard = self.host in ("0.0.0.0", "::")
+        host = outbound_address(self.server_url) if wildcard else self.host
         return f"ws://{host}:{self.tunnel_port}{TUNNEL_PATH}"
 
     @property

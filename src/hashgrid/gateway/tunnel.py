@@ -197,6 +197,7 @@ class TunnelHub:
         self._tunnels: dict[str, Tunnel] = {}
         self._runner: web.AppRunner | None = None
         self._closing: set[asyncio.Future[bool]] = set()
+        self._stopping = False
 
     def connected(self, node_id: str) -> bool:
         return node_id in self._tunnels
@@ -235,11 +236,14 @@ class TunnelHub:
         return app
 
     async def start(self, host: str, port: int, ssl_context: Any = None) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.app(), access_log=None, handle_signals=False, shutdown_timeout=2.0
+        )
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port, ssl_context=ssl_context).start()
 
     async def stop(self) -> None:
+        self._stopping = True  # a node that dials again meanwhile is turned away
         for tunnel in list(self._tunnels.values()):
             await tunnel.ws.close(code=1001, message=b"gateway stopping")
         if self._runner is not None:
@@ -248,6 +252,8 @@ class TunnelHub:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         digest = _digest(request.headers.get("authorization", ""))
         node_id = self._nodes().get(digest) if digest is not None else None
+        if self._stopping:
+            return web.json_response({"error": "the gateway is stopping"}, status=503)
         if digest is None or node_id is None:
             return web.json_response(
                 {"error": "unknown node credential: not (or no longer) in this gateway's view"},

@@ -211,9 +211,11 @@ class ViewWatcher:
 
     async def next_view(self, within_s: float) -> None:
         """Return when the next answer arrives (with a change or fresh loads), or `within_s`
-        passes."""
+        passes. (`asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` swallows a
+        cancellation that meets the event being set, and a loop around it never ends.)"""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._arrived.wait(), within_s)
+            async with asyncio.timeout(within_s):
+                await self._arrived.wait()
 
     async def run(self) -> None:
         backoff = Backoff()

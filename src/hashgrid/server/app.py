@@ -33,6 +33,8 @@ from hashgrid.server.metrics import ServerMetrics
 from hashgrid.server.nodes.liveness import HearingMiddleware, Liveness
 from hashgrid.server.nodes.router import router as nodes_router
 from hashgrid.server.organizations.router import router as organizations_router
+from hashgrid.server.pki import service as pki
+from hashgrid.server.pki.router import router as pki_router
 from hashgrid.server.policy import authorize, check_every_route_has_a_rule
 from hashgrid.server.power.router import router as power_router
 from hashgrid.server.power.service import curtailment_leads
@@ -70,6 +72,7 @@ ROUTERS = (
     billing_router,
     agents_router,
     feed_router,
+    pki_router,
 )
 
 
@@ -168,6 +171,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         # Every route's caller is checked against server/policy.py before its handler runs.
         dependencies=[Depends(authorize)],
     )
+    app.state.ca = pki.authority(settings)  # None without TLS
     install_error_handlers(app)
     too_large = f"The request body is larger than {settings.max_body_bytes} bytes, the limit."
     app.add_middleware(

@@ -145,6 +145,9 @@ RULES: dict[tuple[str, str], frozenset[CallerRole]] = {
     ("POST", f"{API}/gateway/usage"): GATEWAYS,
     ("POST", f"{API}/gateway/demand"): GATEWAYS,
     ("POST", f"{API}/gateway/spot-checks"): GATEWAYS,
+    ("POST", f"{API}/gateway/certificate"): GATEWAYS,  # a certificate for its listeners
+    # the control plane's CA certificate: public, trusted only by its hash (common/tls.py)
+    ("GET", f"{API}/ca"): ANYONE,
 }
 
 

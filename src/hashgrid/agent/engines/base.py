@@ -15,6 +15,9 @@ class Launch:
 
 
 class EngineRuntime(Protocol):
+    """How this node runs one engine of the table in `contracts/engines.py`. The paths are the
+    table's, unless the engine as installed here differs (llama-cpp-python has neither)."""
+
     name: str
     # GET this path answers 2xx once the engine can serve requests, and keeps answering while
     # it serves (the agent probes it every few seconds): it must not wait behind requests.

@@ -1,18 +1,11 @@
-"""An engine's load, read from the Prometheus text its /metrics serves.
-
-Metric names, as the engines register them:
-- vLLM (vllm/v1/metrics/loggers.py, and docs.vllm.ai "Production Metrics"): gauges
-  `vllm:num_requests_running`, `vllm:num_requests_waiting`, and the KV-cache fill as
-  `vllm:kv_cache_usage_perc`, which replaced `vllm:gpu_cache_usage_perc` (both are a fraction,
-  1 = full; versions in between export both with the same value). Labels: model_name, engine.
-- SGLang (python/sglang/srt/metrics/collector.py, and docs.sglang.io "Production Metrics"):
-  gauges `sglang:num_running_reqs`, `sglang:num_queue_reqs` and `sglang:token_usage` (fraction
-  of the KV pool in use). Labels: model_name and ranks, among others.
-"""
+"""An engine's load, read from the Prometheus text its /metrics serves, by the metric names of
+the engine table (`contracts/engines.py`, which says where each engine registers them)."""
 
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from hashgrid.contracts.engines import ENGINES, LoadMetrics
 
 
 @dataclass(frozen=True)
@@ -29,33 +22,12 @@ class EngineLoad:
     kv_cache_usage: float | None  # fraction of the KV cache in use; None when not reported
 
 
-@dataclass(frozen=True)
-class _Names:
-    running: str
-    waiting: str
-    # The first of these present is read; later ones are older names for the same figure.
-    kv_cache_usage: tuple[str, ...]
-
-
-_ENGINE_METRICS: dict[str, _Names] = {
-    "vllm": _Names(
-        running="vllm:num_requests_running",
-        waiting="vllm:num_requests_waiting",
-        kv_cache_usage=("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),
-    ),
-    "sglang": _Names(
-        running="sglang:num_running_reqs",
-        waiting="sglang:num_queue_reqs",
-        kv_cache_usage=("sglang:token_usage",),
-    ),
-}
-
 IDLE = EngineLoad(running=0, waiting=0, kv_cache_usage=None)
 
 
 def _parse(text: str) -> list[Sample]:
-    # Imported on first use: only vLLM and SGLang nodes scrape, and prometheus_client brings
-    # some 9 MB of modules that a llama.cpp node's agent would otherwise carry for nothing.
+    # Imported on first use: only nodes whose engines have metrics scrape, and prometheus_client
+    # brings some 9 MB of modules that an agent would otherwise carry for nothing.
     from prometheus_client.parser import text_string_to_metric_families
 
     return [
@@ -86,29 +58,38 @@ def _values(samples: Iterable[Sample], name: str) -> list[float]:
     return [s.value for s in samples if s.name == name]
 
 
-def _count(samples: list[Sample], name: str) -> int:
+def _first_present(samples: list[Sample], names: tuple[str, ...]) -> list[float]:
+    for name in names:
+        values = _values(samples, name)
+        if values:
+            return values
+    return []
+
+
+def _count(samples: list[Sample], names: tuple[str, ...]) -> int:
     # Summed over label sets: several engines (data parallel) or models behind one endpoint.
     # A negative count is nonsense and is left out rather than subtracted from the others.
-    return round(sum(v for v in _values(samples, name) if v > 0))
+    return round(sum(v for v in _first_present(samples, names) if v > 0))
+
+
+def _names(engine_name: str) -> LoadMetrics | None:
+    facts = ENGINES.get(engine_name)
+    return facts.load_metrics if facts is not None else None
 
 
 def load_from_metrics(engine_name: str, text: str) -> EngineLoad:
     """The load `engine_name` reports in its Prometheus `text`: request counts summed over
     label sets, and the fullest KV cache among them. An unknown engine, or a metric the text
     lacks, reads as zero requests and an unknown KV-cache fill."""
-    names = _ENGINE_METRICS.get(engine_name)
+    names = _names(engine_name)
     if names is None or not isinstance(text, str):
         return IDLE
     return _load(names, parse_samples(text))
 
 
-def _load(names: _Names, samples: list[Sample]) -> EngineLoad:
-    kv_cache_usage: float | None = None
-    for name in names.kv_cache_usage:
-        values = _values(samples, name)
-        if values:
-            kv_cache_usage = max(values)
-            break
+def _load(names: LoadMetrics, samples: list[Sample]) -> EngineLoad:
+    kv_values = _first_present(samples, names.kv_cache_usage)
+    kv_cache_usage = max(kv_values) if kv_values else None
     return EngineLoad(
         running=_count(samples, names.running),
         waiting=_count(samples, names.waiting),
@@ -120,11 +101,11 @@ def read_load(engine_name: str, text: str) -> EngineLoad | None:
     """Like `load_from_metrics`, but None when `text` has none of `engine_name`'s load figures:
     a page that is not this engine's metrics (an error page, a proxy's answer, garbage) tells
     nothing, and must not read as an idle engine."""
-    names = _ENGINE_METRICS.get(engine_name)
+    names = _names(engine_name)
     if names is None or not isinstance(text, str):
         return None
     samples = parse_samples(text)
-    wanted = {names.running, names.waiting, *names.kv_cache_usage}
+    wanted = names.names()
     if not any(s.name in wanted for s in samples):
         return None
     return _load(names, samples)

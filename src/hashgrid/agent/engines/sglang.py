@@ -13,12 +13,15 @@ import sys
 from hashgrid.agent.engines.base import Launch
 from hashgrid.agent.engines.vllm import visible_gpus
 from hashgrid.contracts.agent import Assignment
+from hashgrid.contracts.engines import ENGINES
+
+FACTS = ENGINES["sglang"]
 
 
 class Sglang:
-    name = "sglang"
-    health_path = "/health"
-    metrics_path: str | None = "/metrics"
+    name = FACTS.name
+    health_path = FACTS.health_path
+    metrics_path = FACTS.metrics_path
 
     def available(self) -> bool:
         return importlib.util.find_spec("sglang") is not None
@@ -51,3 +54,6 @@ class Sglang:
         if model.task == "embed":
             argv.append("--is-embedding")
         return Launch(argv, {"CUDA_VISIBLE_DEVICES": devices})
+
+
+RUNTIME = Sglang()

@@ -11,6 +11,9 @@ import sys
 
 from hashgrid.agent.engines.base import Launch
 from hashgrid.contracts.agent import Assignment
+from hashgrid.contracts.engines import ENGINES
+
+FACTS = ENGINES["vllm"]
 
 
 def visible_gpus(engine: str, assignment: Assignment) -> str:
@@ -37,9 +40,9 @@ def visible_gpus(engine: str, assignment: Assignment) -> str:
 
 
 class Vllm:
-    name = "vllm"
-    health_path = "/health"  # 200 once the engine is up, 503 when it died
-    metrics_path: str | None = "/metrics"
+    name = FACTS.name
+    health_path = FACTS.health_path
+    metrics_path = FACTS.metrics_path
 
     def available(self) -> bool:
         return importlib.util.find_spec("vllm") is not None
@@ -71,3 +74,6 @@ class Vllm:
         if model.task == "embed":  # vLLM >= 0.10.1 (before: --task embed)
             argv += ["--runner", "pooling", "--convert", "embed"]
         return Launch(argv, {"CUDA_VISIBLE_DEVICES": devices})
+
+
+RUNTIME = Vllm()

@@ -1,10 +1,19 @@
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
+from hashgrid.contracts import sources
 from hashgrid.contracts.api.common import Out
 from hashgrid.contracts.bounds import INT64_MAX, text
+from hashgrid.contracts.engines import (
+    DEFAULT_ENGINE,
+    ENGINES,
+    FORMATS,
+    EngineName,
+    FormatName,
+    default_engine,
+)
 
 ModelName = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
@@ -25,10 +34,16 @@ class Architecture(BaseModel):
 class ModelCreate(BaseModel):
     name: ModelName
     source: Annotated[str, text(2000, min_length=1)] = Field(
-        description="Path of the weights on the nodes"
+        description="Where nodes find the weights: a path on the nodes (a GGUF file, or a folder "
+        "of safetensors), an http(s) URL of one file, hf://OWNER/REPO/PATH[@REVISION] (one file "
+        "of a Hugging Face repository) or hf://OWNER/REPO[@REVISION] (a whole repository)"
     )
-    format: Literal["gguf"] = "gguf"
-    engine: Literal["llamacpp"] = "llamacpp"
+    format: FormatName = Field("gguf", description="gguf: one file; safetensors: a repository")
+    engine: EngineName = Field(
+        DEFAULT_ENGINE,
+        description="The engine that serves it unless a deployment names another; default: "
+        "llamacpp for gguf, the first GPU engine that serves the format otherwise",
+    )
     size_bytes: int = Field(gt=0, le=INT64_MAX, description="Size of the weights, for placement")
     context_length: int = Field(2048, ge=16, le=1_048_576)
     task: Task = Field("generate", description="generate: chat and completions; embed: embeddings")
@@ -38,6 +53,43 @@ class ModelCreate(BaseModel):
     architecture: Architecture | None = Field(
         None, description="Sizes the KV cache for placement; without it, estimated from the size"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _engine_for_format(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("engine") is None and "format" in data:
+            data = {**data, "engine": default_engine(str(data["format"]))}
+        return data
+
+    @model_validator(mode="after")
+    def _fits(self) -> "ModelCreate":
+        facts = ENGINES[self.engine]
+        if self.format not in facts.formats:
+            raise ValueError(
+                f"{self.engine} serves {' and '.join(facts.formats)} models, not {self.format}"
+            )
+        repository = FORMATS[self.format].repository
+        if self.source.startswith(sources.HF_PREFIX):
+            whole = sources.parse_hf(self.source).path is None
+            if whole != repository:
+                raise ValueError(
+                    f"a {self.format} model's source is "
+                    + (
+                        "a whole repository, hf://OWNER/REPO[@REVISION]"
+                        if repository
+                        else "one file, hf://OWNER/REPO/PATH[@REVISION]"
+                    )
+                )
+        elif repository and sources.is_remote(self.source):
+            raise ValueError(
+                f"a {self.format} model is a repository: hf://OWNER/REPO[@REVISION], or a "
+                "folder on the nodes, not one URL"
+            )
+        if repository and self.sha256 is not None:
+            raise ValueError(
+                "sha256 checks one file; pin a repository with a commit as its @REVISION"
+            )
+        return self
 
 
 class ModelOut(Out):

@@ -1,6 +1,6 @@
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -9,6 +9,7 @@ from hashgrid.contracts.api.catalog import ModelName, Task
 from hashgrid.contracts.api.common import Name, Out
 from hashgrid.contracts.api.sites import Region
 from hashgrid.contracts.bounds import text
+from hashgrid.contracts.engines import EngineName, engine_help
 from hashgrid.contracts.states import ReplicaStatus
 
 
@@ -17,7 +18,7 @@ class Tier(StrEnum):
     FLEX = "flex"  # cheaper; may move or pause when the site's power goes elsewhere
 
 
-Engine = Literal["llamacpp", "vllm", "sglang"]
+Engine = EngineName
 GpuType = Annotated[str, text(100, min_length=1)]
 MAX_REGIONS = 100
 MAX_TTFT_MS = 3_600_000  # an hour: any target above it is none
@@ -109,7 +110,7 @@ class DeploymentCreate(Scaling):
     tier: Tier = Tier.FLEX
     engine: Engine | None = Field(
         None,
-        description="llamacpp (CPU or GPU), vllm or sglang (GPUs only); default: the model's",
+        description=f"{engine_help()}; default: the model's",
     )
     tensor_parallel_size: int = Field(
         1, ge=1, le=64, description="GPUs per replica, on one node (more than 1: GPUs only)"

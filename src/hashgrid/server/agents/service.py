@@ -9,6 +9,7 @@ from fastapi import Request
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hashgrid.common.tls import split_join_token
 from hashgrid.contracts.agent import (
     Assignment,
     Assignments,
@@ -24,7 +25,7 @@ from hashgrid.contracts.states import ACTIVE_REPLICA, NodeAdmission, NodeStatus
 from hashgrid.server.auth import per_state
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.changes import Changes
-from hashgrid.server.deployments.sizing import GPU_ONLY_ENGINES, engine_of, gpu_memory_fraction
+from hashgrid.server.deployments.sizing import engine_of, gpu_memory_fraction, gpu_only
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.errors import Unauthorized
 from hashgrid.server.nodes import service as nodes
@@ -241,7 +242,8 @@ async def join(
 ) -> JoinResponse:
     """Spend the join token and create the node in one transaction: a bad token creates nothing."""
     node_id = nodes.fresh_node_id()
-    site = await sites.consume_join_token(session, body.join_token, node_id)
+    secret, _ = split_join_token(body.join_token)  # the CA hash it may carry is the agent's
+    site = await sites.consume_join_token(session, secret, node_id)
     node, credential = await nodes.add(session, node_id, site, body.name, body.fingerprint)
     await session.commit()
     if known is not None:
@@ -278,7 +280,7 @@ async def assignments_of(session: AsyncSession, node_id: str) -> list[Assignment
             size_bytes=model.size_bytes,
             sha256=model.sha256,
         )
-        if gpus and engine in GPU_ONLY_ENGINES:
+        if gpus and gpu_only(engine):
             if gpu_memory is None:
                 gpu_memory = await _gpu_memory(session, node_id)
             totals = [gpu_memory.get(g, 0) for g in gpus]

@@ -1,7 +1,7 @@
 """Engine loads that agents report with their heartbeats, kept in memory only.
 
 Every heartbeat carries the load of each ready replica on its node (running and waiting
-requests, KV-cache fill; None where the engine does not say, as llama.cpp). The latest report
+requests, KV-cache fill; None where the engine does not say, as llama-cpp-python). The latest report
 of a node replaces its one before, stamped with the time it arrived; it goes stale
 `stale_after_s` later (three heartbeat intervals), and a stale or missing report reads as no
 load at all. Nothing is written to the database: loads change every beat and are worthless a few

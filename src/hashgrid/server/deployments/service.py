@@ -20,6 +20,7 @@ from hashgrid.contracts.api.deployments import (
     resolve_bounds,
 )
 from hashgrid.contracts.api.organizations import OrgKind
+from hashgrid.contracts.engines import ENGINES, accepts
 from hashgrid.contracts.states import (
     ACTIVE_REPLICA,
     LIVE_CONTRACT,
@@ -66,6 +67,7 @@ async def create(session: AsyncSession, body: DeploymentCreate) -> Deployment:
             "scheduler (regions narrow where) and serve the model's task"
         )
     model = await catalog.get(session, body.model)
+    _check_engine(body.engine or model.engine, model)
     name = body.name or model.name
     await _name_free(session, name)
     customer_id = await _customer_id(session, body.customer)
@@ -298,11 +300,26 @@ async def _spec_changes(
         if field in given and getattr(body, field) != getattr(deployment, field):
             changes.append(f"{field} {getattr(deployment, field)} -> {getattr(body, field)}")
             setattr(deployment, field, getattr(body, field))
+    if changes:
+        serving = await session.get(CatalogModel, deployment.model_id)
+        if serving is not None:
+            _check_engine(engine_of(deployment, serving), serving)
     if body.regions is not None and sorted(set(body.regions)) != deployment.regions:
         regions = sorted(set(body.regions))
         changes.append(f"regions {','.join(deployment.regions) or 'any'} -> {','.join(regions)}")
         deployment.regions = regions
     return changes
+
+
+def _check_engine(engine: str, model: CatalogModel) -> None:
+    """Raise Invalid unless `engine` serves `model`'s format."""
+    if not accepts(engine, model.format):
+        facts = ENGINES.get(engine)
+        served = " and ".join(facts.formats) if facts is not None else "nothing"
+        raise Invalid(
+            f"engine {engine} cannot serve {model.name!r}, a {model.format} model: {engine} "
+            f"serves {served}"
+        )
 
 
 def _size_text(replicas: int, low: int, high: int) -> str:

@@ -1,35 +1,39 @@
 """What a replica of a deployment needs, engine by engine: memory for placement, and the share
 of each GPU a GPU engine is told it may take.
 
-llama.cpp (llama-cpp-python's server) serves one sequence at a time and allocates little beyond
-its weights and KV cache. vLLM and SGLang batch sequences and take, on every GPU, a fixed
-fraction of the GPU's memory for weights, activations and KV cache; they are told that fraction
-is the replica's share, so replicas that share a GPU stay within what the scheduler gave each.
-(vLLM's `--gpu-memory-utilization` is a per-instance limit in its current releases, checked at
-start against the GPU's free memory; older releases (late 2024 and before) also counted other
+The figures per engine (GPU-only, runtime overhead, sequences the KV cache is sized for) are the
+engine table's (`contracts/engines.py`). llama.cpp allocates little beyond its weights and KV
+cache. vLLM and SGLang batch sequences and take, on every GPU, a fixed fraction of the GPU's
+memory for weights, activations and KV cache; they are told that fraction is the replica's
+share, so replicas that share a GPU stay within what the scheduler gave each. (vLLM's
+`--gpu-memory-utilization` is a per-instance limit in its current releases, checked at start
+against the GPU's free memory; older releases (late 2024 and before) also counted other
 processes' memory, so there a replica beside another gets less KV cache than planned.)
 """
 
 import math
 from typing import Any
 
+from hashgrid.contracts.engines import ENGINES
 from hashgrid.scheduler import Architecture, MemoryEstimate, estimate
 from hashgrid.server.catalog.tables import CatalogModel
 from hashgrid.server.deployments.tables import Deployment
 
 MIB = 2**20
-GPU_ONLY_ENGINES = frozenset({"vllm", "sglang"})
-# Runtime over weights and KV cache, per rank: llama.cpp's compute buffers; a GPU engine's CUDA
-# context, activations at its batch size and CUDA graphs.
-OVERHEAD_PER_RANK = {"llamacpp": 128 * MIB, "vllm": 2048 * MIB, "sglang": 2048 * MIB}
-# Sequences at the full context length the KV cache is sized for.
-SEQUENCES = {"llamacpp": 1, "vllm": 4, "sglang": 4}
+# For an engine the table no longer has (a row stored before it went): the smallest figures.
+UNKNOWN_OVERHEAD_PER_RANK = 128 * MIB
 # Bounds of the GPU memory fraction a GPU engine is given (its own default is 0.9).
 MIN_FRACTION, MAX_FRACTION = 0.05, 0.95
 
 
 def engine_of(deployment: Deployment, model: CatalogModel) -> str:
     return deployment.engine or model.engine
+
+
+def gpu_only(engine: str) -> bool:
+    """Whether `engine` serves only from GPUs (an unknown engine: no)."""
+    facts = ENGINES.get(engine)
+    return facts is not None and facts.gpu_only
 
 
 def architecture_of(model: CatalogModel) -> Architecture | None:
@@ -50,13 +54,15 @@ def architecture_of(model: CatalogModel) -> Architecture | None:
 
 def replica_memory(deployment: Deployment, model: CatalogModel) -> MemoryEstimate:
     """Memory one replica of `deployment` needs over all its GPUs (or in RAM on a CPU node)."""
-    engine = engine_of(deployment, model)
+    facts = ENGINES.get(engine_of(deployment, model))
     return estimate(
         model.size_bytes,
         model.context_length,
-        sequences=SEQUENCES.get(engine, 1),
+        sequences=facts.sequences if facts is not None else 1,
         architecture=architecture_of(model),
-        overhead_bytes_per_rank=OVERHEAD_PER_RANK.get(engine, 128 * MIB),
+        overhead_bytes_per_rank=(
+            facts.overhead_per_rank_bytes if facts is not None else UNKNOWN_OVERHEAD_PER_RANK
+        ),
         tensor_parallel_size=deployment.tensor_parallel_size,
     )
 

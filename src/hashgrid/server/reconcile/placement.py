@@ -35,7 +35,7 @@ from hashgrid.server.changes import Changes
 from hashgrid.server.contracts.service import reservations
 from hashgrid.server.db.base import new_id, utcnow
 from hashgrid.server.deployments import events
-from hashgrid.server.deployments.sizing import GPU_ONLY_ENGINES, engine_of, replica_memory
+from hashgrid.server.deployments.sizing import engine_of, gpu_only, replica_memory
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.nodes.service import stored_gpus
 from hashgrid.server.nodes.tables import Node
@@ -273,7 +273,7 @@ def deployment_view(
         deployment.replicas,
         memory,
         tensor_parallel_size=deployment.tensor_parallel_size,
-        gpu_only=engine in GPU_ONLY_ENGINES,
+        gpu_only=gpu_only(engine),
         gpu_type=deployment.gpu_type,
         regions=frozenset(deployment.regions),
         tier=Tier.FLEX if deployment.tier == Tier.FLEX else Tier.FIRM,

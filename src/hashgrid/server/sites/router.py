@@ -1,7 +1,8 @@
 from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
+from hashgrid.common.tls import with_ca_hash
 from hashgrid.contracts.api.sites import JoinTokenCreate, JoinTokenCreated, SiteCreate, SiteOut
 from hashgrid.server import pages
 from hashgrid.server.params import PathName, filter_by
@@ -53,9 +54,16 @@ def _out(site: Site, scores: dict[str, ReliabilityScore]) -> SiteOut:
 
 @router.post("/{name}/join-tokens", status_code=status.HTTP_201_CREATED)
 async def create_join_token(
-    name: PathName, session: Session, caller: Caller, body: JoinTokenCreate | None = None
+    name: PathName,
+    session: Session,
+    caller: Caller,
+    request: Request,
+    body: JoinTokenCreate | None = None,
 ) -> JoinTokenCreated:
-    """A one-time token an agent trades for a node credential at this site. Shown once."""
+    """A one-time token an agent trades for a node credential at this site. Shown once.
+    With TLS on, it carries the hash of the control plane's CA, which the agent pins."""
     site = await service.get(session, name, caller.scope)
     row, secret = await service.create_join_token(session, site, (body or JoinTokenCreate()).ttl_s)
-    return JoinTokenCreated(site=site.name, token=secret, expires_at=row.expires_at)
+    ca = request.app.state.ca
+    token = with_ca_hash(secret, ca.hash) if ca is not None else secret
+    return JoinTokenCreated(site=site.name, token=token, expires_at=row.expires_at)
