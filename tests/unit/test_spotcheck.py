@@ -2,6 +2,7 @@
 checks them, how the answers compare. The end-to-end behaviour, with real engines, is in
 tests/integration/test_spot_checks.py."""
 
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -9,6 +10,8 @@ import orjson
 from hashgrid.contracts.gateway import RoutedModel, RouteReplica
 from hashgrid.contracts.spotchecks import CheckMode
 from hashgrid.gateway.spotcheck import SpotChecker, answer_text, greedy
+from hashgrid.gateway.steering import candidates
+from hashgrid.routing.replicas import choose_least_loaded
 
 CHAT = "/v1/chat/completions"
 
@@ -115,3 +118,14 @@ async def test_a_trusted_replica_this_gateway_cannot_reach_is_not_a_reference() 
     await checker.drain()
     assert checker.skipped == 1
     assert not checker.pending
+
+
+def test_the_router_sees_each_replicas_score_from_the_view() -> None:
+    """The gateway hands routing each replica's score, which `choose_least_loaded` weighs."""
+    good = replica("g", "n1", False).model_copy(update={"score": 0.95})
+    poor = replica("p", "n2", False).model_copy(update={"score": 0.2})
+    routed = RoutedModel(name="m", deployment="d", replicas=[good, poor])
+    found = candidates(routed, Counter({"g": 2}))
+    assert [(c.replica_id, c.score) for c in found] == [("g", 0.95), ("p", 0.2)]
+    # Busier, but reliable: (2 + 1) / 0.95 < (0 + 1) / 0.2.
+    assert choose_least_loaded(found, 0).replica_id == "g"
