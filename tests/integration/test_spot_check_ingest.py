@@ -3,13 +3,17 @@ id (a gateway resends a batch after any failure), and a node is quarantined on t
 brings its mismatches to the rule's count among its latest checks, not before."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hashgrid.contracts.api.access import TokenCreate
+from hashgrid.contracts.api.common import ReliabilityOut
 from hashgrid.contracts.api.sites import SiteCreate
 from hashgrid.contracts.spotchecks import SpotCheckAck
 
-from support.live import LiveServer
+from support.live import LiveServer, server_settings, wait_until
 
 NOW = datetime.now(UTC)
 
@@ -56,3 +60,49 @@ def test_spot_checks_are_stored_once_and_repeated_mismatches_quarantine(
     assert rig.admission_reason.startswith("3 of its last 10 spot-checks disagreed")
     # Quarantined already: more failures change nothing and report no new quarantine.
     assert post([result("bad4", node_id, False)]).quarantined == []
+
+
+def test_a_nodes_failed_and_slow_requests_lower_its_score_and_its_sites(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = server_settings(tmp_path / "home", database_url, score_interval_s=0.2)
+    with LiveServer(settings) as server:
+        with server.client() as admin:
+            admin.create_site(SiteCreate(name="mine", region="us", country="US", power_mw=1.0))
+        node = server.join_node("mine", "rig")  # a CPU node: its first token is due in 10 s
+        node_id = node.headers["x-node-id"]
+        node.close()
+        started = datetime.now(UTC).isoformat()
+        records = [
+            usage(f"ok{i}", node_id, 200, ttft_ms=50.0, started_at=started) for i in range(6)
+        ]
+        records += [usage("fail", node_id, 503, ttft_ms=None, started_at=started)]
+        records += [usage("slow", node_id, 200, ttft_ms=60_000.0, started_at=started)]
+        with server.http() as http:
+            assert http.post("/api/v1/gateway/usage", json={"records": records}).is_success
+
+        def scored() -> ReliabilityOut | None:
+            with server.client() as admin:
+                r = admin.get_node("rig").reliability
+            return r if r is not None and r.requests == 8 else None
+
+        r = wait_until(scored, 20, "the node scored with its requests")
+        assert (r.failed, r.slow, r.checks) == (1, 1, 0)
+        assert r.success == pytest.approx(12 / 13, abs=1e-4)  # 7 good of 8, with 5 good assumed
+        assert r.speed == pytest.approx(12 / 13, abs=1e-4)
+        assert r.score < 1.0
+        with server.client() as admin:
+            site = admin.get_site("mine").reliability
+        assert site is not None
+        assert (site.requests, site.failed, site.slow) == (8, 1, 1)
+
+
+def usage(
+    request_id: str, node_id: str, status: int, *, ttft_ms: float | None, started_at: str
+) -> dict[str, Any]:
+    return {
+        "request_id": request_id, "key_id": "k", "customer_id": "c", "model": "tiny",
+        "endpoint": "/v1/chat/completions", "replica_id": "r", "node_id": node_id,
+        "site": "mine", "status_code": status, "prompt_tokens": 5, "completion_tokens": 7,
+        "ttft_ms": ttft_ms, "duration_ms": 90.0, "started_at": started_at,
+    }  # fmt: skip
