@@ -1,6 +1,7 @@
 """`POST /api/v1/gateway/spot-checks` on SQLite and PostgreSQL: each result is stored once by its
 id (a gateway resends a batch after any failure), and a node is quarantined on the batch that
-brings its mismatches to the rule's count among its latest checks, not before."""
+brings its mismatches to the rule's count among its latest checks, not before. And the score a
+node's usage records give it (failed and slow requests), and its site's."""
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
