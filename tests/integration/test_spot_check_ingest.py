@@ -97,6 +97,14 @@ def test_a_nodes_failed_and_slow_requests_lower_its_score_and_its_sites(
         assert site is not None
         assert (site.requests, site.failed, site.slow) == (8, 1, 1)
 
+        # It sends no heartbeat: lost after its TTL, its uptime falls from then on.
+        def down() -> bool:
+            with server.client() as admin:
+                r = admin.get_node("rig").reliability
+            return r is not None and r.uptime < 1.0
+
+        wait_until(down, 30, "the silent node's uptime to fall")
+
 
 def usage(
     request_id: str, node_id: str, status: int, *, ttft_ms: float | None, started_at: str
