@@ -8,7 +8,9 @@
 2. With the shared data sets at `--data`, checks `hashgrid.capacity.gpus` against them: every
    NVIDIA GPU in `hardware-power-specs` and `gpu-llamacpp-bench` should be known, with its
    listed memory, and prints the capacity class each would get beside its measured llama.cpp
-   Llama-3-8B Q4_K_M generation speed (one stream), for scale.
+   Llama-3-8B Q4_K_M generation speed (one stream), for scale, and the generation floor a node
+   claiming it must reach on the reference model (`hashgrid.capacity.ranges`, which
+   `tests/unit/test_ranges.py` checks against the same file).
 """
 
 import argparse
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 
 from hashgrid.capacity.gpus import known_model, memory_matches
+from hashgrid.capacity.ranges import gpu_floor
 from hashgrid.capacity.verdict import gpu_tier
 
 GIB = 2**30
@@ -83,7 +86,10 @@ def check_table(data: Path) -> int:
             else:
                 gpus.setdefault(name, None)
     wrong = 0
-    print(f"\n{'GPU':28} {'known as':18} {'memory':>7}  {'class':10} {'8B Q4 gen/s':>11}")
+    print(
+        f"\n{'GPU':28} {'known as':18} {'memory':>7}  {'class':10} {'8B Q4 gen/s':>11} "
+        f"{'floor/s':>8}"
+    )
     for name, speed in sorted(gpus.items()):
         gb = _gb(name)
         known = known_model(name)
@@ -91,7 +97,8 @@ def check_table(data: Path) -> int:
         wrong += not ok
         print(
             f"{name:28} {known[0] if known else 'UNKNOWN':18} {gb or '?':>5}GB  "
-            f"{gpu_tier((gb or 0) * GIB):10} {f'{speed:.0f}' if speed else '-':>11}"
+            f"{gpu_tier((gb or 0) * GIB):10} {f'{speed:.0f}' if speed else '-':>11} "
+            f"{gpu_floor(name).tokens_per_s:>8.1f}"
             f"{'' if ok else '   <- table disagrees'}"
         )
     print(f"{len(gpus) - wrong} of {len(gpus)} GPUs known with their listed memory")

@@ -8,6 +8,7 @@ from hashgrid.contracts.api.catalog import ModelCreate
 from hashgrid.contracts.api.deployments import DeploymentChange, DeploymentCreate
 from hashgrid.contracts.api.sites import SiteCreate
 
+from support.admission import admit
 from support.live import LiveServer, wait_until
 
 
@@ -25,8 +26,13 @@ def test_events_tell_a_deployments_story(server: LiveServer, tiny_model: Path) -
         waiting = wait_until(lambda: _messages(admin, "tiny"), 20, "an event")
         assert waiting == ["1 replica(s) pending: no ready node"]
 
-        with server.join_node("tx", "rig") as node:
+        with server.join_node("tx", "rig", verified=False) as node:
             node_id = node.headers["x-node-id"][:8]
+            unverified = "1 replica(s) pending: no admitted node (awaiting or failed verification)"
+            wait_until(lambda: _messages(admin, "tiny")[0] == unverified, 20, "a pending node")
+            joined = admin.get_node(node.headers["x-node-id"])
+            fingerprint = joined.fingerprint.model_dump(mode="json")
+            admit(node, fingerprint)
 
             def assigned() -> list[dict[str, Any]]:
                 return list(node.get("/api/v1/agent/assignments").json()["assignments"])
@@ -44,6 +50,7 @@ def test_events_tell_a_deployments_story(server: LiveServer, tiny_model: Path) -
             f"replica {short} failed on node {node_id}: engine exited with code 1",
             "every replica placed",
             f"replica {short} placed on node {node_id} (CPU)",
+            unverified,
             "1 replica(s) pending: no ready node",
         ]
 

@@ -19,6 +19,7 @@ from hashgrid.contracts.api.deployments import DeploymentCreate
 from hashgrid.contracts.api.sites import SiteCreate
 from hashgrid.server.auth import NodeCredentials
 
+from support.admission import admit
 from support.live import LiveServer, wait_until
 
 HEARTBEAT = "/api/v1/agent/heartbeat"
@@ -38,6 +39,7 @@ def _join(server: LiveServer, token: str, name: str = "rig-1") -> dict[str, Any]
         r = http.post("/api/v1/agent/join", json=body)
     assert r.status_code == 200, r.text
     joined: dict[str, Any] = r.json()
+    admit(_node_http(server, joined["credential"]), body["fingerprint"])
     return joined
 
 

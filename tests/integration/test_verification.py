@@ -135,6 +135,7 @@ def test_the_server_derives_the_class_itself_and_again_when_the_hardware_changes
         assert r.status_code == 200, r.text
         assert r.json()["capacity_class"] == "gpu-80g"
         assert r.json()["problems"] == []
+        assert _node(server, joined["node_id"]).admission == "admitted"
         moved = node.post(HEARTBEAT, json={}).json()["assignments_revision"]
         assert moved > revision  # the class changed: watchers hear of it
 
@@ -155,12 +156,19 @@ def test_the_server_derives_the_class_itself_and_again_when_the_hardware_changes
     assert after.capacity_class == "unusable"
     assert after.verification is not None
     assert after.verification.problems == [
-        "GPU 0 (NVIDIA H100 80GB HBM3) is quarantined: XID 79 (GPU has fallen off the bus)",
         "the benchmark ran on a GPU, but the node reports no usable GPU",
     ]
+    assert after.verification.notes == [
+        "GPU 0 (NVIDIA H100 80GB HBM3) is quarantined: XID 79 (GPU has fallen off the bus)",
+    ]
+    # Its benchmark no longer agrees with its hardware: refused until its agent verifies again.
+    assert after.admission == "refused"
+    assert after.admission_reason == (
+        "verification failed: the benchmark ran on a GPU, but the node reports no usable GPU"
+    )
 
 
-def test_a_failed_benchmark_leaves_the_node_unverified(server: LiveServer) -> None:
+def test_a_failed_benchmark_leaves_the_node_unverified_and_refused(server: LiveServer) -> None:
     (joined,) = _join(server, 1)
     with _node_http(server, joined["credential"]) as node:
         r = node.post(VERIFICATION, json={"error": "llama.cpp could not load the model"})
@@ -171,6 +179,10 @@ def test_a_failed_benchmark_leaves_the_node_unverified(server: LiveServer) -> No
     assert stored.verification.error == "llama.cpp could not load the model"
     assert "the benchmark did not run: llama.cpp could not load the model" in (
         stored.verification.problems
+    )
+    assert stored.admission == "refused"
+    assert stored.admission_reason == (
+        "verification failed: the benchmark did not run: llama.cpp could not load the model"
     )
 
 
@@ -271,11 +283,15 @@ def test_an_agent_verifies_its_node_at_join_and_again_when_asked(
         admin.create_site(SiteCreate(name="local", region="local", country="US", power_mw=1.0))
         token = admin.create_join_token("local").token
     agent = AgentProcess(server.url, tmp_path / "agent", token, "rig-1")
+    # The agent notes its verification once the control plane answered, a moment after the record.
+    noted = tmp_path / "agent" / "verification.json"
     try:
         node = wait_until(lambda: _verified(server, "rig-1"), 60, "the node to be verified")
+        wait_until(noted.is_file, 10, "the agent to note its verification")
     finally:
         assert agent.terminate() == 0, agent.log()
     assert node.capacity_class == hardware_class(collect())  # `cpu` on a machine with no GPU
+    assert node.admission == "admitted"
     v = node.verification
     assert v is not None
     assert v.error is None
@@ -284,7 +300,7 @@ def test_an_agent_verifies_its_node_at_join_and_again_when_asked(
     assert v.benchmark.generated_tokens == benchmark.GENERATED_TOKENS
     assert v.benchmark.prompt_tokens_per_s > 0
     assert v.benchmark.generation_tokens_per_s > 0
-    taken = json.loads((tmp_path / "agent" / "verification.json").read_text())
+    taken = json.loads(noted.read_text())
     assert taken["node_id"] == node.id
 
     listed = json.loads(_hashgrid(server, "nodes", "list", "--json"))

@@ -42,13 +42,13 @@ async def beat_until(
     *,
     loads: Callable[[], Awaitable[list[ReplicaLoad]]] | None = None,
     holdings: HoldingsReport | None = None,
-    verify_requests: VerifyRequests | None = None,
     acknowledged: Callable[[HeartbeatAck], None] | None = None,
+    verify_requests: VerifyRequests | None = None,
 ) -> None:
     """Beat every `interval_s` (the server may change it) until `stop`; back off while away.
     Every few beats carry a fresh fingerprint from `collect`; every beat the engines' `loads`;
-    and the store's `holdings` when it says so. Each answer goes to `acknowledged`; an ack that
-    asks for a verification is passed to `verify_requests`."""
+    and the store's `holdings` when it says so. Each answer goes to `acknowledged`; one that
+    asks for a verification, to `verify_requests`."""
     backoff = Backoff(base=interval_s, cap=retry_cap(interval_s, None))
     beats = 0
     away = False

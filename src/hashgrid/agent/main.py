@@ -101,8 +101,8 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
             gpus.collect,
             loads=loads,
             holdings=HoldingsReport(lambda: holdings_of(store)),
-            verify_requests=asked,
             acknowledged=lambda ack: tunnels.follow(ack.gateways),
+            verify_requests=asked,
         )
         beating = asyncio.create_task(heartbeat, name="heartbeat")
         # Verified before any engine starts, so the benchmark has the machine to itself.
