@@ -95,6 +95,9 @@ def replay_over(upstreams: Upstreams) -> Replay:
 
 
 class SpotChecker:
+    """Draws answers to check, replays them in the background, and keeps the results in
+    `pending` until `SpotCheckShipper` has them acknowledged."""
+
     def __init__(
         self,
         replay: Replay,
