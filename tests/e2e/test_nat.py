@@ -1,7 +1,9 @@
 """A node behind its site's NAT serves the official `openai` client through the gateway, with
 no port open to it: the control plane and gateway on the public side, the agent on the site's
 LAN behind a masquerading router that drops every connection from outside (network namespaces
-this test makes: see `support/netns.py`). Every process is the real command a user runs."""
+this test makes: see `support/netns.py`). Every process is the real command a user runs, and
+every hop is TLS: the control plane and the gateway listen beyond loopback, so they serve HTTPS,
+the node pins the control plane's CA from its join token, and the tunnel is `wss://`."""
 
 import json
 import os
@@ -19,8 +21,8 @@ from support.netns import NODE_IP, PUBLIC_IP, NatSite
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
 ADMIN = "hg_admin_nat-test-token"
-SERVER = f"http://{PUBLIC_IP}:7081"
-GATEWAY = f"http://{PUBLIC_IP}:7080"
+SERVER = f"https://{PUBLIC_IP}:7081"
+GATEWAY = f"https://{PUBLIC_IP}:7080"
 FAST = {  # liveness and placement within a test's patience
     "HASHGRID_HEARTBEAT_INTERVAL_S": "0.5",
     "HASHGRID_NODE_TTL_S": "5",
@@ -28,9 +30,13 @@ FAST = {  # liveness and placement within a test's patience
 }
 
 CLIENT = """
-import json, sys
+import json, ssl, sys
+import httpx
 from openai import OpenAI
-client = OpenAI(base_url=sys.argv[1], api_key=sys.argv[2], max_retries=0, timeout=60)
+trusted = httpx.Client(verify=ssl.create_default_context(cafile=sys.argv[3]))
+client = OpenAI(
+    base_url=sys.argv[1], api_key=sys.argv[2], max_retries=0, timeout=60, http_client=trusted
+)
 chat = client.chat.completions.create(
     model="tiny-llama", messages=[{"role": "user", "content": "hi"}], max_tokens=4
 )
@@ -65,7 +71,9 @@ def site() -> Iterator[NatSite]:
 def test_a_node_behind_nat_serves_the_openai_client_through_its_tunnel(
     site: NatSite, tiny_model: Path, tmp_path: Path
 ) -> None:
-    env = {"HASHGRID_SERVER": SERVER, "HASHGRID_TOKEN": ADMIN, "HASHGRID_HOME": str(tmp_path)}
+    ca_file = tmp_path / "server" / "server" / "tls" / "ca.pem"  # the control plane's CA
+    env = {"HASHGRID_SERVER": SERVER, "HASHGRID_TOKEN": ADMIN, "HASHGRID_HOME": str(tmp_path),
+           "HASHGRID_CA_FILE": str(ca_file)}  # fmt: skip
     procs: list[subprocess.Popen[bytes]] = []
 
     def hashgrid(*args: str) -> str:
@@ -86,7 +94,10 @@ def test_a_node_behind_nat_serves_the_openai_client_through_its_tunnel(
                 {"HASHGRID_BOOTSTRAP_ADMIN_TOKEN": ADMIN, **FAST},
             )
         )  # fmt: skip
-        wait_until(lambda: _answers(site, f"{SERVER}/healthz"), 60, "the control plane")
+        wait_until(lambda: _answers(site, f"{SERVER}/healthz", ca_file), 60, "the control plane")
+        printed = re.search(r"CA (sha256:[0-9a-f]{64})", (tmp_path / "server.log").read_text())
+        assert printed is not None
+        ca_hash = printed.group(1)
         hashgrid("sites", "create", "mine-1", "--region", "us-south", "--country", "US",
                  "--power-mw", "1")  # fmt: skip
         join = hashgrid("sites", "join-token", "mine-1").strip().splitlines()[-1]
@@ -98,7 +109,7 @@ def test_a_node_behind_nat_serves_the_openai_client_through_its_tunnel(
                 site.public,
                 [sys.executable, "-m", "hashgrid", "gateway", "--server", SERVER, "--token", ADMIN,
                  "--host", PUBLIC_IP, "--port", "7080", "--tunnel-port", "7082",
-                 "--home", str(tmp_path / "gateway")],
+                 "--ca-hash", ca_hash, "--home", str(tmp_path / "gateway")],
                 tmp_path / "gateway.log",
             )
         )  # fmt: skip
@@ -112,9 +123,12 @@ def test_a_node_behind_nat_serves_the_openai_client_through_its_tunnel(
                 agent_log,
             )
         )  # fmt: skip
-        wait_until(lambda: _routable(site), 120, "the node's replica routable at the gateway")
+        wait_until(
+            lambda: _routable(site, ca_file), 120, "the node's replica routable at the gateway"
+        )
+        assert "wss://" in agent_log.read_text(), "the tunnel is TLS"
 
-        answered = json.loads(python(site.public, CLIENT, f"{GATEWAY}/v1", key))
+        answered = json.loads(python(site.public, CLIENT, f"{GATEWAY}/v1", key, str(ca_file)))
         assert answered["chat_tokens"] == 4
         assert answered["streamed"] == answered["stream_tokens"] == 6
 
@@ -132,7 +146,7 @@ def test_a_node_behind_nat_serves_the_openai_client_through_its_tunnel(
         opened = agent_log.read_text().count("tunnel open")
         site.run(site.node, "ss", "-K", "dst", PUBLIC_IP, "dport", "=", ":7082")
         wait_until(lambda: agent_log.read_text().count("tunnel open") > opened, 30, "a redial")
-        answered = json.loads(python(site.public, CLIENT, f"{GATEWAY}/v1", key))
+        answered = json.loads(python(site.public, CLIENT, f"{GATEWAY}/v1", key, str(ca_file)))
         assert answered["chat_tokens"] == 4
     finally:
         for proc in reversed(procs):
@@ -143,18 +157,31 @@ def test_a_node_behind_nat_serves_the_openai_client_through_its_tunnel(
                 proc.kill()
 
 
-def _answers(site: NatSite, url: str) -> bool:
-    script = "import httpx, sys; print(httpx.get(sys.argv[1], timeout=2).status_code)"
+TRUSTING_GET = (
+    "import httpx, ssl, sys; "
+    "print(httpx.get(sys.argv[1], timeout=2, "
+    "verify=ssl.create_default_context(cafile=sys.argv[2])).{}"
+)
+
+
+def _answers(site: NatSite, url: str, ca_file: Path) -> bool:
+    if not ca_file.exists():
+        return False
+    script = TRUSTING_GET.format("status_code)")
     try:
-        return site.run(site.public, sys.executable, "-c", script, url).strip() == "200"
+        return (
+            site.run(site.public, sys.executable, "-c", script, url, str(ca_file)).strip() == "200"
+        )
     except AssertionError:
         return False
 
 
-def _routable(site: NatSite) -> bool:
-    script = "import httpx, sys; print(httpx.get(sys.argv[1], timeout=2).text)"
+def _routable(site: NatSite, ca_file: Path) -> bool:
+    script = TRUSTING_GET.format("text)")
     try:
-        health = site.run(site.public, sys.executable, "-c", script, f"{GATEWAY}/healthz")
+        health = site.run(
+            site.public, sys.executable, "-c", script, f"{GATEWAY}/healthz", str(ca_file)
+        )
     except AssertionError:
         return False
     return bool(re.search(r'"tiny-llama":\s*[1-9]', health))

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from hashgrid.common.tls import client_context
 
 from support import postgres
 from support.cli import hashgrid, ok, ok_json, server_env
@@ -137,10 +140,17 @@ def _run_fleet_block(database: str, env: dict[str, str], model: Path, tmp_path: 
                         lambda log=log: re.search(r"hg_admin_\S+", log.read_text()), 60, "token"
                     )
                     tokens["hg_admin_..."] = printed.group(0)
+                    ca = re.search(r"CA (sha256:[0-9a-f]{64})", log.read_text())
+                    assert ca is not None, log.read_text()
+                    tokens["sha256:..."] = ca.group(1)
                 if words[1] == "agent":
                     wait_until(lambda env=env: _nodes_ready(env), 60, "the node to join")
                 if words[1] == "gateway":
-                    wait_until(_gateway_routes, 120, "a ready replica behind the gateway")
+                    wait_until(
+                        lambda: _gateway_routes(_fleet_ca(env)),
+                        120,
+                        "a ready replica behind the gateway",
+                    )
                 continue
             done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
             assert done.returncode == 0, f"{line}\n{done.stderr}"
@@ -151,10 +161,11 @@ def _run_fleet_block(database: str, env: dict[str, str], model: Path, tmp_path: 
         key = tokens["sk-hg-..."]
         body = {"model": "llama-3-8b-q4", "messages": [{"role": "user", "content": "hi"}]}
         r = httpx.post(
-            "http://127.0.0.1:7080/v1/chat/completions",
+            "https://127.0.0.1:7080/v1/chat/completions",
             json={**body, "max_tokens": 3},
             headers={"authorization": f"Bearer {key}"},
             timeout=30,
+            verify=_fleet_ca(env),
         )
         assert r.status_code == 200, r.text
         assert r.json()["usage"]["completion_tokens"] == 3
@@ -175,9 +186,16 @@ def _nodes_ready(env: dict[str, str]) -> bool:
     return listed.returncode == 0 and any(n["status"] == "ready" for n in json.loads(listed.stdout))
 
 
-def _gateway_routes() -> bool:
+def _fleet_ca(env: dict[str, str]) -> ssl.SSLContext:
+    """The control plane's CA, which signed the gateway's certificate, as a client trusts it."""
+    ca = Path(env["HOME"]) / ".hashgrid" / "server" / "tls" / "ca.pem"
+    return client_context(ca.read_bytes())
+
+
+def _gateway_routes(verify: ssl.SSLContext) -> bool:
+    """Whether the gateway, over HTTPS, routes to a ready replica."""
     try:
-        health = httpx.get("http://127.0.0.1:7080/healthz", timeout=2).json()
+        health = httpx.get("https://127.0.0.1:7080/healthz", timeout=2, verify=verify).json()
     except (httpx.HTTPError, ValueError):
         return False
     return bool(health.get("ready_replicas", {}).get("llama-3-8b-q4"))

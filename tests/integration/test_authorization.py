@@ -23,6 +23,7 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
+from hashgrid.common.ca import new_key_and_request
 from hashgrid.contracts.agent import PROTOCOL_HEADER
 from hashgrid.server.app import create_app
 from hashgrid.server.errors import PROBLEM_JSON
@@ -131,6 +132,9 @@ POST   /api/v1/agent/miners/results                       401  403 403 403 403 4
 GET    /api/v1/gateway/view                               401  403 403 403 403 403 403  ok  ok
 POST   /api/v1/gateway/usage                              401  403 403 403 403 403 403  ok  ok
 POST   /api/v1/gateway/demand                             401  403 403 403 403 403 403  ok  ok
+POST   /api/v1/gateway/spot-checks                        401  403 403 403 403 403 403  ok  ok
+POST   /api/v1/gateway/certificate                        401  403 403 403 403 403 403  ok  ok
+GET    /api/v1/ca                                         ok   ok  ok  ok  ok  ok  ok   ok  ok
 """
 
 Route = tuple[str, str]
@@ -367,6 +371,10 @@ SAMPLES: dict[Route, Sample] = {
     ("POST", "/api/v1/agent/miners/results"): Sample(body={"revision": 0, "results": []}),
     ("POST", "/api/v1/gateway/usage"): Sample(body={"records": []}),
     ("POST", "/api/v1/gateway/demand"): Sample(body={"gateway": "matrix", "models": []}),
+    ("POST", "/api/v1/gateway/spot-checks"): Sample(body={"results": []}),
+    ("POST", "/api/v1/gateway/certificate"): Sample(
+        body={"csr": new_key_and_request("matrix gateway", ["gw.matrix.test"])[1].decode()}
+    ),
 }
 # Walked after every other route: the node's credential changes, and the old one is refused.
 WALKED_LAST = [("POST", "/api/v1/agent/rotate")]
@@ -391,8 +399,10 @@ def app_routes() -> set[Route]:
 def tenants(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Tenants]:
-    """Tenants on one server per backend, for the whole module."""
-    with served_tenants(request.param, tmp_path_factory.mktemp(request.param)) as tenants:
+    """Tenants on one server per backend, for the whole module; over TLS, so the routes of the
+    control plane's CA answer."""
+    folder = tmp_path_factory.mktemp(request.param)
+    with served_tenants(request.param, folder, tls=True) as tenants:
         yield tenants
 
 

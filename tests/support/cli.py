@@ -12,7 +12,7 @@ from support.live import ADMIN_TOKEN, LiveServer
 PASSWORD = "correct horse battery"  # what `sign_up` signs up with
 
 # Connection settings a test must control itself, never inherited from the caller's shell.
-_CONNECTION_VARS = ("HASHGRID_SERVER", "HASHGRID_TOKEN", "HASHGRID_HOME")
+_CONNECTION_VARS = ("HASHGRID_SERVER", "HASHGRID_TOKEN", "HASHGRID_HOME", "HASHGRID_CA_FILE")
 
 
 def base_env(**extra: str) -> dict[str, str]:

@@ -18,12 +18,15 @@ from hashgrid.agent.fingerprint import collect
 from hashgrid.client import HashgridClient
 from hashgrid.common.connection_limits import ConnectionLimits
 from hashgrid.common.net import free_port
-from hashgrid.common.serving import server_config
+from hashgrid.common.serving import CertFiles, server_config
+from hashgrid.common.tls import client_context
 from hashgrid.contracts.agent import PROTOCOL_HEADER
 from hashgrid.contracts.api.access import TokenCreate
 from hashgrid.gateway.app import create_app as create_gateway
 from hashgrid.gateway.settings import GatewaySettings
+from hashgrid.gateway.trust import tunnel_url
 from hashgrid.server.app import create_app as create_server
+from hashgrid.server.pki.service import server_certificate
 from hashgrid.server.settings import ServerSettings
 
 from support.admission import admit
@@ -57,14 +60,18 @@ class ThreadedServer:
     processes serve it (common/serving.py) when given their `limits`."""
 
     def __init__(
-        self, app: Any, port: int | None = None, limits: ConnectionLimits | None = None
+        self,
+        app: Any,
+        port: int | None = None,
+        limits: ConnectionLimits | None = None,
+        tls: CertFiles | None = None,
     ) -> None:
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         # Keep idle connections longer than a test waits between calls on one client: with
         # uvicorn's 5 s, a call made as the server closes its idle connection is reset.
         limits = limits or ConnectionLimits(keep_alive_s=KEEP_ALIVE_S)
-        self._server = uvicorn.Server(server_config(app, "127.0.0.1", self.port, limits))
+        self._server = uvicorn.Server(server_config(app, "127.0.0.1", self.port, limits, tls))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     def start(self) -> None:
@@ -108,16 +115,25 @@ def admitted(admin: HashgridClient) -> int:
 
 
 class LiveServer(ThreadedServer):
+    """The control plane; over HTTPS with its CA-issued certificate when `settings.tls_on`."""
+
     def __init__(self, settings: ServerSettings, port: int | None = None) -> None:
-        super().__init__(create_server(settings), port, settings)
+        app = create_server(settings)
+        self.ca = app.state.ca  # common/ca.py's CertificateAuthority; None without TLS
+        tls = server_certificate(settings, self.ca) if self.ca is not None else None
+        super().__init__(app, port, settings, tls)
         self.settings = settings
 
+    def verify(self) -> Any:
+        """What a client verifies this server by: its CA alone, when it serves TLS."""
+        return client_context(self.ca.cert_pem) if self.ca is not None else True
+
     def client(self, token: str | None = ADMIN_TOKEN) -> HashgridClient:
-        return HashgridClient(self.url, token)
+        return HashgridClient(self.url, token, verify=self.verify())
 
     def http(self, token: str | None = ADMIN_TOKEN) -> httpx.Client:
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30, verify=self.verify())
 
     def join_node(
         self,
@@ -168,16 +184,25 @@ class LiveGateway(ThreadedServer):
             **overrides,
         }
         settings = GatewaySettings(server_url=server_url, token=token, home=home, **values)
-        super().__init__(create_gateway(settings), limits=settings)
+        app = create_gateway(settings)
+        self.tls = app.state.tls  # gateway/trust.py's GatewayTls
+        serves = self.tls.certificate if settings.tls_on else None
+        super().__init__(app, limits=settings, tls=serves)
         self.settings = settings
+
+    def verify(self) -> Any:
+        """What a client verifies this gateway by: the control plane's CA, when it serves TLS."""
+        return client_context(self.tls.ca_pem) if self.url.startswith("https") else True
 
     @property
     def tunnel_url(self) -> str:
-        """Where nodes dial this gateway."""
-        return self.settings.advertised_tunnel_url
+        """Where nodes dial this gateway (`wss://` when it has a certificate from the CA)."""
+        return tunnel_url(self.settings, self.tls.certificate is not None)
 
     def health(self) -> dict[str, Any]:
-        body: dict[str, Any] = httpx.get(f"{self.url}/healthz", timeout=5).json()
+        body: dict[str, Any] = httpx.get(
+            f"{self.url}/healthz", timeout=5, verify=self.verify()
+        ).json()
         return body
 
     def ready_replicas(self, model: str) -> int:

@@ -1,11 +1,13 @@
-"""An OpenAI-compatible engine of the tests' own, served by uvicorn, for metering tests: it
-streams one token per chunk at a set pace and reports whatever token counts a test sets."""
+"""OpenAI-compatible engines of the tests' own, served by uvicorn: one for metering tests, which
+streams one token per chunk at a set pace and reports whatever token counts a test sets, and a
+lying one, which rewrites a real engine's answers (spot-check tests)."""
 
 import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -69,3 +71,30 @@ class PacedUpstream:
             yield b"data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
+
+
+class AlteringUpstream:
+    """A lying node's engine: a real engine behind a proxy that passes every request on and
+    rewrites each answer's text (as a node serving a cheaper model, or editing answers, would),
+    keeping the engine's usage. `answered` counts the requests it passed on."""
+
+    TEXT = "this answer was made up by a cheaper model"
+
+    def __init__(self, engine_url: str) -> None:
+        self.engine_url = engine_url
+        self.answered = 0
+        routes = [Route("/v1/chat/completions", self._chat, methods=["POST"])]
+        self.server = ThreadedServer(Starlette(routes=routes))
+
+    async def _chat(self, request: Request) -> Response:
+        async with httpx.AsyncClient(timeout=120) as client:
+            answer = await client.post(
+                f"{self.engine_url}/v1/chat/completions",
+                content=await request.body(),
+                headers={"content-type": "application/json"},
+            )
+        self.answered += 1
+        body = answer.json()
+        for choice in body.get("choices", []):
+            choice["message"]["content"] = self.TEXT
+        return JSONResponse(body, status_code=answer.status_code)

@@ -15,12 +15,14 @@ sys.modules.setdefault("better_exceptions", None)  # type: ignore[arg-type]
 from hashgrid.agent.main import run  # noqa: E402
 from hashgrid.agent.registration import NoCredential  # noqa: E402
 from hashgrid.agent.settings import AgentSettings  # noqa: E402
+from hashgrid.agent.trust import NoTrust  # noqa: E402
+from hashgrid.common.tls import UntrustedCA  # noqa: E402
 
 
 def main() -> None:
     try:
         run(AgentSettings())  # server_url comes from the environment
-    except NoCredential as e:
+    except (NoCredential, NoTrust, UntrustedCA) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(1) from e
 

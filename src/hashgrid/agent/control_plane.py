@@ -4,6 +4,7 @@ On aiohttp, which the agent already uses for downloads and engine metrics: one H
 in the agent's memory rather than two, and calls that cancel cleanly.
 """
 
+import ssl
 from typing import Any
 
 import aiohttp
@@ -48,8 +49,15 @@ class Rejected(Exception):
 
 
 class ControlPlane:
-    def __init__(self, server_url: str, credential: str | None = None) -> None:
+    def __init__(
+        self,
+        server_url: str,
+        credential: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """`ssl_context`: what an https control plane is verified by (agent/trust.py)."""
         self._base = server_url.rstrip("/")
+        self._ssl = ssl_context
         self._headers = {PROTOCOL_HEADER: str(PROTOCOL_VERSION)}
         self._http: aiohttp.ClientSession | None = None
         self._closed = False
@@ -156,7 +164,10 @@ class ControlPlane:
         if self._closed:
             raise Unreachable("the control plane client is closed")
         if self._http is None:
-            self._http = aiohttp.ClientSession(json_serialize=lambda o: orjson.dumps(o).decode())
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else True),
+                json_serialize=lambda o: orjson.dumps(o).decode(),
+            )
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_s, sock_read=read_s)
         try:
             async with self._http.request(

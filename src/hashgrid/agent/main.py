@@ -2,13 +2,15 @@
 
 import asyncio
 import signal
+import ssl
+import time
 from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from typing import Any, TypeVar
 
 import structlog
 
-from hashgrid.agent import registration, verification
+from hashgrid.agent import registration, trust, verification
 from hashgrid.agent.control_plane import AWAY_RETRY_CAP_S, ControlPlane, Rejected, Unreachable
 from hashgrid.agent.fingerprint import GpuWatch
 from hashgrid.agent.heartbeat import beat_until
@@ -50,8 +52,11 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
     agent on this home to adopt.
     """
     stop = stop or _stop_on_signals()
-    control_plane = ControlPlane(settings.server_url)
     private_dir(settings.home)
+    trusted = await _trust(settings, stop)
+    if stop.is_set():
+        return
+    control_plane = ControlPlane(settings.server_url, ssl_context=trusted)
     # Held open for the agent's life, so GPU errors (XIDs) between reports are not missed.
     gpus = GpuWatch(disk_path=settings.home)
     try:
@@ -81,6 +86,8 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
             stop,
             lambda: control_plane.credential,
             lambda: {e.replica_id: e.base_url for e in supervisor.serving()},
+            # Gateways' certificates come from the control plane's CA: the pin verifies them.
+            ssl_context=trusted,
         )
 
         async def loads() -> list[ReplicaLoad]:
@@ -122,6 +129,9 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
             loops.append(
                 asyncio.create_task(_drive_miners(stop, control_plane, settings), name="miners")
             )
+        if settings.credential_rotate_s is not None:
+            rotating = _rotate_credential(stop, control_plane, settings, identity)
+            loops.append(asyncio.create_task(rotating, name="rotation"))
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait([stopped, *loops], return_when=asyncio.FIRST_COMPLETED)
         # Loops end by themselves once `stop` is set, at their next look at it; closing the
@@ -143,6 +153,23 @@ async def serve(settings: AgentSettings, stop: asyncio.Event | None = None) -> N
         log.info("agent stopped")
 
 
+async def _trust(settings: AgentSettings, stop: asyncio.Event) -> ssl.SSLContext | None:
+    """The SSL context the control plane is verified by (None: plain http, or stopped first);
+    retried while the control plane is away. A CA whose hash is not the one given raises
+    UntrustedCA: the agent stops, saying so."""
+    backoff = Backoff(cap=AWAY_RETRY_CAP_S)
+    while not stop.is_set():
+        try:
+            return await asyncio.to_thread(trust.control_plane_context, settings)
+        except OSError as e:
+            delay = backoff.next_delay()
+            log.warning(
+                "cannot fetch the control plane's CA; retrying", error=str(e), retry_s=delay
+            )
+            await sleep_unless(stop, delay)
+    return None
+
+
 async def _identity(
     control_plane: ControlPlane,
     settings: AgentSettings,
@@ -162,6 +189,40 @@ async def _identity(
             log.warning("control plane unreachable; retrying join", error=str(e), retry_s=delay)
             await sleep_unless(stop, delay)
     return None
+
+
+async def _rotate_credential(
+    stop: asyncio.Event,
+    control_plane: ControlPlane,
+    settings: AgentSettings,
+    identity: registration.Identity,
+) -> None:
+    """Trade the node credential for a new one each `credential_rotate_s`, counted from when
+    the stored one was written, so restarts do not put rotation off. Tunnels opened with the
+    old credential are closed by their gateways once the view drops it; they dial again with
+    the new one."""
+    assert settings.credential_rotate_s is not None
+    backoff = Backoff(cap=AWAY_RETRY_CAP_S)
+    while not stop.is_set():
+        try:
+            stored_at = settings.credential_path.stat().st_mtime
+        except OSError:
+            stored_at = time.time()
+        due_s = stored_at + settings.credential_rotate_s - time.time()
+        if await sleep_unless(stop, max(due_s, 0.0)):
+            return
+        try:
+            identity = await registration.rotate(control_plane, settings, identity)
+        except Unreachable as e:
+            log.warning("cannot rotate the node credential; retrying", error=str(e))
+            await sleep_unless(stop, backoff.next_delay())
+            continue
+        except Rejected as e:
+            if e.status == 401:
+                raise CredentialRefused(str(e)) from e
+            raise
+        backoff.reset()
+        log.info("node credential rotated", node_id=identity.node_id)
 
 
 async def _verify(

@@ -8,6 +8,7 @@ from pathlib import Path
 from hashgrid.agent.control_plane import ControlPlane
 from hashgrid.agent.settings import AgentSettings
 from hashgrid.common.paths import write_private
+from hashgrid.common.tls import split_join_token
 from hashgrid.contracts.agent import Fingerprint
 
 
@@ -43,7 +44,8 @@ async def join(
             f"no stored credential for {settings.server_url} in {settings.credential_path}; "
             "pass --join-token (make one with `hashgrid sites join-token SITE`)"
         )
-    joined = await control_plane.join(settings.join_token, settings.name, fingerprint)
+    secret, _ = split_join_token(settings.join_token)  # the CA hash is for agent/trust.py
+    joined = await control_plane.join(secret, settings.name, fingerprint)
     identity = Identity(
         server_url=settings.server_url,
         node_id=joined.node_id,

@@ -14,6 +14,13 @@ class AgentSettings(BaseSettings):
 
     server_url: str
     join_token: str | None = None  # needed once; afterwards the stored credential is used
+    # The control plane's CA (https only): its hash, checked once and the CA pinned at
+    # <home>/ca.pem (a join token from `hashgrid sites join-token` carries it), or its file.
+    ca_hash: str | None = None
+    ca_file: Path | None = None
+    # The node credential is traded for a new one this long after it was stored (the credential
+    # file's age says when, across restarts); None: never. The old one stops working at once.
+    credential_rotate_s: float | None = Field(30 * 86400.0, gt=0)
     home: Path = Field(default_factory=lambda: default_home() / "agent")
     name: str = Field(default_factory=socket.gethostname)
     engine_ready_timeout_s: float = 600.0
@@ -38,6 +45,11 @@ class AgentSettings(BaseSettings):
     @property
     def credential_path(self) -> Path:
         return self.home / "credential.json"
+
+    @property
+    def ca_path(self) -> Path:
+        """The control plane's CA, pinned at join (agent/trust.py)."""
+        return self.home / "ca.pem"
 
     @property
     def log_dir(self) -> Path:

@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from hashgrid.cli.loginfile import SavedLogin, same_server
 from hashgrid.cli.output import api_failure, fail, invalid
+from hashgrid.cli.trust import verify_for
 from hashgrid.cli.upfile import UP_FILE, UpFile
 from hashgrid.client import ApiError, HashgridClient
 from hashgrid.common.paths import default_home
@@ -100,7 +101,7 @@ def calling(connection: Connection) -> Iterator[HashgridClient]:
     that breaks its shape ends the command with one line saying what to do, never a
     traceback."""
     server, login = connection.server, connection.login
-    with HashgridClient(server, connection.token) as c:
+    with HashgridClient(server, connection.token, verify=verify_for(server)) as c:
         try:
             yield c
         except ApiError as e:
@@ -110,6 +111,17 @@ def calling(connection: Connection) -> Iterator[HashgridClient]:
             raise api_failure(e) from e
         except ValidationError as e:
             raise invalid(e) from e
+        except httpx.ConnectError as e:
+            if "CERTIFICATE_VERIFY_FAILED" in str(e):
+                raise fail(
+                    f"{server} presents a certificate this CLI does not trust: pass --ca-file "
+                    "(the server's <home>/server/tls/ca.pem), or `hashgrid login --ca-hash "
+                    "sha256:...` to pin its CA"
+                ) from e
+            raise fail(
+                f"cannot reach the control plane at {server} ({type(e).__name__}): is "
+                "`hashgrid up` or `hashgrid server` running? (set HASHGRID_SERVER or --server)"
+            ) from e
         except httpx.TransportError as e:
             raise fail(
                 f"cannot reach the control plane at {server} ({type(e).__name__}): is "
@@ -117,7 +129,7 @@ def calling(connection: Connection) -> Iterator[HashgridClient]:
             ) from e
 
 
-LENT_OPTIONS = {"--server", "--token", "--home"}
+LENT_OPTIONS = {"--server", "--token", "--home", "--ca-file"}
 
 
 def _keep(ctx: Any, param: Any, value: object) -> None:
@@ -126,6 +138,8 @@ def _keep(ctx: Any, param: Any, value: object) -> None:
     (`ctx` and `param` are the types of the click that typer vendors and does not export.)"""
     if value is not None:
         ctx.find_root().params[param.name] = value
+        if param.name == "ca_file":
+            os.environ["HASHGRID_CA_FILE"] = str(value)  # where cli/trust.py reads it
 
 
 class ConnectionOptionsEverywhere(TyperGroup):

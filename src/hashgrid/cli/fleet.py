@@ -7,7 +7,7 @@ import typer
 from hashgrid.cli.access import BudgetOption, RpmOption, TpmOption, describe
 from hashgrid.cli.connection import client
 from hashgrid.cli.output import JsonOption, console, emit_json, gib, table
-from hashgrid.contracts.api.common import Limits
+from hashgrid.contracts.api.common import Limits, ReliabilityOut
 from hashgrid.contracts.api.nodes import DrainRequest, NodeOut
 from hashgrid.contracts.api.organizations import OrganizationCreate
 from hashgrid.contracts.api.sites import JoinTokenCreate, SiteCreate
@@ -89,8 +89,8 @@ def list_sites(ctx: typer.Context, as_json: bool = JsonOption) -> None:
         sites = c.list_sites()
     if as_json:
         return emit_json(sites)
-    rows = [(s.name, s.region, s.country, s.power_mw) for s in sites]
-    table("sites", ["name", "region", "country", "MW"], rows)
+    rows = [(s.name, s.region, s.country, s.power_mw, score_of(s.reliability)) for s in sites]
+    table("sites", ["name", "region", "country", "MW", "score"], rows)
 
 
 @sites_app.command("join-token")
@@ -129,13 +129,14 @@ def list_nodes(ctx: typer.Context, as_json: bool = JsonOption) -> None:
             gib(n.capacity_bytes),
             "-" if n.holdings is None else len(n.holdings),
             n.capacity_class or "-",
+            score_of(n.reliability),
             n.id,
         )
         for n in nodes
     ]
     columns = [
         "name", "site", "status", "admission", "gpus", "cpus", "capacity", "models held", "class",
-        "id",
+        "score", "id",
     ]  # fmt: skip
     table("nodes", columns, rows)
 
@@ -175,6 +176,26 @@ def show_node(ctx: typer.Context, node: str, as_json: bool = JsonOption) -> None
         soft_wrap=True,
     )
     _print_verification(n)
+    _print_reliability(n.reliability)
+
+
+def score_of(r: ReliabilityOut | None) -> str:
+    return "-" if r is None else f"{r.score:.2f}"
+
+
+def _print_reliability(r: ReliabilityOut | None) -> None:
+    """The score and why: each part with the counts behind it."""
+    if r is None:
+        console.print("reliability: not scored yet")
+        return
+    console.print(
+        f"reliability {r.score:.2f} over the last day (higher gets more traffic):\n"
+        f"  uptime     {r.uptime:.2f}\n"
+        f"  success    {r.success:.2f}  ({r.failed} of {r.requests} requests failed)\n"
+        f"  speed      {r.speed:.2f}  ({r.slow} of {r.requests} slow to the first token)\n"
+        f"  agreement  {r.agreement:.2f}  ({r.mismatches} of {r.checks} spot-checks disagreed)",
+        highlight=False,
+    )
 
 
 def _print_verification(n: NodeOut) -> None:

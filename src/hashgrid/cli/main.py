@@ -47,11 +47,20 @@ def root(
     home: Path | None = typer.Option(
         None, "--home", envvar="HASHGRID_HOME", help="State directory (default ~/.hashgrid)."
     ),
+    ca_file: Path | None = typer.Option(
+        None,
+        "--ca-file",
+        envvar="HASHGRID_CA_FILE",
+        help="The control plane's CA (PEM), for an https server (default: the one pinned by "
+        "`login --ca-hash`, else this home's own server's).",
+    ),
 ) -> None:
     """Options here apply to every command, and may also follow its name."""
     if home is not None:
         # Read by every process's settings as their default home (server, gateway, agent).
         os.environ["HASHGRID_HOME"] = str(home)
+    if ca_file is not None:
+        os.environ["HASHGRID_CA_FILE"] = str(ca_file)  # read by cli/trust.py
 
 
 app.command("up")(up.up)

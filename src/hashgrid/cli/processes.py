@@ -23,12 +23,30 @@ def server(
     database_url: str | None = typer.Option(
         None, help="SQLAlchemy URL, e.g. postgresql+asyncpg://... [env: HASHGRID_DATABASE_URL]."
     ),
+    tls: bool = typer.Option(
+        False, "--tls", help="Serve HTTPS on loopback too (beyond loopback it is the default)."
+    ),
+    insecure: bool = typer.Option(
+        False, "--insecure", help="Serve plain HTTP beyond loopback (TLS is required there)."
+    ),
+    tls_host: list[str] = typer.Option(
+        [], "--tls-host", help="A further name or address its certificate holds (repeatable)."
+    ),
 ) -> None:
-    """Run the control plane."""
+    """Run the control plane (HTTPS, as its agents' and gateways' CA, beyond loopback)."""
     from hashgrid.server.main import run
     from hashgrid.server.settings import ServerSettings
 
-    run(ServerSettings(**_given(home=home, host=host, port=port, database_url=database_url)))
+    given = _given(
+        home=home,
+        host=host,
+        port=port,
+        database_url=database_url,
+        tls=tls or None,
+        insecure=insecure or None,
+        tls_hosts=tls_host or None,
+    )
+    run(ServerSettings(**given))
 
 
 def gateway(
@@ -46,7 +64,7 @@ def gateway(
     tunnel_url: str | None = typer.Option(
         None,
         help="The URL nodes dial, as they reach this gateway "
-        "(default: ws://HOST:TUNNEL_PORT/tunnel).",
+        "(default: ws://HOST:TUNNEL_PORT/tunnel, wss:// when its control plane serves TLS).",
     ),
     home: Path | None = typer.Option(None, help="Where the usage spool lives."),
     rtt_table: Path | None = typer.Option(
@@ -65,8 +83,21 @@ def gateway(
         envvar="HASHGRID_GATEWAY_REDIS_URL",
         help="Share rate limits with every gateway on this Redis (redis://host:6379/0).",
     ),
+    ca_hash: str | None = typer.Option(
+        None, help="Hash of the control plane's CA (sha256:...), to trust an https server by."
+    ),
+    ca_file: Path | None = typer.Option(None, help="The control plane's CA certificate (PEM)."),
+    tls: bool = typer.Option(
+        False, "--tls", help="Serve HTTPS on loopback too (beyond loopback it is the default)."
+    ),
+    insecure: bool = typer.Option(
+        False, "--insecure", help="Serve plain HTTP beyond loopback (TLS is required there)."
+    ),
+    tls_host: list[str] = typer.Option(
+        [], "--tls-host", help="A further name or address its certificate holds (repeatable)."
+    ),
 ) -> None:
-    """Run a gateway: the OpenAI-compatible /v1 API."""
+    """Run a gateway: the OpenAI-compatible /v1 API (HTTPS beyond loopback)."""
     from hashgrid.gateway.main import run
     from hashgrid.gateway.settings import GatewaySettings
 
@@ -79,8 +110,19 @@ def gateway(
         rtt_table=rtt_table,
         country=country,
         redis_url=redis,
+        ca_hash=ca_hash,
+        ca_file=ca_file,
+        tls=tls or None,
+        insecure=insecure or None,
+        tls_hosts=tls_host or None,
     )
-    run(GatewaySettings(server_url=server, token=token, **given))
+    from hashgrid.gateway.trust import NoCertificate
+
+    try:
+        run(GatewaySettings(server_url=server, token=token, **given))
+    except NoCertificate as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from e
 
 
 def agent(
@@ -92,6 +134,12 @@ def agent(
         help="One-time site join token; not needed once joined.",
         envvar="HASHGRID_AGENT_JOIN_TOKEN",
     ),
+    ca_hash: str | None = typer.Option(
+        None,
+        help="Hash of the control plane's CA (sha256:...), for an https server; a join token "
+        "from `hashgrid sites join-token` carries it already.",
+    ),
+    ca_file: Path | None = typer.Option(None, help="The control plane's CA certificate (PEM)."),
     name: str | None = typer.Option(None, help="Node name (default: the hostname)."),
     home: Path | None = typer.Option(None, help="Where the credential and logs live."),
     verify: bool = typer.Option(
@@ -106,6 +154,8 @@ def agent(
 
     given = _given(
         join_token=join_token,
+        ca_hash=ca_hash,
+        ca_file=ca_file,
         name=name,
         home=home,
         verify=verify or None,  # unset: HASHGRID_AGENT_VERIFY may still ask

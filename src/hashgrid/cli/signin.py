@@ -12,8 +12,10 @@ import typer
 
 from hashgrid.cli.connection import Connection, calling, client, home_of, resolve, server_url
 from hashgrid.cli.loginfile import SavedLogin
-from hashgrid.cli.output import JsonOption, console, emit_json, table
+from hashgrid.cli.output import JsonOption, console, emit_json, fail, table
+from hashgrid.cli.trust import pin
 from hashgrid.client import ApiError, HashgridClient
+from hashgrid.common.tls import UntrustedCA
 from hashgrid.contracts.api.accounts import MemberRole, SignedIn, SignIn, SignUp, TokenCreate
 from hashgrid.contracts.api.organizations import OrgKind
 
@@ -86,9 +88,20 @@ def login(
     ),
     password_stdin: bool = PasswordStdinOption,
     as_json: bool = SignedInJsonOption,
+    ca_hash: str | None = typer.Option(
+        None,
+        "--ca-hash",
+        help="An https control plane's CA hash (sha256:..., the server prints it): its CA is "
+        "fetched, checked and pinned, and every later command trusts it.",
+    ),
 ) -> None:
     """Sign in: every command then acts as you, in that organization."""
     server = server_url(ctx)
+    if ca_hash is not None:
+        try:
+            pin(server, ca_hash, home_of(ctx))
+        except (UntrustedCA, OSError, ValueError) as e:
+            raise fail(f"cannot trust {server}: {e}") from e
     password = read_password(password_stdin, confirm=False)
     with calling(Connection(server, None)) as c:
         answer = c.log_in(SignIn(email=email, password=password, organization=organization))

@@ -31,6 +31,7 @@ from hashgrid.common.paths import default_home, keep_private, private_dir
 from hashgrid.common.processes import die_with_parent, stop_process
 from hashgrid.common.restarts import Restarts
 from hashgrid.common.secrets import new_secret
+from hashgrid.common.tls import client_context
 from hashgrid.contracts.api.access import Role, TokenCreate
 from hashgrid.contracts.api.deployments import DeploymentCreate
 from hashgrid.contracts.api.keys import KeyCreate
@@ -171,7 +172,10 @@ def up(
     home = (home or ctx.find_root().params.get("home") or default_home()).expanduser().resolve()
     private_dir(home)
     previous = UpFile.load(home)
-    server_url = f"http://127.0.0.1:{server_port}"
+    # The control plane serves HTTPS as the stack's CA even on loopback, so the agent and the
+    # gateway trust it as they would across machines; /v1 stays plain on loopback for curl.
+    server_url = f"https://127.0.0.1:{server_port}"
+    ca_file = home / "server" / "tls" / "ca.pem"
     admin_token = previous.admin_token if previous else new_secret("hg_admin_")
     stack = Stack(home)
     restore = _raise_on_signals()
@@ -181,10 +185,13 @@ def up(
             model_path = (model or _tiny_model(home)).expanduser().resolve()
             stack.start(
                 "server",
-                ["server", "--port", str(server_port)],
+                ["server", "--port", str(server_port), "--tls"],
                 {"HASHGRID_BOOTSTRAP_ADMIN_TOKEN": admin_token},
             )
-            client = HashgridClient(server_url, admin_token)
+            _wait(stack, "the control plane's CA", ca_file.is_file)
+            client = HashgridClient(
+                server_url, admin_token, verify=client_context(ca_file.read_bytes())
+            )
             _wait(stack, "control plane", client.healthy)
 
             status.update("registering the site, the model and a key")
@@ -203,6 +210,8 @@ def up(
                 server_url,
                 "--name",
                 "local-node",
+                "--ca-file",  # on this machine; another node would pin it from its join token
+                str(ca_file),
             ]
             # The agent keeps its credential from the first run, even if the ports changed.
             if not registration.move(home / "agent" / "credential.json", server_url):
@@ -218,6 +227,8 @@ def up(
                     server_url,
                     "--port",
                     str(gateway_port),
+                    "--ca-file",
+                    str(ca_file),
                     "--tunnel-port",
                     str(tunnel_port),
                 ],

@@ -2,6 +2,7 @@
 (built, and so validated, by the caller) and returns the response shapes: the same classes the
 server validates and answers with, without importing the server."""
 
+import ssl
 from typing import Any, TypeVar
 
 import httpx
@@ -71,13 +72,21 @@ class ApiError(Exception):
 
 class HashgridClient:
     def __init__(
-        self, server_url: str, token: str | None, timeout: float = 30.0, page_size: int = 1000
+        self,
+        server_url: str,
+        token: str | None,
+        timeout: float = 30.0,
+        page_size: int = 1000,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         """`page_size`: the items a list call asks for at once (1,000: the most a list answers);
-        list methods follow the pages to the end whatever it is."""
+        list methods follow the pages to the end whatever it is. `verify`: what an https
+        control plane is verified by (its CA's context: common/tls.py)."""
         self._page_size = page_size
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=server_url.rstrip("/"), headers=headers, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=server_url.rstrip("/"), headers=headers, timeout=timeout, verify=verify
+        )
 
     def __enter__(self) -> "HashgridClient":
         return self

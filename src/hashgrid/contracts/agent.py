@@ -77,7 +77,9 @@ class Fingerprint(BaseModel):
 
 class JoinRequest(BaseModel):
     protocol_version: Count32 = PROTOCOL_VERSION
-    join_token: ShortText
+    # Its secret, and (what an agent strips, though a hand-made call may not) the CA hash it
+    # carries: `hg_join_<secret>.<64 hex>`.
+    join_token: Annotated[str, text(200)]
     name: Annotated[str, text(100, min_length=1)]  # the node's, in `String(100)`
     fingerprint: Fingerprint
 

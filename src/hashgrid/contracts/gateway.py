@@ -55,6 +55,15 @@ class RouteReplica(BaseModel):
     # customer's requests go to it first, others' only while that customer has nothing in
     # flight on the model at the gateway (`routing/reservations.py`).
     holder: str | None = None
+    # Its node's site is the platform's own: its answers are the reference spot-checks replay
+    # other replicas' on (`gateway/spotcheck.py`).
+    trusted: bool = False
+    # Its node's reliability over the last day, in [0, 1] (`capacity/score.py`); None: not yet
+    # scored. The router weighs replicas by it.
+    score: float | None = None
+    # Its node's capacity class (`capacity/verdict.py`): two replicas of one deployment on the
+    # same class answer a greedy request token for token, so a spot-check compares them exactly.
+    capacity_class: str | None = None
 
 
 class RouteSite(BaseModel):

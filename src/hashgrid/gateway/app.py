@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from hashgrid.common.body_limit import BodyLimit
 from hashgrid.common.waiting import cancel_all
-from hashgrid.gateway import request_ids
+from hashgrid.gateway import request_ids, trust
 from hashgrid.gateway.access_log import AccessLog
 from hashgrid.gateway.auth import authenticate_current
 from hashgrid.gateway.demand import DemandMeter, DemandReporter
@@ -40,6 +40,7 @@ from hashgrid.gateway.proxy import Proxy
 from hashgrid.gateway.redis_limits import RedisBuckets
 from hashgrid.gateway.settings import GatewaySettings
 from hashgrid.gateway.spend import SpendLedger
+from hashgrid.gateway.spotcheck import SpotChecker, SpotCheckShipper, replay_over
 from hashgrid.gateway.steering import load_latency
 from hashgrid.gateway.tunnel import TunnelHub
 from hashgrid.gateway.upstreams import Upstreams
@@ -65,10 +66,23 @@ def create_app(settings: GatewaySettings) -> Starlette:
         PolicyConfig(eject_s=settings.eject_s, eject_max_s=settings.eject_max_s),
     )
 
+    tls = trust.prepare(settings)  # the CA it trusts, its certificate (gateway/trust.py)
+    control_ssl = tls.control_plane_context()
+    tunnel_ssl = tls.tunnel_server_context()
+    tunnel_url = trust.tunnel_url(settings, tunnel_ssl is not None)
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-        async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+        # The control plane's calls on a session of their own: verified against its CA alone,
+        # while engines and external endpoints keep the default trust.
+        control_connector = aiohttp.TCPConnector(
+            ssl=control_ssl if control_ssl is not None else True
+        )
+        async with (
+            aiohttp.ClientSession(connector=connector, auto_decompress=False) as session,
+            aiohttp.ClientSession(connector=control_connector) as control,
+        ):
             spool = UsageSpool(settings.spool_path)
             adopt_sqlite_spool(
                 settings.home / "usage-spool.db", spool
@@ -76,7 +90,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             tunnels = TunnelHub(lambda: watcher.view.nodes, lambda: watcher.reachability_changed())
             upstreams = Upstreams(session, tunnels)
             watcher = ViewWatcher(
-                session,
+                control,
                 settings.server_url,
                 settings.token,
                 saved=settings.view_path,
@@ -85,7 +99,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             ledger = SpendLedger(wall_ms)
             shipper = UsageShipper(
                 spool,
-                session,
+                control,
                 settings.server_url,
                 settings.token,
                 settings.usage_batch_size,
@@ -111,7 +125,13 @@ def create_app(settings: GatewaySettings) -> Starlette:
             demand = DemandMeter()
             access_log = AccessLog() if settings.access_log else None
             holder["watcher"] = watcher
-            holder["proxy"] = Proxy(
+            checker = SpotChecker(
+                replay_over(upstreams),
+                settings.spot_check_share,
+                threshold=settings.spot_check_threshold,
+                reachable=upstreams.reachable,
+            )
+            holder["proxy"] = the_proxy = Proxy(
                 upstreams,
                 watcher,
                 spool,
@@ -123,20 +143,27 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 demand=demand,
                 cold_start_wait_s=settings.cold_start_wait_s,
             )
+            the_proxy.spot_checks = checker
+            checks = SpotCheckShipper(
+                checker, session, settings.server_url, settings.token, settings.spot_check_flush_s
+            )
             reporter = DemandReporter(
                 demand,
-                session,
+                control,
                 settings.server_url,
                 settings.token,
                 settings.demand_report_s,
-                tunnel_url=settings.advertised_tunnel_url,
+                tunnel_url=tunnel_url,
             )
-            await tunnels.start(settings.host, settings.tunnel_port)
+            # Agents dial the tunnel over TLS whenever the control plane's CA issued this
+            # gateway a certificate, and verify it against that CA (gateway/trust.py).
+            await tunnels.start(settings.host, settings.tunnel_port, tunnel_ssl)
             tasks = [
                 asyncio.create_task(watcher.run(), name="view"),
                 asyncio.create_task(shipper.run(), name="usage"),
                 asyncio.create_task(shipper.sync_forever(), name="usage-fsync"),
                 asyncio.create_task(reporter.run(), name="demand"),
+                asyncio.create_task(checks.run(), name="spot-checks"),
                 asyncio.create_task(_prune_tunnels(watcher, tunnels), name="tunnels"),
             ]
             if access_log is not None:
@@ -161,6 +188,8 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 with suppress(aiohttp.ClientError, TimeoutError):
                     # A last try at shipping; what stays is sent on the next start.
                     await asyncio.wait_for(shipper.ship_once(), 2.0)
+                with suppress(aiohttp.ClientError, TimeoutError):
+                    await asyncio.wait_for(checks.ship_once(), 1.0)  # spot-checks: memory only
                 with suppress(OSError):
                     await asyncio.to_thread(spool.sync)
                 spool.close()
@@ -236,7 +265,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             headers={"x-request-id": reply_id(request)},
         )
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/completions", completions, methods=["POST"]),
@@ -251,6 +280,8 @@ def create_app(settings: GatewaySettings) -> Starlette:
             Middleware(BodyLimit, settings.max_body_bytes, too_large(settings.max_body_bytes))
         ],
     )
+    app.state.tls = tls
+    return app
 
 
 async def _prune_tunnels(watcher: ViewWatcher, tunnels: TunnelHub) -> None:

@@ -10,4 +10,6 @@ from hashgrid.gateway.settings import GatewaySettings
 def run(settings: GatewaySettings) -> None:
     keep_private()
     configure_logging(settings.log_level)
-    serve(create_app(settings), settings.host, settings.port, settings)
+    app = create_app(settings)
+    tls = app.state.tls  # gateway/trust.py: the CA and this gateway's certificate
+    serve(app, settings.host, settings.port, settings, tls.certificate if settings.tls_on else None)

@@ -46,6 +46,7 @@ from hashgrid.gateway.limits import Limiter, Ticket
 from hashgrid.gateway.metering import UsageSpool, cached_count, clamp_text, token_count
 from hashgrid.gateway.normalize import normalize
 from hashgrid.gateway.request_ids import client_request_id, new_request_id
+from hashgrid.gateway.spotcheck import SpotChecker
 from hashgrid.gateway.sse import EventSplitter, event_json
 from hashgrid.gateway.steering import (
     CLIENT_COUNTRY_HEADER,
@@ -154,6 +155,7 @@ class Proxy:
         # (customer, deployment): while not 0, others' requests stay off their replicas.
         self._holders_busy: Counter[tuple[str, str]] = Counter()
         self._freed = asyncio.Event()  # set (and replaced) when a holder's last request ends
+        self.spot_checks: SpotChecker | None = None  # replays some answers (`spotcheck.py`)
 
     async def handle(self, request: Request, endpoint: str) -> Response:
         # The record's id is always the gateway's own: were it the client's, a client that
@@ -244,6 +246,8 @@ class Proxy:
         with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
             x.take_usage(orjson.loads(data).get("usage"))
         self._finish(x)
+        if self.spot_checks is not None and upstream.status < 300:
+            self.spot_checks.consider(routed, x.replica, endpoint, body, data, x.request_id)
         return Response(
             data, status_code=upstream.status, media_type="application/json", headers=headers
         )

@@ -8,6 +8,7 @@ from pydantic_settings import SettingsConfigDict
 from hashgrid.common.connection_limits import ConnectionLimits
 from hashgrid.common.net import outbound_address
 from hashgrid.common.paths import default_home
+from hashgrid.common.tls import is_loopback
 from hashgrid.contracts.tunnel import PATH as TUNNEL_PATH
 from hashgrid.routing import country_code
 
@@ -19,6 +20,14 @@ class GatewaySettings(ConnectionLimits):
     token: str  # a gateway (or admin) token for the control plane
     host: str = "127.0.0.1"
     port: int = 7080
+    # TLS: /v1 serves HTTPS whenever the gateway listens beyond loopback, unless `insecure`;
+    # on loopback only when `tls` is set. Its certificate comes from the control plane's CA
+    # (gateway/trust.py), which it trusts by `ca_file`, or by `ca_hash` (then pinned).
+    tls: bool = False
+    insecure: bool = False
+    tls_hosts: list[str] = Field(default_factory=list)  # names its certificate holds besides
+    ca_hash: str | None = None
+    ca_file: Path | None = None
     # Where nodes dial this gateway (`gateway/tunnel.py`): its tunnel listener, on `host`.
     tunnel_port: int = 7082
     # The URL nodes dial, as they reach this gateway (behind a load balancer or NAT: its public
@@ -63,6 +72,12 @@ class GatewaySettings(ConnectionLimits):
     # How long a budget reservation holds at most: a request answered for longer (a very long
     # stream) lets its reservation lapse; a gateway that dies holds none for longer than this.
     budget_hold_s: float = Field(900.0, gt=0)
+    # Spot-checks (gateway/spotcheck.py): the share of greedy answers from untrusted nodes
+    # replayed on a trusted replica, the statistical agreement a replay on other hardware must
+    # reach, and how often results go to the control plane.
+    spot_check_share: float = Field(0.01, ge=0.0, le=1.0)
+    spot_check_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    spot_check_flush_s: float = Field(2.0, gt=0)
     log_level: str = "info"
     # One info line per request (model, replica, status, ttft, tokens), like an access log;
     # false drops it (usage records still hold every request).
@@ -77,6 +92,19 @@ class GatewaySettings(ConnectionLimits):
         if code is None:
             raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
         return code
+
+    @property
+    def tls_on(self) -> bool:
+        return self.tls or (not is_loopback(self.host) and not self.insecure)
+
+    @property
+    def ca_path(self) -> Path:
+        """The control plane's CA, pinned (gateway/trust.py)."""
+        return self.home / "ca.pem"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.home / "tls"
 
     @property
     def advertised_tunnel_url(self) -> str:

@@ -47,6 +47,8 @@ def site_infos(sites: Iterable[RouteSite]) -> dict[str, SiteInfo]:
 def candidates(routed: RoutedModel, in_flight: Counter[str]) -> list[Candidate]:
     """The model's ready replicas with their load: this gateway's count and the engine's own."""
     return [
-        Candidate(r.replica_id, r.site, in_flight[r.replica_id], r.running, r.waiting, r.holder)
+        Candidate(
+            r.replica_id, r.site, in_flight[r.replica_id], r.running, r.waiting, r.holder, r.score
+        )
         for r in routed.replicas
     ]

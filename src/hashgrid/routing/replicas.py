@@ -1,5 +1,6 @@
 """Choosing a replica among candidates: by load, with prefix affinity under a load bound."""
 
+import math
 from collections.abc import Sequence, Set
 from dataclasses import dataclass
 
@@ -36,6 +37,12 @@ class Candidate:
     running: int | None = None  # the engine's own figures, None when unknown or stale
     waiting: int | None = None
     holder: str | None = None  # the customer a compute contract reserves it for
+    score: float | None = None  # its node's reliability in [0, 1]; None: not scored, as 1
+
+    @property
+    def weight(self) -> float:
+        """Its share of traffic relative to a fully reliable replica (`reliability_weight`)."""
+        return reliability_weight(self.score)
 
     @property
     def load(self) -> int:
@@ -43,6 +50,18 @@ class Candidate:
         reported. Not their sum: the engine's figure already holds the caller's requests of a
         few seconds ago, and holds other gateways' too, which the caller cannot count."""
         return max(self.in_flight, (self.running or 0) + (self.waiting or 0))
+
+
+# The least weight a scored replica keeps: one that scored 0 still gets a probe's share when
+# the others are busy, so a recovered node can earn its score back.
+MIN_WEIGHT = 0.05
+
+
+def reliability_weight(score: float | None) -> float:
+    """How much traffic a replica of reliability `score` takes against one of score 1."""
+    if score is None:
+        return 1.0
+    return min(1.0, max(MIN_WEIGHT, score))
 
 
 def load_bound(candidates: Sequence[Candidate], epsilon: float) -> float:
@@ -62,11 +81,25 @@ def choose_bounded(candidates: Sequence[Candidate], key: bytes, epsilon: float) 
     """
     bound = load_bound(candidates, epsilon)
     within = [c for c in candidates if c.load <= bound]
-    return max(within, key=lambda c: (rendezvous_weight(key, c.replica_id), c.replica_id))
+    if all(c.score is None for c in within):  # the common case: plain rendezvous order
+        return max(within, key=lambda c: (rendezvous_weight(key, c.replica_id), c.replica_id))
+    # Weighted rendezvous hashing (Schindelhauer and Schomaker): -w / ln(u), u uniform in (0, 1),
+    # gives each replica a share of the prefixes in proportion to its reliability weight.
+    return max(
+        within,
+        key=lambda c: (
+            -c.weight / math.log((rendezvous_weight(key, c.replica_id) + 1) / (2**64 + 1)),
+            c.replica_id,
+        ),
+    )
 
 
 def choose_least_loaded(candidates: Sequence[Candidate], turn: int) -> Candidate:
-    """The least loaded candidate; ties rotate by `turn` in replica id order."""
-    least = min(c.load for c in candidates)
-    tied = sorted((c for c in candidates if c.load == least), key=lambda c: c.replica_id)
+    """The candidate least loaded for its reliability: `(load + 1) / weight`, so a replica of
+    weight 1/2 takes a request when it has half the others' load (plus one); equal scores
+    leave it the least loaded. Ties rotate by `turn` in replica id order."""
+    least = min((c.load + 1) / c.weight for c in candidates)
+    tied = sorted(
+        (c for c in candidates if (c.load + 1) / c.weight == least), key=lambda c: c.replica_id
+    )
     return tied[turn % len(tied)]

@@ -66,6 +66,9 @@ from hashgrid.scheduler.snapshot import (
 )
 
 STALE = -1  # in place of a rating: sorts before every rating at its level
+# A node scoring below this (`capacity/score.py`) takes firm and reserved replicas only when
+# no node scoring at least this fits them: those are the replicas customers count on.
+RELIABLE = 0.8
 
 # (regions, gpu type, may use CPU nodes, tensor parallel size, tier where tiers differ): pools
 # grouped by site.
@@ -90,6 +93,10 @@ class _Planner:
         views = sorted(snapshot.nodes, key=lambda n: n.id)
         self.nodes = [NodeState(i, n, site_index.get(n.site, -1)) for i, n in enumerate(views)]
         self.by_id = {n.view.id: n for n in self.nodes}
+        # Ranks of nodes scored below RELIABLE: firm and reserved replicas go elsewhere first.
+        self.unreliable = {
+            n.rank for n in self.nodes if n.view.score is not None and n.view.score < RELIABLE
+        }
         self.deployments = {d.id: d for d in snapshot.deployments}
         # What a reserved replica is held to: its deployment, firm, in its contract's regions.
         self.reserved_views = {
@@ -341,7 +348,34 @@ class _Planner:
         contract_id: str | None = None,
     ) -> int:
         """Place up to `missing` replicas of `d` (for `contract_id`, if given), saying why the
-        rest wait; how many were placed."""
+        rest wait; how many were placed.
+
+        Firm and reserved replicas go to reliable nodes (score at least `RELIABLE`) while one
+        fits, and to the others only for the rest."""
+        placed = 0
+        if d.tier == Tier.FIRM and self.unreliable:
+            cooling_or_shunned = {d.id: cooling.get(d.id, set()) | self.unreliable}
+            placed = self._place_some_among(
+                d, missing, kept, cooling_or_shunned, warm, None, contract_id
+            )
+        return placed + self._place_some_among(
+            d, missing - placed, kept, cooling, warm, reasons, contract_id
+        )
+
+    def _place_some_among(
+        self,
+        d: DeploymentView,
+        missing: int,
+        kept: dict[str, list[ReplicaView]],
+        cooling: dict[str, set[int]],
+        warm: dict[str, dict[int, list[NodeState]]],
+        reasons: Reasons | None,
+        contract_id: str | None,
+    ) -> int:
+        """`_place_some` avoiding the nodes `cooling` names for `d`; a pass without `reasons`
+        records nothing unplaced (a later pass places the rest)."""
+        if missing <= 0:
+            return 0
         signature, site_pools = self._site_pools(d)
         avoid = frozenset(cooling.get(d.id, ()))
         nodes = [self.by_id[r.node_id] for r in kept[d.id]] + self.placed_on[d.id]
@@ -357,7 +391,7 @@ class _Planner:
             None if avoid else self.memo.setdefault((signature, d.gpu_memory_bytes), {}),
         )
         placed = self._place(ask, missing, contract_id)
-        if placed < missing:
+        if placed < missing and reasons is not None:
             why = reasons.why(d, [p for _, pools in site_pools for p in pools])
             self.result.unplaced.append(Unplaced(d.id, missing - placed, why, contract_id))
         return placed

@@ -54,6 +54,7 @@ class NodeView:
     # False (pending, refused, quarantined: `NodeAdmission`): takes no customer traffic, so its
     # replicas must go elsewhere and waking it helps nothing.
     admitted: bool = True
+    score: float | None = None  # reliability in [0, 1] (`capacity/score.py`); None: unscored
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,8 @@ from hashgrid.server.metrics import ServerMetrics
 from hashgrid.server.nodes.liveness import HearingMiddleware, Liveness
 from hashgrid.server.nodes.router import router as nodes_router
 from hashgrid.server.organizations.router import router as organizations_router
+from hashgrid.server.pki import service as pki
+from hashgrid.server.pki.router import router as pki_router
 from hashgrid.server.policy import authorize, check_every_route_has_a_rule
 from hashgrid.server.power.router import router as power_router
 from hashgrid.server.power.service import curtailment_leads
@@ -44,6 +46,7 @@ from hashgrid.server.reconcile.liveness import LivenessReconciler
 from hashgrid.server.reconcile.placement import PlacementReconciler
 from hashgrid.server.reconcile.power import PowerReconciler
 from hashgrid.server.reconcile.runner import start_all
+from hashgrid.server.reconcile.scores import ScoreReconciler
 from hashgrid.server.settings import ServerSettings
 from hashgrid.server.sites.router import router as sites_router
 from hashgrid.server.state import ServerState
@@ -69,6 +72,7 @@ ROUTERS = (
     billing_router,
     agents_router,
     feed_router,
+    pki_router,
 )
 
 
@@ -132,6 +136,15 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                     settings.endpoint_probe_interval_s,
                 ),
                 (
+                    ScoreReconciler(
+                        sessions,
+                        state.changes,
+                        settings.score_interval_s,
+                        settings.score_window_s,
+                    ),
+                    settings.score_interval_s,
+                ),
+                (
                     ContractHours(
                         sessions, state.changes, timedelta(seconds=settings.contract_lead_s)
                     ),
@@ -158,6 +171,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         # Every route's caller is checked against server/policy.py before its handler runs.
         dependencies=[Depends(authorize)],
     )
+    app.state.ca = pki.authority(settings)  # None without TLS
     install_error_handlers(app)
     too_large = f"The request body is larger than {settings.max_body_bytes} bytes, the limit."
     app.add_middleware(

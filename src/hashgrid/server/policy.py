@@ -144,6 +144,10 @@ RULES: dict[tuple[str, str], frozenset[CallerRole]] = {
     ("GET", f"{API}/gateway/view"): GATEWAYS,
     ("POST", f"{API}/gateway/usage"): GATEWAYS,
     ("POST", f"{API}/gateway/demand"): GATEWAYS,
+    ("POST", f"{API}/gateway/spot-checks"): GATEWAYS,
+    ("POST", f"{API}/gateway/certificate"): GATEWAYS,  # a certificate for its listeners
+    # the control plane's CA certificate: public, trusted only by its hash (common/tls.py)
+    ("GET", f"{API}/ca"): ANYONE,
 }
 
 

@@ -8,6 +8,7 @@ from pydantic_settings import SettingsConfigDict
 
 from hashgrid.common.connection_limits import ConnectionLimits
 from hashgrid.common.paths import default_home
+from hashgrid.common.tls import is_loopback
 
 
 class ServerSettings(ConnectionLimits):
@@ -17,6 +18,14 @@ class ServerSettings(ConnectionLimits):
     database_url: str | None = None  # default: SQLite at <home>/server/hashgrid.db
     host: str = "127.0.0.1"
     port: int = 7081
+    # TLS (common/tls.py): on whenever the server listens beyond loopback, unless `insecure`
+    # says otherwise; on loopback only when `tls` is set. The control plane is then the CA of
+    # its agents and gateways (its key and certificates under <home>/server/tls).
+    tls: bool = False
+    insecure: bool = False
+    # Names and addresses the server's certificate holds besides its own (a public DNS name, a
+    # load balancer's address): what agents and gateways put in --server.
+    tls_hosts: list[str] = Field(default_factory=list)
     # Used only when no admin token exists yet; otherwise a fresh one is made and printed.
     bootstrap_admin_token: str | None = None
     heartbeat_interval_s: float = 2.0
@@ -48,6 +57,13 @@ class ServerSettings(ConnectionLimits):
     contract_sample_s: float = Field(10.0, gt=0)
     contract_lead_s: float = Field(600.0, ge=0)
     long_poll_max_s: float = 30.0
+    # Spot-checks (reliability/service.py): a node with `quarantine_mismatches` failed checks
+    # among its last `quarantine_window` is quarantined. Reliability scores are computed every
+    # score_interval_s over the last score_window_s.
+    quarantine_mismatches: int = Field(3, ge=1)
+    quarantine_window: int = Field(10, ge=1)
+    score_interval_s: float = Field(60.0, gt=0)
+    score_window_s: float = Field(24 * 3600.0, gt=0)
     # Last month's invoices are issued this long after it ends (the gateways' spools drained),
     # checked every invoice_interval_s; None: only by hand (reconcile/invoicing.py).
     invoice_grace_s: float | None = Field(3600.0, ge=0)
@@ -69,6 +85,14 @@ class ServerSettings(ConnectionLimits):
     @property
     def server_dir(self) -> Path:
         return self.home / "server"
+
+    @property
+    def tls_on(self) -> bool:
+        return self.tls or (not is_loopback(self.host) and not self.insecure)
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.server_dir / "tls"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -70,3 +70,20 @@ class Limits(BaseModel):
         None, ge=1, le=2_000_000_000, description="Tokens (prompt + completion) per minute"
     )
     monthly_budget_usd: BudgetUsd | None = Field(None, description="USD per calendar month (UTC)")
+
+
+class ReliabilityOut(BaseModel):
+    """A node's or a site's reliability over the last day (`capacity/score.py`): the score, in
+    [0, 1], is uptime x success x agreement x (1 + speed) / 2; the counts say why."""
+
+    score: float
+    uptime: float  # share of the window it was ready
+    success: float  # requests answered without a 5xx (with a prior of good ones)
+    speed: float  # requests whose first token came within its class's expectation
+    agreement: float  # spot-checks of its answers passed
+    requests: int = 0
+    failed: int = 0
+    slow: int = 0
+    checks: int = 0
+    mismatches: int = 0
+    computed_at: datetime | None = None

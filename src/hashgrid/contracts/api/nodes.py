@@ -3,6 +3,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from hashgrid.contracts.agent import Fingerprint, Holding, Verification
+from hashgrid.contracts.api.common import ReliabilityOut
 from hashgrid.contracts.states import NodeAdmission, NodePower, NodeStatus
 
 
@@ -28,6 +29,8 @@ class NodeOut(BaseModel):
     # a refusal rests on, the spot-checks a quarantine rests on).
     admission: NodeAdmission = NodeAdmission.PENDING
     admission_reason: str | None = None
+    # Its reliability over the last day, with the parts behind it; None until first scored.
+    reliability: ReliabilityOut | None = None
 
 
 class DrainRequest(BaseModel):

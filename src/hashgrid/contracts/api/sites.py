@@ -3,7 +3,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from hashgrid.contracts.api.common import Name, Out
+from hashgrid.contracts.api.common import Name, Out, ReliabilityOut
 from hashgrid.contracts.bounds import NO_NUL
 
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
@@ -32,6 +32,8 @@ class SiteOut(Out):
     country: str
     power_mw: float
     created_at: datetime
+    # Its nodes' reliability over the last day, counted together; None until first scored.
+    reliability: ReliabilityOut | None = None
 
 
 class JoinTokenCreate(BaseModel):

@@ -9,6 +9,7 @@ from fastapi import Request
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hashgrid.common.tls import split_join_token
 from hashgrid.contracts.agent import (
     Assignment,
     Assignments,
@@ -241,7 +242,8 @@ async def join(
 ) -> JoinResponse:
     """Spend the join token and create the node in one transaction: a bad token creates nothing."""
     node_id = nodes.fresh_node_id()
-    site = await sites.consume_join_token(session, body.join_token, node_id)
+    secret, _ = split_join_token(body.join_token)  # the CA hash it may carry is the agent's
+    site = await sites.consume_join_token(session, secret, node_id)
     node, credential = await nodes.add(session, node_id, site, body.name, body.fingerprint)
     await session.commit()
     if known is not None:

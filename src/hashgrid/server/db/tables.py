@@ -13,6 +13,7 @@ from hashgrid.server.nodes.tables import Node
 from hashgrid.server.organizations.tables import Organization
 from hashgrid.server.power.tables import Curtailment, PlannedInterval, SitePower
 from hashgrid.server.prices.tables import DiscountRow, PriceRow
+from hashgrid.server.reliability.tables import ReliabilityScore, SpotCheckRow
 from hashgrid.server.sites.tables import JoinToken, Site
 from hashgrid.server.usage.tables import RejectedUsageRow, UsageRecordRow
 
@@ -40,9 +41,11 @@ __all__ = [
     "PlannedInterval",
     "PriceRow",
     "RejectedUsageRow",
+    "ReliabilityScore",
     "Replica",
     "Site",
     "SitePower",
+    "SpotCheckRow",
     "UsageRecordRow",
     "User",
 ]

@@ -1,9 +1,11 @@
 from fastapi import APIRouter, Request
 
 from hashgrid.contracts.gateway import DemandReport, GatewayView, UsageAck, UsageBatch
+from hashgrid.contracts.spotchecks import SpotCheckAck, SpotCheckBatch
 from hashgrid.server.feed import service
 from hashgrid.server.params import After, Wait
 from hashgrid.server.policy import Caller
+from hashgrid.server.reliability import service as reliability
 from hashgrid.server.state import Session, State
 from hashgrid.server.usage import service as usage
 
@@ -42,3 +44,16 @@ async def post_demand(body: DemandReport, state: State, caller: Caller) -> None:
     """A gateway's requests in flight and held per deployment: what the autoscaler reads.
     Kept in memory; it replaces the gateway's report before."""
     state.demand.record(body)
+
+
+@router.post("/spot-checks")
+async def post_spot_checks(
+    body: SpotCheckBatch, session: Session, state: State, gateway: Caller
+) -> SpotCheckAck:
+    """Store spot-check results (each once by its `check_id`); a node whose latest checks
+    fail too often is quarantined (docs/gateway.md, "Spot-checks")."""
+    settings = state.settings
+    rule = reliability.QuarantineRule(settings.quarantine_mismatches, settings.quarantine_window)
+    return await reliability.store_checks(
+        session, body.results, gateway.credential_id, rule, state.changes
+    )

@@ -42,8 +42,10 @@ from hashgrid.server.deployments.loads import ReplicaLoads
 from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.keys.tables import ApiKey
 from hashgrid.server.nodes.tables import Node
+from hashgrid.server.organizations.service import PLATFORM_OPERATOR
 from hashgrid.server.organizations.tables import Organization
 from hashgrid.server.prices import service as prices
+from hashgrid.server.reliability.tables import ReliabilityScore
 from hashgrid.server.sites.tables import Site
 from hashgrid.server.state import ServerState
 from hashgrid.server.usage.spend import Spend
@@ -115,10 +117,13 @@ def with_loads(view: GatewayView, loads: ReplicaLoads) -> GatewayView:
 
 
 async def view(session: AsyncSession, revision: int) -> GatewayView:
+    score = ReliabilityScore
     ready = await session.execute(
-        select(Replica, Node, Site, ComputeContract.customer_id)
+        select(Replica, Node, Site, ComputeContract.customer_id, Organization.name, score.score)
         .join(Node, Replica.node_id == Node.id)
         .join(Site, Node.site_id == Site.id)
+        .join(Organization, Site.operator_id == Organization.id)
+        .outerjoin(score, (score.kind == "node") & (score.subject_id == Node.id))
         # A replica placed for a contract is reserved for its customer while it is in force.
         .outerjoin(
             ComputeContract,
@@ -133,7 +138,7 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
     )
     by_deployment: dict[str, list[RouteReplica]] = defaultdict(list)
     sites: dict[str, RouteSite] = {}
-    for replica, node, site, holder in ready:
+    for replica, node, site, holder, operator, node_score in ready:
         sites.setdefault(site.name, route_site(site))
         assert replica.endpoint is not None
         by_deployment[replica.deployment_id].append(
@@ -145,6 +150,9 @@ async def view(session: AsyncSession, revision: int) -> GatewayView:
                 region=site.region,
                 holder=holder,
                 via="tunnel",
+                trusted=operator == PLATFORM_OPERATOR,
+                score=node_score,
+                capacity_class=node.capacity_class,
             )
         )
     deployments = (

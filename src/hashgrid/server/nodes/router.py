@@ -9,6 +9,7 @@ from hashgrid.server.auth import node_credentials
 from hashgrid.server.nodes import admission, scheduling, service
 from hashgrid.server.params import PathName, filter_by
 from hashgrid.server.policy import Caller
+from hashgrid.server.reliability import service as reliability
 from hashgrid.server.state import Session, State
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
@@ -25,13 +26,18 @@ async def list_nodes(
     """The nodes, by name."""
     found = await service.list_visible(session, caller.scope, page.cursor, page.limit, site, status)
     page.link(found.next_cursor)
-    return [service.to_out(n, s) for n, s in found.items]
+    scores = await reliability.scores(session, reliability.NODE, (n.id for n, _ in found.items))
+    return [
+        service.to_out(n, s, reliability.reliability_out(scores.get(n.id))) for n, s in found.items
+    ]
 
 
 @router.get("/{node}")
 async def get_node(node: PathName, session: Session, caller: Caller) -> NodeOut:
-    """A node by id or name."""
-    return service.to_out(*await service.get(session, node, caller.scope))
+    """A node by id or name, with its reliability score and the parts behind it."""
+    row, site = await service.get(session, node, caller.scope)
+    scores = await reliability.scores(session, reliability.NODE, [row.id])
+    return service.to_out(row, site, reliability.reliability_out(scores.get(row.id)))
 
 
 @router.post("/{node}/cordon")

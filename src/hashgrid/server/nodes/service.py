@@ -15,6 +15,7 @@ from hashgrid.contracts.agent import (
     Verification,
     VerificationReport,
 )
+from hashgrid.contracts.api.common import ReliabilityOut
 from hashgrid.contracts.api.nodes import NodeOut
 from hashgrid.contracts.states import (
     ACTIVE_REPLICA,
@@ -236,7 +237,7 @@ async def get(
     return node, site
 
 
-def to_out(node: Node, site: Site) -> NodeOut:
+def to_out(node: Node, site: Site, reliability: ReliabilityOut | None = None) -> NodeOut:
     return NodeOut(
         id=node.id,
         name=node.name,
@@ -259,6 +260,7 @@ def to_out(node: Node, site: Site) -> NodeOut:
         ),
         admission=NodeAdmission(node.admission),
         admission_reason=node.admission_reason,
+        reliability=reliability,
     )
 
 

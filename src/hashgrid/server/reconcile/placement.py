@@ -40,6 +40,7 @@ from hashgrid.server.deployments.tables import Deployment, Replica
 from hashgrid.server.nodes.service import stored_gpus
 from hashgrid.server.nodes.tables import Node
 from hashgrid.server.power import standby
+from hashgrid.server.reliability import service as reliability
 from hashgrid.server.sites.tables import Site
 
 AGE_OUT_EVERY_S = 3600.0
@@ -105,6 +106,7 @@ class PlacementReconciler:
     async def _snapshot(self, session: AsyncSession) -> tuple[Snapshot, dict[str, "_Spec"]]:
         sites = (await session.scalars(select(Site))).all()
         nodes = (await session.scalars(select(Node))).all()
+        scores = await reliability.scores(session, reliability.NODE, (n.id for n in nodes))
         # The inner join leaves out external deployments (no catalog model): nothing to place.
         deployments = (
             await session.execute(
@@ -129,7 +131,9 @@ class PlacementReconciler:
         snapshot = Snapshot(
             # Curtailments set the stored state (server/power/): flex leaves a curtailed site.
             sites=tuple(SiteView(s.id, s.region, PowerState(s.power_state)) for s in sites),
-            nodes=tuple(node_view(n) for n in nodes),
+            nodes=tuple(
+                node_view(n, scores[n.id].score if n.id in scores else None) for n in nodes
+            ),
             deployments=tuple(
                 deployment_view(d, m, specs[d.id].memory_bytes, reserved.get(d.id, ()))
                 for d, m in deployments
@@ -225,8 +229,9 @@ class _Spec:
     engine: str
 
 
-def node_view(node: Node) -> NodeView:
-    """A node as the scheduler sees it, from its stored fingerprint and holdings."""
+def node_view(node: Node, score: float | None = None) -> NodeView:
+    """A node as the scheduler sees it, from its stored fingerprint and holdings, with its
+    reliability `score` as last computed (`reconcile/scores.py`)."""
     fingerprint: Any = node.fingerprint if isinstance(node.fingerprint, dict) else {}
     ram = fingerprint.get("memory_total_bytes")
     return NodeView(
@@ -243,6 +248,7 @@ def node_view(node: Node) -> NodeView:
         cordoned=node.cordoned,
         holds=holdings_of(node.holdings),
         admitted=node.admission == NodeAdmission.ADMITTED,
+        score=score,
     )
 
 
