@@ -127,6 +127,9 @@ def test_a_node_behind_nat_serves_the_openai_client_through_its_tunnel(
             lambda: _routable(site, ca_file), 120, "the node's replica routable at the gateway"
         )
         assert "wss://" in agent_log.read_text(), "the tunnel is TLS"
+        # It served only once its benchmark passed verification.
+        (node,) = json.loads(hashgrid("nodes", "list", "--json"))
+        assert node["admission"] == "admitted", node
 
         answered = json.loads(python(site.public, CLIENT, f"{GATEWAY}/v1", key, str(ca_file)))
         assert answered["chat_tokens"] == 4
