@@ -25,10 +25,10 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
@@ -37,6 +37,8 @@ import structlog
 from hashgrid.common.backoff import Backoff
 from hashgrid.common.paths import write_atomic
 from hashgrid.contracts import sources
+
+T = TypeVar("T")
 
 log = structlog.get_logger("hashgrid.agent.store")
 
@@ -226,7 +228,10 @@ class ModelStore:
             cache = self._partial / f"{key}.hub"
             patterns = list(files) or None
             listing = await self._with_retries(
-                source, lambda: _snapshot(hf, cache, patterns, self._hf_endpoint, dry_run=True)
+                source,
+                lambda: asyncio.to_thread(
+                    _snapshot, hf, cache, patterns, self._hf_endpoint, dry_run=True
+                ),
             )
             total = sum(size for size in listing.sizes if size is not None)
             if total > self._max_bytes:
@@ -237,7 +242,10 @@ class ModelStore:
             watch = asyncio.create_task(_report_progress(cache, total, progress))
             try:
                 folder = await self._with_retries(
-                    source, lambda: _snapshot(hf, cache, patterns, self._hf_endpoint, dry_run=False)
+                    source,
+                    lambda: asyncio.to_thread(
+                        _snapshot, hf, cache, patterns, self._hf_endpoint, dry_run=False
+                    ),
                 )
             finally:
                 watch.cancel()
@@ -246,12 +254,13 @@ class ModelStore:
                 progress(total, total)
             return self._commit_repository(key, source, cache, folder.path, listing.commit)
 
-    async def _with_retries(self, source: str, call: Callable[[], "_Snapshot"]) -> "_Snapshot":
-        """`call` in a thread, again after a network failure or a hub error worth retrying."""
+    async def _with_retries(self, source: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """`attempt`, again after a network failure or a hub error worth retrying, up to the
+        store's attempts."""
         backoff = Backoff(base=self._backoff_base_s)
         while True:
             try:
-                return await asyncio.to_thread(call)
+                return await attempt()
             except _Transient as exc:
                 if backoff.attempts + 1 >= self._attempts:
                     raise DownloadFailed(
@@ -299,23 +308,12 @@ class ModelStore:
         """Fill `partial/<key>.part` with the whole file, resuming what is already there."""
         part = _Part(self._partial / f"{key}.part")
         await asyncio.to_thread(part.load)
-        backoff = Backoff(base=self._backoff_base_s)
         log.info("downloading model", source=source, url=remote.url, resume_from=part.size)
         async with aiohttp.ClientSession(timeout=TIMEOUT, auto_decompress=False) as session:
-            while True:
-                try:
-                    await self._attempt(session, source, remote, part, size_bytes, progress)
-                    return part
-                except _Transient as exc:
-                    if backoff.attempts + 1 >= self._attempts:
-                        raise DownloadFailed(
-                            f"{source}: gave up after {self._attempts} attempts: {exc}"
-                        ) from exc
-                    delay = backoff.next_delay()
-                    log.warning(
-                        "download interrupted", source=source, error=str(exc), retry_s=delay
-                    )
-                    await asyncio.sleep(delay)
+            await self._with_retries(
+                source, lambda: self._attempt(session, source, remote, part, size_bytes, progress)
+            )
+        return part
 
     async def _attempt(
         self,
