@@ -21,6 +21,7 @@ import structlog
 from hashgrid.common.backoff import Backoff
 from hashgrid.common.waiting import cancel_all, sleep_unless
 from hashgrid.contracts.tunnel import (
+    HEARTBEAT_S,
     MAX_FRAME_BYTES,
     BadFrame,
     Kind,
@@ -32,7 +33,6 @@ from hashgrid.contracts.tunnel import (
 
 log = structlog.get_logger("hashgrid.agent.tunnel")
 
-HEARTBEAT_S = 15.0  # as the gateway's: either side finds a silently dropped tunnel
 DIAL_TIMEOUT_S = 10.0
 JSON_HEADERS = {"content-type": "application/json"}
 ENGINE_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=600.0)

@@ -16,6 +16,18 @@ def _given(**options: Any) -> dict[str, Any]:
     return {k: v for k, v in options.items() if v is not None}
 
 
+# How the server and the gateway serve HTTPS: the same three options on both.
+TlsOption = typer.Option(
+    False, "--tls", help="Serve HTTPS on loopback too (beyond loopback it is the default)."
+)
+InsecureOption = typer.Option(
+    False, "--insecure", help="Serve plain HTTP beyond loopback (TLS is required there)."
+)
+TlsHostOption = typer.Option(
+    [], "--tls-host", help="A further name or address its certificate holds (repeatable)."
+)
+
+
 def server(
     home: Path | None = typer.Option(None, help="State directory [env: HASHGRID_HOME]."),
     host: str | None = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
@@ -23,15 +35,9 @@ def server(
     database_url: str | None = typer.Option(
         None, help="SQLAlchemy URL, e.g. postgresql+asyncpg://... [env: HASHGRID_DATABASE_URL]."
     ),
-    tls: bool = typer.Option(
-        False, "--tls", help="Serve HTTPS on loopback too (beyond loopback it is the default)."
-    ),
-    insecure: bool = typer.Option(
-        False, "--insecure", help="Serve plain HTTP beyond loopback (TLS is required there)."
-    ),
-    tls_host: list[str] = typer.Option(
-        [], "--tls-host", help="A further name or address its certificate holds (repeatable)."
-    ),
+    tls: bool = TlsOption,
+    insecure: bool = InsecureOption,
+    tls_host: list[str] = TlsHostOption,
 ) -> None:
     """Run the control plane (HTTPS, as its agents' and gateways' CA, beyond loopback)."""
     from hashgrid.server.main import run
@@ -87,15 +93,9 @@ def gateway(
         None, help="Hash of the control plane's CA (sha256:...), to trust an https server by."
     ),
     ca_file: Path | None = typer.Option(None, help="The control plane's CA certificate (PEM)."),
-    tls: bool = typer.Option(
-        False, "--tls", help="Serve HTTPS on loopback too (beyond loopback it is the default)."
-    ),
-    insecure: bool = typer.Option(
-        False, "--insecure", help="Serve plain HTTP beyond loopback (TLS is required there)."
-    ),
-    tls_host: list[str] = typer.Option(
-        [], "--tls-host", help="A further name or address its certificate holds (repeatable)."
-    ),
+    tls: bool = TlsOption,
+    insecure: bool = InsecureOption,
+    tls_host: list[str] = TlsHostOption,
 ) -> None:
     """Run a gateway: the OpenAI-compatible /v1 API (HTTPS beyond loopback)."""
     from hashgrid.gateway.main import run

@@ -35,6 +35,9 @@ import orjson
 PATH = "/tunnel"
 HEADER = struct.Struct("!IB")
 _LENGTH = struct.Struct("!I")
+# How often either side pings an idle tunnel: a connection a NAT silently dropped is found
+# within about twice this, and the ping keeps the NAT's mapping alive meanwhile.
+HEARTBEAT_S = 15.0
 # The largest frame either side accepts: a request body (the gateway bounds bodies far lower)
 # with its head.
 MAX_FRAME_BYTES = 64 * 2**20

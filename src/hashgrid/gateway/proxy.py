@@ -62,7 +62,6 @@ log = structlog.get_logger("hashgrid.gateway")
 
 # Answers that mean "this replica cannot take it now", worth another replica before any byte.
 RETRYABLE_STATUS = frozenset({502, 503, 504})
-JSON_HEADERS = {"content-type": "application/json"}
 
 
 @dataclass

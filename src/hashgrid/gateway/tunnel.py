@@ -25,6 +25,7 @@ from aiohttp import web
 
 from hashgrid.common.secrets import hash_secret
 from hashgrid.contracts.tunnel import (
+    HEARTBEAT_S,
     MAX_FRAME_BYTES,
     PATH,
     BadFrame,
@@ -36,10 +37,6 @@ from hashgrid.contracts.tunnel import (
 )
 
 log = structlog.get_logger("hashgrid.gateway.tunnel")
-
-# How often either side pings an idle tunnel: a connection a NAT silently dropped is found
-# within about twice this, and the ping keeps the NAT's mapping alive meanwhile.
-HEARTBEAT_S = 15.0
 
 
 class TunnelClosed(aiohttp.ClientConnectionError):
